@@ -1,0 +1,1 @@
+"""HappyHouse desktop side (convert). Imports TensorFlow lazily, inside functions."""

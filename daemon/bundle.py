@@ -1,0 +1,207 @@
+"""Model bundles: ``model.tflite`` + ``model.json`` (+ ``golden.npz``).
+
+The bundle carries everything the door needs and nothing it must guess: the
+preprocessing contract, quantization, labels, threshold, provenance and the
+sha256 of the ``.tflite``. Golden vectors (prepared inputs and the raw int8
+outputs the converter saw) let the device prove, before it arms, that its
+runtime and preprocessing reproduce the desktop's numbers.
+
+Writing lives here too (used by ``happyhouse.convert``) so the schema is
+defined once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from .errors import ModelError, SelfTestError
+from .preprocess import Preprocess
+
+FORMAT = "happyhouse-bundle"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.tflite"
+META_FILE = "model.json"
+GOLDEN_FILE = "golden.npz"
+#: raw output steps a different runtime/kernel may round differently
+GOLDEN_TOLERANCE = 2
+
+
+def default_bundle_path() -> Path:
+    """The bundle shipped inside the package (the general face model)."""
+    return Path(__file__).resolve().parent / "models" / "default"
+
+
+def sha256_file(path: Union[str, Path]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    meta: Mapping[str, Any]
+    preprocess: Preprocess
+    threshold: float
+    sha256: str
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.meta.get("labels", ("not_happy", "happy")))
+
+    def classifier(self, threads: int = 1, runtimes=None):
+        """Load the interpreter and check it against the metadata."""
+        from .runtime import Classifier
+
+        clf = Classifier(self.model_path, threads=threads, runtimes=runtimes)
+        want = tuple(self.meta["input"]["shape"])
+        if clf.input.shape != want or clf.input.dtype != self.meta["input"]["dtype"]:
+            raise ModelError(f"{self.model_path}: model input {clf.input.shape} {clf.input.dtype} "
+                             f"disagrees with {META_FILE} ({want} {self.meta['input']['dtype']})")
+        size = self.preprocess.size
+        if clf.input_size != (size, size):
+            raise ModelError(f"{self.path}: preprocess size {size} disagrees with the model "
+                             f"input {clf.input_size}")
+        return clf
+
+    def golden(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        path = self.path / GOLDEN_FILE
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as data:
+                return data["inputs"], data["outputs"]
+        except Exception as exc:
+            raise ModelError(f"{path} is unreadable: {exc}") from None
+
+    def self_test(self, clf) -> int:
+        """Reproduce the golden vectors; raise SelfTestError if the runtime disagrees.
+
+        Returns how many vectors were checked. A bundle without golden vectors
+        cannot be proven and is refused.
+        """
+        golden = self.golden()
+        if golden is None:
+            raise SelfTestError(f"{self.path} has no {GOLDEN_FILE}: cannot self-test, refusing to arm")
+        inputs, expected = golden
+        got = clf.raw_outputs(inputs).reshape(-1)
+        want = np.asarray(expected).reshape(-1)
+        if len(got) != len(want):
+            raise SelfTestError(f"{self.path}: {GOLDEN_FILE} holds {len(inputs)} inputs but "
+                                f"{len(want)} outputs")
+        if clf.output.quantized:
+            worst = float(np.max(np.abs(got.astype(np.int64) - want.astype(np.int64)), initial=0))
+            allowed = GOLDEN_TOLERANCE
+        else:
+            worst = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)), initial=0))
+            allowed = 1e-3
+        if worst > allowed:
+            raise SelfTestError(f"{self.path}: runtime {clf.runtime} does not reproduce the golden "
+                                f"outputs (largest difference {worst:g}, allowed {allowed:g}); "
+                                f"refusing to arm")
+        return len(want)
+
+
+def _read_meta(path: Path) -> dict:
+    meta_path = path / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{meta_path} is missing: not a model bundle "
+                         f"(expected {MODEL_FILE} and {META_FILE})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{meta_path} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{meta_path} is not a {FORMAT} file")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
+                         f"supported (this build reads {FORMAT_VERSION})")
+    for field in ("sha256", "input", "output", "preprocess", "threshold"):
+        if field not in meta:
+            raise ModelError(f"{meta_path} lacks the field {field!r}")
+    return meta
+
+
+def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
+    """Open and verify a bundle folder (or its ``model.json``/``model.tflite``)."""
+    root = default_bundle_path() if path in (None, "") else Path(path)
+    if root.is_file() and root.name in (MODEL_FILE, META_FILE):
+        root = root.parent
+    if not root.is_dir():
+        raise ModelError(f"model bundle {root} does not exist (expected a folder with "
+                         f"{MODEL_FILE} and {META_FILE})")
+    meta = _read_meta(root)
+    model = root / MODEL_FILE
+    if not model.is_file():
+        raise ModelError(f"{model} is missing")
+    digest = sha256_file(model)
+    if digest != meta["sha256"]:
+        raise ModelError(f"{model}: sha256 {digest[:12]}… does not match {META_FILE} "
+                         f"({str(meta['sha256'])[:12]}…): the model file was changed or corrupted")
+    try:
+        threshold = float(meta["threshold"])
+    except (TypeError, ValueError):
+        raise ModelError(f"{root / META_FILE}: threshold {meta['threshold']!r} is not a number") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise ModelError(f"{root / META_FILE}: threshold {threshold} is outside 0..1")
+    pre = meta["preprocess"]
+    if not isinstance(pre, dict):
+        raise ModelError(f"{root / META_FILE}: preprocess must be an object")
+    return Bundle(root, meta, Preprocess.from_dict(pre), threshold, digest)
+
+
+def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, Any],
+                 golden_inputs: np.ndarray, golden_outputs: np.ndarray,
+                 extra_files: Optional[Mapping[str, Union[str, bytes]]] = None) -> Bundle:
+    """Write a bundle atomically: all files appear together or not at all.
+
+    ``meta`` supplies everything but the format fields and sha256, which are
+    filled in here. The result is re-read and verified before it is returned.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_file": MODEL_FILE,
+            **dict(meta), "sha256": hashlib.sha256(tflite).hexdigest(),
+            "golden": {"file": GOLDEN_FILE, "count": int(len(golden_inputs)),
+                       "tolerance": GOLDEN_TOLERANCE}}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / MODEL_FILE).write_bytes(tflite)
+        (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n",
+                                     encoding="utf-8")
+        np.savez_compressed(tmp / GOLDEN_FILE, inputs=np.asarray(golden_inputs, np.uint8),
+                            outputs=np.asarray(golden_outputs))
+        for name, content in (extra_files or {}).items():
+            target = tmp / name
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+        load_bundle(tmp)
+        if out.exists():
+            backup = out.with_name(f".{out.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            os.replace(out, backup)
+            os.replace(tmp, out)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_bundle(out)

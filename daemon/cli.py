@@ -1,0 +1,138 @@
+"""``happyhouse-daemon``: the door service, plus the technician's tools.
+
+Modes (one at a time): the service (default), ``--once`` (one capture,
+gate and score), ``--check`` (go/no-go report), ``--force-lock`` (drive the
+latch inactive and exit; systemd's ``ExecStopPost=``), ``--print-config``.
+
+Exit codes:
+  0  service stopped cleanly; --once: happy; --check: go; --force-lock: done
+  1  --once: not happy or no face; --check: no-go
+  2  a fixable error: bad config, model, source, GPIO (one line on stderr)
+  70 an internal error (a bug; the latch is locked first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Dict, List, Optional
+
+from .config import DEFAULT_PATH, GPIO_FACTORIES, Config, load_config
+from .errors import HappyHouseError
+
+EXIT_OK = 0
+EXIT_NO = 1
+EXIT_ERROR = 2
+EXIT_BUG = 70
+
+log = logging.getLogger("happyhouse.daemon")
+
+# flag dest -> config key; flags override the file
+FLAG_KEYS: Dict[str, str] = {
+    "source": "camera.source",
+    "model": "model.bundle",
+    "gpio": "latch.gpio",
+    "pin": "latch.pin",
+    "threshold": "model.threshold",
+    "threads": "model.threads",
+    "log_level": "service.log_level",
+    "state_dir": "service.state_dir",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="happyhouse-daemon",
+        description="Smile-gated door latch. Without a mode flag it runs the door service: "
+                    "camera -> face gate -> int8 model -> vote -> latch. The latch is locked "
+                    "on start, on every error and on stop.",
+        epilog=__doc__.split("Exit codes:", 1)[1].join(["Exit codes:", ""]),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true",
+                      help="capture one frame after exposure settles, find the face, score it, "
+                           "print the result and exit (the latch is not moved unless --actuate)")
+    mode.add_argument("--check", action="store_true",
+                      help="go/no-go report: config, model self-test, camera, face detector, "
+                           "GPIO, temperature, disk (the latch is not moved unless --test-latch)")
+    mode.add_argument("--force-lock", action="store_true",
+                      help="drive the latch pin inactive (locked) and exit; for ExecStopPost=")
+    mode.add_argument("--print-config", action="store_true",
+                      help="print the effective config (file + flags) and exit")
+    parser.add_argument("--config", metavar="PATH",
+                        help=f"INI config file (default {DEFAULT_PATH} if it exists)")
+    parser.add_argument("--source", help="camera index, /dev/videoN, video file, URL, GStreamer "
+                                         "pipeline, image file or image folder")
+    parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: shipped model)")
+    parser.add_argument("--gpio", choices=GPIO_FACTORIES, help="gpiozero pin factory (mock = no hardware)")
+    parser.add_argument("--pin", help="latch GPIO pin, e.g. GPIO17")
+    parser.add_argument("--threshold", type=float, help="override the bundle's happy threshold")
+    parser.add_argument("--threads", type=int, help="TFLite interpreter threads")
+    parser.add_argument("--state-dir", help="folder for unlock snapshots")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--json", action="store_true", help="--once/--check: print one JSON object")
+    parser.add_argument("--snapshot", metavar="PATH",
+                        help="--once: write an annotated JPEG (face box, score, verdict, time)")
+    parser.add_argument("--actuate", action="store_true",
+                        help="--once: really unlock the latch if the verdict is happy")
+    parser.add_argument("--test-latch", action="store_true",
+                        help="--check: pulse the latch open for one second")
+    parser.add_argument("--max-frames", type=int, metavar="N",
+                        help="service: stop after N frames (demos and tests)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
+    return load_config(args.config, overrides, required=args.config is not None)
+
+
+def setup_logging(level: str) -> None:
+    from .journal import setup_logging as _setup
+
+    _setup(level)
+
+
+def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
+    if args.print_config:
+        sys.stdout.write(cfg.to_ini())
+        return EXIT_OK
+    if args.force_lock:
+        from .latch import force_lock
+
+        return force_lock(cfg)
+    if args.once:
+        from .once import run_once
+
+        return run_once(cfg, args)
+    if args.check:
+        from .check import run_check
+
+        return run_check(cfg, args)
+    from .service import run_service
+
+    return run_service(cfg, args)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        setup_logging(cfg.service_log_level)
+        return _dispatch(cfg, args)
+    except HappyHouseError as exc:
+        if logging.getLogger().handlers:
+            log.error("%s", exc)
+        else:
+            sys.stderr.write(f"happyhouse-daemon: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception:  # a bug: say so loudly; every latch path has already locked
+        log.exception("internal error (please report): the latch is locked")
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

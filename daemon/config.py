@@ -1,0 +1,297 @@
+"""The daemon's one frozen, validated config.
+
+Loaded once (INI file, then command-line overrides) into :class:`Config` and
+passed explicitly; nothing else reads files or environment for settings.
+Every key is declared once in :data:`KEYS` with its type, default, allowed
+range and help: validation, ``--print-config`` and the commented example in
+``deploy/happyhouse.conf`` all come from that table.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from .errors import ConfigError
+
+DEFAULT_PATH = "/etc/happyhouse/happyhouse.conf"
+
+# gpiozero pin names: GPIO17, BCM17, BOARD11, J8:11, WPI0, or a bare BCM number.
+_PIN_RE = re.compile(r"^(GPIO\d{1,2}|BCM\d{1,2}|BOARD\d{1,2}|J8:\d{1,2}|WPI\d{1,2}|\d{1,2})$", re.I)
+GPIO_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
+DETECTORS = ("haar", "yunet")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    kind: str  # str | int | float | bool | choice | pin | optpin | optfloat | path
+    default: Any
+    help: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    choices: Tuple[str, ...] = ()
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+KEYS: Tuple[Key, ...] = (
+    Key("camera", "source", "str", "0",
+        "camera index (0), /dev/videoN, video file, rtsp:// or http:// URL, GStreamer "
+        "pipeline ending in appsink, an image file or a folder of images"),
+    Key("camera", "width", "int", 640, "requested capture width in pixels", 64, 4096),
+    Key("camera", "height", "int", 480, "requested capture height in pixels", 48, 4096),
+    Key("camera", "fps", "float", 15.0, "requested capture rate (frames per second)", 1, 120),
+    Key("camera", "settle_frames", "int", 5,
+        "frames discarded after opening so exposure settles (--once, --check)", 0, 100),
+    Key("camera", "stale_after", "float", 0.5,
+        "a frame older than this many seconds is stale and never counts", 0.05, 10),
+    Key("camera", "stall_timeout", "float", 3.0,
+        "seconds without a new frame before the camera is declared lost and reopened", 0.5, 60),
+    Key("camera", "reopen_backoff_max", "float", 30.0,
+        "longest wait in seconds between attempts to reopen a lost camera", 1, 600),
+    Key("model", "bundle", "str", "",
+        "model bundle folder (model.tflite + model.json); empty = the shipped default"),
+    Key("model", "threads", "int", 1, "TFLite interpreter threads", 1, 8),
+    Key("model", "threshold", "optfloat", None,
+        "score needed to count as happy; empty = the bundle's validated threshold", 0.0, 1.0),
+    Key("face", "detector", "choice", "haar", "face detector: haar or yunet", choices=DETECTORS),
+    Key("face", "yunet_model", "str", "", "path to a YuNet .onnx model (detector = yunet)"),
+    Key("face", "cascade", "str", "",
+        "path to a Haar cascade XML; empty = OpenCV's haarcascade_frontalface_default.xml"),
+    Key("face", "min_face", "int", 48, "smallest face side in full-frame pixels", 8, 2000),
+    Key("face", "detect_width", "int", 320,
+        "frames are downscaled to this width for detection (speed)", 80, 4096),
+    Key("face", "equalize", "bool", True, "equalise contrast before detection (backlit doorways)"),
+    Key("decision", "votes_needed", "int", 3, "happy frames needed among the last `window`", 1, 50),
+    Key("decision", "window", "int", 5, "fresh face frames the vote looks back over", 1, 50),
+    Key("decision", "max_gap", "float", 0.6,
+        "seconds allowed between consecutive fresh face frames; a longer gap resets the vote",
+        0.05, 10),
+    Key("decision", "unlock_seconds", "float", 5.0, "how long the latch stays open", 0.5, 60),
+    Key("decision", "max_unlock_seconds", "float", 15.0,
+        "hard cap on one opening, enforced by a timer independent of the main loop", 0.5, 120),
+    Key("decision", "cooldown_seconds", "float", 3.0,
+        "after relocking, seconds before a new vote may unlock", 0, 600),
+    Key("latch", "pin", "pin", "GPIO17", "GPIO pin driving the latch relay (gpiozero name)"),
+    Key("latch", "active_high", "bool", True,
+        "true: pin high = unlocked (active-high relay driver with pull-down)"),
+    Key("latch", "gpio", "choice", "auto",
+        "gpiozero pin factory: auto (GPIOZERO_PIN_FACTORY or gpiozero's default), mock, "
+        "lgpio, rpigpio, pigpio, native", choices=GPIO_FACTORIES),
+    Key("latch", "door_contact_pin", "optpin", None,
+        "optional door contact input; relocks as soon as the door closes"),
+    Key("latch", "door_contact_pull_up", "bool", True,
+        "door contact wired to ground (closed door = pin pulled low)"),
+    Key("latch", "exit_button_pin", "optpin", None,
+        "optional request-to-exit button input; opens the door from inside"),
+    Key("latch", "exit_button_pull_up", "bool", True, "exit button wired to ground"),
+    Key("service", "state_dir", "str", "/var/lib/happyhouse",
+        "where unlock snapshots are written (systemd StateDirectory)"),
+    Key("service", "snapshot_on_unlock", "bool", False, "save an annotated JPEG for every unlock"),
+    Key("service", "snapshot_max_count", "int", 200, "keep at most this many snapshots", 1, 100000),
+    Key("service", "snapshot_max_mb", "float", 50.0, "keep at most this many MB of snapshots",
+        0.1, 100000),
+    Key("service", "log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR",
+        choices=LOG_LEVELS),
+)
+
+KEY_BY_NAME: Mapping[str, Key] = MappingProxyType({k.dotted: k for k in KEYS})
+SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(k.section for k in KEYS))
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse(key: Key, raw: Any) -> Any:
+    """Convert ``raw`` (file text, flag text or a Python value) for ``key``."""
+    text = raw.strip() if isinstance(raw, str) else raw
+    if key.kind in ("optfloat", "optpin") and text in (None, ""):
+        return None
+    if key.kind == "bool":
+        return text if isinstance(text, bool) else _parse_bool(str(text))
+    if key.kind == "int":
+        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+            raise ValueError("expected a whole number")
+        return int(text)
+    if key.kind in ("float", "optfloat"):
+        value = float(text)
+        if value != value:
+            raise ValueError("NaN is not allowed")
+        return value
+    if key.kind == "choice":
+        value = str(text)
+        match = [c for c in key.choices if c.lower() == value.lower()]
+        if not match:
+            raise ValueError(f"expected one of {', '.join(key.choices)}")
+        return match[0]
+    if key.kind in ("pin", "optpin"):
+        value = str(text)
+        if not _PIN_RE.match(value):
+            raise ValueError("expected a gpiozero pin name such as GPIO17, BCM17 or BOARD11")
+        return value.upper()
+    return str(text)
+
+
+def _validate(key: Key, raw: Any, origin: str) -> Any:
+    try:
+        value = _parse(key, raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: [{key.section}] {key.name} = {raw!r} is invalid: {exc}") from None
+    if value is not None and key.low is not None and not key.low <= value <= key.high:
+        raise ConfigError(
+            f"{origin}: [{key.section}] {key.name} = {raw!r} is out of range: "
+            f"allowed {key.low:g} to {key.high:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Effective settings: ``cfg.get('decision.window')`` or ``cfg.decision_window``."""
+
+    values: Mapping[str, Any]
+    source_path: Optional[str] = None
+
+    def get(self, dotted: str) -> Any:
+        if dotted not in self.values:
+            raise ConfigError(f"unknown config key {dotted!r}")
+        return self.values[dotted]
+
+    def __getattr__(self, attr: str) -> Any:
+        # decision_window -> values["decision.window"]; only for declared keys
+        if "_" in attr:
+            section, _, name = attr.partition("_")
+            dotted = f"{section}.{name}"
+            if dotted in KEY_BY_NAME:
+                return self.values[dotted]
+        raise AttributeError(attr)
+
+    def replace(self, **overrides: Any) -> "Config":
+        """A new validated Config with ``section_name=value`` overrides."""
+        dotted = {k.replace("_", ".", 1): v for k, v in overrides.items()}
+        return build_config({**self.values, **dotted}, origin="override", path=self.source_path)
+
+    def to_ini(self) -> str:
+        """The effective config as INI text (``--print-config``)."""
+        lines = []
+        if self.source_path:
+            lines.append(f"# effective config; file: {self.source_path}")
+        for section in SECTIONS:
+            lines.append(f"\n[{section}]")
+            for key in (k for k in KEYS if k.section == section):
+                lines.append(f"{key.name} = {_format(self.values[key.dotted])}")
+        return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_config(values: Mapping[str, Any], origin: str = "config",
+                 path: Optional[str] = None) -> Config:
+    """Validate a mapping of dotted keys into a Config (unknown keys are errors)."""
+    unknown = sorted(set(values) - set(KEY_BY_NAME))
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key(s) {', '.join(unknown)}; "
+                          f"known keys: {', '.join(sorted(KEY_BY_NAME))}")
+    out: Dict[str, Any] = {}
+    for key in KEYS:
+        raw = values.get(key.dotted, key.default)
+        out[key.dotted] = _validate(key, raw, origin)
+    _check_relations(out, origin)
+    return Config(MappingProxyType(out), path)
+
+
+def _check_relations(v: Mapping[str, Any], origin: str) -> None:
+    if v["decision.votes_needed"] > v["decision.window"]:
+        raise ConfigError(f"{origin}: [decision] votes_needed ({v['decision.votes_needed']}) "
+                          f"must not exceed window ({v['decision.window']})")
+    if v["decision.unlock_seconds"] > v["decision.max_unlock_seconds"]:
+        raise ConfigError(f"{origin}: [decision] unlock_seconds ({v['decision.unlock_seconds']}) "
+                          f"must not exceed max_unlock_seconds ({v['decision.max_unlock_seconds']})")
+    pins = [p for p in (v["latch.pin"], v["latch.door_contact_pin"], v["latch.exit_button_pin"]) if p]
+    if len(set(pins)) != len(pins):
+        raise ConfigError(f"{origin}: [latch] pin, door_contact_pin and exit_button_pin "
+                          f"must be different pins, got {', '.join(pins)}")
+    if v["face.detector"] == "yunet" and not v["face.yunet_model"]:
+        raise ConfigError(f"{origin}: [face] detector = yunet needs yunet_model = /path/to/yunet.onnx")
+
+
+def read_ini(path: str) -> Dict[str, str]:
+    """Read an INI file into dotted raw values; unknown sections or keys are errors."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist (use --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid INI: {first}") from None
+    raw: Dict[str, str] = {}
+    for section in parser.sections():
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{section}]; "
+                              f"known sections: {', '.join(SECTIONS)}")
+        for name, value in parser.items(section):
+            raw[f"{section}.{name}"] = value
+    return raw
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
+                required: bool = False) -> Config:
+    """File, then overrides (dotted keys, e.g. from flags); ``None`` values are ignored.
+
+    With ``path=None`` the default file is read if it exists, else defaults
+    apply; a path given explicitly (``required=True``) must exist.
+    """
+    raw: Dict[str, Any] = {}
+    used_path = None
+    if path is None and os.path.exists(DEFAULT_PATH):
+        path = DEFAULT_PATH
+    if path is not None:
+        if required or Path(path).exists() or path != DEFAULT_PATH:
+            raw.update(read_ini(path))
+            used_path = str(path)
+    base = build_config(raw, origin=used_path or "defaults", path=used_path)
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not flags:
+        return base
+    return build_config({**base.values, **flags}, origin="command line", path=used_path)
+
+
+def example_ini(describe: Callable[[Key], str] = lambda k: k.help) -> str:
+    """A fully commented example config: every key, its default and its help."""
+    lines = ["# HappyHouse door daemon configuration.",
+             "# Every key is shown commented out with its default; uncomment to change.",
+             "# Flags given to happyhouse-daemon override this file; see --print-config."]
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        for key in (k for k in KEYS if k.section == section):
+            allowed = ""
+            if key.low is not None:
+                allowed = f" (allowed {key.low:g} to {key.high:g})"
+            lines.append(f"# {describe(key)}{allowed}")
+            lines.append(f"#{key.name} = {_format(key.default)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,161 @@
+"""Labelled face images in the two formats a user brings.
+
+* class folders: ``ROOT/happy/*.jpg`` and ``ROOT/not_happy/*.jpg`` (1 = happy)
+* course HDF5: ``train_set_x``/``train_set_y`` or ``test_set_x``/``test_set_y``
+
+Images come back as uint8 RGB. Unreadable files are skipped and counted,
+never fatal; a wrong layout or an empty class is a clear DataError. Used by
+training, conversion checks and ``happyhouse-eval`` alike (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import DataError
+
+CLASSES = ("not_happy", "happy")  # index = label
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+DATA_ENV = "HAPPYHOUSE_DATA"
+
+
+@dataclass
+class Dataset:
+    images: np.ndarray  # N x H x W x 3 uint8 RGB
+    labels: np.ndarray  # N int64, 1 = happy
+    ids: List[str]  # file path, or "file.h5#index"
+    skipped: List[Tuple[str, str]] = field(default_factory=list)  # (id, reason)
+    sources: List[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: Sequence[int]) -> "Dataset":
+        index = np.asarray(index, dtype=np.int64)
+        return Dataset(self.images[index], self.labels[index], [self.ids[i] for i in index],
+                       list(self.skipped), list(self.sources))
+
+    def summary(self) -> dict:
+        return {"sources": list(self.sources), "n": int(len(self)),
+                "happy": int(self.labels.sum()), "not_happy": int(len(self) - self.labels.sum()),
+                "skipped": len(self.skipped)}
+
+
+def data_root() -> Optional[Path]:
+    """The shared datasets folder from ``HAPPYHOUSE_DATA``, or None if unset/missing."""
+    value = os.environ.get(DATA_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_dir() else None
+
+
+def _read_image(path: Path, size: Optional[int]) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise ValueError("not a decodable image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if size is not None and rgb.shape[:2] != (size, size):
+        interp = cv2.INTER_AREA if max(rgb.shape[:2]) > size else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
+    return rgb
+
+
+def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
+                       limit: Optional[int] = None) -> Dataset:
+    """``ROOT/happy`` and ``ROOT/not_happy``; ``limit`` caps images per class (tests)."""
+    root = Path(root)
+    images, labels, ids, skipped = [], [], [], []
+    for label, name in enumerate(CLASSES):
+        folder = root / name
+        if not folder.is_dir():
+            raise DataError(f"{root} is not a class-folder dataset: {folder} is missing "
+                            f"(expected {root}/happy and {root}/not_happy)")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if limit is not None:
+            files = files[:limit]
+        if not files:
+            raise DataError(f"{folder} holds no images ({', '.join(IMAGE_EXTS)}): "
+                            f"both classes need examples")
+        for path in files:
+            try:
+                image = _read_image(path, size)
+            except (ValueError, OSError) as exc:
+                skipped.append((str(path), str(exc)))
+                continue
+            images.append(image)
+            labels.append(label)
+            ids.append(str(path))
+    if not images:
+        raise DataError(f"{root}: no readable images")
+    if size is None and len({im.shape for im in images}) > 1:
+        raise DataError(f"{root}: images differ in size; pass a size to resize them")
+    return Dataset(np.stack(images), np.asarray(labels, np.int64), ids, skipped, [str(root)])
+
+
+def load_hdf5(path: Union[str, Path], size: Optional[int] = None,
+              limit: Optional[int] = None) -> Dataset:
+    """The course HDF5 layout (``*_set_x`` uint8 NxHxWx3, ``*_set_y`` labels)."""
+    try:
+        import h5py
+    except ImportError:
+        raise DataError("reading .h5 datasets needs h5py (pip install h5py)") from None
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            keys = set(handle.keys())
+            for prefix in ("train_set", "test_set"):
+                if {f"{prefix}_x", f"{prefix}_y"} <= keys:
+                    x = np.asarray(handle[f"{prefix}_x"][:limit])
+                    y = np.asarray(handle[f"{prefix}_y"][:limit]).reshape(-1)
+                    break
+            else:
+                raise DataError(f"{path} has keys {sorted(keys)}; expected train_set_x/"
+                                f"train_set_y or test_set_x/test_set_y")
+    except (OSError, KeyError) as exc:
+        raise DataError(f"{path} is not a readable HDF5 file: {exc}") from None
+    if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8 or len(x) != len(y):
+        raise DataError(f"{path}: expected uint8 N x H x W x 3 images with N labels, "
+                        f"got {x.dtype} {x.shape} and {y.shape}")
+    if not set(np.unique(y).tolist()) <= {0, 1}:
+        raise DataError(f"{path}: labels must be 0 (not happy) or 1 (happy)")
+    if size is not None and x.shape[1:3] != (size, size):
+        import cv2
+
+        x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in x])
+    ids = [f"{path}#{i}" for i in range(len(x))]
+    return Dataset(x, y.astype(np.int64), ids, [], [str(path)])
+
+
+def load_dataset(path: Union[str, Path], size: Optional[int] = 64,
+                 limit: Optional[int] = None) -> Dataset:
+    """Either format, by what ``path`` is."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"dataset {path} does not exist")
+    if path.is_file():
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            return load_hdf5(path, size, limit)
+        raise DataError(f"{path} is a file but not .h5: give a class-folder root or a course HDF5")
+    return load_class_folders(path, size, limit)
+
+
+def load_many(paths: Sequence[Union[str, Path]], size: int = 64,
+              limit: Optional[int] = None) -> Dataset:
+    """Several sources combined (each must have the same image size)."""
+    if not paths:
+        raise DataError("no dataset given")
+    parts = [load_dataset(p, size, limit) for p in paths]
+    return Dataset(np.concatenate([p.images for p in parts]),
+                   np.concatenate([p.labels for p in parts]),
+                   [i for p in parts for i in p.ids],
+                   [s for p in parts for s in p.skipped],
+                   [s for p in parts for s in p.sources])

@@ -1,0 +1,42 @@
+"""One exception hierarchy for the whole project.
+
+Every error a user can cause (bad config, bad model, bad image, missing
+camera) derives from :class:`HappyHouseError` and carries a message that says
+what to fix. CLIs catch it, print one line and exit non-zero; anything else is
+a bug.
+"""
+
+
+class HappyHouseError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    #: process exit code a CLI returns for this kind of error
+    exit_code = 2
+
+
+class ConfigError(HappyHouseError):
+    """A config file, key or flag is invalid; the message names the key."""
+
+
+class DataError(HappyHouseError):
+    """A dataset or image is missing, unreadable or laid out wrongly."""
+
+
+class ModelError(HappyHouseError):
+    """A model or bundle is missing, corrupt, or disagrees with its metadata."""
+
+
+class SelfTestError(ModelError):
+    """The runtime does not reproduce the bundle's golden vectors: do not arm."""
+
+
+class SourceError(HappyHouseError):
+    """A camera or frame source cannot be opened or read."""
+
+
+class FaceGateError(HappyHouseError):
+    """The face detector cannot be loaded (missing cascade or YuNet model)."""
+
+
+class LatchError(HappyHouseError):
+    """The GPIO pin factory or latch pin cannot be claimed or driven."""

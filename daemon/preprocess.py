@@ -1,0 +1,153 @@
+"""The one preprocessing contract shared by training, conversion and the door.
+
+A model trained on one crop, colour order or scale and served with another
+fails silently, so every path from pixels to model input goes through here:
+
+* training images (already face crops, RGB) -> :func:`prepare_image`
+* camera frames (OpenCV BGR) plus a face box -> :func:`prepare_frame`
+* either result -> :func:`to_model_input` (float32 in [0, 1], NHWC)
+
+The contract itself (:class:`Preprocess`) is stored in every model bundle's
+``model.json`` so the daemon serves exactly what training used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping, Optional, Tuple
+
+import numpy as np
+
+from .errors import DataError, ModelError
+
+#: (x, y, width, height) in frame pixels, as OpenCV's detectors return them
+Box = Tuple[int, int, int, int]
+
+CROP_MODES = ("face", "frame")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How pixels become model input.
+
+    crop:   ``face`` (the detected face box, grown by ``margin`` on each side
+            and made square) or ``frame`` (the whole frame, as the tutorial's
+            fixed door camera did).
+    margin: fraction of the face box added on every side in ``face`` mode.
+    size:   model input is ``size`` x ``size`` x 3.
+    color:  channel order the model sees; always ``RGB``.
+    scale:  ``unit``: uint8 pixel / 255 -> float32 in [0, 1].
+    """
+
+    crop: str = "face"
+    margin: float = 0.0
+    size: int = 64
+    color: str = "RGB"
+    scale: str = "unit"
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROP_MODES:
+            raise ModelError(f"preprocess crop must be one of {CROP_MODES}, got {self.crop!r}")
+        if not 0.0 <= float(self.margin) <= 1.0:
+            raise ModelError(f"preprocess margin must be within 0..1, got {self.margin!r}")
+        if not 16 <= int(self.size) <= 512:
+            raise ModelError(f"preprocess size must be within 16..512, got {self.size!r}")
+        if self.color != "RGB":
+            raise ModelError(f"preprocess color must be 'RGB', got {self.color!r}")
+        if self.scale != "unit":
+            raise ModelError(f"preprocess scale must be 'unit', got {self.scale!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Preprocess":
+        known = {k: data[k] for k in ("crop", "margin", "size", "color", "scale") if k in data}
+        try:
+            return cls(**known)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"bad preprocess metadata {dict(data)!r}: {exc}") from exc
+
+
+def _cv2():
+    import cv2  # imported lazily so the contract can be read without OpenCV
+
+    return cv2
+
+
+def check_frame(frame: object) -> np.ndarray:
+    """Return ``frame`` if it is a uint8 HxWx3 image, else raise DataError."""
+    if not isinstance(frame, np.ndarray):
+        raise DataError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise DataError(f"frame must be uint8, got {frame.dtype}")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise DataError(f"frame must be HxWx3 with H, W >= 8, got shape {frame.shape}")
+    return frame
+
+
+def crop_box(frame_shape: Tuple[int, ...], box: Box, margin: float) -> Tuple[int, int, int, int]:
+    """Square crop (x0, y0, x1, y1) around ``box`` grown by ``margin``, clipped to the frame.
+
+    Square because the model input is square: a non-square crop would be
+    stretched differently from the training faces.
+    """
+    height, width = frame_shape[:2]
+    x, y, w, h = (int(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise DataError(f"face box must have positive size, got {box}")
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    x0 = int(round(cx - side / 2.0))
+    y0 = int(round(cy - side / 2.0))
+    x1 = int(round(cx + side / 2.0))
+    y1 = int(round(cy + side / 2.0))
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(width, x1), min(height, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise DataError(f"face box {box} lies outside the {width}x{height} frame")
+    return x0, y0, x1, y1
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[0] == size and image.shape[1] == size:
+        return np.ascontiguousarray(image)
+    cv2 = _cv2()
+    shrinking = image.shape[0] > size or image.shape[1] > size
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def prepare_image(image_rgb: np.ndarray, spec: Preprocess) -> np.ndarray:
+    """A training image (an RGB face crop or a whole RGB frame) -> uint8 RGB size x size."""
+    check_frame(image_rgb)
+    return _resize(image_rgb, spec.size)
+
+
+def prepare_frame(frame_bgr: np.ndarray, box: Optional[Box], spec: Preprocess) -> np.ndarray:
+    """A camera frame (OpenCV BGR) and its face box -> uint8 RGB size x size.
+
+    In ``face`` mode a box is required: no face, no score.
+    """
+    check_frame(frame_bgr)
+    if spec.crop == "face":
+        if box is None:
+            raise DataError("face crop mode needs a face box: no face, no score")
+        x0, y0, x1, y1 = crop_box(frame_bgr.shape, box, spec.margin)
+        region = frame_bgr[y0:y1, x0:x1]
+    else:
+        region = frame_bgr
+    rgb = _cv2().cvtColor(np.ascontiguousarray(region), _cv2().COLOR_BGR2RGB)
+    return _resize(rgb, spec.size)
+
+
+def to_model_input(images_uint8: np.ndarray) -> np.ndarray:
+    """uint8 RGB image(s) -> float32 NHWC batch in [0, 1] (the ``unit`` scale)."""
+    arr = np.asarray(images_uint8)
+    if arr.dtype != np.uint8:
+        raise DataError(f"model input images must be uint8, got {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise DataError(f"model input must be NxHxWx3, got shape {arr.shape}")
+    return arr.astype(np.float32) / np.float32(255.0)

@@ -1,0 +1,146 @@
+"""The one model wrapper: a TFLite interpreter and its quantization.
+
+Runtime preference (the Pi never imports TensorFlow unless nothing else is
+installed): ``ai_edge_litert`` (LiteRT, works with numpy 2), then
+``tflite_runtime`` (last release 2.14: needs numpy<2 and Python <= 3.11),
+then ``tensorflow.lite`` as a desktop fallback. Input and output dtype,
+scale and zero point are read from the interpreter, never assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import ModelError
+from .preprocess import to_model_input
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+def _interpreter_class(name: str):
+    if name == "ai_edge_litert":
+        from ai_edge_litert.interpreter import Interpreter
+    elif name == "tflite_runtime":
+        from tflite_runtime.interpreter import Interpreter
+    elif name == "tensorflow":
+        import tensorflow as tf  # desktop fallback only; the Pi has LiteRT
+
+        Interpreter = tf.lite.Interpreter
+    else:
+        raise ModelError(f"unknown TFLite runtime {name!r}; choose from {', '.join(RUNTIMES)}")
+    return Interpreter
+
+
+def pick_runtime(preferred: Optional[Sequence[str]] = None) -> Tuple[str, type]:
+    """The first importable runtime as (name, Interpreter class)."""
+    errors = []
+    for name in preferred or RUNTIMES:
+        try:
+            return name, _interpreter_class(name)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise ModelError("no TFLite runtime is installed; install ai-edge-litert "
+                     "(pip install 'happyhouse[pi]') or tflite-runtime. Tried: " + "; ".join(errors))
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: Tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def from_detail(cls, detail: dict) -> "TensorSpec":
+        scale, zero = detail.get("quantization", (0.0, 0))
+        return cls(tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name,
+                   float(scale), int(zero))
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in ("int8", "uint8") and self.scale > 0
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "dtype": self.dtype, "scale": self.scale,
+                "zero_point": self.zero_point}
+
+
+class Classifier:
+    """Scores prepared uint8 RGB crops with a single-output TFLite model."""
+
+    def __init__(self, model: Union[str, Path, bytes], threads: int = 1,
+                 runtimes: Optional[Sequence[str]] = None) -> None:
+        self.runtime, interpreter_cls = pick_runtime(runtimes)
+        label = "<bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
+        try:
+            if isinstance(model, (bytes, bytearray)):
+                self._interp = interpreter_cls(model_content=bytes(model), num_threads=threads)
+            else:
+                if not Path(model).is_file():
+                    raise ModelError(f"model file {model} does not exist")
+                self._interp = interpreter_cls(model_path=str(model), num_threads=threads)
+            self._interp.allocate_tensors()
+        except ModelError:
+            raise
+        except Exception as exc:  # the runtimes raise ValueError/RuntimeError for bad files
+            raise ModelError(f"model {label} cannot be loaded by {self.runtime}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"model {label} must have one input and one output, "
+                             f"has {len(inputs)} and {len(outputs)}")
+        self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]
+        self.input = TensorSpec.from_detail(inputs[0])
+        self.output = TensorSpec.from_detail(outputs[0])
+        if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[3] != 3:
+            raise ModelError(f"model {label} input must be 1xHxWx3, got {self.input.shape}")
+        if int(np.prod(self.output.shape)) != 1:
+            raise ModelError(f"model {label} must output one score, got shape {self.output.shape}")
+        log.debug("model %s on %s: input %s, output %s", label, self.runtime, self.input, self.output)
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        return self.input.shape[1], self.input.shape[2]
+
+    def quantize_input(self, unit: np.ndarray) -> np.ndarray:
+        """float32 [0,1] NHWC -> the interpreter's input dtype, using its own scale/zero point."""
+        if not self.input.quantized:
+            return unit.astype(self.input.dtype, copy=False)
+        info = np.iinfo(self.input.dtype)
+        q = np.round(unit / self.input.scale) + self.input.zero_point
+        return np.clip(q, info.min, info.max).astype(self.input.dtype)
+
+    def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        if not self.output.quantized:
+            return raw.astype(np.float32)
+        return (raw.astype(np.float32) - self.output.zero_point) * np.float32(self.output.scale)
+
+    def invoke_raw(self, model_input: np.ndarray) -> np.ndarray:
+        """One invoke on an already-typed 1xHxWxC tensor; returns the raw output tensor."""
+        self._interp.set_tensor(self._in_index, model_input)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out_index).copy()
+
+    def raw_outputs(self, images_uint8: np.ndarray) -> np.ndarray:
+        """Raw (still quantized) outputs, one per image: what golden vectors compare."""
+        batch = to_model_input(images_uint8)
+        if batch.shape[1:3] != self.input_size:
+            raise ModelError(f"model expects {self.input_size[0]}x{self.input_size[1]} input, "
+                             f"got {batch.shape[1]}x{batch.shape[2]}: preprocessing does not "
+                             f"match this model")
+        quantized = self.quantize_input(batch)
+        return np.stack([self.invoke_raw(quantized[i:i + 1]).reshape(()) for i in range(len(batch))])
+
+    def scores(self, images_uint8: np.ndarray) -> np.ndarray:
+        """Happy probabilities in [0, 1] for uint8 RGB image(s) of the model's input size."""
+        return self.dequantize_output(self.raw_outputs(images_uint8))
+
+    def score(self, image_uint8: np.ndarray) -> float:
+        return float(self.scores(image_uint8[None] if image_uint8.ndim == 3 else image_uint8)[0])

@@ -1,0 +1,1 @@
+"""HappyHouse desktop side (train). Imports TensorFlow lazily, inside functions."""
