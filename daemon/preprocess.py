@@ -87,10 +87,12 @@ def check_frame(frame: object) -> np.ndarray:
 
 
 def crop_box(frame_shape: Tuple[int, ...], box: Box, margin: float) -> Tuple[int, int, int, int]:
-    """Square crop (x0, y0, x1, y1) around ``box`` grown by ``margin``, clipped to the frame.
+    """Square crop (x0, y0, x1, y1) around ``box`` grown by ``margin``.
 
     Square because the model input is square: a non-square crop would be
-    stretched differently from the training faces.
+    stretched differently from the training faces. The square may reach past
+    the frame edge; :func:`prepare_frame` fills that part by replicating the
+    edge rather than squashing the face.
     """
     height, width = frame_shape[:2]
     x, y, w, h = (int(v) for v in box)
@@ -100,13 +102,19 @@ def crop_box(frame_shape: Tuple[int, ...], box: Box, margin: float) -> Tuple[int
     cx, cy = x + w / 2.0, y + h / 2.0
     x0 = int(round(cx - side / 2.0))
     y0 = int(round(cy - side / 2.0))
-    x1 = int(round(cx + side / 2.0))
-    y1 = int(round(cy + side / 2.0))
-    x0, y0 = max(0, x0), max(0, y0)
-    x1, y1 = min(width, x1), min(height, y1)
-    if x1 - x0 < 2 or y1 - y0 < 2:
+    x1, y1 = x0 + int(round(side)), y0 + int(round(side))
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         raise DataError(f"face box {box} lies outside the {width}x{height} frame")
     return x0, y0, x1, y1
+
+
+def _square_region(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    height, width = frame.shape[:2]
+    inner = frame[max(0, y0):min(height, y1), max(0, x0):min(width, x1)]
+    pads = (max(0, -y0), max(0, y1 - height), max(0, -x0), max(0, x1 - width))
+    if not any(pads):
+        return inner
+    return _cv2().copyMakeBorder(np.ascontiguousarray(inner), *pads, _cv2().BORDER_REPLICATE)
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -133,8 +141,7 @@ def prepare_frame(frame_bgr: np.ndarray, box: Optional[Box], spec: Preprocess) -
     if spec.crop == "face":
         if box is None:
             raise DataError("face crop mode needs a face box: no face, no score")
-        x0, y0, x1, y1 = crop_box(frame_bgr.shape, box, spec.margin)
-        region = frame_bgr[y0:y1, x0:x1]
+        region = _square_region(frame_bgr, *crop_box(frame_bgr.shape, box, spec.margin))
     else:
         region = frame_bgr
     rgb = _cv2().cvtColor(np.ascontiguousarray(region), _cv2().COLOR_BGR2RGB)

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from happyhouse.daemon.datasets import load_dataset, load_many
+from happyhouse.daemon.errors import DataError
+
+
+def test_happy_house_hdf5_loads_with_its_labels(happy_house_h5):
+    ds = load_dataset(happy_house_h5)
+    assert ds.images.shape == (150, 64, 64, 3) and ds.images.dtype == np.uint8
+    assert int(ds.labels.sum()) == 84 and len(ds) - int(ds.labels.sum()) == 66
+    assert ds.ids[0].endswith("test_happy.h5#0")
+
+
+def test_class_folders_load_as_rgb_with_a_limit(genki_root):
+    ds = load_dataset(genki_root, limit=5)
+    assert ds.images.shape == (10, 64, 64, 3)
+    assert ds.labels.tolist() == [0] * 5 + [1] * 5
+    assert all("/not_happy/" in i for i in ds.ids[:5]) and all("/happy/" in i for i in ds.ids[5:])
+
+
+def test_sources_combine(genki_root, smile_root):
+    ds = load_many([genki_root, smile_root], limit=3)
+    assert len(ds) == 12 and len(ds.sources) == 2
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path, genki_root):
+    for name in ("happy", "not_happy"):
+        (tmp_path / name).mkdir()
+        src = sorted((genki_root / name).glob("*.jpg"))[0]
+        (tmp_path / name / "good.jpg").write_bytes(src.read_bytes())
+    (tmp_path / "happy" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "happy" / "empty.png").write_bytes(b"")
+    ds = load_dataset(tmp_path)
+    assert len(ds) == 2 and len(ds.skipped) == 2
+    assert {s[0].rsplit("/", 1)[1] for s in ds.skipped} == {"broken.jpg", "empty.png"}
+
+
+def test_wrong_layout_and_empty_class_name_the_path(tmp_path):
+    with pytest.raises(DataError, match="happy"):
+        load_dataset(tmp_path)
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "not_happy").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        load_dataset(tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(tmp_path / "nope")
+
+
+def test_hdf5_with_wrong_keys_is_rejected(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(DataError, match="test_set_x"):
+        load_dataset(path)
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match="junk.h5"):
+        load_dataset(tmp_path / "junk.h5")
