@@ -1,0 +1,122 @@
+"""Vote: K of the last N fresh face frames; gaps, stale frames and lost faces reset it."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from happyhouse.daemon.vote import Vote
+
+FACE = (10, 10, 50, 50)
+
+
+@dataclass(frozen=True)
+class Obs:
+    timestamp: float
+    seq: int = 0
+    face: Optional[tuple] = FACE
+    score: Optional[float] = 0.9
+    happy: bool = True
+
+
+def feed(vote, pattern, dt=0.1, age=0.0, t0=100.0):
+    """Feed 'H' happy, 'n' not happy, '-' no face; returns the pass results."""
+    out = []
+    for i, c in enumerate(pattern):
+        t = t0 + i * dt
+        obs = Obs(t, i, face=None if c == "-" else FACE, score=None if c == "-" else
+                  (0.9 if c == "H" else 0.1), happy=c == "H")
+        out.append(vote.add(obs, now=t + age))
+    return out
+
+
+def test_three_of_five_passes_on_the_third_happy_frame():
+    vote = Vote(3, 5, max_gap=0.6, stale_after=0.5)
+    assert feed(vote, "HnHnH") == [False, False, False, False, True]
+    assert vote.happy_count == 3 and vote.passed
+
+
+def test_happy_frames_outside_the_window_do_not_count():
+    vote = Vote(3, 5, max_gap=0.6, stale_after=0.5)
+    # H n n n n H H: the first H has left the window of 5 when the last arrives
+    assert not any(feed(vote, "HnnnnHH"))
+    assert vote.happy_count == 2
+
+
+def test_not_happy_frames_never_pass():
+    vote = Vote(1, 1, max_gap=0.6, stale_after=0.5)
+    assert not any(feed(vote, "n" * 50))
+
+
+def test_lost_face_resets():
+    vote = Vote(3, 5, max_gap=0.6, stale_after=0.5)
+    assert feed(vote, "HH-HH") == [False] * 5
+    assert vote.last_reset_reason == "no face" and vote.happy_count == 2
+
+
+def test_stale_frame_resets_and_never_counts():
+    vote = Vote(1, 3, max_gap=0.6, stale_after=0.5)
+    assert not any(feed(vote, "HHHH", age=0.51))
+    assert vote.happy_count == 0 and vote.last_reset_reason == "stale frame"
+    fresh = Vote(1, 3, max_gap=0.6, stale_after=0.5)
+    assert feed(fresh, "H", age=0.5) == [True]  # exactly at the limit is still fresh
+
+
+def test_nan_timestamp_is_stale():
+    vote = Vote(1, 1, max_gap=0.6, stale_after=0.5)
+    assert vote.add(Obs(float("nan")), now=1.0) is False
+
+
+def test_gap_longer_than_max_gap_resets():
+    vote = Vote(3, 5, max_gap=0.6, stale_after=0.5)
+    assert feed(vote, "HH", dt=0.1) == [False, False]
+    # the third happy frame comes 0.7 s after the second: a new sighting
+    assert vote.add(Obs(100.1 + 0.7, 2), now=100.8) is False
+    assert vote.happy_count == 1 and vote.last_reset_reason.startswith("gap")
+
+
+def test_time_going_backwards_resets():
+    vote = Vote(2, 3, max_gap=0.6, stale_after=0.5)
+    assert vote.add(Obs(10.0), now=10.0) is False
+    assert vote.add(Obs(9.9), now=9.9) is False
+    assert vote.happy_count == 1
+
+
+def test_reset_after_pass_needs_a_whole_new_vote():
+    vote = Vote(2, 3, max_gap=0.6, stale_after=0.5)
+    assert feed(vote, "HH") == [False, True]
+    vote.reset("unlocked")
+    assert feed(vote, "H", t0=101.0) == [False]
+
+
+@pytest.mark.parametrize("k,n,gap,stale", [(0, 3, 0.5, 0.5), (4, 3, 0.5, 0.5), (1, 1, 0, 0.5)])
+def test_invalid_parameters(k, n, gap, stale):
+    with pytest.raises(ValueError):
+        Vote(k, n, gap, stale)
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(1, 5), extra=st.integers(0, 4),
+       frames=st.lists(st.tuples(st.sampled_from("Hn-"), st.floats(0.01, 1.0), st.floats(0, 1.0)),
+                       max_size=40))
+def test_a_pass_always_rests_on_k_fresh_happy_face_frames_in_one_sighting(k, extra, frames):
+    n = k + extra
+    vote = Vote(k, n, max_gap=0.6, stale_after=0.5)
+    t = 0.0
+    history = []
+    for kind, dt, age in frames:
+        t += dt
+        obs = Obs(t, face=None if kind == "-" else FACE, happy=kind == "H")
+        history.append((obs, age))
+        if vote.add(obs, now=t + age):
+            # independently recompute: the run of fresh face frames ending here
+            run = []
+            for o, a in reversed(history):
+                if a > 0.5 or o.face is None:
+                    break
+                if run and run[-1].timestamp - o.timestamp > 0.6:
+                    break
+                run.append(o)
+            assert sum(o.happy for o in run[:n]) >= k
+            vote.reset("unlocked")
