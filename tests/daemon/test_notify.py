@@ -1,0 +1,118 @@
+"""sd_notify: messages arrive on a real AF_UNIX datagram socket."""
+
+import os
+import socket
+import sys
+import types
+import uuid
+
+import pytest
+
+from happyhouse.daemon.notify import Notifier
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2.0)
+    yield str(path), sock
+    sock.close()
+
+
+def receive_all(sock):
+    out = []
+    sock.settimeout(0.05)
+    try:
+        while True:
+            out.append(sock.recv(4096).decode())
+    except (socket.timeout, BlockingIOError):
+        pass
+    return out
+
+
+def test_fallback_sender_delivers_each_message_as_one_datagram(notify_socket):
+    path, sock = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": path}, use_systemd_python=False)
+    assert notifier.enabled and notifier.backend == "socket"
+    assert notifier.ready("armed, 15.0 fps")
+    assert notifier.watchdog()
+    assert notifier.status("unlocked\nSTOPPING=1")  # a newline cannot inject a field
+    assert notifier.stopping()
+    assert sock.recv(4096) == b"READY=1\nSTATUS=armed, 15.0 fps"
+    assert sock.recv(4096) == b"WATCHDOG=1"
+    assert sock.recv(4096) == b"STATUS=unlocked STOPPING=1"
+    assert sock.recv(4096) == b"STOPPING=1"
+    assert notifier.sent == 4
+    notifier.close()
+
+
+def test_reloading_carries_monotonic_usec(notify_socket):
+    path, sock = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": path}, use_systemd_python=False)
+    notifier.reloading("reloading config")
+    fields = dict(line.split("=", 1) for line in sock.recv(4096).decode().splitlines())
+    assert fields["RELOADING"] == "1" and int(fields["MONOTONIC_USEC"]) > 0
+    assert fields["STATUS"] == "reloading config"
+
+
+def test_abstract_socket_address():
+    name = f"happyhouse-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(2.0)
+    try:
+        notifier = Notifier({"NOTIFY_SOCKET": "@" + name}, use_systemd_python=False)
+        assert notifier.ready()
+        assert sock.recv(4096) == b"READY=1"
+    finally:
+        sock.close()
+
+
+def test_outside_systemd_everything_is_a_no_op():
+    notifier = Notifier({})
+    assert not notifier.enabled
+    assert notifier.ready() is False and notifier.watchdog() is False
+    assert notifier.watchdog_interval is None
+
+
+def test_send_failure_is_swallowed_and_logged_once(tmp_path, caplog):
+    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")}, use_systemd_python=False)
+    assert notifier.watchdog() is False
+    assert notifier.watchdog() is False
+    assert sum("sd_notify" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_relative_socket_path_disables_notify(caplog):
+    notifier = Notifier({"NOTIFY_SOCKET": "relative.sock"}, use_systemd_python=False)
+    assert not notifier.enabled
+    assert "neither a path" in caplog.text
+
+
+def test_systemd_python_is_preferred_when_present(monkeypatch, notify_socket):
+    path, sock = notify_socket
+    sent = []
+    fake_systemd = types.ModuleType("systemd")
+    fake_daemon = types.ModuleType("systemd.daemon")
+    fake_daemon.notify = lambda status, *a, **k: sent.append(status) or True
+    fake_systemd.daemon = fake_daemon
+    monkeypatch.setitem(sys.modules, "systemd", fake_systemd)
+    monkeypatch.setitem(sys.modules, "systemd.daemon", fake_daemon)
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    assert notifier.backend == "systemd-python"
+    notifier.ready("ok")
+    assert sent == ["READY=1\nSTATUS=ok"]
+    assert receive_all(sock) == []
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"WATCHDOG_USEC": "10000000"}, 5.0),
+    ({"WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())}, 5.0),
+    ({"WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "1"}, None),
+    ({"WATCHDOG_USEC": "0"}, None),
+    ({"WATCHDOG_USEC": "soon"}, None),
+    ({}, None),
+])
+def test_watchdog_interval_is_half_of_watchdog_usec(env, expected):
+    assert Notifier(env).watchdog_interval == expected
