@@ -1,0 +1,189 @@
+"""Keras model + training metadata + data -> a verified int8 bundle.
+
+Steps, each of which can refuse: load and check the model, load the data and
+check it against the model input, split a hold-out, calibrate and convert,
+prove parity on the hold-out, pick golden vectors, then write the bundle
+atomically (``write_bundle``) so a refusal anywhere leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from happyhouse.daemon.bundle import Bundle, write_bundle
+from happyhouse.daemon.datasets import Dataset
+from happyhouse.daemon.errors import ModelError
+from happyhouse.daemon.runtime import Classifier
+
+from . import parity as parity_mod
+from .card import model_card
+from .metadata import TrainingMeta, find_metadata, read_metadata
+from .quantize import (DEFAULT_CALIBRATION_SIZE, calibration_sample, keras_scores, load_images,
+                       load_keras_model, model_input_shape, to_int8_tflite)
+
+log = logging.getLogger(__name__)
+
+GOLDEN_PER_CLASS = 3
+#: (key in model.json, distributions that provide it: the first installed wins)
+VERSIONED = (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("keras", ("keras",)),
+             ("ai_edge_litert", ("ai-edge-litert",)), ("numpy", ("numpy",)),
+             ("opencv", ("opencv-python-headless", "opencv-python")))
+
+
+@dataclass(frozen=True)
+class Options:
+    model: Path
+    calibration: Sequence[Path]
+    out: Path
+    holdout: Sequence[Path] = ()
+    metadata: Optional[Path] = None
+    max_drop: float = parity_mod.DEFAULT_MAX_DROP
+    calibration_size: int = DEFAULT_CALIBRATION_SIZE
+    holdout_fraction: float = parity_mod.DEFAULT_HOLDOUT_FRACTION
+    seed: int = 0
+    notes: str = ""
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for key, dists in VERSIONED:
+        for dist in dists:
+            try:
+                found[key] = importlib_metadata.version(dist)
+                break
+            except importlib_metadata.PackageNotFoundError:
+                continue
+    return found
+
+
+def check_writable(out: Path) -> None:
+    """Fail before the slow work if the bundle cannot be written where asked."""
+    parent = out.resolve().parent
+    if out.exists() and not out.is_dir():
+        raise ModelError(f"output {out} exists and is not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.probe.", dir=parent):
+            pass
+    except OSError as exc:
+        raise ModelError(f"cannot write the bundle to {out}: {exc.strerror or exc}") from None
+
+
+def golden_indices(labels: np.ndarray, scores: np.ndarray, per_class: int = GOLDEN_PER_CLASS) -> np.ndarray:
+    """Per class, images spread over the score range (low, middle, high).
+
+    A spread catches a runtime that is off in one region of the output only,
+    which a set of saturated outputs would hide.
+    """
+    chosen = []
+    for label in (1, 0):
+        members = np.flatnonzero(labels == label)
+        if len(members) == 0:
+            continue
+        ordered = members[np.argsort(scores[members], kind="stable")]
+        picks = np.linspace(0, len(ordered) - 1, num=min(per_class, len(ordered)))
+        chosen.extend(ordered[np.round(picks).astype(int)])
+    return np.asarray(list(dict.fromkeys(chosen)), dtype=np.int64)
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def convert(opts: Options) -> Bundle:
+    """Build, prove and write the bundle; raises a HappyHouseError on any refusal."""
+    check_writable(opts.out)
+    train_meta = read_metadata(find_metadata(opts.model, opts.metadata))
+    model = load_keras_model(opts.model)
+    shape = model_input_shape(model, opts.model)
+    spec = train_meta.preprocess
+
+    data = load_images(opts.calibration, spec, shape)
+    if opts.holdout:
+        held_data = load_images(opts.holdout, spec, shape)
+        pool = np.arange(len(data))
+        holdout_source = [str(p) for p in opts.holdout]
+    else:
+        pool, held = parity_mod.stratified_split(data.labels, opts.holdout_fraction, opts.seed)
+        held_data = data.subset(held)
+        holdout_source = f"seeded stratified {opts.holdout_fraction:g} split of the calibration data"
+    calib_idx = calibration_sample(data.labels, pool, opts.calibration_size, opts.seed)
+    calib = data.subset(calib_idx)
+    log.info("calibrating on %d of %d images, hold-out %d", len(calib), len(data), len(held_data))
+
+    tflite = to_int8_tflite(model, calib.images)
+    clf = Classifier(tflite)
+    float_scores = keras_scores(model, held_data.images)
+    int8_scores = clf.scores(held_data.images).reshape(-1)
+    result = parity_mod.measure(float_scores, int8_scores, held_data.labels, train_meta.threshold)
+    log.info("%s", result.summary())
+    parity_mod.require(result, opts.max_drop)
+
+    pick = golden_indices(held_data.labels, int8_scores)
+    golden_in = held_data.images[pick]
+    golden_out = clf.raw_outputs(golden_in)
+
+    meta = bundle_meta(opts, train_meta, clf, calib, data, held_data, holdout_source, result,
+                       tflite_size=len(tflite))
+    card = model_card(meta, opts.notes)
+    bundle = write_bundle(opts.out, tflite, meta, golden_in, golden_out,
+                          extra_files={"MODEL_CARD.md": card})
+    # write_bundle's temporary folder is private (0700); the daemon may run as another user
+    bundle.path.chmod(0o755)
+    bundle.self_test(bundle.classifier())
+    return bundle
+
+
+def bundle_meta(opts: Options, train_meta: TrainingMeta, clf: Classifier, calib: Dataset,
+                data: Dataset, held: Dataset, holdout_source, result: parity_mod.Parity,
+                tflite_size: int) -> dict:
+    return {
+        "name": opts.model.parent.name if opts.model.stem == "model" else opts.model.stem,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": {**clf.input.to_dict(), "layout": "NHWC", "color": spec_color(train_meta)},
+        "output": {**clf.output.to_dict(), "meaning": "happy score (sigmoid), quantized"},
+        "preprocess": train_meta.preprocess.to_dict(),
+        "labels": list(train_meta.labels),
+        "threshold": train_meta.threshold,
+        "quantization": {
+            "scheme": "full-integer int8 (weights per-channel where supported, activations, "
+                      "input and output)",
+            "calibration": {"n": int(len(calib)), "sources": [str(p) for p in opts.calibration],
+                            "seed": opts.seed},
+        },
+        "training": {
+            "model_file": str(opts.model),
+            "model_sha256": _file_sha256(opts.model),
+            "metadata_file": str(train_meta.path),
+            "data": train_meta.data,
+            **({"details": train_meta.extra} if train_meta.extra else {}),
+        },
+        "metrics": {
+            "training": train_meta.metrics,
+            "parity": {**result.to_dict(), "holdout": holdout_source,
+                       "holdout_summary": held.summary(), "max_drop_pp": opts.max_drop},
+        },
+        "size_bytes": tflite_size,
+        "runtime": {"converted_with": versions(), "verified_with": clf.runtime},
+    }
+
+
+def spec_color(train_meta: TrainingMeta) -> str:
+    return train_meta.preprocess.color
+
+
+def convert_paths(model: Union[str, Path], calibration: Sequence[Union[str, Path]],
+                  out: Union[str, Path], **kwargs) -> Bundle:
+    """Convenience for tests and scripts: paths in, verified bundle out."""
+    return convert(Options(model=Path(model), calibration=[Path(p) for p in calibration],
+                           out=Path(out), **kwargs))

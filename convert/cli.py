@@ -1,0 +1,99 @@
+"""``happyhouse-convert``: Keras model -> verified int8 TFLite bundle for the door.
+
+Exit codes:
+  0  bundle written and verified (parity, golden self-test)
+  1  refused: the int8 model loses more accuracy than --max-drop allows
+     (nothing written)
+  2  bad input: missing/corrupt model or metadata, data that does not match
+     the model input, unwritable output (one line on stderr, nothing written)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from happyhouse.daemon.errors import HappyHouseError
+
+from .parity import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MAX_DROP
+from .quantize import DEFAULT_CALIBRATION_SIZE
+
+log = logging.getLogger("happyhouse.convert")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="happyhouse-convert",
+        description="Quantize a trained Keras model to full-integer int8 TFLite, prove on a "
+                    "hold-out that it decides like the float model, and write a model bundle "
+                    "(model.tflite, model.json, golden.npz, MODEL_CARD.md).",
+        epilog="Exit codes:" + __doc__.split("Exit codes:", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", metavar="MODEL", help="trained Keras model (.keras or .h5)")
+    parser.add_argument("--calibration", metavar="DATA", action="append", required=True,
+                        help="labelled TRAINING data (class folders or course .h5); repeatable")
+    parser.add_argument("--out", metavar="DIR", required=True, help="bundle folder to write")
+    parser.add_argument("--holdout", metavar="DATA", action="append", default=[],
+                        help="separate labelled data for the parity proof (default: a seeded "
+                             f"stratified {DEFAULT_HOLDOUT_FRACTION:g} split of the calibration "
+                             "data, never used for calibration)")
+    parser.add_argument("--metadata", metavar="JSON",
+                        help="training metadata (default: MODEL's .json or metadata.json beside it)")
+    parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, metavar="PP",
+                        help="largest int8 accuracy loss allowed, in percentage points "
+                             f"(default {DEFAULT_MAX_DROP:g})")
+    parser.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION_SIZE,
+                        metavar="N", help=f"calibration images (default {DEFAULT_CALIBRATION_SIZE})")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the split and sample")
+    parser.add_argument("--notes", metavar="FILE",
+                        help="markdown added near the top of MODEL_CARD.md")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from .build import Options, convert
+
+        if args.calibration_size < 1:
+            raise HappyHouseError(f"--calibration-size must be at least 1, got {args.calibration_size}")
+        notes = ""
+        if args.notes:
+            try:
+                notes = Path(args.notes).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise HappyHouseError(f"--notes {args.notes}: {exc.strerror or exc}") from None
+        bundle = convert(Options(
+            model=Path(args.model), calibration=[Path(p) for p in args.calibration],
+            out=Path(args.out), holdout=[Path(p) for p in args.holdout],
+            metadata=Path(args.metadata) if args.metadata else None, max_drop=args.max_drop,
+            calibration_size=args.calibration_size, seed=args.seed, notes=notes))
+    except HappyHouseError as exc:
+        sys.stderr.write(f"happyhouse-convert: {exc}\n")
+        return exc.exit_code
+    parity = bundle.meta["metrics"]["parity"]
+    result = {"bundle": str(bundle.path), "sha256": bundle.sha256,
+              "size_bytes": bundle.meta["size_bytes"], "threshold": bundle.threshold,
+              "parity": {k: parity[k] for k in ("n", "float_accuracy", "int8_accuracy",
+                                                "agreement", "max_score_diff", "drop_pp")}}
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        sys.stdout.write(
+            f"wrote {bundle.path} ({result['size_bytes']:,} bytes, sha256 {bundle.sha256[:12]}…)\n"
+            f"hold-out n={parity['n']}: float {100 * parity['float_accuracy']:.2f}%, int8 "
+            f"{100 * parity['int8_accuracy']:.2f}%, agreement {100 * parity['agreement']:.2f}%, "
+            f"largest score difference {parity['max_score_diff']:.4f}\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

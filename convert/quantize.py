@@ -1,0 +1,168 @@
+"""Keras model -> full-integer int8 TFLite, calibrated on prepared training images.
+
+Full-integer means int8 weights (per-channel for convolutions), int8
+activations and an int8 input and output tensor, so the device never runs a
+float op and never guesses a scale: the interpreter carries scale and zero
+point, and ``happyhouse.daemon.runtime.Classifier`` reads them from there.
+
+Calibration images go through ``happyhouse.daemon.preprocess`` exactly as the
+door's crops do; a calibration set that disagrees with the model input is
+refused rather than resized behind the user's back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterator, List, Sequence, Tuple, Union
+
+import numpy as np
+
+from happyhouse.daemon.datasets import Dataset, load_dataset
+from happyhouse.daemon.errors import DataError, ModelError
+from happyhouse.daemon.preprocess import Preprocess, prepare_image, to_model_input
+
+log = logging.getLogger(__name__)
+
+#: enough images for stable activation ranges on a small CNN, few enough to stay fast
+DEFAULT_CALIBRATION_SIZE = 300
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def load_keras_model(path: Union[str, Path]):
+    """Load a ``.keras``/``.h5`` model; a missing or corrupt file is a ModelError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"Keras model {path} does not exist (expected a .keras or .h5 file)")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"Keras model {path} is corrupt: a .keras file must be a zip archive")
+    _quiet_tensorflow()
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # keras raises ValueError/OSError/zip errors for bad files
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"Keras model {path} cannot be loaded: {first}") from None
+    input_shape = model_input_shape(model, path)
+    log.info("loaded %s: input %s, %d parameters", path, input_shape, model.count_params())
+    return model
+
+
+def model_input_shape(model, label: Union[str, Path] = "model") -> Tuple[int, int, int]:
+    """(H, W, C) of a single-input, single-output model; anything else is refused."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(f"{label}: the door model needs one input and one output, "
+                         f"got {len(model.inputs)} and {len(model.outputs)}")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or any(d is None for d in shape[1:]):
+        raise ModelError(f"{label}: input must be N x H x W x C with fixed H, W, C, got {shape}")
+    h, w, c = (int(d) for d in shape[1:])
+    if c != 3:
+        raise ModelError(f"{label}: input must have 3 (RGB) channels, got {c}")
+    if h != w:
+        raise ModelError(f"{label}: input must be square (the preprocessing crops squares), "
+                         f"got {h}x{w}")
+    out = tuple(model.outputs[0].shape)
+    if int(np.prod([d for d in out[1:]])) != 1:
+        raise ModelError(f"{label}: output must be one sigmoid score, got shape {out}")
+    return h, w, c
+
+
+def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
+                input_shape: Tuple[int, int, int]) -> Dataset:
+    """Labelled images from each path, at their own size, checked against the model input.
+
+    The images are not resized here: training and calibration data for this
+    model are face crops of the model's input size, and a different size
+    means the wrong data set (or the wrong model) was given.
+    """
+    if not paths:
+        raise DataError("no calibration data given (--calibration DATA)")
+    h, w, _ = input_shape
+    if spec.size != h:
+        raise ModelError(f"the training metadata's preprocess size {spec.size} disagrees with "
+                         f"the model input {h}x{w}")
+    parts: List[Dataset] = []
+    for path in paths:
+        part = load_dataset(path, size=None)
+        got = part.images.shape[1:]
+        if got != (h, w, 3):
+            raise DataError(f"{path}: images are {got[0]}x{got[1]}x{got[2]} but the model "
+                            f"input is {h}x{w}x3: give data prepared for this model")
+        if part.skipped:
+            log.warning("%s: skipped %d unreadable image(s)", path, len(part.skipped))
+        prepared = np.stack([prepare_image(im, spec) for im in part.images])
+        parts.append(Dataset(prepared, part.labels, part.ids, part.skipped, part.sources))
+    return Dataset(np.concatenate([p.images for p in parts]),
+                   np.concatenate([p.labels for p in parts]),
+                   [i for p in parts for i in p.ids],
+                   [s for p in parts for s in p.skipped],
+                   [s for p in parts for s in p.sources])
+
+
+def calibration_sample(labels: np.ndarray, pool: np.ndarray, count: int,
+                       seed: int = 0) -> np.ndarray:
+    """A seeded sample of ``pool`` indices with both classes in their data proportions."""
+    rng = np.random.default_rng(seed)
+    if len(pool) <= count:
+        return np.sort(pool)
+    chosen = []
+    for label in (0, 1):
+        members = pool[labels[pool] == label]
+        take = int(round(count * len(members) / len(pool)))
+        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def representative(images_uint8: np.ndarray) -> Iterator[List[np.ndarray]]:
+    """One prepared float32 [0, 1] image per step, as the converter's calibration wants."""
+    for image in images_uint8:
+        yield [to_model_input(image)]
+
+
+def to_int8_tflite(model, calibration_uint8: np.ndarray) -> bytes:
+    """Full-integer quantization: int8 weights, activations, input and output."""
+    if len(calibration_uint8) == 0:
+        raise DataError("calibration needs at least one image")
+    _quiet_tensorflow()
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: representative(calibration_uint8)
+    # builtin int8 ops only: conversion fails rather than leaving a float op behind
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    # Keras' export prints its signature to stdout; keep stdout for the CLI's own result
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter):
+            return converter.convert()
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"int8 conversion failed (the model has an op without an int8 "
+                         f"TFLite kernel?): {first}") from None
+
+
+def to_float_tflite(model) -> bytes:
+    """The same model as float32 TFLite (for speed comparisons, never shipped)."""
+    _quiet_tensorflow()
+    import tensorflow as tf
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def keras_scores(model, images_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Float Keras happy scores for prepared uint8 images."""
+    out = model.predict(to_model_input(images_uint8), batch_size=batch_size, verbose=0)
+    return np.asarray(out, np.float64).reshape(-1)
