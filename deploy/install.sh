@@ -1,0 +1,363 @@
+#!/usr/bin/env bash
+# Install, upgrade or remove the HappyHouse door service on a Raspberry Pi.
+#
+# Run as root on the Pi (64-bit Raspberry Pi OS bookworm or later). Safe to
+# run again: every step checks before it changes anything, an edited config
+# is never overwritten, and an upgrade restarts the service once at the end.
+# From a desktop, deploy/remote-install.sh builds the wheel and runs this
+# script on the Pi over ssh. See deploy/README.md.
+
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: install.sh [options]
+       install.sh --uninstall [--purge] [options]
+
+Install:
+  --wheel PATH      install this happyhouse wheel (default: build one from the
+                    source tree this script lives in)
+  --bundle DIR      also install a model bundle (model.tflite + model.json) to
+                    /etc/happyhouse/bundle; a new config is pointed at it
+  --opencv MODE     pip (default): opencv-python-headless from PyPI, USB
+                    cameras (/dev/videoN), files, rtsp:// URLs.
+                    system: Debian's python3-opencv with GStreamer and
+                    libcamera, needed for a CSI ribbon camera (libcamerasrc)
+  --no-apt          do not install Debian packages (they are already there)
+  --no-start        install everything but do not enable or start the service
+
+Remove:
+  --uninstall       stop and disable the service, remove the unit and
+                    /opt/happyhouse; keep /etc/happyhouse and /var/lib/happyhouse
+  --purge           with --uninstall: also remove config, state and the user
+
+Testing and image building:
+  --root DIR        prefix every file written with DIR (a scratch root); no
+                    ownership changes. System commands still run.
+  --dry-run         print the commands that would change the system, change
+                    nothing
+  -h, --help        this text
+EOF
+}
+
+SERVICE=happyhouse
+SERVICE_USER=happyhouse
+PREFIX=/opt/happyhouse
+VENV=$PREFIX/venv
+ETC=/etc/happyhouse
+CONF=$ETC/happyhouse.conf
+BUNDLE_DEST=$ETC/bundle
+STATE=/var/lib/happyhouse
+UNIT=/etc/systemd/system/$SERVICE.service
+UDEV_RULE=/etc/udev/rules.d/60-happyhouse-gpio.rules
+# The last example config installed: a config still equal to it is unedited
+# and may be upgraded; anything else is the technician's and is kept.
+CONF_DIST=$PREFIX/share/happyhouse.conf.dist
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+ROOT=""
+DRY_RUN=0
+WHEEL=""
+BUNDLE=""
+OPENCV=pip
+APT=1
+START=1
+UNINSTALL=0
+PURGE=0
+
+die() { echo "install.sh: error: $*" >&2; exit 2; }
+note() { echo "install.sh: $*"; }
+
+# Run a command that changes the system, or print it under --dry-run.
+run() {
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '+'; printf ' %q' "$@"; printf '\n'
+  else
+    "$@"
+  fi
+}
+
+# Ownership only means something on the real system, not in a scratch root.
+own() {
+  [ -n "$ROOT" ] && return 0
+  run chown "$@"
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --wheel) [ $# -ge 2 ] || die "--wheel needs a path"; WHEEL=$2; shift ;;
+      --bundle) [ $# -ge 2 ] || die "--bundle needs a folder"; BUNDLE=$2; shift ;;
+      --opencv) [ $# -ge 2 ] || die "--opencv needs pip or system"; OPENCV=$2; shift ;;
+      --root) [ $# -ge 2 ] || die "--root needs a folder"; ROOT=$2; shift ;;
+      --no-apt) APT=0 ;;
+      --no-start) START=0 ;;
+      --dry-run) DRY_RUN=1 ;;
+      --uninstall) UNINSTALL=1 ;;
+      --purge) PURGE=1 ;;
+      -h|--help) usage; exit 0 ;;
+      *) usage >&2; die "unknown option: $1" ;;
+    esac
+    shift
+  done
+  case "$OPENCV" in pip|system) ;; *) die "--opencv must be pip or system, not '$OPENCV'" ;; esac
+  [ "$PURGE" = 0 ] || [ "$UNINSTALL" = 1 ] || die "--purge only goes with --uninstall"
+  if [ -n "$ROOT" ]; then
+    [ -d "$ROOT" ] || die "--root $ROOT is not a folder"
+    ROOT=$(cd "$ROOT" && pwd)
+  fi
+  if [ -n "$WHEEL" ]; then
+    [ -f "$WHEEL" ] || die "wheel $WHEEL does not exist"
+    case "$WHEEL" in *.whl) ;; *) die "$WHEEL is not a .whl file" ;; esac
+    WHEEL=$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")
+  fi
+  if [ -n "$BUNDLE" ]; then
+    if [ ! -f "$BUNDLE/model.tflite" ] || [ ! -f "$BUNDLE/model.json" ]; then
+      die "bundle $BUNDLE must contain model.tflite and model.json"
+    fi
+    BUNDLE=$(cd "$BUNDLE" && pwd)
+  fi
+  if [ -z "$ROOT" ] && [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then
+    die "run as root (sudo $0 ...), or use --dry-run"
+  fi
+}
+
+# A file shipped beside this script (staged copy) or in the source tree.
+shipped() {
+  local name=$1
+  for dir in "$SCRIPT_DIR" "$SCRIPT_DIR/../deploy"; do
+    if [ -f "$dir/$name" ]; then echo "$dir/$name"; return 0; fi
+  done
+  die "$name not found beside $0"
+}
+
+apt_has() {
+  apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'
+}
+
+install_packages() {
+  [ "$APT" = 1 ] || { note "skipping Debian packages (--no-apt)"; return 0; }
+  # python3-venv: the venv. python3-systemd: journald fields and sd_notify
+  # without compiling systemd-python. python3-lgpio: gpiozero's pin factory
+  # on every Pi and the only one that works on a Pi 5 (RP1).
+  local pkgs=(python3-venv python3-pip python3-systemd)
+  if apt_has python3-lgpio; then pkgs+=(python3-lgpio); fi
+  if [ "$OPENCV" = system ]; then
+    # Debian's OpenCV is built with GStreamer: libcamerasrc reaches a CSI
+    # camera. Its numpy must be Debian's too (it is built against numpy 1.x).
+    pkgs+=(python3-opencv python3-numpy python3-h5py opencv-data
+           gstreamer1.0-libcamera gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+  fi
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
+}
+
+ensure_user() {
+  local group
+  for group in gpio video; do
+    if ! getent group "$group" >/dev/null; then
+      # Raspberry Pi OS has both; elsewhere gpio must be created and given
+      # the GPIO devices by a udev rule.
+      run groupadd --system "$group"
+      if [ "$group" = gpio ]; then install_udev_rule; fi
+    fi
+  done
+  if ! getent passwd "$SERVICE_USER" >/dev/null; then
+    run useradd --system --user-group --home-dir "$STATE" --no-create-home \
+      --shell /usr/sbin/nologin --groups gpio,video \
+      --comment "HappyHouse door service" "$SERVICE_USER"
+  else
+    run usermod --append --groups gpio,video "$SERVICE_USER"
+  fi
+}
+
+install_udev_rule() {
+  local tmp
+  tmp=$(mktemp)
+  cat >"$tmp" <<'EOF'
+# Installed by happyhouse install.sh: the gpio group may use the GPIO chips.
+SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"
+KERNEL=="gpiomem*", GROUP="gpio", MODE="0660"
+EOF
+  if put_file "$tmp" "$UDEV_RULE" 0644; then
+    run udevadm control --reload
+    run udevadm trigger --subsystem-match=gpio
+  fi
+  rm -f "$tmp"
+}
+
+# Copy src to ROOT/dst with mode when the content differs; true if it did.
+put_file() {
+  local src=$1 dst=$ROOT$2 mode=$3
+  if [ -f "$dst" ] && cmp -s "$src" "$dst"; then
+    run chmod "$mode" "$dst"
+    return 1
+  fi
+  run install -D -m "$mode" "$src" "$dst"
+  return 0
+}
+
+build_wheel() {
+  # No --wheel: build one from the source tree around this script.
+  local src=$SCRIPT_DIR/..
+  [ -f "$src/setup.cfg" ] || die "no --wheel given and $SCRIPT_DIR is not in a source tree"
+  local out
+  if [ "$DRY_RUN" = 1 ]; then
+    out=/tmp/happyhouse-wheel
+    run "$ROOT$VENV/bin/pip" wheel --quiet --no-deps --wheel-dir "$out" "$src"
+    WHEEL="$out/happyhouse-VERSION-py3-none-any.whl"
+  else
+    out=$(mktemp -d)
+    run "$ROOT$VENV/bin/pip" wheel --quiet --no-deps --wheel-dir "$out" "$src"
+    WHEEL=$(find "$out" -name 'happyhouse-*.whl' | head -n 1)
+    [ -n "$WHEEL" ] || die "building the wheel from $src produced nothing"
+  fi
+}
+
+install_venv() {
+  local venv=$ROOT$VENV
+  if [ ! -x "$venv/bin/python" ]; then
+    # --system-site-packages: lgpio, systemd (and for --opencv system:
+    # OpenCV, numpy, h5py) come from Debian.
+    run python3 -m venv --system-site-packages "$venv"
+  fi
+  [ -n "$WHEEL" ] || build_wheel
+  local pip=("$venv/bin/pip" install --quiet --disable-pip-version-check)
+  if [ "$OPENCV" = pip ]; then
+    run "${pip[@]}" "happyhouse[pi] @ file://$WHEEL"
+  else
+    # The [pi] extra would pull opencv-python-headless (numpy 2, no
+    # GStreamer) over Debian's OpenCV: install only what Debian lacks.
+    run "${pip[@]}" "ai-edge-litert>=1.2" "gpiozero>=2.0"
+  fi
+  if ! apt_has python3-lgpio; then
+    note "python3-lgpio is not packaged here: installing lgpio from PyPI"
+    run "${pip[@]}" lgpio
+  fi
+  # Same version rebuilt: pip would keep the old files without this.
+  run "${pip[@]}" --force-reinstall --no-deps "$WHEEL"
+}
+
+install_docs() {
+  local doc
+  for doc in "$SCRIPT_DIR"/../docs/*.md "$SCRIPT_DIR"/docs/*.md; do
+    [ -f "$doc" ] || continue
+    put_file "$doc" "$PREFIX/docs/$(basename "$doc")" 0644 || true
+  done
+}
+
+install_bundle() {
+  [ -n "$BUNDLE" ] || return 0
+  local dst=$ROOT$BUNDLE_DEST
+  if [ -d "$dst" ] && diff -rq "$BUNDLE" "$dst" >/dev/null 2>&1; then
+    note "model bundle $BUNDLE_DEST is up to date"
+    return 0
+  fi
+  # Copy beside, then swap: the service never sees half a bundle.
+  run rm -rf "$dst.new"
+  run mkdir -p "$dst.new"
+  run cp -R "$BUNDLE/." "$dst.new/"
+  run chmod -R u=rwX,g=rX,o= "$dst.new"
+  own -R "root:$SERVICE_USER" "$dst.new"
+  run rm -rf "$dst.old"
+  if [ -d "$dst" ]; then run mv "$dst" "$dst.old"; fi
+  run mv "$dst.new" "$dst"
+  run rm -rf "$dst.old"
+}
+
+install_config() {
+  local example conf=$ROOT$CONF dist=$ROOT$CONF_DIST tmp
+  example=$(shipped happyhouse.conf)
+  tmp=$(mktemp)
+  cp "$example" "$tmp"
+  if [ -n "$BUNDLE" ]; then
+    # Point a fresh config at the installed bundle.
+    sed -i "s|^#\\{0,1\\}bundle = .*|bundle = $BUNDLE_DEST|" "$tmp"
+  fi
+  run mkdir -p "$ROOT$ETC"
+  if [ ! -f "$conf" ] || { [ -f "$dist" ] && cmp -s "$conf" "$dist"; }; then
+    # New, or still exactly what we installed last time: safe to replace.
+    put_file "$tmp" "$CONF" 0640 || true
+    put_file "$tmp" "$CONF_DIST" 0644 || true
+    run rm -f "$conf.new"
+  elif cmp -s "$conf" "$tmp"; then
+    put_file "$tmp" "$CONF_DIST" 0644 || true
+  else
+    note "keeping your edited $CONF; the new example is $CONF.new (compare with: diff $CONF $CONF.new)"
+    put_file "$tmp" "$CONF.new" 0640 || true
+    own "root:$SERVICE_USER" "$conf.new"
+  fi
+  own "root:$SERVICE_USER" "$conf"
+  rm -f "$tmp"
+  if [ -n "$BUNDLE" ] && ! grep -q "^bundle = $BUNDLE_DEST" "$conf" 2>/dev/null; then
+    note "set '[model] bundle = $BUNDLE_DEST' in $CONF to use the installed bundle"
+  fi
+}
+
+install_unit() {
+  put_file "$(shipped happyhouse.service)" "$UNIT" 0644 || true
+  run systemctl daemon-reload
+}
+
+check_config() {
+  # A config the daemon rejects must not reach a restart loop: say so now.
+  local daemon=$ROOT$VENV/bin/happyhouse-daemon
+  if [ "$DRY_RUN" = 1 ]; then
+    run "$daemon" --print-config --config "$ROOT$CONF"
+  elif ! "$daemon" --print-config --config "$ROOT$CONF" >/dev/null; then
+    die "$CONF is rejected by the daemon (message above); fix it, then run install.sh again"
+  fi
+}
+
+start_service() {
+  if [ "$START" = 0 ]; then
+    note "not starting (--no-start); when ready: systemctl enable --now $SERVICE"
+    return 0
+  fi
+  run systemctl enable "$SERVICE"
+  # restart = start if stopped; picks up a new wheel, unit or config.
+  run systemctl restart "$SERVICE"
+  note "started; follow it with: journalctl -u $SERVICE -f"
+}
+
+do_install() {
+  install_packages
+  ensure_user
+  run mkdir -p "$ROOT$STATE"
+  run chmod 0700 "$ROOT$STATE"
+  own "$SERVICE_USER:$SERVICE_USER" "$ROOT$STATE"
+  install_venv
+  install_docs
+  install_bundle
+  install_config
+  install_unit
+  check_config
+  start_service
+  note "installed: $VENV, $UNIT, config $CONF"
+}
+
+do_uninstall() {
+  if [ -f "$ROOT$UNIT" ]; then
+    run systemctl disable --now "$SERVICE" || true
+    run rm -f "$ROOT$UNIT"
+    run systemctl daemon-reload
+    # ExecStopPost has locked the latch; if the unit was gone already, the
+    # technician must check the door by hand.
+  fi
+  run rm -rf "$ROOT$PREFIX"
+  if [ "$PURGE" = 1 ]; then
+    run rm -rf "$ROOT$ETC" "$ROOT$STATE"
+    if [ -f "$ROOT$UDEV_RULE" ]; then run rm -f "$ROOT$UDEV_RULE"; fi
+    if getent passwd "$SERVICE_USER" >/dev/null; then run userdel "$SERVICE_USER"; fi
+    note "purged: config, state and user $SERVICE_USER removed"
+  else
+    note "removed; kept $ETC and $STATE (use --uninstall --purge to remove them)"
+  fi
+}
+
+main() {
+  parse_args "$@"
+  if [ "$UNINSTALL" = 1 ]; then do_uninstall; else do_install; fi
+}
+
+main "$@"

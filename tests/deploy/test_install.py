@@ -1,0 +1,198 @@
+"""deploy/install.sh against a scratch root with the system commands shimmed."""
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONF = "/etc/happyhouse/happyhouse.conf"
+UNIT = "/etc/systemd/system/happyhouse.service"
+VENV = "/opt/happyhouse/venv"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_fresh_install_lands_every_piece(fake_system):
+    fs = fake_system
+    fs.install()
+    assert fs.path(UNIT).read_text() == (REPO / "deploy" / "happyhouse.service").read_text()
+    assert fs.path(CONF).read_text() == fs.example.read_text()
+    assert mode(fs.path(CONF)) == 0o640  # may hold an rtsp:// password
+    assert mode(fs.path("/var/lib/happyhouse")) == 0o700
+    assert fs.path(f"{VENV}/bin/happyhouse-daemon").exists()
+    assert fs.path("/opt/happyhouse/docs/operations.md").exists()
+
+    apt = fs.commands("apt-get")
+    assert len(apt) == 1 and apt[0].startswith("install -y")
+    assert {"python3-venv", "python3-systemd", "python3-lgpio"} <= set(apt[0].split())
+    assert "python3-opencv" not in apt[0].split()  # pip OpenCV is the default
+    assert fs.commands("groupadd") == ["--system gpio"]  # video existed already
+    useradd = fs.commands("useradd")
+    assert len(useradd) == 1 and useradd[0].endswith(" happyhouse")
+    assert "--system" in useradd[0] and "--groups gpio,video" in useradd[0]
+    assert fs.commands("python3") == [f"-m venv --system-site-packages {fs.path(VENV)}"]
+    pip = fs.commands("pip")
+    assert any(f"happyhouse[pi] @ file://{fs.wheel}" in c for c in pip)
+    assert pip[-1].endswith(f"--force-reinstall --no-deps {fs.wheel}")
+    # Config validated by the installed daemon before the service starts.
+    assert fs.commands("happyhouse-daemon") == [f"--print-config --config {fs.path(CONF)}"]
+    systemctl = fs.commands("systemctl")
+    assert systemctl == ["daemon-reload", "enable happyhouse", "restart happyhouse"]
+    # The gpio group was created here, so the udev rule that gives it the chips too.
+    assert "gpiochip" in fs.path("/etc/udev/rules.d/60-happyhouse-gpio.rules").read_text()
+
+
+def test_second_run_is_idempotent(fake_system):
+    fs = fake_system
+    fs.install()
+    before = fs.tree()
+    fs.clear_log()
+    fs.install()
+    assert fs.tree() == before
+    for name in ("groupadd", "useradd", "python3", "udevadm"):
+        assert fs.commands(name) == [], name
+    assert not fs.path(CONF + ".new").exists()
+
+
+def test_edited_config_is_never_overwritten(fake_system):
+    fs = fake_system
+    fs.install()
+    conf = fs.path(CONF)
+    edited = conf.read_text().replace("#pin = GPIO17", "pin = GPIO27")
+    assert edited != conf.read_text()
+    conf.write_text(edited)
+    # An upgrade ships a changed example.
+    fs.example.write_text(fs.example.read_text() + "# new in this release\n")
+    proc = fs.install()
+    assert conf.read_text() == edited
+    assert fs.path(CONF + ".new").read_text() == fs.example.read_text()
+    assert "keeping your edited" in proc.stdout
+
+
+def test_unedited_config_follows_the_example(fake_system):
+    fs = fake_system
+    fs.install()
+    fs.example.write_text(fs.example.read_text() + "# new in this release\n")
+    fs.install()
+    assert fs.path(CONF).read_text() == fs.example.read_text()
+    assert not fs.path(CONF + ".new").exists()
+
+
+def test_bundle_is_installed_and_a_new_config_points_at_it(fake_system, tmp_path):
+    fs = fake_system
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.tflite").write_bytes(b"TFL3-not-really")
+    (bundle / "model.json").write_text("{}")
+    fs.install("--bundle", str(bundle))
+    dest = fs.path("/etc/happyhouse/bundle")
+    assert (dest / "model.tflite").read_bytes() == b"TFL3-not-really"
+    assert "\nbundle = /etc/happyhouse/bundle\n" in fs.path(CONF).read_text()
+    # A new model replaces the old one whole.
+    (bundle / "model.tflite").write_bytes(b"TFL3-newer")
+    fs.install("--bundle", str(bundle))
+    assert (dest / "model.tflite").read_bytes() == b"TFL3-newer"
+    assert not fs.path("/etc/happyhouse/bundle.new").exists()
+
+
+def test_bad_bundle_is_refused_before_anything_changes(fake_system, tmp_path):
+    fs = fake_system
+    proc = fs.install("--bundle", str(tmp_path), check=False)
+    assert proc.returncode == 2
+    assert "model.tflite" in proc.stderr
+    assert fs.tree() == {} and fs.calls() == []
+
+
+def test_config_the_daemon_rejects_stops_before_start(fake_system):
+    fs = fake_system
+    proc = fs.install(check=False, DAEMON_RC="2")
+    assert proc.returncode == 2
+    assert "rejected" in proc.stderr
+    assert "restart happyhouse" not in fs.commands("systemctl")
+
+
+def test_no_start(fake_system):
+    fs = fake_system
+    fs.install("--no-start")
+    assert fs.commands("systemctl") == ["daemon-reload"]
+    assert fs.path(UNIT).exists()
+
+
+def test_system_opencv_keeps_pip_away_from_debian_opencv(fake_system):
+    fs = fake_system
+    fs.install("--opencv", "system")
+    apt = fs.commands("apt-get")[0].split()
+    assert {"python3-opencv", "python3-numpy", "gstreamer1.0-libcamera", "opencv-data"} <= set(apt)
+    tokens = " ".join(fs.commands("pip")).split()
+    assert not [t for t in tokens if "[pi]" in t or t.startswith("opencv")]
+    assert any(t.startswith("ai-edge-litert") for t in tokens)
+
+
+def test_uninstall_keeps_config_and_state(fake_system):
+    fs = fake_system
+    fs.install()
+    fs.clear_log()
+    fs.install("--uninstall")
+    assert not fs.path(UNIT).exists()
+    assert not fs.path("/opt/happyhouse").exists()
+    assert fs.path(CONF).exists() and fs.path("/var/lib/happyhouse").is_dir()
+    assert fs.commands("systemctl") == ["disable --now happyhouse", "daemon-reload"]
+    assert fs.commands("userdel") == []
+
+
+def test_purge_removes_everything(fake_system):
+    fs = fake_system
+    fs.install()
+    fs.install("--uninstall", "--purge")
+    assert fs.tree() == {}
+    assert not fs.path("/etc/happyhouse").exists()
+    assert fs.commands("userdel") == ["happyhouse"]
+
+
+def test_dry_run_changes_nothing(fake_system):
+    fs = fake_system
+    proc = fs.install("--dry-run")
+    assert fs.tree() == {}
+    mutating = {"apt-get", "groupadd", "useradd", "usermod", "systemctl", "python3", "pip"}
+    assert [c for c in fs.calls() if c[0] in mutating] == []
+    assert "+ systemctl restart happyhouse" in proc.stdout
+    assert "+ env DEBIAN_FRONTEND=noninteractive apt-get install" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frobnicate"], "unknown option"),
+    (["--purge"], "--purge only goes with --uninstall"),
+    (["--opencv", "conda"], "--opencv must be pip or system"),
+    (["--wheel", "/nonexistent/x.whl"], "does not exist"),
+])
+def test_bad_arguments(fake_system, args, message):
+    proc = fake_system.install(*args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_help():
+    proc = subprocess.run(["bash", str(REPO / "deploy" / "install.sh"), "--help"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "--uninstall" in proc.stdout
+
+
+def test_scripts_pass_shellcheck(shellcheck):
+    scripts = [REPO / "deploy" / "install.sh", REPO / "deploy" / "remote-install.sh"]
+    proc = subprocess.run([shellcheck, "--severity=style", *map(str, scripts)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_shipped_example_config_is_valid():
+    # install.sh copies deploy/happyhouse.conf; the daemon must accept it as is.
+    from happyhouse.daemon.config import load_config
+
+    path = REPO / "deploy" / "happyhouse.conf"
+    assert path.is_file(), "deploy/happyhouse.conf (the commented example config) is missing"
+    load_config(str(path), required=True)
