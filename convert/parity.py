@@ -19,6 +19,8 @@ DEFAULT_MAX_DROP = 0.5  # percentage points
 DEFAULT_HOLDOUT_FRACTION = 0.2
 #: the parity hold-out is capped so conversion stays quick on big data sets
 DEFAULT_HOLDOUT_MAX = 2000
+#: float slack so a drop of exactly max_drop (e.g. 1 of 200 = 0.5 pp) is allowed
+_EPS = 1e-9
 
 
 class ParityError(ModelError):
@@ -93,7 +95,7 @@ def measure(float_scores: np.ndarray, int8_scores: np.ndarray, labels: np.ndarra
 
 def require(parity: Parity, max_drop: float = DEFAULT_MAX_DROP) -> Parity:
     """Raise ParityError unless int8 accuracy is within ``max_drop`` points of float."""
-    if parity.drop_pp > max_drop:
+    if parity.drop_pp > max_drop + _EPS:
         raise ParityError(f"int8 model refused: accuracy drops {parity.drop_pp:.2f} pp "
                           f"(allowed {max_drop:g}); {parity.summary()}. No bundle written. "
                           f"Try more or more representative --calibration data.")

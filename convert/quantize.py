@@ -16,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple, Union
@@ -145,7 +146,9 @@ def to_int8_tflite(model, calibration_uint8: np.ndarray) -> bytes:
     # Keras' export prints its signature to stdout; keep stdout for the CLI's own result
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter):
+        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+            # the input's quantization comes from calibration: TF's "no statistics" note is moot
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             return converter.convert()
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,141 @@
+"""Bad input to the converter and to bundle loading: one clear line, non-zero, nothing written."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from happyhouse.convert.cli import main
+from happyhouse.daemon.bundle import load_bundle
+from happyhouse.daemon.errors import ModelError, SelfTestError
+
+pytestmark = pytest.mark.slow
+
+
+def _run(capsys, *args):
+    rc = main([str(a) for a in args])
+    return rc, capsys.readouterr().err
+
+
+def test_missing_model(small_faces, tmp_path, capsys):
+    missing = tmp_path / "nope.keras"
+    rc, err = _run(capsys, missing, "--calibration", small_faces, "--metadata", tmp_path / "m.json",
+                   "--out", tmp_path / "out")
+    assert rc == 2 and "does not exist" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_model_is_named(tiny_model, small_faces, tmp_path, capsys):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"this is not a keras archive")
+    shutil.copy(tiny_model.with_name("model.json"), tmp_path / "model.json")
+    rc, err = _run(capsys, bad, "--calibration", small_faces, "--out", tmp_path / "out")
+    assert rc == 2 and str(bad) in err and "corrupt" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_model_is_named(tiny_model, small_faces, tmp_path, capsys):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(tiny_model.read_bytes()[: 2000])
+    shutil.copy(tiny_model.with_name("model.json"), tmp_path / "model.json")
+    rc, err = _run(capsys, bad, "--calibration", small_faces, "--out", tmp_path / "out")
+    assert rc == 2 and str(bad) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_metadata_says_what_to_pass(tiny_model, small_faces, tmp_path, capsys):
+    lone = tmp_path / "lone.keras"
+    shutil.copy(tiny_model, lone)
+    rc, err = _run(capsys, lone, "--calibration", small_faces, "--out", tmp_path / "out")
+    assert rc == 2 and "--metadata" in err and str(lone) in err
+
+
+def test_metadata_without_threshold(tiny_model, small_faces, tmp_path, capsys):
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"preprocess": {"crop": "face", "size": 64}}))
+    rc, err = _run(capsys, tiny_model, "--metadata", meta, "--calibration", small_faces,
+                   "--out", tmp_path / "out")
+    assert rc == 2 and "threshold" in err and str(meta) in err
+
+
+def test_calibration_size_mismatch_names_the_data(tiny_model, tmp_path, capsys, image_writer):
+    data = image_writer(tmp_path / "small32", size=32)
+    rc, err = _run(capsys, tiny_model, "--calibration", data, "--out", tmp_path / "out")
+    assert rc == 2 and str(data) in err and "32x32x3" in err and "64x64x3" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibration_not_a_dataset(tiny_model, tmp_path, capsys):
+    rc, err = _run(capsys, tiny_model, "--calibration", tmp_path / "missing", "--out", tmp_path / "out")
+    assert rc == 2 and "does not exist" in err
+
+
+def test_unwritable_output_fails_before_converting(tiny_model, small_faces, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = blocker / "bundle"
+    rc, err = _run(capsys, tiny_model, "--calibration", small_faces, "--out", out)
+    assert rc == 2 and str(out) in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_model_with_wrong_input_channels(small_faces, tmp_path, capsys):
+    import keras
+
+    model = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    path = tmp_path / "gray.keras"
+    model.save(path)
+    (tmp_path / "gray.json").write_text(json.dumps({"preprocess": {"size": 64}, "threshold": 0.5}))
+    rc, err = _run(capsys, path, "--calibration", small_faces, "--out", tmp_path / "out")
+    assert rc == 2 and "3 (RGB) channels" in err and str(path) in err
+
+
+# --- the bundle side: load_bundle and self_test refuse tampered bundles -----------------
+
+
+@pytest.fixture
+def bundle_copy(converted, tmp_path):
+    out = tmp_path / "bundle"
+    shutil.copytree(converted[0], out)
+    return out
+
+
+def test_load_bundle_refuses_changed_model(bundle_copy):
+    model = bundle_copy / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        load_bundle(bundle_copy)
+
+
+def test_load_bundle_refuses_shape_disagreement(bundle_copy):
+    meta_path = bundle_copy / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["input"]["shape"] = [1, 96, 96, 3]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="disagrees"):
+        load_bundle(bundle_copy).classifier()
+
+
+def test_load_bundle_refuses_preprocess_size_disagreement(bundle_copy):
+    meta_path = bundle_copy / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["preprocess"]["size"] = 96
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="preprocess size 96"):
+        load_bundle(bundle_copy).classifier()
+
+
+def test_self_test_refuses_wrong_golden_outputs(bundle_copy):
+    path = bundle_copy / "golden.npz"
+    with np.load(path) as data:
+        inputs, outputs = data["inputs"], data["outputs"]
+    shifted = (outputs.astype(np.int16) + np.where(outputs > 0, -10, 10)).astype(np.int8)
+    np.savez_compressed(path, inputs=inputs, outputs=shifted)
+    bundle = load_bundle(bundle_copy)
+    with pytest.raises(SelfTestError, match="refusing to arm"):
+        bundle.self_test(bundle.classifier())

@@ -1,0 +1,109 @@
+"""happyhouse-convert end to end: a real tiny model in, a verified bundle out (or nothing)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from happyhouse.convert.cli import main
+from happyhouse.daemon.bundle import load_bundle
+from happyhouse.daemon.runtime import Classifier
+
+pytestmark = pytest.mark.slow
+
+
+def _leftovers(parent: Path, name: str):
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
+
+
+def test_bundle_loads_and_self_tests(converted):
+    out, result = converted
+    bundle = load_bundle(out)
+    clf = bundle.classifier()
+    assert bundle.self_test(clf) == bundle.meta["golden"]["count"] >= 4
+    assert result["sha256"] == bundle.sha256
+    assert not _leftovers(out.parent, out.name)
+
+
+def test_model_is_full_integer(converted):
+    out, _ = converted
+    clf = Classifier(out / "model.tflite")
+    assert clf.input.dtype == "int8" and clf.output.dtype == "int8"
+    # no float tensor anywhere: weights, activations and I/O are all integer
+    dtypes = {np.dtype(t["dtype"]).name for t in clf._interp.get_tensor_details()}
+    assert dtypes <= {"int8", "int32"}, dtypes
+
+
+def test_model_json_is_read_from_the_interpreter(converted):
+    out, _ = converted
+    meta = json.loads((out / "model.json").read_text())
+    clf = Classifier(out / "model.tflite")
+    assert meta["input"]["shape"] == list(clf.input.shape)
+    assert (meta["input"]["scale"], meta["input"]["zero_point"]) == (clf.input.scale, clf.input.zero_point)
+    assert (meta["output"]["scale"], meta["output"]["zero_point"]) == (clf.output.scale, clf.output.zero_point)
+    assert meta["preprocess"] == {"crop": "face", "margin": 0.0, "size": 64, "color": "RGB", "scale": "unit"}
+    assert meta["threshold"] == 0.5 and meta["labels"] == ["not_happy", "happy"]
+    assert meta["training"]["data"]["n"] == 120
+    assert {"tensorflow", "ai_edge_litert", "numpy"} <= set(meta["runtime"]["converted_with"])
+    assert (out / "MODEL_CARD.md").read_text().count("A smile is not an identity") == 1
+
+
+def test_parity_is_measured_on_images_not_used_for_calibration(converted):
+    out, _ = converted
+    meta = json.loads((out / "model.json").read_text())
+    parity = meta["metrics"]["parity"]
+    assert parity["n"] == 24  # stratified 20% of 60 + 60
+    assert parity["holdout_summary"]["happy"] == 12
+    assert meta["quantization"]["calibration"]["n"] == 96
+    # int8 with scale 1/256 on the output stays within a few steps of the float score
+    assert parity["max_score_diff"] < 0.05
+    assert 0.0 <= parity["int8_accuracy"] <= 1.0
+
+
+def test_golden_vectors_reproduced_by_the_daemon_runtime_without_tensorflow(converted):
+    out, _ = converted
+    code = ("import sys, json\n"
+            "from happyhouse.daemon.bundle import load_bundle\n"
+            f"b = load_bundle({str(out)!r})\n"
+            "n = b.self_test(b.classifier())\n"
+            "print(json.dumps([n, any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    count, tf_loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert count >= 4 and tf_loaded is False
+
+
+def test_golden_vectors_span_both_classes(converted):
+    out, _ = converted
+    with np.load(out / "golden.npz") as data:
+        inputs, outputs = data["inputs"], data["outputs"]
+    assert inputs.dtype == np.uint8 and inputs.shape[1:] == (64, 64, 3)
+    assert outputs.dtype == np.int8 and len(outputs) == len(inputs)
+    # each golden input is a distinct real face, not one image repeated
+    assert len({im.tobytes() for im in inputs}) == len(inputs)
+
+
+def test_parity_failure_writes_nothing(tiny_model, small_faces, tmp_path, capsys):
+    out = tmp_path / "refused"
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
+               "--max-drop", "-101"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "int8 model refused" in err and "No bundle written" in err
+    assert not out.exists()
+    assert not _leftovers(tmp_path, "refused")
+
+
+def test_parity_failure_keeps_the_previous_bundle(converted, tiny_model, small_faces, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "bundle"
+    shutil.copytree(converted[0], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
+               "--max-drop", "-101"])
+    assert rc == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
