@@ -27,7 +27,7 @@ from happyhouse.daemon.runtime import Classifier
 
 from . import parity as parity_mod
 from .card import model_card
-from .metadata import TrainingMeta, find_metadata, read_metadata
+from .metadata import TrainingMeta, find_metadata, normalise_id, read_metadata
 from .quantize import (DEFAULT_CALIBRATION_SIZE, calibration_sample, keras_scores, load_images,
                        load_keras_model, model_input_shape, to_int8_tflite)
 
@@ -96,6 +96,31 @@ def golden_indices(labels: np.ndarray, scores: np.ndarray, per_class: int = GOLD
     return np.asarray(list(dict.fromkeys(chosen)), dtype=np.int64)
 
 
+def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec, shape):
+    """(calibration pool indices, hold-out data, description), best evidence first.
+
+    1. ``--holdout`` data; 2. the images training validated on (``split.json``),
+    so calibration sees training images only and parity is measured on unseen
+    ones; 3. a seeded stratified split of the calibration data.
+    """
+    if opts.holdout:
+        return (np.arange(len(data)), load_images(opts.holdout, spec, shape),
+                "--holdout " + ", ".join(str(p) for p in opts.holdout))
+    if train_meta.validation_ids:
+        is_val = np.array([normalise_id(i) in train_meta.validation_ids for i in data.ids])
+        counts = [int(np.sum(is_val & (data.labels == c))) for c in (0, 1)]
+        if min(counts) >= 2 and int(np.sum(~is_val)) > 0:
+            return (np.flatnonzero(~is_val), data.subset(np.flatnonzero(is_val)),
+                    f"the training validation split ({int(is_val.sum())} of "
+                    f"{len(train_meta.validation_ids)} validation images found in the "
+                    f"calibration data)")
+        log.warning("the training validation split matches %s images of the calibration data; "
+                    "using a seeded split instead", counts)
+    pool, held = parity_mod.stratified_split(data.labels, opts.holdout_fraction, opts.seed)
+    return (pool, data.subset(held),
+            f"seeded stratified {opts.holdout_fraction:g} split of the calibration data")
+
+
 def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -109,14 +134,7 @@ def convert(opts: Options) -> Bundle:
     spec = train_meta.preprocess
 
     data = load_images(opts.calibration, spec, shape)
-    if opts.holdout:
-        held_data = load_images(opts.holdout, spec, shape)
-        pool = np.arange(len(data))
-        holdout_source = [str(p) for p in opts.holdout]
-    else:
-        pool, held = parity_mod.stratified_split(data.labels, opts.holdout_fraction, opts.seed)
-        held_data = data.subset(held)
-        holdout_source = f"seeded stratified {opts.holdout_fraction:g} split of the calibration data"
+    pool, held_data, holdout_source = choose_holdout(opts, train_meta, data, spec, shape)
     calib_idx = calibration_sample(data.labels, pool, opts.calibration_size, opts.seed)
     calib = data.subset(calib_idx)
     log.info("calibrating on %d of %d images, hold-out %d", len(calib), len(data), len(held_data))

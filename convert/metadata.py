@@ -9,16 +9,27 @@ metrics and a summary of its data. The converter copies these into
 from __future__ import annotations
 
 import json
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, FrozenSet, Optional, Tuple, Union
 
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import ModelError
 from happyhouse.daemon.preprocess import Preprocess
 
-#: looked for beside MODEL when --metadata is not given ({stem} = model file stem)
-CANDIDATES = ("{stem}.json", "{stem}.meta.json", "metadata.json", "training.json")
+log = logging.getLogger(__name__)
+
+#: looked for beside MODEL when --metadata is not given ({stem} = model file stem);
+#: ``train_meta.json`` is what ``happyhouse-train`` writes
+CANDIDATES = ("train_meta.json", "{stem}.json", "{stem}.meta.json", "metadata.json", "training.json")
+#: written by happyhouse-train beside its metadata: validation metrics and the validation ids
+METRICS_FILE = "metrics.json"
+SPLIT_FILE = "split.json"
+#: the validation metrics worth carrying into model.json (the rest stays in the training report)
+METRIC_KEYS = ("scope", "n", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc",
+               "false_open_rate", "false_opens", "errors")
 THRESHOLD_KEYS = ("threshold", "decision_threshold")
 DATA_KEYS = ("data", "data_summary", "training_data")
 
@@ -32,6 +43,48 @@ class TrainingMeta:
     metrics: Dict[str, Any] = field(default_factory=dict)
     data: Dict[str, Any] = field(default_factory=dict)
     extra: Dict[str, Any] = field(default_factory=dict)
+    #: normalised ids of the images training validated on (never trained on), if known
+    validation_ids: Optional[FrozenSet[str]] = None
+
+
+def normalise_id(image_id: str) -> str:
+    """A dataset id ("path" or "file.h5#i") made comparable across working folders."""
+    path, sep, index = str(image_id).partition("#")
+    return os.path.realpath(path) + sep + index
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} is not readable JSON: {exc}") from None
+
+
+def _side_metrics(folder: Path) -> Dict[str, Any]:
+    path = folder / METRICS_FILE
+    if not path.is_file():
+        return {}
+    report = _read_json(path)
+    if not isinstance(report, dict):
+        return {}
+    picked = {k: report[k] for k in METRIC_KEYS if k in report}
+    confusion = report.get("confusion_matrix") or {}
+    picked.update({k: confusion[k] for k in ("tp", "fp", "tn", "fn") if k in confusion})
+    if isinstance(report.get("at_0.5"), dict) and "accuracy" in report["at_0.5"]:
+        picked["accuracy_at_0.5"] = report["at_0.5"]["accuracy"]
+    picked["source"] = str(path)
+    return picked
+
+
+def _side_split(folder: Path) -> Optional[FrozenSet[str]]:
+    path = folder / SPLIT_FILE
+    if not path.is_file():
+        return None
+    split = _read_json(path)
+    ids = split.get("validation_ids") if isinstance(split, dict) else None
+    if not isinstance(ids, list):
+        raise ModelError(f"{path} lacks a validation_ids list")
+    return frozenset(normalise_id(i) for i in ids)
 
 
 def find_metadata(model_path: Union[str, Path], explicit: Optional[Union[str, Path]] = None) -> Path:
@@ -83,7 +136,9 @@ def read_metadata(path: Union[str, Path]) -> TrainingMeta:
     if len(labels) != 2:
         raise ModelError(f"training metadata {path}: labels must name 2 classes, got {labels}")
     used = {"preprocess", "labels", "metrics", *THRESHOLD_KEYS, *DATA_KEYS}
+    metrics = dict(data.get("metrics") or {}) or _side_metrics(path.parent)
     return TrainingMeta(path=path, preprocess=preprocess, threshold=threshold, labels=labels,
-                        metrics=dict(data.get("metrics") or {}),
+                        metrics=metrics,
                         data=dict(_first(data, DATA_KEYS, path, required=False) or {}),
-                        extra={k: v for k, v in data.items() if k not in used})
+                        extra={k: v for k, v in data.items() if k not in used},
+                        validation_ids=_side_split(path.parent))

@@ -107,3 +107,35 @@ def test_parity_failure_keeps_the_previous_bundle(converted, tiny_model, small_f
                "--max-drop", "-101"])
     assert rc == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_training_validation_split_and_metrics_are_used(tiny_model, small_faces, tmp_path, capsys):
+    """happyhouse-train's split.json and metrics.json beside the model drive the hold-out."""
+    import shutil
+
+    from happyhouse.daemon.datasets import load_dataset
+
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    shutil.copy(tiny_model, folder / "model.keras")
+    meta = json.loads(tiny_model.with_name("model.json").read_text())
+    del meta["metrics"]  # like happyhouse-train: metrics live in metrics.json
+    (folder / "train_meta.json").write_text(json.dumps(meta))
+    data = load_dataset(small_faces)
+    val = [i for i, label in zip(data.ids, data.labels) if label == 1][:10] + \
+          [i for i, label in zip(data.ids, data.labels) if label == 0][:8]
+    (folder / "split.json").write_text(json.dumps({"validation_ids": val, "n_train": 102}))
+    (folder / "metrics.json").write_text(json.dumps(
+        {"scope": "validation", "accuracy": 0.61, "false_open_rate": 0.1, "plots": ["roc.png"],
+         "confusion_matrix": {"tp": 5, "fp": 1, "tn": 7, "fn": 5}}))
+    out = tmp_path / "bundle"
+    rc = main([str(folder / "model.keras"), "--calibration", str(small_faces), "--out", str(out),
+               "--max-drop", "50"])
+    assert rc == 0, capsys.readouterr().err
+    written = json.loads((out / "model.json").read_text())
+    parity = written["metrics"]["parity"]
+    assert parity["n"] == 18 and parity["holdout_summary"]["happy"] == 10
+    assert "validation split" in parity["holdout"]
+    assert written["quantization"]["calibration"]["n"] == 102
+    training = written["metrics"]["training"]
+    assert training["accuracy"] == 0.61 and training["tp"] == 5 and "plots" not in training
