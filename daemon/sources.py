@@ -1,0 +1,632 @@
+"""Frame sources: cameras, streams, files and fakes behind one small interface.
+
+Every source hands out :class:`Frame` objects (BGR uint8 image, the
+``time.monotonic()`` time it was captured, a sequence number) through
+``latest(timeout)``: the newest frame not handed out before, or ``None`` when
+no fresh frame arrived in time. A door decision must never use a frame that
+sat in a buffer, so a reader thread drains the device continuously and keeps
+only the newest frame.
+
+``open_source(spec, cfg)`` understands:
+
+* ``0``, ``1`` ...             a camera index (OpenCV ``VideoCapture``)
+* ``/dev/video0``              a V4L2 device (USB webcam)
+* ``rtsp://``, ``http(s)://``  a network stream (FFmpeg backend)
+* ``... ! appsink``            a GStreamer pipeline (``CAP_GSTREAMER``)
+* a video file                 replayed at its own frame rate, looping
+* an image file or a folder    replayed as frames at ``camera.fps``, looping
+* a course HDF5 file (``.h5``) its ``*_set_x`` frames replayed, scaled up to
+                               ``camera.width`` x ``camera.height`` as if they
+                               came from the door camera (demos)
+
+Raspberry Pi CSI camera: reach it through GStreamer, e.g.::
+
+    libcamerasrc ! video/x-raw,width=640,height=480,framerate=15/1 ! videoconvert ! appsink drop=true max-buffers=1
+
+The pip wheels ``opencv-python(-headless)`` are built WITHOUT GStreamer, so
+this only works with Debian's ``python3-opencv`` (``apt install
+python3-opencv gstreamer1.0-libcamera``; create the venv with
+``--system-site-packages`` and do not pip-install OpenCV into it). A USB
+webcam (``/dev/video0``) works with either build.
+
+Stalls: a camera that stops delivering frames (unplugged, hung driver,
+dropped stream) is declared lost after ``camera.stall_timeout`` seconds and
+reopened with exponential backoff up to ``camera.reopen_backoff_max``; all the
+while ``latest()`` returns ``None``. Opening and reading happen in a worker
+thread, so even a read that never returns cannot block the caller: the worker
+is abandoned and a fresh one opens the device again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Protocol, Sequence, Tuple
+
+import numpy as np
+
+from .errors import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+H5_EXTS = (".h5", ".hdf5")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+#: first backoff step after a lost camera; doubles up to camera.reopen_backoff_max
+BACKOFF_START = 0.5
+#: opening a network stream can take several seconds before the first frame
+OPEN_TIMEOUT_MIN = 10.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # BGR uint8 H x W x 3
+    timestamp: float  # time.monotonic() at capture
+    seq: int
+
+    def age(self, now: Optional[float] = None) -> float:
+        return (time.monotonic() if now is None else now) - self.timestamp
+
+
+class FrameSource(Protocol):
+    description: str
+
+    def open(self) -> None: ...
+
+    def latest(self, timeout: float) -> Optional[Frame]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "FrameSource": ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """An RGB picture (e.g. a 64x64 Happy House frame) -> BGR ``width`` x ``height``.
+
+    Scaled (stretched, like a camera whose sensor aspect differs) as if the
+    door camera had captured it; used by HDF5 replay, ``happyhouse-eval`` and
+    the face-gate measurements so all three see the same pixels.
+    """
+    cv2 = _cv2()
+    bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
+    if bgr.shape[1] == width and bgr.shape[0] == height:
+        return bgr
+    growing = width >= bgr.shape[1] and height >= bgr.shape[0]
+    interp = cv2.INTER_LINEAR if growing else cv2.INTER_AREA
+    return cv2.resize(bgr, (width, height), interpolation=interp)
+
+
+# --------------------------------------------------------------------------
+# Devices: one opened connection each; read() blocks until the next image.
+
+
+class _Device:
+    description = "device"
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def read(self) -> Optional[np.ndarray]:
+        """The next BGR image, or None when the device failed."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        pass
+
+
+class _Pacer:
+    """Sleeps so replayed frames arrive at ``fps`` (a file is not a camera)."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / max(float(fps), 0.1)
+        self._due: Optional[float] = None
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._due is not None and self._due > now:
+            time.sleep(self._due - now)
+            now = self._due
+        self._due = now + self.period
+
+
+class CaptureDevice(_Device):
+    """OpenCV ``VideoCapture`` for cameras, streams, GStreamer pipelines and video files."""
+
+    def __init__(self, target, api: int, kind: str, description: str,
+                 width: int = 640, height: int = 480, fps: float = 15.0) -> None:
+        self.target, self.api, self.kind, self.description = target, api, kind, description
+        self.width, self.height, self.fps = width, height, fps
+        self._cap = None
+        self._pacer: Optional[_Pacer] = None
+
+    def open(self) -> None:
+        cv2 = _cv2()
+        cap = cv2.VideoCapture(self.target, self.api)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open {self.description}: {_open_hint(self.kind)}")
+        if self.kind in ("camera", "v4l2"):
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+        # a one-frame driver buffer where supported; the reader drains it anyway
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if self.kind == "video":
+            native = cap.get(cv2.CAP_PROP_FPS)
+            self._pacer = _Pacer(native if 1 <= native <= 120 else self.fps)
+        self._cap = cap
+
+    @property
+    def nominal_fps(self) -> Optional[float]:
+        if self._cap is None:
+            return None
+        value = self._cap.get(_cv2().CAP_PROP_FPS)
+        return float(value) if value and value > 0 else None
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._cap is None:
+            return None
+        if self._pacer is not None:
+            self._pacer.wait()
+        ok, image = self._cap.read()
+        if not ok and self.kind == "video":  # end of file: loop for demos
+            self._cap.set(_cv2().CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._cap.read()
+        if not ok or image is None:
+            return None
+        if image.ndim == 2:  # some drivers hand out grey frames
+            image = _cv2().cvtColor(image, _cv2().COLOR_GRAY2BGR)
+        return image
+
+    def release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ReplayDevice(_Device):
+    """Pictures already in memory (image files, a folder, an HDF5 file), looped at ``fps``."""
+
+    def __init__(self, count: int, get: Callable[[int], np.ndarray], fps: float,
+                 description: str) -> None:
+        self.count, self._get, self.description = count, get, description
+        self.nominal_fps = float(fps)
+        self._pacer = _Pacer(fps)
+        self._index = 0
+
+    def open(self) -> None:
+        self._index = 0
+
+    def read(self) -> Optional[np.ndarray]:
+        self._pacer.wait()
+        image = self._get(self._index % self.count)
+        self._index += 1
+        return image
+
+
+def _open_hint(kind: str) -> str:
+    return {
+        "camera": "no such camera, or it is busy (another process holds it?); "
+                  "list cameras with `v4l2-ctl --list-devices`",
+        "v4l2": "the device is missing, busy, or not readable by this user "
+                "(add the user to the 'video' group)",
+        "stream": "the URL is unreachable, wrong, or needs credentials",
+        "gstreamer": "the pipeline failed; test it with `gst-launch-1.0` and make sure it ends "
+                     "in `appsink`",
+        "video": "not a video OpenCV can decode",
+    }.get(kind, "unknown reason")
+
+
+# --------------------------------------------------------------------------
+# The threaded source: newest frame only, stall detection, reopen with backoff.
+
+
+class _Worker:
+    """One generation: opens a device and reads it until abandoned or failed."""
+
+    def __init__(self, owner: "ThreadedSource", device: _Device) -> None:
+        self.owner, self.device = owner, device
+        self.opened = threading.Event()
+        self.done = threading.Event()
+        self.error: Optional[str] = None
+        self.abandoned = False
+        self.last_frame = time.monotonic()
+        self.frames = 0
+        self.thread = threading.Thread(target=self._run, name="happyhouse-camera", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.device.open()
+            self.last_frame = time.monotonic()
+            self.opened.set()
+            while not self.abandoned:
+                image = self.device.read()
+                if self.abandoned:
+                    break
+                if image is None:
+                    self.error = "the device returned no frame"
+                    break
+                self.last_frame = time.monotonic()
+                self.frames += 1
+                self.owner._publish(image, self.last_frame)
+        except SourceError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a driver raising must not kill the supervisor
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            try:
+                self.device.release()
+            except Exception:
+                log.debug("release failed", exc_info=True)
+            self.done.set()
+
+
+class ThreadedSource:
+    """A device read by a worker thread; ``latest()`` never waits on the device itself."""
+
+    def __init__(self, device_factory: Callable[[], _Device], description: str,
+                 stall_timeout: float = 3.0, backoff_max: float = 30.0,
+                 open_timeout: Optional[float] = None) -> None:
+        self.description = description
+        self._factory = device_factory
+        self.stall_timeout = float(stall_timeout)
+        self.backoff_max = float(backoff_max)
+        self.open_timeout = float(open_timeout if open_timeout is not None
+                                  else max(OPEN_TIMEOUT_MIN, self.stall_timeout))
+        self._cond = threading.Condition()
+        self._frame: Optional[Frame] = None
+        self._seq = 0
+        self._returned = 0
+        self._stop = threading.Event()
+        self._supervisor: Optional[threading.Thread] = None
+        self._worker: Optional[_Worker] = None
+        self._first = threading.Event()
+        self._first_error: Optional[str] = None
+        self.reopens = 0
+        self.nominal_fps: Optional[float] = None
+
+    # -- public interface
+    def open(self, require: bool = True) -> None:
+        """Start reading. ``require``: raise SourceError if the first open fails
+        (the technician's tools); otherwise keep retrying in the background."""
+        if self._supervisor is not None:
+            return
+        self._stop.clear()
+        self._supervisor = threading.Thread(target=self._supervise, name="happyhouse-camera-watch",
+                                            daemon=True)
+        self._supervisor.start()
+        if not require:
+            return
+        if not self._first.wait(self.open_timeout + 1.0):
+            self._first_error = f"{self.description} did not open within {self.open_timeout:g} s"
+        if self._first_error is not None:
+            message = self._first_error
+            self.close()
+            raise SourceError(message)
+
+    def latest(self, timeout: float) -> Optional[Frame]:
+        deadline = time.monotonic() + max(0.0, float(timeout))
+        with self._cond:
+            while True:
+                frame = self._frame
+                if frame is not None and frame.seq > self._returned:
+                    self._returned = frame.seq
+                    return frame
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return None
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout=2.0)
+        self._supervisor = None
+        worker = self._worker
+        if worker is not None:
+            worker.abandoned = True
+            worker.done.wait(timeout=1.0)  # a hung driver read is left behind (daemon thread)
+
+    def __enter__(self) -> "ThreadedSource":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def frames_read(self) -> int:
+        return self._seq
+
+    # -- internals
+    def _publish(self, image: np.ndarray, timestamp: float) -> None:
+        with self._cond:
+            self._seq += 1
+            self._frame = Frame(image, timestamp, self._seq)  # older frames are dropped
+            self._cond.notify_all()
+
+    def _report_first(self, error: Optional[str]) -> None:
+        if not self._first.is_set():
+            self._first_error = error
+            self._first.set()
+
+    def _supervise(self) -> None:
+        backoff = BACKOFF_START
+        while not self._stop.is_set():
+            worker = _Worker(self, self._factory())
+            self._worker = worker
+            worker.thread.start()
+            reason = self._watch(worker)
+            worker.abandoned = True
+            if worker.frames:
+                backoff = BACKOFF_START  # it worked for a while: retry soon
+            if self._stop.is_set():
+                break
+            self.reopens += 1
+            log.warning("camera %s lost: %s; reopening in %.1f s", self.description, reason,
+                        backoff, extra={"journal": {"event": "camera_lost"}})
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2.0, self.backoff_max)
+
+    def _watch(self, worker: _Worker) -> str:
+        """Block while ``worker`` delivers; return why it is being replaced."""
+        deadline = time.monotonic() + self.open_timeout
+        while not worker.opened.is_set():
+            if worker.done.is_set():
+                self._report_first(worker.error or "open failed")
+                return worker.error or "open failed"
+            if self._stop.is_set():
+                return "stopped"
+            if time.monotonic() > deadline:
+                reason = f"{self.description} did not open within {self.open_timeout:g} s"
+                self._report_first(reason)
+                return reason
+            worker.opened.wait(0.05)
+        self.nominal_fps = getattr(worker.device, "nominal_fps", None)
+        self._report_first(None)
+        tick = min(0.1, self.stall_timeout / 4.0)
+        while not self._stop.is_set():
+            if worker.done.wait(tick):
+                return worker.error or "the device closed"
+            silent = time.monotonic() - worker.last_frame
+            if silent > self.stall_timeout:
+                return f"no frame for {silent:.1f} s (stall_timeout {self.stall_timeout:g} s)"
+        return "stopped"
+
+
+# --------------------------------------------------------------------------
+# Building sources from a spec string.
+
+
+def _read_picture(path: Path) -> Optional[np.ndarray]:
+    cv2 = _cv2()
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return image
+
+
+def _pictures(path: Path) -> List[np.ndarray]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        if not files:
+            raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
+        images, bad = [], []
+        for file in files:
+            image = _read_picture(file)
+            (bad.append(file.name) if image is None else images.append(image))
+        if bad:
+            log.warning("skipped %d unreadable image(s) in %s: %s", len(bad), path,
+                        ", ".join(bad[:5]))
+        if not images:
+            raise SourceError(f"image folder {path}: none of its {len(files)} images can be decoded")
+        return images
+    image = _read_picture(path)
+    if image is None:
+        raise SourceError(f"image {path} cannot be read or decoded (corrupt or not an image)")
+    return [image]
+
+
+def _h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int], np.ndarray]]:
+    from .datasets import load_hdf5
+    from .errors import DataError
+
+    try:
+        data = load_hdf5(path)
+    except DataError as exc:
+        raise SourceError(str(exc)) from None
+    images = data.images  # small thumbnails; scaled per frame to save memory
+    return len(images), lambda i: to_door_frame(images[i], width, height)
+
+
+def _gstreamer_available() -> bool:
+    info = _cv2().getBuildInformation()
+    for line in info.splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line
+    return False
+
+
+def classify_spec(spec: str) -> str:
+    """``camera`` | ``v4l2`` | ``stream`` | ``gstreamer`` | ``images`` | ``h5`` | ``video``."""
+    text = str(spec).strip()
+    if not text:
+        raise SourceError("camera source is empty: give a camera index, /dev/videoN, a URL, "
+                          "a GStreamer pipeline, a video, an image or a folder")
+    if text.isdigit():
+        return "camera"
+    if text.lower().startswith(STREAM_SCHEMES):
+        return "stream"
+    if "!" in text:
+        return "gstreamer"
+    if text.startswith("/dev/video"):
+        return "v4l2"
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SourceError(f"camera source {text!r} does not exist (not a camera index, device, "
+                          f"URL, GStreamer pipeline or file)")
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTS:
+        return "images"
+    if path.suffix.lower() in H5_EXTS:
+        return "h5"
+    return "video"
+
+
+def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> ThreadedSource:
+    """A not-yet-opened source for ``spec``; call ``open()`` or use it as a context manager."""
+    cv2 = _cv2()
+    kind = classify_spec(spec)
+    text = str(spec).strip()
+    width, height, fps = cfg.camera_width, cfg.camera_height, cfg.camera_fps
+    stall = cfg.camera_stall_timeout if stall_timeout is None else stall_timeout
+    if kind in ("images", "h5"):
+        path = Path(text).expanduser()
+        if kind == "h5":
+            count, get = _h5_frames(path, width, height)
+        else:
+            pictures = _pictures(path)
+            count, get = len(pictures), pictures.__getitem__
+        description = f"{'HDF5' if kind == 'h5' else 'images'} {path} ({count} frame(s) at {fps:g} fps)"
+
+        def factory():
+            return ReplayDevice(count, get, fps, description)
+    else:
+        if kind == "gstreamer" and not _gstreamer_available():
+            raise SourceError("this OpenCV build has no GStreamer (the pip wheel lacks it): on a Pi "
+                              "install Debian's python3-opencv, or use /dev/videoN")
+        target, api = {
+            "camera": (int(text) if text.isdigit() else text, cv2.CAP_ANY),
+            "v4l2": (text, getattr(cv2, "CAP_V4L2", cv2.CAP_ANY)),
+            "stream": (text, cv2.CAP_FFMPEG),
+            "gstreamer": (text, cv2.CAP_GSTREAMER),
+            "video": (str(Path(text).expanduser()), cv2.CAP_ANY),
+        }[kind]
+        description = {"camera": f"camera {text}", "v4l2": text, "stream": _redact(text),
+                       "gstreamer": f"GStreamer pipeline {text}", "video": f"video {text}"}[kind]
+
+        def factory():
+            return CaptureDevice(target, api, kind, description, width, height, fps)
+    source = ThreadedSource(factory, description, stall, cfg.camera_reopen_backoff_max)
+    source.kind = kind
+    return source
+
+
+def _redact(url: str) -> str:
+    """Hide a password in rtsp://user:pass@host so it never reaches the journal."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.partition("@")
+    if at and ":" in creds:
+        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+# --------------------------------------------------------------------------
+# The fake for tests: deterministic, no threads.
+
+
+class FakeSource:
+    """Plays back ``frames`` at ``fps`` on an injectable clock.
+
+    Frame ``i`` is "captured" at ``t0 + i / fps`` (``t0`` = clock at open).
+    ``latest(timeout)`` returns the newest frame captured by now and not
+    returned before, sleeping (with the injected ``sleep``) up to ``timeout``
+    for the next one. ``stalls`` are ``(start, end)`` seconds after open during
+    which the camera delivers nothing. ``loop`` replays forever; otherwise the
+    source runs dry after the last frame. ``fail_open`` makes ``open()`` raise.
+    """
+
+    def __init__(self, frames: Sequence[np.ndarray], fps: float = 15.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Optional[Callable[[float], None]] = None, loop: bool = False,
+                 stalls: Sequence[Tuple[float, float]] = (), fail_open: bool = False,
+                 description: str = "fake camera") -> None:
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self.frames = list(frames)
+        self.fps, self.clock, self.loop = float(fps), clock, loop
+        self.sleep = sleep if sleep is not None else time.sleep
+        self.stalls = [(float(a), float(b)) for a, b in stalls]
+        self.fail_open, self.description = fail_open, description
+        self.nominal_fps = self.fps
+        self._t0: Optional[float] = None
+        self._returned = -1
+        self.opened = self.closed = False
+
+    def open(self, require: bool = True) -> None:
+        if self.fail_open:
+            raise SourceError(f"cannot open {self.description}: simulated failure")
+        self._t0 = self.clock()
+        self.opened, self.closed = True, False
+
+    def _newest_index(self, now: float) -> Optional[int]:
+        index = int(np.floor((now - self._t0) * self.fps + 1e-9))
+        if not self.loop:
+            index = min(index, len(self.frames) - 1)
+        while index > self._returned:
+            at = index / self.fps
+            if not any(a <= at < b for a, b in self.stalls):
+                return index
+            index -= 1  # captured during a stall: never delivered
+        return None
+
+    def _frame(self, index: int) -> Frame:
+        image = self.frames[index % len(self.frames)]
+        return Frame(image, self._t0 + index / self.fps, index + 1)
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.loop and self._returned >= len(self.frames) - 1
+
+    def latest(self, timeout: float) -> Optional[Frame]:
+        if not self.opened or self.closed or not self.frames:
+            return None
+        deadline = self.clock() + max(0.0, float(timeout))
+        while True:
+            now = self.clock()
+            index = self._newest_index(now)
+            if index is not None:
+                self._returned = index
+                return self._frame(index)
+            if now >= deadline or self.exhausted:
+                return None
+            next_at = self._t0 + (int(np.floor((now - self._t0) * self.fps + 1e-9)) + 1) / self.fps
+            self.sleep(max(1e-4, min(next_at, deadline) - now))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> "FakeSource":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def fake_clock(start: float = 1000.0) -> Tuple[Callable[[], float], Callable[[float], None]]:
+    """A (clock, sleep) pair where sleeping advances the clock: instant, deterministic tests."""
+    state = {"now": float(start)}
+
+    def clock() -> float:
+        return state["now"]
+
+    def sleep(seconds: float) -> None:
+        state["now"] += max(0.0, float(seconds))
+
+    return clock, sleep

@@ -1,0 +1,235 @@
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.errors import SourceError
+from happyhouse.daemon.sources import (FakeSource, Frame, ThreadedSource, _Device, classify_spec,
+                                       fake_clock, open_source, to_door_frame)
+
+
+def _img(value, h=48, w=64):
+    return np.full((h, w, 3), value, np.uint8)
+
+
+@pytest.fixture
+def cfg():
+    return load_config(None, {"camera.fps": 50.0})
+
+
+# ---------------------------------------------------------------- FakeSource
+
+
+def test_fake_source_hands_out_only_the_newest_frame():
+    clock, sleep = fake_clock()
+    src = FakeSource([_img(i) for i in range(10)], fps=10, clock=clock, sleep=sleep)
+    with src:
+        first = src.latest(0.0)
+        assert first.seq == 1 and first.image[0, 0, 0] == 0
+        sleep(0.35)  # frames 1, 2, 3 were captured meanwhile: only 3 is handed out
+        newest = src.latest(0.0)
+        assert newest.image[0, 0, 0] == 3 and newest.timestamp == pytest.approx(1000.3)
+        assert src.latest(0.0) is None  # nothing new yet: never the same frame twice
+        waited = src.latest(1.0)  # waits for the next capture
+        assert waited.image[0, 0, 0] == 4 and clock() == pytest.approx(1000.4)
+
+
+def test_fake_source_stall_returns_none_then_resumes():
+    clock, sleep = fake_clock()
+    src = FakeSource([_img(i) for i in range(100)], fps=10, clock=clock, sleep=sleep,
+                     stalls=[(1.0, 3.0)])
+    with src:
+        sleep(0.95)
+        assert src.latest(0.0).image[0, 0, 0] == 9
+        assert src.latest(1.5) is None  # 0.95 .. 2.45: camera silent
+        frame = src.latest(1.0)
+        assert frame.image[0, 0, 0] == 30 and frame.timestamp == pytest.approx(1003.0)
+
+
+def test_fake_source_runs_dry_without_loop_and_cycles_with_loop():
+    clock, sleep = fake_clock()
+    src = FakeSource([_img(1), _img(2)], fps=10, clock=clock, sleep=sleep)
+    src.open()
+    assert src.latest(1.0).seq == 1 and src.latest(1.0).seq == 2
+    assert src.latest(5.0) is None and src.exhausted
+    looped = FakeSource([_img(1), _img(2)], fps=10, clock=clock, sleep=sleep, loop=True)
+    looped.open()
+    seen = [looped.latest(1.0).image[0, 0, 0] for _ in range(5)]
+    assert seen == [1, 2, 1, 2, 1]
+
+
+def test_fake_source_fail_open():
+    with pytest.raises(SourceError):
+        FakeSource([_img(1)], fail_open=True).open()
+
+
+# ---------------------------------------------------------------- ThreadedSource
+
+
+class CountingDevice(_Device):
+    """Delivers numbered frames every ``period``; can hang or fail on cue."""
+
+    def __init__(self, log, period=0.01, hang_after=None, fail_open=False):
+        self.log, self.period, self.hang_after, self.fail_open = log, period, hang_after, fail_open
+        self.n = 0
+        self.release_event = threading.Event()
+        self.description = "counting device"
+
+    def open(self):
+        self.log.append("open")
+        if self.fail_open:
+            raise SourceError("cannot open counting device: unplugged")
+
+    def read(self):
+        if self.hang_after is not None and self.n >= self.hang_after:
+            self.release_event.wait(5.0)  # a driver read that does not return
+            return None
+        time.sleep(self.period)
+        self.n += 1
+        return _img(self.n % 256)
+
+    def release(self):
+        self.log.append("release")
+
+
+def test_threaded_source_keeps_only_newest_frame():
+    log = []
+    src = ThreadedSource(lambda: CountingDevice(log, period=0.005), "dev", stall_timeout=1.0)
+    with src:
+        first = src.latest(1.0)
+        time.sleep(0.1)  # ~20 frames arrive; only the newest may come back
+        newest = src.latest(1.0)
+        assert newest.seq > first.seq + 5
+        assert abs(newest.timestamp - time.monotonic()) < 0.5
+        following = src.latest(1.0)
+        assert following.seq > newest.seq
+    assert log[0] == "open" and "release" in log
+
+
+def test_threaded_source_detects_hung_read_and_reopens():
+    log = []
+    devices = []
+
+    def factory():
+        dev = CountingDevice(log, hang_after=3 if not devices else None)
+        devices.append(dev)
+        return dev
+
+    src = ThreadedSource(factory, "dev", stall_timeout=0.2, backoff_max=1.0)
+    with src:
+        for _ in range(3):
+            assert src.latest(1.0) is not None
+        gap_start = time.monotonic()
+        assert src.latest(0.15) is None  # stalled: no fresh frame
+        frame = src.latest(3.0)  # the supervisor gave up on the hung read and reopened
+        assert frame is not None
+        assert time.monotonic() - gap_start < 2.5
+        assert src.reopens >= 1 and len(devices) >= 2
+        devices[0].release_event.set()
+    assert log.count("open") >= 2
+
+
+def test_threaded_source_unopenable_raises_and_backs_off_in_background():
+    log = []
+    src = ThreadedSource(lambda: CountingDevice(log, fail_open=True), "dev", stall_timeout=0.5)
+    with pytest.raises(SourceError, match="unplugged"):
+        src.open()
+    bg = ThreadedSource(lambda: CountingDevice(log, fail_open=True), "dev", stall_timeout=0.5,
+                        backoff_max=1.0)
+    bg.open(require=False)
+    try:
+        assert bg.latest(1.2) is None
+    finally:
+        bg.close()
+    # 0.5 s then 1.0 s between attempts: about 2-3 opens in 1.2 s, not a busy loop
+    assert 2 <= bg.reopens <= 4
+
+
+# ---------------------------------------------------------------- open_source
+
+
+def test_image_folder_source(tmp_path, cfg):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), _img(i * 50))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    src = open_source(str(tmp_path), cfg)
+    with src:
+        values = {int(src.latest(1.0).image[0, 0, 0]) for _ in range(4)}
+    assert values <= {0, 50, 100} and len(values) >= 2
+    assert "3 frame(s)" in src.description
+
+
+def test_single_image_source(tmp_path, cfg):
+    path = tmp_path / "door.jpg"
+    cv2.imwrite(str(path), _img(200, 120, 160))
+    with open_source(str(path), cfg) as src:
+        frame = src.latest(1.0)
+    assert isinstance(frame, Frame) and frame.image.shape == (120, 160, 3)
+    assert frame.image.dtype == np.uint8
+
+
+def test_h5_source_scales_frames_to_camera_size(happy_house_h5):
+    cfg = load_config(None, {"camera.width": 320, "camera.height": 240, "camera.fps": 50.0})
+    with open_source(str(happy_house_h5), cfg) as src:
+        frame = src.latest(1.0)
+    assert frame.image.shape == (240, 320, 3) and "150 frame(s)" in src.description
+
+
+def test_video_file_source_loops(tmp_path, cfg):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (64, 48))
+    assert writer.isOpened()
+    for i in range(4):
+        writer.write(_img(i * 60))
+    writer.release()
+    with open_source(str(path), cfg) as src:
+        frames = [src.latest(1.0) for _ in range(6)]  # longer than the clip: it loops
+    assert all(f is not None and f.image.shape == (48, 64, 3) for f in frames)
+
+
+@pytest.mark.parametrize("spec, kind", [("0", "camera"), ("/dev/video7", "v4l2"),
+                                        ("rtsp://cam.local/stream", "stream"),
+                                        ("libcamerasrc ! videoconvert ! appsink", "gstreamer")])
+def test_classify_spec(spec, kind):
+    assert classify_spec(spec) == kind
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: str(p / "missing.jpg"), "does not exist"),
+    (lambda p: (p / "bad.jpg").write_bytes(b"garbage") and str(p / "bad.jpg"), "cannot be read"),
+    (lambda p: (p / "empty").mkdir() or str(p / "empty"), "holds no images"),
+    (lambda p: "", "empty"),
+])
+def test_bad_sources_give_one_line_errors(tmp_path, cfg, make, match):
+    with pytest.raises(SourceError, match=match) as info:
+        open_source(make(tmp_path), cfg).open()
+    assert "\n" not in str(info.value)
+
+
+def test_missing_camera_device_fails_to_open(cfg):
+    src = open_source("/dev/video63", cfg)
+    with pytest.raises(SourceError, match="cannot open /dev/video63"):
+        src.open()
+
+
+def test_gstreamer_without_support_says_how_to_fix(cfg, monkeypatch):
+    import happyhouse.daemon.sources as sources
+
+    monkeypatch.setattr(sources, "_gstreamer_available", lambda: False)
+    with pytest.raises(SourceError, match="python3-opencv"):
+        open_source("libcamerasrc ! videoconvert ! appsink", cfg)
+
+
+def test_stream_password_is_redacted(cfg):
+    src = open_source("rtsp://admin:secret@10.0.0.9/live", cfg)
+    assert "secret" not in src.description and "admin" in src.description
+
+
+def test_to_door_frame_scales_rgb_to_bgr():
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[..., 0] = 255  # red
+    out = to_door_frame(rgb, 640, 480)
+    assert out.shape == (480, 640, 3) and out[240, 320].tolist() == [0, 0, 255]
