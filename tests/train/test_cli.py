@@ -1,0 +1,46 @@
+"""happyhouse-train end to end on a small real subset (short: 1 epoch)."""
+
+import json
+
+import pytest
+
+from happyhouse.daemon.preprocess import Preprocess
+from happyhouse.train import cli, report
+from happyhouse.train.trainer import META_FILE, MODEL_FILE, read_meta
+
+
+@pytest.mark.slow
+def test_short_training_run_writes_model_metadata_and_every_report_file(genki_root, smile_root,
+                                                                        tmp_path, capsys):
+    out = tmp_path / "model"
+    rc = cli.main(["--data", str(genki_root), "--data", str(smile_root), "--limit", "20",
+                   "--epochs", "1", "--batch-size", "32", "--out", str(out),
+                   "--report", str(tmp_path / "report"), "--quiet", "--seed", "3"])
+    assert rc == 0
+    assert (out / MODEL_FILE).is_file()
+    meta = read_meta(out / MODEL_FILE)
+    assert Preprocess.from_dict(meta["preprocess"]) == Preprocess(crop="face", margin=0.0)
+    assert meta["data"]["n"] == 80 and meta["split"]["seed"] == 3
+    assert 0.5 <= meta["threshold"] <= 1.0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix", "threshold"):
+        assert key in metrics
+    assert metrics["n"] == meta["split"]["n_val"] == 12
+    for name in report.PLOTS:
+        assert (tmp_path / "report" / name).stat().st_size > 1000
+    assert "validation n=12" in capsys.readouterr().out
+
+
+def test_bad_data_path_is_a_one_line_error(tmp_path, capsys):
+    rc = cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "does not exist" in err and "Traceback" not in err
+
+
+def test_missing_init_model_is_a_clear_error(genki_root, tmp_path, capsys):
+    rc = cli.main(["--data", str(genki_root), "--limit", "4", "--init", str(tmp_path / "m.keras"),
+                   "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 2
+    assert "m.keras does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "o" / META_FILE).exists()

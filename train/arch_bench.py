@@ -1,0 +1,238 @@
+"""Time candidate architectures as float32 and full-int8 TFLite (random weights).
+
+Accuracy does not depend on this, speed does: it answers "which layer mix
+makes int8 actually faster than float32 on the target CPU?". Run with
+``python -m happyhouse.train.arch_bench [--only NAME ...]``; it prints one
+line per candidate and writes JSON to ``--out`` if given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+
+def _candidates() -> Dict[str, Callable]:
+    from . import models
+
+    k = models.keras()
+    L = k.layers
+
+    def plain(widths, first_stride=2, pool="avg"):
+        def build():
+            inp = L.Input((64, 64, 3))
+            x = inp
+            for i, w in enumerate(widths):
+                x = L.Conv2D(w, 3, strides=2 if i or first_stride == 2 else 1, padding="same",
+                             use_bias=False)(x)
+                x = L.BatchNormalization()(x)
+                x = L.ReLU()(x)
+            x = _head(L, x, pool)
+            return k.Model(inp, x)
+        return build
+
+    def patchify(widths, patch=4, pool="avg"):
+        def build():
+            inp = L.Input((64, 64, 3))
+            x = L.Conv2D(widths[0], patch, strides=patch, use_bias=False)(inp)
+            x = L.BatchNormalization()(x)
+            x = L.ReLU()(x)
+            for w in widths[1:]:
+                x = L.Conv2D(w, 3, strides=2, padding="same", use_bias=False)(x)
+                x = L.BatchNormalization()(x)
+                x = L.ReLU()(x)
+            x = _head(L, x, pool)
+            return k.Model(inp, x)
+        return build
+
+    def depthwise(widths, pool="avg"):
+        def build():
+            inp = L.Input((64, 64, 3))
+            x = L.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False)(inp)
+            x = L.BatchNormalization()(x)
+            x = L.ReLU()(x)
+            for w in widths[1:]:
+                x = L.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
+                x = L.BatchNormalization()(x)
+                x = L.ReLU()(x)
+                x = L.Conv2D(w, 1, use_bias=False)(x)
+                x = L.BatchNormalization()(x)
+                x = L.ReLU()(x)
+            x = _head(L, x, pool)
+            return k.Model(inp, x)
+        return build
+
+    def double(widths, patch=2):
+        """Patchify stem then two 3x3 convs per stage (more MACs per op call)."""
+        def build():
+            inp = L.Input((64, 64, 3))
+            x = L.Conv2D(widths[0], patch, strides=patch, use_bias=False)(inp)
+            x = L.BatchNormalization()(x)
+            x = L.ReLU()(x)
+            for w in widths[1:]:
+                x = L.Conv2D(w, 3, padding="same", use_bias=False)(x)
+                x = L.BatchNormalization()(x)
+                x = L.ReLU()(x)
+                x = L.MaxPooling2D(2)(x)
+            x = _head(L, x, "avg")
+            return k.Model(inp, x)
+        return build
+
+    return {
+        "happymodel": lambda: models.build("happymodel"),
+        "dw4_16-32-64-128": depthwise([16, 32, 64, 128]),
+        "plain4_16-32-64-64": plain([16, 32, 64, 64]),
+        "plain4_32-64-128-128": plain([32, 64, 128, 128]),
+        "plain4_32-64-128-128_gap": plain([32, 64, 128, 128], pool="gap"),
+        "plain4_32-64-128-128_flat": plain([32, 64, 128, 128], pool="flatten"),
+        "plain5_s1_32-32-64-128-128": plain([32, 32, 64, 128, 128], first_stride=1),
+        "patch4_32-64-128": patchify([32, 64, 128]),
+        "patch4_64-128-256": patchify([64, 128, 256]),
+        "patch2_32-64-128-128": patchify([32, 64, 128, 128], patch=2),
+        "double_p2_32-64-128-128": double([32, 64, 128, 128]),
+        "patch4_64-128-128": patchify([64, 128, 128]),
+        "patch4_96-128-256": patchify([96, 128, 256]),
+        "patch4_64-128-256_p2": patchify([64, 128, 256], patch=2),
+        "plain3_s4_64-128-192": patchify([64, 128, 192]),
+        "smilenet_32-48-48-64-128": lambda: models.smilenet(),
+        "smilenet_32-64-64-128": lambda: models.smilenet(layers=((32, 2), (64, 2), (64, 2), (128, 2))),
+        "smilenet_32-64-64s1-64-128": lambda: models.smilenet(
+            layers=((32, 2), (64, 2), (64, 1), (64, 2), (128, 2))),
+        "smilenet_64-64-128-128": lambda: models.smilenet(layers=((64, 2), (64, 2), (128, 2), (128, 2))),
+        "default": lambda: models.build("default"),
+    }
+
+
+def _head(L, x, pool):
+    if pool == "avg":
+        x = L.AveragePooling2D(pool_size=(int(x.shape[1]), int(x.shape[2])))(x)
+        x = L.Flatten()(x)
+    elif pool == "gap":
+        x = L.GlobalAveragePooling2D()(x)
+    else:
+        x = L.Flatten()(x)
+    return L.Dense(1, activation="sigmoid")(x)
+
+
+def convert(model, int8: bool, per_tensor: bool = False, batch1: bool = True) -> bytes:
+    """float32 or full-int8 TFLite; ``batch1`` fixes the batch so Flatten needs no
+    SHAPE/STRIDED_SLICE/PACK ops (they run outside XNNPACK and split the graph)."""
+    import tensorflow as tf
+
+    if batch1:
+        model = with_batch1(model)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        rng = np.random.default_rng(0)
+
+        def rep():
+            for _ in range(32):
+                yield [rng.random((1,) + tuple(model.input_shape[1:]), dtype=np.float32)]
+
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = rep
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+        if per_tensor:
+            conv._experimental_disable_per_channel = True
+    return conv.convert()
+
+
+def with_batch1(model):
+    """The same layers and weights behind an input of fixed batch 1."""
+    from . import models
+
+    k = models.keras()
+    inp = k.Input(batch_shape=(1,) + tuple(model.input_shape[1:]))
+    return k.Model(inp, model(inp))
+
+
+def time_invoke(content: bytes, runs: int = 300, xnnpack: bool = True) -> Dict[str, object]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = Interpreter(model_content=content, num_threads=1, experimental_op_resolver_type=resolver)
+    interp.allocate_tensors()
+    det = interp.get_input_details()[0]
+    x = np.zeros(det["shape"], dtype=det["dtype"])
+    interp.set_tensor(det["index"], x)
+    for _ in range(20):
+        interp.invoke()
+    best = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            interp.invoke()
+        best.append((time.perf_counter() - t0) / runs * 1000.0)
+    ops = sorted({op["op_name"] for op in interp._get_ops_details()})
+    return {"ms": round(min(best), 4), "ops": ops}
+
+
+def bench(name: str, build: Callable) -> dict:
+    model = build()
+    macs = _macs(model)
+    f32 = time_invoke(convert(model, False))
+    int8_bytes = convert(model, True)
+    i8 = time_invoke(int8_bytes)
+    i8t = time_invoke(convert(model, True, per_tensor=True))
+    i8_dyn = time_invoke(convert(model, True, batch1=False))
+    i8_ref = time_invoke(int8_bytes, xnnpack=False)
+    f32_ref = time_invoke(convert(model, False), xnnpack=False)
+    return {"name": name, "params": int(model.count_params()), "mmacs": round(macs / 1e6, 2),
+            "float_ms": f32["ms"], "int8_ms": i8["ms"], "int8_pertensor_ms": i8t["ms"],
+            "int8_dynamic_batch_ms": i8_dyn["ms"], "int8_no_xnnpack_ms": i8_ref["ms"],
+            "float_no_xnnpack_ms": f32_ref["ms"], "int8_bytes": len(int8_bytes),
+            "speedup": round(f32["ms"] / i8["ms"], 2),
+            "speedup_pertensor": round(f32["ms"] / i8t["ms"], 2),
+            "int8_ops": i8["ops"], "float_ops": f32["ops"]}
+
+
+def _macs(model) -> float:
+    total = 0.0
+    for layer in model.layers:
+        cls = type(layer).__name__
+        if cls in ("Conv2D", "DepthwiseConv2D", "Dense"):
+            out = layer.output.shape
+            spatial = float(np.prod(out[1:-1])) if len(out) > 2 else 1.0
+            kernel = layer.get_weights()[0].shape
+            if cls == "DepthwiseConv2D":
+                total += spatial * out[-1] * kernel[0] * kernel[1]
+            else:
+                total += spatial * float(np.prod(kernel))
+    return total
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m happyhouse.train.arch_bench", description=__doc__)
+    parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    parser.add_argument("--out", help="write results as JSON here")
+    args = parser.parse_args(argv)
+    cands = _candidates()
+    names = args.only or list(cands)
+    results = []
+    for name in names:
+        row = bench(name, cands[name])
+        results.append(row)
+        sys.stdout.write(f"{name:32s} params={row['params']:>8d} MMAC={row['mmacs']:>7.2f} "
+                         f"float={row['float_ms']:.3f}ms int8={row['int8_ms']:.3f}ms "
+                         f"int8/tensor={row['int8_pertensor_ms']:.3f}ms "
+                         f"x{row['speedup']:.2f}/x{row['speedup_pertensor']:.2f} "
+                         f"int8(dyn batch)={row['int8_dynamic_batch_ms']:.3f} "
+                         f"noXNN f/i8={row['float_no_xnnpack_ms']:.3f}/{row['int8_no_xnnpack_ms']:.3f} "
+                         f"KB={row['int8_bytes'] / 1024:.0f} "
+                         f"ops={','.join(row['int8_ops'])}\n")
+        sys.stdout.flush()
+        if args.out:
+            with open(args.out, "w") as handle:
+                json.dump(results, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

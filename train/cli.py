@@ -1,0 +1,80 @@
+"""``happyhouse-train``: labelled face images -> Keras model + metadata + report.
+
+Examples::
+
+    happyhouse-train --data $HAPPYHOUSE_DATA/genki4k-train --data $HAPPYHOUSE_DATA/smilesmiled \\
+        --out models/general --report reports/general
+    happyhouse-train --data my_house/ --init models/general/model.keras --crop frame \\
+        --lr 3e-4 --epochs 15 --out models/my_house
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from happyhouse.daemon.errors import HappyHouseError
+
+from . import models
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="happyhouse-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", action="append", required=True, metavar="PATH",
+                   help="class-folder root (happy/, not_happy/) or course .h5; repeat to combine")
+    p.add_argument("--out", required=True, type=Path, help="folder for model.keras + train_meta.json")
+    p.add_argument("--report", type=Path, help="folder for metrics.json and plots (default: --out)")
+    p.add_argument("--arch", default=models.DEFAULT_ARCH, choices=sorted(models.ARCHS))
+    p.add_argument("--init", type=Path, metavar="MODEL",
+                   help="fine-tune this .keras model (e.g. the general model on a house's images)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--patience", type=int, default=6, help="early-stopping patience (epochs)")
+    p.add_argument("--max-false-open", type=float, default=0.01,
+                   help="target false-open rate for the validation-chosen threshold")
+    p.add_argument("--crop", choices=("face", "frame"), default="face",
+                   help="preprocessing crop mode recorded with the model")
+    p.add_argument("--margin", type=float, default=0.0, help="face-crop margin (face mode)")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--limit", type=int, help="at most this many images per class and source")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from .trainer import TrainConfig, train
+
+        if not 0.0 <= args.max_false_open < 1.0:
+            raise HappyHouseError("--max-false-open must be in [0, 1)")
+        cfg = TrainConfig(data=args.data, out=args.out, report_dir=args.report, arch=args.arch,
+                          init=args.init, epochs=args.epochs, batch_size=args.batch_size,
+                          lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
+                          patience=args.patience, max_false_open=args.max_false_open,
+                          crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
+                          augment=not args.no_augment, verbose=0 if args.quiet else 2)
+        result = train(cfg)
+    except HappyHouseError as exc:
+        sys.stderr.write(f"happyhouse-train: {exc}\n")
+        return 2
+    r = result["report"]
+    sys.stdout.write(
+        f"model {result['model']}\nreport {result['report_dir']}\n"
+        f"validation n={r['n']} accuracy={r['accuracy']:.4f} (at 0.5: {r['at_0.5']['accuracy']:.4f}) "
+        f"auc={r['roc_auc']:.4f} threshold={r['threshold']:.3f} "
+        f"false_open_rate={r['false_open_rate']:.4f}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Model architectures: the tutorial's HappyModel and the Pi/int8 default.
+
+Every model takes float32 NHWC in [0, 1] (``Preprocess.scale == "unit"``) and
+ends in one sigmoid unit, P(happy). Only conv/depthwise/BN/ReLU/pooling/dense
+layers are used so that full-int8 TFLite conversion maps every op to a fast
+built-in kernel (see ``train/ARCHITECTURE.md`` for the measurements behind
+the default).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
+
+DEFAULT_ARCH = "default"
+
+
+def keras():
+    """Keras, imported lazily: the daemon package must never pull TensorFlow in."""
+    import keras as _keras
+
+    return _keras
+
+
+def happymodel(input_shape: Tuple[int, int, int] = (64, 64, 3)):
+    """Exactly the deeplearning.ai tutorial's HappyModel (37,633 params at 64x64x3)."""
+    k = keras()
+    L = k.layers
+    return k.Sequential([
+        L.Input(input_shape),
+        L.ZeroPadding2D(padding=(3, 3)),
+        L.Conv2D(32, (7, 7), strides=(1, 1), name="conv0"),
+        L.BatchNormalization(axis=3, name="bn0"),
+        L.ReLU(),
+        L.MaxPooling2D((2, 2), name="max_pool"),
+        L.Flatten(),
+        L.Dense(1, activation="sigmoid", name="fc"),
+    ], name="happymodel")
+
+
+def _conv_bn_relu(L, x, filters: int, kernel: int, strides: int, name: str):
+    # bias is redundant before BatchNorm; BN folds into the conv at conversion
+    x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                 name=f"{name}_conv")(x)
+    x = L.BatchNormalization(name=f"{name}_bn")(x)
+    return L.ReLU(name=f"{name}_relu")(x)
+
+
+#: (filters, stride) per 3x3 conv: 64 -> 32 -> 16 (x2) -> 8 -> 4, ~137k params,
+#: ~12.6M MACs; small enough for a <= 150 KB int8 bundle
+SMILENET_LAYERS = ((32, 2), (48, 2), (48, 1), (64, 2), (128, 2))
+
+
+def smilenet(input_shape: Tuple[int, int, int] = (64, 64, 3), layers=SMILENET_LAYERS,
+             dropout: float = 0.3):
+    """The default: a stride-2 stem, plain 3x3 conv stages, average-pool head.
+
+    Plain (not depthwise) 3x3 convs because int8 only beats float32 when the
+    graph is dominated by dense convolution MACs: depthwise layers are
+    memory-bound and the fixed per-op cost of a quantized graph then wins.
+    AveragePooling2D over the whole map (not GlobalAveragePooling2D, which
+    becomes MEAN) + Flatten + Dense keeps every op on an optimized kernel.
+    """
+    k = keras()
+    L = k.layers
+    inp = L.Input(input_shape, name="image")
+    x = inp
+    for i, (filters, stride) in enumerate(layers):
+        x = _conv_bn_relu(L, x, filters, 3, stride, f"c{i}")
+    x = L.AveragePooling2D(pool_size=(int(x.shape[1]), int(x.shape[2])), name="pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
+    out = L.Dense(1, activation="sigmoid", name="happy")(x)
+    return k.Model(inp, out, name="smilenet")
+
+
+ARCHS: Dict[str, Callable] = {
+    "happymodel": happymodel,
+    "default": smilenet,
+    "smilenet": smilenet,
+}
+
+
+def build(name: str, input_shape: Tuple[int, int, int] = (64, 64, 3)):
+    """Build an architecture by name (``happymodel`` or ``default``/``smilenet``)."""
+    from happyhouse.daemon.errors import ConfigError
+
+    if name not in ARCHS:
+        raise ConfigError(f"unknown architecture {name!r}; choose one of {sorted(ARCHS)}")
+    return ARCHS[name](input_shape)

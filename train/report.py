@@ -1,0 +1,226 @@
+"""A report a person can read: metrics.json and PNG plots.
+
+Metrics are computed with numpy (no scikit-learn dependency). The decision
+threshold is chosen on VALIDATION scores for a target false-open rate (the
+fraction of not-happy faces that would open the door), never on a test set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+METRICS_FILE = "metrics.json"
+PLOTS = ("learning_curves.png", "roc.png", "confusion_matrix.png", "misclassified.png")
+
+
+def confusion(labels: np.ndarray, scores: np.ndarray, threshold: float,
+              pred: Optional[np.ndarray] = None) -> Dict[str, int]:
+    """Counts; ``pred`` overrides ``scores >= threshold`` (e.g. per-fold thresholds)."""
+    labels = np.asarray(labels).astype(bool)
+    pred = np.asarray(scores) >= threshold if pred is None else np.asarray(pred).astype(bool)
+    return {"tp": int(np.sum(pred & labels)), "fp": int(np.sum(pred & ~labels)),
+            "tn": int(np.sum(~pred & ~labels)), "fn": int(np.sum(~pred & labels))}
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray):
+    """(fpr, tpr, thresholds), thresholds descending; predicted happy when score >= t."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = np.cumsum(~y)[distinct]
+    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    fpr = np.r_[0.0, fps / neg]
+    tpr = np.r_[0.0, tps / pos]
+    thr = np.r_[np.inf, s[distinct]]
+    return fpr, tpr, thr
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> Optional[float]:
+    labels = np.asarray(labels).astype(bool)
+    if labels.all() or not labels.any():
+        return None
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, max_false_open: float) -> float:
+    """The lowest threshold whose false-open rate stays <= ``max_false_open``.
+
+    Lowest such threshold = most smiles accepted for the allowed false opens.
+    Never below 0.5: a threshold under even odds would open the door for a
+    face the model thinks more likely not happy.
+    """
+    fpr, _, thr = roc_curve(labels, scores)
+    ok = np.flatnonzero(fpr <= max_false_open)
+    best = float(thr[ok[-1]]) if len(ok) else 1.0
+    if not np.isfinite(best):
+        best = float(np.nextafter(np.max(scores), np.inf)) if len(scores) else 1.0
+    return float(min(max(best, 0.5), 1.0))
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
+            pred: Optional[np.ndarray] = None) -> Dict[str, object]:
+    c = confusion(labels, scores, threshold, pred)
+    n = len(labels)
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    negatives = c["fp"] + c["tn"]
+    return {"n": int(n), "threshold": float(threshold),
+            "accuracy": (c["tp"] + c["tn"]) / n if n else 0.0,
+            "precision": precision, "recall": recall, "f1": f1,
+            "roc_auc": roc_auc(labels, scores),
+            "false_open_rate": c["fp"] / negatives if negatives else 0.0,
+            "errors": int(c["fp"] + c["fn"]), "false_opens": int(c["fp"]),
+            "confusion_matrix": {"labels": ["not_happy", "happy"],
+                                 "rows_true_cols_pred": [[c["tn"], c["fp"]], [c["fn"], c["tp"]]],
+                                 **c}}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a build machine or in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(history: Mapping[str, Sequence[float]], path: Path) -> None:
+    plt = _plt()
+    keys = [k for k in ("loss", "accuracy", "auc") if k in history]
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4.2 * max(len(keys), 1), 3.4))
+    axes = np.atleast_1d(axes)
+    for ax, key in zip(axes, keys):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], "o-", ms=3, label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], "o-", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_roc(labels: np.ndarray, scores: np.ndarray, threshold: float, path: Path,
+             title: str = "ROC (validation)", pred: Optional[np.ndarray] = None) -> None:
+    plt = _plt()
+    fpr, tpr, _ = roc_curve(labels, scores)
+    c = confusion(labels, scores, threshold, pred)
+    op_fpr = c["fp"] / max(c["fp"] + c["tn"], 1)
+    op_tpr = c["tp"] / max(c["tp"] + c["fn"], 1)
+    fig, ax = plt.subplots(figsize=(4.6, 4.3))
+    auc = roc_auc(labels, scores)
+    ax.plot(fpr, tpr, lw=2, label=f"AUC = {auc:.4f}" if auc is not None else "ROC")
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.plot([op_fpr], [op_tpr], "o", color="red",
+            label=f"{'per-fold thresholds' if pred is not None else f'threshold {threshold:.3f}'}"
+                  f"\nfalse open {op_fpr:.3%}, recall {op_tpr:.1%}")
+    ax.set_xlabel("false-open rate (not happy scored happy)")
+    ax.set_ylabel("true-positive rate (smiles accepted)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(m: Mapping, path: Path, title: str = "Confusion matrix (validation)") -> None:
+    plt = _plt()
+    grid = np.asarray(m["confusion_matrix"]["rows_true_cols_pred"])
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.imshow(grid, cmap="Blues")
+    names = ["not happy", "happy"]
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, f"{grid[i, j]}", ha="center", va="center", fontsize=14,
+                    color="white" if grid[i, j] > grid.max() / 2 else "black")
+    ax.set_xticks([0, 1], [f"pred {n}" for n in names])
+    ax.set_yticks([0, 1], [f"true {n}" for n in names])
+    ax.set_title(f"{title}\nthreshold {m['threshold']:.3f}, accuracy {m['accuracy']:.2%}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_misclassified(images: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                       threshold: float, path: Path, limit: int = 48,
+                       pred: Optional[np.ndarray] = None) -> int:
+    """A grid of the worst mistakes (most confident first); returns how many there were."""
+    plt = _plt()
+    labels = np.asarray(labels)
+    pred = (np.asarray(scores) >= threshold if pred is None else np.asarray(pred)).astype(int)
+    wrong = np.flatnonzero(pred != labels)
+    wrong = wrong[np.argsort(-np.abs(scores[wrong] - threshold))][:limit]
+    cols = 8
+    rows = max(1, int(np.ceil(len(wrong) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5 + 0.4))
+    axes = np.atleast_2d(axes)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong):
+        ax.imshow(images[i])
+        kind = "false open" if labels[i] == 0 else "missed smile"
+        ax.set_title(f"{kind}\np={scores[i]:.2f}", fontsize=7,
+                     color="red" if labels[i] == 0 else "darkorange")
+    fig.suptitle(f"Misclassified ({int(np.sum(pred != labels))} total, worst {len(wrong)} shown)"
+                 if len(wrong) else "No misclassified images", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return int(len(wrong))
+
+
+def write_report(out: Path, history: Mapping[str, Sequence[float]], images: np.ndarray,
+                 labels: np.ndarray, scores: np.ndarray, threshold: float,
+                 extra: Optional[Mapping] = None, scope: str = "validation",
+                 pred: Optional[np.ndarray] = None) -> Dict[str, object]:
+    """Write metrics.json and every plot into ``out``; return the metrics dict.
+
+    ``pred`` (0/1 per image) replaces ``scores >= threshold`` where each image
+    had its own threshold (cross-validation folds).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    at_threshold = metrics(labels, scores, threshold, pred)
+    report: Dict[str, object] = {"scope": scope, **at_threshold,
+                                 "at_0.5": metrics(labels, scores, 0.5)}
+    if extra:
+        report.update(extra)
+    if history:
+        plot_learning_curves(history, out / PLOTS[0])
+    plot_roc(labels, scores, threshold, out / PLOTS[1], title=f"ROC ({scope})", pred=pred)
+    plot_confusion(at_threshold, out / PLOTS[2], title=f"Confusion matrix ({scope})")
+    plot_misclassified(images, labels, scores, threshold, out / PLOTS[3], pred=pred)
+    report["plots"] = [p for p in PLOTS if (out / p).exists()]
+    with open(out / METRICS_FILE, "w") as handle:
+        json.dump(report, handle, indent=2, sort_keys=False, default=_jsonable)
+        handle.write("\n")
+    return report
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def history_lists(history: Mapping) -> Dict[str, List[float]]:
+    return {k: [float(v) for v in vals] for k, vals in history.items()}

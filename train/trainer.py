@@ -1,0 +1,260 @@
+"""Training loop: data -> split -> model -> fit with the usual safeguards -> report.
+
+Safeguards a practitioner expects: seeds, class weights, a learning-rate
+schedule (warm-up then cosine decay), early stopping and the best checkpoint
+picked on validation loss, augmentation on training images only, and the
+decision threshold chosen on validation for a target false-open rate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from happyhouse.daemon.datasets import CLASSES, Dataset
+from happyhouse.daemon.errors import ConfigError, ModelError
+from happyhouse.daemon.preprocess import Preprocess, to_model_input
+
+from . import models, report
+from .augment import Augment, augment_batch
+from .data import load_training_data, stratified_split
+
+log = logging.getLogger("happyhouse.train")
+
+MODEL_FILE = "model.keras"
+META_FILE = "train_meta.json"
+META_FORMAT = "happyhouse-train-meta"
+
+
+@dataclass
+class TrainConfig:
+    data: List[str]
+    out: Path
+    report_dir: Optional[Path] = None  # defaults to ``out``
+    arch: str = models.DEFAULT_ARCH
+    init: Optional[Path] = None  # fine-tune this model instead of building ``arch``
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    val_fraction: float = 0.15
+    seed: int = 1
+    patience: int = 6
+    max_false_open: float = 0.01
+    crop: str = "face"
+    margin: float = 0.0
+    size: int = 64
+    limit: Optional[int] = None  # images per class and source (quick runs, tests)
+    augment: bool = True
+    verbose: int = 2
+    extra_meta: Dict = field(default_factory=dict)
+
+
+def set_seeds(seed: int) -> None:
+    models.keras().utils.set_random_seed(seed)
+
+
+def class_weights(labels: np.ndarray) -> Dict[int, float]:
+    """Balanced weights n / (2 n_c) so the rarer class is not drowned out."""
+    counts = np.bincount(np.asarray(labels), minlength=2).astype(float)
+    return {c: float(len(labels) / (2.0 * counts[c])) for c in (0, 1)}
+
+
+def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
+    """A Keras PyDataset of augmented, shuffled batches (seeded, one rng per epoch)."""
+    k = models.keras()
+    aug = Augment() if cfg.augment else None
+
+    class Batches(k.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch = 0
+            self._shuffle()
+
+        def _shuffle(self):
+            self.rng = np.random.default_rng([cfg.seed, self.epoch])
+            self.order = self.rng.permutation(len(labels))
+
+        def __len__(self):
+            return int(np.ceil(len(labels) / cfg.batch_size))
+
+        def __getitem__(self, i):
+            idx = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            batch = images[idx]
+            if aug is not None:
+                batch = augment_batch(batch, aug, self.rng)
+            return to_model_input(batch), labels[idx].astype(np.float32)
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self._shuffle()
+
+    return Batches()
+
+
+def load_model(path: Path):
+    """A saved Keras model, with a clear error for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model {path} does not exist")
+    try:
+        return models.keras().models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelError(f"{path} is not a readable Keras model: {exc}") from None
+
+
+def _model(cfg: TrainConfig):
+    if cfg.init is None:
+        return models.build(cfg.arch, (cfg.size, cfg.size, 3))
+    model = load_model(cfg.init)
+    want = (cfg.size, cfg.size, 3)
+    if tuple(model.input_shape[1:]) != want:
+        raise ModelError(f"{cfg.init} takes input {model.input_shape[1:]}, but the "
+                         f"preprocessing gives {want}")
+    return model
+
+
+def _compile(model, cfg: TrainConfig, steps: int) -> None:
+    k = models.keras()
+    total = max(1, cfg.epochs * steps)
+    warmup = min(steps, total // 4)
+    # warm-up protects BatchNorm statistics (and a fine-tuned model's features)
+    # from a full-size first step; cosine decay then settles into a minimum
+    schedule = k.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.lr / 10.0, decay_steps=max(1, total - warmup), alpha=0.02,
+        warmup_target=cfg.lr, warmup_steps=warmup)
+    model.compile(optimizer=k.optimizers.Adam(schedule),
+                  loss=k.losses.BinaryCrossentropy(),
+                  metrics=["accuracy", k.metrics.AUC(name="auc")],
+                  jit_compile=False)  # XLA compile costs more than it saves on tiny CPU runs
+
+
+def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return model.predict(to_model_input(images), batch_size=batch_size, verbose=0).reshape(-1)
+
+
+def train(cfg: TrainConfig) -> Dict[str, object]:
+    """Load ``cfg.data``, split it, train (or fine-tune), save model + metadata + report."""
+    spec = Preprocess(crop=cfg.crop, margin=cfg.margin, size=cfg.size)
+    data = load_training_data(cfg.data, spec, cfg.limit)
+    tr, va = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
+    return train_split(cfg, data, tr, va)
+
+
+def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray) -> Dict[str, object]:
+    """Train on ``data[tr]``, pick the checkpoint and threshold on ``data[va]``, save everything."""
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ConfigError("epochs and batch size must be at least 1")
+    started = time.time()
+    set_seeds(cfg.seed)
+    spec = Preprocess(crop=cfg.crop, margin=cfg.margin, size=cfg.size)
+    log.info("data %s; train %d, validation %d", data.summary(), len(tr), len(va))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report_dir = Path(cfg.report_dir or out)
+
+    model = _model(cfg)
+    batches = _batches(data.images[tr], data.labels[tr], cfg)
+    _compile(model, cfg, len(batches))
+    k = models.keras()
+    best_path = out / MODEL_FILE
+    callbacks = [
+        k.callbacks.ModelCheckpoint(best_path, monitor="val_loss", save_best_only=True),
+        k.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                  restore_best_weights=True),
+        k.callbacks.CSVLogger(str(out / "history.csv")),
+    ]
+    val = (to_model_input(data.images[va]), data.labels[va].astype(np.float32))
+    fit = model.fit(batches, validation_data=val, epochs=cfg.epochs, verbose=cfg.verbose,
+                    class_weight=class_weights(data.labels[tr]), callbacks=callbacks)
+    history = report.history_lists(fit.history)
+    model = load_model(best_path)  # the checkpoint with the lowest validation loss
+    scores = predict(model, data.images[va])
+    threshold = report.choose_threshold(data.labels[va], scores, cfg.max_false_open)
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    meta = _meta(cfg, spec, data, tr, va, threshold, history, best_epoch, model)
+    result = report.write_report(
+        report_dir, history, data.images[va], data.labels[va], scores, threshold,
+        extra={"max_false_open": cfg.max_false_open, "best_epoch": best_epoch,
+               "epochs_run": len(history["loss"]), "data": meta["data"], "split": meta["split"],
+               "model": str(best_path), "train_seconds": round(time.time() - started, 1)})
+    meta["validation"] = {k_: result[k_] for k_ in ("n", "accuracy", "precision", "recall", "f1",
+                                                   "roc_auc", "false_open_rate")}
+    write_meta(out / META_FILE, meta)
+    _write_split(report_dir / "split.json", data, tr, va)
+    return {"model": best_path, "meta": meta, "report": result, "report_dir": report_dir,
+            "keras_model": model, "history": history}
+
+
+def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, model) -> Dict:
+    k = models.keras()
+    import tensorflow as tf
+
+    return {
+        "format": META_FORMAT, "version": 1,
+        "model_file": MODEL_FILE,
+        "arch": cfg.arch if cfg.init is None else f"finetuned:{Path(cfg.init).name}",
+        "init": str(cfg.init) if cfg.init else None,
+        "params": int(model.count_params()),
+        "preprocess": spec.to_dict(),
+        "input": {"shape": [1, spec.size, spec.size, 3], "dtype": "float32", "range": [0.0, 1.0]},
+        "output": "sigmoid P(happy)",
+        "labels": list(CLASSES),
+        "threshold": float(threshold),
+        "threshold_rule": f"lowest threshold >= 0.5 with validation false-open rate <= "
+                          f"{cfg.max_false_open}",
+        "max_false_open": cfg.max_false_open,
+        "data": data.summary(),
+        "split": {"val_fraction": cfg.val_fraction, "seed": cfg.seed, "n_train": int(len(tr)),
+                  "n_val": int(len(va)), "rule": "happyhouse.train.data.stratified_split"},
+        "training": {"epochs": cfg.epochs, "epochs_run": len(history["loss"]),
+                     "best_epoch": best_epoch, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                     "augment": asdict(Augment()) if cfg.augment else None,
+                     "class_weights": class_weights(data.labels[tr])},
+        "versions": {"tensorflow": tf.__version__, "keras": k.__version__,
+                     "python": platform.python_version(), "numpy": np.__version__},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **cfg.extra_meta,
+    }
+
+
+def write_meta(path: Path, meta: Dict) -> None:
+    with open(path, "w") as handle:
+        json.dump(meta, handle, indent=2)
+        handle.write("\n")
+
+
+def read_meta(model_path: Path) -> Dict:
+    """The ``train_meta.json`` sidecar of a saved model (for the converter)."""
+    path = Path(model_path).parent / META_FILE
+    if not path.is_file():
+        raise ModelError(f"{path} is missing: a trained model needs its metadata sidecar")
+    with open(path) as handle:
+        meta = json.load(handle)
+    if meta.get("format") != META_FORMAT:
+        raise ModelError(f"{path} is not {META_FORMAT} metadata")
+    Preprocess.from_dict(meta["preprocess"])  # validates
+    return meta
+
+
+def _write_split(path: Path, data: Dataset, tr, va) -> None:
+    """Which files validated (ids as loaded), so anyone can reuse the held-back split."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump({"sources": data.sources, "n_train": int(len(tr)),
+                   "validation_ids": [_short_id(data.ids[i], data.sources) for i in va]},
+                  handle, indent=0)
+
+
+def _short_id(image_id: str, sources: List[str]) -> str:
+    """An id relative to its source folder, so the split reads the same on any machine."""
+    for src in sources:
+        if image_id.startswith(src.rstrip("/") + "/"):
+            return f"{Path(src).name}/{image_id[len(src.rstrip('/')) + 1:]}"
+    return image_id
