@@ -19,7 +19,7 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -129,16 +129,34 @@ def representative(images_uint8: np.ndarray) -> Iterator[List[np.ndarray]]:
         yield [to_model_input(image)]
 
 
+def batch_one(model):
+    """The same model, same weights, with its batch size fixed at 1.
+
+    The door scores one crop at a time. A dynamic batch makes the converter
+    emit SHAPE/STRIDED_SLICE/PACK before every Flatten, which splits the
+    XNNPACK delegate into two partitions (see INT8_SPEED.md).
+    """
+    import keras
+
+    inputs = keras.Input(tuple(model.inputs[0].shape[1:]), batch_size=1)
+    return keras.Model(inputs, model(inputs), name=f"{model.name}_batch1")
+
+
 def to_int8_tflite(model, calibration_uint8: np.ndarray) -> bytes:
     """Full-integer quantization: int8 weights, activations, input and output."""
     if len(calibration_uint8) == 0:
         raise DataError("calibration needs at least one image")
+    return int8_from_dataset(model, lambda: representative(calibration_uint8))
+
+
+def int8_from_dataset(model, representative_dataset: Callable[[], Iterator[List[np.ndarray]]]) -> bytes:
+    """Full-integer conversion with any representative dataset (float32 batches of 1)."""
     _quiet_tensorflow()
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(batch_one(model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: representative(calibration_uint8)
+    converter.representative_dataset = representative_dataset
     # builtin int8 ops only: conversion fails rather than leaving a float op behind
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
@@ -162,7 +180,7 @@ def to_float_tflite(model) -> bytes:
     import tensorflow as tf
 
     with contextlib.redirect_stdout(io.StringIO()):
-        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        return tf.lite.TFLiteConverter.from_keras_model(batch_one(model)).convert()
 
 
 def keras_scores(model, images_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:

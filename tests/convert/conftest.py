@@ -45,7 +45,7 @@ def tiny_model(small_faces, tmp_path_factory) -> Path:
         keras.Input((64, 64, 3)),
         layers.Conv2D(8, 3, strides=2, activation="relu"),
         layers.Conv2D(8, 3, strides=2, activation="relu"),
-        layers.GlobalAveragePooling2D(),
+        layers.Flatten(),  # as the tutorial model: exercises the Flatten/RESHAPE path
         layers.Dense(1, activation="sigmoid"),
     ])
     model.compile(optimizer="adam", loss="binary_crossentropy")

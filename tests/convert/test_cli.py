@@ -35,6 +35,9 @@ def test_model_is_full_integer(converted):
     # no float tensor anywhere: weights, activations and I/O are all integer
     dtypes = {np.dtype(t["dtype"]).name for t in clf._interp.get_tensor_details()}
     assert dtypes <= {"int8", "int32"}, dtypes
+    # batch fixed at 1: no dynamic-shape ops splitting the graph before Flatten
+    ops = {op["op_name"] for op in clf._interp._get_ops_details()}
+    assert not ops & {"SHAPE", "STRIDED_SLICE", "PACK", "QUANTIZE", "DEQUANTIZE"}, ops
 
 
 def test_model_json_is_read_from_the_interpreter(converted):

@@ -77,3 +77,17 @@ def test_golden_indices_spread_over_scores_and_classes():
     assert sorted(labels[pick].tolist()) == [0, 0, 0, 1, 1, 1]
     # lowest and highest of each class are included
     assert {1, 3, 7, 9} <= set(pick.tolist())
+
+
+def test_int8_speed_probe_runs_every_kernel_path(capsys):
+    """The speed probe converts, runs each resolver and prints one row per combination."""
+    from happyhouse.convert.int8_speed import main
+
+    assert main(["--rounds", "1", "--invokes", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tutorial")]
+    assert len(rows) == 8  # 2 models x (float32, int8) x (xnnpack, builtin)
+    combos = {tuple(cell.strip() for cell in row.split("|")[2:4]) for row in rows}
+    assert combos == {(d, k) for d in ("float32", "int8") for k in ("xnnpack", "builtin")}
+    for row in rows:
+        assert float(row.split("|")[5]) > 0
+        assert "CONV_2D" in row and ("DELEGATE" in row) == ("| xnnpack |" in row)
