@@ -1,0 +1,221 @@
+"""happyhouse-bench: what one door decision costs, measured on the code that ships.
+
+One run, pinned to one core by default (``--cores``), one interpreter thread
+(``--threads``):
+
+* per-stage time at 640x480 (frame conversion, face gate, crop and
+  preprocess, model invoke, vote), median and p95, and the whole pipeline in
+  frames per second, on Happy House door frames scaled up to camera size;
+* model invoke: the shipped int8 bundle, the same network as float32 TFLite
+  and through Keras ``predict`` on one image (what the tutorial did);
+* the real daemon in a subprocess: seconds from spawn to ``READY=1`` and
+  resident memory after warm-up;
+* frame age at decision with a live 30 fps source.
+
+Prints a table (or one JSON object with ``--json``) and a pass/fail line per
+goal. Goals are reported, never asserted: timings on a shared machine are
+figures, not tests. TensorFlow is imported last and only for the float32 and
+Keras rows, after everything the daemon does has been timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any, Dict, List, Optional, Sequence
+
+from happyhouse.daemon.errors import ConfigError, HappyHouseError
+
+from . import bench_frames, bench_stages
+
+SECTIONS = ("stages", "pipeline", "age", "daemon", "models")
+
+#: (key, description, target, direction): value must be >= target ("min") or <= target ("max")
+GOALS = (
+    ("int8_speedup", "int8 invoke >= 2x faster than float32 (same run)", 2.0, "min"),
+    ("fps", "whole pipeline at 640x480 >= 150 fps on one core", 150.0, "min"),
+    ("keras_over_pipeline", "pipeline >= 100x faster per frame than Keras predict", 100.0, "min"),
+    ("rss_mb", "daemon RSS after warm-up <= 80 MB", 80.0, "max"),
+    ("ready_s", "READY=1 within 1.5 s of process start", 1.5, "max"),
+    ("frame_age_p95_ms", "frame age at decision (p95) within one frame period", None, "max"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="happyhouse-bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", help="door frames: test_happy.h5 or class folders "
+                                  "(default $HAPPYHOUSE_DATA/happy-house/test_happy.h5)")
+    p.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the shipped one)")
+    p.add_argument("--keras", metavar="PATH", help="the bundle's training Keras model "
+                                                   "(default: found from model.json)")
+    p.add_argument("--cores", default=None,
+                   help="CPUs to pin to, e.g. 1 or 0,1 (default: one core, the last allowed)")
+    p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads (default 1)")
+    p.add_argument("--frames", type=int, default=600, help="timed frames per loop (default 600)")
+    p.add_argument("--warmup", type=int, default=50, help="untimed frames first (default 50)")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved invoke rounds (default 7)")
+    p.add_argument("--invokes", type=int, default=200, help="invokes per model per round")
+    p.add_argument("--keras-iters", type=int, default=50, help="Keras predict calls (default 50)")
+    p.add_argument("--age-seconds", type=float, default=5.0, help="live-source run (default 5 s)")
+    p.add_argument("--source-fps", type=float, default=30.0, help="live source rate (default 30)")
+    p.add_argument("--daemon-warmup", type=float, default=3.0,
+                   help="seconds the daemon runs after READY before RSS is read (default 3)")
+    p.add_argument("--skip", action="append", default=[], choices=SECTIONS,
+                   help="leave a section out (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return p
+
+
+def pin(cores_arg: Optional[str]) -> List[int]:
+    allowed = sorted(os.sched_getaffinity(0))
+    if cores_arg:
+        try:
+            cores = sorted({int(c) for c in cores_arg.split(",") if c.strip()})
+        except ValueError:
+            raise ConfigError(f"--cores {cores_arg!r}: expected CPU numbers like 1 or 0,1") from None
+        if not cores or not set(cores) <= set(allowed):
+            raise ConfigError(f"--cores {cores_arg!r}: this process may use CPUs {allowed}")
+    else:
+        cores = [allowed[-1]]
+    os.sched_setaffinity(0, cores)
+    import cv2
+
+    cv2.setNumThreads(len(cores))  # more OpenCV threads than cores only adds switching
+    return cores
+
+
+def _version(*names: str) -> Optional[str]:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def machine(cores: List[int]) -> Dict[str, Any]:
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    import cv2
+    import numpy
+
+    return {"cpu": model, "cpus": os.cpu_count(), "pinned_to": cores,
+            "simd": sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni",
+                                                     "fma", "asimd", "asimddp", "sse4_2")),
+            "load_avg": [round(v, 2) for v in os.getloadavg()],
+            "python": platform.python_version(), "numpy": numpy.__version__,
+            "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(),
+            "ai_edge_litert": _version("ai-edge-litert"),
+            "tensorflow": _version("tensorflow-cpu", "tensorflow"), "keras": _version("keras")}
+
+
+def _ratio(num: Optional[dict], den: Optional[dict]) -> Optional[float]:
+    if not num or not den or not den.get("median"):
+        return None
+    return round(num["median"] / den["median"], 2)
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    cores = pin(args.cores)
+    result: Dict[str, Any] = {"machine": machine(cores), "notes": []}
+    result["config"] = {k: getattr(args, k) for k in (
+        "threads", "frames", "warmup", "rounds", "invokes", "keras_iters", "age_seconds",
+        "source_fps", "daemon_warmup")}
+    data = args.data or bench_frames.default_data_path()
+    frames = bench_frames.load_frames(data)
+    result["config"]["data"] = frames.source
+    parts = bench_stages.build_parts(args.model, args.threads)
+    result["bundle"] = {"path": str(parts.bundle.path), "name": parts.bundle.meta.get("name"),
+                        "sha256": parts.bundle.sha256[:12]}
+    result["notes"] += list(parts.missing.values())
+    skip = set(args.skip)
+
+    stages = None if "stages" in skip else bench_stages.time_stages(
+        parts, frames, args.frames, args.warmup)
+    result["stages_ms"] = stages
+    pipe = None if "pipeline" in skip else bench_stages.time_pipeline(
+        parts, frames, args.frames, args.warmup)
+    result["pipeline_ms"] = (pipe or {}).get("ms")
+    result["fps"] = (pipe or {}).get("fps")
+    result["pipeline_impl"] = (pipe or {}).get("implementation")
+    age = None if "age" in skip else bench_stages.frame_age(
+        parts, frames, args.age_seconds, args.source_fps)
+    result["frame_age_ms"] = age
+    daemon = None
+    if "daemon" not in skip:
+        from .bench_daemon import measure_daemon
+
+        daemon = measure_daemon(frames.bgr, args.threads, args.daemon_warmup, bundle=args.model)
+    result["daemon"] = daemon
+    result["rss_mb"] = (daemon or {}).get("rss_mb")
+    result["ready_s"] = (daemon or {}).get("ready_s")
+    models = None
+    if "models" not in skip:
+        from .bench_model import time_models
+
+        models = time_models(parts, args.threads, args.rounds, args.invokes, args.keras_iters,
+                             args.keras)
+        if models.get("keras_model") is None or "NOT" in models.get("keras_note", ""):
+            result["notes"].append(models["keras_note"])
+    result["models"] = models
+    m = models or {}
+    result["invoke_ms"] = {k: m.get(k) for k in ("int8", "float32", "keras", "keras_call")}
+    result["ratios"] = {
+        "int8_speedup": _ratio(m.get("float32"), m.get("int8")),
+        "keras_over_int8": _ratio(m.get("keras"), m.get("int8")),
+        "keras_over_pipeline": _ratio(m.get("keras"), result["pipeline_ms"]),
+    }
+    for error in (stages, pipe, age, daemon):
+        if error and error.get("error"):
+            result["notes"].append(error["error"])
+    result["notes"] = list(dict.fromkeys(result["notes"]))
+    result["goals"] = goals(result)
+    return result
+
+
+def goals(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    age = result.get("frame_age_ms") or {}
+    values = {**result["ratios"], "fps": result.get("fps"), "rss_mb": result.get("rss_mb"),
+              "ready_s": result.get("ready_s"), "frame_age_p95_ms": age.get("p95")}
+    out = []
+    for key, text, target, direction in GOALS:
+        if target is None:
+            target = age.get("frame_period_ms")
+        value = values.get(key)
+        ok = None
+        if value is not None and target is not None:
+            ok = value >= target if direction == "min" else value <= target
+        out.append({"goal": text, "key": key, "value": value, "target": target, "pass": ok})
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = run(args)
+    except HappyHouseError as exc:
+        sys.stderr.write(f"happyhouse-bench: error: {exc}\n")
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    else:
+        from .bench_report import table
+
+        sys.stdout.write(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

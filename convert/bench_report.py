@@ -1,0 +1,69 @@
+"""The readable table for happyhouse-bench (the JSON holds the same figures)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from .bench_stages import STAGE_HELP, STAGES
+
+
+def _ms(stats: Optional[Dict[str, Any]]) -> str:
+    if not stats:
+        return f"{'n/a':>9} {'n/a':>9}"
+    return f"{stats['median']:9.3f} {stats['p95']:9.3f}"
+
+
+def _num(value: Any, fmt: str = "{:.2f}", none: str = "n/a") -> str:
+    return none if value is None else fmt.format(value)
+
+
+def table(result: Dict[str, Any]) -> str:
+    m = result["machine"]
+    lines: List[str] = [
+        f"happyhouse-bench on {m['cpu']} ({m['cpus']} CPUs, pinned to {m['pinned_to']}, "
+        f"SIMD {' '.join(m['simd']) or '-'}, load {m['load_avg']})",
+        f"python {m['python']}  numpy {m['numpy']}  opencv {m['opencv']}  "
+        f"ai-edge-litert {m['ai_edge_litert']}  tensorflow {m['tensorflow']}  keras {m['keras']}",
+        f"bundle {result['bundle']['name']} ({result['bundle']['sha256']}), frames "
+        f"{result['config']['data']} at 640x480, interpreter threads {result['config']['threads']}",
+        "",
+        f"{'stage (ms)':52} {'median':>9} {'p95':>9}",
+    ]
+    stages = result.get("stages_ms") or {}
+    for stage in STAGES:
+        lines.append(f"{stage + ': ' + STAGE_HELP[stage]:52.52} {_ms(stages.get(stage))}")
+    lines.append(f"{'sum of stages, per frame':52} {_ms(stages.get('total'))}")
+    if stages.get("frames"):
+        lines.append(f"  faces found in {stages['faces']}/{stages['frames']} frames "
+                     f"({stages['face_rate']:.0%}); happy {stages['happy']}")
+    lines += [f"{'whole pipeline per frame':52} {_ms(result.get('pipeline_ms'))}",
+              f"{'whole pipeline throughput':52} {_num(result.get('fps'), '{:9.1f}')} fps"
+              f"  [{result.get('pipeline_impl') or 'n/a'}]", ""]
+    inv = result.get("invoke_ms") or {}
+    models = result.get("models") or {}
+    lines.append(f"{'model invoke, one 64x64 image (ms)':52} {'median':>9} {'p95':>9}")
+    for key, label in (("int8", "int8 TFLite (shipped bundle)"), ("float32", "float32 TFLite (same net)"),
+                       ("keras", "Keras predict (tutorial)"), ("keras_call", "Keras model(x) call")):
+        lines.append(f"{label:52} {_ms(inv.get(key))}")
+    if models.get("keras_note"):
+        lines.append(f"  Keras model: {models.get('keras_model') or 'none'} ({models['keras_note']})")
+    r = result.get("ratios") or {}
+    lines += [f"  float32/int8 {_num(r.get('int8_speedup'))}x   Keras/int8 invoke "
+              f"{_num(r.get('keras_over_int8'), '{:.0f}')}x   Keras/whole pipeline "
+              f"{_num(r.get('keras_over_pipeline'), '{:.0f}')}x", ""]
+    d = result.get("daemon") or {}
+    age = result.get("frame_age_ms") or {}
+    lines += [f"daemon READY=1 after {_num(result.get('ready_s'), '{:.3f}')} s; RSS after warm-up "
+              f"{_num(result.get('rss_mb'), '{:.1f}')} MB (max {_num(d.get('rss_max_mb'), '{:.1f}')}, "
+              f"peak {_num(d.get('hwm_mb'), '{:.1f}')}); TensorFlow mapped: "
+              f"{_num(d.get('tensorflow_loaded'), '{}')}; exit {_num(d.get('exit_status'), '{}')}",
+              f"frame age at decision ({_num(age.get('source_fps'), '{:g}')} fps source): median "
+              f"{_num(age.get('median'), '{:.2f}')} ms, p95 {_num(age.get('p95'), '{:.2f}')} ms "
+              f"over {age.get('decided', 0)} decisions, {age.get('dropped', 0)} frames dropped", ""]
+    lines.append("goals:")
+    for g in result.get("goals", []):
+        mark = {True: "PASS", False: "FAIL", None: "----"}[g["pass"]]
+        lines.append(f"  {mark}  {g['goal']}: {_num(g['value'], '{:g}')} (target {_num(g['target'], '{:g}')})")
+    for note in result.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,216 @@
+"""Per-stage cost of one door decision, the whole pipeline, and frame age.
+
+Everything here uses the daemon's own modules (FaceGate, prepare_frame,
+Classifier, Vote, Pipeline): the figures are those of the code that ships.
+When a module has not landed yet the affected rows are reported as missing
+with the reason, never estimated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from happyhouse.daemon.preprocess import prepare_frame, to_model_input
+from happyhouse.daemon.vote import Vote
+
+from happyhouse.daemon.sources import Frame
+
+from .bench_frames import BenchFrames, live_source, yuyv_to_bgr
+
+STAGES = ("frame", "gate", "preprocess", "invoke", "vote")
+STAGE_HELP = {
+    "frame": "capture: YUYV->BGR conversion + new frame",
+    "gate": "FaceGate.find (largest face)",
+    "preprocess": "prepare_frame + to_model_input + quantize",
+    "invoke": "Classifier.invoke_raw (int8 TFLite)",
+    "vote": "dequantize, threshold, Vote.add",
+}
+
+
+def summary_ms(samples_ns: List[int]) -> Optional[Dict[str, float]]:
+    """median / p95 / mean in milliseconds; None for no samples."""
+    if not samples_ns:
+        return None
+    ms = np.asarray(samples_ns, np.float64) / 1e6
+    return {"median": round(float(np.median(ms)), 4), "p95": round(float(np.percentile(ms, 95)), 4),
+            "mean": round(float(ms.mean()), 4), "n": int(len(ms))}
+
+
+@dataclass
+class Parts:
+    """The daemon's components, built from its own config and the shipped bundle."""
+
+    cfg: Any
+    bundle: Any
+    classifier: Any
+    gate: Any  # None when happyhouse.daemon.facegate is missing
+    threshold: float
+    pipeline: Any  # None when happyhouse.daemon.pipeline is missing
+    missing: Dict[str, str]
+
+    def new_vote(self) -> Vote:
+        cfg = self.cfg
+        return Vote(cfg.decision_votes_needed, cfg.decision_window, cfg.decision_max_gap,
+                    cfg.camera_stale_after)
+
+
+def build_parts(bundle_path: Optional[str], threads: int) -> Parts:
+    from happyhouse.daemon.bundle import load_bundle
+    from happyhouse.daemon.config import load_config
+
+    cfg = load_config(None, {"model.threads": threads, "model.bundle": bundle_path or ""})
+    bundle = load_bundle(cfg.model_bundle or None)
+    clf = bundle.classifier(threads=threads)
+    bundle.self_test(clf)
+    threshold = cfg.model_threshold if cfg.model_threshold is not None else bundle.threshold
+    missing: Dict[str, str] = {}
+    gate = pipeline = None
+    try:
+        from happyhouse.daemon.facegate import FaceGate
+    except ImportError as exc:
+        missing["facegate"] = f"happyhouse.daemon.facegate not available ({exc})"
+    else:
+        gate = FaceGate.from_config(cfg)
+    try:
+        from happyhouse.daemon.pipeline import Pipeline
+    except ImportError as exc:
+        missing["pipeline"] = f"happyhouse.daemon.pipeline not available ({exc})"
+    else:
+        if gate is not None:
+            pipeline = Pipeline(bundle, clf, gate, threshold)
+    return Parts(cfg, bundle, clf, gate, float(threshold), pipeline, missing)
+
+
+@dataclass(frozen=True)
+class _Observation:
+    """Used only while happyhouse.daemon.pipeline is missing: the fields Vote reads."""
+
+    timestamp: float
+    seq: int
+    face: Any
+    score: Optional[float]
+    happy: bool
+    latency_ms: float = 0.0
+
+
+def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> Dict[str, Any]:
+    """Each stage of the decision timed separately, frame after frame (the real call chain)."""
+    if parts.gate is None:
+        return {"error": parts.missing.get("facegate")}
+    clf, spec, vote = parts.classifier, parts.bundle.preprocess, parts.new_vote()
+    times: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
+    faces = happy = unlocks = 0
+    clock = time.perf_counter_ns
+    for i in range(warmup + count):
+        k = i % len(frames)
+        t0 = clock()
+        frame = Frame(yuyv_to_bgr(frames.yuyv[k]), time.monotonic(), i)
+        t1 = clock()
+        box = parts.gate.find(frame.image)
+        t2 = clock()
+        t3 = t4 = t2
+        score = None
+        raw = None
+        if box is not None:
+            model_input = clf.quantize_input(to_model_input(prepare_frame(frame.image, box, spec)))
+            t3 = clock()
+            raw = clf.invoke_raw(model_input)
+            t4 = clock()
+        if raw is not None:
+            score = float(clf.dequantize_output(raw).reshape(()))
+        obs = _Observation(frame.timestamp, frame.seq, box, score,
+                           score is not None and score >= parts.threshold)
+        if vote.add(obs, now=time.monotonic()):
+            vote.reset("unlocked")
+            unlocks += i >= warmup
+        t5 = clock()
+        if i < warmup:
+            continue
+        faces += box is not None
+        happy += obs.happy
+        times["frame"].append(t1 - t0)
+        times["gate"].append(t2 - t1)
+        if box is not None:
+            times["preprocess"].append(t3 - t2)
+            times["invoke"].append(t4 - t3)
+        times["vote"].append(t5 - t4)
+        times["total"].append(t5 - t0)
+    out = {s: summary_ms(v) for s, v in times.items()}
+    out.update(frames=count, faces=faces, face_rate=round(faces / count, 3), happy=happy,
+               unlocks=unlocks)
+    return out
+
+
+def observer(parts: Parts) -> Callable[[Any], Any]:
+    """Frame -> Observation: the real Pipeline when present, else the same chain by hand."""
+    if parts.pipeline is not None:
+        return parts.pipeline.observe
+    clf, spec, gate = parts.classifier, parts.bundle.preprocess, parts.gate
+
+    def observe(frame):
+        start = time.perf_counter()
+        box = gate.find(frame.image)
+        score = None
+        if box is not None:
+            score = clf.score(prepare_frame(frame.image, box, spec))
+        return _Observation(frame.timestamp, frame.seq, box, score,
+                            score is not None and score >= parts.threshold,
+                            (time.perf_counter() - start) * 1000)
+
+    return observe
+
+
+def time_pipeline(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> Dict[str, Any]:
+    """The whole decision per frame: capture conversion -> observe -> vote."""
+    if parts.gate is None:
+        return {"error": parts.missing.get("facegate")}
+    observe, vote = observer(parts), parts.new_vote()
+    samples: List[int] = []
+    clock = time.perf_counter_ns
+    started = None
+    for i in range(warmup + count):
+        if i == warmup:
+            started = clock()
+        t0 = clock()
+        frame = Frame(yuyv_to_bgr(frames.yuyv[i % len(frames)]), time.monotonic(), i)
+        if vote.add(observe(frame), now=time.monotonic()):
+            vote.reset("unlocked")
+        if i >= warmup:
+            samples.append(clock() - t0)
+    elapsed = (clock() - started) / 1e9
+    return {"ms": summary_ms(samples), "fps": round(count / elapsed, 1),
+            "implementation": "Pipeline.observe" if parts.pipeline is not None else
+            "components by hand (" + parts.missing.get("pipeline", "") + ")"}
+
+
+def frame_age(parts: Parts, frames: BenchFrames, seconds: float, fps: float) -> Dict[str, Any]:
+    """Age of the frame at the moment its decision is made, with a live 30 fps source.
+
+    The consumer loop is the service's: newest frame -> observe -> vote, over the
+    daemon's own newest-frame reader.
+    """
+    if parts.gate is None:
+        return {"error": parts.missing.get("facegate")}
+    observe, vote = observer(parts), parts.new_vote()
+    ages: List[int] = []
+    source = live_source(frames.yuyv, fps)
+    with source:
+        source.latest(2.0)  # the first frame: the capture thread is running
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            frame = source.latest(0.2)
+            if frame is None:
+                continue
+            obs = observe(frame)
+            now = time.monotonic()
+            if vote.add(obs, now=now):
+                vote.reset("unlocked")
+            ages.append(int((now - frame.timestamp) * 1e9))
+        produced = source.frames_read
+    stats = summary_ms(ages) or {}
+    return {**stats, "source_fps": fps, "frame_period_ms": round(1000.0 / fps, 2),
+            "decided": len(ages), "produced": produced, "dropped": max(0, produced - len(ages) - 1)}

@@ -1,0 +1,155 @@
+"""happyhouse-bench: smoke runs with tiny counts. Figures are checked for sanity, never speed."""
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+from happyhouse.convert import bench
+from happyhouse.convert.bench_frames import bgr_to_yuyv, yuyv_to_bgr
+from happyhouse.daemon.sources import to_door_frame
+
+TINY = ["--frames", "4", "--warmup", "1", "--rounds", "1", "--invokes", "3", "--keras-iters", "2",
+        "--age-seconds", "0.3", "--daemon-warmup", "0.3"]
+
+
+@pytest.fixture(autouse=True)
+def restore_affinity():
+    """The bench pins its own process; give the test process its CPUs back."""
+    import cv2
+
+    cpus, threads = os.sched_getaffinity(0), cv2.getNumThreads()
+    yield
+    os.sched_setaffinity(0, cpus)
+    cv2.setNumThreads(threads)
+
+
+def run_json(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = bench.main(argv + ["--json"])
+    return rc, (json.loads(out.getvalue()) if rc == 0 else None), err.getvalue()
+
+
+def check_stats(stats):
+    assert stats["n"] > 0
+    assert 0 < stats["median"] <= stats["p95"]
+
+
+def has(module):
+    return importlib.util.find_spec(f"happyhouse.daemon.{module}") is not None
+
+
+@pytest.mark.slow
+def test_full_run_reports_every_figure(converted, happy_house_h5):
+    bundle_path, convert_result = converted
+    rc, res, err = run_json(["--data", str(happy_house_h5), "--model", str(bundle_path)] + TINY)
+    assert rc == 0, err
+    for key in ("invoke_ms", "pipeline_ms", "fps", "rss_mb", "ready_s", "frame_age_ms",
+                "stages_ms", "ratios", "goals", "machine"):
+        assert key in res
+    assert res["machine"]["pinned_to"] and len(res["machine"]["pinned_to"]) == 1
+    inv = res["invoke_ms"]
+    for kind in ("int8", "float32", "keras"):
+        check_stats(inv[kind])
+    assert res["models"]["keras_note"] == "matches the bundle"
+    assert res["ratios"]["int8_speedup"] == round(inv["float32"]["median"] / inv["int8"]["median"], 2)
+    assert res["ratios"]["keras_over_int8"] > 1  # predict() costs far more than one invoke
+    assert set(res["models"]["scores"]) == {"int8", "float32", "keras"}
+    assert abs(res["models"]["scores"]["float32"] - res["models"]["scores"]["keras"]) < 1e-3
+    assert [g["key"] for g in res["goals"]] == [g[0] for g in bench.GOALS]
+    if has("facegate"):
+        stages = res["stages_ms"]
+        for stage in ("frame", "gate", "vote", "total"):
+            check_stats(stages[stage])
+        assert 0 <= stages["face_rate"] <= 1 and stages["frames"] == 4
+        check_stats(res["pipeline_ms"])
+        assert res["fps"] > 0
+        age = res["frame_age_ms"]
+        assert age["decided"] > 0 and 0 <= age["median"] <= age["p95"]
+        assert age["frame_period_ms"] == pytest.approx(33.33, abs=0.01)
+    if has("pipeline") and has("sources") and has("service"):
+        daemon = res["daemon"]
+        assert daemon.get("error") is None, daemon
+        assert 0 < res["ready_s"] < 30
+        assert 5 < res["rss_mb"] < 4000
+        assert daemon["tensorflow_loaded"] is False
+        assert daemon["exit_status"] == 0 and daemon["stopping_sent"]
+    else:
+        assert res["ready_s"] is None and res["rss_mb"] is None
+        assert any("daemon" in note for note in res["notes"])
+
+
+def test_missing_keras_model_leaves_null_rows_and_says_why(happy_house_h5, tmp_path):
+    rc, res, err = run_json(["--data", str(happy_house_h5), "--keras", str(tmp_path / "none.keras"),
+                             "--skip", "stages", "--skip", "pipeline", "--skip", "age",
+                             "--skip", "daemon"] + TINY)
+    assert rc == 0, err
+    check_stats(res["invoke_ms"]["int8"])
+    assert res["invoke_ms"]["float32"] is None and res["invoke_ms"]["keras"] is None
+    assert res["ratios"]["int8_speedup"] is None
+    assert any("none.keras" in note for note in res["notes"])
+    speed = next(g for g in res["goals"] if g["key"] == "int8_speedup")
+    assert speed["pass"] is None and speed["value"] is None
+
+
+def test_table_output_lists_goals(happy_house_h5, tmp_path):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        rc = bench.main(["--data", str(happy_house_h5), "--keras", str(tmp_path / "none.keras"),
+                         "--skip", "daemon", "--skip", "age"] + TINY)
+    assert rc == 0
+    text = out.getvalue()
+    assert "int8 TFLite (shipped bundle)" in text and "goals:" in text
+    assert text.count("PASS") + text.count("FAIL") + text.count("----") == len(bench.GOALS)
+
+
+def test_bad_cores_is_a_one_line_error(capsys):
+    rc = bench.main(["--cores", "9999", "--json"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("happyhouse-bench: error: --cores") and err.count("\n") == 1
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, capsys):
+    rc = bench.main(["--data", str(tmp_path / "absent.h5"), "--skip", "daemon"])
+    assert rc == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_goals_compare_against_their_targets():
+    result = {"ratios": {"int8_speedup": 2.5, "keras_over_pipeline": 50.0}, "fps": 149.9,
+              "rss_mb": 80.0, "ready_s": None, "frame_age_ms": {"p95": 10.0, "frame_period_ms": 33.33}}
+    by_key = {g["key"]: g["pass"] for g in bench.goals(result)}
+    assert by_key == {"int8_speedup": True, "fps": False, "keras_over_pipeline": False,
+                      "rss_mb": True, "ready_s": None, "frame_age_p95_ms": True}
+
+
+def test_yuyv_round_trip_is_close():
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    bgr = to_door_frame(small)
+    back = yuyv_to_bgr(bgr_to_yuyv(bgr))
+    assert back.shape == bgr.shape
+    assert np.abs(back.astype(int) - bgr.astype(int)).mean() < 6  # chroma is shared by pixel pairs
+    flat = np.full((480, 640, 3), (73, 135, 187), np.uint8)
+    assert np.abs(yuyv_to_bgr(bgr_to_yuyv(flat)).astype(int) - flat).max() <= 2
+
+
+def test_live_source_delivers_fresh_frames_at_its_rate():
+    from happyhouse.convert.bench_frames import live_source
+
+    frames = [bgr_to_yuyv(np.full((48, 64, 3), i * 40, np.uint8)) for i in range(3)]
+    seen = []
+    with live_source(frames, fps=100.0) as source:
+        for _ in range(10):
+            frame = source.latest(1.0)
+            assert frame is not None
+            seen.append(frame)
+    assert [f.seq for f in seen] == sorted({f.seq for f in seen})  # never the same frame twice
+    assert all(b.timestamp > a.timestamp for a, b in zip(seen, seen[1:]))
+    assert seen[0].image.shape == (48, 64, 3)
