@@ -111,6 +111,10 @@ def variants(args) -> List[Tuple[str, object, np.ndarray]]:
         rows.append(("tutorial happymodel", tutorial_model(), random_images(3)))
         rows.append(("tutorial, GAP head instead of Flatten", tutorial_model(head="gap"),
                      random_images(3)))
+        if args.train_default:
+            from happyhouse.train.models import DEFAULT_ARCH, build
+
+            rows.append((f"train '{DEFAULT_ARCH}' architecture", build(DEFAULT_ARCH), random_images(3)))
     if args.sweep:
         for cin in (1, 3, 8, 16):
             rows.append((f"Conv 7x7 {cin}->32 only", conv_only(cin), random_images(cin)))
@@ -123,6 +127,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a Keras model instead of the tutorial happymodel")
     parser.add_argument("--sweep", action="store_true", help="add single-conv variants (channels, kernel)")
+    parser.add_argument("--train-default", action="store_true",
+                        help="add the training default architecture (happyhouse.train.models)")
     parser.add_argument("--ref", action="store_true", help="also time the reference kernels (slow)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=7)
