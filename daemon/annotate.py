@@ -1,0 +1,75 @@
+"""Annotated snapshots: the frame with its face box, score, verdict and time.
+
+Used by ``--once --snapshot`` and by the audit trail's unlock snapshots, so a
+technician can see what the door saw and why it decided as it did.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from .errors import DataError
+from .preprocess import check_frame
+
+GREEN, RED, AMBER = (40, 200, 40), (40, 40, 230), (0, 170, 255)  # BGR
+
+
+def annotate(image_bgr: np.ndarray, observation, threshold: Optional[float] = None,
+             when: Optional[float] = None) -> np.ndarray:
+    """A copy of the frame with the face box, the score and verdict, and the wall-clock time."""
+    import cv2
+
+    out = check_frame(image_bgr).copy()
+    face, score = observation.face, observation.score
+    if face is None:
+        verdict, colour = "NO FACE", AMBER
+    elif observation.happy:
+        verdict, colour = "HAPPY", GREEN
+    else:
+        verdict, colour = "NOT HAPPY", RED
+    thick = max(1, out.shape[1] // 320)
+    if face is not None:
+        x, y, w, h = (int(v) for v in face)
+        cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick + 1)
+    line = verdict
+    if score is not None:
+        line += f"  score {score:.3f}"
+        if threshold is not None:
+            line += f" ({'>=' if score >= threshold else '<'} {threshold:.2f})"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() if when is None else when))
+    scale = max(0.4, out.shape[1] / 1100.0)
+    for row, (text, col) in enumerate(((line, colour), (stamp, (255, 255, 255)))):
+        origin = (8, int(22 * scale / 0.6) * (row + 1))
+        cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2,
+                    cv2.LINE_AA)  # dark outline: readable on a bright sky or a dark hall
+        cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, col, thick, cv2.LINE_AA)
+    return out
+
+
+def write_jpeg(path: Union[str, Path], image_bgr: np.ndarray, quality: int = 90) -> Path:
+    """Write a JPEG atomically (a half-written snapshot is never left behind)."""
+    import cv2
+
+    path = Path(path).expanduser()
+    ok, data = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise DataError(f"cannot encode snapshot for {path}")
+    if not path.parent.is_dir():
+        raise DataError(f"cannot write snapshot {path}: folder {path.parent} does not exist")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise DataError(f"cannot write snapshot {path}: {exc.strerror or exc}") from None
+    return path

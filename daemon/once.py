@@ -1,0 +1,130 @@
+"""``happyhouse-daemon --once``: one capture, gate and score, for a technician.
+
+Opens the source, discards ``camera.settle_frames`` frames so auto-exposure
+settles, scores the next fresh frame and prints a summary (or ``--json``).
+``--snapshot PATH`` saves the annotated frame. The latch is NOT touched
+unless ``--actuate`` is given, and then only to unlock for
+``decision.unlock_seconds`` on a happy verdict and relock.
+
+Exit codes: 0 happy, 1 not happy or no face, 2 a fixable error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Optional
+
+from .errors import SourceError
+
+log = logging.getLogger(__name__)
+
+EXIT_HAPPY, EXIT_NOT_HAPPY = 0, 1
+
+
+def capture(source, cfg, settle_frames: Optional[int] = None):
+    """Discard the settling frames and return the next fresh one (SourceError if none)."""
+    wait = cfg.camera_stall_timeout
+    settle = cfg.camera_settle_frames if settle_frames is None else settle_frames
+    for _ in range(settle + 1):
+        frame = source.latest(wait)
+        if frame is None:
+            raise SourceError(f"no frame from {source.description} within {wait:g} s "
+                              f"(camera.stall_timeout): is it delivering?")
+    return frame
+
+
+def _wall_time(frame) -> float:
+    """The capture time on the wall clock (frames carry time.monotonic())."""
+    return time.time() - (time.monotonic() - frame.timestamp)
+
+
+def run_once(cfg, args, *, source=None, pipeline=None, pin_factory=None,
+             out=None, sleep=time.sleep) -> int:
+    """One observation. Parts can be injected (tests); otherwise built from ``cfg``."""
+    from .pipeline import Pipeline
+    from .sources import open_source
+
+    out = out if out is not None else sys.stdout
+    pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
+    source = source if source is not None else open_source(cfg.camera_source, cfg)
+    source.open()
+    try:
+        frame = capture(source, cfg)
+    finally:
+        source.close()
+    obs = pipeline.observe(frame)
+    wall = _wall_time(frame)
+    result = _result(cfg, source, pipeline, frame, obs, wall)
+    if getattr(args, "snapshot", None):
+        from .annotate import annotate, write_jpeg
+
+        path = write_jpeg(args.snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
+        result["snapshot"] = str(path)
+    result["actuated"] = False
+    if getattr(args, "actuate", False) and obs.happy:
+        result["actuated"] = actuate(cfg, pin_factory, sleep)
+    log.info("once: %s", result["verdict"], extra={"journal": {
+        "score": result["score"], "face": result["face"], "verdict": result["verdict"]}})
+    if getattr(args, "json", False):
+        out.write(json.dumps(result) + "\n")
+    else:
+        out.write(_human(result))
+    return EXIT_HAPPY if obs.happy else EXIT_NOT_HAPPY
+
+
+def actuate(cfg, pin_factory=None, sleep=time.sleep) -> bool:
+    """Unlock for ``decision.unlock_seconds``, then lock; the latch relocks on any error."""
+    from .latch import latch_from_config, make_pin_factory
+
+    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.latch_gpio)
+    try:
+        with latch_from_config(cfg, pin_factory=factory) as latch:
+            granted = latch.unlock(cfg.decision_unlock_seconds)
+            log.warning("--once --actuate: latch %s unlocked for %.1f s", cfg.latch_pin, granted)
+            try:
+                sleep(granted)
+            finally:
+                latch.lock()
+    finally:
+        if pin_factory is None:
+            factory.close()
+    return True
+
+
+def _result(cfg, source, pipeline, frame, obs, wall: float) -> dict:
+    height, width = frame.image.shape[:2]
+    verdict = "no face" if obs.face is None else ("happy" if obs.happy else "not happy")
+    return {
+        **obs.to_dict(), "verdict": verdict, "threshold": pipeline.threshold,
+        "model_sha256": pipeline.model_sha256, "runtime": pipeline.runtime,
+        "face_gate": pipeline.gate.description,
+        "source": getattr(source, "description", str(cfg.camera_source)),
+        "frame_size": [int(width), int(height)],
+        "frame_age_ms": round((time.monotonic() - frame.timestamp) * 1000.0, 1),
+        "timestamp": datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds"),
+    }
+
+
+def _human(r: dict) -> str:
+    if r["face"] is None:
+        head = "NO FACE: nothing to score (the door stays locked)"
+    else:
+        x, y, w, h = r["face"]
+        sign = ">=" if r["happy"] else "<"
+        head = (f"{r['verdict'].upper()}: score {r['score']:.3f} {sign} threshold "
+                f"{r['threshold']:.3f}; face {w}x{h} at ({x},{y})")
+    lines = [head,
+             f"  frame   {r['frame_size'][0]}x{r['frame_size'][1]} from {r['source']} "
+             f"at {r['timestamp']}",
+             f"  timing  {r['latency_ms']:.1f} ms (" +
+             ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()) + ")",
+             f"  model   {r['model_sha256'][:16]} on {r['runtime']}; gate {r['face_gate']}"]
+    if r.get("snapshot"):
+        lines.append(f"  snapshot {r['snapshot']}")
+    lines.append("  latch   " + ("UNLOCKED then relocked (--actuate)" if r["actuated"]
+                                 else "not moved"))
+    return "\n".join(lines) + "\n"

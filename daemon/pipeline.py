@@ -1,0 +1,106 @@
+"""From a frame to a verdict: face gate -> preprocessing -> int8 model -> threshold.
+
+One :class:`Pipeline` is what the door service, ``--once``, ``--check`` and
+``happyhouse-eval`` all run, so the numbers ``happyhouse-eval`` reports are
+the door's numbers. It refuses to exist unless the bundle's golden vectors
+are reproduced by this machine's runtime (``Pipeline.from_config``).
+
+No face, no score: the model is never invoked on a frame without a face, not
+even in the bundle's ``frame`` crop mode (where the model sees the whole
+frame but a face must still be present).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+from .bundle import Bundle, load_bundle
+from .errors import DataError
+from .facegate import FaceGate
+from .preprocess import Box, check_frame, prepare_frame
+from .sources import Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Observation:
+    timestamp: float  # the frame's capture time (time.monotonic())
+    seq: int
+    face: Optional[Box]
+    score: Optional[float]
+    happy: bool
+    latency_ms: float  # gate + preprocessing + model, this call
+    stages_ms: Dict[str, float] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {"face": list(self.face) if self.face is not None else None,
+                "score": None if self.score is None else round(float(self.score), 6),
+                "happy": bool(self.happy), "latency_ms": round(self.latency_ms, 3),
+                "stages_ms": {k: round(v, 3) for k, v in self.stages_ms.items()},
+                "seq": self.seq}
+
+
+class Pipeline:
+    def __init__(self, bundle: Bundle, classifier, gate: FaceGate,
+                 threshold: Optional[float] = None) -> None:
+        self.bundle = bundle
+        self.classifier = classifier
+        self.gate = gate
+        self.threshold = float(bundle.threshold if threshold is None else threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise DataError(f"threshold must be within 0..1, got {self.threshold}")
+        self.preprocess = bundle.preprocess
+
+    @classmethod
+    def from_config(cls, cfg, bundle: Optional[Bundle] = None) -> "Pipeline":
+        """Load the bundle, its classifier (self-tested) and the face gate from ``cfg``."""
+        bundle = bundle if bundle is not None else load_bundle(cfg.model_bundle or None)
+        classifier = bundle.classifier(threads=cfg.model_threads)
+        checked = bundle.self_test(classifier)  # raises SelfTestError: never arm a wrong model
+        gate = FaceGate.from_config(cfg)
+        pipeline = cls(bundle, classifier, gate, cfg.model_threshold)
+        log.info("model %s (sha256 %s) on %s: self-test passed (%d golden vectors); "
+                 "threshold %.3f; face gate %s", bundle.path, bundle.sha256[:12],
+                 classifier.runtime, checked, pipeline.threshold, gate.description,
+                 extra={"journal": {"model_sha256": bundle.sha256, "runtime": classifier.runtime}})
+        return pipeline
+
+    @property
+    def model_sha256(self) -> str:
+        return self.bundle.sha256
+
+    @property
+    def runtime(self) -> str:
+        return self.classifier.runtime
+
+    def observe(self, frame: Frame) -> Observation:
+        """Gate, crop and score one frame (DataError for a frame of the wrong shape/dtype)."""
+        image = check_frame(frame.image)
+        t0 = time.perf_counter()
+        face = self.gate.find(image)
+        t1 = time.perf_counter()
+        stages = {"gate": (t1 - t0) * 1000.0}
+        if face is None:
+            return Observation(frame.timestamp, frame.seq, None, None, False, stages["gate"], stages)
+        crop = prepare_frame(image, face, self.preprocess)
+        t2 = time.perf_counter()
+        score = self.classifier.score(crop)
+        t3 = time.perf_counter()
+        stages.update(prepare=(t2 - t1) * 1000.0, model=(t3 - t2) * 1000.0)
+        return Observation(frame.timestamp, frame.seq, face, score, self.decide(score),
+                           (t3 - t0) * 1000.0, stages)
+
+    def decide(self, score: Optional[float]) -> bool:
+        return score is not None and bool(np.isfinite(score)) and score >= self.threshold
+
+    def observe_image(self, image_bgr: np.ndarray, timestamp: Optional[float] = None,
+                      seq: int = 0) -> Observation:
+        """The same on a bare BGR image (``happyhouse-eval``, tools)."""
+        ts = time.monotonic() if timestamp is None else timestamp
+        return self.observe(Frame(image_bgr, ts, seq))
