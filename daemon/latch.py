@@ -219,7 +219,8 @@ class DoorContact:
     """
 
     def __init__(self, pin: str, pull_up: bool = True, pin_factory: Any = None,
-                 on_close: Optional[Callable[[], None]] = None) -> None:
+                 on_close: Optional[Callable[[], None]] = None,
+                 on_open: Optional[Callable[[], None]] = None) -> None:
         from gpiozero import DigitalInputDevice
 
         try:
@@ -228,7 +229,9 @@ class DoorContact:
             raise LatchError(f"cannot claim door contact pin {pin}: {_one_line(exc)}; "
                              f"check [latch] door_contact_pin") from None
         self._on_close = on_close
+        self._on_open = on_open
         self._device.when_activated = self._closed
+        self._device.when_deactivated = self._opened
 
     @property
     def is_closed(self) -> bool:
@@ -237,6 +240,10 @@ class DoorContact:
     def _closed(self, *_: Any) -> None:
         if self._on_close is not None:
             self._on_close()
+
+    def _opened(self, *_: Any) -> None:
+        if self._on_open is not None:
+            self._on_open()
 
     def close(self) -> None:
         self._device.close()

@@ -43,7 +43,8 @@ class _SocketSender:
     def __call__(self, message: str) -> bool:
         if self._sock is None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self._sock.sendto(message.encode("utf-8"), self.address)
+        # never block the door loop on a slow or stuck manager: a full queue drops the message
+        self._sock.sendto(message.encode("utf-8"), socket.MSG_DONTWAIT, self.address)
         return True
 
     def close(self) -> None:

@@ -116,3 +116,11 @@ def test_systemd_python_is_preferred_when_present(monkeypatch, notify_socket):
 ])
 def test_watchdog_interval_is_half_of_watchdog_usec(env, expected):
     assert Notifier(env).watchdog_interval == expected
+
+
+def test_a_full_receiver_queue_never_blocks_the_sender(notify_socket, caplog):
+    path, sock = notify_socket  # nobody reads: the kernel queue fills up
+    notifier = Notifier({"NOTIFY_SOCKET": path}, use_systemd_python=False)
+    results = [notifier.status(f"n={i}") for i in range(2000)]
+    assert results[0] is True and results[-1] is False  # later ones dropped, not blocked
+    assert sum("sd_notify" in r.getMessage() for r in caplog.records) == 1

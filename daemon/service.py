@@ -1,0 +1,542 @@
+"""The door service: frames -> observations -> vote -> latch, as a small state machine.
+
+:class:`Door` is the loop core. It owns no hardware: the frame source
+(``latest(timeout)``), the pipeline (``observe(frame)``), the latch, the
+notifier and the clock are all injected, so tests drive it frame by frame with
+a fake camera, ``MockFactory`` pins and a fake clock. :func:`run_service`
+wires the real pieces from the config, installs the signal handlers and
+handles SIGHUP reloads.
+
+States::
+
+    STARTING --first fresh frame (READY=1)--> ARMED --vote passes--> UNLOCKED
+    UNLOCKED --time up / latch timer / door closed--> COOLDOWN --> ARMED
+    any running state --no fresh frame for stall_timeout--> FAULT (locked,
+        no watchdog pings, camera reopened with backoff) --fresh frame--> ARMED
+    SIGHUP: RELOADING (locked) -> STARTING;  SIGTERM/SIGINT: STOPPING (locked)
+
+Safety rules: the latch is locked in every state but UNLOCKED, on every exit
+path (stop flag, exception, ``finally``), and an opening is bounded both by
+this loop and by the latch's own timer. Only fresh frames are scored and
+count; the watchdog is pinged only when a fresh frame arrived, so a hung
+camera or loop gets the service restarted by systemd's ``WatchdogSec=``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Optional
+
+from .audit import Audit
+from .errors import HappyHouseError
+from .notify import Notifier
+from .vote import Vote
+
+log = logging.getLogger("happyhouse.daemon.service")
+
+#: longest a single latest() call may block: bounds how late a stop or exit request is seen
+FRAME_TIMEOUT = 0.2
+STATUS_EVERY = 1.0
+FPS_WINDOW = 5.0
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    ARMED = "armed"
+    UNLOCKED = "unlocked"
+    COOLDOWN = "cooldown"
+    FAULT = "fault"
+    RELOADING = "reloading"
+    STOPPING = "stopping"
+
+
+# states in which the request-to-exit button opens the door (egress does not need the camera)
+_EXIT_STATES = (State.STARTING, State.ARMED, State.COOLDOWN, State.FAULT)
+
+
+class Door:
+    """One decision loop over injected parts; call :meth:`step` repeatedly."""
+
+    def __init__(self, cfg, source, pipeline, latch, notifier: Optional[Notifier] = None,
+                 audit: Optional[Audit] = None, clock: Callable[[], float] = time.monotonic,
+                 frame_timeout: float = FRAME_TIMEOUT) -> None:
+        self.source = source
+        self.pipeline = pipeline
+        self.latch = latch
+        self.notifier = notifier if notifier is not None else Notifier({})
+        self.audit = audit if audit is not None else Audit.from_config(cfg)
+        self.clock = clock
+        self.frame_timeout = min(frame_timeout, cfg.camera_stall_timeout / 2)
+        self.stale_after = cfg.camera_stale_after
+        self.stall_timeout = cfg.camera_stall_timeout
+        self.backoff_max = cfg.camera_reopen_backoff_max
+        self.unlock_seconds = min(cfg.decision_unlock_seconds, cfg.decision_max_unlock_seconds)
+        self.cooldown_seconds = cfg.decision_cooldown_seconds
+        self.vote = Vote(cfg.decision_votes_needed, cfg.decision_window,
+                         cfg.decision_max_gap, cfg.camera_stale_after)
+        self.state = State.STARTING
+        self.frames = 0
+        self.fresh_frames = 0
+        self.stale_frames = 0
+        self.unlocks = 0
+        self.ready_sent = False
+        self.last_decision = "none yet"
+        self.transitions = []  # (clock time, state, reason): the door's own history
+        self._exit_requested = threading.Event()
+        self._door_opened = False
+        self._fresh_times: Deque[float] = deque()
+        self._unlock_until = 0.0
+        self._cooldown_until = 0.0
+        self._last_fresh = 0.0
+        self._last_ping = None
+        self._last_status = None
+        self._backoff = 1.0
+        self._next_reopen = 0.0
+        self._source_error_logged = False
+        self._expired_seen = 0
+
+    # -- inputs from other threads (gpiozero callbacks) ----------------------
+    def request_exit(self) -> None:
+        """Request-to-exit button: handled by the next step."""
+        self._exit_requested.set()
+
+    def door_opened(self) -> None:
+        self._door_opened = True
+
+    def door_closed(self) -> None:
+        """Door contact: relock at once if the door was opened during this opening."""
+        if self._door_opened and self.latch.is_unlocked:
+            self.latch.lock()  # the latch is thread-safe; the next step moves to COOLDOWN
+            log.info("door closed: relocked")
+        self._door_opened = False
+
+    # -- the loop ------------------------------------------------------------
+    def start(self) -> None:
+        self.latch.lock()
+        now = self.clock()
+        self._last_fresh = now  # the camera gets stall_timeout to deliver its first frame
+        self._enter(State.STARTING, now, "started")
+
+    def step(self) -> Optional[Any]:
+        """Wait for one frame and act on it; returns the Observation if one was made."""
+        now = self.clock()
+        self._timers(now)
+        if self._exit_requested.is_set():
+            self._exit_requested.clear()
+            self._exit_button(now)
+        if self.state is State.FAULT and now >= self._next_reopen:
+            self._reopen(now)
+        frame = self._latest()
+        now = self.clock()
+        obs = None
+        if frame is None:
+            self._check_stall(now)
+        else:
+            self.frames += 1
+            age = now - frame.timestamp
+            if not age <= self.stale_after:
+                self._stale(frame, age, now)
+            else:
+                obs = self._fresh(frame, now)
+        self._timers(self.clock())
+        self._status(self.clock())
+        return obs
+
+    def stop(self, reason: str) -> None:
+        """Lock first, then tell systemd; idempotent."""
+        self.latch.lock()
+        if self.state is not State.STOPPING:
+            self._enter(State.STOPPING, self.clock(), reason)
+
+    # -- frames --------------------------------------------------------------
+    def _latest(self):
+        try:
+            frame = self.source.latest(self.frame_timeout)
+        except HappyHouseError as exc:  # a lost camera is a stall, not a crash
+            if not self._source_error_logged:
+                log.warning("camera read failed: %s", exc)
+                self._source_error_logged = True
+            return None
+        self._source_error_logged = False
+        return frame
+
+    def _stale(self, frame, age: float, now: float) -> None:
+        self.stale_frames += 1
+        self.vote.reset("stale frame")
+        self.last_decision = f"stale frame ({age * 1000:.0f} ms old)"
+        log.debug("frame %s is stale", frame.seq,
+                  extra={"journal": {"seq": frame.seq, "frame_age_ms": f"{age * 1000:.0f}",
+                                     "verdict": "stale"}})
+        self._check_stall(now)
+
+    def _fresh(self, frame, now: float):
+        self.fresh_frames += 1
+        self._last_fresh = now
+        self._fresh_times.append(now)
+        while self._fresh_times and now - self._fresh_times[0] > FPS_WINDOW:
+            self._fresh_times.popleft()
+        self._ping(now)
+        if not self.ready_sent:
+            self.ready_sent = True
+            self.notifier.ready(f"armed; camera {getattr(self.source, 'description', '')}".strip())
+            log.info("ready: first fresh frame, latch locked, armed")
+        if self.state in (State.STARTING, State.FAULT):
+            self._backoff = 1.0
+            self.vote.reset("armed")
+            self._enter(State.ARMED, now, "fresh frames")
+        if self.state is not State.ARMED:
+            return None  # unlocked or cooling down: nothing to decide, save the CPU
+        obs = self.pipeline.observe(frame)
+        decided = self.clock()
+        passed = self.vote.add(obs, now=decided)
+        self._log_decision(obs, decided - frame.timestamp)
+        if passed:
+            self._unlock(decided, "smile", frame, obs, decided - frame.timestamp)
+        return obs
+
+    def _log_decision(self, obs, age: float) -> None:
+        if obs.face is None:
+            verdict = "no face"
+        else:
+            verdict = "happy" if obs.happy else "not happy"
+        score = "" if obs.score is None else f"{obs.score:.3f}"
+        self.last_decision = f"{verdict} {score}".strip()
+        fields: Dict[str, Any] = {"seq": obs.seq, "verdict": verdict, "score": score or "-",
+                                  "frame_age_ms": f"{age * 1000:.0f}",
+                                  "votes": self.vote.describe()}
+        if obs.face is not None:
+            fields["face"] = _box_text(obs.face)
+        log.debug("frame %s: %s", obs.seq, self.last_decision, extra={"journal": fields})
+
+    # -- decisions -----------------------------------------------------------
+    def _unlock(self, now: float, reason: str, frame=None, obs=None, age=None) -> None:
+        self._door_opened = False
+        self._expired_seen = self.latch.expired
+        granted = self.latch.unlock(self.unlock_seconds)
+        self._unlock_until = now + granted
+        self.unlocks += 1
+        self.audit.record_unlock(reason, granted, self.vote.ballots, frame=frame, observation=obs,
+                                 frame_age=age, model_sha256=getattr(self.pipeline, "model_sha256", None))
+        self.vote.reset("unlocked")
+        self.last_decision = f"unlocked ({reason})"
+        self._enter(State.UNLOCKED, now, reason)
+
+    def _exit_button(self, now: float) -> None:
+        if self.state in _EXIT_STATES:
+            self._unlock(now, "exit button")
+        else:
+            log.info("exit button ignored while %s", self.state.value)
+
+    def _timers(self, now: float) -> None:
+        if self.state is State.UNLOCKED:
+            if not self.latch.is_unlocked:
+                reason = "latch timer" if self.latch.expired > self._expired_seen else "door closed"
+            elif now >= self._unlock_until:
+                self.latch.lock()
+                reason = "unlock time over"
+            else:
+                return
+            self._cooldown_until = now + self.cooldown_seconds
+            self._enter(State.COOLDOWN, now, reason)
+        if self.state is State.COOLDOWN and now >= self._cooldown_until:
+            self.vote.reset("cooldown over")
+            self._enter(State.ARMED, now, "cooldown over")
+            self._check_stall(now)
+
+    def _check_stall(self, now: float) -> None:
+        if self.state in (State.FAULT, State.STOPPING):
+            return
+        if now - self._last_fresh > self.stall_timeout:
+            self.latch.lock()
+            self.vote.reset("camera stalled")
+            self._next_reopen = now
+            self._enter(State.FAULT, now,
+                        f"no fresh frame for {now - self._last_fresh:.1f}s: camera lost")
+
+    def _reopen(self, now: float) -> None:
+        self._next_reopen = now + self._backoff
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+        try:
+            self.source.close()
+            self.source.open()
+        except HappyHouseError as exc:
+            log.warning("camera reopen failed (next try in %.0fs): %s",
+                        self._next_reopen - now, exc)
+        else:
+            log.info("camera reopened: %s", getattr(self.source, "description", "camera"))
+
+    # -- systemd -------------------------------------------------------------
+    def _ping(self, now: float) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        if self._last_ping is None or now - self._last_ping >= interval:
+            self.notifier.watchdog()
+            self._last_ping = now
+
+    @property
+    def fps(self) -> float:
+        times = self._fresh_times
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def status_text(self) -> str:
+        return (f"{self.state.value}; {self.fps:.1f} fps; last: {self.last_decision}; "
+                f"unlocks: {self.unlocks}")
+
+    def _status(self, now: float, force: bool = False) -> None:
+        if force or self._last_status is None or now - self._last_status >= STATUS_EVERY:
+            self.notifier.status(self.status_text())
+            self._last_status = now
+
+    def _enter(self, state: State, now: float, reason: str) -> None:
+        self.transitions.append((now, state, reason))
+        previous, self.state = self.state, state
+        level = logging.ERROR if state is State.FAULT else logging.INFO
+        log.log(level, "%s -> %s: %s", previous.value, state.value, reason,
+                extra={"journal": {"state": state.value, "reason": reason}})
+        if state is State.STOPPING:
+            self.notifier.stopping(f"stopping: {reason}")
+        else:
+            self._status(now, force=True)
+
+
+def _box_text(box: Any) -> str:
+    from .audit import _box_text as text
+
+    return text(box)
+
+
+# -- signals ----------------------------------------------------------------
+class Signals:
+    """SIGTERM/SIGINT set ``stop``; SIGHUP sets ``reload``. Handlers only set flags:
+    the loop sees them within one frame timeout and locks on its way out."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.received: Optional[str] = None
+        self._previous: Dict[int, Any] = {}
+
+    def install(self) -> bool:
+        if threading.current_thread() is not threading.main_thread():
+            return False  # only the main thread may set handlers (in-thread tests)
+        for signum, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
+                                (signal.SIGHUP, self._on_reload)):
+            self._previous[signum] = signal.signal(signum, handler)
+        return True
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _on_stop(self, signum, _frame) -> None:
+        self.received = signal.Signals(signum).name
+        self.stop.set()
+
+    def _on_reload(self, signum, _frame) -> None:
+        self.reload.set()
+
+
+def run_door(door: Door, signals: Signals, max_frames: Optional[int] = None) -> str:
+    """Run ``door`` until stop, reload or ``max_frames``; the latch is locked on return."""
+    door.start()
+    try:
+        while True:
+            if signals.stop.is_set():
+                return "stop"
+            if signals.reload.is_set():
+                return "reload"
+            if max_frames is not None and door.frames >= max_frames:
+                return "max-frames"
+            door.step()
+    finally:
+        door.latch.lock()
+
+
+# -- wiring -----------------------------------------------------------------
+_REBUILD = {"latch": ("latch",), "source": ("camera",), "pipeline": ("model", "face")}
+
+
+class _Parts:
+    """The hardware-facing parts built from a config; injected parts are kept as given."""
+
+    def __init__(self, inject: Dict[str, Any], clock: Callable[[], float],
+                 door_ref: Callable[[], Optional[Door]]) -> None:
+        self.inject = inject
+        self.clock = clock
+        self.door_ref = door_ref  # the input callbacks reach whichever Door is running
+        self.latch = self.source = self.pipeline = None
+        self.inputs = []
+        self.factory = None
+        self.built: Dict[str, Any] = {}  # part -> the config it was built from
+
+    def build(self, cfg) -> None:
+        """(Re)build what ``cfg`` changed: latch first, so the door is locked before anything else."""
+        changed = {part for part, sections in _REBUILD.items()
+                   if part not in self.built
+                   or any(_section(self.built[part], s) != _section(cfg, s) for s in sections)}
+        door_ref = self.door_ref
+        if "latch" in changed or self.latch is None:
+            self._close_latch()
+            from .latch import DoorContact, ExitButton, latch_from_config, make_pin_factory
+
+            factory = self.inject.get("pin_factory")
+            if factory is None:
+                factory = self.factory = make_pin_factory(cfg.latch_gpio)
+            self.latch = latch_from_config(cfg, pin_factory=factory, clock=self.clock)
+            if cfg.latch_door_contact_pin:
+                self.inputs.append(DoorContact(
+                    cfg.latch_door_contact_pin, cfg.latch_door_contact_pull_up, factory,
+                    on_close=lambda: _call(door_ref(), "door_closed"),
+                    on_open=lambda: _call(door_ref(), "door_opened")))
+            if cfg.latch_exit_button_pin:
+                self.inputs.append(ExitButton(
+                    cfg.latch_exit_button_pin, cfg.latch_exit_button_pull_up, factory,
+                    on_press=lambda: _call(door_ref(), "request_exit")))
+            self.built["latch"] = cfg
+        if self.inject.get("pipeline") is not None:
+            self.pipeline = self.inject["pipeline"]
+        elif "pipeline" in changed or self.pipeline is None:
+            from .pipeline import Pipeline
+
+            self.pipeline = None
+            self.pipeline = Pipeline.from_config(cfg)  # loads the bundle and runs the self-test
+            self.built["pipeline"] = cfg
+        if self.inject.get("source") is not None:
+            if self.source is None:
+                self.source = self.inject["source"]
+                self.source.open()
+        elif "source" in changed or self.source is None:
+            self._close_source()
+            from .sources import open_source
+
+            source = open_source(cfg.camera_source, cfg)
+            source.open()
+            self.source = source
+            self.built["source"] = cfg
+
+    def lock(self) -> None:
+        if self.latch is not None:
+            self.latch.lock()
+
+    def close(self) -> None:
+        """Lock first, then release everything; never raises."""
+        for action in (self.lock, self._close_source, self._close_latch):
+            try:
+                action()
+            except Exception:
+                log.exception("while shutting down")
+
+    def _close_source(self) -> None:
+        if self.source is not None:
+            source, self.source = self.source, None
+            source.close()
+
+    def _close_latch(self) -> None:
+        for device in self.inputs:
+            device.close()
+        self.inputs = []
+        if self.latch is not None:
+            latch, self.latch = self.latch, None
+            latch.close()
+        if self.factory is not None:
+            factory, self.factory = self.factory, None
+            factory.close()
+
+
+def _section(cfg, section: str):
+    return {k: v for k, v in cfg.values.items() if k.startswith(section + ".")}
+
+
+def _call(door: Optional[Door], method: str) -> None:
+    if door is not None:
+        getattr(door, method)()
+
+
+def reload_config(cfg, args):
+    """Re-read the file with the same flag overrides; None (old config kept) when invalid."""
+    from .cli import config_from_args
+    from .config import load_config
+
+    try:
+        if args is not None and hasattr(args, "config"):
+            return config_from_args(args)
+        return load_config(cfg.source_path, None, required=cfg.source_path is not None)
+    except HappyHouseError as exc:
+        log.error("reload: new config rejected, keeping the old one: %s", exc)
+        return None
+
+
+def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
+                notifier: Optional[Notifier] = None, clock: Callable[[], float] = time.monotonic,
+                signals: Optional[Signals] = None) -> int:
+    """The door service until SIGTERM/SIGINT (or ``args.max_frames``); returns 0.
+
+    The keyword arguments inject parts for tests and demos; by default they
+    are built from ``cfg``. Errors propagate (the CLI maps them to exit codes)
+    after the latch is locked and released.
+    """
+    notifier = notifier if notifier is not None else Notifier()
+    signals = signals if signals is not None else Signals()
+    installed = signals.install()
+    max_frames = getattr(args, "max_frames", None)
+    current: Dict[str, Optional[Door]] = {"door": None}
+    parts = _Parts({"pin_factory": pin_factory, "source": source, "pipeline": pipeline}, clock,
+                   lambda: current["door"])
+    reason = "stopped"
+    try:
+        notifier.status("starting: loading model, opening camera")
+        parts.build(cfg)
+        frames = 0
+        while True:
+            door = Door(cfg, parts.source, parts.pipeline, parts.latch, notifier,
+                        Audit.from_config(cfg), clock)
+            current["door"] = door
+            outcome = run_door(door, signals, None if max_frames is None else max_frames - frames)
+            frames += door.frames
+            if outcome != "reload":
+                reason = signals.received or outcome
+                door.stop(reason)
+                break
+            signals.reload.clear()
+            current["door"] = None
+            cfg = _reload(cfg, args, parts, notifier)
+        return 0
+    except BaseException as exc:
+        reason = f"error: {exc}" if isinstance(exc, HappyHouseError) else type(exc).__name__
+        raise
+    finally:
+        parts.close()  # locks first
+        door = current["door"]
+        if door is None or door.state is not State.STOPPING:
+            notifier.stopping(f"stopping: {reason}")
+        log.info("stopped (%s); latch locked", reason)
+        if installed:
+            signals.restore()
+
+
+def _reload(cfg, args, parts: _Parts, notifier: Notifier):
+    """SIGHUP: stay locked, re-read the config, rebuild what changed; keep the old on error."""
+    parts.lock()
+    notifier.reloading("reloading config (latch locked)")
+    log.info("reloading config (latch locked)")
+    new = reload_config(cfg, args)
+    if new is None:
+        return cfg
+    try:
+        parts.build(new)
+    except HappyHouseError as exc:
+        log.error("reload: cannot apply the new config, keeping the old one: %s", exc)
+        parts.build(cfg)  # a failure here propagates: the door stays locked
+        return cfg
+    logging.getLogger().setLevel(new.service_log_level)
+    log.info("config reloaded")
+    return new
