@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import sys
+import time
 from importlib import metadata
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -34,14 +35,18 @@ from . import bench_frames, bench_stages
 
 SECTIONS = ("stages", "pipeline", "age", "daemon", "models")
 
-#: (key, description, target, direction): value must be >= target ("min") or <= target ("max")
+#: (key, description, target, direction, wall-clock key): the value must be >= target
+#: ("min") or <= target ("max"). Timing goals are judged on CPU time (what a dedicated
+#: core takes; this machine is shared), and the wall-clock figure is shown beside it.
 GOALS = (
-    ("int8_speedup", "int8 invoke >= 2x faster than float32 (same run)", 2.0, "min"),
-    ("fps", "whole pipeline at 640x480 >= 150 fps on one core", 150.0, "min"),
-    ("keras_over_pipeline", "pipeline >= 100x faster per frame than Keras predict", 100.0, "min"),
-    ("rss_mb", "daemon RSS after warm-up <= 80 MB", 80.0, "max"),
-    ("ready_s", "READY=1 within 1.5 s of process start", 1.5, "max"),
-    ("frame_age_p95_ms", "frame age at decision (p95) within one frame period", None, "max"),
+    ("int8_speedup_cpu", "int8 invoke >= 2x faster than float32 (same run)", 2.0, "min",
+     "int8_speedup"),
+    ("fps_cpu", "whole pipeline at 640x480 >= 150 fps on one core", 150.0, "min", "fps"),
+    ("keras_over_pipeline_cpu", "pipeline >= 100x faster per frame than Keras predict", 100.0,
+     "min", "keras_over_pipeline"),
+    ("rss_mb", "daemon RSS after warm-up <= 80 MB", 80.0, "max", None),
+    ("ready_s", "READY=1 within 1.5 s of process start", 1.5, "max", None),
+    ("frame_age_p95_ms", "frame age at decision (p95) within one frame period", None, "max", None),
 )
 
 
@@ -49,11 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="happyhouse-bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="door frames: test_happy.h5 or class folders "
                                   "(default $HAPPYHOUSE_DATA/happy-house/test_happy.h5)")
+    p.add_argument("--config", metavar="PATH", help="daemon INI config to benchmark (face gate "
+                                                    "settings, thresholds); default: built-in")
     p.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the shipped one)")
     p.add_argument("--keras", metavar="PATH", help="the bundle's training Keras model "
                                                    "(default: found from model.json)")
     p.add_argument("--cores", default=None,
-                   help="CPUs to pin to, e.g. 1 or 0,1 (default: one core, the last allowed)")
+                   help="CPUs to pin to, e.g. 1 or 0,1 (default: one core, the least busy)")
     p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads (default 1)")
     p.add_argument("--frames", type=int, default=600, help="timed frames per loop (default 600)")
     p.add_argument("--warmup", type=int, default=50, help="untimed frames first (default 50)")
@@ -80,12 +87,33 @@ def pin(cores_arg: Optional[str]) -> List[int]:
         if not cores or not set(cores) <= set(allowed):
             raise ConfigError(f"--cores {cores_arg!r}: this process may use CPUs {allowed}")
     else:
-        cores = [allowed[-1]]
+        cores = [idlest(allowed)]
     os.sched_setaffinity(0, cores)
     import cv2
 
     cv2.setNumThreads(len(cores))  # more OpenCV threads than cores only adds switching
     return cores
+
+
+def _cpu_idle() -> Dict[int, int]:
+    idle = {}
+    with open("/proc/stat", encoding="ascii") as stat:
+        for line in stat:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                idle[int(name[3:])] = int(fields[3]) + int(fields[4])  # idle + iowait
+    return idle
+
+
+def idlest(allowed: Sequence[int], window: float = 0.5) -> int:
+    """The allowed CPU that was idle longest over ``window`` seconds (a shared machine)."""
+    try:
+        before = _cpu_idle()
+        time.sleep(window)
+        after = _cpu_idle()
+        return max(allowed, key=lambda cpu: (after.get(cpu, 0) - before.get(cpu, 0), -cpu))
+    except (OSError, ValueError, IndexError):
+        return allowed[-1]
 
 
 def _version(*names: str) -> Optional[str]:
@@ -121,10 +149,19 @@ def machine(cores: List[int]) -> Dict[str, Any]:
             "tensorflow": _version("tensorflow-cpu", "tensorflow"), "keras": _version("keras")}
 
 
-def _ratio(num: Optional[dict], den: Optional[dict]) -> Optional[float]:
-    if not num or not den or not den.get("median"):
+def _ratio(num: Optional[dict], den: Optional[dict], key: str = "median") -> Optional[float]:
+    if not num or not den or not den.get(key) or num.get(key) is None:
         return None
-    return round(num["median"] / den["median"], 2)
+    return round(num[key] / den[key], 2)
+
+
+def ratios(models: Dict[str, Any], pipeline_ms: Optional[dict]) -> Dict[str, Optional[float]]:
+    out = {}
+    for suffix, key in (("", "median"), ("_cpu", "cpu_median")):
+        out["int8_speedup" + suffix] = _ratio(models.get("float32"), models.get("int8"), key)
+        out["keras_over_int8" + suffix] = _ratio(models.get("keras"), models.get("int8"), key)
+        out["keras_over_pipeline" + suffix] = _ratio(models.get("keras"), pipeline_ms, key)
+    return out
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -133,10 +170,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result["config"] = {k: getattr(args, k) for k in (
         "threads", "frames", "warmup", "rounds", "invokes", "keras_iters", "age_seconds",
         "source_fps", "daemon_warmup")}
-    data = args.data or bench_frames.default_data_path()
-    frames = bench_frames.load_frames(data)
+    parts = bench_stages.build_parts(args.model, args.threads, args.config)
+    frames = bench_frames.load_frames(args.data or bench_frames.default_data_path())
     result["config"]["data"] = frames.source
-    parts = bench_stages.build_parts(args.model, args.threads)
+    result["config"]["daemon_config"] = args.config
+    result["face_gate"] = {k: parts.cfg.get(f"face.{k}") for k in (
+        "detector", "detect_width", "min_face", "equalize")}
     result["bundle"] = {"path": str(parts.bundle.path), "name": parts.bundle.meta.get("name"),
                         "sha256": parts.bundle.sha256[:12]}
     result["notes"] += list(parts.missing.values())
@@ -149,6 +188,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         parts, frames, args.frames, args.warmup)
     result["pipeline_ms"] = (pipe or {}).get("ms")
     result["fps"] = (pipe or {}).get("fps")
+    result["fps_cpu"] = (pipe or {}).get("fps_cpu")
     result["pipeline_impl"] = (pipe or {}).get("implementation")
     age = None if "age" in skip else bench_stages.frame_age(
         parts, frames, args.age_seconds, args.source_fps)
@@ -157,7 +197,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if "daemon" not in skip:
         from .bench_daemon import measure_daemon
 
-        daemon = measure_daemon(frames.bgr, args.threads, args.daemon_warmup, bundle=args.model)
+        daemon = measure_daemon(frames.bgr, args.threads, args.daemon_warmup, bundle=args.model,
+                                config=args.config)
     result["daemon"] = daemon
     result["rss_mb"] = (daemon or {}).get("rss_mb")
     result["ready_s"] = (daemon or {}).get("ready_s")
@@ -172,11 +213,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result["models"] = models
     m = models or {}
     result["invoke_ms"] = {k: m.get(k) for k in ("int8", "float32", "keras", "keras_call")}
-    result["ratios"] = {
-        "int8_speedup": _ratio(m.get("float32"), m.get("int8")),
-        "keras_over_int8": _ratio(m.get("keras"), m.get("int8")),
-        "keras_over_pipeline": _ratio(m.get("keras"), result["pipeline_ms"]),
-    }
+    result["ratios"] = ratios(m, result["pipeline_ms"])
     for error in (stages, pipe, age, daemon):
         if error and error.get("error"):
             result["notes"].append(error["error"])
@@ -187,17 +224,21 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 def goals(result: Dict[str, Any]) -> List[Dict[str, Any]]:
     age = result.get("frame_age_ms") or {}
-    values = {**result["ratios"], "fps": result.get("fps"), "rss_mb": result.get("rss_mb"),
-              "ready_s": result.get("ready_s"), "frame_age_p95_ms": age.get("p95")}
+    values = {**result["ratios"], "fps": result.get("fps"), "fps_cpu": result.get("fps_cpu"),
+              "rss_mb": result.get("rss_mb"), "ready_s": result.get("ready_s"),
+              "frame_age_p95_ms": age.get("p95")}
     out = []
-    for key, text, target, direction in GOALS:
+    for key, text, target, direction, wall_key in GOALS:
         if target is None:
             target = age.get("frame_period_ms")
         value = values.get(key)
         ok = None
         if value is not None and target is not None:
             ok = value >= target if direction == "min" else value <= target
-        out.append({"goal": text, "key": key, "value": value, "target": target, "pass": ok})
+        goal = {"goal": text, "key": key, "value": value, "target": target, "pass": ok}
+        if wall_key:
+            goal["wall_value"] = values.get(wall_key)
+        out.append(goal)
     return out
 
 

@@ -5,6 +5,11 @@ happyhouse.daemon.cli``, mock GPIO, a folder of 640x480 door frames as the
 camera) with ``NOTIFY_SOCKET`` pointing at a datagram socket bound here. The
 clock starts just before the process is spawned and stops when ``READY=1``
 arrives; VmRSS is read from ``/proc/<pid>/status`` while it runs.
+
+The fake camera is a folder of only a few frames: the image-folder source
+holds its pictures decoded in memory (0.9 MB each at 640x480), about what a
+real capture's buffers take, so more would inflate the daemon's RSS with
+test data.
 """
 
 from __future__ import annotations
@@ -31,9 +36,19 @@ def _status_kb(pid: int) -> Dict[str, int]:
         return out
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0])
     return out
+
+
+def _cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU time of a process (all threads) from /proc/<pid>/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _tensorflow_mapped(pid: int) -> Optional[bool]:
@@ -69,7 +84,8 @@ def _receive(sock: socket.socket, deadline: float) -> List[str]:
 
 
 def measure_daemon(bgr_frames, threads: int = 1, warmup_s: float = 3.0, timeout_s: float = 30.0,
-                   bundle: Optional[str] = None, frame_count: int = 60) -> Dict[str, Any]:
+                   bundle: Optional[str] = None, frame_count: int = 4,
+                   config: Optional[str] = None) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hh-bench-") as tmp:
         tmp_path = Path(tmp)
         folder = write_frames(bgr_frames, tmp_path / "frames", frame_count)
@@ -81,6 +97,8 @@ def measure_daemon(bgr_frames, threads: int = 1, warmup_s: float = 3.0, timeout_
                "--state-dir", str(tmp_path / "state")]
         if bundle:
             cmd += ["--model", bundle]
+        if config:
+            cmd += ["--config", config]
         env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
         env["NOTIFY_SOCKET"] = address
         stderr_path = tmp_path / "stderr.txt"
@@ -98,7 +116,7 @@ def measure_daemon(bgr_frames, threads: int = 1, warmup_s: float = 3.0, timeout_
         finally:
             sock.close()
         tail = stderr_path.read_text(errors="replace").strip().splitlines()
-        result["command"] = " ".join(cmd[1:4] + ["<640x480 frames>"] + cmd[5:])
+        result["command"] = " ".join(cmd[1:4] + [f"<folder of {frame_count} 640x480 JPEGs>"] + cmd[5:])
         if tail and result.get("error"):
             result["error"] += f": {tail[-1]}"
         return result
@@ -107,14 +125,17 @@ def measure_daemon(bgr_frames, threads: int = 1, warmup_s: float = 3.0, timeout_
 def _watch(proc: subprocess.Popen, sock: socket.socket, started: float, warmup_s: float,
            timeout_s: float) -> Dict[str, Any]:
     messages: List[str] = []
-    ready_s = None
+    ready_s = ready_cpu = None
     deadline = started + timeout_s
     while ready_s is None and time.monotonic() < deadline and proc.poll() is None:
         got = _receive(sock, min(deadline, time.monotonic() + 0.05))
         messages += got
         if "READY=1" in got:
             ready_s = time.monotonic() - started
+            ready_cpu = _cpu_seconds(proc.pid)
     out: Dict[str, Any] = {"ready_s": None if ready_s is None else round(ready_s, 3),
+                           "ready_cpu_s": None if ready_s is None or ready_cpu is None
+                           else round(ready_cpu, 3),
                            "rss_mb": None, "rss_max_mb": None, "hwm_mb": None}
     if ready_s is None:
         out["error"] = ("daemon exited with status %s before READY=1" % proc.returncode
@@ -132,6 +153,9 @@ def _watch(proc: subprocess.Popen, sock: socket.socket, started: float, warmup_s
         out["rss_mb"] = round(samples[-1]["VmRSS"] / 1024, 1)
         out["rss_max_mb"] = round(max(s["VmRSS"] for s in samples) / 1024, 1)
         out["hwm_mb"] = round(samples[-1].get("VmHWM", 0) / 1024, 1)
+        # private (anonymous) vs file-backed pages: shared libraries are most of the latter
+        out["rss_anon_mb"] = round(samples[-1].get("RssAnon", 0) / 1024, 1)
+        out["rss_file_mb"] = round(samples[-1].get("RssFile", 0) / 1024, 1)
     out["running_after_warmup"] = proc.poll() is None
     out["status"] = next((m[7:] for m in reversed(messages) if m.startswith("STATUS=")), None)
     if proc.poll() is None:

@@ -9,7 +9,6 @@ here only, lazily, and only when such a model is found.
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from happyhouse.daemon.preprocess import to_model_input
 
-from .bench_stages import summary_ms
+from .bench_stages import now_ns, summary_ms
 
 REPO = Path(__file__).resolve().parent.parent
 GENERAL = REPO / "models" / "general" / "model.keras"
@@ -64,10 +63,10 @@ def find_keras(bundle, explicit: Optional[str] = None) -> Tuple[Optional[Path], 
 
 
 def _time_interleaved(runners: Dict[str, Any], inputs: Dict[str, np.ndarray], rounds: int,
-                      per_round: int) -> Dict[str, List[int]]:
+                      per_round: int) -> Dict[str, Dict[str, Any]]:
     """Each round times every runner ``per_round`` invokes, so drift hits all alike."""
-    samples: Dict[str, List[int]] = {name: [] for name in runners}
-    clock = time.perf_counter_ns
+    wall: Dict[str, List[int]] = {name: [] for name in runners}
+    cpu: Dict[str, List[int]] = {name: [] for name in runners}
     for name, clf in runners.items():
         for _ in range(20):
             clf.invoke_raw(inputs[name])
@@ -75,10 +74,12 @@ def _time_interleaved(runners: Dict[str, Any], inputs: Dict[str, np.ndarray], ro
         for name, clf in runners.items():
             x = inputs[name]
             for _ in range(per_round):
-                t = clock()
+                t0 = now_ns()
                 clf.invoke_raw(x)
-                samples[name].append(clock() - t)
-    return samples
+                t1 = now_ns()
+                wall[name].append(t1[0] - t0[0])
+                cpu[name].append(t1[1] - t0[1])
+    return {name: summary_ms(wall[name], cpu[name]) for name in runners}
 
 
 def _load_tensorflow(threads: int):
@@ -121,9 +122,9 @@ def time_models(parts, threads: int, rounds: int, per_round: int, keras_iters: i
         inputs["float32"] = runners["float32"].quantize_input(unit)
         out["float32_bytes"] = len(blob)
     out["int8_bytes"] = parts.bundle.model_path.stat().st_size
-    samples = _time_interleaved(runners, inputs, rounds, per_round)
-    out["int8"] = summary_ms(samples["int8"])
-    out["float32"] = summary_ms(samples.get("float32", []))
+    timed = _time_interleaved(runners, inputs, rounds, per_round)
+    out["int8"] = timed["int8"]
+    out["float32"] = timed.get("float32")
     out["keras"] = out["keras_call"] = None
     if model is not None:
         out.update(_time_keras(model, unit, keras_iters))
@@ -136,16 +137,18 @@ def time_models(parts, threads: int, rounds: int, per_round: int, keras_iters: i
 
 def _time_keras(model, unit: np.ndarray, iters: int) -> Dict[str, Any]:
     """``model.predict(x)`` on one image, as the tutorial did; and a direct call for reference."""
-    clock = time.perf_counter_ns
     for _ in range(3):
         model.predict(unit, verbose=0)
         model(unit, training=False)
-    predict, call = [], []
+    predict: Tuple[List[int], List[int]] = ([], [])
+    call: Tuple[List[int], List[int]] = ([], [])
     for _ in range(iters):
-        t = clock()
+        t0 = now_ns()
         model.predict(unit, verbose=0)
-        predict.append(clock() - t)
-        t = clock()
+        t1 = now_ns()
         np.asarray(model(unit, training=False))
-        call.append(clock() - t)
-    return {"keras": summary_ms(predict), "keras_call": summary_ms(call)}
+        t2 = now_ns()
+        for store, start, end in ((predict, t0, t1), (call, t1, t2)):
+            store[0].append(end[0] - start[0])
+            store[1].append(end[1] - start[1])
+    return {"keras": summary_ms(*predict), "keras_call": summary_ms(*call)}

@@ -31,13 +31,28 @@ STAGE_HELP = {
 }
 
 
-def summary_ms(samples_ns: List[int]) -> Optional[Dict[str, float]]:
-    """median / p95 / mean in milliseconds; None for no samples."""
+def summary_ms(samples_ns: List[int], cpu_ns: Optional[List[int]] = None) -> Optional[Dict[str, float]]:
+    """Wall-clock median / p95 / mean in ms (and the same for CPU time); None for no samples.
+
+    CPU time is this process's (all its threads), so on a machine shared with
+    other work it shows what a dedicated core would take; wall time includes
+    the time other processes held the core.
+    """
     if not samples_ns:
         return None
     ms = np.asarray(samples_ns, np.float64) / 1e6
-    return {"median": round(float(np.median(ms)), 4), "p95": round(float(np.percentile(ms, 95)), 4),
-            "mean": round(float(ms.mean()), 4), "n": int(len(ms))}
+    out = {"median": round(float(np.median(ms)), 4), "p95": round(float(np.percentile(ms, 95)), 4),
+           "mean": round(float(ms.mean()), 4), "n": int(len(ms))}
+    if cpu_ns:
+        cpu = np.asarray(cpu_ns, np.float64) / 1e6
+        out.update(cpu_median=round(float(np.median(cpu)), 4),
+                   cpu_p95=round(float(np.percentile(cpu, 95)), 4))
+    return out
+
+
+def now_ns() -> tuple:
+    """(wall, process CPU) in ns, taken together at a stage boundary."""
+    return time.perf_counter_ns(), time.process_time_ns()
 
 
 @dataclass
@@ -58,11 +73,12 @@ class Parts:
                     cfg.camera_stale_after)
 
 
-def build_parts(bundle_path: Optional[str], threads: int) -> Parts:
+def build_parts(bundle_path: Optional[str], threads: int, config: Optional[str] = None) -> Parts:
     from happyhouse.daemon.bundle import load_bundle
     from happyhouse.daemon.config import load_config
 
-    cfg = load_config(None, {"model.threads": threads, "model.bundle": bundle_path or ""})
+    overrides = {"model.threads": threads, "model.bundle": bundle_path}
+    cfg = load_config(config, overrides, required=config is not None)
     bundle = load_bundle(cfg.model_bundle or None)
     clf = bundle.classifier(threads=threads)
     bundle.self_test(clf)
@@ -102,24 +118,24 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
     if parts.gate is None:
         return {"error": parts.missing.get("facegate")}
     clf, spec, vote = parts.classifier, parts.bundle.preprocess, parts.new_vote()
-    times: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
+    wall: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
+    cpu: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
     faces = happy = unlocks = 0
-    clock = time.perf_counter_ns
     for i in range(warmup + count):
         k = i % len(frames)
-        t0 = clock()
+        t0 = now_ns()
         frame = Frame(yuyv_to_bgr(frames.yuyv[k]), time.monotonic(), i)
-        t1 = clock()
+        t1 = now_ns()
         box = parts.gate.find(frame.image)
-        t2 = clock()
+        t2 = now_ns()
         t3 = t4 = t2
         score = None
         raw = None
         if box is not None:
             model_input = clf.quantize_input(to_model_input(prepare_frame(frame.image, box, spec)))
-            t3 = clock()
+            t3 = now_ns()
             raw = clf.invoke_raw(model_input)
-            t4 = clock()
+            t4 = now_ns()
         if raw is not None:
             score = float(clf.dequantize_output(raw).reshape(()))
         obs = _Observation(frame.timestamp, frame.seq, box, score,
@@ -127,19 +143,18 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
         if vote.add(obs, now=time.monotonic()):
             vote.reset("unlocked")
             unlocks += i >= warmup
-        t5 = clock()
+        t5 = now_ns()
         if i < warmup:
             continue
         faces += box is not None
         happy += obs.happy
-        times["frame"].append(t1 - t0)
-        times["gate"].append(t2 - t1)
+        spans = [("frame", t0, t1), ("gate", t1, t2), ("vote", t4, t5), ("total", t0, t5)]
         if box is not None:
-            times["preprocess"].append(t3 - t2)
-            times["invoke"].append(t4 - t3)
-        times["vote"].append(t5 - t4)
-        times["total"].append(t5 - t0)
-    out = {s: summary_ms(v) for s, v in times.items()}
+            spans += [("preprocess", t2, t3), ("invoke", t3, t4)]
+        for stage, start, end in spans:
+            wall[stage].append(end[0] - start[0])
+            cpu[stage].append(end[1] - start[1])
+    out: Dict[str, Any] = {s: summary_ms(wall[s], cpu[s]) for s in wall}
     out.update(frames=count, faces=faces, face_rate=round(faces / count, 3), happy=happy,
                unlocks=unlocks)
     return out
@@ -169,20 +184,24 @@ def time_pipeline(parts: Parts, frames: BenchFrames, count: int, warmup: int) ->
     if parts.gate is None:
         return {"error": parts.missing.get("facegate")}
     observe, vote = observer(parts), parts.new_vote()
-    samples: List[int] = []
-    clock = time.perf_counter_ns
-    started = None
+    wall: List[int] = []
+    cpu: List[int] = []
+    started = now_ns()
     for i in range(warmup + count):
         if i == warmup:
-            started = clock()
-        t0 = clock()
+            started = now_ns()
+        t0 = now_ns()
         frame = Frame(yuyv_to_bgr(frames.yuyv[i % len(frames)]), time.monotonic(), i)
         if vote.add(observe(frame), now=time.monotonic()):
             vote.reset("unlocked")
+        t1 = now_ns()
         if i >= warmup:
-            samples.append(clock() - t0)
-    elapsed = (clock() - started) / 1e9
-    return {"ms": summary_ms(samples), "fps": round(count / elapsed, 1),
+            wall.append(t1[0] - t0[0])
+            cpu.append(t1[1] - t0[1])
+    ended = now_ns()
+    return {"ms": summary_ms(wall, cpu),
+            "fps": round(count / ((ended[0] - started[0]) / 1e9), 1),
+            "fps_cpu": round(count / max((ended[1] - started[1]) / 1e9, 1e-9), 1),
             "implementation": "Pipeline.observe" if parts.pipeline is not None else
             "components by hand (" + parts.missing.get("pipeline", "") + ")"}
 
