@@ -99,6 +99,22 @@ class Pipeline:
     def decide(self, score: Optional[float]) -> bool:
         return score is not None and bool(np.isfinite(score)) and score >= self.threshold
 
+    def observe_crop(self, face_bgr: np.ndarray, seq: int = 0) -> Observation:
+        """An image that already is a face crop (GENKI, SMILE): the whole image is the box.
+
+        Skips the gate only; preprocessing, model and threshold are the door's.
+        """
+        image = check_frame(np.ascontiguousarray(face_bgr))
+        box = (0, 0, image.shape[1], image.shape[0])
+        t0 = time.perf_counter()
+        crop = prepare_frame(image, box, self.preprocess)
+        t1 = time.perf_counter()
+        score = self.classifier.score(crop)
+        t2 = time.perf_counter()
+        stages = {"prepare": (t1 - t0) * 1000.0, "model": (t2 - t1) * 1000.0}
+        return Observation(time.monotonic(), seq, box, score, self.decide(score),
+                           (t2 - t0) * 1000.0, stages)
+
     def observe_image(self, image_bgr: np.ndarray, timestamp: Optional[float] = None,
                       seq: int = 0) -> Observation:
         """The same on a bare BGR image (``happyhouse-eval``, tools)."""

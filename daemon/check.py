@@ -1,0 +1,257 @@
+"""``happyhouse-daemon --check``: a go/no-go report for the technician at the door.
+
+Each check is independent (one failing does not hide the others) and ends as
+``ok``, ``warn`` (works, but look at it), ``fail`` (the door must not be
+armed like this) or ``n/a`` (not available on this machine, e.g. no Pi
+thermal sensor on a laptop; never a failure). Go = no ``fail``.
+
+The latch is only claimed (locked) and released; it is pulsed open for one
+second only with ``--test-latch``.
+
+Exit codes: 0 go, 1 no-go, 2 a fixable error before checks could run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from .errors import HappyHouseError
+
+OK, WARN, FAIL, NA = "ok", "warn", "fail", "n/a"
+THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
+#: warn above this SoC temperature (a Pi throttles at 80-85 C)
+HOT_C = 75.0
+#: a frame darker/brighter than this mean grey level, or blurrier than this
+#: Laplacian variance, is worth a look (exposure, lens, focus, dirt)
+DARK, BRIGHT, BLURRY = 40.0, 220.0, 30.0
+MIN_FREE_MB = 20.0
+#: vcgencmd get_throttled bits -> meaning
+THROTTLE_BITS = {0: "under-voltage now", 1: "ARM frequency capped now", 2: "throttled now",
+                 3: "soft temperature limit now", 16: "under-voltage has occurred",
+                 17: "frequency capping has occurred", 18: "throttling has occurred",
+                 19: "soft temperature limit has occurred"}
+
+
+@dataclass
+class Item:
+    name: str
+    status: str
+    detail: str
+    data: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "detail": self.detail, **self.data}
+
+
+def _guard(name: str, func: Callable[[], Item]) -> Item:
+    try:
+        return func()
+    except HappyHouseError as exc:
+        return Item(name, FAIL, str(exc))
+    except Exception as exc:  # a diagnostic tool reports, it does not crash
+        return Item(name, FAIL, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def check_config(cfg) -> Item:
+    where = cfg.source_path or "built-in defaults (no config file)"
+    return Item("config", OK, f"valid: {where}", {"path": cfg.source_path})
+
+
+def check_model(cfg, state: dict) -> Item:
+    from .pipeline import Pipeline
+
+    pipeline = Pipeline.from_config(cfg)
+    state["pipeline"] = pipeline
+    bundle = pipeline.bundle
+    return Item("model", OK,
+                f"{bundle.path} sha256 {bundle.sha256[:16]}, self-test passed on "
+                f"{pipeline.runtime}, threshold {pipeline.threshold:.3f}",
+                {"path": str(bundle.path), "sha256": bundle.sha256, "runtime": pipeline.runtime,
+                 "threshold": pipeline.threshold})
+
+
+def check_face_gate(cfg, state: dict) -> Item:
+    from .facegate import FaceGate
+
+    pipeline = state.get("pipeline")
+    gate = pipeline.gate if pipeline is not None else FaceGate.from_config(cfg)
+    state["gate"] = gate
+    return Item("face detector", OK, f"{gate.description} loaded (detect width "
+                f"{gate.detect_width}, min face {gate.min_face} px)",
+                {"detector": gate.description})
+
+
+def frame_quality(image: np.ndarray) -> Dict[str, float]:
+    """Mean grey level (0-255) and sharpness (variance of the Laplacian)."""
+    import cv2
+
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return {"brightness": round(float(grey.mean()), 1),
+            "blur_var": round(float(cv2.Laplacian(grey, cv2.CV_64F).var()), 1)}
+
+
+def check_camera(cfg, state: dict, source=None) -> Item:
+    from .once import capture
+    from .sources import open_source
+
+    source = source if source is not None else open_source(cfg.camera_source, cfg)
+    source.open()
+    try:
+        frame = capture(source, cfg)
+        age_ms = (time.monotonic() - frame.timestamp) * 1000.0
+        stamps = [frame.timestamp]
+        for _ in range(4):  # a few more frames for the delivered rate
+            nxt = source.latest(cfg.camera_stall_timeout)
+            if nxt is None:
+                break
+            stamps.append(nxt.timestamp)
+    finally:
+        source.close()
+    height, width = frame.image.shape[:2]
+    fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else None
+    quality = frame_quality(frame.image)
+    state["frame"] = frame
+    data = {"source": source.description, "width": width, "height": height,
+            "fps": None if fps is None else round(fps, 1),
+            "nominal_fps": getattr(source, "nominal_fps", None),
+            "frame_age_ms": round(age_ms, 1), **quality}
+    gate = state.get("gate")
+    if gate is not None:
+        data["face"] = list(gate.find(frame.image) or []) or None
+    notes = []
+    if quality["brightness"] < DARK:
+        notes.append("very dark: check lighting/exposure")
+    elif quality["brightness"] > BRIGHT:
+        notes.append("very bright: check backlight/exposure")
+    if quality["blur_var"] < BLURRY:
+        notes.append("blurry: check focus and clean the lens")
+    if (width, height) != (cfg.camera_width, cfg.camera_height):
+        notes.append(f"asked for {cfg.camera_width}x{cfg.camera_height}")
+    detail = (f"{source.description}: {width}x{height}, "
+              f"{'?' if fps is None else f'{fps:.1f}'} fps, frame age {age_ms:.0f} ms, "
+              f"brightness {quality['brightness']:.0f}, blur var {quality['blur_var']:.0f}, "
+              f"face {'seen' if data.get('face') else 'none in view'}")
+    if notes:
+        detail += "; " + "; ".join(notes)
+    dark_or_blurry = quality["brightness"] < DARK or quality["blur_var"] < BLURRY
+    return Item("camera", WARN if dark_or_blurry or quality["brightness"] > BRIGHT else OK,
+                detail, data)
+
+
+def check_gpio(cfg, test_latch: bool = False, pin_factory=None,
+               sleep: Callable[[float], None] = time.sleep) -> Item:
+    from .latch import latch_from_config, make_pin_factory
+
+    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.latch_gpio)
+    name = type(factory).__name__
+    try:
+        with latch_from_config(cfg, pin_factory=factory) as latch:
+            pulsed = False
+            if test_latch:
+                latch.unlock(1.0)
+                try:
+                    sleep(1.0)
+                finally:
+                    latch.lock()
+                pulsed = True
+    finally:
+        if pin_factory is None:
+            factory.close()
+    detail = f"{name}: pin {cfg.latch_pin} claimed locked and released"
+    if pulsed:
+        detail += "; latch pulsed open for 1 s (--test-latch)"
+    status = WARN if name == "MockFactory" else OK
+    if status == WARN:
+        detail += " (mock GPIO: no real latch is driven)"
+    return Item("gpio", status, detail, {"factory": name, "pin": cfg.latch_pin,
+                                         "pulsed": pulsed})
+
+
+def check_temperature(path: str = THERMAL_PATH) -> Item:
+    try:
+        celsius = int(Path(path).read_text().strip()) / 1000.0
+    except (OSError, ValueError):
+        return Item("temperature", NA, f"no thermal sensor at {path}")
+    status = WARN if celsius >= HOT_C else OK
+    extra = "; add a heatsink/fan" if status == WARN else ""
+    return Item("temperature", status, f"{celsius:.1f} C{extra}", {"celsius": celsius})
+
+
+def check_throttling(run: Optional[Callable[[], str]] = None) -> Item:
+    if run is None:
+        if shutil.which("vcgencmd") is None:
+            return Item("throttling", NA, "vcgencmd not found (not a Raspberry Pi?)")
+
+        def run() -> str:
+            return subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True,
+                                  timeout=5).stdout
+    try:
+        text = run().strip()
+        value = int(text.split("=", 1)[1], 16)
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return Item("throttling", NA, "vcgencmd get_throttled gave no answer")
+    flags = [meaning for bit, meaning in THROTTLE_BITS.items() if value & (1 << bit)]
+    if not flags:
+        return Item("throttling", OK, "never throttled (0x0)", {"throttled": hex(value)})
+    now = value & 0xF
+    return Item("throttling", FAIL if now & 0x1 else WARN,
+                f"{hex(value)}: {', '.join(flags)} (use the official power supply)",
+                {"throttled": hex(value)})
+
+
+def check_disk(cfg) -> Item:
+    wanted = Path(cfg.service_state_dir)
+    folder = wanted
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free_mb = shutil.disk_usage(folder).free / 1e6
+    where = str(wanted) if folder == wanted else f"{wanted} (not created yet; checked {folder})"
+    data = {"path": str(folder), "free_mb": round(free_mb, 1)}
+    if free_mb < MIN_FREE_MB:
+        return Item("disk", FAIL, f"{where}: only {free_mb:.0f} MB free", data)
+    if cfg.service_snapshot_on_unlock and free_mb < cfg.service_snapshot_max_mb:
+        return Item("disk", WARN, f"{where}: {free_mb:.0f} MB free, less than "
+                    f"snapshot_max_mb ({cfg.service_snapshot_max_mb:g})", data)
+    return Item("disk", OK, f"{where}: {free_mb:.0f} MB free", data)
+
+
+def collect(cfg, args, *, source=None, pin_factory=None, thermal_path: str = THERMAL_PATH,
+            throttled: Optional[Callable[[], str]] = None,
+            sleep: Callable[[float], None] = time.sleep) -> List[Item]:
+    state: dict = {}
+    return [
+        _guard("config", lambda: check_config(cfg)),
+        _guard("model", lambda: check_model(cfg, state)),
+        _guard("face detector", lambda: check_face_gate(cfg, state)),
+        _guard("camera", lambda: check_camera(cfg, state, source)),
+        _guard("gpio", lambda: check_gpio(cfg, getattr(args, "test_latch", False), pin_factory,
+                                          sleep)),
+        _guard("temperature", lambda: check_temperature(thermal_path)),
+        _guard("throttling", lambda: check_throttling(throttled)),
+        _guard("disk", lambda: check_disk(cfg)),
+    ]
+
+
+def run_check(cfg, args, *, out=None, **inject) -> int:
+    """Print the report; 0 = go, 1 = no-go."""
+    out = out if out is not None else sys.stdout
+    items = collect(cfg, args, **inject)
+    go = not any(item.status == FAIL for item in items)
+    if getattr(args, "json", False):
+        out.write(json.dumps({"go": go, "checks": [i.to_dict() for i in items]}) + "\n")
+    else:
+        problems = sum(item.status == FAIL for item in items)
+        lines = [f"HappyHouse check: {'GO' if go else f'NO-GO ({problems} problem(s))'}"]
+        for item in items:
+            lines.append(f"  [{item.status.upper():>4}] {item.name:<13} {item.detail}")
+        out.write("\n".join(lines) + "\n")
+    return 0 if go else 1
