@@ -103,6 +103,10 @@ def _candidates() -> Dict[str, Callable]:
         "smilenet_32-64-64-128": lambda: models.smilenet(layers=((32, 2), (64, 2), (64, 2), (128, 2))),
         "smilenet_32-64-64s1-64-128": lambda: models.smilenet(
             layers=((32, 2), (64, 2), (64, 1), (64, 2), (128, 2))),
+        "smilenet_32-32s1-64-64-128": lambda: models.smilenet(
+            layers=((32, 2), (32, 1), (64, 2), (64, 2), (128, 2))),
+        "smilenet_32-64-64-64s1-128": lambda: models.smilenet(
+            layers=((32, 2), (64, 2), (64, 2), (64, 1), (128, 2))),
         "smilenet_64-64-128-128": lambda: models.smilenet(layers=((64, 2), (64, 2), (128, 2), (128, 2))),
         "default": lambda: models.build("default"),
     }
@@ -153,44 +157,56 @@ def with_batch1(model):
     return k.Model(inp, model(inp))
 
 
-def time_invoke(content: bytes, runs: int = 300, xnnpack: bool = True) -> Dict[str, object]:
+def _interpreter(content: bytes, xnnpack: bool = True):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interp = Interpreter(model_content=content, num_threads=1, experimental_op_resolver_type=resolver)
     interp.allocate_tensors()
     det = interp.get_input_details()[0]
-    x = np.zeros(det["shape"], dtype=det["dtype"])
-    interp.set_tensor(det["index"], x)
-    for _ in range(20):
-        interp.invoke()
-    best = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(runs):
+    interp.set_tensor(det["index"], np.zeros(det["shape"], dtype=det["dtype"]))
+    return interp
+
+
+def time_interleaved(contents: Dict[str, tuple], rounds: int = 40, block: int = 10) -> Dict[str, float]:
+    """Median ms per invoke for each (bytes, xnnpack) variant, timed in turns.
+
+    Every variant runs one block per round, so a machine shared with other
+    work slows all of them alike and the float/int8 ratio stays meaningful.
+    """
+    interps = {name: _interpreter(c, x) for name, (c, x) in contents.items()}
+    for interp in interps.values():
+        for _ in range(5):
             interp.invoke()
-        best.append((time.perf_counter() - t0) / runs * 1000.0)
-    ops = sorted({op["op_name"] for op in interp._get_ops_details()})
-    return {"ms": round(min(best), 4), "ops": ops}
+    samples: Dict[str, list] = {name: [] for name in interps}
+    for _ in range(rounds):
+        for name, interp in interps.items():
+            t0 = time.perf_counter()
+            for _ in range(block):
+                interp.invoke()
+            samples[name].append((time.perf_counter() - t0) / block * 1000.0)
+    return {name: round(float(np.median(v)), 4) for name, v in samples.items()}
+
+
+def int8_ops(content: bytes) -> List[str]:
+    interp = _interpreter(content, xnnpack=False)
+    return sorted({op["op_name"] for op in interp._get_ops_details()})
 
 
 def bench(name: str, build: Callable) -> dict:
     model = build()
     macs = _macs(model)
-    f32 = time_invoke(convert(model, False))
-    int8_bytes = convert(model, True)
-    i8 = time_invoke(int8_bytes)
-    i8t = time_invoke(convert(model, True, per_tensor=True))
-    i8_dyn = time_invoke(convert(model, True, batch1=False))
-    i8_ref = time_invoke(int8_bytes, xnnpack=False)
-    f32_ref = time_invoke(convert(model, False), xnnpack=False)
+    f32 = convert(model, False)
+    i8 = convert(model, True)
+    variants = {"float_ms": (f32, True), "int8_ms": (i8, True),
+                "int8_pertensor_ms": (convert(model, True, per_tensor=True), True),
+                "int8_dynamic_batch_ms": (convert(model, True, batch1=False), True),
+                "float_no_xnnpack_ms": (f32, False), "int8_no_xnnpack_ms": (i8, False)}
+    ms = time_interleaved(variants)
     return {"name": name, "params": int(model.count_params()), "mmacs": round(macs / 1e6, 2),
-            "float_ms": f32["ms"], "int8_ms": i8["ms"], "int8_pertensor_ms": i8t["ms"],
-            "int8_dynamic_batch_ms": i8_dyn["ms"], "int8_no_xnnpack_ms": i8_ref["ms"],
-            "float_no_xnnpack_ms": f32_ref["ms"], "int8_bytes": len(int8_bytes),
-            "speedup": round(f32["ms"] / i8["ms"], 2),
-            "speedup_pertensor": round(f32["ms"] / i8t["ms"], 2),
-            "int8_ops": i8["ops"], "float_ops": f32["ops"]}
+            **ms, "speedup": round(ms["float_ms"] / ms["int8_ms"], 2),
+            "speedup_pertensor": round(ms["float_ms"] / ms["int8_pertensor_ms"], 2),
+            "int8_bytes": len(i8), "int8_ops": int8_ops(i8)}
 
 
 def _macs(model) -> float:

@@ -64,6 +64,15 @@ class Augment:
         return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+#: named strengths: ``door`` from scratch, ``light`` to refine a model that
+#: already learned under ``door`` (less label noise from extreme distortions)
+PRESETS = {
+    "door": Augment(),
+    "light": Augment(shift=0.05, zoom=0.08, rotate=8.0, brightness=0.12, contrast=0.2, gamma=0.2,
+                     blur=0.1, lowres=0.1, noise=0.1, gray=0.1),
+}
+
+
 def _lowres(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = img.shape[:2]
     side = int(rng.integers(max(8, h // 4), max(9, (h * 3) // 4)))

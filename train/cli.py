@@ -44,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=0.0, help="face-crop margin (face mode)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--limit", type=int, help="at most this many images per class and source")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augment", default="door", choices=("door", "light", "none"),
+                   help="augmentation strength (door: from scratch; light: refining)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
     return p
 
@@ -62,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
                           patience=args.patience, max_false_open=args.max_false_open,
                           crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
-                          augment=not args.no_augment, verbose=0 if args.quiet else 2)
+                          augment=args.augment, verbose=0 if args.quiet else 2)
         result = train(cfg)
     except HappyHouseError as exc:
         sys.stderr.write(f"happyhouse-train: {exc}\n")

@@ -23,7 +23,7 @@ from happyhouse.daemon.errors import ConfigError, ModelError
 from happyhouse.daemon.preprocess import Preprocess, to_model_input
 
 from . import models, report
-from .augment import Augment, augment_batch
+from .augment import PRESETS, augment_batch
 from .data import load_training_data, stratified_split
 
 log = logging.getLogger("happyhouse.train")
@@ -31,6 +31,7 @@ log = logging.getLogger("happyhouse.train")
 MODEL_FILE = "model.keras"
 META_FILE = "train_meta.json"
 META_FORMAT = "happyhouse-train-meta"
+SPLIT_FILE = "split.json"
 
 
 @dataclass
@@ -51,7 +52,7 @@ class TrainConfig:
     margin: float = 0.0
     size: int = 64
     limit: Optional[int] = None  # images per class and source (quick runs, tests)
-    augment: bool = True
+    augment: str = "door"  # a name in augment.PRESETS, or "none"
     verbose: int = 2
     extra_meta: Dict = field(default_factory=dict)
 
@@ -69,7 +70,7 @@ def class_weights(labels: np.ndarray) -> Dict[int, float]:
 def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
     """A Keras PyDataset of augmented, shuffled batches (seeded, one rng per epoch)."""
     k = models.keras()
-    aug = Augment() if cfg.augment else None
+    aug = PRESETS[cfg.augment] if cfg.augment != "none" else None
 
     class Batches(k.utils.PyDataset):
         def __init__(self):
@@ -151,6 +152,8 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     """Train on ``data[tr]``, pick the checkpoint and threshold on ``data[va]``, save everything."""
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ConfigError("epochs and batch size must be at least 1")
+    if cfg.augment != "none" and cfg.augment not in PRESETS:
+        raise ConfigError(f"augmentation {cfg.augment!r} is not one of {sorted(PRESETS)} or 'none'")
     started = time.time()
     set_seeds(cfg.seed)
     spec = Preprocess(crop=cfg.crop, margin=cfg.margin, size=cfg.size)
@@ -187,7 +190,7 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     meta["validation"] = {k_: result[k_] for k_ in ("n", "accuracy", "precision", "recall", "f1",
                                                    "roc_auc", "false_open_rate")}
     write_meta(out / META_FILE, meta)
-    _write_split(report_dir / "split.json", data, tr, va)
+    _write_split(out / SPLIT_FILE, data, tr, va)
     return {"model": best_path, "meta": meta, "report": result, "report_dir": report_dir,
             "keras_model": model, "history": history}
 
@@ -199,7 +202,7 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
     return {
         "format": META_FORMAT, "version": 1,
         "model_file": MODEL_FILE,
-        "arch": cfg.arch if cfg.init is None else f"finetuned:{Path(cfg.init).name}",
+        "arch": cfg.arch if cfg.init is None else _init_arch(cfg.init),
         "init": str(cfg.init) if cfg.init else None,
         "params": int(model.count_params()),
         "preprocess": spec.to_dict(),
@@ -215,13 +218,22 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
                   "n_val": int(len(va)), "rule": "happyhouse.train.data.stratified_split"},
         "training": {"epochs": cfg.epochs, "epochs_run": len(history["loss"]),
                      "best_epoch": best_epoch, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                     "augment": asdict(Augment()) if cfg.augment else None,
+                     "augment": ({"preset": cfg.augment, **asdict(PRESETS[cfg.augment])}
+                                 if cfg.augment != "none" else None),
                      "class_weights": class_weights(data.labels[tr])},
         "versions": {"tensorflow": tf.__version__, "keras": k.__version__,
                      "python": platform.python_version(), "numpy": np.__version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **cfg.extra_meta,
     }
+
+
+def _init_arch(init: Path) -> str:
+    """The architecture a fine-tuned model inherits (from its own sidecar, if any)."""
+    try:
+        return str(read_meta(init)["arch"])
+    except (ModelError, KeyError, ValueError):
+        return f"finetuned:{Path(init).name}"
 
 
 def write_meta(path: Path, meta: Dict) -> None:
@@ -244,17 +256,10 @@ def read_meta(model_path: Path) -> Dict:
 
 
 def _write_split(path: Path, data: Dataset, tr, va) -> None:
-    """Which files validated (ids as loaded), so anyone can reuse the held-back split."""
+    """Which files validated, next to the model: the converter's parity check
+    holds these back. Ids are as loaded (paths under ``sources``, or
+    ``file.h5#i``); strip a source prefix to reuse them on another machine."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         json.dump({"sources": data.sources, "n_train": int(len(tr)),
-                   "validation_ids": [_short_id(data.ids[i], data.sources) for i in va]},
-                  handle, indent=0)
-
-
-def _short_id(image_id: str, sources: List[str]) -> str:
-    """An id relative to its source folder, so the split reads the same on any machine."""
-    for src in sources:
-        if image_id.startswith(src.rstrip("/") + "/"):
-            return f"{Path(src).name}/{image_id[len(src.rstrip('/')) + 1:]}"
-    return image_id
+                   "validation_ids": [data.ids[i] for i in va]}, handle, indent=0)

@@ -29,6 +29,8 @@ def test_short_training_run_writes_model_metadata_and_every_report_file(genki_ro
     for name in report.PLOTS:
         assert (tmp_path / "report" / name).stat().st_size > 1000
     assert "validation n=12" in capsys.readouterr().out
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["validation_ids"]) == 12 and split["n_train"] == 68
 
 
 def test_bad_data_path_is_a_one_line_error(tmp_path, capsys):
