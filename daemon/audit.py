@@ -87,7 +87,7 @@ class Audit:
             image = frame.image
             annotate = _annotator()
             if annotate is not None and observation is not None:
-                image = annotate(image.copy(), observation)
+                image = annotate(image, observation, when=self._wall())
             ok, jpeg = cv2.imencode(SUFFIX, image, [cv2.IMWRITE_JPEG_QUALITY, 85])
             if not ok:
                 raise ValueError("JPEG encoding failed")

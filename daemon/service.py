@@ -12,7 +12,7 @@ States::
     STARTING --first fresh frame (READY=1)--> ARMED --vote passes--> UNLOCKED
     UNLOCKED --time up / latch timer / door closed--> COOLDOWN --> ARMED
     any running state --no fresh frame for stall_timeout--> FAULT (locked,
-        no watchdog pings, camera reopened with backoff) --fresh frame--> ARMED
+        no watchdog pings) --fresh frame--> ARMED
     SIGHUP: RELOADING (locked) -> STARTING;  SIGTERM/SIGINT: STOPPING (locked)
 
 Safety rules: the latch is locked in every state but UNLOCKED, on every exit
@@ -20,6 +20,8 @@ path (stop flag, exception, ``finally``), and an opening is bounded both by
 this loop and by the latch's own timer. Only fresh frames are scored and
 count; the watchdog is pinged only when a fresh frame arrived, so a hung
 camera or loop gets the service restarted by systemd's ``WatchdogSec=``.
+Reopening a lost camera (with backoff) is the frame source's job
+(:mod:`.sources`): the loop only waits, locked, and never blocks on it.
 """
 
 from __future__ import annotations
@@ -74,7 +76,6 @@ class Door:
         self.frame_timeout = min(frame_timeout, cfg.camera_stall_timeout / 2)
         self.stale_after = cfg.camera_stale_after
         self.stall_timeout = cfg.camera_stall_timeout
-        self.backoff_max = cfg.camera_reopen_backoff_max
         self.unlock_seconds = min(cfg.decision_unlock_seconds, cfg.decision_max_unlock_seconds)
         self.cooldown_seconds = cfg.decision_cooldown_seconds
         self.vote = Vote(cfg.decision_votes_needed, cfg.decision_window,
@@ -95,8 +96,6 @@ class Door:
         self._last_fresh = 0.0
         self._last_ping = None
         self._last_status = None
-        self._backoff = 1.0
-        self._next_reopen = 0.0
         self._source_error_logged = False
         self._expired_seen = 0
 
@@ -129,8 +128,6 @@ class Door:
         if self._exit_requested.is_set():
             self._exit_requested.clear()
             self._exit_button(now)
-        if self.state is State.FAULT and now >= self._next_reopen:
-            self._reopen(now)
         frame = self._latest()
         now = self.clock()
         obs = None
@@ -186,7 +183,6 @@ class Door:
             self.notifier.ready(f"armed; camera {getattr(self.source, 'description', '')}".strip())
             log.info("ready: first fresh frame, latch locked, armed")
         if self.state in (State.STARTING, State.FAULT):
-            self._backoff = 1.0
             self.vote.reset("armed")
             self._enter(State.ARMED, now, "fresh frames")
         if self.state is not State.ARMED:
@@ -254,21 +250,8 @@ class Door:
         if now - self._last_fresh > self.stall_timeout:
             self.latch.lock()
             self.vote.reset("camera stalled")
-            self._next_reopen = now
             self._enter(State.FAULT, now,
                         f"no fresh frame for {now - self._last_fresh:.1f}s: camera lost")
-
-    def _reopen(self, now: float) -> None:
-        self._next_reopen = now + self._backoff
-        self._backoff = min(self._backoff * 2, self.backoff_max)
-        try:
-            self.source.close()
-            self.source.open()
-        except HappyHouseError as exc:
-            log.warning("camera reopen failed (next try in %.0fs): %s",
-                        self._next_reopen - now, exc)
-        else:
-            log.info("camera reopened: %s", getattr(self.source, "description", "camera"))
 
     # -- systemd -------------------------------------------------------------
     def _ping(self, now: float) -> None:

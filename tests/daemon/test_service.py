@@ -311,15 +311,8 @@ def test_camera_stall_relocks_and_stops_watchdog_pings(rig):
     during = [p for p in pings if stall_start < p < stall_start + 60 * 0.2]
     assert during == []
     assert pings[-1] > stall_start + 60 * 0.2  # pings resume with fresh frames
-    assert door.source.opened >= 2 and door.source.closed >= 2  # reopen with backoff
+    assert door.source.opened == 0  # the loop never blocks on reopening (the source's job)
     assert door.transitions[-1][1] is State.ARMED
-
-
-def test_reopen_backoff_doubles_up_to_the_maximum(rig):
-    door, clock, factory, rec = rig(["n"] + ["."] * 400, **{"camera.reopen_backoff_max": 4.0})
-    run_script(door)
-    # 80 s of stall: reopen at 0, 1, 3, 7, 11, 15, ... (1, 2, 4, 4, 4 ...)
-    assert 18 <= door.source.opened <= 22
 
 
 def test_source_errors_are_a_stall_not_a_crash(rig, caplog):
