@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -223,6 +224,11 @@ def build_config(values: Mapping[str, Any], origin: str = "config",
 
 
 def _check_relations(v: Mapping[str, Any], origin: str) -> None:
+    for dotted in ("camera.source", "service.state_dir"):
+        if not str(v[dotted]).strip():
+            section, _, name = dotted.partition(".")
+            raise ConfigError(f"{origin}: [{section}] {name} must not be empty "
+                              f"(default {KEY_BY_NAME[dotted].default})")
     if v["decision.votes_needed"] > v["decision.window"]:
         raise ConfigError(f"{origin}: [decision] votes_needed ({v['decision.votes_needed']}) "
                           f"must not exceed window ({v['decision.window']})")
@@ -293,6 +299,6 @@ def example_ini(describe: Callable[[Key], str] = lambda k: k.help) -> str:
             allowed = ""
             if key.low is not None:
                 allowed = f" (allowed {key.low:g} to {key.high:g})"
-            lines.append(f"# {describe(key)}{allowed}")
-            lines.append(f"#{key.name} = {_format(key.default)}")
+            lines.extend(f"# {part}" for part in textwrap.wrap(f"{describe(key)}{allowed}", 76))
+            lines.append(f"#{key.name} = {_format(key.default)}".rstrip())
     return "\n".join(lines) + "\n"

@@ -1,0 +1,191 @@
+"""Config: every key validated (errors name the key), flags override the file, the example is current."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from happyhouse.daemon.cli import build_parser, config_from_args
+from happyhouse.daemon.config import (KEYS, KEY_BY_NAME, Config, build_config, example_ini,
+                                      load_config, read_ini)
+from happyhouse.daemon.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def invalid_values(key):
+    """Values that must be rejected for ``key``."""
+    bad = []
+    if key.kind == "int":
+        bad += ["abc", "1.5", "", "true"]
+    if key.kind in ("float", "optfloat"):
+        bad += ["abc", "nan", "1,5"]
+    if key.kind in ("int", "float", "optfloat") and key.low is not None:
+        bad += [str(key.low - 1), str(key.high * 2 + 1)]
+    if key.kind == "float":
+        bad += ["", "inf"]
+    if key.kind == "bool":
+        bad += ["maybe", "2", ""]
+    if key.kind == "choice":
+        bad += ["bogus", ""]
+    if key.kind in ("pin", "optpin"):
+        bad += ["pin17", "GPIO", "GPIO123", "17a"]
+    if key.kind == "pin":
+        bad += [""]
+    if key.dotted in ("camera.source", "service.state_dir"):
+        bad += ["", "   "]
+    return bad
+
+
+CASES = [(key.dotted, value) for key in KEYS for value in invalid_values(key)]
+
+
+def test_every_key_kind_has_invalid_cases():
+    free_text = {"model.bundle", "face.yunet_model", "face.cascade"}  # paths checked where used
+    covered = {dotted for dotted, _ in CASES}
+    assert covered | free_text == set(KEY_BY_NAME)
+
+
+@pytest.mark.parametrize("dotted,value", CASES)
+def test_invalid_value_in_file_names_the_key(tmp_path, dotted, value):
+    section, name = dotted.split(".")
+    path = tmp_path / "bad.conf"
+    path.write_text(f"[{section}]\n{name} = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), required=True)
+    message = str(info.value)
+    assert f"[{section}] {name}" in message and "\n" not in message
+    assert str(path) in message
+
+
+@pytest.mark.parametrize("dotted,value", CASES)
+def test_invalid_value_as_override_names_the_key(dotted, value):
+    section, name = dotted.split(".")
+    with pytest.raises(ConfigError, match=re.escape(f"[{section}] {name}")):
+        load_config(None, {dotted: value})
+
+
+def test_out_of_range_message_says_what_is_allowed():
+    with pytest.raises(ConfigError, match=r"allowed 1 to 8"):
+        load_config(None, {"model.threads": 9})
+
+
+def test_defaults_are_valid_and_match_the_table():
+    cfg = build_config({})
+    for key in KEYS:
+        assert cfg.get(key.dotted) == key.default
+    assert cfg.decision_window == 5 and cfg.latch_pin == "GPIO17"
+
+
+def test_config_is_frozen():
+    cfg = build_config({})
+    with pytest.raises(Exception):
+        cfg.values["decision.window"] = 9
+    with pytest.raises(Exception):
+        cfg.source_path = "x"
+    with pytest.raises(ConfigError, match="unknown config key"):
+        cfg.get("decision.nope")
+    with pytest.raises(AttributeError):
+        cfg.decision_nope
+
+
+@pytest.mark.parametrize("values,needle", [
+    ({"decision.votes_needed": 6, "decision.window": 5}, "must not exceed window"),
+    ({"decision.unlock_seconds": 20, "decision.max_unlock_seconds": 10}, "max_unlock_seconds"),
+    ({"latch.door_contact_pin": "GPIO17"}, "must be different pins"),
+    ({"latch.exit_button_pin": "GPIO22", "latch.door_contact_pin": "gpio22"}, "different pins"),
+    ({"face.detector": "yunet"}, "yunet_model"),
+])
+def test_relations_between_keys(values, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_config(values)
+
+
+def test_unknown_section_and_key_are_errors(tmp_path):
+    path = tmp_path / "c.conf"
+    path.write_text("[door]\npin = GPIO17\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[door\]"):
+        load_config(str(path))
+    path.write_text("[latch]\npins = GPIO17\n")
+    with pytest.raises(ConfigError, match="latch.pins"):
+        load_config(str(path))
+
+
+def test_missing_unreadable_or_broken_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "nope.conf"), required=True)
+    path = tmp_path / "broken.conf"
+    path.write_text("pin = GPIO17\n")  # no section header
+    with pytest.raises(ConfigError, match="not valid INI"):
+        load_config(str(path))
+    path.write_bytes(b"[latch]\npin = \xff\xfe\n")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(str(path))
+
+
+def test_values_are_normalised(tmp_path):
+    path = tmp_path / "c.conf"
+    path.write_text("[latch]\npin = gpio27   # the relay\nactive_high = no\ngpio = MOCK\n"
+                    "[model]\nthreshold =\n")
+    cfg = load_config(str(path))
+    assert cfg.latch_pin == "GPIO27" and cfg.latch_active_high is False
+    assert cfg.latch_gpio == "mock" and cfg.model_threshold is None
+    assert cfg.source_path == str(path)
+
+
+def test_flags_override_the_file(tmp_path):
+    path = tmp_path / "c.conf"
+    path.write_text("[latch]\npin = GPIO27\ngpio = lgpio\n[model]\nthreads = 2\n"
+                    "[decision]\nunlock_seconds = 7\n")
+    args = build_parser().parse_args(["--config", str(path), "--pin", "GPIO5", "--gpio", "mock",
+                                      "--threshold", "0.7"])
+    cfg = config_from_args(args)
+    assert cfg.latch_pin == "GPIO5" and cfg.latch_gpio == "mock"  # flags win
+    assert cfg.model_threshold == 0.7
+    assert cfg.model_threads == 2 and cfg.decision_unlock_seconds == 7.0  # file kept
+    bad = build_parser().parse_args(["--config", str(path), "--threads", "99"])
+    with pytest.raises(ConfigError, match=r"command line: \[model\] threads"):
+        config_from_args(bad)
+
+
+def test_print_config_round_trips(tmp_path):
+    cfg = load_config(None, {"latch.pin": "GPIO5", "model.threshold": 0.61,
+                             "latch.exit_button_pin": "GPIO6", "service.snapshot_on_unlock": True})
+    path = tmp_path / "effective.conf"
+    path.write_text(cfg.to_ini())
+    again = load_config(str(path))
+    assert dict(again.values) == dict(cfg.values)
+
+
+def test_replace_validates():
+    cfg = build_config({})
+    assert cfg.replace(decision_window=7).decision_window == 7
+    with pytest.raises(ConfigError):
+        cfg.replace(decision_window=0)
+
+
+def test_example_documents_every_key_with_its_default(tmp_path):
+    text = example_ini()
+    for key in KEYS:
+        assert re.search(rf"^#{re.escape(key.name)} =", text, re.M), key.dotted
+    # all commented: the example as shipped is exactly the defaults
+    path = tmp_path / "example.conf"
+    path.write_text(text)
+    assert dict(load_config(str(path)).values) == dict(build_config({}).values)
+    # uncommenting every key still gives the defaults (the shown values are the defaults)
+    path.write_text(re.sub(r"^#(\w+ =)", r"\1", text, flags=re.M))
+    raw = read_ini(str(path))
+    assert set(raw) == set(KEY_BY_NAME)
+    assert dict(load_config(str(path)).values) == dict(build_config({}).values)
+
+
+def test_committed_example_config_is_current():
+    committed = (REPO / "deploy" / "happyhouse.conf").read_text()
+    assert committed == example_ini(), (
+        "deploy/happyhouse.conf is out of date: regenerate it with\n"
+        "python -c 'from happyhouse.daemon.config import example_ini; "
+        "open(\"deploy/happyhouse.conf\", \"w\").write(example_ini())'")
+
+
+def test_config_type():
+    assert isinstance(load_config(None, {}), Config)
