@@ -179,7 +179,9 @@ def _human(report: dict) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .journal import setup_logging
+
+    setup_logging("WARNING")  # progress stays quiet; the report goes to stdout
     try:
         report = run(args)
     except HappyHouseError as exc:

@@ -49,10 +49,11 @@ def run_once(cfg, args, *, source=None, pipeline=None, pin_factory=None,
     from .sources import open_source
 
     out = out if out is not None else sys.stdout
-    pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
+    # the source first: a wrong --source fails fast, before the model is loaded
     source = source if source is not None else open_source(cfg.camera_source, cfg)
     source.open()
     try:
+        pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
         frame = capture(source, cfg)
     finally:
         source.close()

@@ -152,6 +152,7 @@ class CaptureDevice(_Device):
 
     def open(self) -> None:
         cv2 = _cv2()
+        _quiet_opencv()
         cap = cv2.VideoCapture(self.target, self.api)
         if not cap.isOpened():
             cap.release()
@@ -213,6 +214,16 @@ class ReplayDevice(_Device):
         image = self._get(self._index % self.count)
         self._index += 1
         return image
+
+
+def _quiet_opencv() -> None:
+    """OpenCV's own stderr warnings on a failed open would garble the one-line error."""
+    try:
+        from cv2.utils import logging as cv_logging
+
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
+    except (ImportError, AttributeError):
+        pass
 
 
 def _open_hint(kind: str) -> str:
@@ -293,6 +304,7 @@ class ThreadedSource:
         self._worker: Optional[_Worker] = None
         self._first = threading.Event()
         self._first_error: Optional[str] = None
+        self._require = True
         self.reopens = 0
         self.nominal_fps: Optional[float] = None
 
@@ -303,6 +315,7 @@ class ThreadedSource:
         if self._supervisor is not None:
             return
         self._stop.clear()
+        self._require = require
         self._supervisor = threading.Thread(target=self._supervise, name="happyhouse-camera-watch",
                                             daemon=True)
         self._supervisor.start()
@@ -371,6 +384,8 @@ class ThreadedSource:
             worker.thread.start()
             reason = self._watch(worker)
             worker.abandoned = True
+            if self._require and self._first_error is not None:
+                break  # open() raises for the caller: no retries, no "lost" warning
             if worker.frames:
                 backoff = BACKOFF_START  # it worked for a while: retry soon
             if self._stop.is_set():

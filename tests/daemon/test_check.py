@@ -1,0 +1,120 @@
+import argparse
+import io
+import json
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from happyhouse.daemon import check
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.sources import FakeSource, fake_clock
+
+
+def _source(frames=None, **kw):
+    clock, sleep = fake_clock()
+    if frames is None:
+        rng = np.random.default_rng(0)
+        frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(20)]
+    return FakeSource(frames, fps=15, clock=clock, sleep=sleep, **kw)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return load_config(None, {"service.state_dir": str(tmp_path / "state" / "deeper")})
+
+
+def _run(cfg, *, test_latch=False, as_json=True, **inject):
+    out = io.StringIO()
+    args = argparse.Namespace(json=as_json, test_latch=test_latch)
+    inject.setdefault("thermal_path", "/nonexistent/temp")
+    inject.setdefault("throttled", lambda: "throttled=0x0")
+    code = check.run_check(cfg, args, out=out, sleep=lambda s: None, **inject)
+    text = out.getvalue()
+    return code, (json.loads(text) if as_json else text)
+
+
+def test_go_report_with_everything_present(cfg, tmp_path):
+    thermal = tmp_path / "temp"
+    thermal.write_text("48312\n")
+    factory = MockFactory()
+    code, report = _run(cfg, source=_source(), pin_factory=factory, thermal_path=str(thermal))
+    by = {c["name"]: c for c in report["checks"]}
+    assert code == 0 and report["go"] is True
+    assert by["model"]["status"] == "ok" and len(by["model"]["sha256"]) == 64
+    cam = by["camera"]
+    assert (cam["width"], cam["height"]) == (640, 480) and cam["fps"] == pytest.approx(15, rel=0.1)
+    assert cam["blur_var"] > 1000 and 100 < cam["brightness"] < 150  # noise: sharp, mid grey
+    assert by["temperature"]["celsius"] == pytest.approx(48.312)
+    assert by["throttling"]["status"] == "ok"
+    assert by["disk"]["status"] == "ok" and by["disk"]["path"] == str(tmp_path)
+    assert by["gpio"]["pulsed"] is False
+    pin = factory.pin(17)
+    assert all(s.state is False for s in pin.states)  # claimed locked, never opened
+
+
+def test_test_latch_pulses_and_relocks(cfg):
+    factory = MockFactory()
+    code, report = _run(cfg, source=_source(), pin_factory=factory, test_latch=True)
+    assert code == 0
+    assert [s.state for s in factory.pin(17).states][-2:] == [True, False]
+
+
+def test_camera_failure_is_no_go_and_others_still_run(cfg):
+    code, report = _run(cfg, source=_source(fail_open=True), pin_factory=MockFactory())
+    by = {c["name"]: c["status"] for c in report["checks"]}
+    assert code == 1 and report["go"] is False
+    assert by["camera"] == "fail" and by["model"] == "ok" and by["gpio"] in ("ok", "warn")
+
+
+def test_dark_blurry_camera_warns_but_goes(cfg):
+    dark = [np.full((480, 640, 3), 10, np.uint8)] * 20
+    code, report = _run(cfg, source=_source(dark), pin_factory=MockFactory())
+    cam = {c["name"]: c for c in report["checks"]}["camera"]
+    assert code == 0 and cam["status"] == "warn" and "dark" in cam["detail"]
+
+
+def test_bad_model_is_no_go(tmp_path):
+    cfg = load_config(None, {"model.bundle": str(tmp_path / "nothing"),
+                             "service.state_dir": str(tmp_path)})
+    code, report = _run(cfg, source=_source(), pin_factory=MockFactory())
+    by = {c["name"]: c for c in report["checks"]}
+    assert code == 1 and by["model"]["status"] == "fail" and "does not exist" in by["model"]["detail"]
+    assert by["face detector"]["status"] == "ok"  # loaded on its own when the model failed
+
+
+def test_missing_cascade_is_no_go(tmp_path):
+    cfg = load_config(None, {"face.cascade": str(tmp_path / "gone.xml"),
+                             "service.state_dir": str(tmp_path)})
+    code, report = _run(cfg, source=_source(), pin_factory=MockFactory())
+    by = {c["name"]: c for c in report["checks"]}
+    assert code == 1 and by["model"]["status"] == "fail" and "gone.xml" in by["model"]["detail"]
+
+
+def test_throttling_decoded():
+    item = check.check_throttling(lambda: "throttled=0x50005")
+    assert item.status == "fail" and "under-voltage now" in item.detail
+    assert check.check_throttling(lambda: "garbage").status == "n/a"
+    assert check.check_throttling(lambda: "throttled=0x20000").status == "warn"
+
+
+def test_hot_pi_warns(tmp_path):
+    thermal = tmp_path / "t"
+    thermal.write_text("81000")
+    assert check.check_temperature(str(thermal)).status == "warn"
+    assert check.check_temperature(str(tmp_path / "none")).status == "n/a"
+
+
+def test_human_report(cfg):
+    code, text = _run(cfg, as_json=False, source=_source(), pin_factory=MockFactory())
+    assert text.startswith("HappyHouse check: GO") and "[  OK] model" in text
+    assert "[ N/A] temperature" in text
+
+
+def test_cli_check_json_with_unopenable_camera(capsys, tmp_path):
+    from happyhouse.daemon import cli
+
+    code = cli.main(["--check", "--json", "--gpio", "mock", "--source", str(tmp_path / "no.jpg"),
+                     "--state-dir", str(tmp_path)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and {c["name"]: c["status"] for c in report["checks"]}["camera"] == "fail"

@@ -1,0 +1,171 @@
+import argparse
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from happyhouse.daemon import cli
+from happyhouse.daemon.bundle import load_bundle
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.errors import DataError, SourceError
+from happyhouse.daemon.once import run_once
+from happyhouse.daemon.pipeline import Pipeline
+from happyhouse.daemon.sources import FakeSource, fake_clock, to_door_frame
+
+
+class FixedGate:
+    description = "fixed"
+
+    def __init__(self, box):
+        self.box = box
+
+    def find(self, frame):
+        return self.box
+
+
+class FixedClassifier:
+    runtime = "fixed"
+
+    def __init__(self, value):
+        self.value = value
+
+    def score(self, image):
+        return self.value
+
+
+def _args(**kw):
+    base = dict(json=True, snapshot=None, actuate=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def _pipeline(score, box=(100, 100, 200, 200)):
+    return Pipeline(load_bundle(None), FixedClassifier(score), FixedGate(box), 0.5)
+
+
+def _source(n=10, **kw):
+    clock, sleep = fake_clock()
+    frames = [np.full((480, 640, 3), i * 10, np.uint8) for i in range(n)]
+    return FakeSource(frames, fps=15, clock=clock, sleep=sleep, **kw)
+
+
+@pytest.fixture
+def cfg():
+    return load_config(None, {"camera.settle_frames": 3, "decision.unlock_seconds": 2.0})
+
+
+def _run(cfg, args, **kw):
+    out = io.StringIO()
+    code = run_once(cfg, args, out=out, **kw)
+    return code, out.getvalue()
+
+
+def test_happy_json_and_settle_frames_discarded(cfg):
+    code, text = _run(cfg, _args(), source=_source(), pipeline=_pipeline(0.9))
+    result = json.loads(text)
+    assert code == 0 and result["happy"] is True and result["score"] == pytest.approx(0.9)
+    assert result["face"] == [100, 100, 200, 200] and result["seq"] == 4  # 3 settled + 1
+    for key in ("latency_ms", "model_sha256", "source", "runtime", "frame_size", "timestamp"):
+        assert key in result
+    assert result["frame_size"] == [640, 480] and result["actuated"] is False
+
+
+def test_not_happy_and_no_face_exit_1(cfg):
+    code, text = _run(cfg, _args(), source=_source(), pipeline=_pipeline(0.2))
+    assert code == 1 and json.loads(text)["verdict"] == "not happy"
+    code, text = _run(cfg, _args(json=False), source=_source(), pipeline=_pipeline(0.9, None))
+    assert code == 1 and text.startswith("NO FACE")
+
+
+def test_latch_untouched_without_actuate(cfg):
+    factory = MockFactory()
+    code, _ = _run(cfg, _args(), source=_source(), pipeline=_pipeline(0.9), pin_factory=factory)
+    assert code == 0 and factory.pins == {}  # the pin was never even claimed
+
+
+def test_actuate_unlocks_then_relocks(cfg):
+    factory = MockFactory()
+    slept = []
+    code, text = _run(cfg, _args(actuate=True), source=_source(), pipeline=_pipeline(0.9),
+                      pin_factory=factory, sleep=slept.append)
+    assert code == 0 and json.loads(text)["actuated"] is True and slept == [2.0]
+    pin = factory.pin(17)
+    assert [s.state for s in pin.states][-2:] == [True, False] and pin.state is False
+
+
+def test_actuate_does_nothing_when_not_happy(cfg):
+    factory = MockFactory()
+    code, _ = _run(cfg, _args(actuate=True), source=_source(), pipeline=_pipeline(0.1),
+                   pin_factory=factory)
+    assert code == 1 and factory.pins == {}
+
+
+def test_snapshot_is_written(cfg, tmp_path):
+    path = tmp_path / "snap.jpg"
+    code, text = _run(cfg, _args(snapshot=str(path)), source=_source(), pipeline=_pipeline(0.9))
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape == (480, 640, 3)
+    assert json.loads(text)["snapshot"] == str(path)
+
+
+def test_snapshot_into_missing_folder_is_an_error(cfg, tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        run_once(cfg, _args(snapshot=str(tmp_path / "no" / "s.jpg")), source=_source(),
+                 pipeline=_pipeline(0.9), out=io.StringIO())
+
+
+def test_stalled_source_is_a_source_error(cfg):
+    with pytest.raises(SourceError, match="no frame"):
+        run_once(cfg, _args(), source=_source(n=2), pipeline=_pipeline(0.9), out=io.StringIO())
+
+
+def test_wrong_frame_from_source_is_a_data_error(cfg):
+    clock, sleep = fake_clock()
+    src = FakeSource([np.zeros((480, 640), np.uint8)] * 10, clock=clock, sleep=sleep)
+    factory = MockFactory()
+    with pytest.raises(DataError):
+        run_once(cfg, _args(actuate=True), source=src, pipeline=_pipeline(0.9),
+                 pin_factory=factory, out=io.StringIO())
+    assert factory.pins == {}
+
+
+# ---- through the real command line: real image files, real model, real gate
+
+
+@pytest.fixture(scope="module")
+def door_jpg(tmp_path_factory, happy_house_h5):
+    from happyhouse.daemon.datasets import load_hdf5
+
+    path = tmp_path_factory.mktemp("door") / "door.jpg"
+    cv2.imwrite(str(path), to_door_frame(load_hdf5(happy_house_h5, limit=1).images[0]))
+    return path
+
+
+def test_cli_once_on_an_image(door_jpg, capsys):
+    code = cli.main(["--once", "--json", "--source", str(door_jpg), "--gpio", "mock"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == (0 if result["happy"] else 1)
+    assert result["face"] is not None and result["frame_size"] == [640, 480]
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: str(p / "missing.jpg"), "does not exist"),
+    (lambda p: (p / "bad.jpg").write_bytes(b"\xff\xd8junk") and str(p / "bad.jpg"), "cannot be read"),
+    (lambda p: (p / "empty").mkdir() or str(p / "empty"), "holds no images"),
+    (lambda p: "/dev/video63", "cannot open"),
+])
+def test_cli_once_bad_sources_exit_2_with_one_line(tmp_path, capsys, make, match):
+    code = cli.main(["--once", "--source", make(tmp_path), "--gpio", "mock", "--actuate"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and match in err[0]
+
+
+def test_cli_once_missing_cascade_exits_2(tmp_path, door_jpg, capsys):
+    conf = tmp_path / "h.conf"
+    conf.write_text(f"[face]\ncascade = {tmp_path / 'gone.xml'}\n")
+    code = cli.main(["--once", "--config", str(conf), "--source", str(door_jpg)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "gone.xml" in err[0]
