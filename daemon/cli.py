@@ -122,7 +122,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         setup_logging(cfg.service_log_level)
         return _dispatch(cfg, args)
     except HappyHouseError as exc:
-        if logging.getLogger().handlers:
+        from .journal import has_handler
+
+        if has_handler():
             log.error("%s", exc)
         else:
             sys.stderr.write(f"happyhouse-daemon: error: {exc}\n")

@@ -40,6 +40,26 @@ class _JournalFieldHandler(logging.Handler):
             self.handleError(record)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (tests and wrappers replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def has_handler() -> bool:
+    """True once :func:`setup_logging` has installed the daemon's handler."""
+    return any(getattr(h, "_happyhouse", False) for h in logging.getLogger().handlers)
+
+
 def journal_handler():
     """A journald handler when running under systemd with systemd-python, else None."""
     if not os.environ.get("JOURNAL_STREAM") and not os.environ.get("INVOCATION_ID"):
@@ -58,7 +78,7 @@ def setup_logging(level: str = "INFO") -> None:
             root.removeHandler(handler)
     handler = journal_handler()
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_StderrFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(message)s"))

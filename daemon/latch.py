@@ -192,8 +192,7 @@ class Latch:
             self._device.off()
         if was_open:
             self.expired += 1
-            log.warning("latch %s relocked by its own timer (the main loop did not)",
-                        self.pin_name)
+            log.debug("latch %s relocked by its timer", self.pin_name)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

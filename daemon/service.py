@@ -119,7 +119,10 @@ class Door:
         self.latch.lock()
         now = self.clock()
         self._last_fresh = now  # the camera gets stall_timeout to deliver its first frame
-        self._enter(State.STARTING, now, "started")
+        self.state = State.STARTING
+        self.transitions.append((now, State.STARTING, "started"))
+        log.info("starting: latch locked, waiting for the first fresh frame")
+        self._status(now, force=True)
 
     def step(self) -> Optional[Any]:
         """Wait for one frame and act on it; returns the Observation if one was made."""
@@ -231,7 +234,9 @@ class Door:
     def _timers(self, now: float) -> None:
         if self.state is State.UNLOCKED:
             if not self.latch.is_unlocked:
-                reason = "latch timer" if self.latch.expired > self._expired_seen else "door closed"
+                # the latch's own timer is usually first at the deadline (the loop polls)
+                reason = ("unlock time over (latch timer)" if self.latch.expired > self._expired_seen
+                          else "door closed")
             elif now >= self._unlock_until:
                 self.latch.lock()
                 reason = "unlock time over"

@@ -404,7 +404,7 @@ def test_latch_timer_relocks_when_the_loop_hangs(tmp_path):
         _time.sleep(0.01)
     assert not latch.is_unlocked and latch.expired == 1
     door.step()
-    assert door.state is State.COOLDOWN and door.transitions[-1][2] == "latch timer"
+    assert door.state is State.COOLDOWN and door.transitions[-1][2] == "unlock time over (latch timer)"
     latch.close()
 
 
@@ -569,3 +569,52 @@ def test_signals_install_only_in_main_thread():
     t.start()
     t.join()
     assert result == [False]
+
+
+# -- end to end: the real bundle, face gate and LiteRT pipeline on real frames ----------
+
+
+@pytest.fixture(scope="module")
+def door_frames(happy_house_h5):
+    """Door-camera frames of the course test set: (happy-labelled, unhappy-labelled)."""
+    import h5py
+
+    from happyhouse.daemon.sources import to_door_frame
+
+    with h5py.File(happy_house_h5, "r") as f:
+        x, y = f["test_set_x"][:], f["test_set_y"][:].ravel()
+    happy = [to_door_frame(img) for img, label in zip(x, y) if label == 1][:8]
+    unhappy = [to_door_frame(img) for img, label in zip(x, y) if label == 0][:8]
+    return happy, unhappy
+
+
+@pytest.fixture(scope="module")
+def real_pipeline():
+    from happyhouse.daemon.pipeline import Pipeline
+
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    return Pipeline.from_config(cfg)  # the shipped bundle, golden self-test included
+
+
+def test_end_to_end_real_pipeline_smile_opens_once_then_empty_hall_stays_locked(
+        tmp_path, notify_socket, door_frames, real_pipeline):
+    from happyhouse.daemon.sources import FakeSource, fake_clock
+
+    happy, _ = door_frames
+    empty = [np.full_like(happy[0], 128)] * 60  # an empty, evenly lit hall: no face
+    clock, sleep = fake_clock()
+    source = FakeSource(happy + empty, fps=10, clock=clock, sleep=sleep)
+    factory = clocked_factory(clock)
+    cfg = make_cfg(tmp_path, **{"service.snapshot_on_unlock": True})
+    args = build_parser().parse_args(["--max-frames", str(len(happy) + len(empty))])
+    t0 = clock()
+    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=real_pipeline,
+                       clock=clock) == 0
+    (opened, closed), = open_times(factory.pin("GPIO17"), t0)
+    assert opened < len(happy) / 10  # during the smile
+    assert 5.0 - 1e-6 <= closed - opened <= 5.0 + 0.11
+    snapshots = sorted((tmp_path / "state").glob("unlock-*.jpg"))
+    assert len(snapshots) == 1
+    messages = notify_socket()
+    assert messages[0].startswith("STATUS=starting")
+    assert any(m.startswith("READY=1") for m in messages) and messages[-1].startswith("STOPPING=1")
