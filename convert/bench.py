@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", default=None,
                    help="CPUs to pin to, e.g. 1 or 0,1 (default: one core, the least busy)")
     p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads (default 1)")
-    p.add_argument("--frames", type=int, default=600, help="timed frames per loop (default 600)")
+    p.add_argument("--frames", type=int, default=300, help="timed frames per loop (default 300)")
     p.add_argument("--warmup", type=int, default=50, help="untimed frames first (default 50)")
     p.add_argument("--rounds", type=int, default=7, help="interleaved invoke rounds (default 7)")
     p.add_argument("--invokes", type=int, default=200, help="invokes per model per round")
