@@ -98,6 +98,7 @@ class Door:
         self._last_status = None
         self._source_error_logged = False
         self._expired_seen = 0
+        self._last_verdict = None
 
     # -- inputs from other threads (gpiozero callbacks) ----------------------
     def request_exit(self) -> None:
@@ -210,7 +211,11 @@ class Door:
                                   "votes": self.vote.describe()}
         if obs.face is not None:
             fields["face"] = _box_text(obs.face)
-        log.debug("frame %s: %s", obs.seq, self.last_decision, extra={"journal": fields})
+        # every decision at DEBUG; at INFO when the verdict changes (a face arrives, smiles,
+        # leaves), so the journal shows each sighting without 15 lines a second
+        level = logging.INFO if verdict != self._last_verdict else logging.DEBUG
+        self._last_verdict = verdict
+        log.log(level, "frame %s: %s", obs.seq, self.last_decision, extra={"journal": fields})
 
     # -- decisions -----------------------------------------------------------
     def _unlock(self, now: float, reason: str, frame=None, obs=None, age=None) -> None:

@@ -618,3 +618,21 @@ def test_end_to_end_real_pipeline_smile_opens_once_then_empty_hall_stays_locked(
     messages = notify_socket()
     assert messages[0].startswith("STATUS=starting")
     assert any(m.startswith("READY=1") for m in messages) and messages[-1].startswith("STOPPING=1")
+
+
+def test_decisions_carry_journal_fields(rig, caplog):
+    import logging
+
+    door, clock, factory, rec = rig(["-", "n", "n", "H", "H", "H", "n"])
+    with caplog.at_level(logging.DEBUG, logger="happyhouse.daemon"):
+        run_script(door)
+    decisions = [r for r in caplog.records if r.getMessage().startswith("frame ")]
+    assert len(decisions) == 6  # every scored frame (none scored while unlocked)
+    happy = [r.journal for r in decisions if r.journal["verdict"] == "happy"][0]
+    assert happy["score"] == "0.930" and happy["face"] == "100,80,120,120"
+    assert happy["frame_age_ms"] == "20"  # 20 ms of (fake) inference
+    assert decisions[0].journal["verdict"] == "no face" and "face" not in decisions[0].journal
+    # INFO only when the verdict changes: no face -> not happy -> happy
+    assert [r.levelname for r in decisions] == ["INFO", "INFO", "DEBUG", "INFO", "DEBUG", "DEBUG"]
+    unlock = [r for r in caplog.records if getattr(r, "journal", {}).get("event") == "unlock"]
+    assert len(unlock) == 1 and unlock[0].journal["scores"].endswith("0.930,0.930,0.930")
