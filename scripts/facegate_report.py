@@ -11,7 +11,7 @@
   the whole gate, crop+preprocess, model invoke.
 
     HAPPYHOUSE_DATA=/work/shared/datasets .venv/bin/python scripts/facegate_report.py [--json]
-    ... --detect-width 160 --stock   # compare against OpenCV's stock cascade, default settings
+    ... --stock   # OpenCV's stock frontal cascade at its default settings, for comparison
 
 The scene and frame helpers are imported by tests/daemon/test_facegate.py so
 the regression test and this report measure the same pixels.
@@ -140,12 +140,12 @@ def stage_costs(gate, frames: Sequence[np.ndarray], bundle_path=None,
 def build_gate(args):
     from happyhouse.daemon.facegate import HAAR_PASSES, FaceGate, HaarPass
 
-    passes = HAAR_PASSES
-    if args.stock:  # OpenCV's stock cascade with detectMultiScale's default settings
+    if args.stock:  # OpenCV's stock cascade, full-size grey, detectMultiScale's defaults
         passes = (HaarPass("haarcascade_frontalface_default.xml", min_neighbors=3,
                            scale_factor=1.1),)
+        return FaceGate.haar(detect_width=SIZE[0], min_face=8, equalize=False, passes=passes)
     return FaceGate.haar(detect_width=args.detect_width, min_face=args.min_face,
-                         equalize=not args.no_equalize, passes=passes)
+                         equalize=not args.no_equalize, passes=HAAR_PASSES)
 
 
 def main(argv=None) -> int:
