@@ -316,6 +316,8 @@ class ThreadedSource:
             return
         self._stop.clear()
         self._require = require
+        self._first.clear()  # a reopen (service after a stall) reports its own first open
+        self._first_error = None
         self._supervisor = threading.Thread(target=self._supervise, name="happyhouse-camera-watch",
                                             daemon=True)
         self._supervisor.start()

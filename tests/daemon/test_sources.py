@@ -233,3 +233,17 @@ def test_to_door_frame_scales_rgb_to_bgr():
     rgb[..., 0] = 255  # red
     out = to_door_frame(rgb, 640, 480)
     assert out.shape == (480, 640, 3) and out[240, 320].tolist() == [0, 0, 255]
+
+
+def test_threaded_source_can_be_closed_and_reopened():
+    log = []
+    src = ThreadedSource(lambda: CountingDevice(log), "dev", stall_timeout=1.0)
+    src.open()
+    assert src.latest(1.0) is not None
+    src.close()
+    src.open()
+    try:
+        assert src.latest(1.0) is not None
+    finally:
+        src.close()
+    assert log.count("open") == 2
