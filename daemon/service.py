@@ -89,7 +89,6 @@ class Door:
         self.last_decision = "none yet"
         self.transitions = []  # (clock time, state, reason): the door's own history
         self._exit_requested = threading.Event()
-        self._door_opened = False
         self._fresh_times: Deque[float] = deque()
         self._unlock_until = 0.0
         self._cooldown_until = 0.0
@@ -106,14 +105,14 @@ class Door:
         self._exit_requested.set()
 
     def door_opened(self) -> None:
-        self._door_opened = True
+        log.info("door opened%s", " (unlocked)" if self.latch.is_unlocked else " while LOCKED")
 
     def door_closed(self) -> None:
-        """Door contact: relock at once if the door was opened during this opening."""
-        if self._door_opened and self.latch.is_unlocked:
+        """Door contact: the door closed (it was open, whether before or during this
+        opening): the passage is over, relock at once."""
+        if self.latch.is_unlocked:
             self.latch.lock()  # the latch is thread-safe; the next step moves to COOLDOWN
             log.info("door closed: relocked")
-        self._door_opened = False
 
     # -- the loop ------------------------------------------------------------
     def start(self) -> None:
@@ -219,7 +218,6 @@ class Door:
 
     # -- decisions -----------------------------------------------------------
     def _unlock(self, now: float, reason: str, frame=None, obs=None, age=None) -> None:
-        self._door_opened = False
         self._expired_seen = self.latch.expired
         granted = self.latch.unlock(self.unlock_seconds)
         self._unlock_until = now + granted

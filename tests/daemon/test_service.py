@@ -636,3 +636,54 @@ def test_decisions_carry_journal_fields(rig, caplog):
     assert [r.levelname for r in decisions] == ["INFO", "INFO", "DEBUG", "INFO", "DEBUG", "DEBUG"]
     unlock = [r for r in caplog.records if getattr(r, "journal", {}).get("event") == "unlock"]
     assert len(unlock) == 1 and unlock[0].journal["scores"].endswith("0.930,0.930,0.930")
+
+
+def test_service_wires_exit_button_and_door_contact_from_config(tmp_path, notify_socket):
+    holder = {}
+
+    def press():
+        pin = holder["factory"].pin("GPIO27")
+        pin.drive_low()
+        pin.drive_high()
+
+    def open_and_close_door():
+        pin = holder["factory"].pin("GPIO22")
+        pin.drive_high()
+        pin.drive_low()
+
+    def door_shut():  # contact to ground with the pull-up: a closed door pulls it low
+        holder["factory"].pin("GPIO22").drive_low()
+
+    clock, factory, source, pipeline = service_parts(
+        ["-"] * 40, {0: door_shut, 5: press, 15: open_and_close_door})
+    holder["factory"] = factory
+    cfg = make_cfg(tmp_path, **{"latch.exit_button_pin": "GPIO27",
+                                "latch.door_contact_pin": "GPIO22"})
+    args = build_parser().parse_args(["--max-frames", "40"])
+    t0 = clock()
+    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+                       clock=clock) == 0
+    (opened, closed), = open_times(factory.pin("GPIO17"), t0)
+    assert 0.5 <= opened <= 0.5 + 3 / FPS  # the press (before frame 6), within a step; no face
+    # the door opened and closed before frame 16 (~1.6 s): relocked there, not after 5 s
+    assert 1.5 <= closed <= 1.5 + 2 / FPS
+    assert factory.pin("GPIO27").function == "input"  # inputs released on exit
+
+
+def test_reload_moves_the_latch_to_a_new_pin_locked(tmp_path, notify_socket):
+    conf = tmp_path / "hh.conf"
+    write_conf(conf, **{"latch.pin": "GPIO17", "service.state_dir": str(tmp_path / "s")})
+
+    def move_and_hup():
+        write_conf(conf, **{"latch.pin": "GPIO5", "service.state_dir": str(tmp_path / "s")})
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    clock, factory, source, pipeline = service_parts(["H"] * 4 + ["n"] * 5 + ["H"] * 4 + ["n"] * 5,
+                                                     {4: move_and_hup})
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock", "--max-frames", "18"])
+    cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
+    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+                       clock=clock) == 0
+    old, new = factory.pin("GPIO17"), factory.pin("GPIO5")
+    assert [s.state for s in old.states] == [False, True, False] and old.function == "input"
+    assert [s.state for s in new.states] == [False, True, False] and new.function == "input"
