@@ -63,8 +63,6 @@ def test_timer_relocks_without_the_main_loop(factory):
     assert wait_until(lambda: not latch.is_unlocked)
     assert latch.expired == 1
     assert states(latch.pin) == [False, True, False]
-    # the opening lasted at least the granted time (MockPin timestamps are deltas)
-    assert latch.pin.states[-1].timestamp >= 0.1
     latch.close()
 
 
