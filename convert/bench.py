@@ -178,7 +178,6 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "detector", "detect_width", "min_face", "equalize")}
     result["bundle"] = {"path": str(parts.bundle.path), "name": parts.bundle.meta.get("name"),
                         "sha256": parts.bundle.sha256[:12]}
-    result["notes"] += list(parts.missing.values())
     skip = set(args.skip)
 
     stages = None if "stages" in skip else bench_stages.time_stages(

@@ -1,22 +1,22 @@
 """Per-stage cost of one door decision, the whole pipeline, and frame age.
 
 Everything here uses the daemon's own modules (FaceGate, prepare_frame,
-Classifier, Vote, Pipeline): the figures are those of the code that ships.
-When a module has not landed yet the affected rows are reported as missing
-with the reason, never estimated.
+Classifier, Vote, Pipeline, the newest-frame reader): the figures are those
+of the code that ships.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from happyhouse.daemon.preprocess import prepare_frame, to_model_input
 from happyhouse.daemon.vote import Vote
 
+from happyhouse.daemon.pipeline import Observation, Pipeline
 from happyhouse.daemon.sources import Frame
 
 from .bench_frames import BenchFrames, live_source, yuyv_to_bgr
@@ -57,15 +57,22 @@ def now_ns() -> tuple:
 
 @dataclass
 class Parts:
-    """The daemon's components, built from its own config and the shipped bundle."""
+    """The daemon's own pipeline, built from its config and bundle exactly as the service does."""
 
     cfg: Any
-    bundle: Any
-    classifier: Any
-    gate: Any  # None when happyhouse.daemon.facegate is missing
-    threshold: float
-    pipeline: Any  # None when happyhouse.daemon.pipeline is missing
-    missing: Dict[str, str]
+    pipeline: Pipeline
+
+    @property
+    def bundle(self):
+        return self.pipeline.bundle
+
+    @property
+    def classifier(self):
+        return self.pipeline.classifier
+
+    @property
+    def gate(self):
+        return self.pipeline.gate
 
     def new_vote(self) -> Vote:
         cfg = self.cfg
@@ -74,50 +81,22 @@ class Parts:
 
 
 def build_parts(bundle_path: Optional[str], threads: int, config: Optional[str] = None) -> Parts:
-    from happyhouse.daemon.bundle import load_bundle
+    """``Pipeline.from_config``: bundle, self-tested classifier and face gate."""
     from happyhouse.daemon.config import load_config
 
     overrides = {"model.threads": threads, "model.bundle": bundle_path}
     cfg = load_config(config, overrides, required=config is not None)
-    bundle = load_bundle(cfg.model_bundle or None)
-    clf = bundle.classifier(threads=threads)
-    bundle.self_test(clf)
-    threshold = cfg.model_threshold if cfg.model_threshold is not None else bundle.threshold
-    missing: Dict[str, str] = {}
-    gate = pipeline = None
-    try:
-        from happyhouse.daemon.facegate import FaceGate
-    except ImportError as exc:
-        missing["facegate"] = f"happyhouse.daemon.facegate not available ({exc})"
-    else:
-        gate = FaceGate.from_config(cfg)
-    try:
-        from happyhouse.daemon.pipeline import Pipeline
-    except ImportError as exc:
-        missing["pipeline"] = f"happyhouse.daemon.pipeline not available ({exc})"
-    else:
-        if gate is not None:
-            pipeline = Pipeline(bundle, clf, gate, threshold)
-    return Parts(cfg, bundle, clf, gate, float(threshold), pipeline, missing)
-
-
-@dataclass(frozen=True)
-class _Observation:
-    """Used only while happyhouse.daemon.pipeline is missing: the fields Vote reads."""
-
-    timestamp: float
-    seq: int
-    face: Any
-    score: Optional[float]
-    happy: bool
-    latency_ms: float = 0.0
+    return Parts(cfg, Pipeline.from_config(cfg))
 
 
 def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> Dict[str, Any]:
-    """Each stage of the decision timed separately, frame after frame (the real call chain)."""
-    if parts.gate is None:
-        return {"error": parts.missing.get("facegate")}
-    clf, spec, vote = parts.classifier, parts.bundle.preprocess, parts.new_vote()
+    """Each stage of the decision timed separately, frame after frame.
+
+    The calls are those ``Pipeline.observe`` makes (gate, prepare_frame, the
+    classifier, ``Pipeline.decide``), split so each can be timed on its own.
+    """
+    pipeline, vote = parts.pipeline, parts.new_vote()
+    clf, spec = pipeline.classifier, pipeline.preprocess
     wall: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
     cpu: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
     faces = happy = unlocks = 0
@@ -126,7 +105,7 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
         t0 = now_ns()
         frame = Frame(yuyv_to_bgr(frames.yuyv[k]), time.monotonic(), i)
         t1 = now_ns()
-        box = parts.gate.find(frame.image)
+        box = pipeline.gate.find(frame.image)
         t2 = now_ns()
         t3 = t4 = t2
         score = None
@@ -138,8 +117,7 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
             t4 = now_ns()
         if raw is not None:
             score = float(clf.dequantize_output(raw).reshape(()))
-        obs = _Observation(frame.timestamp, frame.seq, box, score,
-                           score is not None and score >= parts.threshold)
+        obs = Observation(frame.timestamp, frame.seq, box, score, pipeline.decide(score), 0.0)
         if vote.add(obs, now=time.monotonic()):
             vote.reset("unlocked")
             unlocks += i >= warmup
@@ -160,30 +138,9 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
     return out
 
 
-def observer(parts: Parts) -> Callable[[Any], Any]:
-    """Frame -> Observation: the real Pipeline when present, else the same chain by hand."""
-    if parts.pipeline is not None:
-        return parts.pipeline.observe
-    clf, spec, gate = parts.classifier, parts.bundle.preprocess, parts.gate
-
-    def observe(frame):
-        start = time.perf_counter()
-        box = gate.find(frame.image)
-        score = None
-        if box is not None:
-            score = clf.score(prepare_frame(frame.image, box, spec))
-        return _Observation(frame.timestamp, frame.seq, box, score,
-                            score is not None and score >= parts.threshold,
-                            (time.perf_counter() - start) * 1000)
-
-    return observe
-
-
 def time_pipeline(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> Dict[str, Any]:
     """The whole decision per frame: capture conversion -> observe -> vote."""
-    if parts.gate is None:
-        return {"error": parts.missing.get("facegate")}
-    observe, vote = observer(parts), parts.new_vote()
+    observe, vote = parts.pipeline.observe, parts.new_vote()
     wall: List[int] = []
     cpu: List[int] = []
     started = now_ns()
@@ -202,8 +159,7 @@ def time_pipeline(parts: Parts, frames: BenchFrames, count: int, warmup: int) ->
     return {"ms": summary_ms(wall, cpu),
             "fps": round(count / ((ended[0] - started[0]) / 1e9), 1),
             "fps_cpu": round(count / max((ended[1] - started[1]) / 1e9, 1e-9), 1),
-            "implementation": "Pipeline.observe" if parts.pipeline is not None else
-            "components by hand (" + parts.missing.get("pipeline", "") + ")"}
+            "implementation": "Pipeline.observe"}
 
 
 def frame_age(parts: Parts, frames: BenchFrames, seconds: float, fps: float) -> Dict[str, Any]:
@@ -212,9 +168,7 @@ def frame_age(parts: Parts, frames: BenchFrames, seconds: float, fps: float) -> 
     The consumer loop is the service's: newest frame -> observe -> vote, over the
     daemon's own newest-frame reader.
     """
-    if parts.gate is None:
-        return {"error": parts.missing.get("facegate")}
-    observe, vote = observer(parts), parts.new_vote()
+    observe, vote = parts.pipeline.observe, parts.new_vote()
     ages: List[int] = []
     source = live_source(frames.yuyv, fps)
     with source:
