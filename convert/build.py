@@ -47,6 +47,7 @@ class Options:
     out: Path
     holdout: Sequence[Path] = ()
     metadata: Optional[Path] = None
+    metrics: Optional[Path] = None
     max_drop: float = parity_mod.DEFAULT_MAX_DROP
     calibration_size: int = DEFAULT_CALIBRATION_SIZE
     holdout_fraction: float = parity_mod.DEFAULT_HOLDOUT_FRACTION
@@ -128,7 +129,7 @@ def _file_sha256(path: Path) -> str:
 def convert(opts: Options) -> Bundle:
     """Build, prove and write the bundle; raises a HappyHouseError on any refusal."""
     check_writable(opts.out)
-    train_meta = read_metadata(find_metadata(opts.model, opts.metadata))
+    train_meta = read_metadata(find_metadata(opts.model, opts.metadata), opts.metrics)
     model = load_keras_model(opts.model)
     shape = model_input_shape(model, opts.model)
     spec = train_meta.preprocess

@@ -22,7 +22,12 @@ def _metric_lines(metrics: Mapping[str, Any]) -> str:
         return "- (the training metadata recorded no metrics)\n"
     lines = []
     for key, value in metrics.items():
-        text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value, sort_keys=True)
+        elif isinstance(value, float):
+            text = f"{value:.4f}"
+        else:
+            text = str(value)
         lines.append(f"- `{key}`: {text}")
     return "\n".join(lines) + "\n"
 
@@ -72,9 +77,12 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         "above). Side views, masks, glasses glare, strong backlight, night-time infrared images, "
         "children and people the collections under-represent may score worse; measure on your own "
         "door camera with `happyhouse-eval` before relying on it.\n"
-        "- Accuracy figures above come from image sets, not from your camera. The parity hold-out "
-        "may overlap the training data unless `--holdout` named separate data; it proves the int8 "
-        "model decides like the float model, not that the float model generalises.\n",
+        "- Accuracy figures above come from image sets, not from your camera. "
+        + ("The parity hold-out is a split of the calibration data and may overlap the training "
+           "data: it proves the int8 model decides like the float model, not that the model "
+           "generalises.\n" if str(parity["holdout"]).startswith("seeded") else
+           "The parity hold-out holds images the model was not trained on; it proves the int8 "
+           "model decides like the float model.\n"),
         "## Runtime\n",
         f"Converted with {json.dumps(meta['runtime']['converted_with'], sort_keys=True)}; "
         f"verified with `{meta['runtime']['verified_with']}`. The bundle's golden vectors let the "

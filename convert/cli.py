@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "data, never used for calibration)")
     parser.add_argument("--metadata", metavar="JSON",
                         help="training metadata (default: MODEL's .json or metadata.json beside it)")
+    parser.add_argument("--metrics", metavar="JSON",
+                        help="training validation metrics (happyhouse-train's metrics.json; "
+                             "default: the metadata's own or metrics.json beside it)")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, metavar="PP",
                         help="largest int8 accuracy loss allowed, in percentage points "
                              f"(default {DEFAULT_MAX_DROP:g})")
@@ -74,7 +77,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         bundle = convert(Options(
             model=Path(args.model), calibration=[Path(p) for p in args.calibration],
             out=Path(args.out), holdout=[Path(p) for p in args.holdout],
-            metadata=Path(args.metadata) if args.metadata else None, max_drop=args.max_drop,
+            metadata=Path(args.metadata) if args.metadata else None,
+            metrics=Path(args.metrics) if args.metrics else None, max_drop=args.max_drop,
             calibration_size=args.calibration_size, seed=args.seed, notes=notes))
     except HappyHouseError as exc:
         sys.stderr.write(f"happyhouse-convert: {exc}\n")

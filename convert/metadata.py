@@ -60,8 +60,7 @@ def _read_json(path: Path) -> Any:
         raise ModelError(f"{path} is not readable JSON: {exc}") from None
 
 
-def _side_metrics(folder: Path) -> Dict[str, Any]:
-    path = folder / METRICS_FILE
+def _side_metrics(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         return {}
     report = _read_json(path)
@@ -113,8 +112,12 @@ def _first(data: dict, keys, path: Path, required: bool = True):
     return None
 
 
-def read_metadata(path: Union[str, Path]) -> TrainingMeta:
+def read_metadata(path: Union[str, Path],
+                  metrics_path: Optional[Union[str, Path]] = None) -> TrainingMeta:
+    """Read the training metadata; validation metrics from ``metrics_path`` or beside it."""
     path = Path(path)
+    if metrics_path is not None and not Path(metrics_path).is_file():
+        raise ModelError(f"training metrics {metrics_path} does not exist")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -136,7 +139,8 @@ def read_metadata(path: Union[str, Path]) -> TrainingMeta:
     if len(labels) != 2:
         raise ModelError(f"training metadata {path}: labels must name 2 classes, got {labels}")
     used = {"preprocess", "labels", "metrics", *THRESHOLD_KEYS, *DATA_KEYS}
-    metrics = dict(data.get("metrics") or {}) or _side_metrics(path.parent)
+    metrics = (_side_metrics(Path(metrics_path)) if metrics_path is not None
+               else dict(data.get("metrics") or {}) or _side_metrics(path.parent / METRICS_FILE))
     return TrainingMeta(path=path, preprocess=preprocess, threshold=threshold, labels=labels,
                         metrics=metrics,
                         data=dict(_first(data, DATA_KEYS, path, required=False) or {}),
