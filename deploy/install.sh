@@ -272,7 +272,7 @@ install_config() {
   cp "$example" "$tmp"
   if [ -n "$BUNDLE" ]; then
     # Point a fresh config at the installed bundle.
-    sed -i "s|^#\\{0,1\\}bundle = .*|bundle = $BUNDLE_DEST|" "$tmp"
+    sed -i "s|^#\\{0,1\\}bundle =.*|bundle = $BUNDLE_DEST|" "$tmp"
   fi
   run mkdir -p "$ROOT$ETC"
   if [ ! -f "$conf" ] || { [ -f "$dist" ] && cmp -s "$conf" "$dist"; }; then
