@@ -25,7 +25,7 @@ DEFAULT_PATH = "/etc/happyhouse/happyhouse.conf"
 # gpiozero pin names: GPIO17, BCM17, BOARD11, J8:11, WPI0, or a bare BCM number.
 _PIN_RE = re.compile(r"^(GPIO\d{1,2}|BCM\d{1,2}|BOARD\d{1,2}|J8:\d{1,2}|WPI\d{1,2}|\d{1,2})$", re.I)
 GPIO_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
-DETECTORS = ("haar", "yunet")
+DETECTORS = ("blazeface", "haar", "yunet")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -65,15 +65,23 @@ KEYS: Tuple[Key, ...] = (
     Key("model", "threads", "int", 1, "TFLite interpreter threads", 1, 8),
     Key("model", "threshold", "optfloat", None,
         "score needed to count as happy; empty = the bundle's validated threshold", 0.0, 1.0),
-    Key("face", "detector", "choice", "haar", "face detector: haar or yunet", choices=DETECTORS),
+    Key("face", "detector", "choice", "blazeface",
+        "face detector: blazeface (MediaPipe's short-range model, shipped), haar (OpenCV "
+        "cascades, the fallback) or yunet (needs yunet_model)", choices=DETECTORS),
+    Key("face", "min_score", "float", 0.7,
+        "BlazeFace score a face needs (0.7: a face in 147 of 150 Happy House door frames, "
+        "none in 84 scenes with nobody in them)", 0.05, 0.99),
     Key("face", "yunet_model", "str", "", "path to a YuNet .onnx model (detector = yunet)"),
     Key("face", "cascade", "str", "",
         "path to a Haar cascade XML; empty = OpenCV's haarcascade_frontalface_alt2.xml"),
     Key("face", "min_face", "int", 48, "smallest face side in full-frame pixels", 8, 2000),
     Key("face", "detect_width", "int", 160,
-        "frames are downscaled to this width for detection (speed, fewer false faces; the "
+        "haar and yunet: frames are downscaled to this width for detection (speed, fewer "
+        "false faces; the "
         "smallest face found is about 20 px at this width: 80 px in a 640 px frame)", 80, 4096),
-    Key("face", "equalize", "bool", True, "equalise contrast before detection (backlit doorways)"),
+    Key("face", "equalize", "bool", True,
+        "haar and yunet: equalise contrast before detection (backlit doorways); blazeface "
+        "always sees the frame as it is"),
     Key("decision", "votes_needed", "int", 3, "happy frames needed among the last `window`", 1, 50),
     Key("decision", "window", "int", 5, "fresh face frames the vote looks back over", 1, 50),
     Key("decision", "max_gap", "float", 0.6,

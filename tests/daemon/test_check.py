@@ -84,7 +84,7 @@ def test_bad_model_is_no_go(tmp_path):
 
 
 def test_missing_cascade_is_no_go(tmp_path):
-    cfg = load_config(None, {"face.cascade": str(tmp_path / "gone.xml"),
+    cfg = load_config(None, {"face.detector": "haar", "face.cascade": str(tmp_path / "gone.xml"),
                              "service.state_dir": str(tmp_path)})
     code, report = _run(cfg, source=_source(), pin_factory=MockFactory())
     by = {c["name"]: c for c in report["checks"]}

@@ -1,9 +1,15 @@
 """The face gate on real door frames and on scenes with nobody in them.
 
-Figures (scripts/facegate_report.py, 640x480): the tuned gate finds a face in
-109/150 Happy House frames (72.7%; the goal of 97% is NOT met by Haar cascades:
-the misses are heads turned sideways and faces in near-black shadow) and in
-0 of 84 person-free scenes. The floors below guard those figures.
+Figures (scripts/facegate_report.py, 640x480; the Happy House frames are used
+to tune the gate, as issue 5 asks, never the classifier):
+
+* BlazeFace (default, min score 0.7): a face in 147/150 Happy House frames
+  (98.0%; misses: two full profiles, one washed-out face) and in 0 of 84
+  person-free scenes (highest scene score 0.656, lowest door score 0.634);
+* tuned Haar (fallback): 109/150 (72.7%; misses are heads turned sideways and
+  faces in near-black shadow) and 0 of 84.
+
+The floors below guard those figures.
 """
 
 import importlib.util
@@ -13,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
+from happyhouse.daemon import blazeface as bf
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.errors import DataError, FaceGateError
 from happyhouse.daemon.facegate import FaceGate, HaarPass, find_cascade
@@ -36,7 +43,13 @@ def report():
 
 @pytest.fixture(scope="module")
 def gate():
+    """The default gate: BlazeFace."""
     return FaceGate.from_config(load_config(None))
+
+
+@pytest.fixture(scope="module")
+def haar_gate():
+    return FaceGate.from_config(load_config(None, {"face.detector": "haar"}))
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +58,7 @@ def hh_frames(happy_house_h5, report):
     return frames
 
 
-def test_gate_finds_faces_in_happy_house_frames(gate, hh_frames):
-    boxes = [gate.find(f) for f in hh_frames]
-    found = sum(b is not None for b in boxes)
-    assert found >= 105, f"face found in only {found}/150 Happy House frames (was 109)"
+def _check_boxes(boxes):
     for box in boxes:
         if box is not None:  # a real face box: inside the frame, plausible size
             x, y, w, h = box
@@ -56,20 +66,57 @@ def test_gate_finds_faces_in_happy_house_frames(gate, hh_frames):
             assert 80 <= w <= 400 and 80 <= h <= 400
 
 
-def test_gate_finds_no_face_in_empty_scenes(gate, report):
+def test_default_gate_is_blazeface(gate):
+    assert gate.description.startswith("blazeface")
+
+
+def test_gate_finds_faces_in_happy_house_frames(gate, hh_frames):
+    boxes = [gate.find(f) for f in hh_frames]
+    found = sum(b is not None for b in boxes)
+    assert found >= 146, f"face found in only {found}/150 Happy House frames (was 147; goal 97%)"
+    _check_boxes(boxes)
+
+
+def test_haar_fallback_finds_faces_in_happy_house_frames(haar_gate, hh_frames):
+    boxes = [haar_gate.find(f) for f in hh_frames]
+    found = sum(b is not None for b in boxes)
+    assert found >= 105, f"Haar found a face in only {found}/150 Happy House frames (was 109)"
+    _check_boxes(boxes)
+
+
+@pytest.mark.parametrize("which", ["gate", "haar_gate"])
+def test_gate_finds_no_face_in_empty_scenes(which, report, request):
+    gate = request.getfixturevalue(which)
     scenes = report.empty_scenes()
     false = {name: gate.find(img) for name, img in scenes.items()}
     false = {k: v for k, v in false.items() if v is not None}
     assert len(scenes) == 84 and false == {}
 
 
-def test_stock_cascade_at_default_settings_does_worse(hh_frames):
+def test_blazeface_and_haar_agree_on_where_the_face_is(gate, haar_gate, hh_frames):
+    """Both detectors box the same face: the decoding and letterbox mapping are right."""
+    pairs = [(gate.find(f), haar_gate.find(f)) for f in hh_frames[::5]]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    assert len(pairs) >= 15
+    ratios, shifts = [], []
+    for (ax, ay, aw, ah), (bx, by, bw, bh) in pairs:
+        # each face: centres within a quarter of the Haar box, sizes within 1.4x
+        assert abs((ax + aw / 2) - (bx + bw / 2)) < bw / 4
+        assert abs((ay + ah / 2) - (by + bh / 2)) < bh / 4
+        assert 1 / 1.4 < (aw * ah) ** 0.5 / (bw * bh) ** 0.5 < 1.4
+        ratios.append(aw / bw)
+        shifts.append((ay + ah / 2 - by - bh / 2) / bh)
+    # and typically the same crop (the reframing to the training crops): the
+    # median size within 10%, the median centre within 5% of the box
+    assert 0.9 < np.median(ratios) < 1.1 and abs(np.median(shifts)) < 0.05
+
+
+def test_stock_cascade_at_default_settings_does_worse(hh_frames, haar_gate):
     """Why the gate is tuned: OpenCV's stock call finds far fewer faces."""
     cascade = cv2.CascadeClassifier(str(find_cascade("haarcascade_frontalface_default.xml")))
     stock = sum(len(cascade.detectMultiScale(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))) > 0
                 for f in hh_frames[::3])
-    ours = FaceGate.from_config(load_config(None))
-    tuned = sum(ours.find(f) is not None for f in hh_frames[::3])
+    tuned = sum(haar_gate.find(f) is not None for f in hh_frames[::3])
     assert tuned > stock + 5
 
 
@@ -108,12 +155,17 @@ def test_mirrored_pass_box_is_unmirrored():
     assert gate.find(np.zeros((480, 640, 3), np.uint8)) == ((160 - 10 - 30) * 4, 80, 120, 120)
 
 
-def test_min_face_rejects_small_faces(hh_frames):
-    cfg = load_config(None, {"face.min_face": 400})
+@pytest.mark.parametrize("detector", ["blazeface", "haar"])
+def test_min_face_rejects_small_faces(hh_frames, detector):
+    assert FaceGate.from_config(load_config(None, {"face.detector": detector})).find(
+        hh_frames[0]) is not None
+    cfg = load_config(None, {"face.min_face": 400, "face.detector": detector})
     assert FaceGate.from_config(cfg).find(hh_frames[0]) is None
 
 
-def test_no_face_on_flat_and_noise_frames(gate):
+@pytest.mark.parametrize("which", ["gate", "haar_gate"])
+def test_no_face_on_flat_and_noise_frames(which, request):
+    gate = request.getfixturevalue(which)
     rng = np.random.default_rng(0)
     assert gate.find(np.zeros((480, 640, 3), np.uint8)) is None
     assert gate.find(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)) is None
@@ -128,7 +180,8 @@ def test_bad_frames_raise_data_error(gate, bad):
 
 def test_missing_cascade_is_a_clear_error(tmp_path):
     with pytest.raises(FaceGateError, match="does not exist") as info:
-        FaceGate.from_config(load_config(None, {"face.cascade": str(tmp_path / "nope.xml")}))
+        FaceGate.from_config(load_config(None, {"face.detector": "haar",
+                                                "face.cascade": str(tmp_path / "nope.xml")}))
     assert "\n" not in str(info.value)
     with pytest.raises(FaceGateError, match="not found"):
         find_cascade("haarcascade_nothing.xml")
@@ -145,3 +198,145 @@ def test_missing_yunet_model_is_a_clear_error(tmp_path):
     cfg = load_config(None, {"face.detector": "yunet", "face.yunet_model": str(tmp_path / "y.onnx")})
     with pytest.raises(FaceGateError, match="YuNet model .* does not exist"):
         FaceGate.from_config(cfg)
+
+
+# ----------------------------------------------------------------- BlazeFace
+def test_anchors_follow_mediapipe_short_range_layout():
+    anchors = bf.ssd_anchors()
+    assert anchors.shape == (896, 2)
+    # stride 8: 16x16 cells, 2 anchors each, row-major (x fastest)
+    assert np.allclose(anchors[0], anchors[1]) and np.allclose(anchors[0], [1 / 32, 1 / 32])
+    assert np.allclose(anchors[2], [3 / 32, 1 / 32])
+    assert np.allclose(anchors[32], [1 / 32, 3 / 32])
+    assert np.allclose(anchors[511], [31 / 32, 31 / 32])
+    # the three stride-16 layers share an 8x8 grid: 6 anchors per cell
+    assert np.allclose(anchors[512:518], [1 / 16, 1 / 16])
+    assert np.allclose(anchors[518], [3 / 16, 1 / 16])
+    assert np.allclose(anchors[-1], [15 / 16, 15 / 16])
+
+
+def test_decode_places_a_box_on_its_anchor():
+    anchors = bf.ssd_anchors()
+    reg = np.zeros((896, 16), np.float32)
+    logits = np.full(896, -20.0, np.float32)
+    reg[600, :4] = [12.8, -6.4, 32.0, 64.0]  # offsets and size in 128 px input units
+    logits[600] = 2.0
+    logits[601] = 1e6  # clipped, no overflow
+    boxes, scores = bf.decode(reg, logits, anchors)
+    cx, cy = anchors[600] + [0.1, -0.05]
+    assert np.allclose(boxes[600], [cx - 0.125, cy - 0.25, cx + 0.125, cy + 0.25], atol=1e-6)
+    assert scores[600] == pytest.approx(1 / (1 + np.exp(-2.0)))
+    assert scores[601] == pytest.approx(1.0) and scores[0] < 1e-8
+
+
+def test_weighted_nms_merges_one_face_and_keeps_another():
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3], [0.12, 0.1, 0.32, 0.3],   # one face, twice
+                      [0.6, 0.6, 0.8, 0.8],                            # another face
+                      [0.4, 0.4, 0.5, 0.5]])                           # below min score
+    scores = np.array([0.9, 0.6, 0.8, 0.3])
+    out = bf.weighted_nms(boxes, scores, min_score=0.5)
+    assert [round(s, 3) for _, s in out] == [0.9, 0.8]
+    assert np.allclose(out[0][0], [0.1 + 0.02 * 0.6 / 1.5, 0.1, 0.3 + 0.02 * 0.6 / 1.5, 0.3])
+    assert np.allclose(out[1][0], boxes[2])
+    assert bf.weighted_nms(boxes, scores, min_score=0.95) == []
+
+
+def test_letterbox_keeps_aspect_and_maps_back():
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    square, fit = bf.letterbox(frame)
+    assert square.shape == (128, 128, 3) and fit.scale == pytest.approx(0.2)
+    assert (fit.pad_x, fit.pad_y) == (0, 16)
+    assert square[:16].max() == 0 and square[-16:].max() == 0 and square[16:112].min() == 200
+    # the whole picture area of the square is the whole frame
+    assert np.allclose(fit.to_frame([0, 16 / 128, 1, 112 / 128]), [0, 0, 640, 480])
+
+
+def test_blazeface_box_follows_a_face_moved_in_the_frame(gate, hh_frames):
+    """The real network on a synthetic case: a door frame shrunk to a quarter
+    and pasted elsewhere in a grey frame gives the shrunk, moved box."""
+    full = gate.find(hh_frames[1])
+    assert full is not None
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[200:440, 300:620] = cv2.resize(hh_frames[1], (320, 240), interpolation=cv2.INTER_AREA)
+    moved = gate.find(canvas)
+    assert moved is not None
+    expect = np.array([300 + full[0] / 2, 200 + full[1] / 2, full[2] / 2, full[3] / 2])
+    assert np.abs(np.array(moved) - expect).max() < 0.15 * full[2] / 2
+
+
+class FixedDetector:
+    """Stands in for BlazeFace: fixed detections in frame pixels."""
+
+    def __init__(self, found):
+        self.found, self.scores = found, []
+
+    def detect(self, frame, min_score):
+        self.scores.append(min_score)
+        return [(np.array(box, float), 0.9) for box in self.found]
+
+
+def test_face_box_is_grown_and_raised_like_the_training_crops():
+    x0, y0, x1, y1 = bf.to_face_box((100, 200, 200, 300))
+    assert (x1 - x0) == pytest.approx(100 * bf.CROP_GROW) and (y1 - y0) == pytest.approx(
+        100 * bf.CROP_GROW)
+    assert (x0 + x1) / 2 == pytest.approx(150)
+    assert (y0 + y1) / 2 == pytest.approx(250 - 100 * bf.CROP_RAISE)
+
+
+def _unframe(box):
+    """A face box (x, y, w, h) -> the BlazeFace box that to_face_box turns into it."""
+    x, y, w, h = box
+    bw, bh = w / bf.CROP_GROW, h / bf.CROP_GROW
+    cx, cy = x + w / 2, y + h / 2 + bf.CROP_RAISE * bh
+    return (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
+
+
+def test_blazeface_gate_largest_face_clipped_min_face():
+    found = [_unframe(b) for b in [(100, 100, 80, 80), (300, 50, 120, 120),
+                                   (600, 400, 100, 120), (10, 10, 30, 30)]]
+    gate = FaceGate(blazeface=FixedDetector(found), min_face=60, min_score=0.66)
+    # (600, 400, 100, 120) is 40x80 inside the frame: below min_face; (10, 10) is 30 px
+    assert gate.find(np.zeros((480, 640, 3), np.uint8)) == (300, 50, 120, 120)
+    assert gate._blazeface.scores == [0.66]
+    assert FaceGate(blazeface=FixedDetector(found[2:]), min_face=60).find(
+        np.zeros((480, 640, 3), np.uint8)) is None
+    edge = FaceGate(blazeface=FixedDetector([_unframe((-20, -10, 100, 100))]), min_face=60)
+    assert edge.find(np.zeros((480, 640, 3), np.uint8)) == (0, 0, 80, 90)
+
+
+def test_min_score_reaches_the_gate():
+    gate = FaceGate.from_config(load_config(None, {"face.min_score": 0.9}))
+    assert gate.min_score == 0.9 and "min score 0.9" in gate.description
+
+
+def test_missing_blazeface_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FaceGateError, match="BlazeFace model .* does not exist") as info:
+        FaceGate.blazeface(model=str(tmp_path / "nope.tflite"))
+    assert "\n" not in str(info.value) and "detector = haar" in str(info.value)
+
+
+def test_corrupt_blazeface_model_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"\x00not a flatbuffer" * 64)
+    with pytest.raises(FaceGateError, match="cannot be loaded") as info:
+        FaceGate.blazeface(model=str(bad))
+    assert "\n" not in str(info.value) and "detector = haar" in str(info.value)
+
+
+def test_wrong_tflite_model_is_a_clear_error():
+    from happyhouse.daemon.bundle import default_bundle_path
+
+    classifier = default_bundle_path() / "model.tflite"
+    with pytest.raises(FaceGateError, match="not the short-range face detector") as info:
+        FaceGate.blazeface(model=str(classifier))
+    assert "\n" not in str(info.value)
+
+
+def test_shipped_model_is_the_documented_file():
+    import hashlib
+
+    path = bf.default_model_path()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == bf.MODEL_SHA256
+    readme = (path.parent / "README.md").read_text()
+    assert bf.MODEL_SHA256 in readme and "Apache" in readme
+    assert "Apache License" in (path.parent / "LICENSE.md").read_text()

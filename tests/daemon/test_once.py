@@ -165,7 +165,7 @@ def test_cli_once_bad_sources_exit_2_with_one_line(tmp_path, capsys, make, match
 
 def test_cli_once_missing_cascade_exits_2(tmp_path, door_jpg, capsys):
     conf = tmp_path / "h.conf"
-    conf.write_text(f"[face]\ncascade = {tmp_path / 'gone.xml'}\n")
+    conf.write_text(f"[face]\ndetector = haar\ncascade = {tmp_path / 'gone.xml'}\n")
     code = cli.main(["--once", "--config", str(conf), "--source", str(door_jpg)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "gone.xml" in err[0]
