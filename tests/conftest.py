@@ -58,3 +58,46 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="hardware test: set HAPPYHOUSE_HARDWARE=1 on a Pi"))
         if "soak" in item.keywords and not soak:
             item.add_marker(pytest.mark.skip(reason="soak test: set HAPPYHOUSE_SOAK=1"))
+
+
+def face_in_door_frame(face_rgb, side: int = 220, width: int = 640, height: int = 480):
+    """A face crop (RGB) centred in a plain BGR door-camera frame, face ``side`` px tall."""
+    import cv2
+    import numpy as np
+
+    frame = np.full((height, width, 3), 96, np.uint8)
+    face = cv2.resize(cv2.cvtColor(face_rgb, cv2.COLOR_RGB2BGR), (side, side),
+                      interpolation=cv2.INTER_LINEAR)
+    y, x = (height - side) // 2, (width - side) // 2
+    frame[y:y + side, x:x + side] = face
+    return frame
+
+
+@pytest.fixture(scope="session")
+def smiling_door_frames(genki_root):
+    """(smiles, non_smiles): GENKI faces in door frames that the SHIPPED pipeline
+    (default config: BlazeFace gate, shipped bundle, its threshold) observes as happy,
+    and smiling-labelled ones it does not open for, 8 each at most.
+
+    Chosen by the real pipeline so end-to-end tests follow the shipped model; the
+    assertion below is itself a check that the shipped door opens for real smiles.
+    """
+    import time
+
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.datasets import load_dataset
+    from happyhouse.daemon.pipeline import Pipeline
+    from happyhouse.daemon.sources import Frame
+
+    ds = load_dataset(genki_root, limit=40)
+    pipe = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
+    smiles, others = [], []
+    for image, label in zip(ds.images, ds.labels):
+        frame = face_in_door_frame(image)
+        seen = pipe.observe(Frame(frame, time.monotonic(), 0))
+        if label == 1 and seen.happy:
+            smiles.append(frame)
+        elif label == 0 and seen.face is not None and not seen.happy:
+            others.append(frame)
+    assert len(smiles) >= 8, f"the shipped pipeline opened for only {len(smiles)} of 40 GENKI smiles"
+    return smiles[:8], others[:8]

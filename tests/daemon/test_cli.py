@@ -56,19 +56,14 @@ def test_force_lock_without_gpio_hardware_is_a_clear_error(monkeypatch, capsys):
 
 
 @pytest.fixture
-def door_folder(tmp_path, happy_house_h5):
-    """A folder of door-camera frames of smiling people (course test set, label 1)."""
+def door_folder(tmp_path, smiling_door_frames):
+    """A folder of door-camera frames of smiling people that the shipped pipeline opens for."""
     import cv2
-    import h5py
 
-    from happyhouse.daemon.sources import to_door_frame
-
-    with h5py.File(happy_house_h5, "r") as f:
-        x, y = f["test_set_x"][:], f["test_set_y"][:].ravel()
     folder = tmp_path / "frames"
     folder.mkdir()
-    for i, img in enumerate([img for img, label in zip(x, y) if label == 1][:6]):
-        cv2.imwrite(str(folder / f"{i:02d}.png"), to_door_frame(img))
+    for i, frame in enumerate(smiling_door_frames[0][:6]):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
     return folder
 
 
