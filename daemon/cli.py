@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .config import DEFAULT_PATH, GPIO_FACTORIES, Config, load_config
 from .errors import HappyHouseError
@@ -115,10 +116,75 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
     return run_service(cfg, args)
 
 
+def lenient_latch_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:
+    """``--force-lock`` with a config that does not validate: the latch keys alone.
+
+    ``[latch] pin``, ``active_high`` and ``gpio`` are read one by one from the
+    file (flags win); a key that cannot be read or is invalid falls back to its
+    default. Returns the config and notes saying what was used, for the log.
+    """
+    import configparser
+
+    from .config import KEY_BY_NAME, build_config
+    from .errors import ConfigError
+
+    names = ("latch.pin", "latch.active_high", "latch.gpio")
+    raw: Dict[str, object] = {}
+    notes: List[str] = []
+    path = args.config
+    if path is None and os.path.exists(DEFAULT_PATH):
+        path = DEFAULT_PATH
+    if path is not None:
+        parser = configparser.ConfigParser(interpolation=None, strict=False,
+                                           inline_comment_prefixes=("#", ";"))
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                parser.read_file(handle)
+        except (OSError, configparser.Error) as exc:
+            notes.append(f"{path} unreadable ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+        for name in names:
+            section, key = name.split(".")
+            if parser.has_option(section, key):
+                raw[name] = parser.get(section, key)
+    for flag, name in (("pin", "latch.pin"), ("gpio", "latch.gpio")):
+        if getattr(args, flag, None) is not None:
+            raw[name] = getattr(args, flag)
+    values: Dict[str, object] = {}
+    for name in names:
+        key = KEY_BY_NAME[name]
+        if name in raw:
+            try:
+                values[name] = build_config({name: raw[name]}).get(name)
+            except ConfigError:
+                notes.append(f"{name} = {raw[name]!r} invalid")
+        if name not in values:
+            values[name] = key.default
+            notes.append(f"{name} = {key.default!r} (default)")
+        else:
+            notes.append(f"{name} = {values[name]!r}")
+    return build_config(values, origin="force-lock fallback", path=path), notes
+
+
+def _force_lock_fallback(args: argparse.Namespace, exc: HappyHouseError) -> int:
+    """``ExecStopPost=`` must lock even when the config is broken."""
+    from .latch import force_lock
+
+    setup_logging("INFO")
+    log.error("config rejected (%s); --force-lock goes on with the latch keys alone", exc)
+    cfg, notes = lenient_latch_config(args)
+    log.warning("--force-lock fallback: %s", "; ".join(notes))
+    return force_lock(cfg)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = config_from_args(args)
+        try:
+            cfg = config_from_args(args)
+        except HappyHouseError as exc:
+            if not args.force_lock:
+                raise
+            return _force_lock_fallback(args, exc)
         setup_logging(cfg.service_log_level)
         return _dispatch(cfg, args)
     except HappyHouseError as exc:

@@ -44,6 +44,8 @@ log = logging.getLogger("happyhouse.daemon.service")
 #: longest a single latest() call may block: bounds how late a stop or exit request is seen
 FRAME_TIMEOUT = 0.2
 STATUS_EVERY = 1.0
+#: longest a SIGHUP reload keeps the watchdog fed (model self-test + camera reopen)
+RELOAD_WATCHDOG_LIMIT = 60.0
 FPS_WINDOW = 5.0
 
 
@@ -84,6 +86,8 @@ class Door:
         self.frames = 0
         self.fresh_frames = 0
         self.stale_frames = 0
+        self.bad_frames = 0
+        self._bad_frame_logged = False
         self.unlocks = 0
         self.ready_sent = False
         self.last_decision = "none yet"
@@ -141,6 +145,8 @@ class Door:
             age = now - frame.timestamp
             if not age <= self.stale_after:
                 self._stale(frame, age, now)
+            elif not _valid_image(frame):
+                self._bad_frame(frame, now)
             else:
                 obs = self._fresh(frame, now)
         self._timers(self.clock())
@@ -174,7 +180,20 @@ class Door:
                                      "verdict": "stale"}})
         self._check_stall(now)
 
+    def _bad_frame(self, frame, now: float) -> None:
+        """A frame that is not a BGR uint8 image (a driver fault): no sign of life, no vote;
+        the door stays locked and a camera delivering only these is declared lost."""
+        self.bad_frames += 1
+        self.vote.reset("bad frame")
+        self.last_decision = "bad frame"
+        if not self._bad_frame_logged:
+            log.warning("camera delivered a frame that is not a BGR uint8 image (frame %s): "
+                        "ignored", frame.seq)
+            self._bad_frame_logged = True
+        self._check_stall(now)
+
     def _fresh(self, frame, now: float):
+        self._bad_frame_logged = False
         self.fresh_frames += 1
         self._last_fresh = now
         self._fresh_times.append(now)
@@ -296,6 +315,17 @@ class Door:
             self.notifier.stopping(f"stopping: {reason}")
         else:
             self._status(now, force=True)
+
+
+def _valid_image(frame) -> bool:
+    from .errors import DataError
+    from .preprocess import check_frame
+
+    try:
+        check_frame(getattr(frame, "image", None))
+    except DataError:
+        return False
+    return True
 
 
 def _box_text(box: Any) -> str:
@@ -514,11 +544,52 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
             signals.restore()
 
 
+class _ReloadWatchdog:
+    """Keeps systemd's watchdog fed while a reload rebuilds parts (model self-test,
+    camera reopen: longer than ``WatchdogSec=`` on a Pi), for at most ``limit``
+    seconds, so a reload that truly hangs still gets the service killed."""
+
+    def __init__(self, notifier: Notifier, limit: float = RELOAD_WATCHDOG_LIMIT) -> None:
+        self.notifier = notifier
+        self.limit = limit
+        self.pings = 0
+        self._done = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def __enter__(self) -> "_ReloadWatchdog":
+        interval = self.notifier.watchdog_interval
+        if interval is not None:
+            self.notifier.watchdog()  # the reload starts with a full watchdog period
+            self.pings += 1
+            self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
+                                            name="happyhouse-reload-watchdog")
+            self._thread.start()
+        return self
+
+    def _run(self, interval: float) -> None:
+        end = time.monotonic() + self.limit
+        while not self._done.wait(interval) and time.monotonic() < end:
+            self.notifier.watchdog()
+            self.pings += 1
+        if not self._done.is_set():
+            log.error("reload still running after %.0f s: watchdog pings stop", self.limit)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def _reload(cfg, args, parts: _Parts, notifier: Notifier):
     """SIGHUP: stay locked, re-read the config, rebuild what changed; keep the old on error."""
     parts.lock()
     notifier.reloading("reloading config (latch locked)")
     log.info("reloading config (latch locked)")
+    with _ReloadWatchdog(notifier):
+        return _rebuild(cfg, args, parts)
+
+
+def _rebuild(cfg, args, parts: _Parts):
     new = reload_config(cfg, args)
     if new is None:
         return cfg

@@ -1,0 +1,382 @@
+"""Fakes for the reliability tests: fake time with timers, clocked mock pins, and the
+real ``run_service`` driven one camera read at a time (lockstep).
+
+* :class:`FakeClock` is the service's monotonic clock. The latch's relock timer
+  (a ``threading.Timer`` in production) is replaced by :class:`FakeTimer`,
+  which fires when fake time passes its deadline: a hung loop is then
+  modelled exactly, and "never open longer than the cap" is checked to the
+  microsecond instead of with real sleeps.
+* :func:`clocked_factory` gives ``MockFactory`` pins that time-stamp
+  ``pin.states`` with the fake clock (as in tests/daemon/test_service.py).
+* :class:`DoorRig` runs what :func:`run_service` runs (its ``_Parts``, the real
+  Door, Vote and Latch, ``_reload``, the stop path) one loop pass at a time
+  in the test thread; each camera read runs one command (a frame, a stall,
+  an error) chosen by the test. No threads: a step is deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import types
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional, Tuple
+
+import numpy as np
+from gpiozero.pins.mock import MockFactory, MockPin, PinState
+
+BOX = (100, 80, 120, 120)
+IMAGE = np.zeros((48, 64, 3), np.uint8)
+LATCH_PIN, EXIT_PIN, CONTACT_PIN = "GPIO17", "GPIO27", "GPIO22"
+
+
+# -- time ----------------------------------------------------------------------------------
+class FakeClock:
+    """Monotonic fake time; ``advance`` fires due :class:`FakeTimer` s at their due time."""
+
+    active: Optional["FakeClock"] = None  # the clock new FakeTimers attach to
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = float(start)
+        self._timers: List[Tuple[float, int, "FakeTimer"]] = []
+        self._order = itertools.count()
+        self._lock = threading.RLock()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> None:
+        with self._lock:
+            target = self.t + max(0.0, float(dt))
+            while self._timers and self._timers[0][0] <= target:
+                due, _, timer = heapq.heappop(self._timers)
+                self.t = max(self.t, due)
+                timer.fire()
+            self.t = max(self.t, target)
+
+    def schedule(self, due: float, timer: "FakeTimer") -> None:
+        with self._lock:
+            heapq.heappush(self._timers, (due, next(self._order), timer))
+
+
+class FakeTimer:
+    """``threading.Timer`` on :attr:`FakeClock.active` (same constructor and methods)."""
+
+    def __init__(self, interval, function, args=None, kwargs=None) -> None:
+        self.interval, self.function = float(interval), function
+        self.args, self.kwargs = tuple(args or ()), dict(kwargs or {})
+        self.daemon, self.name = True, "fake-timer"
+        self.cancelled = False
+        self.clock = FakeClock.active
+
+    def start(self) -> None:
+        self.clock.schedule(self.clock() + self.interval, self)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def fire(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self.function(*self.args, **self.kwargs)
+
+
+@contextmanager
+def fake_latch_timers(clock: FakeClock):
+    """The latch module's ``threading.Timer`` runs on ``clock`` inside this block."""
+    import happyhouse.daemon.latch as latch_mod
+
+    shim = types.SimpleNamespace(RLock=threading.RLock, Timer=FakeTimer)
+    saved, saved_clock = latch_mod.threading, FakeClock.active
+    latch_mod.threading, FakeClock.active = shim, clock
+    try:
+        yield clock
+    finally:
+        latch_mod.threading, FakeClock.active = saved, saved_clock
+
+
+def clocked_factory(clock: Callable[[], float]) -> MockFactory:
+    """A MockFactory whose pins time-stamp their changes with ``clock``."""
+
+    class ClockedPin(MockPin):
+        def _change_state(self, value):
+            if self._state != value:
+                t = clock()
+                self._state = value
+                self.states.append(PinState(t - self._last_change, value))
+                self._last_change = t
+                return True
+            return False
+
+        def clear_states(self):
+            self._last_change = clock()
+            self.states = [PinState(0.0, self._state)]
+
+    return MockFactory(pin_class=ClockedPin)
+
+
+def on_intervals(pin, t0: float, now: Optional[float] = None) -> List[Tuple[float, float]]:
+    """[(on_at, off_at)] in absolute fake time from a clocked pin; an opening still
+    in progress ends at ``now``."""
+    t, out, opened = t0, [], None
+    for delta, state in pin.states[1:]:
+        t += delta
+        if state and opened is None:
+            opened = t
+        elif not state and opened is not None:
+            out.append((opened, t))
+            opened = None
+    if opened is not None:
+        out.append((opened, now if now is not None else t))
+    return out
+
+
+# -- scripted parts ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Frame:
+    image: Any
+    timestamp: float
+    seq: int
+    kind: str = "-"  # H happy face, n unhappy face, - no face
+    latency: float = 0.02  # what scoring it will cost (fake seconds)
+
+
+@dataclass(frozen=True)
+class Observation:
+    timestamp: float
+    seq: int
+    face: Optional[tuple]
+    score: Optional[float]
+    happy: bool
+    latency_ms: float = 1.0
+    stages_ms: dict = field(default_factory=dict, compare=False)
+
+
+class ScriptedPipeline:
+    """Scores a :class:`Frame` by its ``kind``; records (frame, decision time) per call."""
+
+    model_sha256 = "f" * 64
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.observed: List[Tuple[Frame, float]] = []
+        self.fail_next: Optional[BaseException] = None
+
+    def observe(self, frame: Frame) -> Observation:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        self.clock.advance(frame.latency)
+        decided = self.clock()
+        self.observed.append((frame, decided))
+        face = None if frame.kind == "-" else BOX
+        score = None if face is None else (0.93 if frame.kind == "H" else 0.08)
+        return Observation(frame.timestamp, frame.seq, face, score, frame.kind == "H",
+                           frame.latency * 1000)
+
+
+class CommandSource:
+    """A camera whose next ``latest()`` runs the command the test set (None: a stall)."""
+
+    description = "scripted camera"
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.pending: Optional[Callable] = None
+        self.opened = self.closed = 0
+        self.seq = 0
+        self.last: Optional[Frame] = None
+        self.received: Optional[Tuple[Frame, float]] = None  # (frame, clock at hand-over)
+
+    def open(self) -> None:
+        self.opened += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def latest(self, timeout: float):
+        command, self.pending = (self.pending or none_cmd()), None
+        self.received = None
+        return command(self, timeout)
+
+    def deliver(self, frame: Optional[Frame]) -> Optional[Frame]:
+        self.received = None if frame is None else (frame, self.clock())
+        return frame
+
+
+# commands: callables (source, timeout) -> Frame | None, or raising
+def frame_cmd(kind: str, age: float = 0.0, latency: float = 0.02, dt: float = 0.1):
+    def command(src: CommandSource, timeout: float):
+        src.clock.advance(min(dt, timeout))  # latest() honours its timeout
+        src.seq += 1
+        frame = Frame(IMAGE, src.clock() - age, src.seq, kind, latency)
+        src.last = frame
+        return src.deliver(frame)
+    return command
+
+
+def duplicate_cmd(dt: float = 0.1):
+    """The previous frame again: same seq, same timestamp (a source bug)."""
+    def command(src: CommandSource, timeout: float):
+        src.clock.advance(min(dt, timeout))
+        return src.deliver(src.last)
+    return command
+
+
+def none_cmd():
+    def command(src: CommandSource, timeout: float):
+        src.clock.advance(timeout)
+        return src.deliver(None)
+    return command
+
+
+def raise_cmd(exc: BaseException, dt: Optional[float] = None):
+    def command(src: CommandSource, timeout: float):
+        src.clock.advance(timeout if dt is None else dt)
+        src.received = None
+        raise exc
+    return command
+
+
+# -- the service loop, one step at a time -------------------------------------------------
+class Recorder:
+    """Notify sender: records (step, thread name, message); on RELOADING/STOPPING it
+    checks that the latch is locked at that very instant."""
+
+    def __init__(self, rig: "DoorRig") -> None:
+        self.rig = rig
+        self.messages: List[Tuple[int, str, str]] = []
+
+    def __call__(self, message: str) -> bool:
+        self.messages.append((self.rig.steps, threading.current_thread().name, message))
+        first = message.splitlines()[0]
+        if first in ("RELOADING=1", "STOPPING=1") and self.rig.latch_on():
+            self.rig.violations.append(f"{first} sent with the latch driven")
+        return True
+
+    def in_step(self, step: int) -> List[str]:
+        return [m for s, _, m in self.messages if s == step]
+
+
+def write_conf(path, values) -> None:
+    sections = {}
+    for key, value in values.items():
+        section, name = key.split(".")
+        sections.setdefault(section, []).append(f"{name} = {value}")
+    path.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items()))
+
+
+def spy_door_class(rig: "DoorRig"):
+    """The real Door; every state change is checked against the latch pin."""
+    from happyhouse.daemon.service import Door, State
+
+    class SpyDoor(Door):
+        def _enter(self, state, now, reason):
+            on = rig.latch_on()
+            if state is State.UNLOCKED and not on:
+                rig.violations.append(f"entered UNLOCKED ({reason}) with the latch locked")
+            if state is not State.UNLOCKED and on:
+                rig.violations.append(f"entered {state.value} ({reason}) with the latch driven")
+            super()._enter(state, now, reason)
+
+    return SpyDoor
+
+
+class DoorRig:
+    """What ``run_service`` does, step by step in the test thread, with its real parts:
+    ``_Parts`` (latch, door contact), ``Door``, ``_reload`` and the stop path; only the
+    camera, the pipeline, the pins and the clock are fakes.
+
+    ``step(command)`` is one pass of ``run_door``'s loop; ``sighup()`` and
+    ``sigterm()`` are what the loop does when it finds the flag set.
+    """
+
+    def __init__(self, conf_path, values: dict, watchdog_usec: Optional[int] = 400_000) -> None:
+        from happyhouse.daemon import service
+        from happyhouse.daemon.cli import build_parser
+        from happyhouse.daemon.config import load_config
+        from happyhouse.daemon.notify import Notifier
+
+        self.service = service
+        self.conf_path = conf_path
+        write_conf(conf_path, values)
+        self.args = build_parser().parse_args(["--config", str(conf_path), "--gpio", "mock"])
+        self.cfg = load_config(str(conf_path), {"latch.gpio": "mock"}, required=True)
+        self.clock = FakeClock()
+        self.t0 = self.clock()
+        self.factory = clocked_factory(self.clock)
+        self.source = CommandSource(self.clock)
+        self.pipeline = ScriptedPipeline(self.clock)
+        self.violations: List[str] = []
+        self.steps = 0
+        self.recorder = Recorder(self)
+        env = {"NOTIFY_SOCKET": "/unused"}
+        if watchdog_usec:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
+        self.notifier = Notifier(env, sender=self.recorder)
+        self.door_class = spy_door_class(self)
+        self.parts = service._Parts({"pin_factory": self.factory, "source": self.source,
+                                     "pipeline": self.pipeline}, self.clock, lambda: self.door)
+        self.doors: List[Any] = []
+        self.finished = False
+        self.outcome: Any = None
+        self._latch_pin = None
+
+    def start(self) -> "DoorRig":
+        self.notifier.status("starting: loading model, opening camera")
+        self.parts.build(self.cfg)
+        self._new_door()
+        return self
+
+    def _new_door(self) -> None:
+        from happyhouse.daemon.audit import Audit
+
+        door = self.door_class(self.cfg, self.parts.source, self.parts.pipeline, self.parts.latch,
+                               self.notifier, Audit.from_config(self.cfg), self.clock)
+        self.doors.append(door)
+        door.start()
+
+    @property
+    def door(self):
+        return self.doors[-1] if self.doors else None
+
+    def step(self, command=None) -> None:
+        assert not self.finished
+        self.steps += 1
+        self.source.pending = command
+        try:
+            self.door.step()
+        except Exception as exc:  # run_door's finally, then run_service's
+            self._finish(exc, f"error: {exc}")
+
+    def sigterm(self) -> None:
+        self.steps += 1
+        self.door.latch.lock()  # run_door's finally
+        self.door.stop("SIGTERM")
+        self._finish(0, "SIGTERM")
+
+    def sighup(self) -> None:
+        self.steps += 1
+        self.door.latch.lock()  # run_door's finally
+        self.cfg = self.service._reload(self.cfg, self.args, self.parts, self.notifier)
+        self._new_door()
+
+    def _finish(self, outcome, reason: str) -> None:
+        self.door.latch.lock()
+        self.parts.close()
+        if self.door.state is not self.service.State.STOPPING:
+            self.notifier.stopping(f"stopping: {reason}")
+        self.finished, self.outcome = True, outcome
+
+    # -- views
+    @property
+    def latch_pin(self):
+        if self._latch_pin is None:
+            self._latch_pin = self.factory.pin(LATCH_PIN)  # the same object the latch claims
+        return self._latch_pin
+
+    def latch_on(self) -> bool:
+        pin = self.latch_pin  # the same pin object the latch claims (created on first use)
+        return pin.function == "output" and bool(pin.state)
