@@ -47,7 +47,7 @@ def table(result: Dict[str, Any]) -> str:
     models = result.get("models") or {}
     lines.append(f"{'model invoke, one 64x64 image (ms)':52} {'median':>9} {'p95':>9} {'cpu med':>9}")
     for key, label in (("int8", "int8 TFLite (shipped bundle)"), ("float32", "float32 TFLite (same net)"),
-                       ("keras", "Keras predict (tutorial)"), ("keras_call", "Keras model(x) call")):
+                       ("keras", "Keras predict, one image (tutorial way)"), ("keras_call", "Keras model(x) call")):
         lines.append(f"{label:52} {_ms(inv.get(key))}")
     if models.get("keras_note"):
         lines.append(f"  Keras model: {models.get('keras_model') or 'none'} ({models['keras_note']})")
