@@ -25,9 +25,12 @@ class Augment:
     brightness: float = 0.25  # added, in [0, 1] units
     contrast: float = 0.35  # multiplied, in [1 - c, 1 + c]
     gamma: float = 0.35  # exponent in [exp(-g), exp(g)]
-    blur: float = 0.2  # probability of a Gaussian blur
-    lowres: float = 0.25  # probability of down- then up-sampling
-    noise: float = 0.2  # probability of Gaussian sensor noise
+    blur: float = 0.15  # probability of a Gaussian blur (sigma 0.4..blur_sigma px)
+    blur_sigma: float = 0.9
+    lowres: float = 0.15  # probability of down- then up-sampling
+    lowres_min: float = 0.5  # smallest intermediate side, as a fraction of the input
+    noise: float = 0.15  # probability of Gaussian sensor noise (std up to noise_std)
+    noise_std: float = 0.02
     gray: float = 0.15  # probability of grayscale (IR night mode)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -36,9 +39,9 @@ class Augment:
             img = img[:, ::-1]
         img = self._geometry(np.ascontiguousarray(img), rng)
         if rng.random() < self.lowres:
-            img = _lowres(img, rng)
+            img = _lowres(img, rng, self.lowres_min)
         if rng.random() < self.blur:
-            img = cv2.GaussianBlur(img, (0, 0), sigmaX=float(rng.uniform(0.5, 1.3)))
+            img = cv2.GaussianBlur(img, (0, 0), sigmaX=float(rng.uniform(0.4, self.blur_sigma)))
         if rng.random() < self.gray:
             g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
             img = np.repeat(g[:, :, None], 3, axis=2)
@@ -60,22 +63,24 @@ class Augment:
         x = (x - mean) * float(rng.uniform(1 - self.contrast, 1 + self.contrast)) + mean
         x = x + float(rng.uniform(-self.brightness, self.brightness))
         if rng.random() < self.noise:
-            x = x + rng.normal(0.0, rng.uniform(0.01, 0.04), size=x.shape).astype(np.float32)
+            x = x + rng.normal(0.0, rng.uniform(0.003, self.noise_std),
+                               size=x.shape).astype(np.float32)
         return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-#: named strengths: ``door`` from scratch, ``light`` to refine a model that
-#: already learned under ``door`` (less label noise from extreme distortions)
+#: named strengths: ``door`` for faces in the wild, ``light`` for a fixed camera
 PRESETS = {
     "door": Augment(),
-    "light": Augment(shift=0.05, zoom=0.08, rotate=8.0, brightness=0.12, contrast=0.2, gamma=0.2,
-                     blur=0.1, lowres=0.1, noise=0.1, gray=0.1),
+    # a fixed door camera (whole frames, mouth ~10 px): geometry and light only,
+    # since blur or down-sampling would erase the smile the label is about
+    "light": Augment(shift=0.04, zoom=0.06, rotate=5.0, brightness=0.1, contrast=0.15, gamma=0.15,
+                     blur=0.0, lowres=0.0, noise=0.0, gray=0.0),
 }
 
 
-def _lowres(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _lowres(img: np.ndarray, rng: np.random.Generator, min_fraction: float) -> np.ndarray:
     h, w = img.shape[:2]
-    side = int(rng.integers(max(8, h // 4), max(9, (h * 3) // 4)))
+    side = int(rng.integers(max(8, int(h * min_fraction)), max(9, (h * 7) // 8)))
     small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 

@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=models.DEFAULT_ARCH, choices=sorted(models.ARCHS))
     p.add_argument("--init", type=Path, metavar="MODEL",
                    help="fine-tune this .keras model (e.g. the general model on a house's images)")
+    p.add_argument("--train-bn", action="store_true",
+                   help="with --init: also update BatchNorm (default: frozen; right for small data)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
@@ -63,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
                           patience=args.patience, max_false_open=args.max_false_open,
                           crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
-                          augment=args.augment, verbose=0 if args.quiet else 2)
+                          augment=args.augment, freeze_bn=not args.train_bn, verbose=0 if args.quiet else 2)
         result = train(cfg)
     except HappyHouseError as exc:
         sys.stderr.write(f"happyhouse-train: {exc}\n")

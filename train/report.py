@@ -161,8 +161,14 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, scores: np.ndarra
     plt = _plt()
     labels = np.asarray(labels)
     pred = (np.asarray(scores) >= threshold if pred is None else np.asarray(pred)).astype(int)
-    wrong = np.flatnonzero(pred != labels)
-    wrong = wrong[np.argsort(-np.abs(scores[wrong] - threshold))][:limit]
+    scores = np.asarray(scores)
+    # false opens first (the dangerous mistake), then missed smiles, most confident first
+    opens = np.flatnonzero((pred == 1) & (labels == 0))
+    missed = np.flatnonzero((pred == 0) & (labels == 1))
+    opens = opens[np.argsort(-scores[opens])]
+    missed = missed[np.argsort(scores[missed])]
+    n_open = min(len(opens), max(limit // 2, limit - len(missed)))
+    wrong = np.r_[opens[:n_open], missed[:limit - n_open]].astype(np.int64)
     cols = 8
     rows = max(1, int(np.ceil(len(wrong) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5 + 0.4))
@@ -174,10 +180,11 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, scores: np.ndarra
         kind = "false open" if labels[i] == 0 else "missed smile"
         ax.set_title(f"{kind}\np={scores[i]:.2f}", fontsize=7,
                      color="red" if labels[i] == 0 else "darkorange")
-    fig.suptitle(f"Misclassified ({int(np.sum(pred != labels))} total, worst {len(wrong)} shown)"
+    fig.suptitle(f"Misclassified: {len(opens)} false opens, {len(missed)} missed smiles "
+                 f"(most confident {n_open} + {len(wrong) - n_open} shown)"
                  if len(wrong) else "No misclassified images", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return int(len(wrong))
 

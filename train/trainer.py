@@ -53,6 +53,7 @@ class TrainConfig:
     size: int = 64
     limit: Optional[int] = None  # images per class and source (quick runs, tests)
     augment: str = "door"  # a name in augment.PRESETS, or "none"
+    freeze_bn: bool = True  # when fine-tuning (``init``): BatchNorm keeps its statistics
     verbose: int = 2
     extra_meta: Dict = field(default_factory=dict)
 
@@ -114,6 +115,15 @@ def _model(cfg: TrainConfig):
     if cfg.init is None:
         return models.build(cfg.arch, (cfg.size, cfg.size, 3))
     model = load_model(cfg.init)
+    if cfg.freeze_bn:
+        # A few dozen steps of small batches cannot re-estimate BatchNorm's moving
+        # statistics: training would normalise with batch statistics and inference
+        # with half-updated moving ones, so the fine-tuned model fails on unseen
+        # frames while reaching 100% on its training frames. Frozen, BN normalises
+        # the same way in training and at the door; the convolutions adapt.
+        for layer in model.layers:
+            if type(layer).__name__ == "BatchNormalization":
+                layer.trainable = False
     want = (cfg.size, cfg.size, 3)
     if tuple(model.input_shape[1:]) != want:
         raise ModelError(f"{cfg.init} takes input {model.input_shape[1:]}, but the "
@@ -218,6 +228,7 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
                   "n_val": int(len(va)), "rule": "happyhouse.train.data.stratified_split"},
         "training": {"epochs": cfg.epochs, "epochs_run": len(history["loss"]),
                      "best_epoch": best_epoch, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                     "freeze_bn": bool(cfg.init and cfg.freeze_bn),
                      "augment": ({"preset": cfg.augment, **asdict(PRESETS[cfg.augment])}
                                  if cfg.augment != "none" else None),
                      "class_weights": class_weights(data.labels[tr])},

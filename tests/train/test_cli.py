@@ -46,3 +46,26 @@ def test_missing_init_model_is_a_clear_error(genki_root, tmp_path, capsys):
     assert rc == 2
     assert "m.keras does not exist" in capsys.readouterr().err
     assert not (tmp_path / "o" / META_FILE).exists()
+
+
+@pytest.mark.slow
+def test_init_fine_tunes_an_existing_model_with_batchnorm_frozen(genki_root, tmp_path):
+    import numpy as np
+
+    from happyhouse.train.trainer import load_model
+
+    base = tmp_path / "base"
+    assert cli.main(["--data", str(genki_root), "--limit", "12", "--epochs", "1", "--quiet",
+                     "--arch", "happymodel", "--out", str(base)]) == 0
+    tuned = tmp_path / "tuned"
+    assert cli.main(["--data", str(genki_root), "--limit", "12", "--epochs", "1", "--quiet",
+                     "--init", str(base / MODEL_FILE), "--crop", "frame", "--lr", "1e-2",
+                     "--out", str(tuned)]) == 0
+    before, after = load_model(base / MODEL_FILE), load_model(tuned / MODEL_FILE)
+    bn_before, bn_after = before.get_layer("bn0").get_weights(), after.get_layer("bn0").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(bn_before, bn_after))
+    assert not np.allclose(before.get_layer("conv0").get_weights()[0],
+                           after.get_layer("conv0").get_weights()[0])
+    meta = read_meta(tuned / MODEL_FILE)
+    assert meta["arch"] == "happymodel" and meta["init"] == str(base / MODEL_FILE)
+    assert meta["preprocess"]["crop"] == "frame" and meta["training"]["freeze_bn"] is True
