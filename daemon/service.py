@@ -47,6 +47,7 @@ STATUS_EVERY = 1.0
 #: longest a SIGHUP reload keeps the watchdog fed (model self-test + camera reopen)
 RELOAD_WATCHDOG_LIMIT = 60.0
 FPS_WINDOW = 5.0
+TRANSITIONS_KEPT = 1000
 
 
 class State(enum.Enum):
@@ -91,7 +92,9 @@ class Door:
         self.unlocks = 0
         self.ready_sent = False
         self.last_decision = "none yet"
-        self.transitions = []  # (clock time, state, reason): the door's own history
+        # (clock time, state, reason): the door's recent history, bounded so a door that
+        # runs for months does not grow (the journal keeps the full record)
+        self.transitions: Deque[tuple] = deque(maxlen=TRANSITIONS_KEPT)
         self._exit_requested = threading.Event()
         self._fresh_times: Deque[float] = deque()
         self._unlock_until = 0.0

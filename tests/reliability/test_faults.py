@@ -163,7 +163,7 @@ def test_fault_keeps_the_latch_locked_and_the_door_recovers(tmp_path, fault):
     else:
         assert quiet == [], f"watchdog pinged during {fault}"
         assert state_in_fault is State.FAULT
-    assert pings.times[-1] > fault_end  # pings resume with fresh frames
+        assert pings.times[-1] > fault_end  # pings resume with fresh frames
     if fault.startswith("corrupt"):
         assert door.bad_frames > 0
     if fault in ("none", "raise", "block", "vanish"):
@@ -272,3 +272,17 @@ def test_read_error_storm_is_one_warning_and_a_fault(rig, caplog):
     assert caplog.text.count("No such device") == 1
     r.step(none_cmd())
     assert not r.latch_on()
+
+
+def test_the_door_history_is_bounded_over_a_long_run(rig, monkeypatch):
+    """Found by the soak: Door.transitions grew by three entries per opening, forever."""
+    import happyhouse.daemon.service as service_mod
+
+    monkeypatch.setattr(service_mod, "TRANSITIONS_KEPT", 12)
+    r = rig(**{"decision.votes_needed": 1, "decision.window": 1, "decision.unlock_seconds": 0.5,
+               "decision.cooldown_seconds": 0.0})
+    for _ in range(300):
+        r.step(frame_cmd("H"))
+    assert r.door.unlocks >= 40
+    assert len(r.door.transitions) == 12
+    assert r.door.transitions[-1][0] >= r.clock() - 1.0  # the newest are kept
