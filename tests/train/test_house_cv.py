@@ -22,3 +22,15 @@ def test_folds_are_written_once_and_reused(happy_house_h5, tmp_path):
     assert np.array_equal(first, again)
     with pytest.raises(DataError, match="does not match"):
         make_or_load_folds(path, labels[::-1].copy(), happy_house_h5, 5, seed=0)
+
+
+def test_committed_folds_match_the_happy_house_frames(happy_house_h5):
+    from pathlib import Path
+
+    from happyhouse.daemon.datasets import load_dataset
+
+    path = Path(__file__).resolve().parents[2] / "reports" / "house-cv" / "folds.json"
+    labels = load_dataset(happy_house_h5).labels
+    fold = make_or_load_folds(path, labels, happy_house_h5, 5, seed=0)  # raises if mismatched
+    assert sorted(np.bincount(fold).tolist()) == [30] * 5
+    assert all(labels[fold == f].sum() in (16, 17, 18) for f in range(5))
