@@ -113,6 +113,8 @@ def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) ->
 
 class _Device:
     description = "device"
+    #: a live camera: bit-identical consecutive images mean a frozen driver, not a scene
+    live = False
 
     def open(self) -> None:
         raise NotImplementedError
@@ -147,6 +149,7 @@ class CaptureDevice(_Device):
                  width: int = 640, height: int = 480, fps: float = 15.0) -> None:
         self.target, self.api, self.kind, self.description = target, api, kind, description
         self.width, self.height, self.fps = width, height, fps
+        self.live = kind in ("camera", "v4l2", "stream", "gstreamer")
         self._cap = None
         self._pacer: Optional[_Pacer] = None
 
@@ -261,6 +264,7 @@ class _Worker:
             self.device.open()
             self.last_frame = time.monotonic()
             self.opened.set()
+            previous = None
             while not self.abandoned:
                 image = self.device.read()
                 if self.abandoned:
@@ -268,6 +272,12 @@ class _Worker:
                 if image is None:
                     self.error = "the device returned no frame"
                     break
+                if self.device.live and previous is not None and np.array_equal(image, previous):
+                    # Sensor noise makes every real frame differ: a repeat is a frozen
+                    # driver (a stuck smiling picture must not keep voting). Not fresh:
+                    # no publish, no watchdog, and the stall check reopens the camera.
+                    continue
+                previous = image
                 self.last_frame = time.monotonic()
                 self.frames += 1
                 self.owner._publish(image, self.last_frame)

@@ -132,6 +132,40 @@ def test_threaded_source_detects_hung_read_and_reopens():
     assert log.count("open") >= 2
 
 
+class FrozenDevice(CountingDevice):
+    """A live camera whose driver froze: the same image again and again."""
+
+    live = True
+
+    def read(self):
+        time.sleep(self.period)
+        self.n += 1
+        return _img(7)
+
+
+def test_frozen_live_camera_gives_no_fresh_frames_and_is_reopened():
+    log = []
+    src = ThreadedSource(lambda: FrozenDevice(log), "dev", stall_timeout=0.2, backoff_max=0.5)
+    with src:
+        first = src.latest(1.0)
+        assert first is not None  # the first image is news
+        assert src.latest(0.15) is None  # its repeats are not
+        time.sleep(0.6)
+        assert src.reopens >= 1 and log.count("open") >= 2  # treated as a stalled camera
+
+
+def test_replayed_pictures_may_repeat():
+    log = []
+
+    class Still(CountingDevice):  # not live: a demo picture shown again and again
+        def read(self):
+            time.sleep(self.period)
+            return _img(7)
+
+    with ThreadedSource(lambda: Still(log), "dev", stall_timeout=1.0) as src:
+        assert src.latest(1.0) is not None and src.latest(1.0) is not None
+
+
 def test_threaded_source_unopenable_raises_and_backs_off_in_background():
     log = []
     src = ThreadedSource(lambda: CountingDevice(log, fail_open=True), "dev", stall_timeout=0.5)
