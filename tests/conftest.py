@@ -5,11 +5,17 @@ must never silently skip them) and skip with a clear reason elsewhere.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from happyhouse.daemon.datasets import DATA_ENV, data_root as _data_root
+
+# importlib mode: make shared test helpers (tests/pinclock.py) importable
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
 
 def _missing(reason: str):

@@ -12,9 +12,10 @@ from typing import Optional
 
 import numpy as np
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPin, PinState
+from gpiozero.pins.mock import MockFactory
 
 from happyhouse.daemon.cli import build_parser
+from pinclock import clocked_factory
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.latch import Latch
 from happyhouse.daemon.notify import Notifier
@@ -33,26 +34,6 @@ class FakeClock:
 
     def advance(self, dt):
         self.t += dt
-
-
-def clocked_factory(clock):
-    """A MockFactory whose pins time-stamp their changes with ``clock``."""
-
-    class ClockedPin(MockPin):
-        def _change_state(self, value):
-            if self._state != value:
-                t = clock()
-                self._state = value
-                self.states.append(PinState(t - self._last_change, value))
-                self._last_change = t
-                return True
-            return False
-
-        def clear_states(self):
-            self._last_change = clock()
-            self.states = [PinState(0.0, self._state)]
-
-    return MockFactory(pin_class=ClockedPin)
 
 
 def open_times(pin, t0):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
-from gpiozero.pins.mock import MockFactory, MockPin, PinState
+from pinclock import clocked_factory  # noqa: E402  (tests/ is on sys.path)
 
 BOX = (100, 80, 120, 120)
 IMAGE = np.zeros((48, 64, 3), np.uint8)
@@ -95,26 +95,6 @@ def fake_latch_timers(clock: FakeClock):
         yield clock
     finally:
         latch_mod.threading, FakeClock.active = saved, saved_clock
-
-
-def clocked_factory(clock: Callable[[], float]) -> MockFactory:
-    """A MockFactory whose pins time-stamp their changes with ``clock``."""
-
-    class ClockedPin(MockPin):
-        def _change_state(self, value):
-            if self._state != value:
-                t = clock()
-                self._state = value
-                self.states.append(PinState(t - self._last_change, value))
-                self._last_change = t
-                return True
-            return False
-
-        def clear_states(self):
-            self._last_change = clock()
-            self.states = [PinState(0.0, self._state)]
-
-    return MockFactory(pin_class=ClockedPin)
 
 
 def on_intervals(pin, t0: float, now: Optional[float] = None) -> List[Tuple[float, float]]:
