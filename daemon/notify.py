@@ -1,8 +1,12 @@
 """sd_notify for the door service: READY, WATCHDOG, STATUS, RELOADING, STOPPING.
 
-Uses ``systemd.daemon.notify`` (systemd-python) when it is installed, else a
-plain ``AF_UNIX`` datagram to ``$NOTIFY_SOCKET`` (the protocol is one
-datagram of ``KEY=value`` lines; a leading ``@`` names an abstract socket).
+Sends a plain non-blocking ``AF_UNIX`` datagram to ``$NOTIFY_SOCKET`` (the
+protocol is one datagram of ``KEY=value`` lines; a leading ``@`` names an
+abstract socket). ``systemd.daemon.notify`` (systemd-python) is available
+with ``use_systemd_python=True`` but is not the default: libsystemd's
+sd_notify sends *blocking*, so a manager whose queue is full would freeze the
+door loop (seen in CI: the loop hung in ``unix_wait_for_peer``).
+systemd-python still provides the journal handler.
 Outside systemd (no ``NOTIFY_SOCKET``) every call is a cheap no-op.
 
 Notification must never take the door down: send errors are logged once and
@@ -57,12 +61,12 @@ class Notifier:
     """Talks to systemd's service manager (or to nothing, outside systemd).
 
     ``environ`` and ``sender`` are injectable for tests; by default the
-    process environment and systemd-python (if present) are used.
+    process environment and the non-blocking socket sender are used.
     """
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None,
                  sender: Optional[Callable[[str], bool]] = None,
-                 use_systemd_python: bool = True) -> None:
+                 use_systemd_python: bool = False) -> None:
         env = os.environ if environ is None else environ
         self.socket_path = env.get("NOTIFY_SOCKET") or None
         self.watchdog_interval = _watchdog_interval(env)

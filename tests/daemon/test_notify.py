@@ -99,7 +99,8 @@ def test_systemd_python_is_preferred_when_present(monkeypatch, notify_socket):
     fake_systemd.daemon = fake_daemon
     monkeypatch.setitem(sys.modules, "systemd", fake_systemd)
     monkeypatch.setitem(sys.modules, "systemd.daemon", fake_daemon)
-    notifier = Notifier({"NOTIFY_SOCKET": path})
+    assert Notifier({"NOTIFY_SOCKET": path}).backend == "socket"  # never the blocking one by default
+    notifier = Notifier({"NOTIFY_SOCKET": path}, use_systemd_python=True)
     assert notifier.backend == "systemd-python"
     notifier.ready("ok")
     assert sent == ["READY=1\nSTATUS=ok"]
@@ -120,7 +121,7 @@ def test_watchdog_interval_is_half_of_watchdog_usec(env, expected):
 
 def test_a_full_receiver_queue_never_blocks_the_sender(notify_socket, caplog):
     path, sock = notify_socket  # nobody reads: the kernel queue fills up
-    notifier = Notifier({"NOTIFY_SOCKET": path}, use_systemd_python=False)
+    notifier = Notifier({"NOTIFY_SOCKET": path})  # the default, systemd-python installed or not
     results = [notifier.status(f"n={i}") for i in range(2000)]
     assert results[0] is True and results[-1] is False  # later ones dropped, not blocked
     assert sum("sd_notify" in r.getMessage() for r in caplog.records) == 1
