@@ -1,0 +1,38 @@
+"""A non-editable install (`pip install .`) ships every module and the model files."""
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_imports_with_its_models(tmp_path):
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--no-build-isolation", "-w", str(wheels), "."],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = wheels.glob("happyhouse-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in ("happyhouse/daemon/cli.py", "happyhouse/train/cli.py",
+                     "happyhouse/convert/cli.py", "happyhouse/daemon/models/default/model.tflite",
+                     "happyhouse/daemon/models/default/model.json",
+                     "happyhouse/daemon/models/default/golden.npz",
+                     "happyhouse/daemon/models/blazeface/face_detection_short_range.tflite"):
+        assert required in names
+    assert not any(n.startswith(("daemon/", "train/", "convert/")) for n in names)
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                              "--target", str(target), str(wheel)], capture_output=True, text=True,
+                             timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    code = ("import happyhouse.daemon.bundle as b, happyhouse.train, happyhouse.convert\n"
+            "bundle = b.load_bundle()\n"
+            "print(b.__file__)\n"
+            "print(bundle.self_test(bundle.classifier()))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    module_file, checked = run.stdout.split()
+    assert module_file.startswith(str(target)) and int(checked) >= 1
