@@ -51,7 +51,8 @@ def data_root() -> Optional[Path]:
     value = os.environ.get(DATA_ENV)
     if not value:
         return None
-    path = Path(value).expanduser()
+    # absolute, so paths derived from it stay valid from any working directory
+    path = Path(value).expanduser().resolve()
     return path if path.is_dir() else None
 
 

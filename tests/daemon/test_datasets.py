@@ -57,3 +57,14 @@ def test_hdf5_with_wrong_keys_is_rejected(tmp_path):
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(DataError, match="junk.h5"):
         load_dataset(tmp_path / "junk.h5")
+
+
+def test_data_root_is_absolute_even_when_given_relative(tmp_path, monkeypatch):
+    from happyhouse.daemon.datasets import data_root
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HAPPYHOUSE_DATA", "data")
+    assert data_root() == tmp_path.resolve() / "data"
+    monkeypatch.setenv("HAPPYHOUSE_DATA", "missing")
+    assert data_root() is None
