@@ -9,6 +9,7 @@ scale and zero point are read from the interpreter, never assumed.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,10 @@ def _interpreter_class(name: str):
     elif name == "tflite_runtime":
         from tflite_runtime.interpreter import Interpreter
     elif name == "tensorflow":
-        import tensorflow as tf  # desktop fallback only; the Pi has LiteRT
-
-        Interpreter = tf.lite.Interpreter
+        # Desktop fallback only, reached when neither LiteRT nor tflite-runtime is
+        # installed (the Pi's [pi] extra always brings ai-edge-litert). Loaded by
+        # name so no daemon module carries a TensorFlow import a Pi could trip on.
+        Interpreter = importlib.import_module("tensorflow").lite.Interpreter
     else:
         raise ModelError(f"unknown TFLite runtime {name!r}; choose from {', '.join(RUNTIMES)}")
     return Interpreter
