@@ -12,7 +12,7 @@ import pytest
 
 from happyhouse.daemon.datasets import DATA_ENV, data_root as _data_root
 
-# importlib mode: make shared test helpers (tests/pinclock.py) importable
+# importlib mode: make shared test helpers (tests/fakes.py) importable
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)

@@ -2,7 +2,6 @@
 
 import logging
 import os
-from dataclasses import dataclass
 from itertools import count
 
 import cv2
@@ -10,24 +9,9 @@ import numpy as np
 import pytest
 
 from happyhouse.daemon.audit import Audit
+from happyhouse.daemon.pipeline import Observation
+from happyhouse.daemon.sources import Frame
 from happyhouse.daemon.vote import Ballot
-
-
-@dataclass(frozen=True)
-class Frame:
-    image: np.ndarray
-    timestamp: float
-    seq: int
-
-
-@dataclass(frozen=True)
-class Obs:
-    timestamp: float
-    seq: int
-    face: tuple
-    score: float
-    happy: bool
-    latency_ms: float = 1.0
 
 
 def ballots():
@@ -50,7 +34,7 @@ def test_unlock_is_logged_with_scores_and_journal_fields(tmp_path, caplog):
     audit = Audit(str(tmp_path), snapshots=False)
     with caplog.at_level(logging.INFO, logger="happyhouse.daemon.audit"):
         assert audit.record_unlock("smile", 5.0, ballots(), frame=frame(),
-                                   observation=Obs(1.2, 9, (10, 20, 30, 40), 0.88, True),
+                                   observation=Observation(1.2, 9, (10, 20, 30, 40), 0.88, True, 1.0),
                                    frame_age=0.045, model_sha256="ab" * 32) is None
     record, = caplog.records
     assert "0.910,0.420,0.880" in record.getMessage()
@@ -63,7 +47,7 @@ def test_unlock_is_logged_with_scores_and_journal_fields(tmp_path, caplog):
 
 def test_snapshot_is_an_annotated_jpeg(tmp_path):
     audit = Audit(str(tmp_path / "state"), snapshots=True, wall_clock=fake_wall())
-    obs = Obs(1.2, 9, (200, 100, 160, 160), 0.88, True)
+    obs = Observation(1.2, 9, (200, 100, 160, 160), 0.88, True, 1.0)
     path = audit.record_unlock("smile", 5.0, ballots(), frame=frame(), observation=obs)
     assert path is not None and path.parent == tmp_path / "state"
     assert path.name.startswith("unlock-20231114T") and path.name.endswith("-00000009.jpg")

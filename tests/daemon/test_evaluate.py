@@ -7,16 +7,7 @@ import pytest
 from happyhouse.daemon import evaluate
 from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.pipeline import Pipeline
-
-
-class FixedGate:
-    description = "fixed"
-
-    def __init__(self, box):
-        self.box = box
-
-    def find(self, frame):
-        return self.box
+from fakes import FixedGate
 
 
 class MeanClassifier:

@@ -14,16 +14,7 @@ from happyhouse.daemon.errors import DataError, SourceError
 from happyhouse.daemon.once import run_once
 from happyhouse.daemon.pipeline import Pipeline
 from happyhouse.daemon.sources import FakeSource, fake_clock, to_door_frame
-
-
-class FixedGate:
-    description = "fixed"
-
-    def __init__(self, box):
-        self.box = box
-
-    def find(self, frame):
-        return self.box
+from fakes import FixedGate
 
 
 class FixedClassifier:

@@ -10,19 +10,7 @@ from happyhouse.daemon.errors import DataError, ModelError, SelfTestError
 from happyhouse.daemon.pipeline import Observation, Pipeline
 from happyhouse.daemon.preprocess import prepare_frame
 from happyhouse.daemon.sources import Frame
-
-
-class FixedGate:
-    """A face gate that always answers ``box`` (None = no face)."""
-
-    description = "fixed"
-
-    def __init__(self, box):
-        self.box, self.calls = box, 0
-
-    def find(self, frame):
-        self.calls += 1
-        return self.box
+from fakes import FixedGate
 
 
 class CountingClassifier:

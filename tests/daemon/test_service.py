@@ -7,18 +7,18 @@ so "open for 5 s" is checked exactly, in milliseconds of real time.
 import os
 import signal
 import socket
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from happyhouse.daemon.cli import build_parser
-from pinclock import clocked_factory
+from fakes import clocked_factory
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.latch import Latch
 from happyhouse.daemon.notify import Notifier
+from happyhouse.daemon.pipeline import Observation
+from happyhouse.daemon.sources import Frame
 from happyhouse.daemon.service import Door, Signals, State, run_door, run_service
 
 FPS = 10.0
@@ -46,23 +46,6 @@ def open_times(pin, t0):
         else:
             out.append((round(opened - t0, 3), round(t - t0, 3)))
     return out
-
-
-@dataclass(frozen=True)
-class Frame:
-    image: np.ndarray
-    timestamp: float
-    seq: int
-
-
-@dataclass(frozen=True)
-class Observation:
-    timestamp: float
-    seq: int
-    face: Optional[tuple]
-    score: Optional[float]
-    happy: bool
-    latency_ms: float = 1.0
 
 
 class ScriptedSource:

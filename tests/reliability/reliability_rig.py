@@ -21,11 +21,12 @@ import itertools
 import threading
 import types
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
-from pinclock import clocked_factory  # noqa: E402  (tests/ is on sys.path)
+from fakes import clocked_factory
+from happyhouse.daemon.pipeline import Observation  # noqa: F401  (re-exported to the tests)  # noqa: E402  (tests/ is on sys.path)
 
 BOX = (100, 80, 120, 120)
 IMAGE = np.zeros((48, 64, 3), np.uint8)
@@ -121,17 +122,6 @@ class Frame:
     seq: int
     kind: str = "-"  # H happy face, n unhappy face, - no face
     latency: float = 0.02  # what scoring it will cost (fake seconds)
-
-
-@dataclass(frozen=True)
-class Observation:
-    timestamp: float
-    seq: int
-    face: Optional[tuple]
-    score: Optional[float]
-    happy: bool
-    latency_ms: float = 1.0
-    stages_ms: dict = field(default_factory=dict, compare=False)
 
 
 class ScriptedPipeline:

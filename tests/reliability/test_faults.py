@@ -93,7 +93,7 @@ class PixelPipeline:
         value = int(image[0, 0, 0])
         face = None if value == NOBODY else BOX
         return Observation(frame.timestamp, frame.seq, face, None if face is None else value / 255,
-                           value == HAPPY)
+                           value == HAPPY, 1.0)
 
 
 class Pings:

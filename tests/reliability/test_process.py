@@ -380,7 +380,7 @@ def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypa
         def observe(self, frame):
             from reliability_rig import Observation
 
-            return Observation(frame.timestamp, frame.seq, None, None, False)
+            return Observation(frame.timestamp, frame.seq, None, None, False, 1.0)
 
     def hup_then_term():
         assert listener.wait_for("READY=1", 20)

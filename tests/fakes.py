@@ -1,7 +1,8 @@
-"""Test helper: gpiozero mock pins that time-stamp their changes with a given clock.
+"""Test fakes shared across test folders (``tests/`` is put on ``sys.path`` by
+``tests/conftest.py`` because pytest runs with importlib mode).
 
-Shared by the service tests and the reliability rig (``tests/`` is put on
-``sys.path`` by ``tests/conftest.py`` because pytest runs with importlib mode).
+* :func:`clocked_factory`: gpiozero mock pins that time-stamp their changes with a given clock
+* :class:`FixedGate`: a face gate that always answers the same box
 """
 
 from typing import Callable
@@ -27,3 +28,16 @@ def clocked_factory(clock: Callable[[], float]) -> MockFactory:
             self.states = [PinState(0.0, self._state)]
 
     return MockFactory(pin_class=ClockedPin)
+
+
+class FixedGate:
+    """A face gate that always answers ``box`` (None = no face); counts its calls."""
+
+    description = "fixed"
+
+    def __init__(self, box):
+        self.box, self.calls = box, 0
+
+    def find(self, frame):
+        self.calls += 1
+        return self.box
