@@ -79,7 +79,8 @@ def live_source(yuyv: List[np.ndarray], fps: float = 30.0):
     would and stamps it with ``time.monotonic()``; ``latest()`` hands out the
     newest frame not returned before, dropping the rest.
     """
-    from happyhouse.daemon.sources import ReplayDevice, ThreadedSource
+    from happyhouse.daemon.devices import ReplayDevice
+    from happyhouse.daemon.sources import ThreadedSource
 
     description = f"bench replay ({fps:g} fps, {len(yuyv)} frames looped)"
     return ThreadedSource(

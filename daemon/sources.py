@@ -35,6 +35,10 @@ reopened with exponential backoff up to ``camera.reopen_backoff_max``; all the
 while ``latest()`` returns ``None``. Opening and reading happen in a worker
 thread, so even a read that never returns cannot block the caller: the worker
 is abandoned and a fresh one opens the device again.
+
+The devices themselves (OpenCV capture, picture replay) are in
+:mod:`.devices`; the deterministic fake for tests, ``FakeSource``, is in
+:mod:`.fakesource`.
 """
 
 from __future__ import annotations
@@ -44,15 +48,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 
+from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, _cv2, _Device, _gstreamer_available,
+                      _h5_frames, _pictures)
 from .errors import SourceError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 H5_EXTS = (".h5", ".hdf5")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 #: first backoff step after a lost camera; doubles up to camera.reopen_backoff_max
@@ -85,12 +90,6 @@ class FrameSource(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
-def _cv2():
-    import cv2
-
-    return cv2
-
-
 def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
     """An RGB picture (e.g. a 64x64 Happy House frame) -> BGR ``width`` x ``height``.
 
@@ -105,141 +104,6 @@ def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) ->
     growing = width >= bgr.shape[1] and height >= bgr.shape[0]
     interp = cv2.INTER_LINEAR if growing else cv2.INTER_AREA
     return cv2.resize(bgr, (width, height), interpolation=interp)
-
-
-# --------------------------------------------------------------------------
-# Devices: one opened connection each; read() blocks until the next image.
-
-
-class _Device:
-    description = "device"
-    #: a live camera: bit-identical consecutive images mean a frozen driver, not a scene
-    live = False
-
-    def open(self) -> None:
-        raise NotImplementedError
-
-    def read(self) -> Optional[np.ndarray]:
-        """The next BGR image, or None when the device failed."""
-        raise NotImplementedError
-
-    def release(self) -> None:
-        pass
-
-
-class _Pacer:
-    """Sleeps so replayed frames arrive at ``fps`` (a file is not a camera)."""
-
-    def __init__(self, fps: float) -> None:
-        self.period = 1.0 / max(float(fps), 0.1)
-        self._due: Optional[float] = None
-
-    def wait(self) -> None:
-        now = time.monotonic()
-        if self._due is not None and self._due > now:
-            time.sleep(self._due - now)
-            now = self._due
-        self._due = now + self.period
-
-
-class CaptureDevice(_Device):
-    """OpenCV ``VideoCapture`` for cameras, streams, GStreamer pipelines and video files."""
-
-    def __init__(self, target, api: int, kind: str, description: str,
-                 width: int = 640, height: int = 480, fps: float = 15.0) -> None:
-        self.target, self.api, self.kind, self.description = target, api, kind, description
-        self.width, self.height, self.fps = width, height, fps
-        self.live = kind in ("camera", "v4l2", "stream", "gstreamer")
-        self._cap = None
-        self._pacer: Optional[_Pacer] = None
-
-    def open(self) -> None:
-        cv2 = _cv2()
-        _quiet_opencv()
-        cap = cv2.VideoCapture(self.target, self.api)
-        if not cap.isOpened():
-            cap.release()
-            raise SourceError(f"cannot open {self.description}: {_open_hint(self.kind)}")
-        if self.kind in ("camera", "v4l2"):
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
-            cap.set(cv2.CAP_PROP_FPS, self.fps)
-        # a one-frame driver buffer where supported; the reader drains it anyway
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        if self.kind == "video":
-            native = cap.get(cv2.CAP_PROP_FPS)
-            self._pacer = _Pacer(native if 1 <= native <= 120 else self.fps)
-        self._cap = cap
-
-    @property
-    def nominal_fps(self) -> Optional[float]:
-        if self._cap is None:
-            return None
-        value = self._cap.get(_cv2().CAP_PROP_FPS)
-        return float(value) if value and value > 0 else None
-
-    def read(self) -> Optional[np.ndarray]:
-        if self._cap is None:
-            return None
-        if self._pacer is not None:
-            self._pacer.wait()
-        ok, image = self._cap.read()
-        if not ok and self.kind == "video":  # end of file: loop for demos
-            self._cap.set(_cv2().CAP_PROP_POS_FRAMES, 0)
-            ok, image = self._cap.read()
-        if not ok or image is None:
-            return None
-        if image.ndim == 2:  # some drivers hand out grey frames
-            image = _cv2().cvtColor(image, _cv2().COLOR_GRAY2BGR)
-        return image
-
-    def release(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-
-
-class ReplayDevice(_Device):
-    """Pictures already in memory (image files, a folder, an HDF5 file), looped at ``fps``."""
-
-    def __init__(self, count: int, get: Callable[[int], np.ndarray], fps: float,
-                 description: str) -> None:
-        self.count, self._get, self.description = count, get, description
-        self.nominal_fps = float(fps)
-        self._pacer = _Pacer(fps)
-        self._index = 0
-
-    def open(self) -> None:
-        self._index = 0
-
-    def read(self) -> Optional[np.ndarray]:
-        self._pacer.wait()
-        image = self._get(self._index % self.count)
-        self._index += 1
-        return image
-
-
-def _quiet_opencv() -> None:
-    """OpenCV's own stderr warnings on a failed open would garble the one-line error."""
-    try:
-        from cv2.utils import logging as cv_logging
-
-        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
-    except (ImportError, AttributeError):
-        pass
-
-
-def _open_hint(kind: str) -> str:
-    return {
-        "camera": "no such camera, or it is busy (another process holds it?); "
-                  "list cameras with `v4l2-ctl --list-devices`",
-        "v4l2": "the device is missing, busy, or not readable by this user "
-                "(add the user to the 'video' group)",
-        "stream": "the URL is unreachable, wrong, or needs credentials",
-        "gstreamer": "the pipeline failed; test it with `gst-launch-1.0` and make sure it ends "
-                     "in `appsink`",
-        "video": "not a video OpenCV can decode",
-    }.get(kind, "unknown reason")
 
 
 # --------------------------------------------------------------------------
@@ -439,57 +303,6 @@ class ThreadedSource:
 # Building sources from a spec string.
 
 
-def _read_picture(path: Path) -> Optional[np.ndarray]:
-    cv2 = _cv2()
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return image
-
-
-def _pictures(path: Path) -> List[np.ndarray]:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-        if not files:
-            raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
-        images, bad = [], []
-        for file in files:
-            image = _read_picture(file)
-            (bad.append(file.name) if image is None else images.append(image))
-        if bad:
-            log.warning("skipped %d unreadable image(s) in %s: %s", len(bad), path,
-                        ", ".join(bad[:5]))
-        if not images:
-            raise SourceError(f"image folder {path}: none of its {len(files)} images can be decoded")
-        return images
-    image = _read_picture(path)
-    if image is None:
-        raise SourceError(f"image {path} cannot be read or decoded (corrupt or not an image)")
-    return [image]
-
-
-def _h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int], np.ndarray]]:
-    from .datasets import load_hdf5
-    from .errors import DataError
-
-    try:
-        data = load_hdf5(path)
-    except DataError as exc:
-        raise SourceError(str(exc)) from None
-    images = data.images  # small thumbnails; scaled per frame to save memory
-    return len(images), lambda i: to_door_frame(images[i], width, height)
-
-
-def _gstreamer_available() -> bool:
-    info = _cv2().getBuildInformation()
-    for line in info.splitlines():
-        if line.strip().startswith("GStreamer:"):
-            return "YES" in line
-    return False
-
-
 def classify_spec(spec: str) -> str:
     """``camera`` | ``v4l2`` | ``stream`` | ``gstreamer`` | ``images`` | ``h5`` | ``video``."""
     text = str(spec).strip()
@@ -561,99 +374,3 @@ def _redact(url: str) -> str:
     if at and ":" in creds:
         return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
     return url
-
-
-# --------------------------------------------------------------------------
-# The fake for tests: deterministic, no threads.
-
-
-class FakeSource:
-    """Plays back ``frames`` at ``fps`` on an injectable clock.
-
-    Frame ``i`` is "captured" at ``t0 + i / fps`` (``t0`` = clock at open).
-    ``latest(timeout)`` returns the newest frame captured by now and not
-    returned before, sleeping (with the injected ``sleep``) up to ``timeout``
-    for the next one. ``stalls`` are ``(start, end)`` seconds after open during
-    which the camera delivers nothing. ``loop`` replays forever; otherwise the
-    source runs dry after the last frame. ``fail_open`` makes ``open()`` raise.
-    """
-
-    def __init__(self, frames: Sequence[np.ndarray], fps: float = 15.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Optional[Callable[[float], None]] = None, loop: bool = False,
-                 stalls: Sequence[Tuple[float, float]] = (), fail_open: bool = False,
-                 description: str = "fake camera") -> None:
-        if fps <= 0:
-            raise ValueError("fps must be positive")
-        self.frames = list(frames)
-        self.fps, self.clock, self.loop = float(fps), clock, loop
-        self.sleep = sleep if sleep is not None else time.sleep
-        self.stalls = [(float(a), float(b)) for a, b in stalls]
-        self.fail_open, self.description = fail_open, description
-        self.nominal_fps = self.fps
-        self._t0: Optional[float] = None
-        self._returned = -1
-        self.opened = self.closed = False
-
-    def open(self, require: bool = True) -> None:
-        if self.fail_open:
-            raise SourceError(f"cannot open {self.description}: simulated failure")
-        self._t0 = self.clock()
-        self.opened, self.closed = True, False
-
-    def _newest_index(self, now: float) -> Optional[int]:
-        index = int(np.floor((now - self._t0) * self.fps + 1e-9))
-        if not self.loop:
-            index = min(index, len(self.frames) - 1)
-        while index > self._returned:
-            at = index / self.fps
-            if not any(a <= at < b for a, b in self.stalls):
-                return index
-            index -= 1  # captured during a stall: never delivered
-        return None
-
-    def _frame(self, index: int) -> Frame:
-        image = self.frames[index % len(self.frames)]
-        return Frame(image, self._t0 + index / self.fps, index + 1)
-
-    @property
-    def exhausted(self) -> bool:
-        return not self.loop and self._returned >= len(self.frames) - 1
-
-    def latest(self, timeout: float) -> Optional[Frame]:
-        if not self.opened or self.closed or not self.frames:
-            return None
-        deadline = self.clock() + max(0.0, float(timeout))
-        while True:
-            now = self.clock()
-            index = self._newest_index(now)
-            if index is not None:
-                self._returned = index
-                return self._frame(index)
-            if now >= deadline or self.exhausted:
-                return None
-            next_at = self._t0 + (int(np.floor((now - self._t0) * self.fps + 1e-9)) + 1) / self.fps
-            self.sleep(max(1e-4, min(next_at, deadline) - now))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self) -> "FakeSource":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def fake_clock(start: float = 1000.0) -> Tuple[Callable[[], float], Callable[[float], None]]:
-    """A (clock, sleep) pair where sleeping advances the clock: instant, deterministic tests."""
-    state = {"now": float(start)}
-
-    def clock() -> float:
-        return state["now"]
-
-    def sleep(seconds: float) -> None:
-        state["now"] += max(0.0, float(seconds))
-
-    return clock, sleep

@@ -554,7 +554,7 @@ def real_pipeline():
 
 def test_end_to_end_real_pipeline_smile_opens_once_then_empty_hall_stays_locked(
         tmp_path, notify_socket, door_frames, real_pipeline):
-    from happyhouse.daemon.sources import FakeSource, fake_clock
+    from happyhouse.daemon.fakesource import FakeSource, fake_clock
 
     happy, _ = door_frames
     empty = [np.full_like(happy[0], 128)] * 60  # an empty, evenly lit hall: no face

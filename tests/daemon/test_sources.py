@@ -7,8 +7,9 @@ import pytest
 
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.errors import SourceError
-from happyhouse.daemon.sources import (FakeSource, Frame, ThreadedSource, _Device, classify_spec,
-                                       fake_clock, open_source, to_door_frame)
+from happyhouse.daemon.devices import _Device
+from happyhouse.daemon.fakesource import FakeSource, fake_clock
+from happyhouse.daemon.sources import Frame, ThreadedSource, classify_spec, open_source, to_door_frame
 
 
 def _img(value, h=48, w=64):

@@ -28,7 +28,8 @@ from happyhouse.daemon.latch import Latch
 from happyhouse.daemon.notify import Notifier
 from happyhouse.daemon.preprocess import check_frame
 from happyhouse.daemon.service import Door, State
-from happyhouse.daemon.sources import ThreadedSource, _Device
+from happyhouse.daemon.devices import _Device
+from happyhouse.daemon.sources import ThreadedSource
 
 HAPPY, FACE, NOBODY = 200, 100, 0
 SHAPE = (48, 64, 3)

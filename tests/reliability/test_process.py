@@ -346,8 +346,8 @@ def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypa
     import happyhouse.daemon.sources as sources_mod
     from happyhouse.daemon.cli import build_parser
     from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.fakesource import FakeSource
     from happyhouse.daemon.service import run_service
-    from happyhouse.daemon.sources import FakeSource
 
     reopen_s = 1.5
     listener = NotifyListener(tmp_path / "notify.sock")

@@ -1,0 +1,221 @@
+"""Capture devices: the layer :mod:`.sources` reads frames from.
+
+A device is one opened connection to a camera, a stream, a GStreamer
+pipeline, a video file, or pictures already in memory (image files, a
+folder, a course HDF5 file); ``read()`` blocks until its next BGR image.
+Devices know nothing of threads, freshness or reopening: the threaded source
+in :mod:`.sources` drives one from a worker thread, keeps only the newest
+frame and replaces a device that stalls. The two live apart so that each
+module stays small and keeps to one concern; tests drive the threaded source
+with their own :class:`_Device` subclass instead of a camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import SourceError
+
+# the name these warnings had before the devices moved out of sources.py: journal
+# filters (LOGGER=) keep working
+log = logging.getLogger("happyhouse.daemon.sources")
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+class _Device:
+    description = "device"
+    #: a live camera: bit-identical consecutive images mean a frozen driver, not a scene
+    live = False
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def read(self) -> Optional[np.ndarray]:
+        """The next BGR image, or None when the device failed."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        pass
+
+
+class _Pacer:
+    """Sleeps so replayed frames arrive at ``fps`` (a file is not a camera)."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / max(float(fps), 0.1)
+        self._due: Optional[float] = None
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._due is not None and self._due > now:
+            time.sleep(self._due - now)
+            now = self._due
+        self._due = now + self.period
+
+
+class CaptureDevice(_Device):
+    """OpenCV ``VideoCapture`` for cameras, streams, GStreamer pipelines and video files."""
+
+    def __init__(self, target, api: int, kind: str, description: str,
+                 width: int = 640, height: int = 480, fps: float = 15.0) -> None:
+        self.target, self.api, self.kind, self.description = target, api, kind, description
+        self.width, self.height, self.fps = width, height, fps
+        self.live = kind in ("camera", "v4l2", "stream", "gstreamer")
+        self._cap = None
+        self._pacer: Optional[_Pacer] = None
+
+    def open(self) -> None:
+        cv2 = _cv2()
+        _quiet_opencv()
+        cap = cv2.VideoCapture(self.target, self.api)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open {self.description}: {_open_hint(self.kind)}")
+        if self.kind in ("camera", "v4l2"):
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+        # a one-frame driver buffer where supported; the reader drains it anyway
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if self.kind == "video":
+            native = cap.get(cv2.CAP_PROP_FPS)
+            self._pacer = _Pacer(native if 1 <= native <= 120 else self.fps)
+        self._cap = cap
+
+    @property
+    def nominal_fps(self) -> Optional[float]:
+        if self._cap is None:
+            return None
+        value = self._cap.get(_cv2().CAP_PROP_FPS)
+        return float(value) if value and value > 0 else None
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._cap is None:
+            return None
+        if self._pacer is not None:
+            self._pacer.wait()
+        ok, image = self._cap.read()
+        if not ok and self.kind == "video":  # end of file: loop for demos
+            self._cap.set(_cv2().CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._cap.read()
+        if not ok or image is None:
+            return None
+        if image.ndim == 2:  # some drivers hand out grey frames
+            image = _cv2().cvtColor(image, _cv2().COLOR_GRAY2BGR)
+        return image
+
+    def release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ReplayDevice(_Device):
+    """Pictures already in memory (image files, a folder, an HDF5 file), looped at ``fps``."""
+
+    def __init__(self, count: int, get: Callable[[int], np.ndarray], fps: float,
+                 description: str) -> None:
+        self.count, self._get, self.description = count, get, description
+        self.nominal_fps = float(fps)
+        self._pacer = _Pacer(fps)
+        self._index = 0
+
+    def open(self) -> None:
+        self._index = 0
+
+    def read(self) -> Optional[np.ndarray]:
+        self._pacer.wait()
+        image = self._get(self._index % self.count)
+        self._index += 1
+        return image
+
+
+def _quiet_opencv() -> None:
+    """OpenCV's own stderr warnings on a failed open would garble the one-line error."""
+    try:
+        from cv2.utils import logging as cv_logging
+
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
+    except (ImportError, AttributeError):
+        pass
+
+
+def _open_hint(kind: str) -> str:
+    return {
+        "camera": "no such camera, or it is busy (another process holds it?); "
+                  "list cameras with `v4l2-ctl --list-devices`",
+        "v4l2": "the device is missing, busy, or not readable by this user "
+                "(add the user to the 'video' group)",
+        "stream": "the URL is unreachable, wrong, or needs credentials",
+        "gstreamer": "the pipeline failed; test it with `gst-launch-1.0` and make sure it ends "
+                     "in `appsink`",
+        "video": "not a video OpenCV can decode",
+    }.get(kind, "unknown reason")
+
+
+# --------------------------------------------------------------------------
+# Pictures to replay: image files, a folder, a course HDF5 file.
+
+
+def _read_picture(path: Path) -> Optional[np.ndarray]:
+    cv2 = _cv2()
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return image
+
+
+def _pictures(path: Path) -> List[np.ndarray]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        if not files:
+            raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
+        images, bad = [], []
+        for file in files:
+            image = _read_picture(file)
+            (bad.append(file.name) if image is None else images.append(image))
+        if bad:
+            log.warning("skipped %d unreadable image(s) in %s: %s", len(bad), path,
+                        ", ".join(bad[:5]))
+        if not images:
+            raise SourceError(f"image folder {path}: none of its {len(files)} images can be decoded")
+        return images
+    image = _read_picture(path)
+    if image is None:
+        raise SourceError(f"image {path} cannot be read or decoded (corrupt or not an image)")
+    return [image]
+
+
+def _h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int], np.ndarray]]:
+    from .datasets import load_hdf5
+    from .errors import DataError
+    from .sources import to_door_frame  # here, not at the top: sources imports this module
+
+    try:
+        data = load_hdf5(path)
+    except DataError as exc:
+        raise SourceError(str(exc)) from None
+    images = data.images  # small thumbnails; scaled per frame to save memory
+    return len(images), lambda i: to_door_frame(images[i], width, height)
+
+
+def _gstreamer_available() -> bool:
+    info = _cv2().getBuildInformation()
+    for line in info.splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line
+    return False
