@@ -111,7 +111,7 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         from .check import run_check
 
         return run_check(cfg, args)
-    from .service import run_service
+    from .runner import run_service
 
     return run_service(cfg, args)
 

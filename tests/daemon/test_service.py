@@ -19,7 +19,8 @@ from happyhouse.daemon.latch import Latch
 from happyhouse.daemon.notify import Notifier
 from happyhouse.daemon.pipeline import Observation
 from happyhouse.daemon.sources import Frame
-from happyhouse.daemon.service import Door, Signals, State, run_door, run_service
+from happyhouse.daemon.runner import Signals, run_door, run_service
+from happyhouse.daemon.service import Door, State
 
 FPS = 10.0
 BOX = (100, 80, 120, 120)
@@ -496,21 +497,21 @@ def test_sighup_reloads_the_config_while_locked(tmp_path, notify_socket):
                                                               57: stop})
     args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock"])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
-    import happyhouse.daemon.service as service_mod
+    import happyhouse.daemon.runner as runner_mod
 
-    real_door = service_mod.Door
+    real_door = runner_mod.Door
 
     class SpyDoor(real_door):
         def __init__(self, cfg, *a, **k):
             super().__init__(cfg, *a, **k)
             doors.append(self)
 
-    service_mod.Door = SpyDoor
+    runner_mod.Door = SpyDoor
     try:
         assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
                            clock=clock) == 0
     finally:
-        service_mod.Door = real_door
+        runner_mod.Door = real_door
     assert [d.unlock_seconds for d in doors] == [5.0, 2.0, 2.0]
     pin = factory.pin("GPIO17")
     t0 = 1000.0

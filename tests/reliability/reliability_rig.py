@@ -264,12 +264,12 @@ class DoorRig:
     """
 
     def __init__(self, conf_path, values: dict, watchdog_usec: Optional[int] = 400_000) -> None:
-        from happyhouse.daemon import service
+        from happyhouse.daemon import runner, service
         from happyhouse.daemon.cli import build_parser
         from happyhouse.daemon.config import load_config
         from happyhouse.daemon.notify import Notifier
 
-        self.service = service
+        self.runner, self.service = runner, service
         self.conf_path = conf_path
         write_conf(conf_path, values)
         self.args = build_parser().parse_args(["--config", str(conf_path), "--gpio", "mock"])
@@ -287,8 +287,8 @@ class DoorRig:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         self.notifier = Notifier(env, sender=self.recorder)
         self.door_class = spy_door_class(self)
-        self.parts = service._Parts({"pin_factory": self.factory, "source": self.source,
-                                     "pipeline": self.pipeline}, self.clock, lambda: self.door)
+        self.parts = runner._Parts({"pin_factory": self.factory, "source": self.source,
+                                    "pipeline": self.pipeline}, self.clock, lambda: self.door)
         self.doors: List[Any] = []
         self.finished = False
         self.outcome: Any = None
@@ -330,7 +330,7 @@ class DoorRig:
     def sighup(self) -> None:
         self.steps += 1
         self.door.latch.lock()  # run_door's finally
-        self.cfg = self.service._reload(self.cfg, self.args, self.parts, self.notifier)
+        self.cfg = self.runner._reload(self.cfg, self.args, self.parts, self.notifier)
         self._new_door()
 
     def _finish(self, outcome, reason: str) -> None:

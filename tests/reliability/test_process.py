@@ -347,7 +347,7 @@ def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypa
     from happyhouse.daemon.cli import build_parser
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.fakesource import FakeSource
-    from happyhouse.daemon.service import run_service
+    from happyhouse.daemon.runner import run_service
 
     reopen_s = 1.5
     listener = NotifyListener(tmp_path / "notify.sock")
