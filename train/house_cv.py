@@ -6,9 +6,13 @@ The protocol (a report script, not a CI test)::
 
 * Folds are stratified, fixed and committed (``folds.json``); an existing
   ``folds.json`` is reused, and refused if it does not match the data.
-* Each fold fine-tunes the general model on its 120 training frames: 96 train,
-  24 (stratified, seeded) pick the best epoch and the threshold for the
-  target false-open rate. Its 30 test frames are never seen before scoring.
+* Each fold fine-tunes the general model on its 120 training frames, by one of
+  two protocols. ``--protocol split``: 96 train, 24 (stratified, seeded) pick
+  the best epoch and the threshold for the target false-open rate.
+  ``--protocol refit``: an inner K-fold CV over the 120 gives each of them an
+  out-of-fold score (the threshold) and a best epoch per inner model; one
+  model then trains on all 120 for their median epoch count, which is what a
+  house would deploy. Its 30 test frames are never seen before scoring.
 * Every frame is predicted exactly once, by the one model that never saw it.
 * Crop mode ``--crop face`` (default): each frame goes through the door's own
   path first: scaled to 640x480 as the camera would deliver it, the shipped
@@ -39,7 +43,7 @@ from happyhouse.daemon.preprocess import Preprocess
 
 from . import report
 from .data import load_training_data, stratified_folds, stratified_split
-from .trainer import TrainConfig, load_model, predict, train_split
+from .trainer import TrainConfig, fit_fixed, load_model, predict, train_split
 
 log = logging.getLogger("happyhouse.train.house_cv")
 FOLDS_FILE = "folds.json"
@@ -90,6 +94,54 @@ def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess):
     return crops, found
 
 
+PROTOCOLS = {
+    "split": "(96 train / 24 pick epoch+threshold)",
+    "refit": "(inner CV on the 120 picks epoch count+threshold, then one model trained on all 120)",
+}
+
+
+def _fold_cfg(args, data_path, work: Path, seed: int, test, epochs: int, f: int) -> TrainConfig:
+    return TrainConfig(data=[str(data_path)], out=work, report_dir=work / "report",
+                       init=None if args.scratch else Path(args.init), arch=args.scratch or "default",
+                       epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
+                       augment=args.augment, patience=args.patience,
+                       max_false_open=args.max_false_open, crop=args.crop, verbose=0,
+                       extra_meta={"house_cv": {"fold": f, "test_frames": test.tolist()}})
+
+
+def _split_fold(args, data, rest, f: int, test):
+    """96 frames train, 24 pick the best epoch and the threshold."""
+    tr_local, va_local = stratified_split(data.labels[rest], 0.2, args.seed + f)
+    cfg = _fold_cfg(args, args.data, Path(args.work) / f"fold{f}", args.seed + f, test, args.epochs, f)
+    result = train_split(cfg, data, rest[tr_local], rest[va_local])
+    return (result["keras_model"], float(result["meta"]["threshold"]),
+            {"best_epoch": result["meta"]["training"]["best_epoch"]}, result["history"])
+
+
+def _refit_fold(args, data, rest, f: int, test):
+    """What a house would deploy: one model trained on all of its 120 frames.
+
+    An inner K-fold CV over those frames first gives every one of them an
+    out-of-fold score (the threshold is chosen on all 120, not on 24) and a
+    best epoch per inner model; the refit then trains for their median.
+    """
+    inner = stratified_folds(data.labels[rest], args.inner_k, args.seed + f)
+    oof = np.full(len(rest), np.nan)
+    best, first_history = [], None
+    for g in range(args.inner_k):
+        cfg = _fold_cfg(args, args.data, Path(args.work) / f"fold{f}" / f"inner{g}",
+                        args.seed + 100 * f + g, test, args.epochs, f)
+        result = train_split(cfg, data, rest[inner != g], rest[inner == g])
+        oof[inner == g] = predict(result["keras_model"], data.images[rest[inner == g]])
+        best.append(int(result["meta"]["training"]["best_epoch"]))
+        first_history = first_history or result["history"]
+    threshold = float(report.choose_threshold(data.labels[rest], oof, args.max_false_open))
+    epochs = max(1, int(np.median(best)))
+    cfg = _fold_cfg(args, args.data, Path(args.work) / f"fold{f}" / "refit", args.seed + f, test, epochs, f)
+    model, _ = fit_fixed(cfg, data, rest)
+    return model, threshold, {"inner_best_epochs": best, "refit_epochs": epochs}, first_history
+
+
 def run(args) -> dict:
     if args.crop == "face":
         spec = Preprocess(crop="face", margin=0.0, size=64)
@@ -114,29 +166,18 @@ def run(args) -> dict:
     for f in range(args.k):
         test = np.flatnonzero(fold == f)
         rest = np.flatnonzero((fold != f) & has_face)  # no face: nothing to learn from
-        tr_local, va_local = stratified_split(data.labels[rest], 0.2, args.seed + f)
-        cfg = TrainConfig(data=[str(args.data)], out=Path(args.work) / f"fold{f}",
-                          report_dir=Path(args.work) / f"fold{f}" / "report",
-                          init=None if args.scratch else Path(args.init), arch=args.scratch or "default",
-                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          seed=args.seed + f, augment=args.augment,
-                          patience=args.patience, max_false_open=args.max_false_open,
-                          crop=args.crop, verbose=0,
-                          extra_meta={"house_cv": {"fold": f, "test_frames": test.tolist()}})
-        result = train_split(cfg, data, rest[tr_local], rest[va_local])
-        threshold = float(result["meta"]["threshold"])
-        s = predict(result["keras_model"], data.images[test])
+        fit_fold = _refit_fold if args.protocol == "refit" else _split_fold
+        model, threshold, info, histories[f] = fit_fold(args, data, rest, f, test)
+        s = predict(model, data.images[test])
         s = np.where(has_face[test], s, 0.0)  # no face, no unlock
         if not np.isnan(scores[test]).all():
             raise AssertionError("a frame was predicted twice")
         scores[test] = s
         pred[test] = (s >= threshold).astype(int)
         m = report.metrics(data.labels[test], s, threshold)
-        folds.append({"fold": f, "n_test": int(len(test)), "threshold": threshold,
-                      "best_epoch": result["meta"]["training"]["best_epoch"],
+        folds.append({"fold": f, "n_test": int(len(test)), "threshold": threshold, **info,
                       "accuracy": m["accuracy"], "errors": m["errors"],
                       "false_opens": m["false_opens"]})
-        histories[f] = result["history"]
         log.info("fold %d: %d errors, %d false opens of %d (threshold %.3f)", f, m["errors"],
                  m["false_opens"], len(test), threshold)
     assert (pred >= 0).all() and not np.isnan(scores).any(), "every frame predicted once"
@@ -147,13 +188,13 @@ def run(args) -> dict:
         scope="house 5-fold CV, unseen frames", pred=pred,
         extra={"protocol": "5-fold stratified CV; " + (f"{args.scratch} from scratch" if args.scratch
                                                          else "fine-tune the general model (BatchNorm frozen)")
-               + " per fold on 120 frames "
-               "(96 train / 24 pick epoch+threshold); score 30 unseen frames",
+               + " per fold on 120 frames " + PROTOCOLS[args.protocol] + "; score 30 unseen frames",
                "dataset": str(Path(args.data).name), "preprocess": spec.to_dict(),
                "frames_with_face": int(has_face.sum()),
                "init": None if args.scratch else str(args.init),
                "init_sha256": None if args.scratch else sha256_file(args.init),
                "from_scratch_arch": args.scratch,
+               "fold_protocol": args.protocol, "inner_k": args.inner_k if args.protocol == "refit" else None,
                "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                "augment": args.augment, "max_false_open": args.max_false_open,
                "folds": folds,
@@ -206,6 +247,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--augment", default="light", choices=("door", "light", "none"),
                    help="a fixed door camera varies less than faces in the wild")
     p.add_argument("--max-false-open", type=float, default=0.01)
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="split",
+                   help="per fold: split (96 train / 24 validate) or refit (inner CV, then all 120)")
+    p.add_argument("--inner-k", type=int, default=4, help="refit: inner folds over the 120 frames")
     p.add_argument("--crop", choices=("face", "frame"), default="face",
                    help="face: the door's own gate and face crop (default); frame: whole frames")
     args = p.parse_args(argv)

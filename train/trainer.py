@@ -205,6 +205,26 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
             "keras_model": model, "history": history}
 
 
+def fit_fixed(cfg: TrainConfig, data: Dataset, tr: np.ndarray):
+    """Train on all of ``data[tr]`` for exactly ``cfg.epochs``, with nothing held out.
+
+    The refit after cross-validation: the folds already chose the epoch count
+    and the threshold, so every labelled image can now train. Returns the
+    Keras model (also saved as ``cfg.out/model.keras``) and its history.
+    """
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ConfigError("epochs and batch size must be at least 1")
+    set_seeds(cfg.seed)
+    model = _model(cfg)
+    batches = _batches(data.images[tr], data.labels[tr], cfg)
+    _compile(model, cfg, len(batches))
+    fit = model.fit(batches, epochs=cfg.epochs, verbose=cfg.verbose,
+                    class_weight=class_weights(data.labels[tr]))
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    model.save(Path(cfg.out) / MODEL_FILE)
+    return model, report.history_lists(fit.history)
+
+
 def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, model) -> Dict:
     k = models.keras()
     import tensorflow as tf

@@ -34,3 +34,30 @@ def test_committed_folds_match_the_happy_house_frames(happy_house_h5):
     fold = make_or_load_folds(path, labels, happy_house_h5, 5, seed=0)  # raises if mismatched
     assert sorted(np.bincount(fold).tolist()) == [30] * 5
     assert all(labels[fold == f].sum() in (16, 17, 18) for f in range(5))
+
+
+@pytest.mark.slow
+def test_refit_fold_thresholds_on_every_frame_and_trains_one_model_on_all(genki_root, tmp_path):
+    """The refit protocol: inner folds score every training frame once, then one model
+    trains on all of them for the inner models' median best epoch."""
+    from argparse import Namespace
+
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train import house_cv
+    from happyhouse.train.data import load_training_data
+
+    data = load_training_data([str(genki_root)], Preprocess(crop="face"), limit=10)
+    args = Namespace(data=genki_root, work=tmp_path, scratch="happymodel", init=None, epochs=2,
+                     batch_size=8, lr=1e-3, seed=0, augment="none", patience=5,
+                     max_false_open=0.01, crop="face", inner_k=2)
+    rest, test = np.arange(16), np.arange(16, 20)
+    model, threshold, info, history = house_cv._refit_fold(args, data, rest, 0, test)
+    assert len(info["inner_best_epochs"]) == 2
+    assert info["refit_epochs"] == int(np.median(info["inner_best_epochs"]))
+    assert 0.5 <= threshold <= 1.0 and "val_loss" in history
+    assert (tmp_path / "fold0" / "refit" / "model.keras").is_file()
+    for g in (0, 1):  # each inner model validated on the other half, never on the test frames
+        meta = json.loads((tmp_path / "fold0" / f"inner{g}" / "train_meta.json").read_text())
+        assert meta["split"]["n_train"] == 8 and meta["split"]["n_val"] == 8
+        assert meta["house_cv"] == {"fold": 0, "test_frames": test.tolist()}
+    assert model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 1)
