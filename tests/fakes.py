@@ -3,11 +3,26 @@
 
 * :func:`clocked_factory`: gpiozero mock pins that time-stamp their changes with a given clock
 * :class:`FixedGate`: a face gate that always answers the same box
+* :func:`flat_image`, :func:`replay_cfg`: one-colour frames and a config that replays
+  pictures fast (the frame-source and device tests)
+* :class:`FakeClock`, :class:`ScriptedSource`, :class:`ScriptedPipeline`, :class:`Recorder`,
+  :func:`make_cfg`, :func:`open_times`: a door loop driven frame by frame on fake time (the
+  Door state machine tests and the ``run_service`` tests)
 """
 
 from typing import Callable
 
+import numpy as np
 from gpiozero.pins.mock import MockFactory, MockPin, PinState
+
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.pipeline import Observation
+from happyhouse.daemon.sources import Frame
+
+#: the scripted camera's frame rate
+FPS = 10.0
+#: the face every scripted frame but a faceless one has
+BOX = (100, 80, 120, 120)
 
 
 def clocked_factory(clock: Callable[[], float]) -> MockFactory:
@@ -41,3 +56,131 @@ class FixedGate:
     def find(self, frame):
         self.calls += 1
         return self.box
+
+
+# -- frames and devices ---------------------------------------------------------------------
+def flat_image(value, h=48, w=64):
+    """An ``h`` x ``w`` BGR uint8 image of one value: frames told apart by one pixel."""
+    return np.full((h, w, 3), value, np.uint8)
+
+
+def replay_cfg():
+    """The default config with pictures replayed at 50 fps, so source tests wait little."""
+    return load_config(None, {"camera.fps": 50.0})
+
+
+# -- the door loop on fake time --------------------------------------------------------------
+class FakeClock:
+    """Fake monotonic time: moves only when the scripted parts ``advance`` it."""
+
+    def __init__(self, start=1000.0):
+        self.t = start
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, dt):
+        self.t += dt
+
+
+def open_times(pin, t0):
+    """[(opened_at, closed_at)] relative to t0 from a pin's state history."""
+    t, out, opened = t0, [], None
+    for delta, state in pin.states[1:]:
+        t += delta
+        if state:
+            opened = t
+        else:
+            out.append((round(opened - t0, 3), round(t - t0, 3)))
+    return out
+
+
+class ScriptedSource:
+    """Script items: 'H' happy face, 'n' unhappy face, '-' no face, '.' no frame
+    (the camera stalls for one timeout); a tuple (kind, age) delivers an old frame.
+    ``hooks[i]`` runs just before item i is delivered."""
+
+    description = "scripted"
+
+    def __init__(self, clock, script, hooks=None, fps=FPS):
+        self.clock = clock
+        self.items = list(script)
+        self.hooks = dict(hooks or {})
+        self.dt = 1.0 / fps
+        self.kinds = {}
+        self.index = 0
+        self.opened = 0
+        self.closed = 0
+        self.image = np.zeros((48, 64, 3), np.uint8)
+
+    def open(self):
+        self.opened += 1
+
+    def close(self):
+        self.closed += 1
+
+    def latest(self, timeout):
+        if self.index in self.hooks:
+            self.hooks.pop(self.index)()
+        if self.index >= len(self.items):
+            self.clock.advance(timeout)
+            return None
+        item = self.items[self.index]
+        self.index += 1
+        kind, age = item if isinstance(item, tuple) else (item, 0.0)
+        if kind == ".":
+            self.clock.advance(timeout)
+            return None
+        self.clock.advance(self.dt)
+        frame = Frame(self.image, self.clock() - age, self.index)
+        self.kinds[frame.seq] = kind
+        return frame
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ScriptedPipeline:
+    model_sha256 = "f" * 64
+
+    def __init__(self, source, clock, latency=0.02):
+        self.source = source
+        self.clock = clock
+        self.latency = latency
+        self.observed = []
+
+    def observe(self, frame):
+        self.clock.advance(self.latency)
+        kind = self.source.kinds[frame.seq]
+        self.observed.append(frame.seq)
+        face = None if kind == "-" else BOX
+        score = None if kind == "-" else (0.93 if kind == "H" else 0.08)
+        return Observation(frame.timestamp, frame.seq, face, score, kind == "H", self.latency * 1000)
+
+
+class Recorder:
+    """A notify sender that records messages (the real socket is tested separately)."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.messages = []
+
+    def __call__(self, message):
+        self.messages.append((self.clock(), message))
+        return True
+
+    def times(self, line):
+        return [t for t, m in self.messages if line in m.splitlines()]
+
+
+def make_cfg(tmp_path, **values):
+    """A mock-latch config: open 5 s, 3 s cooldown, 3 happy votes of 5; ``values`` override."""
+    base = {"latch.gpio": "mock", "service.state_dir": str(tmp_path / "state"),
+            "decision.unlock_seconds": 5.0, "decision.cooldown_seconds": 3.0,
+            "decision.votes_needed": 3, "decision.window": 5}
+    base.update(values)
+    return load_config(None, base)

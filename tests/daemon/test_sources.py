@@ -1,70 +1,24 @@
+"""Frame sources: the threaded source (newest frame only, stalls, reopening) driven by
+test devices, and ``open_source``: how a spec is classified, one-line errors, redaction,
+``to_door_frame``. The devices themselves are tested in test_devices.py, the fake
+source in test_fakesource.py.
+"""
+
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 
-from happyhouse.daemon.config import load_config
+from fakes import flat_image, replay_cfg
 from happyhouse.daemon.errors import SourceError
 from happyhouse.daemon.devices import _Device
-from happyhouse.daemon.fakesource import FakeSource, fake_clock
-from happyhouse.daemon.sources import Frame, ThreadedSource, classify_spec, open_source, to_door_frame
-
-
-def _img(value, h=48, w=64):
-    return np.full((h, w, 3), value, np.uint8)
+from happyhouse.daemon.sources import ThreadedSource, classify_spec, open_source, to_door_frame
 
 
 @pytest.fixture
 def cfg():
-    return load_config(None, {"camera.fps": 50.0})
-
-
-# ---------------------------------------------------------------- FakeSource
-
-
-def test_fake_source_hands_out_only_the_newest_frame():
-    clock, sleep = fake_clock()
-    src = FakeSource([_img(i) for i in range(10)], fps=10, clock=clock, sleep=sleep)
-    with src:
-        first = src.latest(0.0)
-        assert first.seq == 1 and first.image[0, 0, 0] == 0
-        sleep(0.35)  # frames 1, 2, 3 were captured meanwhile: only 3 is handed out
-        newest = src.latest(0.0)
-        assert newest.image[0, 0, 0] == 3 and newest.timestamp == pytest.approx(1000.3)
-        assert src.latest(0.0) is None  # nothing new yet: never the same frame twice
-        waited = src.latest(1.0)  # waits for the next capture
-        assert waited.image[0, 0, 0] == 4 and clock() == pytest.approx(1000.4)
-
-
-def test_fake_source_stall_returns_none_then_resumes():
-    clock, sleep = fake_clock()
-    src = FakeSource([_img(i) for i in range(100)], fps=10, clock=clock, sleep=sleep,
-                     stalls=[(1.0, 3.0)])
-    with src:
-        sleep(0.95)
-        assert src.latest(0.0).image[0, 0, 0] == 9
-        assert src.latest(1.5) is None  # 0.95 .. 2.45: camera silent
-        frame = src.latest(1.0)
-        assert frame.image[0, 0, 0] == 30 and frame.timestamp == pytest.approx(1003.0)
-
-
-def test_fake_source_runs_dry_without_loop_and_cycles_with_loop():
-    clock, sleep = fake_clock()
-    src = FakeSource([_img(1), _img(2)], fps=10, clock=clock, sleep=sleep)
-    src.open()
-    assert src.latest(1.0).seq == 1 and src.latest(1.0).seq == 2
-    assert src.latest(5.0) is None and src.exhausted
-    looped = FakeSource([_img(1), _img(2)], fps=10, clock=clock, sleep=sleep, loop=True)
-    looped.open()
-    seen = [looped.latest(1.0).image[0, 0, 0] for _ in range(5)]
-    assert seen == [1, 2, 1, 2, 1]
-
-
-def test_fake_source_fail_open():
-    with pytest.raises(SourceError):
-        FakeSource([_img(1)], fail_open=True).open()
+    return replay_cfg()
 
 
 # ---------------------------------------------------------------- ThreadedSource
@@ -90,7 +44,7 @@ class CountingDevice(_Device):
             return None
         time.sleep(self.period)
         self.n += 1
-        return _img(self.n % 256)
+        return flat_image(self.n % 256)
 
     def release(self):
         self.log.append("release")
@@ -141,7 +95,7 @@ class FrozenDevice(CountingDevice):
     def read(self):
         time.sleep(self.period)
         self.n += 1
-        return _img(7)
+        return flat_image(7)
 
 
 def test_frozen_live_camera_gives_no_fresh_frames_and_is_reopened():
@@ -161,7 +115,7 @@ def test_replayed_pictures_may_repeat():
     class Still(CountingDevice):  # not live: a demo picture shown again and again
         def read(self):
             time.sleep(self.period)
-            return _img(7)
+            return flat_image(7)
 
     with ThreadedSource(lambda: Still(log), "dev", stall_timeout=1.0) as src:
         assert src.latest(1.0) is not None and src.latest(1.0) is not None
@@ -186,45 +140,6 @@ def test_threaded_source_unopenable_raises_and_backs_off_in_background():
 # ---------------------------------------------------------------- open_source
 
 
-def test_image_folder_source(tmp_path, cfg):
-    for i in range(3):
-        cv2.imwrite(str(tmp_path / f"{i}.png"), _img(i * 50))
-    (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    src = open_source(str(tmp_path), cfg)
-    with src:
-        values = {int(src.latest(1.0).image[0, 0, 0]) for _ in range(4)}
-    assert values <= {0, 50, 100} and len(values) >= 2
-    assert "3 frame(s)" in src.description
-
-
-def test_single_image_source(tmp_path, cfg):
-    path = tmp_path / "door.jpg"
-    cv2.imwrite(str(path), _img(200, 120, 160))
-    with open_source(str(path), cfg) as src:
-        frame = src.latest(1.0)
-    assert isinstance(frame, Frame) and frame.image.shape == (120, 160, 3)
-    assert frame.image.dtype == np.uint8
-
-
-def test_h5_source_scales_frames_to_camera_size(happy_house_h5):
-    cfg = load_config(None, {"camera.width": 320, "camera.height": 240, "camera.fps": 50.0})
-    with open_source(str(happy_house_h5), cfg) as src:
-        frame = src.latest(1.0)
-    assert frame.image.shape == (240, 320, 3) and "150 frame(s)" in src.description
-
-
-def test_video_file_source_loops(tmp_path, cfg):
-    path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (64, 48))
-    assert writer.isOpened()
-    for i in range(4):
-        writer.write(_img(i * 60))
-    writer.release()
-    with open_source(str(path), cfg) as src:
-        frames = [src.latest(1.0) for _ in range(6)]  # longer than the clip: it loops
-    assert all(f is not None and f.image.shape == (48, 64, 3) for f in frames)
-
-
 @pytest.mark.parametrize("spec, kind", [("0", "camera"), ("/dev/video7", "v4l2"),
                                         ("rtsp://cam.local/stream", "stream"),
                                         ("libcamerasrc ! videoconvert ! appsink", "gstreamer")])
@@ -242,12 +157,6 @@ def test_bad_sources_give_one_line_errors(tmp_path, cfg, make, match):
     with pytest.raises(SourceError, match=match) as info:
         open_source(make(tmp_path), cfg).open()
     assert "\n" not in str(info.value)
-
-
-def test_missing_camera_device_fails_to_open(cfg):
-    src = open_source("/dev/video63", cfg)
-    with pytest.raises(SourceError, match="cannot open /dev/video63"):
-        src.open()
 
 
 def test_gstreamer_without_support_says_how_to_fix(cfg, monkeypatch):

@@ -1,0 +1,38 @@
+"""Fixtures shared by the daemon tests: ``rig``, a Door over scripted parts (the Door
+state machine in test_service.py, ``run_door`` in test_runner.py). The parts
+themselves are in ``tests/fakes.py``.
+"""
+
+import pytest
+from fakes import FakeClock, Recorder, ScriptedPipeline, ScriptedSource, clocked_factory, make_cfg
+
+from happyhouse.daemon.latch import Latch
+from happyhouse.daemon.notify import Notifier
+from happyhouse.daemon.service import Door
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """Build a Door over scripted parts; returns a function(script, **cfg values)."""
+    made = []
+
+    def build(script, hooks=None, watchdog_usec=None, **values):
+        clock = FakeClock()
+        cfg = make_cfg(tmp_path, **values)
+        factory = clocked_factory(clock)
+        latch = Latch(cfg.latch_pin, pin_factory=factory, max_open_s=cfg.decision_max_unlock_seconds,
+                      clock=clock)
+        source = ScriptedSource(clock, script, hooks)
+        pipeline = ScriptedPipeline(source, clock)
+        recorder = Recorder(clock)
+        env = {"NOTIFY_SOCKET": "/unused"}
+        if watchdog_usec:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
+        notifier = Notifier(env, sender=recorder)
+        door = Door(cfg, source, pipeline, latch, notifier, clock=clock)
+        made.append(latch)
+        return door, clock, factory, recorder
+
+    yield build
+    for latch in made:
+        latch.close()

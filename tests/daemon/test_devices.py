@@ -1,0 +1,63 @@
+"""Capture devices, reached the way the daemon reaches them (``open_source``): picture
+replay from a folder, an image or a course HDF5 file, OpenCV capture of a video file
+(looping) and of a missing camera (the one-line hint).
+"""
+
+import cv2
+import numpy as np
+import pytest
+
+from fakes import flat_image, replay_cfg
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.errors import SourceError
+from happyhouse.daemon.sources import Frame, open_source
+
+
+@pytest.fixture
+def cfg():
+    return replay_cfg()
+
+
+def test_image_folder_source(tmp_path, cfg):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), flat_image(i * 50))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    src = open_source(str(tmp_path), cfg)
+    with src:
+        values = {int(src.latest(1.0).image[0, 0, 0]) for _ in range(4)}
+    assert values <= {0, 50, 100} and len(values) >= 2
+    assert "3 frame(s)" in src.description
+
+
+def test_single_image_source(tmp_path, cfg):
+    path = tmp_path / "door.jpg"
+    cv2.imwrite(str(path), flat_image(200, 120, 160))
+    with open_source(str(path), cfg) as src:
+        frame = src.latest(1.0)
+    assert isinstance(frame, Frame) and frame.image.shape == (120, 160, 3)
+    assert frame.image.dtype == np.uint8
+
+
+def test_h5_source_scales_frames_to_camera_size(happy_house_h5):
+    cfg = load_config(None, {"camera.width": 320, "camera.height": 240, "camera.fps": 50.0})
+    with open_source(str(happy_house_h5), cfg) as src:
+        frame = src.latest(1.0)
+    assert frame.image.shape == (240, 320, 3) and "150 frame(s)" in src.description
+
+
+def test_video_file_source_loops(tmp_path, cfg):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (64, 48))
+    assert writer.isOpened()
+    for i in range(4):
+        writer.write(flat_image(i * 60))
+    writer.release()
+    with open_source(str(path), cfg) as src:
+        frames = [src.latest(1.0) for _ in range(6)]  # longer than the clip: it loops
+    assert all(f is not None and f.image.shape == (48, 64, 3) for f in frames)
+
+
+def test_missing_camera_device_fails_to_open(cfg):
+    src = open_source("/dev/video63", cfg)
+    with pytest.raises(SourceError, match="cannot open /dev/video63"):
+        src.open()

@@ -1,0 +1,285 @@
+"""Running the door as a process: ``run_door``, ``Signals``, ``run_service`` with
+sd_notify over a real socket, SIGHUP reloads (``_Parts`` rebuilding the latch),
+and end to end with the shipped pipeline. Scripted parts from tests/fakes.py, the
+``rig`` fixture from conftest.py.
+"""
+
+import os
+import signal
+import socket
+
+import numpy as np
+import pytest
+
+from happyhouse.daemon.cli import build_parser
+from fakes import (FPS, FakeClock, ScriptedPipeline, ScriptedSource, clocked_factory, make_cfg,
+                   open_times)
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.runner import Signals, run_door, run_service
+
+
+def test_exception_in_the_loop_locks(rig):
+    def boom():
+        raise RuntimeError("bug")
+
+    door, clock, factory, rec = rig(["H"] * 10, hooks={5: boom})
+    signals = Signals()
+    with pytest.raises(RuntimeError):
+        run_door(door, signals)
+    assert door.latch.pin.states[-2].state is True
+    assert door.latch.pin.states[-1].state is False
+
+
+# -- run_service: signals, sd_notify over a real socket, reload ---------------------------
+
+
+@pytest.fixture
+def notify_socket(tmp_path, monkeypatch):
+    """A real AF_UNIX datagram socket, read by a thread like systemd would."""
+    import threading
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    received = []
+    done = threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                received.append(sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+
+    def drain():
+        done.set()
+        thread.join()
+        while True:  # whatever is still queued
+            try:
+                received.append(sock.recv(4096).decode())
+            except socket.timeout:
+                return list(received)
+
+    yield drain
+    done.set()
+    thread.join()
+    sock.close()
+
+
+def service_parts(script, hooks=None):
+    clock = FakeClock()
+    source = ScriptedSource(clock, script, hooks)
+    return clock, clocked_factory(clock), source, ScriptedPipeline(source, clock)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_during_an_unlock_locks_and_notifies(tmp_path, notify_socket, signum):
+    kill = {10: lambda: os.kill(os.getpid(), signum)}  # frame 10: the door is open
+    clock, factory, source, pipeline = service_parts(["H"] * 50, kill)
+    cfg = make_cfg(tmp_path)
+    previous = signal.getsignal(signum)
+    rc = run_service(cfg, None, pin_factory=factory, source=source, pipeline=pipeline, clock=clock)
+    assert rc == 0
+    assert source.index == 11  # the frame in flight is the last one: it stopped right there
+    pin = factory.pin("GPIO17")
+    assert [s.state for s in pin.states] == [False, True, False]
+    assert pin.function == "input"  # released after locking
+    assert signal.getsignal(signum) is previous  # handlers restored
+    messages = notify_socket()
+    lines = [line for m in messages for line in m.splitlines()]
+    assert "READY=1" in lines and "WATCHDOG=1" in lines
+    assert messages[-1].startswith("STOPPING=1")
+    assert signal.Signals(signum).name in messages[-1]
+    assert any(line.startswith("STATUS=unlocked;") for line in lines)
+
+
+def test_max_frames_stops_cleanly(tmp_path, notify_socket):
+    clock, factory, source, pipeline = service_parts(["n"] * 50)
+    args = build_parser().parse_args(["--gpio", "mock", "--max-frames", "7"])
+    rc = run_service(make_cfg(tmp_path), args, pin_factory=factory, source=source,
+                     pipeline=pipeline, clock=clock)
+    assert rc == 0 and source.index == 7
+    assert source.opened == 1 and source.closed == 1
+
+
+def test_exception_in_service_locks_and_says_stopping(tmp_path, notify_socket):
+    def boom():
+        raise RuntimeError("bug")
+
+    clock, factory, source, pipeline = service_parts(["H"] * 50, {8: boom})
+    with pytest.raises(RuntimeError):
+        run_service(make_cfg(tmp_path), None, pin_factory=factory, source=source,
+                    pipeline=pipeline, clock=clock)
+    pin = factory.pin("GPIO17")
+    assert [s.state for s in pin.states] == [False, True, False]
+    assert notify_socket()[-1].startswith("STOPPING=1")
+
+
+def write_conf(path, **values):
+    sections = {}
+    for key, value in values.items():
+        section, name = key.split(".")
+        sections.setdefault(section, []).append(f"{name} = {value}")
+    path.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items()))
+
+
+def test_sighup_reloads_the_config_while_locked(tmp_path, notify_socket):
+    conf = tmp_path / "hh.conf"
+    write_conf(conf, **{"decision.unlock_seconds": 5.0, "latch.gpio": "mock",
+                        "service.state_dir": str(tmp_path / "s")})
+    doors = []
+
+    def edit_and_hup():
+        write_conf(conf, **{"decision.unlock_seconds": 2.0, "latch.gpio": "mock",
+                            "service.state_dir": str(tmp_path / "s")})
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    def bad_edit_and_hup():
+        conf.write_text("[decision]\nunlock_seconds = forever\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    def stop():
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # 5 happy frames (open), reload during the opening, later a bad reload, then stop
+    script = ["H"] * 5 + ["n"] * 10 + ["H"] * 3 + ["n"] * 30 + ["n"] * 10
+    clock, factory, source, pipeline = service_parts(script, {5: edit_and_hup, 50: bad_edit_and_hup,
+                                                              57: stop})
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock"])
+    cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
+    import happyhouse.daemon.runner as runner_mod
+
+    real_door = runner_mod.Door
+
+    class SpyDoor(real_door):
+        def __init__(self, cfg, *a, **k):
+            super().__init__(cfg, *a, **k)
+            doors.append(self)
+
+    runner_mod.Door = SpyDoor
+    try:
+        assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+                           clock=clock) == 0
+    finally:
+        runner_mod.Door = real_door
+    assert [d.unlock_seconds for d in doors] == [5.0, 2.0, 2.0]
+    pin = factory.pin("GPIO17")
+    t0 = 1000.0
+    openings = open_times(pin, t0)
+    assert len(openings) == 2
+    first, second = openings
+    assert first[1] - first[0] < 1.0  # the reload locked the door at once
+    assert 2.0 - 1e-6 <= second[1] - second[0] <= 2.0 + 1 / FPS + 0.03  # new unlock time applies
+    messages = notify_socket()
+    assert sum(m.startswith("RELOADING=1") for m in messages) == 2
+    assert sum(m.startswith("READY=1") for m in messages) == 3  # READY again after each reload
+    assert source.opened == 1  # the injected camera is kept across reloads
+
+
+def test_signals_install_only_in_main_thread():
+    import threading
+
+    result = []
+    t = threading.Thread(target=lambda: result.append(Signals().install()))
+    t.start()
+    t.join()
+    assert result == [False]
+
+
+# -- end to end: the real bundle, face gate and LiteRT pipeline on real frames ----------
+
+
+@pytest.fixture(scope="module")
+def door_frames(smiling_door_frames):
+    """Door-camera frames: (smiles the shipped pipeline opens for, faces it does not)."""
+    return smiling_door_frames
+
+
+@pytest.fixture(scope="module")
+def real_pipeline():
+    from happyhouse.daemon.pipeline import Pipeline
+
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    return Pipeline.from_config(cfg)  # the shipped bundle, golden self-test included
+
+
+def test_end_to_end_real_pipeline_smile_opens_once_then_empty_hall_stays_locked(
+        tmp_path, notify_socket, door_frames, real_pipeline):
+    from happyhouse.daemon.fakesource import FakeSource, fake_clock
+
+    happy, _ = door_frames
+    empty = [np.full_like(happy[0], 128)] * 60  # an empty, evenly lit hall: no face
+    clock, sleep = fake_clock()
+    source = FakeSource(happy + empty, fps=10, clock=clock, sleep=sleep)
+    factory = clocked_factory(clock)
+    cfg = make_cfg(tmp_path, **{"service.snapshot_on_unlock": True})
+    args = build_parser().parse_args(["--max-frames", str(len(happy) + len(empty))])
+    t0 = clock()
+    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=real_pipeline,
+                       clock=clock) == 0
+    (opened, closed), = open_times(factory.pin("GPIO17"), t0)
+    assert opened < len(happy) / 10  # during the smile
+    assert 5.0 - 1e-6 <= closed - opened <= 5.0 + 0.11
+    snapshots = sorted((tmp_path / "state").glob("unlock-*.jpg"))
+    assert len(snapshots) == 1
+    messages = notify_socket()
+    assert messages[0].startswith("STATUS=starting")
+    assert any(m.startswith("READY=1") for m in messages) and messages[-1].startswith("STOPPING=1")
+
+
+def test_service_wires_exit_button_and_door_contact_from_config(tmp_path, notify_socket):
+    holder = {}
+
+    def press():
+        pin = holder["factory"].pin("GPIO27")
+        pin.drive_low()
+        pin.drive_high()
+
+    def open_and_close_door():
+        pin = holder["factory"].pin("GPIO22")
+        pin.drive_high()
+        pin.drive_low()
+
+    def door_shut():  # contact to ground with the pull-up: a closed door pulls it low
+        holder["factory"].pin("GPIO22").drive_low()
+
+    clock, factory, source, pipeline = service_parts(
+        ["-"] * 40, {0: door_shut, 5: press, 15: open_and_close_door})
+    holder["factory"] = factory
+    cfg = make_cfg(tmp_path, **{"latch.exit_button_pin": "GPIO27",
+                                "latch.door_contact_pin": "GPIO22"})
+    args = build_parser().parse_args(["--max-frames", "40"])
+    t0 = clock()
+    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+                       clock=clock) == 0
+    (opened, closed), = open_times(factory.pin("GPIO17"), t0)
+    assert 0.5 <= opened <= 0.5 + 3 / FPS  # the press (before frame 6), within a step; no face
+    # the door opened and closed before frame 16 (~1.6 s): relocked there, not after 5 s
+    assert 1.5 <= closed <= 1.5 + 2 / FPS
+    assert factory.pin("GPIO27").function == "input"  # inputs released on exit
+
+
+def test_reload_moves_the_latch_to_a_new_pin_locked(tmp_path, notify_socket):
+    conf = tmp_path / "hh.conf"
+    write_conf(conf, **{"latch.pin": "GPIO17", "service.state_dir": str(tmp_path / "s")})
+
+    def move_and_hup():
+        write_conf(conf, **{"latch.pin": "GPIO5", "service.state_dir": str(tmp_path / "s")})
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    clock, factory, source, pipeline = service_parts(["H"] * 4 + ["n"] * 5 + ["H"] * 4 + ["n"] * 5,
+                                                     {4: move_and_hup})
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock", "--max-frames", "18"])
+    cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
+    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+                       clock=clock) == 0
+    old, new = factory.pin("GPIO17"), factory.pin("GPIO5")
+    assert [s.state for s in old.states] == [False, True, False] and old.function == "input"
+    assert [s.state for s in new.states] == [False, True, False] and new.function == "input"
