@@ -99,7 +99,7 @@ def _candidates() -> Dict[str, Callable]:
         "patch4_96-128-256": patchify([96, 128, 256]),
         "patch4_64-128-256_p2": patchify([64, 128, 256], patch=2),
         "plain3_s4_64-128-192": patchify([64, 128, 192]),
-        "smilenet_32-48-48-64-128": lambda: models.smilenet(),
+        "smilenet_32-48-48-64-128": lambda: models.build("smilenet-plain"),
         "smilenet_32-64-64-128": lambda: models.smilenet(layers=((32, 2), (64, 2), (64, 2), (128, 2))),
         "smilenet_32-64-64s1-64-128": lambda: models.smilenet(
             layers=((32, 2), (64, 2), (64, 1), (64, 2), (128, 2))),

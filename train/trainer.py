@@ -171,6 +171,7 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     report_dir = Path(cfg.report_dir or out)
+    report_dir.mkdir(parents=True, exist_ok=True)
 
     model = _model(cfg)
     batches = _batches(data.images[tr], data.labels[tr], cfg)
@@ -181,13 +182,17 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
         k.callbacks.ModelCheckpoint(best_path, monitor="val_loss", save_best_only=True),
         k.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                   restore_best_weights=True),
-        k.callbacks.CSVLogger(str(out / "history.csv")),
+        # the per-epoch figures belong with the report the person reads
+        k.callbacks.CSVLogger(str(report_dir / "history.csv")),
     ]
     val = (to_model_input(data.images[va]), data.labels[va].astype(np.float32))
     fit = model.fit(batches, validation_data=val, epochs=cfg.epochs, verbose=cfg.verbose,
                     class_weight=class_weights(data.labels[tr]), callbacks=callbacks)
     history = report.history_lists(fit.history)
     model = load_model(best_path)  # the checkpoint with the lowest validation loss
+    # saved again without the optimizer's moments (2/3 of the checkpoint's bytes):
+    # the converter needs weights only, and fine-tuning compiles afresh
+    model.save(best_path)
     scores = predict(model, data.images[va])
     threshold = report.choose_threshold(data.labels[va], scores, cfg.max_false_open)
     best_epoch = int(np.argmin(history["val_loss"])) + 1

@@ -28,6 +28,9 @@ def test_short_training_run_writes_model_metadata_and_every_report_file(genki_ro
     assert metrics["n"] == meta["split"]["n_val"] == 12
     for name in report.PLOTS:
         assert (tmp_path / "report" / name).stat().st_size > 1000
+    history = (tmp_path / "report" / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) == 2  # header + the one epoch
+    assert not (out / "history.csv").exists()
     assert "validation n=12" in capsys.readouterr().out
     split = json.loads((out / "split.json").read_text())
     assert len(split["validation_ids"]) == 12 and split["n_train"] == 68
