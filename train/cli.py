@@ -4,8 +4,8 @@ Examples::
 
     happyhouse-train --data $HAPPYHOUSE_DATA/genki4k-train --data $HAPPYHOUSE_DATA/smilesmiled \\
         --out models/general --report reports/general
-    happyhouse-train --data my_house/ --init models/general/model.keras --crop frame \\
-        --lr 3e-4 --epochs 15 --out models/my_house
+    happyhouse-train --data my_house/ --door-frames --init models/general/model.keras \\
+        --augment light --out models/my_house
 """
 
 from __future__ import annotations
@@ -33,16 +33,20 @@ def parser() -> argparse.ArgumentParser:
                    help="fine-tune this .keras model (e.g. the general model on a house's images)")
     p.add_argument("--train-bn", action="store_true",
                    help="with --init: also update BatchNorm (default: frozen; right for small data)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=36)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--patience", type=int, default=6, help="early-stopping patience (epochs)")
+    p.add_argument("--patience", type=int, default=12, help="early-stopping patience (epochs)")
     p.add_argument("--max-false-open", type=float, default=0.01,
                    help="target false-open rate for the validation-chosen threshold")
     p.add_argument("--crop", choices=("face", "frame"), default="face",
                    help="preprocessing crop mode recorded with the model")
+    p.add_argument("--door-frames", action="store_true",
+                   help="--data holds whole door-camera frames: run each through the door's own "
+                        "face gate and face crop first (frames with no face are skipped and counted); "
+                        "how a house adapts the model to its camera")
     p.add_argument("--margin", type=float, default=0.0, help="face-crop margin (face mode)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--limit", type=int, help="at most this many images per class and source")
@@ -65,7 +69,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                           lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
                           patience=args.patience, max_false_open=args.max_false_open,
                           crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
-                          augment=args.augment, freeze_bn=not args.train_bn, verbose=0 if args.quiet else 2)
+                          augment=args.augment, freeze_bn=not args.train_bn,
+                          door_frames=args.door_frames, verbose=0 if args.quiet else 2)
         result = train(cfg)
     except HappyHouseError as exc:
         sys.stderr.write(f"happyhouse-train: {exc}\n")

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
+import logging
+import time
+
 import numpy as np
 
-from happyhouse.daemon.datasets import Dataset, load_many
+from happyhouse.daemon.datasets import Dataset, load_dataset, load_many
 from happyhouse.daemon.errors import DataError
 from happyhouse.daemon.preprocess import Preprocess, prepare_image
+
+log = logging.getLogger("happyhouse.train")
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -59,3 +64,55 @@ def load_training_data(paths: Sequence[str], spec: Preprocess, limit: Optional[i
     data = load_many(list(paths), size=spec.size, limit=limit)
     data.images = np.stack([prepare_image(im, spec) for im in data.images])
     return data
+
+
+def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess):
+    """Whole door frames -> (face crops exactly as the daemon would make them, has_face).
+
+    Each frame is scaled to the camera's 640x480 (``to_door_frame``), passed
+    through the shipped face gate with its default settings, and cropped by
+    the preprocessing contract, so a house model learns from the pixels the
+    door will score.
+    """
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.facegate import FaceGate
+    from happyhouse.daemon.preprocess import prepare_frame
+    from happyhouse.daemon.sources import to_door_frame
+
+    gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
+    crops = np.zeros((len(frames_rgb), spec.size, spec.size, 3), np.uint8)
+    found = np.zeros(len(frames_rgb), bool)
+    started = time.time()
+    for i, rgb in enumerate(frames_rgb):
+        frame = to_door_frame(rgb)
+        box = gate.find(frame)
+        if box is not None:
+            crops[i] = prepare_frame(frame, box, spec)
+            found[i] = True
+    log.info("face gate: a face in %d of %d frames (%.1fs)", found.sum(), len(found),
+             time.time() - started)
+    return crops, found
+
+
+def load_door_frames(paths: Sequence[str], spec: Preprocess, limit: Optional[int] = None) -> Dataset:
+    """A house's own whole door-camera frames -> the face crops the door would score.
+
+    Frames are read at their own size (all frames of a source must match) and
+    gated; a frame without a face is skipped and counted, as a corrupt file is.
+    """
+    if spec.crop != "face":
+        raise DataError("door frames are gated and cropped to the face: use crop mode 'face'")
+    if not paths:
+        raise DataError("no dataset given")
+    parts = []
+    for path in paths:  # one source at a time: each camera has its own frame size
+        data = load_dataset(path, size=None, limit=limit)
+        crops, found = door_face_crops(data.images, spec)
+        kept = data.subset(np.flatnonzero(found))
+        kept.images = crops[found]
+        kept.skipped += [(data.ids[i], "no face found by the door's face gate")
+                         for i in np.flatnonzero(~found)]
+        parts.append(kept)
+    return Dataset(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
+                   [i for p in parts for i in p.ids], [x for p in parts for x in p.skipped],
+                   [x for p in parts for x in p.sources])

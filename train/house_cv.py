@@ -42,7 +42,7 @@ from happyhouse.daemon.errors import DataError, HappyHouseError
 from happyhouse.daemon.preprocess import Preprocess
 
 from . import report
-from .data import load_training_data, stratified_folds, stratified_split
+from .data import door_face_crops, load_training_data, stratified_folds, stratified_split
 from .trainer import TrainConfig, fit_fixed, load_model, predict, train_split
 
 log = logging.getLogger("happyhouse.train.house_cv")
@@ -68,30 +68,6 @@ def make_or_load_folds(path: Path, labels: np.ndarray, data_file: Path, k: int, 
         "labels": labels.astype(int).tolist(),
         "folds": [np.flatnonzero(fold == f).tolist() for f in range(k)]}, indent=1) + "\n")
     return fold
-
-
-def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess):
-    """Frames -> (face crops as the daemon would make them, has_face mask)."""
-    import time as _time
-
-    from happyhouse.daemon.config import load_config
-    from happyhouse.daemon.facegate import FaceGate
-    from happyhouse.daemon.preprocess import prepare_frame
-    from happyhouse.daemon.sources import to_door_frame
-
-    gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
-    crops = np.zeros((len(frames_rgb), spec.size, spec.size, 3), np.uint8)
-    found = np.zeros(len(frames_rgb), bool)
-    started = _time.time()
-    for i, rgb in enumerate(frames_rgb):
-        frame = to_door_frame(rgb)
-        box = gate.find(frame)
-        if box is not None:
-            crops[i] = prepare_frame(frame, box, spec)
-            found[i] = True
-    log.info("face gate: a face in %d of %d frames (%.1fs)", found.sum(), len(found),
-             _time.time() - started)
-    return crops, found
 
 
 PROTOCOLS = {
@@ -247,7 +223,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--augment", default="light", choices=("door", "light", "none"),
                    help="a fixed door camera varies less than faces in the wild")
     p.add_argument("--max-false-open", type=float, default=0.01)
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="split",
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="refit",
                    help="per fold: split (96 train / 24 validate) or refit (inner CV, then all 120)")
     p.add_argument("--inner-k", type=int, default=4, help="refit: inner folds over the 120 frames")
     p.add_argument("--crop", choices=("face", "frame"), default="face",

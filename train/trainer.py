@@ -24,7 +24,7 @@ from happyhouse.daemon.preprocess import Preprocess, to_model_input
 
 from . import models, report
 from .augment import PRESETS, augment_batch
-from .data import load_training_data, stratified_split
+from .data import load_door_frames, load_training_data, stratified_split
 
 log = logging.getLogger("happyhouse.train")
 
@@ -41,18 +41,19 @@ class TrainConfig:
     report_dir: Optional[Path] = None  # defaults to ``out``
     arch: str = models.DEFAULT_ARCH
     init: Optional[Path] = None  # fine-tune this model instead of building ``arch``
-    epochs: int = 30
+    epochs: int = 36
     batch_size: int = 64
     lr: float = 2e-3
     val_fraction: float = 0.15
     seed: int = 1
-    patience: int = 6
+    patience: int = 12
     max_false_open: float = 0.01
     crop: str = "face"
     margin: float = 0.0
     size: int = 64
     limit: Optional[int] = None  # images per class and source (quick runs, tests)
     augment: str = "door"  # a name in augment.PRESETS, or "none"
+    door_frames: bool = False  # data are whole door frames: gate and face-crop them first
     freeze_bn: bool = True  # when fine-tuning (``init``): BatchNorm keeps its statistics
     verbose: int = 2
     extra_meta: Dict = field(default_factory=dict)
@@ -153,7 +154,10 @@ def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
 def train(cfg: TrainConfig) -> Dict[str, object]:
     """Load ``cfg.data``, split it, train (or fine-tune), save model + metadata + report."""
     spec = Preprocess(crop=cfg.crop, margin=cfg.margin, size=cfg.size)
-    data = load_training_data(cfg.data, spec, cfg.limit)
+    if cfg.door_frames:
+        data = load_door_frames(cfg.data, spec, cfg.limit)
+    else:
+        data = load_training_data(cfg.data, spec, cfg.limit)
     tr, va = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
     return train_split(cfg, data, tr, va)
 
@@ -253,7 +257,7 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
                   "n_val": int(len(va)), "rule": "happyhouse.train.data.stratified_split"},
         "training": {"epochs": cfg.epochs, "epochs_run": len(history["loss"]),
                      "best_epoch": best_epoch, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                     "freeze_bn": bool(cfg.init and cfg.freeze_bn),
+                     "freeze_bn": bool(cfg.init and cfg.freeze_bn), "door_frames": cfg.door_frames,
                      "augment": ({"preset": cfg.augment, **asdict(PRESETS[cfg.augment])}
                                  if cfg.augment != "none" else None),
                      "class_weights": class_weights(data.labels[tr])},

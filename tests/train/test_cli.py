@@ -72,3 +72,35 @@ def test_init_fine_tunes_an_existing_model_with_batchnorm_frozen(genki_root, tmp
     meta = read_meta(tuned / MODEL_FILE)
     assert meta["arch"] == "happymodel" and meta["init"] == str(base / MODEL_FILE)
     assert meta["preprocess"]["crop"] == "frame" and meta["training"]["freeze_bn"] is True
+
+
+@pytest.mark.slow
+def test_door_frames_are_gated_and_face_cropped_before_training(happy_house_h5, tmp_path):
+    """A house's whole frames go through the door's own gate; a frame with no face is
+    skipped and counted, never trained on."""
+    import cv2
+    import numpy as np
+
+    from happyhouse.daemon.datasets import load_dataset
+
+    frames = load_dataset(happy_house_h5, size=None)
+    for name, label in (("happy", 1), ("not_happy", 0)):
+        (tmp_path / "house" / name).mkdir(parents=True)
+        for i in np.flatnonzero(frames.labels == label)[:5]:
+            cv2.imwrite(str(tmp_path / "house" / name / f"{i}.png"), frames.images[i][:, :, ::-1])
+    cv2.imwrite(str(tmp_path / "house" / "not_happy" / "hall.png"), np.full((64, 64, 3), 128, np.uint8))
+    out = tmp_path / "model"
+    rc = cli.main(["--data", str(tmp_path / "house"), "--door-frames", "--arch", "happymodel",
+                   "--epochs", "1", "--val-fraction", "0.4", "--quiet", "--out", str(out)])
+    assert rc == 0
+    meta = read_meta(out / MODEL_FILE)
+    assert meta["training"]["door_frames"] is True
+    assert meta["data"]["skipped"] >= 1  # the empty hall, at least
+    assert meta["data"]["n"] + meta["data"]["skipped"] == 11
+
+
+def test_door_frames_need_the_face_crop(genki_root, tmp_path, capsys):
+    rc = cli.main(["--data", str(genki_root), "--door-frames", "--crop", "frame", "--limit", "2",
+                   "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 2
+    assert "crop mode 'face'" in capsys.readouterr().err
