@@ -105,7 +105,7 @@ def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec,
     ones; 3. a seeded stratified split of the calibration data.
     """
     if opts.holdout:
-        return (np.arange(len(data)), load_images(opts.holdout, spec, shape),
+        return (np.arange(len(data)), load_images(opts.holdout, spec, shape, door_frames(train_meta)),
                 "--holdout " + ", ".join(str(p) for p in opts.holdout))
     if train_meta.validation_ids:
         is_val = np.array([normalise_id(i) in train_meta.validation_ids for i in data.ids])
@@ -122,6 +122,12 @@ def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec,
             f"seeded stratified {opts.holdout_fraction:g} split of the calibration data")
 
 
+def door_frames(train_meta: TrainingMeta) -> bool:
+    """Whether training gated whole door frames (``happyhouse-train --door-frames``)."""
+    training = train_meta.extra.get("training")
+    return bool(isinstance(training, dict) and training.get("door_frames"))
+
+
 def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -134,7 +140,7 @@ def convert(opts: Options) -> Bundle:
     shape = model_input_shape(model, opts.model)
     spec = train_meta.preprocess
 
-    data = load_images(opts.calibration, spec, shape)
+    data = load_images(opts.calibration, spec, shape, door_frames(train_meta))
     pool, held_data, holdout_source = choose_holdout(opts, train_meta, data, spec, shape)
     calib_idx = calibration_sample(data.labels, pool, opts.calibration_size, opts.seed)
     calib = data.subset(calib_idx)
@@ -178,7 +184,7 @@ def bundle_meta(opts: Options, train_meta: TrainingMeta, clf: Classifier, calib:
             "scheme": "full-integer int8 (weights per-channel where supported, activations, "
                       "input and output)",
             "calibration": {"n": int(len(calib)), "sources": [str(p) for p in opts.calibration],
-                            "seed": opts.seed},
+                            "seed": opts.seed, "door_frames": door_frames(train_meta)},
         },
         "training": {
             "model_file": str(opts.model),

@@ -78,12 +78,15 @@ def model_input_shape(model, label: Union[str, Path] = "model") -> Tuple[int, in
 
 
 def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
-                input_shape: Tuple[int, int, int]) -> Dataset:
+                input_shape: Tuple[int, int, int], door_frames: bool = False) -> Dataset:
     """Labelled images from each path, at their own size, checked against the model input.
 
     The images are not resized here: training and calibration data for this
     model are face crops of the model's input size, and a different size
-    means the wrong data set (or the wrong model) was given.
+    means the wrong data set (or the wrong model) was given. A model trained
+    with ``--door-frames`` (its metadata says so) learnt from whole frames
+    gated and cropped like the door does; its data get the same treatment,
+    or calibration and parity would see different pixels than training did.
     """
     if not paths:
         raise DataError("no calibration data given (--calibration DATA)")
@@ -91,6 +94,13 @@ def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
     if spec.size != h:
         raise ModelError(f"the training metadata's preprocess size {spec.size} disagrees with "
                          f"the model input {h}x{w}")
+    if door_frames:
+        from happyhouse.train.data import load_door_frames
+
+        data = load_door_frames(list(paths), spec)
+        if data.skipped:
+            log.warning("door frames: skipped %d (no face or unreadable)", len(data.skipped))
+        return data
     parts: List[Dataset] = []
     for path in paths:
         part = load_dataset(path, size=None)

@@ -142,3 +142,31 @@ def test_training_validation_split_and_metrics_are_used(tiny_model, small_faces,
     assert written["quantization"]["calibration"]["n"] == 102
     training = written["metrics"]["training"]
     assert training["accuracy"] == 0.61 and training["tp"] == 5 and "plots" not in training
+
+
+def test_a_door_frames_model_is_calibrated_on_gated_face_crops(tiny_model, happy_house_h5, tmp_path,
+                                                               monkeypatch):
+    """Metadata saying training gated whole door frames makes the converter gate them too:
+    the same frames given as-is would reach the model as whole frames, a silent mismatch."""
+    import shutil
+
+    from happyhouse.train import data as train_data
+
+    folder = tmp_path / "house_model"
+    shutil.copytree(tiny_model.parent, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["training"] = {"door_frames": True}
+    (folder / "model.json").write_text(json.dumps(meta))
+    gated = []
+    real = train_data.door_face_crops
+    monkeypatch.setattr(train_data, "door_face_crops",
+                        lambda frames, spec: gated.append(len(frames)) or real(frames, spec))
+    out = tmp_path / "bundle"
+    rc = main([str(folder / "model.keras"), "--calibration", str(happy_house_h5), "--out", str(out),
+               "--max-drop", "100", "--calibration-size", "40"])
+    assert rc == 0
+    assert gated == [150]  # every frame went through the door's gate once
+    bundle = json.loads((out / "model.json").read_text())
+    assert bundle["quantization"]["calibration"]["door_frames"] is True
+    held = bundle["metrics"]["parity"]["holdout_summary"]
+    assert held["n"] < 150  # a split of the 147 gated frames, not of the raw 150
