@@ -76,8 +76,8 @@ PROTOCOLS = {
 }
 
 
-def _fold_cfg(args, data_path, work: Path, seed: int, test, epochs: int, f: int) -> TrainConfig:
-    return TrainConfig(data=[str(data_path)], out=work, report_dir=work / "report",
+def _fold_cfg(args, work: Path, seed: int, test, epochs: int, f: int) -> TrainConfig:
+    return TrainConfig(data=[str(args.data)], out=work, report_dir=work / "report",
                        init=None if args.scratch else Path(args.init), arch=args.scratch or "default",
                        epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                        augment=args.augment, patience=args.patience,
@@ -88,7 +88,7 @@ def _fold_cfg(args, data_path, work: Path, seed: int, test, epochs: int, f: int)
 def _split_fold(args, data, rest, f: int, test):
     """96 frames train, 24 pick the best epoch and the threshold."""
     tr_local, va_local = stratified_split(data.labels[rest], 0.2, args.seed + f)
-    cfg = _fold_cfg(args, args.data, Path(args.work) / f"fold{f}", args.seed + f, test, args.epochs, f)
+    cfg = _fold_cfg(args, Path(args.work) / f"fold{f}", args.seed + f, test, args.epochs, f)
     result = train_split(cfg, data, rest[tr_local], rest[va_local])
     return (result["keras_model"], float(result["meta"]["threshold"]),
             {"best_epoch": result["meta"]["training"]["best_epoch"]}, result["history"])
@@ -105,7 +105,7 @@ def _refit_fold(args, data, rest, f: int, test):
     oof = np.full(len(rest), np.nan)
     best, first_history = [], None
     for g in range(args.inner_k):
-        cfg = _fold_cfg(args, args.data, Path(args.work) / f"fold{f}" / f"inner{g}",
+        cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / f"inner{g}",
                         args.seed + 100 * f + g, test, args.epochs, f)
         result = train_split(cfg, data, rest[inner != g], rest[inner == g])
         oof[inner == g] = predict(result["keras_model"], data.images[rest[inner == g]])
@@ -113,7 +113,7 @@ def _refit_fold(args, data, rest, f: int, test):
         first_history = first_history or result["history"]
     threshold = float(report.choose_threshold(data.labels[rest], oof, args.max_false_open))
     epochs = max(1, int(np.median(best)))
-    cfg = _fold_cfg(args, args.data, Path(args.work) / f"fold{f}" / "refit", args.seed + f, test, epochs, f)
+    cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / "refit", args.seed + f, test, epochs, f)
     model, _ = fit_fixed(cfg, data, rest)
     return model, threshold, {"inner_best_epochs": best, "refit_epochs": epochs}, first_history
 
