@@ -5,12 +5,19 @@
 * :class:`FixedGate`: a face gate that always answers the same box
 * :func:`flat_image`, :func:`replay_cfg`: one-colour frames and a config that replays
   pictures fast (the frame-source and device tests)
-* :class:`FakeClock`, :class:`ScriptedSource`, :class:`ScriptedPipeline`, :class:`Recorder`,
+* :class:`FakeClock` (fake time whose ``advance`` fires due :class:`FakeTimer` s) and
+  :func:`fake_latch_timers` (the latch's relock timer on that clock, not on wall time)
+* :class:`ScriptedSource`, :class:`ScriptedPipeline`, :class:`Recorder`,
   :func:`make_cfg`, :func:`open_times`: a door loop driven frame by frame on fake time (the
   Door state machine tests and the ``run_service`` tests)
 """
 
-from typing import Callable
+import heapq
+import itertools
+import threading
+import types
+from contextlib import contextmanager
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 from gpiozero.pins.mock import MockFactory, MockPin, PinState
@@ -71,16 +78,67 @@ def replay_cfg():
 
 # -- the door loop on fake time --------------------------------------------------------------
 class FakeClock:
-    """Fake monotonic time: moves only when the scripted parts ``advance`` it."""
+    """Monotonic fake time; ``advance`` fires due :class:`FakeTimer` s at their due time."""
 
-    def __init__(self, start=1000.0):
-        self.t = start
+    active: Optional["FakeClock"] = None  # the clock new FakeTimers attach to
 
-    def __call__(self):
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = float(start)
+        self._timers: List[Tuple[float, int, "FakeTimer"]] = []
+        self._order = itertools.count()
+        self._lock = threading.RLock()
+
+    def __call__(self) -> float:
         return self.t
 
-    def advance(self, dt):
-        self.t += dt
+    def advance(self, dt: float) -> None:
+        with self._lock:
+            target = self.t + max(0.0, float(dt))
+            while self._timers and self._timers[0][0] <= target:
+                due, _, timer = heapq.heappop(self._timers)
+                self.t = max(self.t, due)
+                timer.fire()
+            self.t = max(self.t, target)
+
+    def schedule(self, due: float, timer: "FakeTimer") -> None:
+        with self._lock:
+            heapq.heappush(self._timers, (due, next(self._order), timer))
+
+
+class FakeTimer:
+    """``threading.Timer`` on :attr:`FakeClock.active` (same constructor and methods)."""
+
+    def __init__(self, interval, function, args=None, kwargs=None) -> None:
+        self.interval, self.function = float(interval), function
+        self.args, self.kwargs = tuple(args or ()), dict(kwargs or {})
+        self.daemon, self.name = True, "fake-timer"
+        self.cancelled = False
+        self.clock = FakeClock.active
+
+    def start(self) -> None:
+        self.clock.schedule(self.clock() + self.interval, self)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def fire(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self.function(*self.args, **self.kwargs)
+
+
+@contextmanager
+def fake_latch_timers(clock: FakeClock):
+    """The latch module's ``threading.Timer`` runs on ``clock`` inside this block."""
+    import happyhouse.daemon.latch as latch_mod
+
+    shim = types.SimpleNamespace(RLock=threading.RLock, Timer=FakeTimer)
+    saved, saved_clock = latch_mod.threading, FakeClock.active
+    latch_mod.threading, FakeClock.active = shim, clock
+    try:
+        yield clock
+    finally:
+        latch_mod.threading, FakeClock.active = saved, saved_clock
 
 
 def open_times(pin, t0):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from happyhouse.daemon.cli import build_parser
-from fakes import (FPS, FakeClock, ScriptedPipeline, ScriptedSource, clocked_factory, make_cfg,
-                   open_times)
+from fakes import (FPS, FakeClock, ScriptedPipeline, ScriptedSource, clocked_factory, fake_latch_timers,
+                   make_cfg, open_times)
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.runner import Signals, run_door, run_service
 
@@ -212,18 +212,21 @@ def real_pipeline():
 
 def test_end_to_end_real_pipeline_smile_opens_once_then_empty_hall_stays_locked(
         tmp_path, notify_socket, door_frames, real_pipeline):
-    from happyhouse.daemon.fakesource import FakeSource, fake_clock
+    from happyhouse.daemon.fakesource import FakeSource
 
     happy, _ = door_frames
     empty = [np.full_like(happy[0], 128)] * 60  # an empty, evenly lit hall: no face
-    clock, sleep = fake_clock()
-    source = FakeSource(happy + empty, fps=10, clock=clock, sleep=sleep)
+    clock = FakeClock()
+    source = FakeSource(happy + empty, fps=10, clock=clock, sleep=clock.advance)
     factory = clocked_factory(clock)
     cfg = make_cfg(tmp_path, **{"service.snapshot_on_unlock": True})
     args = build_parser().parse_args(["--max-frames", str(len(happy) + len(empty))])
     t0 = clock()
-    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=real_pipeline,
-                       clock=clock) == 0
+    # the latch's own relock timer on fake time too: on wall time it would fire first
+    # whenever the real pipeline takes longer than the 5 s opening (a loaded machine)
+    with fake_latch_timers(clock):
+        assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=real_pipeline,
+                           clock=clock) == 0
     (opened, closed), = open_times(factory.pin("GPIO17"), t0)
     assert opened < len(happy) / 10  # during the smile
     assert 5.0 - 1e-6 <= closed - opened <= 5.0 + 0.11

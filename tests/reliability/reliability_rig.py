@@ -1,7 +1,7 @@
 """Fakes for the reliability tests: fake time with timers, clocked mock pins, and the
 real ``run_service`` driven one camera read at a time (lockstep).
 
-* :class:`FakeClock` is the service's monotonic clock. The latch's relock timer
+* :class:`FakeClock` (from ``tests/fakes.py``) is the service's monotonic clock. The latch's relock timer
   (a ``threading.Timer`` in production) is replaced by :class:`FakeTimer`,
   which fires when fake time passes its deadline: a hung loop is then
   modelled exactly, and "never open longer than the cap" is checked to the
@@ -16,86 +16,17 @@ real ``run_service`` driven one camera read at a time (lockstep).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
-import types
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
-from fakes import clocked_factory
+from fakes import FakeClock, clocked_factory, fake_latch_timers  # noqa: F401  (fake_latch_timers: re-exported)
 from happyhouse.daemon.pipeline import Observation  # noqa: F401  (re-exported to the tests)  # noqa: E402  (tests/ is on sys.path)
 
 BOX = (100, 80, 120, 120)
 IMAGE = np.zeros((48, 64, 3), np.uint8)
 LATCH_PIN, EXIT_PIN, CONTACT_PIN = "GPIO17", "GPIO27", "GPIO22"
-
-
-# -- time ----------------------------------------------------------------------------------
-class FakeClock:
-    """Monotonic fake time; ``advance`` fires due :class:`FakeTimer` s at their due time."""
-
-    active: Optional["FakeClock"] = None  # the clock new FakeTimers attach to
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.t = float(start)
-        self._timers: List[Tuple[float, int, "FakeTimer"]] = []
-        self._order = itertools.count()
-        self._lock = threading.RLock()
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, dt: float) -> None:
-        with self._lock:
-            target = self.t + max(0.0, float(dt))
-            while self._timers and self._timers[0][0] <= target:
-                due, _, timer = heapq.heappop(self._timers)
-                self.t = max(self.t, due)
-                timer.fire()
-            self.t = max(self.t, target)
-
-    def schedule(self, due: float, timer: "FakeTimer") -> None:
-        with self._lock:
-            heapq.heappush(self._timers, (due, next(self._order), timer))
-
-
-class FakeTimer:
-    """``threading.Timer`` on :attr:`FakeClock.active` (same constructor and methods)."""
-
-    def __init__(self, interval, function, args=None, kwargs=None) -> None:
-        self.interval, self.function = float(interval), function
-        self.args, self.kwargs = tuple(args or ()), dict(kwargs or {})
-        self.daemon, self.name = True, "fake-timer"
-        self.cancelled = False
-        self.clock = FakeClock.active
-
-    def start(self) -> None:
-        self.clock.schedule(self.clock() + self.interval, self)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def fire(self) -> None:
-        if not self.cancelled:
-            self.cancelled = True
-            self.function(*self.args, **self.kwargs)
-
-
-@contextmanager
-def fake_latch_timers(clock: FakeClock):
-    """The latch module's ``threading.Timer`` runs on ``clock`` inside this block."""
-    import happyhouse.daemon.latch as latch_mod
-
-    shim = types.SimpleNamespace(RLock=threading.RLock, Timer=FakeTimer)
-    saved, saved_clock = latch_mod.threading, FakeClock.active
-    latch_mod.threading, FakeClock.active = shim, clock
-    try:
-        yield clock
-    finally:
-        latch_mod.threading, FakeClock.active = saved, saved_clock
 
 
 def on_intervals(pin, t0: float, now: Optional[float] = None) -> List[Tuple[float, float]]:
