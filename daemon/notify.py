@@ -57,6 +57,12 @@ class _SocketSender:
             self._sock = None
 
 
+#: READY and STOPPING wait up to this long for room in a full queue; WATCHDOG and
+#: STATUS never wait (the next one follows soon, and the door loop must not stall)
+IMPORTANT_RETRY_S = 1.0
+RETRY_PAUSE = 0.005
+
+
 class Notifier:
     """Talks to systemd's service manager (or to nothing, outside systemd).
 
@@ -95,13 +101,25 @@ class Notifier:
     def enabled(self) -> bool:
         return self._send is not None
 
-    def notify(self, *lines: str) -> bool:
-        """Send ``KEY=value`` lines in one datagram; False if not sent."""
+    def notify(self, *lines: str, retry_for: float = 0.0) -> bool:
+        """Send ``KEY=value`` lines in one datagram; False if not sent.
+
+        A full receiver queue drops the message at once, unless ``retry_for``
+        gives it that many seconds of short retries (READY and STOPPING).
+        """
         if self._send is None or not lines:
             return False
         message = "\n".join(_clean(line) for line in lines)
+        deadline = time.monotonic() + retry_for
         try:
-            ok = bool(self._send(message))
+            while True:
+                try:
+                    ok = bool(self._send(message))
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(RETRY_PAUSE)
         except Exception as exc:  # a full socket buffer or a vanished manager must not matter
             if not self._failed:
                 log.warning("sd_notify to %s failed: %s (further failures not logged)",
@@ -112,7 +130,10 @@ class Notifier:
         return ok
 
     def ready(self, status: Optional[str] = None) -> bool:
-        return self.notify("READY=1", *([f"STATUS={status}"] if status else []))
+        # a lost READY=1 makes systemd kill the service at TimeoutStartSec: worth a
+        # short wait (sent once; the latch is locked until the first vote)
+        return self.notify("READY=1", *([f"STATUS={status}"] if status else []),
+                           retry_for=IMPORTANT_RETRY_S)
 
     def reloading(self, status: Optional[str] = None) -> bool:
         # MONOTONIC_USEC lets Type=notify-reload match the reload to this message
@@ -127,7 +148,9 @@ class Notifier:
         return self.notify(f"STATUS={text}")
 
     def stopping(self, status: Optional[str] = None) -> bool:
-        return self.notify("STOPPING=1", *([f"STATUS={status}"] if status else []))
+        # sent once, after the latch is locked: waiting here cannot hold a door open
+        return self.notify("STOPPING=1", *([f"STATUS={status}"] if status else []),
+                           retry_for=IMPORTANT_RETRY_S)
 
     def close(self) -> None:
         if self._closer is not None:

@@ -125,3 +125,38 @@ def test_a_full_receiver_queue_never_blocks_the_sender(notify_socket, caplog):
     results = [notifier.status(f"n={i}") for i in range(2000)]
     assert results[0] is True and results[-1] is False  # later ones dropped, not blocked
     assert sum("sd_notify" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_ready_and_stopping_wait_briefly_for_room_in_a_full_queue(notify_socket):
+    """READY=1 and STOPPING=1 are sent once each and matter (a lost READY gets the
+    service killed): they retry for up to a second; STATUS is dropped at once."""
+    import threading
+    import time
+
+    path, sock = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    while notifier.status("filler"):  # fill the kernel queue
+        pass
+    started = time.monotonic()
+    assert notifier.status("dropped") is False
+    assert time.monotonic() - started < 0.05  # never waits
+    reader = threading.Timer(0.2, lambda: [sock.recv(4096) for _ in range(3)])
+    reader.start()
+    started = time.monotonic()
+    assert notifier.stopping("stopping: test") is True
+    assert time.monotonic() - started >= 0.15  # it waited for the reader
+    reader.join()
+    received = receive_all(sock)
+    assert received[-1] == "STOPPING=1\nSTATUS=stopping: test"
+
+
+def test_an_important_message_gives_up_after_its_retry_time(notify_socket):
+    import time
+
+    path, _ = notify_socket  # nobody ever reads
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    while notifier.status("filler"):
+        pass
+    started = time.monotonic()
+    assert notifier.ready("armed") is False
+    assert 0.9 <= time.monotonic() - started < 5.0  # about IMPORTANT_RETRY_S, then gave up
