@@ -23,15 +23,17 @@ def _candidates() -> Dict[str, Callable]:
     k = models.keras()
     L = k.layers
 
+    def cbr(x, filters, kernel, strides=1, padding="valid"):
+        """Conv (no bias) + BatchNorm + ReLU: every candidate's building block."""
+        x = L.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False)(x)
+        return L.ReLU()(L.BatchNormalization()(x))
+
     def plain(widths, first_stride=2, pool="avg"):
         def build():
             inp = L.Input((64, 64, 3))
             x = inp
             for i, w in enumerate(widths):
-                x = L.Conv2D(w, 3, strides=2 if i or first_stride == 2 else 1, padding="same",
-                             use_bias=False)(x)
-                x = L.BatchNormalization()(x)
-                x = L.ReLU()(x)
+                x = cbr(x, w, 3, 2 if i or first_stride == 2 else 1, "same")
             x = _head(L, x, pool)
             return k.Model(inp, x)
         return build
@@ -39,13 +41,9 @@ def _candidates() -> Dict[str, Callable]:
     def patchify(widths, patch=4, pool="avg"):
         def build():
             inp = L.Input((64, 64, 3))
-            x = L.Conv2D(widths[0], patch, strides=patch, use_bias=False)(inp)
-            x = L.BatchNormalization()(x)
-            x = L.ReLU()(x)
+            x = cbr(inp, widths[0], patch, patch)
             for w in widths[1:]:
-                x = L.Conv2D(w, 3, strides=2, padding="same", use_bias=False)(x)
-                x = L.BatchNormalization()(x)
-                x = L.ReLU()(x)
+                x = cbr(x, w, 3, 2, "same")
             x = _head(L, x, pool)
             return k.Model(inp, x)
         return build
@@ -53,16 +51,12 @@ def _candidates() -> Dict[str, Callable]:
     def depthwise(widths, pool="avg"):
         def build():
             inp = L.Input((64, 64, 3))
-            x = L.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False)(inp)
-            x = L.BatchNormalization()(x)
-            x = L.ReLU()(x)
+            x = cbr(inp, widths[0], 3, 2, "same")
             for w in widths[1:]:
                 x = L.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
                 x = L.BatchNormalization()(x)
                 x = L.ReLU()(x)
-                x = L.Conv2D(w, 1, use_bias=False)(x)
-                x = L.BatchNormalization()(x)
-                x = L.ReLU()(x)
+                x = cbr(x, w, 1)
             x = _head(L, x, pool)
             return k.Model(inp, x)
         return build
@@ -71,13 +65,9 @@ def _candidates() -> Dict[str, Callable]:
         """Patchify stem then two 3x3 convs per stage (more MACs per op call)."""
         def build():
             inp = L.Input((64, 64, 3))
-            x = L.Conv2D(widths[0], patch, strides=patch, use_bias=False)(inp)
-            x = L.BatchNormalization()(x)
-            x = L.ReLU()(x)
+            x = cbr(inp, widths[0], patch, patch)
             for w in widths[1:]:
-                x = L.Conv2D(w, 3, padding="same", use_bias=False)(x)
-                x = L.BatchNormalization()(x)
-                x = L.ReLU()(x)
+                x = cbr(x, w, 3, 1, "same")
                 x = L.MaxPooling2D(2)(x)
             x = _head(L, x, "avg")
             return k.Model(inp, x)
