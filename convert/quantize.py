@@ -47,6 +47,8 @@ def load_keras_model(path: Union[str, Path]):
     _quiet_tensorflow()
     import keras
 
+    from happyhouse.train import mirror  # noqa: F401  (registers MirrorImage before loading)
+
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # keras raises ValueError/OSError/zip errors for bad files

@@ -33,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
                    help="fine-tune this .keras model (e.g. the general model on a house's images)")
     p.add_argument("--train-bn", action="store_true",
                    help="with --init: also update BatchNorm (default: frozen; right for small data)")
+    p.add_argument("--mirror-average", action="store_true",
+                   help="score each face and its mirror image and average the two, inside the "
+                        "model (trained that way; a model fine-tuned from such a model keeps it)")
     p.add_argument("--epochs", type=int, default=36)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
@@ -70,7 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                           patience=args.patience, max_false_open=args.max_false_open,
                           crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
                           augment=args.augment, freeze_bn=not args.train_bn,
-                          door_frames=args.door_frames, verbose=0 if args.quiet else 2)
+                          door_frames=args.door_frames, mirror_average=args.mirror_average,
+                          verbose=0 if args.quiet else 2)
         result = train(cfg)
     except HappyHouseError as exc:
         sys.stderr.write(f"happyhouse-train: {exc}\n")

@@ -55,6 +55,7 @@ class TrainConfig:
     augment: str = "door"  # a name in augment.PRESETS, or "none"
     door_frames: bool = False  # data are whole door frames: gate and face-crop them first
     freeze_bn: bool = True  # when fine-tuning (``init``): BatchNorm keeps its statistics
+    mirror_average: bool = False  # score face and mirror image, averaged (train/mirror.py)
     verbose: int = 2
     extra_meta: Dict = field(default_factory=dict)
 
@@ -106,6 +107,8 @@ def load_model(path: Path):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model {path} does not exist")
+    from . import mirror  # noqa: F401  (registers MirrorImage for mirror-averaged models)
+
     try:
         return models.keras().models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
@@ -114,15 +117,20 @@ def load_model(path: Path):
 
 def _model(cfg: TrainConfig):
     if cfg.init is None:
-        return models.build(cfg.arch, (cfg.size, cfg.size, 3))
+        model = models.build(cfg.arch, (cfg.size, cfg.size, 3))
+        return _mirrored(model) if cfg.mirror_average else model
     model = load_model(cfg.init)
+    if cfg.mirror_average:
+        model = _mirrored(model)
     if cfg.freeze_bn:
         # A few dozen steps of small batches cannot re-estimate BatchNorm's moving
         # statistics: training would normalise with batch statistics and inference
         # with half-updated moving ones, so the fine-tuned model fails on unseen
         # frames while reaching 100% on its training frames. Frozen, BN normalises
         # the same way in training and at the door; the convolutions adapt.
-        for layer in model.layers:
+        from .mirror import all_layers
+
+        for layer in all_layers(model):  # a mirror-averaged model nests the classifier
             if type(layer).__name__ == "BatchNormalization":
                 layer.trainable = False
     want = (cfg.size, cfg.size, 3)
@@ -130,6 +138,12 @@ def _model(cfg: TrainConfig):
         raise ModelError(f"{cfg.init} takes input {model.input_shape[1:]}, but the "
                          f"preprocessing gives {want}")
     return model
+
+
+def _mirrored(model):
+    from .mirror import mirror_average
+
+    return mirror_average(model)  # unchanged if it already is
 
 
 def _compile(model, cfg: TrainConfig, steps: int) -> None:
@@ -244,6 +258,7 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
         "arch": cfg.arch if cfg.init is None else _init_arch(cfg.init),
         "init": str(cfg.init) if cfg.init else None,
         "params": int(model.count_params()),
+        "mirror_average": _is_mirrored(model),
         "preprocess": spec.to_dict(),
         "input": {"shape": [1, spec.size, spec.size, 3], "dtype": "float32", "range": [0.0, 1.0]},
         "output": "sigmoid P(happy)",
@@ -266,6 +281,12 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **cfg.extra_meta,
     }
+
+
+def _is_mirrored(model) -> bool:
+    from .mirror import is_mirror_averaged
+
+    return is_mirror_averaged(model)
 
 
 def _init_arch(init: Path) -> str:
