@@ -170,8 +170,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result["config"] = {k: getattr(args, k) for k in (
         "threads", "frames", "warmup", "rounds", "invokes", "keras_iters", "age_seconds",
         "source_fps", "daemon_warmup")}
-    parts = bench_stages.build_parts(args.model, args.threads, args.config)
+    # frames first: a bad --data is then refused before the model loads and logs
     frames = bench_frames.load_frames(args.data or bench_frames.default_data_path())
+    parts = bench_stages.build_parts(args.model, args.threads, args.config)
     result["config"]["data"] = frames.source
     result["config"]["daemon_config"] = args.config
     result["face_gate"] = {k: parts.cfg.get(f"face.{k}") for k in (
