@@ -2,8 +2,12 @@
 
 Examples::
 
+    # the general model, two stages (reports/README.md)
     happyhouse-train --data $HAPPYHOUSE_DATA/genki4k-train --data $HAPPYHOUSE_DATA/smilesmiled \\
-        --out models/general --report reports/general
+        --out models/general-base --report reports/general-base
+    happyhouse-train --data $HAPPYHOUSE_DATA/genki4k-train --data $HAPPYHOUSE_DATA/smilesmiled \\
+        --init models/general-base/model.keras --train-bn --mirror-average --augment light \\
+        --lr 5e-4 --epochs 8 --patience 8 --out models/general --report reports/general
     happyhouse-train --data my_house/ --door-frames --init models/general/model.keras \\
         --augment light --out models/my_house
 """

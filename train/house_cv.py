@@ -172,6 +172,7 @@ def run(args) -> dict:
                "from_scratch_arch": args.scratch,
                "fold_protocol": args.protocol, "inner_k": args.inner_k if args.protocol == "refit" else None,
                "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+               "seed": args.seed,  # training and inner folds; the outer folds are folds.json
                "augment": args.augment, "max_false_open": args.max_false_open,
                "folds": folds,
                "general_model_untuned_at_0.5": base and {k: base[k] for k in (
