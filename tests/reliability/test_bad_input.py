@@ -67,7 +67,8 @@ def garbage_bundle(tmp_path, name, data):
 def _models():
     real = (default_bundle_path() / "model.tflite").read_bytes()
     shape64 = np.array([1, 64, 64, 3], "<i4").tobytes()
-    assert real.count(shape64) == 1
+    # the input tensor, and in a mirror-averaged model its mirror image: both are rewritten
+    assert real.count(shape64) >= 1
     return {
         "empty": b"",
         "truncated-half": real[: len(real) // 2],
