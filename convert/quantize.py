@@ -47,7 +47,7 @@ def load_keras_model(path: Union[str, Path]):
     _quiet_tensorflow()
     import keras
 
-    from happyhouse.train import mirror  # noqa: F401  (registers MirrorImage before loading)
+    from happyhouse.train import mirror  # noqa: F401  (registers the mirror layers before loading)
 
     try:
         model = keras.models.load_model(path, compile=False)

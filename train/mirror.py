@@ -52,8 +52,8 @@ def mirror_average(model):
 
     The mirror images travel as a second half of the batch through one call
     of the classifier, not as a second call: the converter then writes each
-    weight tensor (and its per-channel quantization) once, which keeps the
-    int8 file within 3 KB of the plain model's. Wrapping an already wrapped
+    weight tensor (and its per-channel quantization) once: the int8 file is
+    3-5 KB larger than the plain model's instead of 11 KB. Wrapping an already wrapped
     model returns it unchanged, so fine-tuning a mirror-averaged general
     model keeps exactly one mirror.
     """

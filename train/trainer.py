@@ -107,7 +107,7 @@ def load_model(path: Path):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model {path} does not exist")
-    from . import mirror  # noqa: F401  (registers MirrorImage for mirror-averaged models)
+    from . import mirror  # noqa: F401  (registers the mirror layers a mirror-averaged model needs)
 
     try:
         return models.keras().models.load_model(path, compile=False)

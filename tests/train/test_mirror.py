@@ -52,9 +52,10 @@ def test_int8_conversion_keeps_the_mirror_and_agrees_with_keras():
     rng = np.random.default_rng(2)
     calibration = rng.integers(0, 256, (24, 64, 64, 3), dtype=np.uint8)
     blob = to_int8_tflite(wrapped, calibration)
-    # one pass over a batch of two: each weight tensor is written once (a second
-    # call of the classifier duplicated every tensor's quantization, +11 KB)
-    assert len(blob) - len(to_int8_tflite(plain, calibration)) < 4096
+    # one pass over a batch of two: each weight tensor is written once, +3.2 KB here
+    # (+4.5 KB for the trained default); a second call of the classifier duplicated
+    # every tensor's per-channel quantization, +11 KB
+    assert len(blob) - len(to_int8_tflite(plain, calibration)) < 6144
     classifier = Classifier(blob)
     ops = {op["op_name"] for op in classifier._interp._get_ops_details()}
     assert {"REVERSE_V2", "CONCATENATION"} <= ops and not ops & {"SHAPE", "PACK"}
