@@ -172,3 +172,24 @@ def test_bad_config_file_is_a_one_line_error(tmp_path, capsys):
     assert bench.main(["--config", str(ini), "--skip", "daemon"]) == 2
     err = capsys.readouterr().err
     assert "detect_width" in err and err.count("\n") == 1
+
+
+def test_missing_data_is_refused_before_the_model_loads(tmp_path, capsys):
+    # with INFO logging on stderr (as earlier tests in a run may leave it), the model
+    # load would log a line first: the frames are checked before the model is touched
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        rc = bench.main(["--data", str(tmp_path / "absent.h5"), "--skip", "daemon"])
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("happyhouse-bench: error:") and err.count("\n") == 1
