@@ -23,6 +23,7 @@ from happyhouse.daemon.errors import ConfigError, ModelError
 from happyhouse.daemon.preprocess import Preprocess, to_model_input
 
 from . import models, report
+from .mirror import all_layers, is_mirror_averaged, mirror_average
 from .augment import PRESETS, augment_batch
 from .data import load_door_frames, load_training_data, stratified_split
 
@@ -107,9 +108,7 @@ def load_model(path: Path):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model {path} does not exist")
-    from . import mirror  # noqa: F401  (registers the mirror layers a mirror-averaged model needs)
-
-    try:
+    try:  # importing .mirror above registered the layers a mirror-averaged model needs
         return models.keras().models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
         raise ModelError(f"{path} is not a readable Keras model: {exc}") from None
@@ -118,18 +117,16 @@ def load_model(path: Path):
 def _model(cfg: TrainConfig):
     if cfg.init is None:
         model = models.build(cfg.arch, (cfg.size, cfg.size, 3))
-        return _mirrored(model) if cfg.mirror_average else model
+        return mirror_average(model) if cfg.mirror_average else model
     model = load_model(cfg.init)
     if cfg.mirror_average:
-        model = _mirrored(model)
+        model = mirror_average(model)  # unchanged if it already is
     if cfg.freeze_bn:
         # A few dozen steps of small batches cannot re-estimate BatchNorm's moving
         # statistics: training would normalise with batch statistics and inference
         # with half-updated moving ones, so the fine-tuned model fails on unseen
         # frames while reaching 100% on its training frames. Frozen, BN normalises
         # the same way in training and at the door; the convolutions adapt.
-        from .mirror import all_layers
-
         for layer in all_layers(model):  # a mirror-averaged model nests the classifier
             if type(layer).__name__ == "BatchNormalization":
                 layer.trainable = False
@@ -138,12 +135,6 @@ def _model(cfg: TrainConfig):
         raise ModelError(f"{cfg.init} takes input {model.input_shape[1:]}, but the "
                          f"preprocessing gives {want}")
     return model
-
-
-def _mirrored(model):
-    from .mirror import mirror_average
-
-    return mirror_average(model)  # unchanged if it already is
 
 
 def _compile(model, cfg: TrainConfig, steps: int) -> None:
@@ -258,7 +249,7 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
         "arch": cfg.arch if cfg.init is None else _init_arch(cfg.init),
         "init": str(cfg.init) if cfg.init else None,
         "params": int(model.count_params()),
-        "mirror_average": _is_mirrored(model),
+        "mirror_average": is_mirror_averaged(model),
         "preprocess": spec.to_dict(),
         "input": {"shape": [1, spec.size, spec.size, 3], "dtype": "float32", "range": [0.0, 1.0]},
         "output": "sigmoid P(happy)",
@@ -281,12 +272,6 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **cfg.extra_meta,
     }
-
-
-def _is_mirrored(model) -> bool:
-    from .mirror import is_mirror_averaged
-
-    return is_mirror_averaged(model)
 
 
 def _init_arch(init: Path) -> str:
