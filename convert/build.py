@@ -23,6 +23,8 @@ import numpy as np
 from happyhouse.daemon.bundle import Bundle, write_bundle
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import ModelError
+from happyhouse.daemon.geometry import HEAD_FILE, Geometry, GeometrySpec, fuse
+from happyhouse.daemon.preprocess import normalize_batch
 from happyhouse.daemon.runtime import Classifier
 
 from . import parity as parity_mod
@@ -53,6 +55,7 @@ class Options:
     holdout_fraction: float = parity_mod.DEFAULT_HOLDOUT_FRACTION
     seed: int = 0
     notes: str = ""
+    no_geometry: bool = False  # ignore a geometry.json beside the model
 
 
 def versions() -> dict:
@@ -105,7 +108,8 @@ def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec,
     ones; 3. a seeded stratified split of the calibration data.
     """
     if opts.holdout:
-        return (np.arange(len(data)), load_images(opts.holdout, spec, shape, door_frames(train_meta)),
+        return (np.arange(len(data)),
+                load_images(opts.holdout, spec.geometric(), shape, door_frames(train_meta)),
                 "--holdout " + ", ".join(str(p) for p in opts.holdout))
     if train_meta.validation_ids:
         is_val = np.array([normalise_id(i) in train_meta.validation_ids for i in data.ids])
@@ -140,33 +144,103 @@ def convert(opts: Options) -> Bundle:
     shape = model_input_shape(model, opts.model)
     spec = train_meta.preprocess
 
-    data = load_images(opts.calibration, spec, shape, door_frames(train_meta))
+    # crops before the contract's light normalisation: the geometry stage reads those,
+    # the classifier reads them normalised (as the door's pipeline does)
+    data = load_images(opts.calibration, spec.geometric(), shape, door_frames(train_meta))
     pool, held_data, holdout_source = choose_holdout(opts, train_meta, data, spec, shape)
     calib_idx = calibration_sample(data.labels, pool, opts.calibration_size, opts.seed)
     calib = data.subset(calib_idx)
     log.info("calibrating on %d of %d images, hold-out %d", len(calib), len(data), len(held_data))
 
-    tflite = to_int8_tflite(model, calib.images)
+    tflite = to_int8_tflite(model, normalize_batch(calib.images, spec))
     clf = Classifier(tflite)
-    float_scores = keras_scores(model, held_data.images)
-    int8_scores = clf.scores(held_data.images).reshape(-1)
-    result = parity_mod.measure(float_scores, int8_scores, held_data.labels, train_meta.threshold)
+    held_input = normalize_batch(held_data.images, spec)
+    float_scores = keras_scores(model, held_input)
+    int8_scores = clf.scores(held_input).reshape(-1)
+    stage = geometry_stage(opts)
+    threshold = train_meta.threshold
+    golden_extra, extra_files = {}, {}
+    if stage is not None:
+        geometry, sidecar = stage
+        shape_scores = np.array([geometry.score(crop) for crop in held_data.images])
+        float_scores = fuse(float_scores, shape_scores, geometry.spec.weights)
+        int8_scores = fuse(int8_scores, shape_scores, geometry.spec.weights)
+        threshold = float(sidecar["threshold"])
+        extra_files[HEAD_FILE] = (opts.model.parent / HEAD_FILE).read_bytes()
+    result = parity_mod.measure(float_scores, int8_scores, held_data.labels, threshold)
     log.info("%s", result.summary())
     parity_mod.require(result, opts.max_drop)
 
     pick = golden_indices(held_data.labels, int8_scores)
-    golden_in = held_data.images[pick]
+    golden_in = held_input[pick]
     golden_out = clf.raw_outputs(golden_in)
+    if stage is not None:
+        golden_extra = {"geometry_inputs": held_data.images[pick],
+                        "geometry_scores": shape_scores[pick].astype(np.float64)}
 
     meta = bundle_meta(opts, train_meta, clf, calib, data, held_data, holdout_source, result,
                        tflite_size=len(tflite))
+    if stage is not None:
+        meta = {**meta, "threshold": threshold, "geometry": stage[0].spec.to_dict(),
+                "metrics": {**meta["metrics"], "fusion": stage[1]["validation"]},
+                "output": {**meta["output"], "meaning": "classifier happy score (sigmoid), "
+                           "quantized; the door fuses it with the geometry stage's score"}}
+    meta = portable(meta)
     card = model_card(meta, opts.notes)
     bundle = write_bundle(opts.out, tflite, meta, golden_in, golden_out,
-                          extra_files={"MODEL_CARD.md": card})
+                          extra_files={"MODEL_CARD.md": card, **extra_files},
+                          golden_extra=golden_extra)
     # write_bundle's temporary folder is private (0700); the daemon may run as another user
     bundle.path.chmod(0o755)
     bundle.self_test(bundle.classifier())
+    if bundle.geometry is not None:
+        bundle.self_test_geometry(bundle.geometry_stage())
     return bundle
+
+
+def geometry_stage(opts: Options):
+    """(Geometry, sidecar) from ``geometry.json`` beside the model, or None without one.
+
+    ``python -m happyhouse.train.geometry`` writes it with the head and the
+    fused threshold chosen on the classifier's own validation split.
+    """
+    from happyhouse.train.geometry import SIDECAR  # desktop side: the converter has Keras anyway
+    import json
+
+    path = opts.model.parent / SIDECAR
+    if opts.no_geometry or not path.is_file():
+        return None
+    try:
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
+        spec = GeometrySpec.from_dict(sidecar["geometry"], str(path))
+        float(sidecar["threshold"])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path} is not a readable geometry sidecar: {exc}") from None
+    log.info("geometry stage from %s (fused threshold %.3f)", path, sidecar["threshold"])
+    return Geometry.load(spec, opts.model.parent), sidecar
+
+
+def portable(value, key: str = ""):
+    """``value`` with every absolute path replaced by its last part (a dataset's name).
+
+    Shipped metadata names its data (``genki4k-train``), not the folders of the
+    machine that built it. The training model's own files stay findable (the
+    benchmark compares against that Keras model): relative to the working
+    folder where they lie below it, else as they were given.
+    """
+    if key in ("model_file", "metadata_file") and isinstance(value, str):
+        try:
+            return str(Path(value).resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: portable(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, key) for v in value]
+    if isinstance(value, str) and value.startswith("/") and "\n" not in value:
+        path, sep, index = value.partition("#")
+        return Path(path).name + sep + index
+    return value
 
 
 def bundle_meta(opts: Options, train_meta: TrainingMeta, clf: Classifier, calib: Dataset,

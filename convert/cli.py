@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed for the split and sample")
     parser.add_argument("--notes", metavar="FILE",
                         help="markdown added near the top of MODEL_CARD.md")
+    parser.add_argument("--no-geometry", action="store_true",
+                        help="leave out the geometry stage even if geometry.json (written by "
+                             "python -m happyhouse.train.geometry) lies beside the model")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
@@ -79,7 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             out=Path(args.out), holdout=[Path(p) for p in args.holdout],
             metadata=Path(args.metadata) if args.metadata else None,
             metrics=Path(args.metrics) if args.metrics else None, max_drop=args.max_drop,
-            calibration_size=args.calibration_size, seed=args.seed, notes=notes))
+            calibration_size=args.calibration_size, seed=args.seed, notes=notes,
+            no_geometry=args.no_geometry))
     except HappyHouseError as exc:
         sys.stderr.write(f"happyhouse-convert: {exc}\n")
         return exc.exit_code

@@ -24,15 +24,25 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .errors import ModelError, SelfTestError
+from .geometry import GeometrySpec
 from .preprocess import Preprocess
 
 FORMAT = "happyhouse-bundle"
-FORMAT_VERSION = 1
+#: what this build writes for a bundle with the steps of version 2 (light
+#: normalisation, the geometry stage); bundles without them are still written
+#: as version 1, so an older daemon keeps serving them
+FORMAT_VERSION = 2
+#: every version this build can serve; an older daemon refuses a version 2
+#: bundle by its format_version instead of serving it without its new steps
+SERVED_VERSIONS = (1, 2)
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
 GOLDEN_FILE = "golden.npz"
 #: raw output steps a different runtime/kernel may round differently
 GOLDEN_TOLERANCE = 2
+#: geometry head probability: float32 kernels differ in the last bits between
+#: CPUs, which moves mesh points by far less than this
+GEOMETRY_TOLERANCE = 0.02
 
 
 def default_bundle_path() -> Path:
@@ -55,6 +65,8 @@ class Bundle:
     preprocess: Preprocess
     threshold: float
     sha256: str
+    #: the face-geometry stage and its fusion (format version 2), if the bundle has one
+    geometry: Optional[GeometrySpec] = None
 
     @property
     def model_path(self) -> Path:
@@ -79,15 +91,46 @@ class Bundle:
                              f"input {clf.input_size}")
         return clf
 
+    def geometry_stage(self, threads: int = 1):
+        """The loaded, hash-checked geometry stage, or None for a bundle without one."""
+        if self.geometry is None:
+            return None
+        from .geometry import Geometry
+
+        return Geometry.load(self.geometry, self.path, threads)
+
     def golden(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        arrays = self._golden_arrays()
+        return None if arrays is None else (arrays["inputs"], arrays["outputs"])
+
+    def _golden_arrays(self) -> Optional[dict]:
         path = self.path / GOLDEN_FILE
         if not path.exists():
             return None
         try:
             with np.load(path) as data:
-                return data["inputs"], data["outputs"]
+                arrays = {key: data[key] for key in data.files}
         except Exception as exc:
             raise ModelError(f"{path} is unreadable: {exc}") from None
+        for key in ("inputs", "outputs"):
+            if key not in arrays:
+                raise ModelError(f"{path} lacks the array {key!r}")
+        return arrays
+
+    def self_test_geometry(self, geometry) -> int:
+        """Reproduce the geometry stage's golden scores (raw crops -> head score)."""
+        arrays = self._golden_arrays() or {}
+        crops, want = arrays.get("geometry_inputs"), arrays.get("geometry_scores")
+        if crops is None or want is None or len(crops) == 0 or len(crops) != len(want):
+            raise SelfTestError(f"{self.path}: {GOLDEN_FILE} has no geometry vectors: cannot "
+                                f"self-test the geometry stage, refusing to arm")
+        got = np.array([geometry.score(crop) for crop in crops])
+        worst = float(np.max(np.abs(got - np.asarray(want, np.float64)), initial=0.0))
+        if not worst <= GEOMETRY_TOLERANCE:
+            raise SelfTestError(f"{self.path}: the face mesh on this runtime does not reproduce "
+                                f"the golden geometry scores (largest difference {worst:.4f}, "
+                                f"allowed {GEOMETRY_TOLERANCE}); refusing to arm")
+        return len(want)
 
     def self_test(self, clf) -> int:
         """Reproduce the golden vectors; raise SelfTestError if the runtime disagrees.
@@ -128,9 +171,10 @@ def _read_meta(path: Path) -> dict:
         raise ModelError(f"{meta_path} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{meta_path} is not a {FORMAT} file")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in SERVED_VERSIONS:
         raise ModelError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
-                         f"supported (this build reads {FORMAT_VERSION})")
+                         f"supported (this build reads "
+                         f"{', '.join(str(v) for v in SERVED_VERSIONS)}): upgrade happyhouse")
     for field in ("sha256", "input", "output", "preprocess", "threshold"):
         if field not in meta:
             raise ModelError(f"{meta_path} lacks the field {field!r}")
@@ -162,12 +206,29 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
     pre = meta["preprocess"]
     if not isinstance(pre, dict):
         raise ModelError(f"{root / META_FILE}: preprocess must be an object")
-    return Bundle(root, meta, Preprocess.from_dict(pre), threshold, digest)
+    preprocess = Preprocess.from_dict(pre)
+    geometry = None
+    if "geometry" in meta:
+        if meta["format_version"] < 2:
+            raise ModelError(f"{root / META_FILE}: a geometry stage needs format_version 2")
+        geometry = GeometrySpec.from_dict(meta["geometry"], str(root / META_FILE))
+    if preprocess.normalize != "none" and meta["format_version"] < 2:
+        raise ModelError(f"{root / META_FILE}: normalize {preprocess.normalize!r} needs "
+                         f"format_version 2")
+    return Bundle(root, meta, preprocess, threshold, digest, geometry)
+
+
+def format_version(meta: Mapping[str, Any]) -> int:
+    """The oldest format that can carry ``meta``'s steps (older daemons serve version 1)."""
+    pre = meta.get("preprocess") or {}
+    needs_2 = "geometry" in meta or pre.get("normalize", "none") != "none"
+    return 2 if needs_2 else 1
 
 
 def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, Any],
                  golden_inputs: np.ndarray, golden_outputs: np.ndarray,
-                 extra_files: Optional[Mapping[str, Union[str, bytes]]] = None) -> Bundle:
+                 extra_files: Optional[Mapping[str, Union[str, bytes]]] = None,
+                 golden_extra: Optional[Mapping[str, np.ndarray]] = None) -> Bundle:
     """Write a bundle atomically: all files appear together or not at all.
 
     ``meta`` supplies everything but the format fields and sha256, which are
@@ -175,7 +236,7 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
     """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    full = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_file": MODEL_FILE,
+    full = {"format": FORMAT, "format_version": format_version(meta), "model_file": MODEL_FILE,
             **dict(meta), "sha256": hashlib.sha256(tflite).hexdigest(),
             "golden": {"file": GOLDEN_FILE, "count": int(len(golden_inputs)),
                        "tolerance": GOLDEN_TOLERANCE}}
@@ -185,7 +246,7 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
         (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n",
                                      encoding="utf-8")
         np.savez_compressed(tmp / GOLDEN_FILE, inputs=np.asarray(golden_inputs, np.uint8),
-                            outputs=np.asarray(golden_outputs))
+                            outputs=np.asarray(golden_outputs), **dict(golden_extra or {}))
         for name, content in (extra_files or {}).items():
             target = tmp / name
             if isinstance(content, bytes):

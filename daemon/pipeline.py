@@ -1,5 +1,10 @@
 """From a frame to a verdict: face gate -> preprocessing -> int8 model -> threshold.
 
+A bundle with a geometry stage (``model.json`` ``geometry``) also scores the
+face's shape (``geometry.py``: face mesh on the same crop before light
+normalisation, aligned points, logistic head) and the verdict's score is the
+fusion of the two; ``Observation.parts`` keeps both for the reports.
+
 One :class:`Pipeline` is what the door service, ``--once``, ``--check`` and
 ``happyhouse-eval`` all run, so the numbers ``happyhouse-eval`` reports are
 the door's numbers. It refuses to exist unless the bundle's golden vectors
@@ -22,7 +27,7 @@ import numpy as np
 from .bundle import Bundle, load_bundle
 from .errors import DataError
 from .facegate import FaceGate
-from .preprocess import Box, check_frame, prepare_frame
+from .preprocess import Box, check_frame, normalize_light, prepare_frame
 from .sources import Frame
 
 log = logging.getLogger(__name__)
@@ -37,21 +42,28 @@ class Observation:
     happy: bool
     latency_ms: float  # gate + preprocessing + model, this call
     stages_ms: Dict[str, float] = field(default_factory=dict, compare=False)
+    #: the scores that were fused into ``score`` (``classifier``, ``geometry``), if fused
+    parts: Dict[str, float] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
         return {"face": list(self.face) if self.face is not None else None,
                 "score": None if self.score is None else round(float(self.score), 6),
                 "happy": bool(self.happy), "latency_ms": round(self.latency_ms, 3),
                 "stages_ms": {k: round(v, 3) for k, v in self.stages_ms.items()},
+                "parts": {k: round(float(v), 6) for k, v in self.parts.items()},
                 "seq": self.seq}
 
 
 class Pipeline:
     def __init__(self, bundle: Bundle, classifier, gate: FaceGate,
-                 threshold: Optional[float] = None) -> None:
+                 threshold: Optional[float] = None, geometry=None) -> None:
         self.bundle = bundle
         self.classifier = classifier
         self.gate = gate
+        if bundle.geometry is not None and geometry is None:
+            raise DataError(f"{bundle.path} fuses a geometry stage: load it "
+                            f"(Bundle.geometry_stage) before scoring with this bundle")
+        self.geometry = geometry
         self.threshold = float(bundle.threshold if threshold is None else threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise DataError(f"threshold must be within 0..1, got {self.threshold}")
@@ -63,8 +75,11 @@ class Pipeline:
         bundle = bundle if bundle is not None else load_bundle(cfg.model_bundle or None)
         classifier = bundle.classifier(threads=cfg.model_threads)
         checked = bundle.self_test(classifier)  # raises SelfTestError: never arm a wrong model
+        geometry = bundle.geometry_stage(threads=cfg.model_threads)
+        if geometry is not None:
+            checked += bundle.self_test_geometry(geometry)
         gate = FaceGate.from_config(cfg)
-        pipeline = cls(bundle, classifier, gate, cfg.model_threshold)
+        pipeline = cls(bundle, classifier, gate, cfg.model_threshold, geometry)
         log.info("model %s (sha256 %s) on %s: self-test passed (%d golden vectors); "
                  "threshold %.3f; face gate %s", bundle.path, bundle.sha256[:12],
                  classifier.runtime, checked, pipeline.threshold, gate.description,
@@ -88,13 +103,27 @@ class Pipeline:
         stages = {"gate": (t1 - t0) * 1000.0}
         if face is None:
             return Observation(frame.timestamp, frame.seq, None, None, False, stages["gate"], stages)
-        crop = prepare_frame(image, face, self.preprocess)
-        t2 = time.perf_counter()
-        score = self.classifier.score(crop)
-        t3 = time.perf_counter()
-        stages.update(prepare=(t2 - t1) * 1000.0, model=(t3 - t2) * 1000.0)
+        score, parts = self._score(prepare_frame(image, face, self.preprocess.geometric()),
+                                   stages, t1)
         return Observation(frame.timestamp, frame.seq, face, score, self.decide(score),
-                           (t3 - t0) * 1000.0, stages)
+                           (time.perf_counter() - t0) * 1000.0, stages, parts)
+
+    def _score(self, crop: np.ndarray, stages: Dict[str, float], started: float):
+        """(score, parts) of a crop before normalisation; adds each stage's milliseconds.
+
+        ``started`` is when the crop began (``prepare`` covers crop and normalisation).
+        """
+        model_input = normalize_light(crop, self.preprocess)
+        t2 = time.perf_counter()
+        appearance = self.classifier.score(model_input)
+        t3 = time.perf_counter()
+        stages.update(prepare=(t2 - started) * 1000.0, model=(t3 - t2) * 1000.0)
+        if self.geometry is None:
+            return appearance, {}
+        shape = self.geometry.score(crop)
+        t4 = time.perf_counter()
+        stages["geometry"] = (t4 - t3) * 1000.0
+        return self.geometry.fuse(appearance, shape), {"classifier": appearance, "geometry": shape}
 
     def decide(self, score: Optional[float]) -> bool:
         return score is not None and bool(np.isfinite(score)) and score >= self.threshold
@@ -107,13 +136,11 @@ class Pipeline:
         image = check_frame(np.ascontiguousarray(face_bgr))
         box = (0, 0, image.shape[1], image.shape[0])
         t0 = time.perf_counter()
-        crop = prepare_frame(image, box, self.preprocess)
-        t1 = time.perf_counter()
-        score = self.classifier.score(crop)
-        t2 = time.perf_counter()
-        stages = {"prepare": (t1 - t0) * 1000.0, "model": (t2 - t1) * 1000.0}
+        stages: Dict[str, float] = {}
+        score, parts = self._score(prepare_frame(image, box, self.preprocess.geometric()),
+                                   stages, t0)
         return Observation(time.monotonic(), seq, box, score, self.decide(score),
-                           (t2 - t0) * 1000.0, stages)
+                           (time.perf_counter() - t0) * 1000.0, stages, parts)
 
     def observe_image(self, image_bgr: np.ndarray, timestamp: Optional[float] = None,
                       seq: int = 0) -> Observation:

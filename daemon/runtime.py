@@ -79,21 +79,8 @@ class Classifier:
 
     def __init__(self, model: Union[str, Path, bytes], threads: int = 1,
                  runtimes: Optional[Sequence[str]] = None) -> None:
-        self.runtime, interpreter_cls = pick_runtime(runtimes)
         label = "<bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
-        try:
-            if isinstance(model, (bytes, bytearray)):
-                self._interp = interpreter_cls(model_content=bytes(model), num_threads=threads)
-            else:
-                if not Path(model).is_file():
-                    raise ModelError(f"model file {model} does not exist")
-                self._interp = interpreter_cls(model_path=str(model), num_threads=threads)
-            self._interp.allocate_tensors()
-        except ModelError:
-            raise
-        except Exception as exc:  # the runtimes raise ValueError/RuntimeError for bad files
-            raise ModelError(f"model {label} cannot be loaded by {self.runtime}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        self.runtime, self._interp = load_interpreter(model, threads, runtimes, label)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"model {label} must have one input and one output, "
@@ -146,3 +133,28 @@ class Classifier:
 
     def score(self, image_uint8: np.ndarray) -> float:
         return float(self.scores(image_uint8[None] if image_uint8.ndim == 3 else image_uint8)[0])
+
+
+def load_interpreter(model: Union[str, Path, bytes], threads: int = 1,
+                     runtimes: Optional[Sequence[str]] = None, label: Optional[str] = None):
+    """(runtime name, allocated interpreter) for a model file or its bytes.
+
+    A file the runtime cannot read is a ModelError with the runtime's first
+    line, never the runtime's own exception type.
+    """
+    runtime, interpreter_cls = pick_runtime(runtimes)
+    label = label or ("<bytes>" if isinstance(model, (bytes, bytearray)) else str(model))
+    try:
+        if isinstance(model, (bytes, bytearray)):
+            interp = interpreter_cls(model_content=bytes(model), num_threads=threads)
+        else:
+            if not Path(model).is_file():
+                raise ModelError(f"model file {model} does not exist")
+            interp = interpreter_cls(model_path=str(model), num_threads=threads)
+        interp.allocate_tensors()
+    except ModelError:
+        raise
+    except Exception as exc:  # the runtimes raise ValueError/RuntimeError for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model {label} cannot be loaded by {runtime}: {first[:200]}") from None
+    return runtime, interp

@@ -54,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
                    help="--data holds whole door-camera frames: run each through the door's own "
                         "face gate and face crop first (frames with no face are skipped and counted); "
                         "how a house adapts the model to its camera")
+    p.add_argument("--normalize", choices=("none", "clahe"),
+                   help="light normalisation of each face crop, recorded in the contract "
+                        "(clahe: local contrast of the luminance; default: the --init model's, "
+                        "else none)")
     p.add_argument("--margin", type=float, default=0.0, help="face-crop margin (face mode)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--limit", type=int, help="at most this many images per class and source")
@@ -78,6 +82,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
                           augment=args.augment, freeze_bn=not args.train_bn,
                           door_frames=args.door_frames, mirror_average=args.mirror_average,
+                          normalize=args.normalize,
                           verbose=0 if args.quiet else 2)
         result = train(cfg)
     except HappyHouseError as exc:

@@ -43,7 +43,7 @@ from happyhouse.daemon.preprocess import Preprocess
 
 from . import report
 from .data import door_face_crops, load_training_data, stratified_folds, stratified_split
-from .trainer import TrainConfig, fit_fixed, load_model, predict, train_split
+from .trainer import TrainConfig, fit_fixed, inherited_normalize, load_model, predict, train_split
 
 log = logging.getLogger("happyhouse.train.house_cv")
 FOLDS_FILE = "folds.json"
@@ -108,7 +108,8 @@ def _refit_fold(args, data, rest, f: int, test):
         cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / f"inner{g}",
                         args.seed + 100 * f + g, test, args.epochs, f)
         result = train_split(cfg, data, rest[inner != g], rest[inner == g])
-        oof[inner == g] = predict(result["keras_model"], data.images[rest[inner == g]])
+        oof[inner == g] = predict(result["keras_model"], data.images[rest[inner == g]],
+                                  _normalized(args))
         best.append(int(result["meta"]["training"]["best_epoch"]))
         first_history = first_history or result["history"]
     threshold = float(report.choose_threshold(data.labels[rest], oof, args.max_false_open))
@@ -118,7 +119,13 @@ def _refit_fold(args, data, rest, f: int, test):
     return model, threshold, {"inner_best_epochs": best, "refit_epochs": epochs}, first_history
 
 
+def _normalized(args) -> Preprocess:
+    """The general model's light normalisation, applied after the crop as the door does."""
+    return Preprocess(normalize=inherited_normalize(None if args.scratch else args.init))
+
+
 def run(args) -> dict:
+    normalized = _normalized(args)
     if args.crop == "face":
         spec = Preprocess(crop="face", margin=0.0, size=64)
         data = load_training_data([args.data], Preprocess(crop="frame", size=64))
@@ -134,7 +141,7 @@ def run(args) -> dict:
         base_scores = np.full(len(data), 0.5)  # no general model: nothing to score untuned
     else:
         general = load_model(args.init)
-        base_scores = predict(general, data.images)  # the general model on whole frames, untuned
+        base_scores = predict(general, data.images, normalized)  # the general model on whole frames, untuned
     scores = np.full(len(data), np.nan)
     pred = np.full(len(data), -1, dtype=np.int64)
     folds = []
@@ -144,7 +151,7 @@ def run(args) -> dict:
         rest = np.flatnonzero((fold != f) & has_face)  # no face: nothing to learn from
         fit_fold = _refit_fold if args.protocol == "refit" else _split_fold
         model, threshold, info, histories[f] = fit_fold(args, data, rest, f, test)
-        s = predict(model, data.images[test])
+        s = predict(model, data.images[test], normalized)
         s = np.where(has_face[test], s, 0.0)  # no face, no unlock
         if not np.isnan(scores[test]).all():
             raise AssertionError("a frame was predicted twice")

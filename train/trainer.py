@@ -20,7 +20,7 @@ import numpy as np
 
 from happyhouse.daemon.datasets import CLASSES, Dataset
 from happyhouse.daemon.errors import ConfigError, ModelError
-from happyhouse.daemon.preprocess import Preprocess, to_model_input
+from happyhouse.daemon.preprocess import Preprocess, normalize_batch, to_model_input
 
 from . import models, report
 from .mirror import all_layers, is_mirror_averaged, mirror_average
@@ -57,6 +57,8 @@ class TrainConfig:
     door_frames: bool = False  # data are whole door frames: gate and face-crop them first
     freeze_bn: bool = True  # when fine-tuning (``init``): BatchNorm keeps its statistics
     mirror_average: bool = False  # score face and mirror image, averaged (train/mirror.py)
+    #: the contract's light normalisation; None: the ``init`` model's, else "none"
+    normalize: Optional[str] = None
     verbose: int = 2
     extra_meta: Dict = field(default_factory=dict)
 
@@ -71,8 +73,34 @@ def class_weights(labels: np.ndarray) -> Dict[int, float]:
     return {c: float(len(labels) / (2.0 * counts[c])) for c in (0, 1)}
 
 
+def contract(cfg: TrainConfig) -> Preprocess:
+    """The preprocessing contract this run trains (and records) the model with.
+
+    A fine-tuned model keeps the normalisation it was trained with unless told
+    otherwise: a house model fed other pixels than its parent would lose what
+    the parent learnt.
+    """
+    normalize = cfg.normalize if cfg.normalize is not None else inherited_normalize(cfg.init)
+    return Preprocess(crop=cfg.crop, margin=cfg.margin, size=cfg.size, normalize=normalize)
+
+
+def inherited_normalize(init: Optional[Path]) -> str:
+    """The ``normalize`` step ``init`` was trained with ("none" without a model or sidecar)."""
+    if init is None:
+        return "none"
+    try:
+        return Preprocess.from_dict(read_meta(init)["preprocess"]).normalize
+    except (ModelError, KeyError, ValueError, OSError):
+        return "none"
+
+
 def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
-    """A Keras PyDataset of augmented, shuffled batches (seeded, one rng per epoch)."""
+    """A Keras PyDataset of augmented, shuffled batches (seeded, one rng per epoch).
+
+    ``images`` are crops before the contract's normalisation; it runs here,
+    after augmentation, as it runs at the door after the camera's light.
+    """
+    spec = contract(cfg)
     k = models.keras()
     aug = PRESETS[cfg.augment] if cfg.augment != "none" else None
 
@@ -94,7 +122,7 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
             batch = images[idx]
             if aug is not None:
                 batch = augment_batch(batch, aug, self.rng)
-            return to_model_input(batch), labels[idx].astype(np.float32)
+            return to_model_input(normalize_batch(batch, spec)), labels[idx].astype(np.float32)
 
         def on_epoch_end(self):
             self.epoch += 1
@@ -152,13 +180,17 @@ def _compile(model, cfg: TrainConfig, steps: int) -> None:
                   jit_compile=False)  # XLA compile costs more than it saves on tiny CPU runs
 
 
-def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(model, images: np.ndarray, spec: Optional[Preprocess] = None,
+            batch_size: int = 256) -> np.ndarray:
+    """Scores of crops prepared with ``spec.geometric()``; ``spec`` normalises them first."""
+    if spec is not None:
+        images = normalize_batch(images, spec)
     return model.predict(to_model_input(images), batch_size=batch_size, verbose=0).reshape(-1)
 
 
 def train(cfg: TrainConfig) -> Dict[str, object]:
     """Load ``cfg.data``, split it, train (or fine-tune), save model + metadata + report."""
-    spec = Preprocess(crop=cfg.crop, margin=cfg.margin, size=cfg.size)
+    spec = contract(cfg).geometric()  # normalised per batch, after augmentation
     if cfg.door_frames:
         data = load_door_frames(cfg.data, spec, cfg.limit)
     else:
@@ -175,7 +207,7 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
         raise ConfigError(f"augmentation {cfg.augment!r} is not one of {sorted(PRESETS)} or 'none'")
     started = time.time()
     set_seeds(cfg.seed)
-    spec = Preprocess(crop=cfg.crop, margin=cfg.margin, size=cfg.size)
+    spec = contract(cfg)
     log.info("data %s; train %d, validation %d", data.summary(), len(tr), len(va))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +226,8 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
         # the per-epoch figures belong with the report the person reads
         k.callbacks.CSVLogger(str(report_dir / "history.csv")),
     ]
-    val = (to_model_input(data.images[va]), data.labels[va].astype(np.float32))
+    val_images = normalize_batch(data.images[va], spec)
+    val = (to_model_input(val_images), data.labels[va].astype(np.float32))
     fit = model.fit(batches, validation_data=val, epochs=cfg.epochs, verbose=cfg.verbose,
                     class_weight=class_weights(data.labels[tr]), callbacks=callbacks)
     history = report.history_lists(fit.history)
@@ -202,12 +235,12 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     # saved again without the optimizer's moments (2/3 of the checkpoint's bytes):
     # the converter needs weights only, and fine-tuning compiles afresh
     model.save(best_path)
-    scores = predict(model, data.images[va])
+    scores = predict(model, val_images)
     threshold = report.choose_threshold(data.labels[va], scores, cfg.max_false_open)
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     meta = _meta(cfg, spec, data, tr, va, threshold, history, best_epoch, model)
     result = report.write_report(
-        report_dir, history, data.images[va], data.labels[va], scores, threshold,
+        report_dir, history, val_images, data.labels[va], scores, threshold,
         extra={"max_false_open": cfg.max_false_open, "best_epoch": best_epoch,
                "epochs_run": len(history["loss"]), "data": meta["data"], "split": meta["split"],
                "model": str(best_path), "train_seconds": round(time.time() - started, 1)})

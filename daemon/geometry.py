@@ -1,0 +1,271 @@
+"""Face geometry: a second, light-independent opinion on the smile.
+
+The int8 classifier judges a face by its pixels, and pixels are what change
+most between the faces it learnt from and a door it has never seen (light,
+blur, camera). The shape of a smile does not change with the camera: mouth
+corners pulled up and out, lips parted, cheeks raised. This stage measures
+that shape and scores it, and the bundle fuses the two scores.
+
+Steps, all recorded in the bundle's ``model.json`` (``geometry``):
+
+1. landmarks: MediaPipe's face mesh (``face_landmark.tflite``, 468 points,
+   Apache-2.0, shipped in ``models/facemesh/``) on the contract's face crop
+   *before* light normalisation, edge-padded by :data:`MESH_PAD` of its side
+   on every side (the mesh expects a face framed with margin, as MediaPipe's
+   own graph frames it), resized to 192x192, RGB in [0, 1];
+2. alignment (``eye-corners``): points rotated so the outer eye corners
+   (:data:`EYE_OUTER`) are level, centred on their midpoint and scaled by
+   their distance: head tilt, face size and position drop out;
+3. features (``aligned-xy``): the aligned x, y of every point (936 numbers);
+4. head: logistic regression on those features (``geometry_head.npz``:
+   weights and bias over the raw aligned features, standardisation folded in);
+5. fusion (``mean-logit``): the happy score is sigmoid of the weighted mean
+   of the two scores' logits.
+
+Training the head is desktop work (``happyhouse.train.geometry``); this
+module only runs it, with numpy and the TFLite runtime (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+ASSET_DIR = Path(__file__).resolve().parent / "models" / "facemesh"
+MESH_FILE = "face_landmark.tflite"
+#: MediaPipe 0.10.14's face_landmark.tflite, unchanged (models/facemesh/README.md)
+MESH_SHA256 = "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"
+MESH_SOURCE = "mediapipe 0.10.14 wheel: mediapipe/modules/face_landmark/face_landmark.tflite"
+MESH_INPUT = 192
+MESH_POINTS = 468
+MESH_PAD = 0.25
+#: the outer eye corners in MediaPipe's mesh numbering (subject's right, left)
+EYE_OUTER = (33, 263)
+ALIGNMENTS = ("eye-corners",)
+FEATURES = ("aligned-xy",)
+FUSIONS = ("mean-logit",)
+HEAD_FILE = "geometry_head.npz"
+#: logit clip: a saturated score must not outvote the other stage without limit
+LOGIT_CLIP = 8.0
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def logit(p: Union[float, np.ndarray]) -> np.ndarray:
+    q = np.clip(np.asarray(p, np.float64), 1e-6, 1.0 - 1e-6)
+    return np.clip(np.log(q / (1.0 - q)), -LOGIT_CLIP, LOGIT_CLIP)
+
+
+def sigmoid(z: Union[float, np.ndarray]) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))
+
+
+def fuse(appearance: Union[float, np.ndarray], geometry: Union[float, np.ndarray],
+         weights: Sequence[float] = (0.5, 0.5)) -> np.ndarray:
+    """``mean-logit`` fusion of the classifier's and the geometry head's probabilities."""
+    wa, wg = float(weights[0]), float(weights[1])
+    return sigmoid((wa * logit(appearance) + wg * logit(geometry)) / (wa + wg))
+
+
+def mesh_input(crop_rgb: np.ndarray, pad: float = MESH_PAD) -> np.ndarray:
+    """A face crop (uint8 RGB, square) -> the mesh's 1x192x192x3 float32 input in [0, 1]."""
+    import cv2
+
+    side = crop_rgb.shape[0]
+    border = int(round(side * pad))
+    padded = cv2.copyMakeBorder(np.ascontiguousarray(crop_rgb), border, border, border, border,
+                                cv2.BORDER_REPLICATE)
+    resized = cv2.resize(padded, (MESH_INPUT, MESH_INPUT), interpolation=cv2.INTER_LINEAR)
+    return (resized.astype(np.float32) / np.float32(255.0))[None]
+
+
+def align(points: np.ndarray) -> np.ndarray:
+    """(468, 2+) mesh points -> (468, 2): outer eye corners level, centred, unit distance apart."""
+    xy = np.asarray(points, np.float64)[..., :2]
+    right, left = xy[EYE_OUTER[0]], xy[EYE_OUTER[1]]
+    span = left - right
+    distance = float(np.hypot(*span))
+    if not np.isfinite(distance) or distance < 1e-6:
+        raise ModelError("face mesh put both eye corners on one point: no geometry to score")
+    cos, sin = span / distance
+    rotate = np.array([[cos, sin], [-sin, cos]])  # rotation by minus the eye-line angle
+    return ((xy - (right + left) / 2.0) @ rotate.T) / distance
+
+
+def features(points: np.ndarray) -> np.ndarray:
+    """The ``aligned-xy`` feature vector (936,) of one face's mesh points."""
+    return align(points).reshape(-1)
+
+
+class FaceMesh:
+    """MediaPipe's face landmark network: ``points(crop) -> (468, 3)`` in mesh-input pixels."""
+
+    def __init__(self, path: Union[str, Path], sha256: str = MESH_SHA256, threads: int = 1,
+                 runtimes: Optional[Sequence[str]] = None) -> None:
+        from .runtime import load_interpreter
+
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"face landmark model {path} cannot be read "
+                             f"({exc.strerror or exc})") from None
+        digest = _sha256_bytes(data)
+        if digest != sha256:
+            raise ModelError(f"face landmark model {path}: sha256 {digest[:12]}... is not the "
+                             f"{sha256[:12]}... the bundle was built with")
+        self.path, self.sha256 = path, digest
+        self.runtime, self._interp = load_interpreter(data, threads, runtimes, label=str(path))
+        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        shape = tuple(int(d) for d in inputs[0]["shape"]) if len(inputs) == 1 else ()
+        sizes = {int(np.prod(o["shape"])): o["index"] for o in outputs}
+        if (shape != (1, MESH_INPUT, MESH_INPUT, 3) or inputs[0]["dtype"] != np.float32
+                or MESH_POINTS * 3 not in sizes):
+            raise ModelError(f"{path} is not MediaPipe's face landmark model (input {shape}, "
+                             f"outputs {sorted(sizes)})")
+        self._input, self._points = inputs[0]["index"], sizes[MESH_POINTS * 3]
+
+    def points(self, crop_rgb: np.ndarray, pad: float = MESH_PAD) -> np.ndarray:
+        self._interp.set_tensor(self._input, mesh_input(crop_rgb, pad))
+        self._interp.invoke()
+        return self._interp.get_tensor(self._points).reshape(MESH_POINTS, 3).copy()
+
+
+@dataclass(frozen=True)
+class GeometryHead:
+    """Logistic regression over the aligned features: P(happy) = sigmoid(w . x + b)."""
+
+    weights: np.ndarray  # (936,) float64
+    bias: float
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "GeometryHead":
+        try:
+            with np.load(path) as data:
+                weights = np.asarray(data["weights"], np.float64).reshape(-1)
+                bias = float(np.asarray(data["bias"]).reshape(()))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"geometry head {path} is unreadable: {exc}") from None
+        if weights.shape != (MESH_POINTS * 2,) or not np.all(np.isfinite(weights)) \
+                or not np.isfinite(bias):
+            raise ModelError(f"geometry head {path} must hold {MESH_POINTS * 2} finite weights "
+                             f"and a bias, got shape {weights.shape}")
+        return cls(weights, bias)
+
+    def save(self, path: Union[str, Path]) -> None:
+        with open(path, "wb") as handle:
+            np.savez(handle, weights=self.weights.astype(np.float64),
+                     bias=np.float64(self.bias))
+
+    def score(self, feature_vector: np.ndarray) -> float:
+        return float(sigmoid(float(feature_vector @ self.weights) + self.bias))
+
+
+@dataclass(frozen=True)
+class GeometrySpec:
+    """The ``geometry`` section of ``model.json``: what the stage is and which files it needs."""
+
+    mesh_file: str
+    mesh_sha256: str
+    head_file: str
+    head_sha256: str
+    pad: float = MESH_PAD
+    alignment: str = "eye-corners"
+    features: str = "aligned-xy"
+    fusion: str = "mean-logit"
+    weights: Tuple[float, float] = (0.5, 0.5)
+    mesh_source: str = MESH_SOURCE
+
+    @classmethod
+    def from_dict(cls, data: Mapping, where: str) -> "GeometrySpec":
+        """Validate every field; a step this build does not know is refused, never guessed."""
+        if not isinstance(data, Mapping):
+            raise ModelError(f"{where}: geometry must be an object")
+        try:
+            mesh, head, fusion = data["landmarks"], data["head"], data["fusion"]
+            spec = cls(mesh_file=str(mesh["file"]), mesh_sha256=str(mesh["sha256"]),
+                       head_file=str(head["file"]), head_sha256=str(head["sha256"]),
+                       pad=float(mesh.get("pad", MESH_PAD)),
+                       alignment=str(data["alignment"]), features=str(data["features"]),
+                       fusion=str(fusion["rule"]),
+                       weights=tuple(float(w) for w in fusion.get("weights", (0.5, 0.5))),
+                       mesh_source=str(mesh.get("source", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: geometry section is malformed ({exc!r})") from None
+        for name, value, known in (("alignment", spec.alignment, ALIGNMENTS),
+                                   ("features", spec.features, FEATURES),
+                                   ("fusion", spec.fusion, FUSIONS)):
+            if value not in known:
+                raise ModelError(f"{where}: geometry {name} {value!r} is not one this build "
+                                 f"serves ({', '.join(known)}): the bundle needs a newer happyhouse")
+        if len(spec.weights) != 2 or min(spec.weights) < 0 or sum(spec.weights) <= 0:
+            raise ModelError(f"{where}: fusion weights must be two non-negative numbers, "
+                             f"got {spec.weights}")
+        if not 0.0 <= spec.pad <= 1.0:
+            raise ModelError(f"{where}: landmark pad must be within 0..1, got {spec.pad}")
+        for name in (spec.mesh_file, spec.head_file):
+            if Path(name).name != name or name in ("", ".", ".."):
+                raise ModelError(f"{where}: geometry file {name!r} must be a plain file name")
+        return spec
+
+    def to_dict(self) -> dict:
+        return {"landmarks": {"file": self.mesh_file, "sha256": self.mesh_sha256,
+                              "source": self.mesh_source, "licence": "Apache-2.0",
+                              "input": [1, MESH_INPUT, MESH_INPUT, 3], "points": MESH_POINTS,
+                              "pad": self.pad, "crop": "the contract's face crop before "
+                                                       "normalize, edge-padded"},
+                "alignment": self.alignment, "features": self.features,
+                "head": {"file": self.head_file, "sha256": self.head_sha256,
+                         "kind": "logistic regression"},
+                "fusion": {"rule": self.fusion, "weights": list(self.weights),
+                           "order": ["classifier", "geometry"]}}
+
+
+def find_asset(name: str, bundle_dir: Path) -> Optional[Path]:
+    """A bundle's file: in the bundle folder, else (shared assets) in this package's models."""
+    for folder in (bundle_dir, ASSET_DIR):
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Geometry:
+    """The whole stage: mesh, alignment, features, head. ``score(crop) -> P(happy)``."""
+
+    def __init__(self, spec: GeometrySpec, mesh: FaceMesh, head: GeometryHead) -> None:
+        self.spec, self.mesh, self.head = spec, mesh, head
+
+    @classmethod
+    def load(cls, spec: GeometrySpec, bundle_dir: Path, threads: int = 1) -> "Geometry":
+        mesh_path = find_asset(spec.mesh_file, bundle_dir)
+        if mesh_path is None:
+            raise ModelError(f"{bundle_dir}: the bundle needs {spec.mesh_file} (sha256 "
+                             f"{spec.mesh_sha256[:12]}...), found neither in the bundle nor in "
+                             f"{ASSET_DIR}: copy it into the bundle or reinstall happyhouse")
+        head_path = bundle_dir / spec.head_file
+        if not head_path.is_file():
+            raise ModelError(f"{bundle_dir}: the bundle needs {spec.head_file}, which is missing")
+        digest = _sha256_bytes(head_path.read_bytes())
+        if digest != spec.head_sha256:
+            raise ModelError(f"{head_path}: sha256 {digest[:12]}... does not match model.json "
+                             f"({spec.head_sha256[:12]}...): the file was changed or corrupted")
+        return cls(spec, FaceMesh(mesh_path, spec.mesh_sha256, threads), GeometryHead.load(head_path))
+
+    def score(self, crop_rgb: np.ndarray) -> float:
+        """P(happy) from the face's shape alone (the crop before light normalisation)."""
+        return self.head.score(features(self.mesh.points(crop_rgb, self.spec.pad)))
+
+    def fuse(self, appearance: float, geometry: float) -> float:
+        return float(fuse(appearance, geometry, self.spec.weights))

@@ -1,0 +1,84 @@
+"""Geometry head training and a fused bundle end to end: train head -> convert -> the door."""
+
+import contextlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from happyhouse.daemon.bundle import load_bundle
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.datasets import load_dataset
+from happyhouse.daemon.geometry import HEAD_FILE, fuse
+from happyhouse.daemon.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def fused_model(tiny_model, small_faces, tmp_path_factory):
+    """The tiny model with a geometry head trained on its own split (every 4th face validates)."""
+    folder = tmp_path_factory.mktemp("fused")
+    for item in tiny_model.parent.iterdir():
+        shutil.copy(item, folder / item.name)
+    data = load_dataset(small_faces)
+    (folder / "split.json").write_text(json.dumps(
+        {"sources": [str(small_faces)], "validation_ids": data.ids[::4]}))
+    from happyhouse.train.geometry import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--data", str(small_faces), "--model", str(folder / "model.keras")]) == 0
+    return folder / "model.keras", out.getvalue()
+
+
+def test_training_the_head_reports_each_stage_on_validation(fused_model):
+    model, printed = fused_model
+    sidecar = json.loads((model.parent / "geometry.json").read_text())
+    assert sidecar["split"]["n_val"] == 30 and sidecar["split"]["n_train"] == 90
+    for name in ("classifier", "geometry", "fused"):
+        assert name in printed and 0.0 <= sidecar["validation"][name]["roc_auc"] <= 1.0
+    # real faces: mouth shape separates smiles from non-smiles better than chance
+    assert sidecar["validation"]["geometry"]["roc_auc"] > 0.6
+    assert 0.5 <= sidecar["threshold"] <= 1.0
+    assert (model.parent / HEAD_FILE).is_file()
+
+
+def test_fused_bundle_proves_float_int8_parity_and_serves_the_door(fused_model, small_faces,
+                                                                   tmp_path):
+    from happyhouse.convert.cli import main
+
+    model, _ = fused_model
+    out = tmp_path / "bundle"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main([str(model), "--calibration", str(small_faces), "--out", str(out),
+                     "--max-drop", "50", "--json"]) == 0
+    bundle = load_bundle(out)
+    sidecar = json.loads((model.parent / "geometry.json").read_text())
+    assert bundle.meta["format_version"] == 2 and bundle.geometry is not None
+    assert bundle.threshold == pytest.approx(sidecar["threshold"])
+    parity = bundle.meta["metrics"]["parity"]
+    # the hold-out is the split's 30 validation faces: fused float vs fused int8 scores
+    assert parity["n"] == 30 and parity["agreement"] >= 0.9 and parity["max_score_diff"] < 0.2
+    assert bundle.meta["metrics"]["fusion"]["fused"]["roc_auc"] is not None
+    assert (out / HEAD_FILE).is_file()
+    # shipped metadata names its data, not this machine's folders
+    assert str(small_faces) not in (out / "model.json").read_text()
+    assert str(small_faces) not in (out / "MODEL_CARD.md").read_text()
+
+    pipe = Pipeline.from_config(load_config(None, {"model.bundle": str(out)}))
+    face = load_dataset(small_faces, limit=1).images[0]
+    obs = pipe.observe_crop(np.ascontiguousarray(face[..., ::-1]))
+    assert obs.score == pytest.approx(float(fuse(obs.parts["classifier"], obs.parts["geometry"])))
+
+
+def test_no_geometry_flag_keeps_a_plain_format_1_bundle(fused_model, small_faces, tmp_path):
+    from happyhouse.convert.cli import main
+
+    model, _ = fused_model
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([str(model), "--calibration", str(small_faces), "--out", str(tmp_path / "b"),
+                     "--max-drop", "50", "--no-geometry"]) == 0
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.geometry is None and bundle.meta["format_version"] == 1

@@ -1,0 +1,200 @@
+"""The light-normalisation and face-geometry steps on real faces, and bundles that use them."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from happyhouse.daemon.bundle import load_bundle, write_bundle
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.datasets import load_dataset
+from happyhouse.daemon.errors import ModelError, SelfTestError
+from happyhouse.daemon.geometry import (ASSET_DIR, EYE_OUTER, HEAD_FILE, MESH_FILE, MESH_SHA256,
+                                        FaceMesh, Geometry, GeometryHead, GeometrySpec, align,
+                                        features, fuse, mesh_input)
+from happyhouse.daemon.pipeline import Pipeline
+from happyhouse.daemon.preprocess import Preprocess, normalize_light, prepare_image
+from fakes import FixedGate
+
+
+@pytest.fixture(scope="module")
+def faces(genki_root):
+    """Six real 64x64 GENKI-4K faces per class (RGB)."""
+    return load_dataset(genki_root, size=64, limit=6)
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    return FaceMesh(ASSET_DIR / MESH_FILE)
+
+
+def test_clahe_spreads_a_dim_face_and_keeps_shape_dtype_and_determinism(faces):
+    dim = (faces.images[0].astype(np.float32) * 0.35).astype(np.uint8)  # a face at dusk
+    spec = Preprocess(normalize="clahe")
+    out = normalize_light(dim, spec)
+    assert out.shape == dim.shape and out.dtype == np.uint8
+    assert np.array_equal(out, normalize_light(dim, spec))
+    luma = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2LAB)[..., 0]  # noqa: E731
+    assert luma(out).std() > 1.5 * luma(dim).std()
+    assert normalize_light(dim, Preprocess()) is dim  # "none" leaves the pixels alone
+    assert np.array_equal(prepare_image(dim, spec), out)  # the contract runs it
+
+
+def test_unknown_normalisation_is_refused_with_an_upgrade_hint():
+    with pytest.raises(ModelError, match="newer happyhouse"):
+        Preprocess.from_dict({"crop": "face", "normalize": "retinex"})
+
+
+def test_mesh_on_real_faces_is_468_points_inside_the_input_and_deterministic(faces, mesh):
+    for face in faces.images:
+        points = mesh.points(face)
+        assert points.shape == (468, 3) and np.all(np.isfinite(points))
+        assert np.all((points[:, :2] > 0) & (points[:, :2] < 192))
+        assert np.array_equal(points, mesh.points(face))
+
+
+def test_alignment_puts_the_eyes_level_whatever_the_tilt(faces, mesh):
+    face = faces.images[1]
+    for angle in (-20.0, 0.0, 15.0):
+        rot = cv2.getRotationMatrix2D((32, 32), angle, 1.0)
+        tilted = cv2.warpAffine(face, rot, (64, 64), borderMode=cv2.BORDER_REPLICATE)
+        aligned = align(mesh.points(tilted))
+        right, left = aligned[EYE_OUTER[0]], aligned[EYE_OUTER[1]]
+        assert right == pytest.approx([-0.5, 0.0], abs=1e-9)
+        assert left == pytest.approx([0.5, 0.0], abs=1e-9)
+    # the tilt drops out of the features: mouth corners land at the same place
+    level = align(mesh.points(face))
+    rot = cv2.getRotationMatrix2D((32, 32), 15.0, 1.0)
+    tilted = align(mesh.points(cv2.warpAffine(face, rot, (64, 64), borderMode=cv2.BORDER_REPLICATE)))
+    assert np.abs(level[[61, 291]] - tilted[[61, 291]]).max() < 0.1
+
+
+def test_mesh_input_is_the_padded_crop_in_unit_range(faces):
+    x = mesh_input(faces.images[0])
+    assert x.shape == (1, 192, 192, 3) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_fusion_is_the_mean_of_logits():
+    assert fuse(0.5, 0.5) == pytest.approx(0.5)
+    assert fuse(0.9, 0.1) == pytest.approx(0.5)
+    assert fuse(0.9, 0.9) == pytest.approx(0.9)
+    assert fuse(0.99, 0.5, (1.0, 0.0)) == pytest.approx(0.99)
+
+
+def test_a_mesh_file_with_another_hash_is_refused(tmp_path):
+    fake = tmp_path / MESH_FILE
+    data = bytearray((ASSET_DIR / MESH_FILE).read_bytes())
+    data[-1] ^= 0xFF  # one bit pattern changed: another file to the hash
+    fake.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        FaceMesh(fake)
+
+
+# --- bundles -------------------------------------------------------------------------------
+
+def _head(tmp_path, faces, mesh):
+    """A head that is real enough: fitted by least squares on the real faces' features."""
+    x = np.stack([features(mesh.points(f)) for f in faces.images])
+    y = faces.labels * 2.0 - 1.0
+    w = np.linalg.lstsq(x - x.mean(0), y, rcond=None)[0]
+    head = GeometryHead(weights=w, bias=float(-x.mean(0) @ w))
+    head.save(tmp_path / HEAD_FILE)
+    return head
+
+
+def _geometry_bundle(tmp_path, faces, mesh, **spec_changes):
+    """The shipped classifier re-written as a format-2 bundle with a geometry stage."""
+    shipped = load_bundle(None)
+    head = _head(tmp_path, faces, mesh)
+    head_bytes = (tmp_path / HEAD_FILE).read_bytes()
+    import hashlib
+
+    spec = GeometrySpec(mesh_file=MESH_FILE, mesh_sha256=MESH_SHA256, head_file=HEAD_FILE,
+                        head_sha256=hashlib.sha256(head_bytes).hexdigest())
+    geometry = Geometry(spec, mesh, head)
+    crops = faces.images[:3]
+    meta = {k: v for k, v in shipped.meta.items()
+            if k not in ("format", "format_version", "model_file", "sha256", "golden")}
+    meta["geometry"] = {**spec.to_dict(), **spec_changes}
+    inputs, outputs = shipped.golden()
+    return write_bundle(tmp_path / "bundle", shipped.model_path.read_bytes(), meta, inputs, outputs,
+                        extra_files={HEAD_FILE: head_bytes},
+                        golden_extra={"geometry_inputs": crops,
+                                      "geometry_scores": np.array([geometry.score(c) for c in crops])})
+
+
+def test_a_geometry_bundle_is_format_2_self_tests_and_fuses_both_scores(tmp_path, faces, mesh):
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    assert bundle.meta["format_version"] == 2 and bundle.geometry is not None
+    cfg = load_config(None, {"model.bundle": str(bundle.path)})
+    pipe = Pipeline.from_config(cfg)
+    bgr = np.ascontiguousarray(faces.images[0][..., ::-1])
+    obs = pipe.observe_crop(bgr)
+    assert set(obs.parts) == {"classifier", "geometry"} and "geometry" in obs.stages_ms
+    assert obs.score == pytest.approx(float(fuse(obs.parts["classifier"], obs.parts["geometry"])))
+    assert obs.to_dict()["parts"]["geometry"] == pytest.approx(obs.parts["geometry"], abs=1e-6)
+
+
+def test_golden_geometry_scores_that_this_runtime_misses_refuse_to_arm(tmp_path, faces, mesh):
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    with np.load(bundle.path / "golden.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["geometry_scores"] = np.clip(arrays["geometry_scores"] + 0.2, 0, 1)
+    np.savez(bundle.path / "golden.npz", **arrays)
+    with pytest.raises(SelfTestError, match="geometry"):
+        load_bundle(bundle.path).self_test_geometry(load_bundle(bundle.path).geometry_stage())
+
+
+def test_a_bundle_whose_mesh_asset_is_missing_is_refused_in_one_line(tmp_path, faces, mesh):
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    meta = json.loads((bundle.path / "model.json").read_text())
+    meta["geometry"]["landmarks"]["file"] = "face_landmark_v9.tflite"
+    (bundle.path / "model.json").write_text(json.dumps(meta))
+    cfg = load_config(None, {"model.bundle": str(bundle.path)})
+    with pytest.raises(ModelError) as err:
+        Pipeline.from_config(cfg)
+    message = str(err.value)
+    assert "face_landmark_v9.tflite" in message and "\n" not in message
+
+
+def test_a_geometry_step_this_build_does_not_know_is_refused(tmp_path, faces, mesh):
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    meta = json.loads((bundle.path / "model.json").read_text())
+    meta["geometry"]["features"] = "procrustes-xyz"
+    (bundle.path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="newer happyhouse"):
+        load_bundle(bundle.path)
+
+
+def test_an_older_daemon_would_refuse_a_format_2_bundle(tmp_path, faces, mesh):
+    # what a version-1 reader checks first: the format_version it knows
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    assert json.loads((bundle.path / "model.json").read_text())["format_version"] == 2
+    meta = json.loads((bundle.path / "model.json").read_text())
+    meta["format_version"] = 1  # a bundle that hides its new steps behind the old number
+    (bundle.path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="format_version 2"):
+        load_bundle(bundle.path)
+
+
+def test_a_format_1_bundle_without_new_steps_is_still_served(tmp_path):
+    shipped = load_bundle(None)
+    meta = {k: v for k, v in shipped.meta.items()
+            if k not in ("format", "format_version", "model_file", "sha256", "golden", "geometry")}
+    meta["preprocess"] = {k: v for k, v in meta["preprocess"].items() if k != "normalize"}
+    inputs, outputs = shipped.golden()
+    old = write_bundle(tmp_path / "v1", shipped.model_path.read_bytes(), meta, inputs, outputs)
+    assert old.meta["format_version"] == 1 and old.geometry is None
+    assert old.preprocess.normalize == "none"
+    pipe = Pipeline.from_config(load_config(None, {"model.bundle": str(old.path)}))
+    obs = pipe.observe_crop(np.full((64, 64, 3), 128, np.uint8))
+    assert obs.parts == {} and 0.0 <= obs.score <= 1.0
+
+
+def test_pipeline_refuses_a_geometry_bundle_without_its_stage(tmp_path, faces, mesh):
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    with pytest.raises(Exception, match="geometry"):
+        Pipeline(bundle, bundle.classifier(), FixedGate(None))
