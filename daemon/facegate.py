@@ -41,7 +41,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .blazeface import BlazeFace, to_face_box
+from .blazeface import INPUT_SIZE, BlazeFace, to_face_box
 from .errors import FaceGateError
 from .preprocess import Box, check_frame
 
@@ -183,8 +183,6 @@ class FaceGate:
     def blazeface(cls, model: str = "", min_face: int = 48, min_score: float = 0.7,
                   threads: int = 1) -> "FaceGate":
         """MediaPipe's short-range BlazeFace; ``model`` empty = the shipped file."""
-        from .blazeface import INPUT_SIZE
-
         detector = BlazeFace(model or None, threads=threads)
         # detect_width: what the network sees (the frame letterboxed into 128x128)
         return cls(detect_width=INPUT_SIZE, min_face=min_face, equalize=False,
@@ -202,6 +200,17 @@ class FaceGate:
                              cfg.face_equalize)
         return cls.haar(cfg.face_cascade, cfg.face_detect_width, cfg.face_min_face,
                         cfg.face_equalize)
+
+    @property
+    def view(self) -> str:
+        """What the detector looks at, in words (``--check``).
+
+        BlazeFace always sees the frame letterboxed into its fixed input;
+        ``face.detect_width`` only applies to the Haar and YuNet gates.
+        """
+        if self._blazeface is not None:
+            return f"sees the frame letterboxed into {INPUT_SIZE}x{INPUT_SIZE}"
+        return f"detect width {self.detect_width}"
 
     # ------------------------------------------------------------- detecting
     def _small(self, frame_bgr: np.ndarray) -> Tuple[np.ndarray, float]:
