@@ -57,28 +57,47 @@ def gated(path: str, mode: str) -> bool:
     return Path(path).suffix.lower() in (".h5", ".hdf5")
 
 
+def observe_whole_frame(pipeline, image_rgb: np.ndarray,
+                        source_size: Tuple[int, int] = (640, 480), seq: int = 0,
+                        timestamp: Optional[float] = None):
+    """One whole picture as the door camera would deliver it: scaled to ``source_size``
+    (:func:`~.sources.to_door_frame`), then gated, cropped and scored.
+
+    Returns ``(observation, door_frame_bgr)``; ``happyhouse-daemon --once`` scores an image
+    file with this too, so both tools give the same verdict for the same picture.
+    """
+    from .sources import to_door_frame
+
+    frame = to_door_frame(image_rgb, *source_size)
+    return pipeline.observe_image(frame, timestamp=timestamp, seq=seq), frame
+
+
+def score_images(pipeline, images_rgb: np.ndarray, gate: bool = True,
+                 source_size: Tuple[int, int] = (640, 480)) -> list:
+    """The door's :class:`~.pipeline.Observation` of each uint8 RGB image, in order:
+    whole frames through the gate (``gate``) or face crops (the gate skipped)."""
+    observations = []
+    for index, image in enumerate(images_rgb):
+        if gate:
+            observations.append(observe_whole_frame(pipeline, image, source_size, index)[0])
+        else:
+            observations.append(pipeline.observe_crop(image[..., ::-1], seq=index))
+    return observations
+
+
 def evaluate(pipeline, images_rgb: np.ndarray, labels: np.ndarray, gate: bool = True,
              source_size: Tuple[int, int] = (640, 480)) -> dict:
     """Confusion counts and rates of ``pipeline`` on uint8 RGB images with 0/1 labels."""
-    from .sources import to_door_frame
+    return summarize_observations(score_images(pipeline, images_rgb, gate, source_size), labels)
 
-    width, height = source_size
-    predictions, scores, faces = [], [], 0
-    gate_ms, model_ms = [], []
-    for index, image in enumerate(images_rgb):
-        if gate:
-            frame = to_door_frame(image, width, height)
-            obs = pipeline.observe_image(frame, seq=index)
-        else:
-            obs = pipeline.observe_crop(image[..., ::-1], seq=index)
-        faces += obs.face is not None
-        predictions.append(bool(obs.happy))
-        scores.append(obs.score)
-        if "gate" in obs.stages_ms:
-            gate_ms.append(obs.stages_ms["gate"])
-        if "model" in obs.stages_ms:
-            model_ms.append(obs.stages_ms["model"])
-    return summarize(np.asarray(predictions), np.asarray(labels), faces, gate_ms, model_ms)
+
+def summarize_observations(observations: Sequence, labels: np.ndarray) -> dict:
+    """:func:`summarize` of a list of observations (one per image, in label order)."""
+    predictions = np.asarray([bool(obs.happy) for obs in observations], bool)
+    faces = sum(obs.face is not None for obs in observations)
+    gate_ms = [obs.stages_ms["gate"] for obs in observations if "gate" in obs.stages_ms]
+    model_ms = [obs.stages_ms["model"] for obs in observations if "model" in obs.stages_ms]
+    return summarize(predictions, np.asarray(labels), faces, gate_ms, model_ms)
 
 
 def summarize(pred: np.ndarray, labels: np.ndarray, faces: int,

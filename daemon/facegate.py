@@ -237,13 +237,28 @@ class FaceGate:
 
     def find(self, frame_bgr: np.ndarray) -> Optional[Box]:
         """The largest face as (x, y, w, h) in full-frame pixels, or None."""
+        return self._find(check_frame(frame_bgr), self.min_face)
+
+    def why_no_face(self, frame_bgr: np.ndarray) -> str:
+        """Why :meth:`find` returned None for this frame, in words (for the technician).
+
+        Looks again without ``min_face``: a face that is there but too small
+        is a camera-placement problem, no face at all is a different one.
+        """
         frame_bgr = check_frame(frame_bgr)
+        small = self._find(frame_bgr, 1)
+        if small is not None and min(small[2], small[3]) < self.min_face:
+            return (f"the largest face found is {small[2]}x{small[3]} px, smaller than [face] "
+                    f"min_face ({self.min_face} px): move the camera closer or lower min_face")
+        return f"the face detector ({self.description}) found no face in the frame"
+
+    def _find(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         if self._blazeface is not None:
-            return self._find_blazeface(frame_bgr)
+            return self._find_blazeface(frame_bgr, min_face)
         if self._yunet is not None:
-            return self._find_yunet(frame_bgr)
+            return self._find_yunet(frame_bgr, min_face)
         grey, scale = self.grey(frame_bgr)
-        side = max(8, int(round(self.min_face * scale)))
+        side = max(8, int(round(min_face * scale)))
         self.last_pass = None
         for number, (cascade, spec) in enumerate(self._passes):
             image = grey[:, ::-1] if spec.mirror else grey
@@ -258,7 +273,7 @@ class FaceGate:
                 return _to_full((x, y, w, h), scale, frame_bgr.shape)
         return None
 
-    def _find_yunet(self, frame_bgr: np.ndarray) -> Optional[Box]:
+    def _find_yunet(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         small, scale = self._small(frame_bgr)
         if self.equalize:
             import cv2
@@ -271,14 +286,14 @@ class FaceGate:
         if faces is None or len(faces) == 0:
             return None
         boxes = [tuple(int(round(v)) for v in f[:4]) for f in faces]
-        side = self.min_face * scale
+        side = min_face * scale
         boxes = [b for b in boxes if min(b[2], b[3]) >= side]
         if not boxes:
             return None
         return _to_full(max(boxes, key=lambda b: b[2] * b[3]), scale, frame_bgr.shape)
 
 
-    def _find_blazeface(self, frame_bgr: np.ndarray) -> Optional[Box]:
+    def _find_blazeface(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         height, width = frame_bgr.shape[:2]
         boxes = []
         for found, _ in self._blazeface.detect(frame_bgr, self.min_score):
@@ -287,7 +302,7 @@ class FaceGate:
             x1, y1 = min(width, int(round(x1))), min(height, int(round(y1)))
             # min_face on the box as seen inside the frame: a face mostly
             # outside the picture is not one to score
-            if min(x1 - x0, y1 - y0) >= self.min_face:
+            if min(x1 - x0, y1 - y0) >= min_face:
                 boxes.append((x0, y0, x1 - x0, y1 - y0))
         return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
 
