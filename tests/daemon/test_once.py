@@ -191,7 +191,7 @@ def test_cli_once_on_a_small_image_is_scored_the_way_eval_scores_it(tmp_path, ha
 
 def test_no_face_says_the_face_was_smaller_than_min_face(tmp_path, genki_root, capsys):
     from happyhouse.daemon.datasets import load_dataset
-    from conftest import face_in_door_frame
+    from happyhouse.daemon.demo import face_in_door_frame
 
     face = load_dataset(genki_root, limit=1).images[0]
     frame = tmp_path / "far.png"
