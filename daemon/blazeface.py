@@ -165,7 +165,7 @@ class BlazeFace:
     """The network plus its decoding: ``detect(frame) -> [(x0, y0, x1, y1), score]``."""
 
     def __init__(self, model_path: Optional[str] = None, threads: int = 1) -> None:
-        from .runtime import pick_runtime
+        from .runtime import open_interpreter, pick_runtime
 
         path = Path(model_path).expanduser() if model_path else default_model_path()
         self.path = path
@@ -180,8 +180,7 @@ class BlazeFace:
                         self.sha256[:12])
         try:
             self.runtime, interpreter_cls = pick_runtime()
-            self._interp = interpreter_cls(model_content=data, num_threads=threads)
-            self._interp.allocate_tensors()
+            self._interp = open_interpreter(interpreter_cls, model_content=data, num_threads=threads)
         except Exception as exc:  # the runtimes raise ValueError/RuntimeError on bad files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FaceGateError(f"BlazeFace model {path} cannot be loaded ({first[:120]}): "

@@ -85,8 +85,8 @@ def check_face_gate(cfg, state: dict) -> Item:
     pipeline = state.get("pipeline")
     gate = pipeline.gate if pipeline is not None else FaceGate.from_config(cfg)
     state["gate"] = gate
-    return Item("face detector", OK, f"{gate.description} loaded (detect width "
-                f"{gate.detect_width}, min face {gate.min_face} px)",
+    return Item("face detector", OK, f"{gate.description} loaded ({gate.view}, "
+                f"min face {gate.min_face} px)",
                 {"detector": gate.description})
 
 

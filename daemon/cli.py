@@ -84,6 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: flag dest -> (the modes it belongs to, as the error names them): a flag given
+#: outside its mode would be silently ignored, so it is refused instead
+MODE_FLAGS: Dict[str, Tuple[Tuple[str, ...], str]] = {
+    "snapshot": (("once",), "--once"),
+    "actuate": (("once",), "--once"),
+    "test_latch": (("check",), "--check"),
+    "json": (("once", "check"), "--once or --check"),
+    "max_frames": (("service",), "the service (no mode flag)"),
+}
+
+
+def check_mode_flags(args: argparse.Namespace) -> None:
+    """ConfigError for a flag that does nothing in the chosen mode."""
+    from .errors import ConfigError
+
+    mode = next((m for m in ("once", "check", "force_lock", "print_config") if getattr(args, m)),
+                "service")
+    for dest, (modes, where) in MODE_FLAGS.items():
+        value = getattr(args, dest)
+        if value not in (None, False) and mode not in modes:
+            flag = "--" + dest.replace("_", "-")
+            raise ConfigError(f"{flag} only works with {where}; "
+                              f"it would be ignored here, so nothing was run")
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
     return load_config(args.config, overrides, required=args.config is not None)
@@ -180,6 +205,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         try:
+            if not args.force_lock:  # ExecStopPost= must lock whatever else it was given
+                check_mode_flags(args)
             cfg = config_from_args(args)
         except HappyHouseError as exc:
             if not args.force_lock:

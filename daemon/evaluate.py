@@ -17,24 +17,40 @@ What the gate sees depends on the data (``--gate``):
 * ``on``: every image is scaled to ``--source-size`` and gated.
 * ``off``: every image is its own face box (crop-is-face).
 
+Why a model scores as it does:
+
+* ``roc_auc``: how well the scores rank smiles above non-smiles, whatever the
+  threshold (1.0 perfect, 0.5 chance), pooled over the frames where a face
+  was found (a frame without one has no score; it counts as kept out above).
+* ``--per-image FILE``: a CSV row per image: id, label, the face box (in the
+  frame the gate saw: 640x480 for scaled whole frames), score (empty: no
+  face) and the door's decision (``open``, ``locked``, ``no face``).
+* ``--plot DIR``: ``roc.png`` and ``misses.png`` (the wrong decisions, false
+  opens first, each tile labelled with its id, label and score). Needs
+  matplotlib (a desktop extra, not installed on the Pi).
+
 ``--json`` prints one object: ``n``, ``accuracy``, ``tp``, ``fp``, ``tn``,
 ``fn``, ``no_face``, ``false_open_rate`` (opened for someone not smiling /
-all not-smiling), and more. Exit codes: 0 done, 2 a fixable error.
+all not-smiling), ``roc_auc``, and more. Exit codes: 0 done, 2 a fixable error.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import ConfigError, HappyHouseError
+from .errors import ConfigError, DataError, HappyHouseError
+from .preprocess import Box
+from .roc import roc_auc
 
 log = logging.getLogger(__name__)
 GATE_MODES = ("auto", "on", "off")
@@ -57,28 +73,119 @@ def gated(path: str, mode: str) -> bool:
     return Path(path).suffix.lower() in (".h5", ".hdf5")
 
 
+def observe_whole_frame(pipeline, image_rgb: np.ndarray,
+                        source_size: Tuple[int, int] = (640, 480), seq: int = 0,
+                        timestamp: Optional[float] = None):
+    """One whole picture as the door camera would deliver it: scaled to ``source_size``
+    (:func:`~.sources.to_door_frame`), then gated, cropped and scored.
+
+    Returns ``(observation, door_frame_bgr)``; ``happyhouse-daemon --once`` scores an image
+    file with this too, so both tools give the same verdict for the same picture.
+    """
+    from .sources import to_door_frame
+
+    frame = to_door_frame(image_rgb, *source_size)
+    return pipeline.observe_image(frame, timestamp=timestamp, seq=seq), frame
+
+
+def score_images(pipeline, images_rgb: np.ndarray, gate: bool = True,
+                 source_size: Tuple[int, int] = (640, 480)) -> list:
+    """The door's :class:`~.pipeline.Observation` of each uint8 RGB image, in order:
+    whole frames through the gate (``gate``) or face crops (the gate skipped)."""
+    observations = []
+    for index, image in enumerate(images_rgb):
+        if gate:
+            observations.append(observe_whole_frame(pipeline, image, source_size, index)[0])
+        else:
+            observations.append(pipeline.observe_crop(image[..., ::-1], seq=index))
+    return observations
+
+
 def evaluate(pipeline, images_rgb: np.ndarray, labels: np.ndarray, gate: bool = True,
              source_size: Tuple[int, int] = (640, 480)) -> dict:
     """Confusion counts and rates of ``pipeline`` on uint8 RGB images with 0/1 labels."""
-    from .sources import to_door_frame
+    return summarize_observations(score_images(pipeline, images_rgb, gate, source_size), labels)
 
-    width, height = source_size
-    predictions, scores, faces = [], [], 0
-    gate_ms, model_ms = [], []
-    for index, image in enumerate(images_rgb):
-        if gate:
-            frame = to_door_frame(image, width, height)
-            obs = pipeline.observe_image(frame, seq=index)
-        else:
-            obs = pipeline.observe_crop(image[..., ::-1], seq=index)
-        faces += obs.face is not None
-        predictions.append(bool(obs.happy))
-        scores.append(obs.score)
-        if "gate" in obs.stages_ms:
-            gate_ms.append(obs.stages_ms["gate"])
-        if "model" in obs.stages_ms:
-            model_ms.append(obs.stages_ms["model"])
-    return summarize(np.asarray(predictions), np.asarray(labels), faces, gate_ms, model_ms)
+
+def summarize_observations(observations: Sequence, labels: np.ndarray) -> dict:
+    """:func:`summarize` of a list of observations (one per image, in label order), with
+    ``no_face_smiles`` and the ROC AUC over the frames with a face (:func:`face_auc`)."""
+    labels = np.asarray(labels)
+    predictions = np.asarray([bool(obs.happy) for obs in observations], bool)
+    faces = sum(obs.face is not None for obs in observations)
+    gate_ms = [obs.stages_ms["gate"] for obs in observations if "gate" in obs.stages_ms]
+    model_ms = [obs.stages_ms["model"] for obs in observations if "model" in obs.stages_ms]
+    report = summarize(predictions, labels, faces, gate_ms, model_ms)
+    report["no_face_smiles"] = int(sum(obs.face is None and bool(label)
+                                       for obs, label in zip(observations, labels)))
+    report["roc_auc"], report["roc_auc_frames"] = face_auc(observations, labels)
+    return report
+
+
+def face_auc(observations: Sequence, labels: np.ndarray) -> Tuple[Optional[float], int]:
+    """ROC AUC of the scores of the frames where a face was found, and how many those are.
+
+    A frame without a face has no score to rank: it is left out here (and counted as
+    kept out in the confusion counts). None when the face frames hold only one class.
+    """
+    scored = [(float(obs.score), int(label)) for obs, label in zip(observations, labels)
+              if obs.face is not None and obs.score is not None and np.isfinite(obs.score)]
+    if not scored:
+        return None, 0
+    scores, truth = (np.asarray(v) for v in zip(*scored))
+    auc = roc_auc(truth, scores)
+    return (None if auc is None else round(auc, 4)), len(scored)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What the door did with one image: a row of ``--per-image``, a tile of ``misses.png``."""
+
+    id: str
+    label: int  # 1 = smiling
+    face: Optional[Box]  # in the frame the gate saw
+    score: Optional[float]  # None: no face, nothing scored
+    decision: str  # "open", "locked" or "no face"
+
+    FIELDS = ("id", "label", "face_x", "face_y", "face_w", "face_h", "score", "decision")
+
+    @classmethod
+    def of(cls, image_id: str, label: int, obs) -> "ImageResult":
+        decision = "no face" if obs.face is None else ("open" if obs.happy else "locked")
+        score = None if obs.score is None else float(obs.score)
+        return cls(str(image_id), int(label), obs.face, score, decision)
+
+    @property
+    def wrong(self) -> bool:
+        return (self.decision == "open") != bool(self.label)
+
+    def row(self) -> list:
+        box = list(self.face) if self.face is not None else [""] * 4
+        return [self.id, "happy" if self.label else "not_happy", *box,
+                "" if self.score is None else f"{self.score:.6f}", self.decision]
+
+
+def misses(results: Sequence[ImageResult]) -> List[int]:
+    """Indices of the wrong decisions, the dangerous ones first: false opens (highest
+    score first), then missed smiles (lowest score first; those without a face last)."""
+    opens = [i for i, r in enumerate(results) if r.wrong and r.decision == "open"]
+    missed = [i for i, r in enumerate(results) if r.wrong and r.decision != "open"]
+    opens.sort(key=lambda i: -results[i].score)
+    missed.sort(key=lambda i: (results[i].score is None, results[i].score or 0.0))
+    return opens + missed
+
+
+def write_per_image(path: str, results: Sequence[ImageResult]) -> Path:
+    """The ``--per-image`` CSV (DataError when it cannot be written)."""
+    target = Path(path).expanduser()
+    try:
+        with target.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(ImageResult.FIELDS)
+            writer.writerows(r.row() for r in results)
+    except OSError as exc:
+        raise DataError(f"--per-image {target} cannot be written: {exc.strerror or exc}") from None
+    return target
 
 
 def summarize(pred: np.ndarray, labels: np.ndarray, faces: int,
@@ -126,10 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="daemon config for [face] and [model]")
     parser.add_argument("--threads", type=int, help="TFLite threads")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N images per class/file")
+    parser.add_argument("--per-image", metavar="FILE",
+                        help="write a CSV row per image: id, label, face box, score, decision")
+    parser.add_argument("--plot", metavar="DIR",
+                        help="write roc.png and misses.png (false opens first) here; "
+                             "needs matplotlib (desktop)")
     return parser
 
 
 def run(args) -> dict:
+    """The report; with ``--per-image`` and ``--plot`` also their files."""
     from .config import load_config
     from .datasets import load_dataset
     from .pipeline import Pipeline
@@ -137,6 +250,11 @@ def run(args) -> dict:
     size = parse_size(args.source_size)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    per_image, plot = getattr(args, "per_image", None), getattr(args, "plot", None)
+    if plot:
+        from .plots import pyplot
+
+        pyplot()  # no matplotlib: say so now, not after the whole evaluation
     cfg = load_config(args.config, {"model.bundle": args.model, "model.threshold": args.threshold,
                                     "model.threads": args.threads},
                       required=args.config is not None)
@@ -146,34 +264,90 @@ def run(args) -> dict:
               "face_gate": pipeline.gate.description, "source_size": f"{size[0]}x{size[1]}",
               "datasets": []}
     totals: List[dict] = []
+    observations, labels, results, images = [], [], [], []
     for path in args.data:
         use_gate = gated(path, args.gate)
         started = time.perf_counter()
         data = load_dataset(path, size=None if use_gate else pipeline.preprocess.size,
                             limit=args.limit)
-        part = evaluate(pipeline, data.images, data.labels, use_gate, size)
+        seen = score_images(pipeline, data.images, use_gate, size)
+        part = summarize_observations(seen, data.labels)
         part.update(data=str(path), gate=use_gate, skipped=len(data.skipped),
                     seconds=round(time.perf_counter() - started, 2))
         report["datasets"].append(part)
         totals.append(part)
+        observations += seen
+        labels += [int(v) for v in data.labels]
+        results += [ImageResult.of(i, label, obs) for i, label, obs in zip(data.ids, data.labels, seen)]
+        if plot:
+            images += list(data.images)
     overall = rates(*(sum(p[k] for p in totals) for k in ("tp", "fp", "tn", "fn", "no_face")))
     if len(totals) == 1:
         overall.update(gate_ms_mean=totals[0]["gate_ms_mean"],
                        model_ms_mean=totals[0]["model_ms_mean"])
+    overall["no_face_smiles"] = sum(p["no_face_smiles"] for p in totals)
+    overall["roc_auc"], overall["roc_auc_frames"] = face_auc(observations, np.asarray(labels))
     report.update(overall)
+    if per_image:
+        report["per_image"] = str(write_per_image(per_image, results))
+    if plot:
+        from .plots import plot_misses, plot_roc
+
+        folder = Path(plot).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"--plot {folder} cannot be created: {exc.strerror or exc}") from None
+        scored = [r for r in results if r.score is not None]
+        roc_png = plot_roc(np.asarray([r.label for r in scored]),
+                           np.asarray([r.score for r in scored]), pipeline.threshold,
+                           folder / "roc.png",
+                           title=f"ROC over the {len(scored)} frames with a face")
+        wrong = misses(results)
+        misses_png = plot_misses([images[i] for i in wrong], [results[i] for i in wrong],
+                                 folder / "misses.png", pipeline.threshold)
+        report["plots"] = [str(roc_png), str(misses_png)]
     return report
+
+
+def _say_part(part: dict) -> List[str]:
+    """One dataset's result in words: what the door would have done."""
+    smiles, others = part["tp"] + part["fn"], part["tn"] + part["fp"]
+    lines = [f"    the door would have opened for {part['tp']} of {smiles} smiles"
+             + (f" ({part['no_face_smiles']} of the others: no face found)"
+                if part.get("no_face_smiles") else ""),
+             f"    it kept out {part['tn']} of {others} non-smiles: "
+             + (f"{part['fp']} false open(s) ({part['false_open_rate']:.2%})" if part["fp"]
+                else "no false opens"),
+             f"    no face found in {part['no_face']} of {part['n']} frames (no face, no unlock)"]
+    right = part["tp"] + part["tn"]
+    lines.append(f"    right decision for {right} of {part['n']} ({part['accuracy']:.2%})")
+    if part.get("roc_auc") is not None:
+        lines.append(f"    ranking: ROC AUC {part['roc_auc']:.3f} over the {part['roc_auc_frames']} "
+                     f"frames with a face (1.0: every smile scores above every non-smile; "
+                     f"0.5: chance)")
+    return lines
 
 
 def _human(report: dict) -> str:
     lines = [f"model {report['model']} (sha256 {report['model_sha256'][:16]}) on "
              f"{report['runtime']}, threshold {report['threshold']:.3f}, gate {report['face_gate']}"]
     for part in report["datasets"]:
-        how = f"gated at {report['source_size']}" if part["gate"] else "images are face crops"
-        lines.append(f"  {part['data']} ({how}): n {part['n']}, accuracy {part['accuracy']:.4f}, "
-                     f"tp {part['tp']} fp {part['fp']} tn {part['tn']} fn {part['fn']}, "
-                     f"no face {part['no_face']}, false opens {part['false_open_rate']:.2%}")
-    lines.append(f"overall: n {report['n']}, accuracy {report['accuracy']:.4f}, "
-                 f"false open rate {report['false_open_rate']:.2%}, no face {report['no_face']}")
+        how = (f"each whole frame scaled to {report['source_size']} and put through the face "
+               f"gate, as the door camera would see it" if part["gate"]
+               else "each image taken as a face crop, the gate skipped")
+        lines.append(f"  {part['data']}: {part['n']} images, {how}")
+        lines += _say_part(part)
+    if len(report["datasets"]) > 1:
+        lines.append("  all datasets together:")
+        lines += _say_part(report)
+    if report.get("per_image"):
+        lines.append(f"per image: {report['per_image']}")
+    for png in report.get("plots", []):
+        lines.append(f"plot: {png}")
+    if not report.get("per_image") or not report.get("plots"):
+        lines.append("which images: --per-image FILE (a CSV row per image), --plot DIR (ROC curve "
+                     "and the misses, false opens first); --json for all the numbers")
     return "\n".join(lines) + "\n"
 
 

@@ -41,7 +41,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .blazeface import BlazeFace, to_face_box
+from .blazeface import INPUT_SIZE, BlazeFace, to_face_box
 from .errors import FaceGateError
 from .preprocess import Box, check_frame
 
@@ -183,8 +183,6 @@ class FaceGate:
     def blazeface(cls, model: str = "", min_face: int = 48, min_score: float = 0.7,
                   threads: int = 1) -> "FaceGate":
         """MediaPipe's short-range BlazeFace; ``model`` empty = the shipped file."""
-        from .blazeface import INPUT_SIZE
-
         detector = BlazeFace(model or None, threads=threads)
         # detect_width: what the network sees (the frame letterboxed into 128x128)
         return cls(detect_width=INPUT_SIZE, min_face=min_face, equalize=False,
@@ -202,6 +200,17 @@ class FaceGate:
                              cfg.face_equalize)
         return cls.haar(cfg.face_cascade, cfg.face_detect_width, cfg.face_min_face,
                         cfg.face_equalize)
+
+    @property
+    def view(self) -> str:
+        """What the detector looks at, in words (``--check``).
+
+        BlazeFace always sees the frame letterboxed into its fixed input;
+        ``face.detect_width`` only applies to the Haar and YuNet gates.
+        """
+        if self._blazeface is not None:
+            return f"sees the frame letterboxed into {INPUT_SIZE}x{INPUT_SIZE}"
+        return f"detect width {self.detect_width}"
 
     # ------------------------------------------------------------- detecting
     def _small(self, frame_bgr: np.ndarray) -> Tuple[np.ndarray, float]:
@@ -228,13 +237,28 @@ class FaceGate:
 
     def find(self, frame_bgr: np.ndarray) -> Optional[Box]:
         """The largest face as (x, y, w, h) in full-frame pixels, or None."""
+        return self._find(check_frame(frame_bgr), self.min_face)
+
+    def why_no_face(self, frame_bgr: np.ndarray) -> str:
+        """Why :meth:`find` returned None for this frame, in words (for the technician).
+
+        Looks again without ``min_face``: a face that is there but too small
+        is a camera-placement problem, no face at all is a different one.
+        """
         frame_bgr = check_frame(frame_bgr)
+        small = self._find(frame_bgr, 1)
+        if small is not None and min(small[2], small[3]) < self.min_face:
+            return (f"the largest face found is {small[2]}x{small[3]} px, smaller than [face] "
+                    f"min_face ({self.min_face} px): move the camera closer or lower min_face")
+        return f"the face detector ({self.description}) found no face in the frame"
+
+    def _find(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         if self._blazeface is not None:
-            return self._find_blazeface(frame_bgr)
+            return self._find_blazeface(frame_bgr, min_face)
         if self._yunet is not None:
-            return self._find_yunet(frame_bgr)
+            return self._find_yunet(frame_bgr, min_face)
         grey, scale = self.grey(frame_bgr)
-        side = max(8, int(round(self.min_face * scale)))
+        side = max(8, int(round(min_face * scale)))
         self.last_pass = None
         for number, (cascade, spec) in enumerate(self._passes):
             image = grey[:, ::-1] if spec.mirror else grey
@@ -249,7 +273,7 @@ class FaceGate:
                 return _to_full((x, y, w, h), scale, frame_bgr.shape)
         return None
 
-    def _find_yunet(self, frame_bgr: np.ndarray) -> Optional[Box]:
+    def _find_yunet(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         small, scale = self._small(frame_bgr)
         if self.equalize:
             import cv2
@@ -262,14 +286,14 @@ class FaceGate:
         if faces is None or len(faces) == 0:
             return None
         boxes = [tuple(int(round(v)) for v in f[:4]) for f in faces]
-        side = self.min_face * scale
+        side = min_face * scale
         boxes = [b for b in boxes if min(b[2], b[3]) >= side]
         if not boxes:
             return None
         return _to_full(max(boxes, key=lambda b: b[2] * b[3]), scale, frame_bgr.shape)
 
 
-    def _find_blazeface(self, frame_bgr: np.ndarray) -> Optional[Box]:
+    def _find_blazeface(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         height, width = frame_bgr.shape[:2]
         boxes = []
         for found, _ in self._blazeface.detect(frame_bgr, self.min_score):
@@ -278,7 +302,7 @@ class FaceGate:
             x1, y1 = min(width, int(round(x1))), min(height, int(round(y1)))
             # min_face on the box as seen inside the frame: a face mostly
             # outside the picture is not one to score
-            if min(x1 - x0, y1 - y0) >= self.min_face:
+            if min(x1 - x0, y1 - y0) >= min_face:
                 boxes.append((x0, y0, x1 - x0, y1 - y0))
         return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
 

@@ -45,8 +45,9 @@ def _wall_time(frame) -> float:
 def run_once(cfg, args, *, source=None, pipeline=None, pin_factory=None,
              out=None, sleep=time.sleep) -> int:
     """One observation. Parts can be injected (tests); otherwise built from ``cfg``."""
+    from .evaluate import observe_whole_frame
     from .pipeline import Pipeline
-    from .sources import open_source
+    from .sources import Frame, open_source
 
     out = out if out is not None else sys.stdout
     # the source first: a wrong --source fails fast, before the model is loaded
@@ -57,9 +58,21 @@ def run_once(cfg, args, *, source=None, pipeline=None, pin_factory=None,
         frame = capture(source, cfg)
     finally:
         source.close()
-    obs = pipeline.observe(frame)
+    scaled_from = None
+    camera_size = (cfg.camera_width, cfg.camera_height)
+    if getattr(source, "kind", None) == "images" and frame.image.shape[1::-1] != camera_size:
+        # a picture, not a camera: score it the way happyhouse-eval scores a whole frame
+        # (scaled to the camera size first), so a 64x64 frame or a face crop gets a verdict
+        scaled_from = [int(frame.image.shape[1]), int(frame.image.shape[0])]
+        obs, image = observe_whole_frame(pipeline, frame.image[..., ::-1], camera_size,
+                                         frame.seq, frame.timestamp)
+        frame = Frame(image, frame.timestamp, frame.seq)
+    else:
+        obs = pipeline.observe(frame)
     wall = _wall_time(frame)
     result = _result(cfg, source, pipeline, frame, obs, wall)
+    result["scaled_from"] = scaled_from
+    result["no_face_reason"] = None if obs.face is not None else pipeline.gate.why_no_face(frame.image)
     if getattr(args, "snapshot", None):
         from .annotate import annotate, write_jpeg
 
@@ -112,7 +125,7 @@ def _result(cfg, source, pipeline, frame, obs, wall: float) -> dict:
 
 def _human(r: dict) -> str:
     if r["face"] is None:
-        head = "NO FACE: nothing to score (the door stays locked)"
+        head = f"NO FACE: {r['no_face_reason']}; nothing to score (the door stays locked)"
     else:
         x, y, w, h = r["face"]
         sign = ">=" if r["happy"] else "<"
@@ -120,10 +133,14 @@ def _human(r: dict) -> str:
                 f"{r['threshold']:.3f}; face {w}x{h} at ({x},{y})")
     lines = [head,
              f"  frame   {r['frame_size'][0]}x{r['frame_size'][1]} from {r['source']} "
-             f"at {r['timestamp']}",
-             f"  timing  {r['latency_ms']:.1f} ms (" +
-             ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()) + ")",
-             f"  model   {r['model_sha256'][:16]} on {r['runtime']}; gate {r['face_gate']}"]
+             f"at {r['timestamp']}"]
+    if r.get("scaled_from"):
+        lines.append(f"  scaled from {r['scaled_from'][0]}x{r['scaled_from'][1]} to "
+                     f"{r['frame_size'][0]}x{r['frame_size'][1]} (the camera size), as "
+                     f"happyhouse-eval scores whole frames")
+    lines += [f"  timing  {r['latency_ms']:.1f} ms (" +
+              ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()) + ")",
+              f"  model   {r['model_sha256'][:16]} on {r['runtime']}; gate {r['face_gate']}"]
     if r.get("snapshot"):
         lines.append(f"  snapshot {r['snapshot']}")
     lines.append("  latch   " + ("UNLOCKED then relocked (--actuate)" if r["actuated"]

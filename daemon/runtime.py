@@ -9,8 +9,12 @@ scale and zero point are read from the interpreter, never assumed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
@@ -23,6 +27,47 @@ from .preprocess import to_model_input
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+#: what the TFLite C++ runtime prints to fd 2 when it applies its default CPU
+#: delegate (at allocate_tensors, once per process). It is not an error, and
+#: no environment variable reaches the runtime's minimal logger (checked:
+#: TF_CPP_MIN_LOG_LEVEL does not), so it is filtered out at the fd.
+RUNTIME_INFO = (b"INFO: Created TensorFlow Lite XNNPACK delegate",)
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_runtime_info():
+    """Drop the runtime's INFO line from fd 2 while the body runs; keep all else.
+
+    fd 2 points at a temporary file meanwhile; afterwards every line that is
+    not a known INFO line is written to the real stderr, in order.
+    """
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to keep quiet
+            yield
+            return
+        with tempfile.TemporaryFile() as caught:
+            try:
+                os.dup2(caught.fileno(), 2)
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                kept = [line for line in caught.read().splitlines(keepends=True)
+                        if not line.startswith(RUNTIME_INFO)]
+                if kept:
+                    os.write(2, b"".join(kept))
+
+
+def open_interpreter(interpreter_cls, **kwargs):
+    """An interpreter with its tensors allocated, without the runtime's INFO line."""
+    with quiet_runtime_info():
+        interpreter = interpreter_cls(**kwargs)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 def _interpreter_class(name: str):
@@ -146,12 +191,12 @@ def load_interpreter(model: Union[str, Path, bytes], threads: int = 1,
     label = label or ("<bytes>" if isinstance(model, (bytes, bytearray)) else str(model))
     try:
         if isinstance(model, (bytes, bytearray)):
-            interp = interpreter_cls(model_content=bytes(model), num_threads=threads)
+            interp = open_interpreter(interpreter_cls, model_content=bytes(model),
+                                      num_threads=threads)
         else:
             if not Path(model).is_file():
                 raise ModelError(f"model file {model} does not exist")
-            interp = interpreter_cls(model_path=str(model), num_threads=threads)
-        interp.allocate_tensors()
+            interp = open_interpreter(interpreter_cls, model_path=str(model), num_threads=threads)
     except ModelError:
         raise
     except Exception as exc:  # the runtimes raise ValueError/RuntimeError for bad files

@@ -85,4 +85,9 @@ class Vote:
         return self.passed
 
     def describe(self) -> str:
-        return f"{self.happy_count}/{self.votes_needed} happy in last {len(self._ballots)}/{self.window}"
+        """The vote in words: "2 of the last 5 face frames happy (3 needed)".
+
+        (It used to read "2/3 happy in last 5/5", easily taken for 5 of 5 happy.)
+        """
+        return (f"{self.happy_count} of the last {len(self._ballots)} face frames happy "
+                f"({self.votes_needed} needed)")

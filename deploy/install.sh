@@ -33,7 +33,10 @@ Remove:
 
 Testing and image building:
   --root DIR        prefix every file written with DIR (a scratch root); no
-                    ownership changes. System commands still run.
+                    ownership changes. It does NOT sandbox the system
+                    commands: apt-get, groupadd/useradd/usermod/userdel,
+                    udevadm, systemctl and pip still run on this machine
+                    (combine with --dry-run to only see them)
   --dry-run         print the commands that would change the system, change
                     nothing
   -h, --help        this text
@@ -68,6 +71,11 @@ PURGE=0
 
 die() { echo "install.sh: error: $*" >&2; exit 2; }
 note() { echo "install.sh: $*"; }
+# What was done, or under --dry-run what would have been: "$1" = the verb now,
+# "$2" = the rest. A dry run changes nothing and must not say it did.
+report() {
+  if [ "$DRY_RUN" = 1 ]; then note "would $1 $2 (dry run: nothing was changed)"; else note "$1 $2"; fi
+}
 
 # Run a command that changes the system, or print it under --dry-run.
 run() {
@@ -317,7 +325,11 @@ start_service() {
   run systemctl enable "$SERVICE"
   # restart = start if stopped; picks up a new wheel, unit or config.
   run systemctl restart "$SERVICE"
-  note "started; follow it with: journalctl -u $SERVICE -f"
+  if [ "$DRY_RUN" = 1 ]; then
+    report start "$SERVICE"
+  else
+    note "started; follow it with: journalctl -u $SERVICE -f"
+  fi
 }
 
 do_install() {
@@ -333,7 +345,8 @@ do_install() {
   install_unit
   check_config
   start_service
-  note "installed: $VENV, $UNIT, config $CONF"
+  if [ "$DRY_RUN" = 1 ]; then report install "$VENV, $UNIT, config $CONF"
+  else note "installed: $VENV, $UNIT, config $CONF"; fi
 }
 
 do_uninstall() {
@@ -349,7 +362,10 @@ do_uninstall() {
     run rm -rf "$ROOT$ETC" "$ROOT$STATE"
     if [ -f "$ROOT$UDEV_RULE" ]; then run rm -f "$ROOT$UDEV_RULE"; fi
     if getent passwd "$SERVICE_USER" >/dev/null; then run userdel "$SERVICE_USER"; fi
-    note "purged: config, state and user $SERVICE_USER removed"
+    if [ "$DRY_RUN" = 1 ]; then report purge "config, state and user $SERVICE_USER"
+    else note "purged: config, state and user $SERVICE_USER removed"; fi
+  elif [ "$DRY_RUN" = 1 ]; then
+    report remove "the service and $PREFIX, keeping $ETC and $STATE"
   else
     note "removed; kept $ETC and $STATE (use --uninstall --purge to remove them)"
   fi

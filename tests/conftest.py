@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from happyhouse.daemon.datasets import DATA_ENV, data_root as _data_root
+# a face crop centred in a plain door-camera frame (the demo's frames); tests import it from here
+from happyhouse.daemon.demo import face_in_door_frame  # noqa: F401
 
 # importlib mode: make shared test helpers (tests/fakes.py) importable
 _TESTS = str(Path(__file__).resolve().parent)
@@ -66,17 +68,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="soak test: set HAPPYHOUSE_SOAK=1"))
 
 
-def face_in_door_frame(face_rgb, side: int = 220, width: int = 640, height: int = 480):
-    """A face crop (RGB) centred in a plain BGR door-camera frame, face ``side`` px tall."""
-    import cv2
-    import numpy as np
 
-    frame = np.full((height, width, 3), 96, np.uint8)
-    face = cv2.resize(cv2.cvtColor(face_rgb, cv2.COLOR_RGB2BGR), (side, side),
-                      interpolation=cv2.INTER_LINEAR)
-    y, x = (height - side) // 2, (width - side) // 2
-    frame[y:y + side, x:x + side] = face
-    return frame
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,9 @@ class FixedGate:
         self.calls += 1
         return self.box
 
+    def why_no_face(self, frame):
+        return "the fixed gate answers no face"
+
 
 # -- frames and devices ---------------------------------------------------------------------
 def flat_image(value, h=48, w=64):

@@ -43,7 +43,9 @@ from happyhouse.daemon.preprocess import Preprocess
 
 from . import report
 from .data import door_face_crops, load_training_data, stratified_folds, stratified_split
-from .trainer import TrainConfig, fit_fixed, inherited_normalize, load_model, predict, train_split
+
+# The trainer (and so TensorFlow, which logs as it loads) is imported inside the
+# functions that train: `--help` and a bad argument answer at once and quietly.
 
 log = logging.getLogger("happyhouse.train.house_cv")
 FOLDS_FILE = "folds.json"
@@ -76,7 +78,9 @@ PROTOCOLS = {
 }
 
 
-def _fold_cfg(args, work: Path, seed: int, test, epochs: int, f: int) -> TrainConfig:
+def _fold_cfg(args, work: Path, seed: int, test, epochs: int, f: int):
+    from .trainer import TrainConfig
+
     return TrainConfig(data=[str(args.data)], out=work, report_dir=work / "report",
                        init=None if args.scratch else Path(args.init), arch=args.scratch or "default",
                        epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
@@ -87,6 +91,8 @@ def _fold_cfg(args, work: Path, seed: int, test, epochs: int, f: int) -> TrainCo
 
 def _split_fold(args, data, rest, f: int, test):
     """96 frames train, 24 pick the best epoch and the threshold."""
+    from .trainer import train_split
+
     tr_local, va_local = stratified_split(data.labels[rest], 0.2, args.seed + f)
     cfg = _fold_cfg(args, Path(args.work) / f"fold{f}", args.seed + f, test, args.epochs, f)
     result = train_split(cfg, data, rest[tr_local], rest[va_local])
@@ -101,6 +107,8 @@ def _refit_fold(args, data, rest, f: int, test):
     out-of-fold score (the threshold is chosen on all 120, not on 24) and a
     best epoch per inner model; the refit then trains for their median.
     """
+    from .trainer import fit_fixed, predict, train_split
+
     inner = stratified_folds(data.labels[rest], args.inner_k, args.seed + f)
     oof = np.full(len(rest), np.nan)
     best, first_history = [], None
@@ -121,10 +129,14 @@ def _refit_fold(args, data, rest, f: int, test):
 
 def _normalized(args) -> Preprocess:
     """The general model's light normalisation, applied after the crop as the door does."""
+    from .trainer import inherited_normalize
+
     return Preprocess(normalize=inherited_normalize(None if args.scratch else args.init))
 
 
 def run(args) -> dict:
+    from .trainer import load_model, predict
+
     normalized = _normalized(args)
     if args.crop == "face":
         spec = Preprocess(crop="face", margin=0.0, size=64)

@@ -13,6 +13,10 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+# one ROC curve, AUC and ROC plot, shared with happyhouse-eval (Pi side); matplotlib lazily
+from happyhouse.daemon.plots import plot_roc, pyplot as _plt
+from happyhouse.daemon.roc import roc_auc, roc_curve
+
 METRICS_FILE = "metrics.json"
 PLOTS = ("learning_curves.png", "roc.png", "confusion_matrix.png", "misclassified.png")
 
@@ -24,30 +28,6 @@ def confusion(labels: np.ndarray, scores: np.ndarray, threshold: float,
     pred = np.asarray(scores) >= threshold if pred is None else np.asarray(pred).astype(bool)
     return {"tp": int(np.sum(pred & labels)), "fp": int(np.sum(pred & ~labels)),
             "tn": int(np.sum(~pred & ~labels)), "fn": int(np.sum(~pred & labels))}
-
-
-def roc_curve(labels: np.ndarray, scores: np.ndarray):
-    """(fpr, tpr, thresholds), thresholds descending; predicted happy when score >= t."""
-    labels = np.asarray(labels).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[distinct]
-    fps = np.cumsum(~y)[distinct]
-    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    fpr = np.r_[0.0, fps / neg]
-    tpr = np.r_[0.0, tps / pos]
-    thr = np.r_[np.inf, s[distinct]]
-    return fpr, tpr, thr
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> Optional[float]:
-    labels = np.asarray(labels).astype(bool)
-    if labels.all() or not labels.any():
-        return None
-    fpr, tpr, _ = roc_curve(labels, scores)
-    return float(np.trapezoid(tpr, fpr))
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray, max_false_open: float) -> float:
@@ -84,15 +64,6 @@ def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
                                  **c}}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on a build machine or in CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_learning_curves(history: Mapping[str, Sequence[float]], path: Path) -> None:
     plt = _plt()
     keys = [k for k in ("loss", "accuracy", "auc") if k in history]
@@ -107,30 +78,6 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: Path) -> 
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_roc(labels: np.ndarray, scores: np.ndarray, threshold: float, path: Path,
-             title: str = "ROC (validation)", pred: Optional[np.ndarray] = None) -> None:
-    plt = _plt()
-    fpr, tpr, _ = roc_curve(labels, scores)
-    c = confusion(labels, scores, threshold, pred)
-    op_fpr = c["fp"] / max(c["fp"] + c["tn"], 1)
-    op_tpr = c["tp"] / max(c["tp"] + c["fn"], 1)
-    fig, ax = plt.subplots(figsize=(4.6, 4.3))
-    auc = roc_auc(labels, scores)
-    ax.plot(fpr, tpr, lw=2, label=f"AUC = {auc:.4f}" if auc is not None else "ROC")
-    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
-    ax.plot([op_fpr], [op_tpr], "o", color="red",
-            label=f"{'per-fold thresholds' if pred is not None else f'threshold {threshold:.3f}'}"
-                  f"\nfalse open {op_fpr:.3%}, recall {op_tpr:.1%}")
-    ax.set_xlabel("false-open rate (not happy scored happy)")
-    ax.set_ylabel("true-positive rate (smiles accepted)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -118,3 +118,15 @@ def test_cli_check_json_with_unopenable_camera(capsys, tmp_path):
                      "--state-dir", str(tmp_path)])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and {c["name"]: c["status"] for c in report["checks"]}["camera"] == "fail"
+
+
+@pytest.mark.parametrize("detector, says, never", [
+    ("blazeface", "128x128", "detect width"),
+    ("haar", "detect width 160", "128"),
+])
+def test_face_detector_line_says_what_the_detector_sees(detector, says, never):
+    """Issue 16 item 24: with BlazeFace --check said 'detect width 128' where the config says 160."""
+    cfg = load_config(None, {"face.detector": detector})
+    assert cfg.face_detect_width == 160
+    item = check.check_face_gate(cfg, {})
+    assert item.status == "ok" and says in item.detail and never not in item.detail, item.detail

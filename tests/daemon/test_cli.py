@@ -144,3 +144,19 @@ def test_daemon_process_with_missing_camera_exits_2_with_one_line(tmp_path):
     lines = [line for line in err.splitlines() if "ERROR" in line or "error" in line]
     assert lines and "Traceback" not in err
     assert not any(m.startswith("READY=1") for m in listener.messages)
+
+
+@pytest.mark.parametrize("argv, flag, mode", [
+    (["--snapshot", "/tmp/x.jpg"], "--snapshot", "--once"),
+    (["--check", "--snapshot", "/tmp/x.jpg"], "--snapshot", "--once"),
+    (["--actuate"], "--actuate", "--once"),
+    (["--check", "--actuate"], "--actuate", "--once"),
+    (["--once", "--test-latch"], "--test-latch", "--check"),
+    (["--print-config", "--json"], "--json", "--once or --check"),
+    (["--once", "--max-frames", "3"], "--max-frames", "the service"),
+])
+def test_flags_outside_their_mode_are_refused_with_one_line(argv, flag, mode, capsys):
+    """Issue 16 item 24: `--snapshot` without `--once` (and the like) was silently ignored."""
+    assert main([*argv, "--gpio", "mock"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err and mode in err, err

@@ -83,3 +83,106 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, argv, match):
     code = evaluate.main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and match in err[0]
+
+
+# ---- issue 15 (what a person needs to see why) and issue 16 item 19 (say it in words)
+
+
+class RedGate:
+    """A face wherever the image is not black (a black frame is an empty porch)."""
+
+    description = "red"
+
+    def find(self, frame):
+        return (10, 10, 100, 100) if frame.max() > 0 else None
+
+
+def test_roc_auc_with_numpy_counts_ties_as_half():
+    from happyhouse.daemon.roc import roc_auc
+
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4])) == pytest.approx(1.0)
+    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.2, 0.3, 0.4])) == pytest.approx(0.75)
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert roc_auc(np.array([1, 1]), np.array([0.2, 0.9])) is None  # one class: undefined
+
+
+def test_auc_is_pooled_over_the_frames_with_a_face_only():
+    pipe = Pipeline(load_bundle(None), MeanClassifier(), RedGate(), 0.5)
+    # smiles 200, 100 and one with no face; non-smiles 150, 50 and one with no face
+    images = _images([200, 100, 0, 150, 50, 0])
+    images[2] = images[5] = 0
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    r = evaluate.evaluate(pipe, images, labels, gate=False)
+    assert r["no_face"] == 0  # crops: the gate is skipped, every image has a face
+    r = evaluate.evaluate(pipe, images, labels, gate=True)
+    assert r["no_face"] == 2 and r["no_face_smiles"] == 1 and r["roc_auc_frames"] == 4
+    # 200 > 150 > 100 > 50: of the 4 smile/non-smile pairs with a face, 3 are ranked right
+    assert r["roc_auc"] == pytest.approx(0.75)
+
+
+def test_human_report_says_what_the_door_would_have_done(happy_house_h5, capsys):
+    code = evaluate.main(["--data", str(happy_house_h5), "--limit", "30"])
+    out = capsys.readouterr().out
+    r_code = evaluate.main(["--data", str(happy_house_h5), "--limit", "30", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == r_code == 0
+    smiles = r["tp"] + r["fn"]
+    assert f"the door would have opened for {r['tp']} of {smiles} smiles" in out, out
+    assert f"kept out {r['tn']} of {r['tn'] + r['fp']} non-smiles" in out, out
+    assert f"no face found in {r['no_face']} of {r['n']} frames" in out, out
+    assert "ROC AUC" in out and f"over the {r['roc_auc_frames']} frames with a face" in out
+    assert "--per-image" in out and "--plot" in out
+
+
+def test_per_image_csv_has_one_row_per_image(happy_house_h5, tmp_path, capsys):
+    import csv
+
+    table = tmp_path / "per_image.csv"
+    code = evaluate.main(["--data", str(happy_house_h5), "--limit", "20", "--json",
+                          "--per-image", str(table)])
+    r = json.loads(capsys.readouterr().out)
+    rows = list(csv.DictReader(table.open()))
+    assert code == 0 and len(rows) == r["n"] == 20
+    assert list(rows[0]) == ["id", "label", "face_x", "face_y", "face_w", "face_h", "score",
+                             "decision"]
+    assert len({row["id"] for row in rows}) == 20 and rows[0]["id"].endswith("#0")
+    for row in rows:
+        if row["decision"] == "no face":
+            assert row["score"] == "" and row["face_w"] == ""
+        else:
+            opened = float(row["score"]) >= r["threshold"]
+            assert row["decision"] == ("open" if opened else "locked") and int(row["face_w"]) > 0
+    assert sum(row["decision"] == "open" for row in rows) == r["tp"] + r["fp"]
+    assert sum(row["decision"] == "no face" for row in rows) == r["no_face"]
+    assert {row["label"] for row in rows} <= {"happy", "not_happy"}
+
+
+def test_plot_writes_a_roc_curve_and_a_grid_of_the_misses(happy_house_h5, tmp_path, capsys):
+    code = evaluate.main(["--data", str(happy_house_h5), "--limit", "24", "--plot",
+                          str(tmp_path / "plots")])
+    out = capsys.readouterr().out
+    assert code == 0
+    for name in ("roc.png", "misses.png"):
+        image = cv2.imread(str(tmp_path / "plots" / name))
+        assert image is not None and image.shape[0] > 200 and image.std() > 10, name
+        assert str(tmp_path / "plots" / name) in out
+
+
+def test_misses_put_false_opens_first():
+    rows = [evaluate.ImageResult("a", 1, None, None, "no face"),
+            evaluate.ImageResult("b", 0, (0, 0, 9, 9), 0.95, "open"),
+            evaluate.ImageResult("c", 1, (0, 0, 9, 9), 0.2, "locked"),
+            evaluate.ImageResult("d", 0, (0, 0, 9, 9), 0.1, "locked"),
+            evaluate.ImageResult("e", 0, (0, 0, 9, 9), 0.99, "open"),
+            evaluate.ImageResult("f", 1, (0, 0, 9, 9), 0.97, "open")]
+    assert [rows[i].id for i in evaluate.misses(rows)] == ["e", "b", "c", "a"]
+
+
+def test_plot_without_matplotlib_is_one_clear_line(happy_house_h5, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code = evaluate.main(["--data", str(happy_house_h5), "--limit", "4", "--plot",
+                          str(tmp_path / "plots")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "matplotlib" in err[0] and "pip install" in err[0]

@@ -161,3 +161,57 @@ def test_cli_once_missing_cascade_exits_2(tmp_path, door_jpg, capsys):
     code = cli.main(["--once", "--config", str(conf), "--source", str(door_jpg)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "gone.xml" in err[0]
+
+
+# ---- issue 16 item 17: a small picture is scored as eval scores it; NO FACE says why
+
+
+def test_cli_once_on_a_small_image_is_scored_the_way_eval_scores_it(tmp_path, happy_house_h5,
+                                                                      capsys):
+    """A 64x64 Happy House frame said NO FACE; scaled to 640x480 (as happyhouse-eval does)
+    the face is found. --once now scales an image file to the camera size first."""
+    from happyhouse.daemon.datasets import load_hdf5
+    from happyhouse.daemon.evaluate import score_images
+
+    data = load_hdf5(happy_house_h5, limit=1)
+    small = tmp_path / "small.png"  # lossless: the very pixels eval sees
+    cv2.imwrite(str(small), cv2.cvtColor(data.images[0], cv2.COLOR_RGB2BGR))
+    code = cli.main(["--once", "--json", "--source", str(small), "--gpio", "mock"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["face"] is not None, result
+    assert result["frame_size"] == [640, 480] and result["scaled_from"] == [64, 64]
+    pipe = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
+    seen_by_eval = score_images(pipe, data.images, gate=True, source_size=(640, 480))[0]
+    assert result["face"] == list(seen_by_eval.face)
+    assert result["score"] == pytest.approx(seen_by_eval.score, abs=1e-6)
+    assert code == (0 if result["happy"] else 1)
+    code = cli.main(["--once", "--source", str(small), "--gpio", "mock"])
+    assert "scaled from 64x64 to 640x480" in capsys.readouterr().out
+
+
+def test_no_face_says_the_face_was_smaller_than_min_face(tmp_path, genki_root, capsys):
+    from happyhouse.daemon.datasets import load_dataset
+    from happyhouse.daemon.demo import face_in_door_frame
+
+    face = load_dataset(genki_root, limit=1).images[0]
+    frame = tmp_path / "far.png"
+    cv2.imwrite(str(frame), face_in_door_frame(face, side=160))
+    conf = tmp_path / "far.conf"
+    conf.write_text("[face]\nmin_face = 400\n")
+    code = cli.main(["--once", "--config", str(conf), "--source", str(frame), "--gpio", "mock"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("NO FACE")
+    head = out.splitlines()[0]
+    assert "smaller than [face] min_face (400 px)" in head, head
+    code = cli.main(["--once", "--json", "--config", str(conf), "--source", str(frame),
+                     "--gpio", "mock"])
+    result = json.loads(capsys.readouterr().out)
+    assert "min_face" in result["no_face_reason"] and result["face"] is None
+
+
+def test_no_face_says_nothing_was_found(tmp_path, capsys):
+    empty = tmp_path / "porch.png"
+    cv2.imwrite(str(empty), np.full((480, 640, 3), 120, np.uint8))
+    code = cli.main(["--once", "--source", str(empty), "--gpio", "mock"])
+    head = capsys.readouterr().out.splitlines()[0]
+    assert code == 1 and head.startswith("NO FACE") and "found no face" in head, head

@@ -66,3 +66,31 @@ def test_wrong_input_size_is_named():
     clf = Classifier(load_bundle().model_path)
     with pytest.raises(ModelError, match="64x64"):
         clf.scores(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+def test_loading_models_prints_no_litert_info_line():
+    """Issue 16 item 24: the runtime's XNNPACK 'INFO:' line reached every command's stderr."""
+    import subprocess
+    import sys
+
+    code = ("from happyhouse.daemon.bundle import load_bundle\n"
+            "from happyhouse.daemon.blazeface import BlazeFace\n"
+            "from happyhouse.daemon.runtime import Classifier\n"
+            "Classifier(load_bundle().model_path); BlazeFace()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "XNNPACK" not in proc.stderr and proc.stderr == ""
+
+
+def test_silencing_the_runtime_keeps_everything_else_on_stderr(capfd):
+    import os
+
+    from happyhouse.daemon.runtime import quiet_runtime_info
+
+    with quiet_runtime_info():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"ERROR: something the runtime really wants said\n")
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "XNNPACK" not in err
+    assert "ERROR: something the runtime really wants said\n" in err and err.endswith("after\n")

@@ -1,6 +1,7 @@
 """Vote: K of the last N fresh face frames; gaps, stale frames and lost faces reset it."""
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Optional
 
 import pytest
@@ -120,3 +121,13 @@ def test_a_pass_always_rests_on_k_fresh_happy_face_frames_in_one_sighting(k, ext
                 run.append(o)
             assert sum(o.happy for o in run[:n]) >= k
             vote.reset("unlocked")
+
+
+def test_the_vote_line_cannot_be_read_as_all_happy():
+    """Issue 16 item 20: 'votes=2/3 happy in last 5/5' read as '5 of 5 happy'."""
+    vote = Vote(3, 5, max_gap=1.0, stale_after=1.0)
+    for i, happy in enumerate([True, False, True, False, False]):
+        vote.add(SimpleNamespace(timestamp=float(i) * 0.1, seq=i, face=(0, 0, 9, 9),
+                                 score=0.9 if happy else 0.1, happy=happy), now=float(i) * 0.1)
+    text = vote.describe()
+    assert text == "2 of the last 5 face frames happy (3 needed)", text

@@ -196,3 +196,30 @@ def test_shipped_example_config_is_valid():
     path = REPO / "deploy" / "happyhouse.conf"
     assert path.is_file(), "deploy/happyhouse.conf (the commented example config) is missing"
     load_config(str(path), required=True)
+
+
+def test_dry_run_says_would_not_did(fake_system):
+    """Issue 16 item 22: --dry-run printed 'installed', 'started', 'purged' having changed nothing."""
+    fs = fake_system
+    said = fs.install("--dry-run").stdout
+    assert "would install" in said and "would start" in said, said
+    for claim in ("installed:", "started;", "removed;", "purged:"):
+        assert claim not in said, (claim, said)
+    fs.install()
+    said = fs.install("--uninstall", "--purge", "--dry-run").stdout
+    assert "would purge" in said and "purged:" not in said, said
+    said = fs.install("--uninstall", "--dry-run").stdout
+    assert "would remove" in said and "removed;" not in said, said
+    assert fs.path(CONF).exists()  # nothing was removed
+
+
+def test_root_says_that_system_commands_still_run():
+    """Issue 16 item 22: --root only moves files; apt-get, useradd, systemctl still run."""
+    proc = subprocess.run(["bash", str(REPO / "deploy" / "install.sh"), "--help"],
+                          capture_output=True, text=True, timeout=30)
+    root_help = proc.stdout.split("--root", 1)[1].split("--dry-run", 1)[0]
+    for command in ("apt-get", "useradd", "systemctl"):
+        assert command in root_help, root_help
+    readme = (REPO / "deploy" / "README.md").read_text()
+    testing = readme.split("**Testing**", 1)[1].split("\n\n", 1)[0]
+    assert "apt-get" in testing and "systemctl" in testing and "still run" in testing, testing

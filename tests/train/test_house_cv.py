@@ -61,3 +61,21 @@ def test_refit_fold_thresholds_on_every_frame_and_trains_one_model_on_all(genki_
         assert meta["split"]["n_train"] == 8 and meta["split"]["n_val"] == 8
         assert meta["house_cv"] == {"fold": 0, "test_frames": test.tolist()}
     assert model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 1)
+
+
+def test_help_comes_before_tensorflow_is_imported():
+    """Issue 16 item 24: `house_cv --help` printed TensorFlow's start-up logs first."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c",
+                           "import sys\nfrom happyhouse.train import house_cv\n"
+                           "code = house_cv.main(['--help'])\n"], capture_output=True, text=True,
+                          timeout=120)
+    assert "usage: python -m happyhouse.train.house_cv" in proc.stdout
+    assert proc.stderr == ""
+    proc = subprocess.run([sys.executable, "-c",
+                           "import sys\nimport happyhouse.train.house_cv\n"
+                           "print('tensorflow' in sys.modules, 'keras' in sys.modules)"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["False", "False"], proc.stderr

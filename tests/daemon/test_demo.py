@@ -1,0 +1,44 @@
+"""Issue 16 item 20: a demo a newcomer can watch open the door (and stay locked)."""
+
+import pytest
+
+from happyhouse.daemon import cli, demo
+
+
+@pytest.fixture(scope="module")
+def demo_folders(tmp_path_factory, genki_root):
+    out = tmp_path_factory.mktemp("demo")
+    assert demo.main(["--data", str(genki_root), "--out", str(out), "--count", "8"]) == 0
+    return out / "smiles", out / "no-smiles"
+
+
+def _serve(folder, tmp_path, capfd):
+    code = cli.main(["--gpio", "mock", "--source", str(folder), "--max-frames", "24",
+                     "--state-dir", str(tmp_path / "state")])
+    return code, capfd.readouterr().err
+
+
+def test_demo_frames_are_faces_chosen_by_label_in_door_sized_frames(demo_folders):
+    import cv2
+
+    smiles, others = demo_folders
+    for folder in demo_folders:
+        frames = sorted(folder.glob("*.png"))
+        assert len(frames) == 8
+        assert cv2.imread(str(frames[0])).shape == (480, 640, 3)
+
+
+def test_the_shipped_model_opens_the_door_for_the_demo_smiles(demo_folders, tmp_path, capfd):
+    code, err = _serve(demo_folders[0], tmp_path, capfd)
+    assert code == 0 and "unlock #1 (smile)" in err, err
+
+
+def test_the_demo_non_smiles_keep_the_door_locked(demo_folders, tmp_path, capfd):
+    code, err = _serve(demo_folders[1], tmp_path, capfd)
+    assert code == 0 and "unlock #" not in err, err
+
+
+def test_bad_dataset_is_one_line(tmp_path, capsys):
+    assert demo.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "demo: error:" in err
