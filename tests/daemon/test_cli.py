@@ -144,3 +144,107 @@ def test_daemon_process_with_missing_camera_exits_2_with_one_line(tmp_path):
     lines = [line for line in err.splitlines() if "ERROR" in line or "error" in line]
     assert lines and "Traceback" not in err
     assert not any(m.startswith("READY=1") for m in listener.messages)
+
+
+# -- --force-lock finds the configured pin or drives nothing ----------------------------------
+ACTIVE_LOW_GPIO5 = "# door latch\n[latch]\npin = GPIO5\nactive_high = false\n[decision]\nwindow = 0\n"
+
+
+def _force_lock_in_thread(argv, timeout=20.0):
+    """main(argv) in a thread: a config that blocks the reader (a FIFO) fails, never hangs."""
+    import threading
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(main(argv)), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"--force-lock {argv} still running after {timeout} s"
+    return result[0]
+
+
+@pytest.fixture
+def shared_pins(monkeypatch):
+    """The one pin factory every run makes; ``.used`` keeps the pins it had when closed."""
+    from gpiozero.pins.mock import MockFactory
+
+    import happyhouse.daemon.latch as latch_mod
+
+    class Kept(MockFactory):
+        used = {}
+
+        def close(self):
+            self.used.update(self.pins)
+            super().close()
+
+    factory = Kept()
+    monkeypatch.setattr(latch_mod, "make_pin_factory", lambda name: factory)
+    return factory
+
+
+@pytest.mark.parametrize("encode", [
+    pytest.param(lambda t: b"\xef\xbb\xbf" + t.encode(), id="utf8-bom"),
+    pytest.param(lambda t: t.replace("\n", "\r\n").encode(), id="crlf"),
+    pytest.param(lambda t: ("# T\xfcrkontakt im Flur\n" + t).encode("latin-1"), id="latin1-comment"),
+    pytest.param(lambda t: t.encode("utf-16"), id="utf16-with-bom"),
+    pytest.param(lambda t: b"\xef\xbb\xbf" + t.replace("\n", "\r\n").encode(), id="bom-and-crlf"),
+])
+def test_force_lock_finds_the_configured_pin_in_an_oddly_saved_config(tmp_path, capsys,
+                                                                      shared_pins, encode):
+    conf = tmp_path / "c.conf"
+    conf.write_bytes(encode(ACTIVE_LOW_GPIO5))
+    assert _force_lock_in_thread(["--force-lock", "--config", str(conf)]) == EXIT_OK
+    pin, = shared_pins.used.values()  # no other pin touched
+    assert pin.info.name == "GPIO5"
+    assert pin.state is True and pin.function == "input"  # active low: driven high, released
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def _fifo(tmp_path):
+    path = tmp_path / "c.fifo"
+    os.mkfifo(path)
+    return path
+
+
+def _write(name, data):
+    def make(tmp_path):
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+    return make
+
+
+@pytest.mark.parametrize("make, why", [
+    pytest.param(lambda tmp: tmp, "a folder", id="directory"),
+    pytest.param(_fifo, "a FIFO", id="fifo"),
+    pytest.param(lambda tmp: "/dev/zero", "character device", id="dev-zero"),
+    pytest.param(_write("u16.conf", ACTIVE_LOW_GPIO5.encode("utf-16-le")), "NUL",
+                 id="utf16-without-bom"),
+    pytest.param(_write("g.conf", b"garbage without a section\n[latch]\npin = GPIO5\n"),
+                 "not valid INI", id="no-section-header"),
+    pytest.param(_write("p.conf", b"[latch]\npin = GPIO99x\n"), "pin", id="invalid-pin"),
+    pytest.param(_write("a.conf", b"[latch]\npin = GPIO5\nactive_high = sometimes\n"),
+                 "active_high", id="invalid-polarity"),
+    pytest.param(_write("d.conf", b"[latch]\npin = GPIO5\npin = GPIO6\n"), "not valid INI",
+                 id="pin-given-twice"),
+    pytest.param(_write("big.conf", b"[latch]\npin = GPIO5\n" + b"#" * (2 << 20)), "larger",
+                 id="too-big"),
+])
+def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing(
+        tmp_path, capsys, shared_pins, make, why):
+    path = make(tmp_path)
+    assert _force_lock_in_thread(["--force-lock", "--config", str(path)]) == EXIT_ERROR
+    assert shared_pins.used == {} and shared_pins.pins == {}  # no pin at all, not even claimed
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("happyhouse-daemon: error: --force-lock"), err
+    assert why in lines[0] and "no pin was driven" in lines[0]
+
+
+@pytest.mark.parametrize("make", [pytest.param(lambda tmp: tmp, id="directory"),
+                                  pytest.param(_fifo, id="fifo"),
+                                  pytest.param(lambda tmp: "/dev/zero", id="dev-zero")])
+def test_the_service_refuses_a_config_that_is_not_a_file_at_once(tmp_path, capsys, make):
+    path = make(tmp_path)
+    assert _force_lock_in_thread(["--print-config", "--config", str(path)]) == EXIT_ERROR
+    assert "not a regular file" in capsys.readouterr().err
