@@ -215,6 +215,7 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
     parts = _Parts({"pin_factory": pin_factory, "source": source, "pipeline": pipeline}, clock,
                    lambda: current["door"])
     reason = "stopped"
+    logged = None  # what the stop line says: an error's text is the CLI's one line, not ours
     try:
         notifier.status("starting: loading model, opening camera")
         parts.build(cfg)
@@ -235,13 +236,14 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
         return 0
     except BaseException as exc:
         reason = f"error: {exc}" if isinstance(exc, HappyHouseError) else type(exc).__name__
+        logged = "an error" if isinstance(exc, HappyHouseError) else reason
         raise
     finally:
         parts.close()  # locks first
         door = current["door"]
         if door is None or door.state is not State.STOPPING:
             notifier.stopping(f"stopping: {reason}")
-        log.info("stopped (%s); latch locked", reason)
+        log.info("stopped (%s); latch locked", logged or reason)
         if installed:
             signals.restore()
 

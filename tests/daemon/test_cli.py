@@ -248,3 +248,83 @@ def test_the_service_refuses_a_config_that_is_not_a_file_at_once(tmp_path, capsy
     path = make(tmp_path)
     assert _force_lock_in_thread(["--print-config", "--config", str(path)]) == EXIT_ERROR
     assert "not a regular file" in capsys.readouterr().err
+
+
+# -- Ctrl-C: never a traceback, never success ----------------------------------------------
+CTRL_C_AT_IMPORT = '''
+import importlib.abc, os, signal, sys
+
+TARGET = sys.argv.pop(1)
+if TARGET in sys.modules:
+    sys.exit(99)  # the test's premise is wrong: that module is already loaded at start
+
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    """Ctrl-C arrives just as TARGET is first imported, as if pressed at that moment."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == TARGET:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+
+sys.meta_path.insert(0, CtrlC())
+from happyhouse.daemon.cli import main  # what the console script does
+
+sys.exit(main())
+'''
+
+
+@pytest.fixture(scope="module")
+def grey_jpg(tmp_path_factory):
+    import cv2
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("img") / "grey.jpg"
+    cv2.imwrite(str(path), np.full((480, 640, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, target", [
+    (["--once"], "happyhouse.daemon.config"),  # importing the CLI module itself
+    (["--once"], "argparse"),  # parsing the arguments
+    (["--once"], "happyhouse.daemon.journal"),  # setting up logging
+    (["--once"], "cv2"),  # opening the camera
+    (["--once"], "happyhouse.daemon.runtime"),  # loading the model
+    (["--check"], "happyhouse.daemon.check"),
+    (["--check"], "happyhouse.daemon.runtime"),
+    ([], "happyhouse.daemon.runner"),  # the service, before its own handlers
+])
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, grey_jpg, mode, target):
+    """Issue 16 items 9 and 15: Ctrl-C in the first moments printed a KeyboardInterrupt
+    traceback, and later in --once/--check exited 0 (happy / go) without a word."""
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_AT_IMPORT)
+    env = dict(os.environ)
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "INVOCATION_ID", "JOURNAL_STREAM"):
+        env.pop(key, None)
+    proc = subprocess.run(
+        [sys.executable, str(script), target, *mode, "--gpio", "mock", "--source", str(grey_jpg),
+         "--state-dir", str(tmp_path / "state")],
+        env=env, capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 130, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == "happyhouse-daemon: interrupted by SIGINT (Ctrl-C)", proc.stderr
+    assert sum("interrupted" in line or "error" in line.lower() for line in lines) == 1
+
+
+def test_interrupted_tools_never_exit_0(monkeypatch, capsys):
+    """KeyboardInterrupt from inside a mode (a slow camera, a long pulse) -> 130, one line."""
+    import happyhouse.daemon.check as check_mod
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check_mod, "run_check", interrupted)
+    assert main(["--check", "--gpio", "mock"]) == 130
+    assert capsys.readouterr().err == "happyhouse-daemon: interrupted by SIGINT (Ctrl-C)\n"
