@@ -220,9 +220,10 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
         notifier.status("starting: loading model, opening camera")
         parts.build(cfg)
         frames = 0
+        inherited = None  # the cooldown a reload must not shorten
         while True:
             door = Door(cfg, parts.source, parts.pipeline, parts.latch, notifier,
-                        Audit.from_config(cfg), clock)
+                        Audit.from_config(cfg), clock, inherited=inherited)
             current["door"] = door
             outcome = run_door(door, signals, None if max_frames is None else max_frames - frames)
             frames += door.frames
@@ -231,6 +232,7 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
                 door.stop(reason)
                 break
             signals.reload.clear()
+            inherited = door.safety_state()
             current["door"] = None
             cfg = _reload(cfg, args, parts, notifier)
         return 0

@@ -148,10 +148,11 @@ def test_sighup_reloads_the_config_while_locked(tmp_path, notify_socket):
     def stop():
         os.kill(os.getpid(), signal.SIGTERM)
 
-    # 5 happy frames (open), reload during the opening, later a bad reload, then stop
-    script = ["H"] * 5 + ["n"] * 10 + ["H"] * 3 + ["n"] * 30 + ["n"] * 10
-    clock, factory, source, pipeline = service_parts(script, {5: edit_and_hup, 50: bad_edit_and_hup,
-                                                              57: stop})
+    # 5 happy frames (open), reload during the opening, later a bad reload, then stop; the
+    # reload relocks the opening, so its 3 s cooldown passes before the second smile
+    script = ["H"] * 5 + ["n"] * 35 + ["H"] * 3 + ["n"] * 30 + ["n"] * 10
+    clock, factory, source, pipeline = service_parts(script, {5: edit_and_hup, 75: bad_edit_and_hup,
+                                                              82: stop})
     args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock"])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
     import happyhouse.daemon.runner as runner_mod
@@ -277,12 +278,78 @@ def test_reload_moves_the_latch_to_a_new_pin_locked(tmp_path, notify_socket):
         write_conf(conf, **{"latch.pin": "GPIO5", "service.state_dir": str(tmp_path / "s")})
         os.kill(os.getpid(), signal.SIGHUP)
 
-    clock, factory, source, pipeline = service_parts(["H"] * 4 + ["n"] * 5 + ["H"] * 4 + ["n"] * 5,
+    # the reload relocks the first opening: the second smile comes after its 3 s cooldown
+    clock, factory, source, pipeline = service_parts(["H"] * 4 + ["n"] * 35 + ["H"] * 4 + ["n"] * 5,
                                                      {4: move_and_hup})
-    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock", "--max-frames", "18"])
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock", "--max-frames", "48"])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
     assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
                        clock=clock) == 0
     old, new = factory.pin("GPIO17"), factory.pin("GPIO5")
     assert [s.state for s in old.states] == [False, True, False] and old.function == "input"
     assert [s.state for s in new.states] == [False, True, False] and new.function == "input"
+
+
+# -- a reload keeps the door's safety state (issue 16 item 5) ---------------------------------
+@pytest.mark.parametrize("hup_at, what", [(38, "2.4 s into the cooldown"), (5, "during the opening")])
+def test_a_reload_does_not_shorten_the_cooldown(tmp_path, notify_socket, hup_at, what):
+    """cooldown_seconds = 600: one opening, then nothing for ten minutes, reload or not.
+    A SIGHUP 2.4 s after the relock let the door reopen for the same smile."""
+    conf = tmp_path / "hh.conf"
+    values = {"decision.unlock_seconds": 1.0, "decision.cooldown_seconds": 600,
+              "latch.gpio": "mock", "service.state_dir": str(tmp_path / "s")}
+    write_conf(conf, **values)
+
+    def hup():
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    # frames at 10 fps: the vote passes at frame 3, the latch relocks 1 s later (frame ~13)
+    script = ["H"] * 60
+    clock, factory, source, pipeline = service_parts(script, {hup_at: hup})
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock",
+                                      "--max-frames", str(len(script))])
+    cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
+    with fake_latch_timers(clock):
+        assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+                           clock=clock) == 0
+    openings = open_times(factory.pin("GPIO17"), 1000.0)
+    assert len(openings) == 1, f"reload {what}: the door reopened: {openings}"
+    messages = notify_socket()
+    assert sum(m.startswith("RELOADING=1") for m in messages) == 1
+    assert any("STATUS=cooldown" in m for m in messages[-5:]), messages[-5:]
+
+
+def test_a_reload_extends_the_cooldown_to_a_longer_new_one(tmp_path, notify_socket):
+    conf = tmp_path / "hh.conf"
+    base = {"decision.unlock_seconds": 1.0, "latch.gpio": "mock",
+            "service.state_dir": str(tmp_path / "s")}
+    write_conf(conf, **base, **{"decision.cooldown_seconds": 1.0})
+
+    def longer_and_hup():
+        write_conf(conf, **base, **{"decision.cooldown_seconds": 600})
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    script = ["H"] * 60  # relock ~frame 13; the old 1 s cooldown would end ~frame 23
+    clock, factory, source, pipeline = service_parts(script, {15: longer_and_hup})
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock",
+                                      "--max-frames", str(len(script))])
+    cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
+    with fake_latch_timers(clock):
+        run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline, clock=clock)
+    assert len(open_times(factory.pin("GPIO17"), 1000.0)) == 1
+
+
+def test_a_camera_fault_does_not_shorten_the_cooldown(rig):
+    """The same hole inside one door: COOLDOWN -> FAULT (camera lost) -> fresh frames went
+    straight to ARMED, so a camera glitch ended a 600 s cooldown."""
+    script = ["H"] * 3 + ["n"] * 15 + ["."] * 20 + ["H"] * 30
+    door, clock, factory, rec = rig(script, **{"decision.cooldown_seconds": 600,
+                                               "decision.unlock_seconds": 1.0})
+    door.start()
+    seen = []
+    for _ in range(len(script)):
+        door.step()
+        seen.append(door.state.value)
+    assert "fault" in seen
+    assert len(open_times(door.latch.pin, 1000.0)) == 1
+    assert door.state.value == "cooldown"
