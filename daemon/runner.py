@@ -24,6 +24,7 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from .audit import Audit
+from .endsignals import ENDING_SIGNALS
 from .errors import HappyHouseError
 from .notify import Notifier
 from .service import Door, State
@@ -38,8 +39,10 @@ RELOAD_WATCHDOG_LIMIT = 60.0
 
 # -- signals ----------------------------------------------------------------
 class Signals:
-    """SIGTERM/SIGINT set ``stop``; SIGHUP sets ``reload``. Handlers only set flags:
-    the loop sees them within one frame timeout and locks on its way out."""
+    """SIGHUP sets ``reload``; every other signal that would end the process (SIGTERM,
+    SIGINT, SIGQUIT, ... :data:`.endsignals.ENDING_SIGNALS`) sets ``stop``: left to its
+    default it would kill the process with the line still driven. Handlers only set
+    flags: the loop sees them within one frame timeout and locks on its way out."""
 
     def __init__(self) -> None:
         self.stop = threading.Event()
@@ -50,8 +53,8 @@ class Signals:
     def install(self) -> bool:
         if threading.current_thread() is not threading.main_thread():
             return False  # only the main thread may set handlers (in-thread tests)
-        for signum, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
-                                (signal.SIGHUP, self._on_reload)):
+        for signum in ENDING_SIGNALS:
+            handler = self._on_reload if signum == signal.SIGHUP else self._on_stop
             self._previous[signum] = signal.signal(signum, handler)
         return True
 
