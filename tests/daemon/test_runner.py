@@ -366,3 +366,70 @@ def test_every_ending_signal_stops_the_service_locked(tmp_path, signum):
     assert [s.state for s in pin.states] == [False, True, False] and pin.function == "input"
     assert signal.getsignal(signum) is previous
     assert source.index == 11  # it stopped at the frame in flight
+
+
+def test_watchdog_pings_stop_while_the_loop_does_not_run(tmp_path):
+    """Issue 16 item 3: what bounds an opening when the loop does not run is systemd's
+    watchdog (docs/operations.md, "What bounds an opening"). No other thread may keep it
+    fed: while the main loop hangs in a camera read the pings stop, and meanwhile the
+    latch's own timer still relocks at max_unlock_seconds."""
+    import threading
+    import time
+
+    from happyhouse.daemon.notify import Notifier
+    from happyhouse.daemon.pipeline import Observation
+    from happyhouse.daemon.sources import Frame
+
+    hang_s, pings, lock = 1.2, [], threading.Lock()
+
+    def sender(message):
+        if "WATCHDOG=1" in message.splitlines():
+            with lock:
+                pings.append(time.monotonic())
+        return True
+
+    class HangingCamera:
+        description = "hangs at frame 8"
+
+        def __init__(self):
+            self.seq, self.hung = 0, None
+
+        def open(self):
+            pass
+
+        def close(self):
+            pass
+
+        def latest(self, timeout):
+            time.sleep(0.03)
+            self.seq += 1
+            if self.seq == 8:  # the door is open now; the read hangs (a USB camera stuck)
+                self.hung = time.monotonic()
+                time.sleep(hang_s)
+            if self.seq > 12:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return Frame(np.zeros((48, 64, 3), np.uint8), time.monotonic(), self.seq)
+
+    class Smiles:
+        model_sha256 = "0" * 64
+
+        def observe(self, frame):
+            return Observation(frame.timestamp, frame.seq, (1, 1, 30, 30), 0.9, True, 1.0)
+
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    camera = HangingCamera()
+    cfg = make_cfg(tmp_path, **{"decision.unlock_seconds": 0.5, "decision.max_unlock_seconds": 0.5,
+                                "decision.votes_needed": 1, "decision.window": 1,
+                                "camera.stall_timeout": 5.0})
+    notifier = Notifier({"NOTIFY_SOCKET": "/unused", "WATCHDOG_USEC": "100000"}, sender=sender)
+    assert run_service(cfg, None, pin_factory=factory, source=camera, pipeline=Smiles(),
+                       notifier=notifier) == 0
+    during = [t for t in pings if camera.hung < t < camera.hung + hang_s]
+    assert len([t for t in pings if t < camera.hung]) >= 2  # fed while frames came
+    assert during == []  # nobody fed it while the loop hung
+    assert any(t > camera.hung + hang_s for t in pings)  # fed again once it ran
+    states = factory.pin("GPIO17").states
+    assert [s.state for s in states] == [False, True, False]
+    assert 0.45 < states[2].timestamp < 0.8  # relocked by the latch's timer, inside the hang
