@@ -7,8 +7,10 @@ latch inactive and exit; systemd's ``ExecStopPost=``), ``--print-config``.
 Exit codes:
   0  service stopped cleanly; --once: happy; --check: go; --force-lock: done
   1  --once: not happy or no face; --check: no-go
-  2  a fixable error: bad config, model, source, GPIO (one line on stderr)
+  2  a fixable error: bad config, model, source, GPIO, or another program
+     already drives the latch from this state folder (one line on stderr)
   70 an internal error (a bug; the latch is locked first)
+  130, 128+N  interrupted by Ctrl-C or signal N (one line; the latch is locked first)
 """
 
 from __future__ import annotations

@@ -162,25 +162,6 @@ def _force_lock_in_thread(argv, timeout=20.0):
     return result[0]
 
 
-@pytest.fixture
-def shared_pins(monkeypatch):
-    """The one pin factory every run makes; ``.used`` keeps the pins it had when closed."""
-    from gpiozero.pins.mock import MockFactory
-
-    import happyhouse.daemon.latch as latch_mod
-
-    class Kept(MockFactory):
-        used = {}
-
-        def close(self):
-            self.used.update(self.pins)
-            super().close()
-
-    factory = Kept()
-    monkeypatch.setattr(latch_mod, "make_pin_factory", lambda name: factory)
-    return factory
-
-
 @pytest.mark.parametrize("encode", [
     pytest.param(lambda t: b"\xef\xbb\xbf" + t.encode(), id="utf8-bom"),
     pytest.param(lambda t: t.replace("\n", "\r\n").encode(), id="crlf"),
@@ -189,11 +170,11 @@ def shared_pins(monkeypatch):
     pytest.param(lambda t: b"\xef\xbb\xbf" + t.replace("\n", "\r\n").encode(), id="bom-and-crlf"),
 ])
 def test_force_lock_finds_the_configured_pin_in_an_oddly_saved_config(tmp_path, capsys,
-                                                                      shared_pins, encode):
+                                                                      kept_pins, encode):
     conf = tmp_path / "c.conf"
     conf.write_bytes(encode(ACTIVE_LOW_GPIO5))
     assert _force_lock_in_thread(["--force-lock", "--config", str(conf)]) == EXIT_OK
-    pin, = shared_pins.used.values()  # no other pin touched
+    pin, = kept_pins.used.values()  # no other pin touched
     assert pin.info.name == "GPIO5"
     assert pin.state is True and pin.function == "input"  # active low: driven high, released
     assert "Traceback" not in capsys.readouterr().err
@@ -230,10 +211,10 @@ def _write(name, data):
                  id="too-big"),
 ])
 def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing(
-        tmp_path, capsys, shared_pins, make, why):
+        tmp_path, capsys, kept_pins, make, why):
     path = make(tmp_path)
     assert _force_lock_in_thread(["--force-lock", "--config", str(path)]) == EXIT_ERROR
-    assert shared_pins.used == {} and shared_pins.pins == {}  # no pin at all, not even claimed
+    assert kept_pins.used == {} and kept_pins.pins == {}  # no pin at all, not even claimed
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = err.strip().splitlines()

@@ -15,27 +15,10 @@ from happyhouse.daemon.cli import EXIT_ERROR, main
 from happyhouse.daemon.errors import BusyError
 
 
-@pytest.fixture
-def pins(monkeypatch):
-    from gpiozero.pins.mock import MockFactory
-
-    import happyhouse.daemon.latch as latch_mod
-
-    class Kept(MockFactory):
-        used = {}
-
-        def close(self):
-            self.used.update(self.pins)
-            super().close()
-
-    factory = Kept()
-    monkeypatch.setattr(latch_mod, "make_pin_factory", lambda name: factory)
-    return factory
-
-
 @pytest.mark.parametrize("mode", [["--once", "--actuate"], ["--check", "--test-latch"], []],
                          ids=["once-actuate", "check-test-latch", "service"])
-def test_a_second_latch_program_is_refused_while_the_service_runs(tmp_path, capsys, pins, mode):
+def test_a_second_latch_program_is_refused_while_the_service_runs(tmp_path, capsys, kept_pins,
+                                                                 mode):
     state = tmp_path / "state"
     service = statelock.acquire(str(state), "the door service")  # as a running service holds it
     try:
@@ -48,7 +31,7 @@ def test_a_second_latch_program_is_refused_while_the_service_runs(tmp_path, caps
     line, = err.strip().splitlines()
     assert line.startswith("happyhouse-daemon: error: ") and "refused" in line
     assert f"the door service (pid {os.getpid()})" in line and str(state) in line
-    assert pins.used == {} and pins.pins == {}  # refused before claiming any pin
+    assert kept_pins.used == {} and kept_pins.pins == {}  # refused before claiming any pin
 
 
 def test_two_holders_exclude_each_other_and_release_frees_it(tmp_path):
@@ -81,7 +64,7 @@ def test_the_kernel_frees_the_lock_of_a_killed_holder(tmp_path):
             holder.wait()
 
 
-def test_modes_that_do_not_drive_the_latch_need_no_lock(tmp_path, capsys, pins):
+def test_modes_that_do_not_drive_the_latch_need_no_lock(tmp_path, capsys, kept_pins):
     state = tmp_path / "state"
     service = statelock.acquire(str(state), "the door service")
     try:
