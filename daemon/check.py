@@ -150,7 +150,14 @@ def check_camera(cfg, state: dict, source=None) -> Item:
 def check_gpio(cfg, test_latch: bool = False, pin_factory=None,
                sleep: Callable[[float], None] = time.sleep) -> Item:
     from .latch import claimed_latch
+    from .statelock import holder
 
+    # --test-latch holds the state lock itself (the CLI took it); plain --check takes
+    # none, so it leaves alone a pin that a running service drives
+    busy = None if test_latch else holder(cfg.service_state_dir)
+    if busy is not None:
+        return Item("gpio", WARN, f"pin {cfg.latch_pin} not claimed: {busy} holds the latch "
+                    f"(stop it to test the pin)", {"pin": cfg.latch_pin, "pulsed": False})
     pulsed = False
     with claimed_latch(cfg, pin_factory) as latch:
         name = type(latch.pin.factory).__name__

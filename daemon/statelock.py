@@ -83,6 +83,25 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
     return StateLock(path, fd)
 
 
+def holder(state_dir: str) -> Optional[str]:
+    """Who holds the state folder's lock now ("the door service (pid 812)"), or None.
+
+    A probe for modes that take no lock but would touch what the holder uses
+    (plain ``--check`` claims the latch pin); it creates nothing.
+    """
+    try:
+        fd = os.open(Path(state_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None  # no lock file (or not ours to read): nobody we can tell about
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts only with a held lock
+    except OSError:
+        return _holder(fd)
+    finally:
+        os.close(fd)
+    return None
+
+
 def _holder(fd: int) -> str:
     try:
         text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()

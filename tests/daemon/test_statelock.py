@@ -85,3 +85,25 @@ def test_a_state_folder_that_cannot_be_made_is_refused_for_a_real_latch(tmp_path
     cfg.latch_gpio = "mock"  # no real latch to fight over: a desktop demo goes on
     with statelock.holding_state_lock(cfg, "the door service") as held:
         assert held is None
+
+
+def test_check_without_test_latch_leaves_the_running_services_pin_alone(tmp_path):
+    """Plain --check claimed the latch pin even while the service drove it (on a Pi:
+    'GPIO busy', a false NO-GO; on some pin factories, a relocked or released line)."""
+    from gpiozero.pins.mock import MockFactory
+
+    from happyhouse.daemon import check
+    from happyhouse.daemon.config import load_config
+
+    cfg = load_config(None, {"service.state_dir": str(tmp_path), "latch.gpio": "mock"})
+    factory = MockFactory()
+    service = statelock.acquire(str(tmp_path), "the door service")
+    try:
+        item = check.check_gpio(cfg, False, factory)
+    finally:
+        service.release()
+    assert item.status == "warn" and "not claimed" in item.detail
+    assert f"the door service (pid {os.getpid()})" in item.detail
+    assert factory.pins == {}
+    assert check.check_gpio(cfg, False, factory).status == "warn"  # mock GPIO: claimed now
+    assert factory.pin("GPIO17").function == "input"
