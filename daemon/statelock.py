@@ -72,8 +72,8 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise BusyError(
-                f"{purpose} refused: {holder} already uses the state folder {folder} and the "
-                f"latch; stop it first (sudo systemctl stop happyhouse)") from None
+                f"refused to start {purpose}: {holder} already uses the state folder {folder} "
+                f"and the latch; stop it first (sudo systemctl stop happyhouse)") from None
         raise ConfigError(f"cannot lock {path}: {exc.strerror or exc}") from None
     try:  # say who holds it (a read-only descriptor cannot: the refusal is vaguer then)
         os.ftruncate(fd, 0)

@@ -36,7 +36,7 @@ def test_a_second_latch_program_is_refused_while_the_service_runs(tmp_path, caps
 
 def test_two_holders_exclude_each_other_and_release_frees_it(tmp_path):
     first = statelock.acquire(str(tmp_path / "s"), "--collect")
-    with pytest.raises(BusyError, match=r"--once --actuate refused: --collect \(pid \d+\)"):
+    with pytest.raises(BusyError, match=r"refused to start --once --actuate: --collect \(pid \d+\)"):
         statelock.acquire(str(tmp_path / "s"), "--once --actuate")
     first.release()
     statelock.acquire(str(tmp_path / "s"), "--once --actuate").release()
