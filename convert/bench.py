@@ -29,7 +29,8 @@ import time
 from importlib import metadata
 from typing import Any, Dict, List, Optional, Sequence
 
-from happyhouse.daemon.errors import ConfigError, HappyHouseError
+from happyhouse.daemon.cli_errors import run_main
+from happyhouse.daemon.errors import ConfigError
 
 from . import bench_frames, bench_stages
 
@@ -243,12 +244,12 @@ def goals(result: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_main("happyhouse-bench", lambda: _bench(argv))
+
+
+def _bench(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        result = run(args)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"happyhouse-bench: error: {exc}\n")
-        return 2
+    result = run(args)
     if args.json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
     else:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import HappyHouseError
 
 from .parity import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MAX_DROP
@@ -63,30 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_main("happyhouse-convert", lambda: _convert(argv))
+
+
+def _convert(argv: Optional[List[str]]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from .build import Options, convert
+    from .build import Options, convert
 
-        if args.calibration_size < 1:
-            raise HappyHouseError(f"--calibration-size must be at least 1, got {args.calibration_size}")
-        notes = ""
-        if args.notes:
-            try:
-                notes = Path(args.notes).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise HappyHouseError(f"--notes {args.notes}: {exc.strerror or exc}") from None
-        bundle = convert(Options(
-            model=Path(args.model), calibration=[Path(p) for p in args.calibration],
-            out=Path(args.out), holdout=[Path(p) for p in args.holdout],
-            metadata=Path(args.metadata) if args.metadata else None,
-            metrics=Path(args.metrics) if args.metrics else None, max_drop=args.max_drop,
-            calibration_size=args.calibration_size, seed=args.seed, notes=notes,
-            no_geometry=args.no_geometry))
-    except HappyHouseError as exc:
-        sys.stderr.write(f"happyhouse-convert: {exc}\n")
-        return exc.exit_code
+    if args.calibration_size < 1:
+        raise HappyHouseError(f"--calibration-size must be at least 1, got {args.calibration_size}")
+    notes = ""
+    if args.notes:
+        try:
+            notes = Path(args.notes).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise HappyHouseError(f"--notes {args.notes}: {exc.strerror or exc}") from None
+    bundle = convert(Options(
+        model=Path(args.model), calibration=[Path(p) for p in args.calibration],
+        out=Path(args.out), holdout=[Path(p) for p in args.holdout],
+        metadata=Path(args.metadata) if args.metadata else None,
+        metrics=Path(args.metrics) if args.metrics else None, max_drop=args.max_drop,
+        calibration_size=args.calibration_size, seed=args.seed, notes=notes,
+        no_geometry=args.no_geometry))
     parity = bundle.meta["metrics"]["parity"]
     result = {"bundle": str(bundle.path), "sha256": bundle.sha256,
               "size_bytes": bundle.meta["size_bytes"], "threshold": bundle.threshold,

@@ -149,23 +149,25 @@ def check_camera(cfg, state: dict, source=None) -> Item:
 
 def check_gpio(cfg, test_latch: bool = False, pin_factory=None,
                sleep: Callable[[float], None] = time.sleep) -> Item:
-    from .latch import latch_from_config, make_pin_factory
+    from .latch import claimed_latch
+    from .statelock import holder
 
-    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.latch_gpio)
-    name = type(factory).__name__
-    try:
-        with latch_from_config(cfg, pin_factory=factory) as latch:
-            pulsed = False
-            if test_latch:
-                latch.unlock(1.0)
-                try:
-                    sleep(1.0)
-                finally:
-                    latch.lock()
-                pulsed = True
-    finally:
-        if pin_factory is None:
-            factory.close()
+    # --test-latch holds the state lock itself (the CLI took it); plain --check takes
+    # none, so it leaves alone a pin that a running service drives
+    busy = None if test_latch else holder(cfg.service_state_dir)
+    if busy is not None:
+        return Item("gpio", WARN, f"pin {cfg.latch_pin} not claimed: {busy} holds the latch "
+                    f"(stop it to test the pin)", {"pin": cfg.latch_pin, "pulsed": False})
+    pulsed = False
+    with claimed_latch(cfg, pin_factory) as latch:
+        name = type(latch.pin.factory).__name__
+        if test_latch:
+            latch.unlock(1.0)
+            try:
+                sleep(1.0)
+            finally:
+                latch.lock()
+            pulsed = True
     detail = f"{name}: pin {cfg.latch_pin} claimed locked and released"
     if pulsed:
         detail += "; latch pulsed open for 1 s (--test-latch)"

@@ -7,27 +7,33 @@ latch inactive and exit; systemd's ``ExecStopPost=``), ``--print-config``.
 Exit codes:
   0  service stopped cleanly; --once: happy; --check: go; --force-lock: done
   1  --once: not happy or no face; --check: no-go
-  2  a fixable error: bad config, model, source, GPIO (one line on stderr)
+  2  a fixable error: bad config, model, source, GPIO, or another program
+     already drives the latch from this state folder (one line on stderr)
   70 an internal error (a bug; the latch is locked first)
+  130, 128+N  interrupted by Ctrl-C or signal N (one line; the latch is locked first)
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
+# Only what an early Ctrl-C needs is imported here (the stdlib and the error
+# mapping); everything else is imported inside main(), where an interruption is
+# answered with one line instead of a traceback.
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from .config import DEFAULT_PATH, GPIO_FACTORIES, Config, load_config
+from .cli_errors import run_main
 from .errors import HappyHouseError
 
+if TYPE_CHECKING:
+    import argparse
+
+    from .config import Config
+
+PROG = "happyhouse-daemon"
 EXIT_OK = 0
 EXIT_NO = 1
 EXIT_ERROR = 2
 EXIT_BUG = 70
-
-log = logging.getLogger("happyhouse.daemon")
 
 # flag dest -> config key; flags override the file
 FLAG_KEYS: Dict[str, str] = {
@@ -42,9 +48,13 @@ FLAG_KEYS: Dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> "argparse.ArgumentParser":
+    import argparse
+
+    from .config import DEFAULT_PATH, GPIO_FACTORIES
+
     parser = argparse.ArgumentParser(
-        prog="happyhouse-daemon",
+        prog=PROG,
         description="Smile-gated door latch. Without a mode flag it runs the door service: "
                     "camera -> face gate -> int8 model -> vote -> latch. The latch is locked "
                     "on start, on every error and on stop.",
@@ -95,7 +105,7 @@ MODE_FLAGS: Dict[str, Tuple[Tuple[str, ...], str]] = {
 }
 
 
-def check_mode_flags(args: argparse.Namespace) -> None:
+def check_mode_flags(args: "argparse.Namespace") -> None:
     """ConfigError for a flag that does nothing in the chosen mode."""
     from .errors import ConfigError
 
@@ -109,7 +119,9 @@ def check_mode_flags(args: argparse.Namespace) -> None:
                               f"it would be ignored here, so nothing was run")
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
+def config_from_args(args: "argparse.Namespace") -> "Config":
+    from .config import load_config
+
     overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
     return load_config(args.config, overrides, required=args.config is not None)
 
@@ -120,6 +132,17 @@ def setup_logging(level: str) -> None:
     _setup(level)
 
 
+def _lock_purpose(args: argparse.Namespace) -> Optional[str]:
+    """The modes that drive the latch, by name: they hold the state folder's lock."""
+    if args.print_config or args.force_lock:
+        return None  # --force-lock only ever locks: it must work while anything runs
+    if args.once:
+        return "--once --actuate" if args.actuate else None
+    if args.check:
+        return "--check --test-latch" if args.test_latch else None
+    return "the door service"
+
+
 def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(cfg.to_ini())
@@ -128,29 +151,37 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         from .latch import force_lock
 
         return force_lock(cfg)
-    if args.once:
-        from .once import run_once
+    from .statelock import holding_state_lock
 
-        return run_once(cfg, args)
-    if args.check:
-        from .check import run_check
+    with holding_state_lock(cfg, _lock_purpose(args)):
+        if args.once:
+            from .once import run_once
 
-        return run_check(cfg, args)
-    from .runner import run_service
+            return run_once(cfg, args)
+        if args.check:
+            from .check import run_check
 
-    return run_service(cfg, args)
+            return run_check(cfg, args)
+        from .runner import run_service
+
+        return run_service(cfg, args)
 
 
 def lenient_latch_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:
     """``--force-lock`` with a config that does not validate: the latch keys alone.
 
-    ``[latch] pin``, ``active_high`` and ``gpio`` are read one by one from the
-    file (flags win); a key that cannot be read or is invalid falls back to its
-    default. Returns the config and notes saying what was used, for the log.
+    ``[latch] pin``, ``active_high`` and ``gpio`` are read from the file (flags
+    win); a key the file does not set has its default, as in the service. The
+    file must still be a readable INI file and each latch key it sets must be
+    valid: otherwise the configured pin is unknown, and guessing (the default
+    GPIO17, or the wrong polarity) could drive some other device's pin or open
+    the door. Then a ConfigError says why and nothing is driven. Returns the
+    config and notes saying what was used, for the log.
     """
     import configparser
+    import os
 
-    from .config import KEY_BY_NAME, build_config
+    from .config import DEFAULT_PATH, KEY_BY_NAME, build_config, ini_parser, read_config_text
     from .errors import ConfigError
 
     names = ("latch.pin", "latch.active_high", "latch.gpio")
@@ -159,14 +190,16 @@ def lenient_latch_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:
     path = args.config
     if path is None and os.path.exists(DEFAULT_PATH):
         path = DEFAULT_PATH
-    if path is not None:
-        parser = configparser.ConfigParser(interpolation=None, strict=False,
-                                           inline_comment_prefixes=("#", ";"))
+    if path is not None and not os.path.lexists(path):
+        notes.append(f"{path} does not exist")
+    elif path is not None:
+        # undecodable bytes (a Latin-1 comment) cannot hide the ASCII latch keys
+        text = read_config_text(path, errors="replace")
+        parser = ini_parser()
         try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                parser.read_file(handle)
-        except (OSError, configparser.Error) as exc:
-            notes.append(f"{path} unreadable ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+            parser.read_string(text, source=str(path))
+        except configparser.Error as exc:
+            raise ConfigError(f"{path} is not valid INI ({str(exc).splitlines()[0]})") from None
         for name in names:
             section, key = name.split(".")
             if parser.has_option(section, key):
@@ -176,34 +209,49 @@ def lenient_latch_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:
             raw[name] = getattr(args, flag)
     values: Dict[str, object] = {}
     for name in names:
-        key = KEY_BY_NAME[name]
         if name in raw:
-            try:
-                values[name] = build_config({name: raw[name]}).get(name)
-            except ConfigError:
-                notes.append(f"{name} = {raw[name]!r} invalid")
-        if name not in values:
-            values[name] = key.default
-            notes.append(f"{name} = {key.default!r} (default)")
-        else:
+            values[name] = build_config({name: raw[name]}, origin=str(path)).get(name)
             notes.append(f"{name} = {values[name]!r}")
+        else:
+            notes.append(f"{name} = {KEY_BY_NAME[name].default!r} (default)")
     return build_config(values, origin="force-lock fallback", path=path), notes
 
 
 def _force_lock_fallback(args: argparse.Namespace, exc: HappyHouseError) -> int:
-    """``ExecStopPost=`` must lock even when the config is broken."""
+    """``ExecStopPost=`` must lock even when the config is broken: with the latch keys
+    alone when they can be read, and never on a guessed pin."""
+    from .errors import ConfigError
     from .latch import force_lock
 
     setup_logging("INFO")
-    log.error("config rejected (%s); --force-lock goes on with the latch keys alone", exc)
-    cfg, notes = lenient_latch_config(args)
-    log.warning("--force-lock fallback: %s", "; ".join(notes))
+    try:
+        cfg, notes = lenient_latch_config(args)
+    except ConfigError as why:
+        # the rejection (exc) is the same file's problem, or a value beside the point
+        raise ConfigError(f"--force-lock: cannot find the latch pin: {why}; "
+                          f"no pin was driven") from None
+    import logging
+
+    logging.getLogger("happyhouse.daemon").warning(
+        "--force-lock fallback: config rejected (%s); using the latch keys alone: %s",
+        exc, "; ".join(notes))
     return force_lock(cfg)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(PROG, lambda: _main(argv), bug_exit=EXIT_BUG)
+
+
+def _main(argv: Optional[List[str]]) -> int:
+    from contextlib import nullcontext
+
+    from .endsignals import raising
+
     args = build_parser().parse_args(argv)
-    try:
+    # the tools end on any ending signal through their finally blocks (the latch locks);
+    # the service installs its own handlers (a stop request, a SIGHUP reload)
+    tool = args.once or args.check or args.force_lock or args.print_config
+    with raising() if tool else nullcontext():
         try:
             if not args.force_lock:  # ExecStopPost= must lock whatever else it was given
                 check_mode_flags(args)
@@ -214,19 +262,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _force_lock_fallback(args, exc)
         setup_logging(cfg.service_log_level)
         return _dispatch(cfg, args)
-    except HappyHouseError as exc:
-        from .journal import has_handler
-
-        if has_handler():
-            log.error("%s", exc)
-        else:
-            sys.stderr.write(f"happyhouse-daemon: error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception:  # a bug: say so loudly; every latch path has already locked
-        log.exception("internal error (please report): the latch is locked")
-        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ range and help: validation, ``--print-config`` and the commented example in
 
 from __future__ import annotations
 
+import codecs
 import configparser
 import os
 import re
+import stat
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,16 +253,82 @@ def _check_relations(v: Mapping[str, Any], origin: str) -> None:
         raise ConfigError(f"{origin}: [face] detector = yunet needs yunet_model = /path/to/yunet.onnx")
 
 
-def read_ini(path: str) -> Dict[str, str]:
-    """Read an INI file into dotted raw values; unknown sections or keys are errors."""
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+#: a config file is a few kilobytes; anything bigger is not one (a log, /dev/zero)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config_text(path: str, errors: str = "strict") -> str:
+    """The text of a config file, or a ConfigError that says what the path is instead.
+
+    Only a regular file is read (a folder, a FIFO or a device would fail, block
+    forever or never end), at most :data:`MAX_CONFIG_BYTES`. The text is UTF-8,
+    with or without the byte-order mark Windows editors write, or UTF-16 with
+    its byte-order mark; ``errors="replace"`` keeps undecodable bytes (a Latin-1
+    comment) as U+FFFD instead of refusing the file. A file with NUL characters
+    is not text (UTF-16 without a byte-order mark, a binary file).
+    """
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist (use --config PATH)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"config file {path} is {_file_kind(mode)}, not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: "
+                          f"not a config file")
+    data = b"".join(chunks)
+    if data.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8"
+    try:
+        text = data.decode(encoding, errors)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} cannot be read: it is not UTF-8 text "
+                          f"(byte {exc.start}); save it as UTF-8") from None
+    if "\0" in text:
+        raise ConfigError(f"config file {path} is not a text file (it holds NUL characters; "
+                          f"UTF-16 without a byte-order mark?): save it as UTF-8")
+    return text
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a plain file"
+
+
+def ini_parser() -> configparser.ConfigParser:
+    """The one INI dialect of config files (``#`` and ``;`` comments, no interpolation)."""
+    return configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+
+
+def read_ini(path: str) -> Dict[str, str]:
+    """Read an INI file into dotted raw values; unknown sections or keys are errors."""
+    text = read_config_text(path)
+    parser = ini_parser()
+    try:
+        parser.read_string(text, source=str(path))
     except configparser.Error as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"config file {path} is not valid INI: {first}") from None

@@ -40,3 +40,21 @@ class FaceGateError(HappyHouseError):
 
 class LatchError(HappyHouseError):
     """The GPIO pin factory or latch pin cannot be claimed or driven."""
+
+
+class Interrupted(BaseException):
+    """A signal that ends the process arrived (Ctrl-C, SIGTERM, SIGHUP...).
+
+    Not a :class:`HappyHouseError` and not an ``Exception``: nothing on the way
+    out may swallow it, and every ``finally`` still runs (the latch locks). The
+    CLI exits ``128 + signum`` with one line.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+
+
+class BusyError(HappyHouseError):
+    """Another door program holds the state folder (and with it the latch)."""

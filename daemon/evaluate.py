@@ -352,17 +352,17 @@ def _human(report: dict) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from .cli_errors import run_main
+
+    return run_main("happyhouse-eval", lambda: _evaluate(argv))
+
+
+def _evaluate(argv: Optional[List[str]]) -> int:
     args = build_parser().parse_args(argv)
     from .journal import setup_logging
 
     setup_logging("WARNING")  # progress stays quiet; the report goes to stdout
-    try:
-        report = run(args)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"happyhouse-eval: error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    report = run(args)
     sys.stdout.write(json.dumps(report) + "\n" if args.json else _human(report))
     return 0
 

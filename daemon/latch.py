@@ -27,7 +27,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import LatchError
 
@@ -278,6 +279,23 @@ def latch_from_config(cfg, pin_factory: Any = None, clock: Callable[[], float] =
                  max_open_s=cfg.decision_max_unlock_seconds, clock=clock)
 
 
+@contextmanager
+def claimed_latch(cfg, pin_factory: Any = None) -> Iterator[Latch]:
+    """The configured latch for one short job (a tool), closed and released afterwards.
+
+    On the way out, however the block ends (an error, a signal raised as
+    :class:`~.errors.Interrupted`), the latch is locked, its pin released and a
+    pin factory made here closed; an injected ``pin_factory`` stays open.
+    """
+    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.latch_gpio)
+    try:
+        with latch_from_config(cfg, pin_factory=factory) as latch:
+            yield latch
+    finally:
+        if pin_factory is None:
+            factory.close()
+
+
 def force_lock(cfg, pin_factory: Any = None) -> int:
     """``--force-lock``: drive the latch line inactive, verify it, release it; exit 0.
 
@@ -286,19 +304,10 @@ def force_lock(cfg, pin_factory: Any = None) -> int:
     release the line rests on the relay driver's pull resistor, which must hold
     the locked level (see the module doc).
     """
-    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.latch_gpio)
-    try:
-        latch = Latch(cfg.latch_pin, active_high=cfg.latch_active_high, pin_factory=factory,
-                      max_open_s=cfg.decision_max_unlock_seconds)
-        try:
-            latch.lock()
-            if latch.is_unlocked:  # read back: a line that will not go inactive is a fault
-                raise LatchError(f"latch pin {cfg.latch_pin} does not read back as locked")
-            log.info("latch %s forced locked (driven %s, then released)", cfg.latch_pin,
-                     "low" if cfg.latch_active_high else "high")
-        finally:
-            latch.close()
-    finally:
-        if pin_factory is None:
-            factory.close()
+    with claimed_latch(cfg, pin_factory) as latch:
+        latch.lock()
+        if latch.is_unlocked:  # read back: a line that will not go inactive is a fault
+            raise LatchError(f"latch pin {cfg.latch_pin} does not read back as locked")
+        log.info("latch %s forced locked (driven %s, then released)", cfg.latch_pin,
+                 "low" if cfg.latch_active_high else "high")
     return 0

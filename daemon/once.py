@@ -92,20 +92,15 @@ def run_once(cfg, args, *, source=None, pipeline=None, pin_factory=None,
 
 def actuate(cfg, pin_factory=None, sleep=time.sleep) -> bool:
     """Unlock for ``decision.unlock_seconds``, then lock; the latch relocks on any error."""
-    from .latch import latch_from_config, make_pin_factory
+    from .latch import claimed_latch
 
-    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.latch_gpio)
-    try:
-        with latch_from_config(cfg, pin_factory=factory) as latch:
-            granted = latch.unlock(cfg.decision_unlock_seconds)
-            log.warning("--once --actuate: latch %s unlocked for %.1f s", cfg.latch_pin, granted)
-            try:
-                sleep(granted)
-            finally:
-                latch.lock()
-    finally:
-        if pin_factory is None:
-            factory.close()
+    with claimed_latch(cfg, pin_factory) as latch:
+        granted = latch.unlock(cfg.decision_unlock_seconds)
+        log.warning("--once --actuate: latch %s unlocked for %.1f s", cfg.latch_pin, granted)
+        try:
+            sleep(granted)
+        finally:
+            latch.lock()
     return True
 
 

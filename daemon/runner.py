@@ -24,6 +24,7 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from .audit import Audit
+from .endsignals import ENDING_SIGNALS
 from .errors import HappyHouseError
 from .notify import Notifier
 from .service import Door, State
@@ -38,8 +39,10 @@ RELOAD_WATCHDOG_LIMIT = 60.0
 
 # -- signals ----------------------------------------------------------------
 class Signals:
-    """SIGTERM/SIGINT set ``stop``; SIGHUP sets ``reload``. Handlers only set flags:
-    the loop sees them within one frame timeout and locks on its way out."""
+    """SIGHUP sets ``reload``; every other signal that would end the process (SIGTERM,
+    SIGINT, SIGQUIT, ... :data:`.endsignals.ENDING_SIGNALS`) sets ``stop``: left to its
+    default it would kill the process with the line still driven. Handlers only set
+    flags: the loop sees them within one frame timeout and locks on its way out."""
 
     def __init__(self) -> None:
         self.stop = threading.Event()
@@ -50,8 +53,8 @@ class Signals:
     def install(self) -> bool:
         if threading.current_thread() is not threading.main_thread():
             return False  # only the main thread may set handlers (in-thread tests)
-        for signum, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
-                                (signal.SIGHUP, self._on_reload)):
+        for signum in ENDING_SIGNALS:
+            handler = self._on_reload if signum == signal.SIGHUP else self._on_stop
             self._previous[signum] = signal.signal(signum, handler)
         return True
 
@@ -215,13 +218,15 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
     parts = _Parts({"pin_factory": pin_factory, "source": source, "pipeline": pipeline}, clock,
                    lambda: current["door"])
     reason = "stopped"
+    logged = None  # what the stop line says: an error's text is the CLI's one line, not ours
     try:
         notifier.status("starting: loading model, opening camera")
         parts.build(cfg)
         frames = 0
+        inherited = None  # the cooldown a reload must not shorten
         while True:
             door = Door(cfg, parts.source, parts.pipeline, parts.latch, notifier,
-                        Audit.from_config(cfg), clock)
+                        Audit.from_config(cfg), clock, inherited=inherited)
             current["door"] = door
             outcome = run_door(door, signals, None if max_frames is None else max_frames - frames)
             frames += door.frames
@@ -230,18 +235,20 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
                 door.stop(reason)
                 break
             signals.reload.clear()
+            inherited = door.safety_state()
             current["door"] = None
             cfg = _reload(cfg, args, parts, notifier)
         return 0
     except BaseException as exc:
         reason = f"error: {exc}" if isinstance(exc, HappyHouseError) else type(exc).__name__
+        logged = "an error" if isinstance(exc, HappyHouseError) else reason
         raise
     finally:
         parts.close()  # locks first
         door = current["door"]
         if door is None or door.state is not State.STOPPING:
             notifier.stopping(f"stopping: {reason}")
-        log.info("stopped (%s); latch locked", reason)
+        log.info("stopped (%s); latch locked", logged or reason)
         if installed:
             signals.restore()
 

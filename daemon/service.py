@@ -14,6 +14,7 @@ States::
     any running state --no fresh frame for stall_timeout--> FAULT (locked,
         no watchdog pings) --fresh frame--> ARMED
     SIGHUP: RELOADING (locked) -> STARTING;  SIGTERM/SIGINT: STOPPING (locked)
+    STARTING/FAULT --fresh frame, cooldown left--> COOLDOWN (not ARMED)
 
 Safety rules: the latch is locked in every state but UNLOCKED, on every exit
 path (stop flag, exception, ``finally``), and an opening is bounded both by
@@ -22,6 +23,13 @@ count; the watchdog is pinged only when a fresh frame arrived, so a hung
 camera or loop gets the service restarted by systemd's ``WatchdogSec=``.
 Reopening a lost camera (with backoff) is the frame source's job
 (:mod:`.sources`): the loop only waits, locked, and never blocks on it.
+
+A cooldown is never shortened: not by a camera fault (FAULT returns to
+COOLDOWN while time is left) and not by a SIGHUP reload, which builds a new
+Door that inherits the old one's :class:`SafetyState` (an opening the reload
+cut short counts as relocked at the reload). The vote is never carried over:
+a new door starts counting from nothing, so a reload can only make the next
+opening later, never earlier.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import logging
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Optional
 
 from .audit import Audit
@@ -57,6 +66,18 @@ class State(enum.Enum):
     STOPPING = "stopping"
 
 
+@dataclass(frozen=True)
+class SafetyState:
+    """What a reload hands from the old door to the new one (times on the door's clock).
+
+    ``relocked_at``: when the last opening ended (None: no opening yet);
+    ``cooldown_until``: the end of the cooldown the old config set.
+    """
+
+    relocked_at: Optional[float] = None
+    cooldown_until: float = float("-inf")
+
+
 # states in which the request-to-exit button opens the door (egress does not need the camera)
 _EXIT_STATES = (State.STARTING, State.ARMED, State.COOLDOWN, State.FAULT)
 
@@ -66,7 +87,8 @@ class Door:
 
     def __init__(self, cfg, source, pipeline, latch, notifier: Optional[Notifier] = None,
                  audit: Optional[Audit] = None, clock: Callable[[], float] = time.monotonic,
-                 frame_timeout: float = FRAME_TIMEOUT) -> None:
+                 frame_timeout: float = FRAME_TIMEOUT,
+                 inherited: Optional[SafetyState] = None) -> None:
         self.source = source
         self.pipeline = pipeline
         self.latch = latch
@@ -95,7 +117,14 @@ class Door:
         self._exit_requested = threading.Event()
         self._fresh_times: Deque[float] = deque()
         self._unlock_until = 0.0
-        self._cooldown_until = 0.0
+        # a reload must not shorten a cooldown: the old one's end, or the new config's
+        # cooldown from the same relock, whichever is later
+        inherited = inherited if inherited is not None else SafetyState()
+        self._relocked_at = inherited.relocked_at
+        self._cooldown_until = inherited.cooldown_until
+        if self._relocked_at is not None:
+            self._cooldown_until = max(self._cooldown_until,
+                                       self._relocked_at + self.cooldown_seconds)
         self._last_fresh = 0.0
         self._last_ping = None
         self._last_status = None
@@ -153,6 +182,14 @@ class Door:
         self._status(self.clock())
         return obs
 
+    def safety_state(self) -> SafetyState:
+        """The state a reload hands to the next door; an opening still in progress ends
+        here (the reload relocks it), so its cooldown starts now."""
+        if self.state is State.UNLOCKED:
+            now = self.clock()
+            return SafetyState(now, now + self.cooldown_seconds)
+        return SafetyState(self._relocked_at, self._cooldown_until)
+
     def stop(self, reason: str) -> None:
         """Lock first, then tell systemd; idempotent."""
         self.latch.lock()
@@ -206,7 +243,11 @@ class Door:
             log.info("ready: first fresh frame, latch locked, armed")
         if self.state in (State.STARTING, State.FAULT):
             self.vote.reset("armed")
-            self._enter(State.ARMED, now, "fresh frames")
+            if now < self._cooldown_until:  # a fault or a reload does not end a cooldown
+                self._enter(State.COOLDOWN, now, f"fresh frames; cooldown continues "
+                                                 f"({self._cooldown_until - now:.1f}s left)")
+            else:
+                self._enter(State.ARMED, now, "fresh frames")
         if self.state is not State.ARMED:
             return None  # unlocked or cooling down: nothing to decide, save the CPU
         obs = self.pipeline.observe(frame)
@@ -264,6 +305,7 @@ class Door:
                 reason = "unlock time over"
             else:
                 return
+            self._relocked_at = now
             self._cooldown_until = now + self.cooldown_seconds
             self._enter(State.COOLDOWN, now, reason)
         if self.state is State.COOLDOWN and now >= self._cooldown_until:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import HappyHouseError
 
 from . import models
@@ -68,26 +69,26 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_main("happyhouse-train", lambda: _train(argv))
+
+
+def _train(argv: Optional[List[str]]) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from .trainer import TrainConfig, train
+    from .trainer import TrainConfig, train
 
-        if not 0.0 <= args.max_false_open < 1.0:
-            raise HappyHouseError("--max-false-open must be in [0, 1)")
-        cfg = TrainConfig(data=args.data, out=args.out, report_dir=args.report, arch=args.arch,
-                          init=args.init, epochs=args.epochs, batch_size=args.batch_size,
-                          lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
-                          patience=args.patience, max_false_open=args.max_false_open,
-                          crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
-                          augment=args.augment, freeze_bn=not args.train_bn,
-                          door_frames=args.door_frames, mirror_average=args.mirror_average,
-                          normalize=args.normalize,
-                          verbose=0 if args.quiet else 2)
-        result = train(cfg)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"happyhouse-train: {exc}\n")
-        return 2
+    if not 0.0 <= args.max_false_open < 1.0:
+        raise HappyHouseError("--max-false-open must be in [0, 1)")
+    cfg = TrainConfig(data=args.data, out=args.out, report_dir=args.report, arch=args.arch,
+                      init=args.init, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
+                      patience=args.patience, max_false_open=args.max_false_open,
+                      crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
+                      augment=args.augment, freeze_bn=not args.train_bn,
+                      door_frames=args.door_frames, mirror_average=args.mirror_average,
+                      normalize=args.normalize,
+                      verbose=0 if args.quiet else 2)
+    result = train(cfg)
     r = result["report"]
     sys.stdout.write(
         f"model {result['model']}\nreport {result['report_dir']}\n"

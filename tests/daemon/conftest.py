@@ -36,3 +36,26 @@ def rig(tmp_path):
     yield build
     for latch in made:
         latch.close()
+
+
+@pytest.fixture
+def kept_pins(monkeypatch):
+    """The one MockFactory every pin factory the daemon makes is; ``.used`` keeps the pins
+    it held when the run closed it (closing forgets them), so a test can tell which pins
+    a run claimed, or that it claimed none."""
+    from gpiozero.pins.mock import MockFactory
+
+    import happyhouse.daemon.latch as latch_mod
+
+    class Kept(MockFactory):
+        def __init__(self):
+            super().__init__()
+            self.used = {}
+
+        def close(self):
+            self.used.update(self.pins)
+            super().close()
+
+    factory = Kept()
+    monkeypatch.setattr(latch_mod, "make_pin_factory", lambda name: factory)
+    return factory

@@ -160,3 +160,168 @@ def test_flags_outside_their_mode_are_refused_with_one_line(argv, flag, mode, ca
     assert main([*argv, "--gpio", "mock"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and flag in err and mode in err, err
+
+
+# -- --force-lock finds the configured pin or drives nothing ----------------------------------
+ACTIVE_LOW_GPIO5 = "# door latch\n[latch]\npin = GPIO5\nactive_high = false\n[decision]\nwindow = 0\n"
+
+
+def _force_lock_in_thread(argv, timeout=20.0):
+    """main(argv) in a thread: a config that blocks the reader (a FIFO) fails, never hangs."""
+    import threading
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(main(argv)), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"--force-lock {argv} still running after {timeout} s"
+    return result[0]
+
+
+@pytest.mark.parametrize("encode", [
+    pytest.param(lambda t: b"\xef\xbb\xbf" + t.encode(), id="utf8-bom"),
+    pytest.param(lambda t: t.replace("\n", "\r\n").encode(), id="crlf"),
+    pytest.param(lambda t: ("# T\xfcrkontakt im Flur\n" + t).encode("latin-1"), id="latin1-comment"),
+    pytest.param(lambda t: t.encode("utf-16"), id="utf16-with-bom"),
+    pytest.param(lambda t: b"\xef\xbb\xbf" + t.replace("\n", "\r\n").encode(), id="bom-and-crlf"),
+])
+def test_force_lock_finds_the_configured_pin_in_an_oddly_saved_config(tmp_path, capsys,
+                                                                      kept_pins, encode):
+    conf = tmp_path / "c.conf"
+    conf.write_bytes(encode(ACTIVE_LOW_GPIO5))
+    assert _force_lock_in_thread(["--force-lock", "--config", str(conf)]) == EXIT_OK
+    pin, = kept_pins.used.values()  # no other pin touched
+    assert pin.info.name == "GPIO5"
+    assert pin.state is True and pin.function == "input"  # active low: driven high, released
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def _fifo(tmp_path):
+    path = tmp_path / "c.fifo"
+    os.mkfifo(path)
+    return path
+
+
+def _write(name, data):
+    def make(tmp_path):
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+    return make
+
+
+@pytest.mark.parametrize("make, why", [
+    pytest.param(lambda tmp: tmp, "a folder", id="directory"),
+    pytest.param(_fifo, "a FIFO", id="fifo"),
+    pytest.param(lambda tmp: "/dev/zero", "character device", id="dev-zero"),
+    pytest.param(_write("u16.conf", ACTIVE_LOW_GPIO5.encode("utf-16-le")), "NUL",
+                 id="utf16-without-bom"),
+    pytest.param(_write("g.conf", b"garbage without a section\n[latch]\npin = GPIO5\n"),
+                 "not valid INI", id="no-section-header"),
+    pytest.param(_write("p.conf", b"[latch]\npin = GPIO99x\n"), "pin", id="invalid-pin"),
+    pytest.param(_write("a.conf", b"[latch]\npin = GPIO5\nactive_high = sometimes\n"),
+                 "active_high", id="invalid-polarity"),
+    pytest.param(_write("d.conf", b"[latch]\npin = GPIO5\npin = GPIO6\n"), "not valid INI",
+                 id="pin-given-twice"),
+    pytest.param(_write("big.conf", b"[latch]\npin = GPIO5\n" + b"#" * (2 << 20)), "larger",
+                 id="too-big"),
+])
+def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing(
+        tmp_path, capsys, kept_pins, make, why):
+    path = make(tmp_path)
+    assert _force_lock_in_thread(["--force-lock", "--config", str(path)]) == EXIT_ERROR
+    assert kept_pins.used == {} and kept_pins.pins == {}  # no pin at all, not even claimed
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("happyhouse-daemon: error: --force-lock"), err
+    assert why in lines[0] and "no pin was driven" in lines[0]
+
+
+@pytest.mark.parametrize("make", [pytest.param(lambda tmp: tmp, id="directory"),
+                                  pytest.param(_fifo, id="fifo"),
+                                  pytest.param(lambda tmp: "/dev/zero", id="dev-zero")])
+def test_the_service_refuses_a_config_that_is_not_a_file_at_once(tmp_path, capsys, make):
+    path = make(tmp_path)
+    assert _force_lock_in_thread(["--print-config", "--config", str(path)]) == EXIT_ERROR
+    assert "not a regular file" in capsys.readouterr().err
+
+
+# -- Ctrl-C: never a traceback, never success ----------------------------------------------
+CTRL_C_AT_IMPORT = '''
+import importlib.abc, os, signal, sys
+
+TARGET = sys.argv.pop(1)
+if TARGET in sys.modules:
+    sys.exit(99)  # the test's premise is wrong: that module is already loaded at start
+
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    """Ctrl-C arrives just as TARGET is first imported, as if pressed at that moment."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == TARGET:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+
+sys.meta_path.insert(0, CtrlC())
+from happyhouse.daemon.cli import main  # what the console script does
+
+sys.exit(main())
+'''
+
+
+@pytest.fixture(scope="module")
+def grey_jpg(tmp_path_factory):
+    import cv2
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("img") / "grey.jpg"
+    cv2.imwrite(str(path), np.full((480, 640, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, target", [
+    (["--once"], "happyhouse.daemon.config"),  # importing the CLI module itself
+    (["--once"], "argparse"),  # parsing the arguments
+    (["--once"], "happyhouse.daemon.journal"),  # setting up logging
+    (["--once"], "cv2"),  # opening the camera
+    (["--once"], "happyhouse.daemon.runtime"),  # loading the model
+    (["--check"], "happyhouse.daemon.check"),
+    (["--check"], "happyhouse.daemon.runtime"),
+    ([], "happyhouse.daemon.runner"),  # the service, before its own handlers
+])
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, grey_jpg, mode, target):
+    """Issue 16 items 9 and 15: Ctrl-C in the first moments printed a KeyboardInterrupt
+    traceback, and later in --once/--check exited 0 (happy / go) without a word."""
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_AT_IMPORT)
+    env = dict(os.environ)
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "INVOCATION_ID", "JOURNAL_STREAM"):
+        env.pop(key, None)
+    proc = subprocess.run(
+        [sys.executable, str(script), target, *mode, "--gpio", "mock", "--source", str(grey_jpg),
+         "--state-dir", str(tmp_path / "state")],
+        env=env, capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 130, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == "happyhouse-daemon: interrupted by SIGINT (Ctrl-C)", proc.stderr
+    assert sum("interrupted" in line or "error" in line.lower() for line in lines) == 1
+
+
+def test_interrupted_tools_never_exit_0(monkeypatch, capsys):
+    """KeyboardInterrupt from inside a mode (a slow camera, a long pulse) -> 130, one line."""
+    import happyhouse.daemon.check as check_mod
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check_mod, "run_check", interrupted)
+    assert main(["--check", "--gpio", "mock"]) == 130
+    assert capsys.readouterr().err == "happyhouse-daemon: interrupted by SIGINT (Ctrl-C)\n"

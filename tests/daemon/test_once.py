@@ -150,7 +150,8 @@ def test_cli_once_on_an_image(door_jpg, capsys):
     (lambda p: "/dev/video63", "cannot open"),
 ])
 def test_cli_once_bad_sources_exit_2_with_one_line(tmp_path, capsys, make, match):
-    code = cli.main(["--once", "--source", make(tmp_path), "--gpio", "mock", "--actuate"])
+    code = cli.main(["--once", "--source", make(tmp_path), "--gpio", "mock", "--actuate",
+                     "--state-dir", str(tmp_path / "s")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and match in err[0]
 

@@ -148,10 +148,11 @@ def test_sighup_reloads_the_config_while_locked(tmp_path, notify_socket):
     def stop():
         os.kill(os.getpid(), signal.SIGTERM)
 
-    # 5 happy frames (open), reload during the opening, later a bad reload, then stop
-    script = ["H"] * 5 + ["n"] * 10 + ["H"] * 3 + ["n"] * 30 + ["n"] * 10
-    clock, factory, source, pipeline = service_parts(script, {5: edit_and_hup, 50: bad_edit_and_hup,
-                                                              57: stop})
+    # 5 happy frames (open), reload during the opening, later a bad reload, then stop; the
+    # reload relocks the opening, so its 3 s cooldown passes before the second smile
+    script = ["H"] * 5 + ["n"] * 35 + ["H"] * 3 + ["n"] * 30 + ["n"] * 10
+    clock, factory, source, pipeline = service_parts(script, {5: edit_and_hup, 75: bad_edit_and_hup,
+                                                              82: stop})
     args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock"])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
     import happyhouse.daemon.runner as runner_mod
@@ -277,12 +278,158 @@ def test_reload_moves_the_latch_to_a_new_pin_locked(tmp_path, notify_socket):
         write_conf(conf, **{"latch.pin": "GPIO5", "service.state_dir": str(tmp_path / "s")})
         os.kill(os.getpid(), signal.SIGHUP)
 
-    clock, factory, source, pipeline = service_parts(["H"] * 4 + ["n"] * 5 + ["H"] * 4 + ["n"] * 5,
+    # the reload relocks the first opening: the second smile comes after its 3 s cooldown
+    clock, factory, source, pipeline = service_parts(["H"] * 4 + ["n"] * 35 + ["H"] * 4 + ["n"] * 5,
                                                      {4: move_and_hup})
-    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock", "--max-frames", "18"])
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock", "--max-frames", "48"])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
     assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
                        clock=clock) == 0
     old, new = factory.pin("GPIO17"), factory.pin("GPIO5")
     assert [s.state for s in old.states] == [False, True, False] and old.function == "input"
     assert [s.state for s in new.states] == [False, True, False] and new.function == "input"
+
+
+# -- a reload keeps the door's safety state (issue 16 item 5) ---------------------------------
+@pytest.mark.parametrize("hup_at, what", [(38, "2.4 s into the cooldown"), (5, "during the opening")])
+def test_a_reload_does_not_shorten_the_cooldown(tmp_path, hup_at, what):
+    """cooldown_seconds = 600: one opening, then nothing for ten minutes, reload or not.
+    A SIGHUP 2.4 s after the relock let the door reopen for the same smile."""
+    conf = tmp_path / "hh.conf"
+    values = {"decision.unlock_seconds": 1.0, "decision.cooldown_seconds": 600,
+              "latch.gpio": "mock", "service.state_dir": str(tmp_path / "s")}
+    write_conf(conf, **values)
+
+    def hup():
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    # frames at 10 fps: the vote passes at frame 3, the latch relocks 1 s later (frame ~13)
+    script = ["H"] * 60
+    clock, factory, source, pipeline = service_parts(script, {hup_at: hup})
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock",
+                                      "--max-frames", str(len(script))])
+    cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
+    with fake_latch_timers(clock):
+        assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+                           clock=clock) == 0
+    openings = open_times(factory.pin("GPIO17"), 1000.0)
+    assert len(openings) == 1, f"reload {what}: the door reopened: {openings}"
+    assert source.index == len(script)  # the smile went on to the end: only the cooldown held it
+
+
+def test_a_reload_extends_the_cooldown_to_a_longer_new_one(tmp_path):
+    conf = tmp_path / "hh.conf"
+    base = {"decision.unlock_seconds": 1.0, "latch.gpio": "mock",
+            "service.state_dir": str(tmp_path / "s")}
+    write_conf(conf, **base, **{"decision.cooldown_seconds": 1.0})
+
+    def longer_and_hup():
+        write_conf(conf, **base, **{"decision.cooldown_seconds": 600})
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    script = ["H"] * 60  # relock ~frame 13; the old 1 s cooldown would end ~frame 23
+    clock, factory, source, pipeline = service_parts(script, {15: longer_and_hup})
+    args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock",
+                                      "--max-frames", str(len(script))])
+    cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
+    with fake_latch_timers(clock):
+        run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline, clock=clock)
+    assert len(open_times(factory.pin("GPIO17"), 1000.0)) == 1
+
+
+def test_a_camera_fault_does_not_shorten_the_cooldown(rig):
+    """The same hole inside one door: COOLDOWN -> FAULT (camera lost) -> fresh frames went
+    straight to ARMED, so a camera glitch ended a 600 s cooldown."""
+    script = ["H"] * 3 + ["n"] * 15 + ["."] * 20 + ["H"] * 30
+    door, clock, factory, rec = rig(script, **{"decision.cooldown_seconds": 600,
+                                               "decision.unlock_seconds": 1.0})
+    door.start()
+    seen = []
+    for _ in range(len(script)):
+        door.step()
+        seen.append(door.state.value)
+    assert "fault" in seen
+    assert len(open_times(door.latch.pin, 1000.0)) == 1
+    assert door.state.value == "cooldown"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGUSR1, signal.SIGALRM])
+def test_every_ending_signal_stops_the_service_locked(tmp_path, signum):
+    """Issue 16 item 1: like SIGTERM, any signal whose default would end the process (and
+    leave the line driven) is a stop request: lock, release, exit 0."""
+    kill = {10: lambda: os.kill(os.getpid(), signum)}  # frame 10: the door is open
+    clock, factory, source, pipeline = service_parts(["H"] * 50, kill)
+    previous = signal.getsignal(signum)
+    assert run_service(make_cfg(tmp_path), None, pin_factory=factory, source=source,
+                       pipeline=pipeline, clock=clock) == 0
+    pin = factory.pin("GPIO17")
+    assert [s.state for s in pin.states] == [False, True, False] and pin.function == "input"
+    assert signal.getsignal(signum) is previous
+    assert source.index == 11  # it stopped at the frame in flight
+
+
+def test_watchdog_pings_stop_while_the_loop_does_not_run(tmp_path):
+    """Issue 16 item 3: what bounds an opening when the loop does not run is systemd's
+    watchdog (docs/operations.md, "What bounds an opening"). No other thread may keep it
+    fed: while the main loop hangs in a camera read the pings stop, and meanwhile the
+    latch's own timer still relocks at max_unlock_seconds."""
+    import threading
+    import time
+
+    from happyhouse.daemon.notify import Notifier
+    from happyhouse.daemon.pipeline import Observation
+    from happyhouse.daemon.sources import Frame
+
+    hang_s, pings, lock = 1.2, [], threading.Lock()
+
+    def sender(message):
+        if "WATCHDOG=1" in message.splitlines():
+            with lock:
+                pings.append(time.monotonic())
+        return True
+
+    class HangingCamera:
+        description = "hangs at frame 8"
+
+        def __init__(self):
+            self.seq, self.hung = 0, None
+
+        def open(self):
+            pass
+
+        def close(self):
+            pass
+
+        def latest(self, timeout):
+            time.sleep(0.03)
+            self.seq += 1
+            if self.seq == 8:  # the door is open now; the read hangs (a USB camera stuck)
+                self.hung = time.monotonic()
+                time.sleep(hang_s)
+            if self.seq > 12:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return Frame(np.zeros((48, 64, 3), np.uint8), time.monotonic(), self.seq)
+
+    class Smiles:
+        model_sha256 = "0" * 64
+
+        def observe(self, frame):
+            return Observation(frame.timestamp, frame.seq, (1, 1, 30, 30), 0.9, True, 1.0)
+
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    camera = HangingCamera()
+    cfg = make_cfg(tmp_path, **{"decision.unlock_seconds": 0.5, "decision.max_unlock_seconds": 0.5,
+                                "decision.votes_needed": 1, "decision.window": 1,
+                                "camera.stall_timeout": 5.0})
+    notifier = Notifier({"NOTIFY_SOCKET": "/unused", "WATCHDOG_USEC": "100000"}, sender=sender)
+    assert run_service(cfg, None, pin_factory=factory, source=camera, pipeline=Smiles(),
+                       notifier=notifier) == 0
+    during = [t for t in pings if camera.hung < t < camera.hung + hang_s]
+    assert len([t for t in pings if t < camera.hung]) >= 2  # fed while frames came
+    assert during == []  # nobody fed it while the loop hung
+    assert any(t > camera.hung + hang_s for t in pings)  # fed again once it ran
+    states = factory.pin("GPIO17").states
+    assert [s.state for s in states] == [False, True, False]
+    assert 0.45 < states[2].timestamp < 0.8  # relocked by the latch's timer, inside the hang

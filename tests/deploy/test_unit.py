@@ -148,3 +148,18 @@ def test_sandbox_keeps_the_hardware_reachable():
                 "RestrictSUIDSGID", "LockPersonality", "RestrictRealtime"):
         assert one(unit, s, key) == "yes", key
     assert one(unit, s, "ProtectSystem") == "strict"
+
+
+def test_the_documented_bound_on_a_frozen_daemon_matches_the_unit():
+    """docs/operations.md states how long a frozen daemon (SIGSTOP) can hold the latch
+    under systemd (issue 16 item 3): WatchdogSec + TimeoutAbortSec, then ExecStopPost.
+    The figures there must be the unit's."""
+    unit = parse_unit(UNIT.read_text())
+    watchdog = int(one(unit, "Service", "WatchdogSec").rstrip("s"))
+    abort = int(one(unit, "Service", "TimeoutAbortSec").rstrip("s"))
+    assert "--force-lock" in one(unit, "Service", "ExecStopPost")
+    docs = (UNIT.parents[1] / "docs" / "operations.md").read_text()
+    section = docs.split("### What bounds an opening", 1)[1].split("\n## ", 1)[0]
+    assert f"`WatchdogSec={watchdog}s`" in section and f"`TimeoutAbortSec={abort}s`" in section
+    assert f"**{watchdog + abort} s**" in section
+    assert "ExecStopPost=happyhouse-daemon --force-lock" in section

@@ -101,7 +101,7 @@ def test_bad_model_through_the_daemon(tmp_path, capsys, pins, face_image, model,
     if mode == "--check":
         argv = ["--check", "--model", bundle, "--gpio", "mock", "--source", face_image]
     elif mode == "--once":
-        argv = ["--once", "--actuate", *argv[:6]]
+        argv = ["--once", "--actuate", *argv[:8]]  # with its own --state-dir (the lock)
     rc, out, err = run_daemon(capsys, *argv)
     assert rc != 0, out
     assert never_driven(pins)
@@ -136,7 +136,7 @@ def test_bundle_with_a_wrong_hash(tmp_path, capsys, pins, face_image):
     meta["sha256"] = "0" * 64
     (root / "model.json").write_text(json.dumps(meta))
     rc, out, err = run_daemon(capsys, "--once", "--actuate", "--model", root, "--gpio", "mock",
-                              "--source", face_image)
+                              "--source", face_image, "--state-dir", tmp_path / "s")
     assert rc == 2 and "does not match" in one_line_error(err)
     assert never_driven(pins)
     rc = evaluate.main(["--model", str(root), "--data", str(tmp_path)])

@@ -214,6 +214,28 @@ def test_sigkill_leaves_the_line_driven_and_force_lock_restores_it(tmp_path, dae
     assert after[-1][2] is False and after[-1][3] == "input"  # and released locked
 
 
+# -- the technician's tools that can drive the latch: every ending signal locks ----------------
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT])
+@pytest.mark.parametrize("mode", [("--once", "--actuate"), ("--check", "--test-latch")])
+def test_a_signal_while_a_tool_holds_the_latch_open_locks_it(tmp_path, daemon, happy_folder,
+                                                             mode, signum):
+    """An SSH session dropping (SIGHUP), a kill (SIGTERM), Ctrl-C or Ctrl-\\ while
+    ``--once --actuate`` or ``--check --test-latch`` has the latch open: the line ends
+    inactive and released, the exit is 128 + the signal with one line, no traceback."""
+    proc = daemon([*mode, "--source", happy_folder, *SMILE_ARGS], conf_text(tmp_path, unlock=10))
+    opened = proc.wait_pin(True)
+    proc.popen.send_signal(signum)
+    out, err = proc.finish()
+    events = pin_log(proc.log)
+    assert events[-1][2] is False and events[-1][3] == "input", events[-4:]
+    assert events[-1][0] - opened < 1.0 - 0.05 or mode[0] == "--once"  # locked by the signal
+    assert proc.popen.returncode == 128 + signum, err[-2000:]
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if "interrupted" in line]
+    assert len(lines) == 1 and signal.Signals(signum).name in lines[0], err
+
+
 @pytest.mark.parametrize("broken", [
     "[decision]\nwindow = many\n[latch]\npin = GPIO5\nactive_high = false\n",
     "[nosuch]\nx = 1\n[latch]\npin = GPIO5\nactive_high = false\n",
@@ -231,19 +253,30 @@ def test_force_lock_with_a_broken_config_still_locks_the_configured_pin(tmp_path
     assert "fallback" in err and "GPIO5" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("broken", ["garbage without a section\n", None])
-def test_force_lock_with_an_unreadable_config_uses_the_defaults(tmp_path, daemon, broken):
+def test_force_lock_without_a_config_file_uses_the_defaults(tmp_path, daemon):
     log = tmp_path / "pins.log"
     log.write_text("0.0 GPIO17 level 1 output\n")
-    text = broken if broken is not None else ""
-    proc = daemon(["--force-lock"], text)
-    if broken is None:
-        proc.conf.unlink(missing_ok=True)
+    proc = daemon(["--force-lock"], "")
+    proc.conf.unlink(missing_ok=True)
     out, err = proc.finish()
     assert proc.popen.returncode == 0, err
     events = pin_log(log)[1:]
     assert events[-1][2] is False and events[-1][3] == "input"
     assert "GPIO17" in err and "default" in err
+
+
+def test_force_lock_with_an_unparsable_config_drives_no_pin(tmp_path, daemon):
+    """Issue 16 item 2: a file that cannot be read as INI does not say which pin the
+    latch is on; the default GPIO17 may be another device's. Fail loudly, touch nothing.
+    (This case used to assert the fallback to GPIO17.)"""
+    log = tmp_path / "pins.log"
+    log.write_text("0.0 GPIO17 level 1 output\n")
+    proc = daemon(["--force-lock"], "garbage without a section\n")
+    out, err = proc.finish()
+    assert proc.popen.returncode == 2, err
+    assert log.read_text().splitlines() == ["0.0 GPIO17 level 1 output"]  # no pin claimed
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "cannot find the latch pin" in err and "no pin was driven" in err
 
 
 def test_force_lock_fallback_in_process_and_a_pin_that_cannot_be_driven(tmp_path, capsys,
@@ -252,18 +285,25 @@ def test_force_lock_fallback_in_process_and_a_pin_that_cannot_be_driven(tmp_path
 
     import happyhouse.daemon.latch as latch_mod
     from happyhouse.daemon.cli import EXIT_ERROR, lenient_latch_config, main
+    from happyhouse.daemon.errors import ConfigError
 
     conf = tmp_path / "c.conf"
     conf.write_text("[latch]\npin = GPIO99x\nactive_high = sometimes\ngpio = mock\n"
                     "[decision]\nwindow = 0\n")
     args = type("A", (), {"config": str(conf), "pin": None, "gpio": None})()
-    cfg, notes = lenient_latch_config(args)
-    assert (cfg.latch_pin, cfg.latch_active_high, cfg.latch_gpio) == ("GPIO17", True, "mock")
-    assert any("invalid" in n for n in notes)
+    # issue 16 item 2: an invalid pin or polarity is not replaced by a default (GPIO17,
+    # active high): that would drive another pin, or open an active-low latch
+    with pytest.raises(ConfigError, match="pin"):
+        lenient_latch_config(args)
     factory = MockFactory()
     monkeypatch.setattr(latch_mod, "make_pin_factory", lambda name: factory)
+    assert main(["--force-lock", "--config", str(conf)]) == EXIT_ERROR
+    assert factory.pins == {}
+    conf.write_text("[latch]\npin = GPIO5\nactive_high = false\ngpio = mock\n"
+                    "[decision]\nwindow = 0\n")
+    cfg, notes = lenient_latch_config(args)
+    assert (cfg.latch_pin, cfg.latch_active_high, cfg.latch_gpio) == ("GPIO5", False, "mock")
     assert main(["--force-lock", "--config", str(conf)]) == 0
-    assert factory.pin("GPIO17").state is False and factory.pin("GPIO17").function == "input"
     # a pin name that passes the syntax check but does not exist: nothing could be driven
     conf.write_text("[latch]\npin = GPIO99\ngpio = mock\n[decision]\nwindow = 0\n")
     assert main(["--force-lock", "--config", str(conf)]) == EXIT_ERROR

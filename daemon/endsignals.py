@@ -1,0 +1,67 @@
+"""The signals that end a process, and how the door's programs answer them.
+
+Python ends the process on most of these without running a single ``finally``
+block, and a Raspberry Pi keeps an output driven after its process is gone: a
+program that holds the latch must turn each of them into an orderly exit that
+locks first. The service sets flags and leaves its loop
+(:class:`.runner.Signals`); the technician's tools (``--once --actuate``,
+``--check --test-latch``) raise :class:`~.errors.Interrupted` in the main thread
+with :func:`raising`, so every ``with``/``finally`` on the way out locks and
+releases the latch before the CLI reports the interruption.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Dict, Iterator, Tuple
+
+from .errors import Interrupted
+
+#: every catchable signal whose default action ends the process: an SSH session
+#: dropping (HUP), Ctrl-C (INT), Ctrl-\ (QUIT), kill/systemd (TERM), and the
+#: rarer ones a shell or a resource limit can send (USR1, USR2, ALRM, XCPU, XFSZ)
+ENDING_SIGNALS: Tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1",
+                                       "SIGUSR2", "SIGALRM", "SIGXCPU", "SIGXFSZ")
+    if hasattr(signal, name))
+
+
+def signal_name(signum: int) -> str:
+    """``SIGTERM``; Ctrl-C says so, for the person who pressed it."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+    return f"{name} (Ctrl-C)" if signum == signal.SIGINT else name
+
+
+@contextmanager
+def raising() -> Iterator[None]:
+    """Inside the block, the first ending signal raises :class:`Interrupted`.
+
+    Later signals are swallowed until the block is left, so a second Ctrl-C or
+    SIGTERM cannot cut short the cleanup the first one started (locking the
+    latch). Outside the main thread (in-thread tests) nothing is installed.
+    Previous handlers are restored on the way out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, _frame) -> None:
+        if fired:
+            return  # already on the way out: let the cleanup finish
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    previous: Dict[int, object] = {}
+    try:
+        for signum in ENDING_SIGNALS:
+            previous[signum] = signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

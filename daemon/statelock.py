@@ -1,0 +1,138 @@
+"""One door program per state folder: an ``flock`` on ``<state_dir>/happyhouse.lock``.
+
+Two programs driving one latch fight over the pin (one relocks what the other
+opened, or releases a line the other still drives), and two services in one
+state folder prune each other's snapshots. So every mode that drives the latch
+or writes into the state folder holds this lock while it runs: the service,
+``--once --actuate`` and ``--check --test-latch``; a new such mode (say a
+``--collect`` that saves frames there) takes it the same way, with its own
+``purpose``. ``--force-lock`` does not: it only ever locks, and must work while
+anything else runs (systemd's ``ExecStopPost=``).
+
+The kernel drops an ``flock`` when its process ends, however it ends (SIGKILL
+included), so a leftover lock file never blocks a restart, and the file is
+never deleted (deleting lock files races). It names its holder (pid and
+purpose) for the refusal message.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from .errors import BusyError, ConfigError
+
+log = logging.getLogger("happyhouse.daemon.statelock")
+
+LOCK_NAME = "happyhouse.lock"
+
+
+class StateLock:
+    """A held lock; :meth:`release` (or process exit) lets the next program in."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: Optional[int] = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the only descriptor drops the flock
+
+
+def acquire(state_dir: str, purpose: str) -> StateLock:
+    """Take the state folder's lock for ``purpose`` or raise BusyError naming the holder.
+
+    The folder is created (private) when missing. ConfigError when it cannot
+    be created or its lock file cannot be opened: then nobody can tell whether
+    another program holds the latch.
+    """
+    folder = Path(state_dir)
+    path = folder / LOCK_NAME
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except PermissionError:  # another user's folder: a read-only descriptor can still lock
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ConfigError(
+            f"{purpose} needs the state folder's lock {path}, which cannot be opened "
+            f"({exc.strerror or exc}); it keeps two door programs off one latch: run as the "
+            f"service's user (sudo -u happyhouse) or set [service] state_dir / --state-dir") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = _holder(fd)
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise BusyError(
+                f"refused to start {purpose}: {holder} already uses the state folder {folder} "
+                f"and the latch; stop it first (sudo systemctl stop happyhouse)") from None
+        raise ConfigError(f"cannot lock {path}: {exc.strerror or exc}") from None
+    try:  # say who holds it (a read-only descriptor cannot: the refusal is vaguer then)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {purpose}\n".encode(), 0)
+    except OSError:
+        pass
+    return StateLock(path, fd)
+
+
+def holder(state_dir: str) -> Optional[str]:
+    """Who holds the state folder's lock now ("the door service (pid 812)"), or None.
+
+    A probe for modes that take no lock but would touch what the holder uses
+    (plain ``--check`` claims the latch pin); it creates nothing.
+    """
+    try:
+        fd = os.open(Path(state_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None  # no lock file (or not ours to read): nobody we can tell about
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts only with a held lock
+    except OSError:
+        return _holder(fd)
+    finally:
+        os.close(fd)
+    return None
+
+
+def _holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    pid, _, purpose = text.partition(" ")
+    if pid.isdigit():
+        return f"{purpose or 'another door program'} (pid {pid})"
+    return "another door program"
+
+
+@contextmanager
+def holding_state_lock(cfg, purpose: Optional[str]) -> Iterator[Optional[StateLock]]:
+    """Hold ``cfg``'s state folder lock for ``purpose`` (None: a mode that needs none).
+
+    With ``[latch] gpio = mock`` there is no real latch to fight over: a state
+    folder that cannot be created or opened (the default /var/lib/happyhouse on
+    a desktop) is then skipped with a note, while a held lock still refuses.
+    """
+    if purpose is None:
+        yield None
+        return
+    try:
+        held = acquire(cfg.service_state_dir, purpose)
+    except ConfigError as exc:
+        if cfg.latch_gpio != "mock":
+            raise
+        log.debug("no state lock (mock GPIO): %s", exc)
+        held = None
+    try:
+        yield held
+    finally:
+        if held is not None:
+            held.release()

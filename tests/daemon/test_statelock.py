@@ -1,0 +1,109 @@
+"""One door program per state folder (issue 16 item 16): the service, ``--once --actuate``
+and ``--check --test-latch`` hold an flock in the state folder; a second is refused with
+one line before it claims any pin, and the kernel frees the lock when its holder dies."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from happyhouse.daemon import statelock
+from happyhouse.daemon.cli import EXIT_ERROR, main
+from happyhouse.daemon.errors import BusyError
+
+
+@pytest.mark.parametrize("mode", [["--once", "--actuate"], ["--check", "--test-latch"], []],
+                         ids=["once-actuate", "check-test-latch", "service"])
+def test_a_second_latch_program_is_refused_while_the_service_runs(tmp_path, capsys, kept_pins,
+                                                                 mode):
+    state = tmp_path / "state"
+    service = statelock.acquire(str(state), "the door service")  # as a running service holds it
+    try:
+        rc = main([*mode, "--gpio", "mock", "--state-dir", str(state), "--source", str(tmp_path),
+                   "--max-frames", "3"])
+    finally:
+        service.release()
+    err = capsys.readouterr().err
+    assert rc == EXIT_ERROR and "Traceback" not in err
+    line, = err.strip().splitlines()
+    assert line.startswith("happyhouse-daemon: error: ") and "refused" in line
+    assert f"the door service (pid {os.getpid()})" in line and str(state) in line
+    assert kept_pins.used == {} and kept_pins.pins == {}  # refused before claiming any pin
+
+
+def test_two_holders_exclude_each_other_and_release_frees_it(tmp_path):
+    first = statelock.acquire(str(tmp_path / "s"), "--collect")
+    with pytest.raises(BusyError, match=r"refused to start --once --actuate: --collect \(pid \d+\)"):
+        statelock.acquire(str(tmp_path / "s"), "--once --actuate")
+    first.release()
+    statelock.acquire(str(tmp_path / "s"), "--once --actuate").release()
+    assert oct((tmp_path / "s").stat().st_mode & 0o777) == "0o700"
+
+
+def test_the_kernel_frees_the_lock_of_a_killed_holder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from happyhouse.daemon import statelock
+        statelock.acquire({str(tmp_path)!r}, "the door service")
+        print("held", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError, match=rf"pid {holder.pid}"):
+            statelock.acquire(str(tmp_path), "the door service")
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        statelock.acquire(str(tmp_path), "the door service").release()  # a stale file is no lock
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_modes_that_do_not_drive_the_latch_need_no_lock(tmp_path, capsys, kept_pins):
+    state = tmp_path / "state"
+    service = statelock.acquire(str(state), "the door service")
+    try:
+        assert main(["--print-config", "--state-dir", str(state)]) == 0
+        assert main(["--force-lock", "--gpio", "mock", "--state-dir", str(state)]) == 0
+    finally:
+        service.release()
+
+
+def test_a_state_folder_that_cannot_be_made_is_refused_for_a_real_latch(tmp_path, capsys,
+                                                                       monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cfg = type("C", (), {"service_state_dir": str(blocker / "state"), "latch_gpio": "lgpio"})()
+    with pytest.raises(Exception, match="state_dir"):
+        with statelock.holding_state_lock(cfg, "the door service"):
+            pass
+    cfg.latch_gpio = "mock"  # no real latch to fight over: a desktop demo goes on
+    with statelock.holding_state_lock(cfg, "the door service") as held:
+        assert held is None
+
+
+def test_check_without_test_latch_leaves_the_running_services_pin_alone(tmp_path):
+    """Plain --check claimed the latch pin even while the service drove it (on a Pi:
+    'GPIO busy', a false NO-GO; on some pin factories, a relocked or released line)."""
+    from gpiozero.pins.mock import MockFactory
+
+    from happyhouse.daemon import check
+    from happyhouse.daemon.config import load_config
+
+    cfg = load_config(None, {"service.state_dir": str(tmp_path), "latch.gpio": "mock"})
+    factory = MockFactory()
+    service = statelock.acquire(str(tmp_path), "the door service")
+    try:
+        item = check.check_gpio(cfg, False, factory)
+    finally:
+        service.release()
+    assert item.status == "warn" and "not claimed" in item.detail
+    assert f"the door service (pid {os.getpid()})" in item.detail
+    assert factory.pins == {}
+    assert check.check_gpio(cfg, False, factory).status == "warn"  # mock GPIO: claimed now
+    assert factory.pin("GPIO17").function == "input"

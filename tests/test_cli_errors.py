@@ -1,0 +1,91 @@
+"""Every tool ends the same way (issue 16 item 25): a project error is ``prog: error: ...``
+on one line with its exit code, Ctrl-C is 130 with one line, never a traceback, whatever
+the tool and whether or not its logging was already set up."""
+
+import importlib
+
+import pytest
+
+from happyhouse.daemon.cli_errors import run_main
+from happyhouse.daemon.errors import Interrupted, ModelError, SourceError
+
+# prog -> (module, its argument parser's name, argv that is a project error, a word of it)
+TOOLS = {
+    "happyhouse-daemon": ("happyhouse.daemon.cli", "build_parser",
+                          ["--print-config", "--config", "/nonexistent/door.conf"], "does not exist"),
+    "happyhouse-eval": ("happyhouse.daemon.evaluate", "build_parser",
+                        ["--model", "/nonexistent/bundle", "--data", "/nonexistent/data"],
+                        "nonexistent"),
+    "happyhouse-train": ("happyhouse.train.cli", "parser",
+                         ["--data", "/nonexistent/faces", "--out", "/nonexistent/out"],
+                         "does not exist"),
+    "happyhouse-convert": ("happyhouse.convert.cli", "build_parser",
+                           ["/nonexistent/m.keras", "--calibration", "/nonexistent/c",
+                            "--out", "/nonexistent/b"], "nonexistent"),
+    "happyhouse-bench": ("happyhouse.convert.bench", "build_parser", ["--cores", "9999"],
+                         "--cores"),
+}
+
+
+@pytest.mark.parametrize("prog", sorted(TOOLS))
+def test_a_project_error_is_one_plain_line(prog, capsys):
+    module, _, argv, word = TOOLS[prog]
+    rc = importlib.import_module(module).main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"{prog}: error: ") and word in err, err
+
+
+@pytest.mark.parametrize("prog", sorted(TOOLS))
+def test_ctrl_c_is_130_and_one_line_in_every_tool(prog, capsys, monkeypatch):
+    module_name, parser_name, argv, _ = TOOLS[prog]
+    module = importlib.import_module(module_name)
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, parser_name, ctrl_c)
+    assert module.main(argv) == 130
+    assert capsys.readouterr().err == f"{prog}: interrupted by SIGINT (Ctrl-C)\n"
+
+
+def test_the_daemon_source_and_model_errors_are_one_plain_line_too(tmp_path, capsys):
+    """After logging is set up the error was a timestamped ERROR record (and the
+    service's own stop line repeated it): now the same plain line as a config error."""
+    from happyhouse.daemon.cli import main
+
+    import cv2
+    import numpy as np
+
+    not_a_bundle = tmp_path / "bundle"
+    not_a_bundle.mkdir()
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.full((480, 640, 3), 128, np.uint8))
+    for argv, word in (
+            (["--once", "--source", str(tmp_path / "none.mp4")], "camera source"),
+            (["--source", str(tmp_path / "none.mp4"), "--state-dir", str(tmp_path / "s")],
+             "camera source"),
+            (["--once", "--model", str(not_a_bundle), "--source", str(grey)], "model.json"),
+            (["--model", str(not_a_bundle), "--state-dir", str(tmp_path / "s")], "model.json")):
+        assert main([*argv, "--gpio", "mock"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        mentions = [line for line in err.splitlines() if word in line]
+        assert len(mentions) == 1, err
+        assert mentions[0].startswith("happyhouse-daemon: error: ") and err.endswith(
+            mentions[0] + "\n"), err
+
+
+def test_run_main_mapping():
+    def raise_(exc):
+        def body():
+            raise exc
+        return body
+
+    assert run_main("p", lambda: 7) == 7
+    assert run_main("p", raise_(SourceError("x"))) == 2
+    ModelError.exit_code  # every project error carries its own code
+    assert run_main("p", raise_(Interrupted(15))) == 143
+    with pytest.raises(RuntimeError):  # a bug in a tool without bug_exit: Python reports it
+        run_main("p", raise_(RuntimeError("bug")))
+    assert run_main("p", raise_(RuntimeError("bug")), bug_exit=70) == 70
