@@ -46,6 +46,9 @@ GOALS = (
     ("keras_over_pipeline_cpu", "pipeline >= 100x faster per frame than Keras predict", 100.0,
      "min", "keras_over_pipeline"),
     ("rss_mb", "daemon RSS after warm-up <= 80 MB", 80.0, "max", None),
+    # the model issue's memory goal: what the daemon itself allocates (shared libraries
+    # are mapped from files, shared with every other Python process, and differ by wheel)
+    ("rss_anon_mb", "daemon private memory (RSS anon) <= 48 MB", 48.0, "max", None),
     ("ready_s", "READY=1 within 1.5 s of process start", 1.5, "max", None),
     ("frame_age_p95_ms", "frame age at decision (p95) within one frame period", None, "max", None),
 )
@@ -202,6 +205,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                                 config=args.config)
     result["daemon"] = daemon
     result["rss_mb"] = (daemon or {}).get("rss_mb")
+    result["rss_anon_mb"] = (daemon or {}).get("rss_anon_mb")
     result["ready_s"] = (daemon or {}).get("ready_s")
     models = None
     if "models" not in skip:
@@ -226,7 +230,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 def goals(result: Dict[str, Any]) -> List[Dict[str, Any]]:
     age = result.get("frame_age_ms") or {}
     values = {**result["ratios"], "fps": result.get("fps"), "fps_cpu": result.get("fps_cpu"),
-              "rss_mb": result.get("rss_mb"), "ready_s": result.get("ready_s"),
+              "rss_mb": result.get("rss_mb"), "rss_anon_mb": result.get("rss_anon_mb"),
+              "ready_s": result.get("ready_s"),
               "frame_age_p95_ms": age.get("p95")}
     out = []
     for key, text, target, direction, wall_key in GOALS:

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from happyhouse.daemon.preprocess import prepare_frame, to_model_input
+from happyhouse.daemon.preprocess import normalize_light, prepare_frame, to_model_input
 from happyhouse.daemon.vote import Vote
 
 from happyhouse.daemon.pipeline import Observation, Pipeline
@@ -21,11 +21,12 @@ from happyhouse.daemon.sources import Frame
 
 from .bench_frames import BenchFrames, live_source, yuyv_to_bgr
 
-STAGES = ("frame", "gate", "preprocess", "invoke", "vote")
+STAGES = ("frame", "gate", "preprocess", "invoke", "geometry", "vote")
 STAGE_HELP = {
     "frame": "capture: YUYV->BGR conversion + new frame",
     "gate": "FaceGate.find (largest face)",
-    "preprocess": "prepare_frame + to_model_input + quantize",
+    "preprocess": "prepare_frame + normalize_light + to_model_input + quantize",
+    "geometry": "face mesh + aligned features + head + fusion (bundles with a geometry stage)",
     "invoke": "Classifier.invoke_raw (int8 TFLite)",
     "vote": "dequantize, threshold, Vote.add",
 }
@@ -107,16 +108,18 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
         t1 = now_ns()
         box = pipeline.gate.find(frame.image)
         t2 = now_ns()
-        t3 = t4 = t2
+        t3 = t4 = t4g = t2
         score = None
-        raw = None
         if box is not None:
-            model_input = clf.quantize_input(to_model_input(prepare_frame(frame.image, box, spec)))
+            crop = prepare_frame(frame.image, box, spec.geometric())
+            model_input = clf.quantize_input(to_model_input(normalize_light(crop, spec)))
             t3 = now_ns()
             raw = clf.invoke_raw(model_input)
             t4 = now_ns()
-        if raw is not None:
             score = float(clf.dequantize_output(raw).reshape(()))
+            if pipeline.geometry is not None:
+                score = pipeline.geometry.fuse(score, pipeline.geometry.score(crop))
+            t4g = now_ns()
         obs = Observation(frame.timestamp, frame.seq, box, score, pipeline.decide(score), 0.0)
         if vote.add(obs, now=time.monotonic()):
             vote.reset("unlocked")
@@ -126,9 +129,11 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
             continue
         faces += box is not None
         happy += obs.happy
-        spans = [("frame", t0, t1), ("gate", t1, t2), ("vote", t4, t5), ("total", t0, t5)]
+        spans = [("frame", t0, t1), ("gate", t1, t2), ("vote", t4g, t5), ("total", t0, t5)]
         if box is not None:
             spans += [("preprocess", t2, t3), ("invoke", t3, t4)]
+            if pipeline.geometry is not None:
+                spans.append(("geometry", t4, t4g))
         for stage, start, end in spans:
             wall[stage].append(end[0] - start[0])
             cpu[stage].append(end[1] - start[1])

@@ -245,3 +245,34 @@ def make_cfg(tmp_path, **values):
             "decision.votes_needed": 3, "decision.window": 5}
     base.update(values)
     return load_config(None, base)
+
+
+def classifier_only_bundle(folder):
+    """The shipped classifier as a format-1 bundle: no geometry stage, no light normalisation.
+
+    For tests of the pipeline's mechanics with a fake classifier, where the
+    shipped bundle's geometry stage would need its real mesh and head.
+    """
+    from pathlib import Path
+
+    from happyhouse.daemon.bundle import load_bundle, write_bundle
+
+    shipped = load_bundle(None)
+    meta = {k: v for k, v in shipped.meta.items()
+            if k not in ("format", "format_version", "model_file", "sha256", "golden", "geometry")}
+    meta["preprocess"] = {k: v for k, v in meta["preprocess"].items() if k != "normalize"}
+    inputs, outputs = shipped.golden()
+    return write_bundle(Path(folder) / "classifier-only", shipped.model_path.read_bytes(), meta,
+                        inputs, outputs)
+
+
+_PLAIN = []
+
+
+def plain_bundle():
+    """:func:`classifier_only_bundle`, written once per test process (a temporary folder)."""
+    import tempfile
+
+    if not _PLAIN:
+        _PLAIN.append(classifier_only_bundle(tempfile.mkdtemp(prefix="happyhouse-plain-")))
+    return _PLAIN[0]

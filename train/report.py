@@ -136,6 +136,61 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, scores: np.ndarra
     return int(len(wrong))
 
 
+SUMMARY_FILE = "model_summary.txt"
+ARCHITECTURE_PLOT = "architecture.png"
+
+
+def model_summary(model) -> str:
+    """Keras's ``model.summary()`` text, as the tutorial printed it (nested models expanded)."""
+    lines: List[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), expand_nested=True)
+    return "\n".join(lines) + "\n"
+
+
+def _layer_rows(model, depth: int = 0):
+    """(indent, name, type, output shape, parameters) for every layer, nested ones indented."""
+    for layer in model.layers:
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            shape = "?"
+        yield depth, layer.name, type(layer).__name__, str(tuple(shape)), layer.count_params()
+        if hasattr(layer, "layers") and layer.layers:
+            yield from _layer_rows(layer, depth + 1)
+
+
+def plot_architecture(model, path: Path) -> None:
+    """The network as a column of boxes, input at the top: type, output shape, parameters."""
+    plt = _plt()
+    rows = list(_layer_rows(model))
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(rows) + 0.9))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(len(rows), -1.2)
+    ax.axis("off")
+    ax.set_title(f"{model.name}: {model.count_params():,} parameters, input "
+                 f"{tuple(model.input_shape[1:])}", fontsize=9)
+    for i, (depth, name, kind, shape, params) in enumerate(rows):
+        x0 = 0.04 + 0.05 * depth
+        ax.add_patch(plt.Rectangle((x0, i - 0.36), 0.92 - x0, 0.72, facecolor="#e8f0fb" if depth
+                                   else "#dfeedd", edgecolor="#5a6b7b", linewidth=0.8))
+        ax.text(x0 + 0.015, i, f"{kind}  ({name})", va="center", fontsize=7.5)
+        ax.text(0.94, i, f"{shape}   {params:,} p", va="center", ha="right", fontsize=7)
+        if i:
+            ax.annotate("", xy=(0.5, i - 0.36), xytext=(0.5, i - 0.64),
+                        arrowprops={"arrowstyle": "->", "lw": 0.6})
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_architecture(out: Path, model) -> List[str]:
+    """``model_summary.txt`` and ``architecture.png`` in the report folder; returns their names."""
+    out = Path(out)
+    (out / SUMMARY_FILE).write_text(model_summary(model), encoding="utf-8")
+    plot_architecture(model, out / ARCHITECTURE_PLOT)
+    return [SUMMARY_FILE, ARCHITECTURE_PLOT]
+
+
 def write_report(out: Path, history: Mapping[str, Sequence[float]], images: np.ndarray,
                  labels: np.ndarray, scores: np.ndarray, threshold: float,
                  extra: Optional[Mapping] = None, scope: str = "validation",

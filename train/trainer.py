@@ -242,8 +242,11 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     result = report.write_report(
         report_dir, history, val_images, data.labels[va], scores, threshold,
         extra={"max_false_open": cfg.max_false_open, "best_epoch": best_epoch,
-               "epochs_run": len(history["loss"]), "data": meta["data"], "split": meta["split"],
+               # a report is read on other machines: it names datasets, not this one's folders
+               "epochs_run": len(history["loss"]), "split": meta["split"],
+               "data": {**meta["data"], "sources": [Path(p).name for p in meta["data"]["sources"]]},
                "model": str(best_path), "train_seconds": round(time.time() - started, 1)})
+    report.write_architecture(report_dir, model)
     meta["validation"] = {k_: result[k_] for k_ in ("n", "accuracy", "precision", "recall", "f1",
                                                    "roc_auc", "false_open_rate")}
     write_meta(out / META_FILE, meta)

@@ -70,7 +70,8 @@ def test_fused_bundle_proves_float_int8_parity_and_serves_the_door(fused_model, 
     pipe = Pipeline.from_config(load_config(None, {"model.bundle": str(out)}))
     face = load_dataset(small_faces, limit=1).images[0]
     obs = pipe.observe_crop(np.ascontiguousarray(face[..., ::-1]))
-    assert obs.score == pytest.approx(float(fuse(obs.parts["classifier"], obs.parts["geometry"])))
+    assert obs.score == pytest.approx(pipe.geometry.fuse(obs.parts["classifier"], obs.parts["geometry"]))
+    assert pipe.geometry.spec.weights == tuple(sidecar["geometry"]["fusion"]["weights"])
 
 
 def test_no_geometry_flag_keeps_a_plain_format_1_bundle(fused_model, small_faces, tmp_path):

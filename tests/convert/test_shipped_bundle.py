@@ -28,7 +28,8 @@ def test_model_json_has_every_field(shipped):
         assert key in meta["input"], key
     for key in ("shape", "dtype", "scale", "zero_point"):
         assert key in meta["output"], key
-    assert set(meta["preprocess"]) == {"crop", "margin", "size", "color", "scale"}
+    assert set(meta["preprocess"]) == {"crop", "margin", "size", "color", "scale", "normalize"}
+    assert meta["preprocess"]["normalize"] == "clahe" and meta["format_version"] == 2
     assert meta["labels"] == ["not_happy", "happy"]
     assert 0.0 < meta["threshold"] < 1.0
     assert meta["training"]["data"], "training data summary is empty"
@@ -40,6 +41,27 @@ def test_model_json_has_every_field(shipped):
     assert {"tensorflow", "ai_edge_litert", "numpy"} <= set(meta["runtime"]["converted_with"])
     assert meta["golden"]["count"] >= 4
     assert len(meta["sha256"]) == 64
+
+
+def test_every_shipped_model_asset_is_named_hashed_and_licensed(shipped):
+    """The geometry stage's files: named in model.json, hash-checked, licence beside them."""
+    from happyhouse.daemon.geometry import ASSET_DIR, find_asset
+
+    geometry = json.loads((shipped.path / "model.json").read_text())["geometry"]
+    mesh = find_asset(geometry["landmarks"]["file"], shipped.path)
+    assert mesh is not None and mesh.parent == ASSET_DIR
+    assert "Apache License" in (ASSET_DIR / "LICENSE.md").read_text()
+    assert geometry["landmarks"]["sha256"] in (ASSET_DIR / "README.md").read_text()
+    stage = shipped.geometry_stage()
+    assert shipped.self_test_geometry(stage) >= 4
+
+
+def test_shipped_metadata_names_datasets_not_build_paths(shipped):
+    for name in ("model.json", "MODEL_CARD.md"):
+        text = (shipped.path / name).read_text()
+        assert "/work/" not in text and "/tmp/" not in text and "/home/" not in text, name
+    sources = json.loads((shipped.path / "model.json").read_text())["training"]["data"]["sources"]
+    assert sources == ["genki4k-train", "smilesmiled"]
 
 
 def test_model_card_states_the_limits(shipped):

@@ -7,7 +7,7 @@ import pytest
 from happyhouse.daemon import evaluate
 from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.pipeline import Pipeline
-from fakes import FixedGate
+from fakes import plain_bundle, FixedGate
 
 
 class MeanClassifier:
@@ -27,19 +27,19 @@ def _images(reds):
 
 
 def test_confusion_counts_and_no_face_is_negative():
-    pipe = Pipeline(load_bundle(None), MeanClassifier(), FixedGate((100, 100, 200, 200)), 0.5)
+    pipe = Pipeline(plain_bundle(), MeanClassifier(), FixedGate((100, 100, 200, 200)), 0.5)
     images = _images([255, 255, 0, 0, 255])
     labels = np.array([1, 0, 0, 1, 1])
     r = evaluate.evaluate(pipe, images, labels, gate=True)
     assert (r["tp"], r["fp"], r["tn"], r["fn"]) == (2, 1, 1, 1)
     assert r["n"] == 5 and r["accuracy"] == 0.6 and r["false_open_rate"] == 0.5
-    no_face = Pipeline(load_bundle(None), MeanClassifier(), FixedGate(None), 0.5)
+    no_face = Pipeline(plain_bundle(), MeanClassifier(), FixedGate(None), 0.5)
     r = evaluate.evaluate(no_face, images, labels, gate=True)
     assert r["no_face"] == 5 and r["tp"] == 0 and r["fp"] == 0 and r["fn"] == 3 and r["tn"] == 2
 
 
 def test_crop_mode_skips_the_gate():
-    pipe = Pipeline(load_bundle(None), MeanClassifier(), FixedGate(None), 0.5)
+    pipe = Pipeline(plain_bundle(), MeanClassifier(), FixedGate(None), 0.5)
     r = evaluate.evaluate(pipe, _images([255, 0]), np.array([1, 0]), gate=False)
     assert r["no_face"] == 0 and r["accuracy"] == 1.0
 
@@ -107,7 +107,7 @@ def test_roc_auc_with_numpy_counts_ties_as_half():
 
 
 def test_auc_is_pooled_over_the_frames_with_a_face_only():
-    pipe = Pipeline(load_bundle(None), MeanClassifier(), RedGate(), 0.5)
+    pipe = Pipeline(plain_bundle(), MeanClassifier(), RedGate(), 0.5)
     # smiles 200, 100 and one with no face; non-smiles 150, 50 and one with no face
     images = _images([200, 100, 0, 150, 50, 0])
     images[2] = images[5] = 0

@@ -15,7 +15,7 @@ from happyhouse.daemon.once import run_once
 from happyhouse.daemon.pipeline import Pipeline
 from happyhouse.daemon.fakesource import FakeSource, fake_clock
 from happyhouse.daemon.sources import to_door_frame
-from fakes import FixedGate
+from fakes import plain_bundle, FixedGate
 
 
 class FixedClassifier:
@@ -35,7 +35,7 @@ def _args(**kw):
 
 
 def _pipeline(score, box=(100, 100, 200, 200)):
-    return Pipeline(load_bundle(None), FixedClassifier(score), FixedGate(box), 0.5)
+    return Pipeline(plain_bundle(), FixedClassifier(score), FixedGate(box), 0.5)
 
 
 def _source(n=10, **kw):

@@ -10,7 +10,7 @@ from happyhouse.daemon.errors import DataError, ModelError, SelfTestError
 from happyhouse.daemon.pipeline import Observation, Pipeline
 from happyhouse.daemon.preprocess import prepare_frame
 from happyhouse.daemon.sources import Frame
-from fakes import FixedGate
+from fakes import FixedGate, plain_bundle
 
 
 class CountingClassifier:
@@ -26,7 +26,8 @@ class CountingClassifier:
 
 @pytest.fixture(scope="module")
 def bundle():
-    return load_bundle(None)
+    """The shipped classifier without the geometry stage: these tests fake the classifier."""
+    return plain_bundle()
 
 
 def _frame(seed=0):
@@ -34,7 +35,8 @@ def _frame(seed=0):
     return Frame(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), 123.0, 7)
 
 
-def test_from_config_self_tests_and_scores_a_face(bundle):
+def test_from_config_self_tests_and_scores_a_face():
+    bundle = load_bundle(None)
     cfg = load_config(None)
     pipe = Pipeline.from_config(cfg)
     assert pipe.model_sha256 == bundle.sha256 and pipe.runtime
@@ -44,11 +46,14 @@ def test_from_config_self_tests_and_scores_a_face(bundle):
     obs = pipe.observe(frame)
     assert isinstance(obs, Observation) and obs.face == (200, 100, 200, 200)
     assert obs.timestamp == 123.0 and obs.seq == 7
-    # exactly the score the classifier gives the shared preprocessing of that crop
-    expected = pipe.classifier.score(prepare_frame(frame.image, obs.face, bundle.preprocess))
-    assert obs.score == pytest.approx(expected)
+    # exactly the classifier's score of the shared preprocessing of that crop, fused with
+    # the geometry stage's score of the same crop before light normalisation
+    appearance = pipe.classifier.score(prepare_frame(frame.image, obs.face, bundle.preprocess))
+    shape = pipe.geometry.score(prepare_frame(frame.image, obs.face, bundle.preprocess.geometric()))
+    assert obs.parts == pytest.approx({"classifier": appearance, "geometry": shape})
+    assert obs.score == pytest.approx(pipe.geometry.fuse(appearance, shape))
     assert obs.happy == (obs.score >= pipe.threshold)
-    assert obs.latency_ms > 0 and set(obs.stages_ms) == {"gate", "prepare", "model"}
+    assert obs.latency_ms > 0 and set(obs.stages_ms) == {"gate", "prepare", "model", "geometry"}
 
 
 def test_no_face_no_score(bundle):

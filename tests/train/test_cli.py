@@ -104,3 +104,29 @@ def test_door_frames_need_the_face_crop(genki_root, tmp_path, capsys):
                    "--out", str(tmp_path / "o"), "--quiet"])
     assert rc == 2
     assert "crop mode 'face'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_happymodel_trains_with_clahe_converts_and_a_fine_tune_inherits_it(genki_root, tmp_path):
+    """The tutorial's network stays trainable and convertible under the new contract step."""
+    import contextlib
+    import io
+
+    from happyhouse.convert.cli import main as convert_main
+    from happyhouse.daemon.bundle import load_bundle
+
+    base = tmp_path / "base"
+    assert cli.main(["--data", str(genki_root), "--limit", "16", "--epochs", "1", "--quiet",
+                     "--arch", "happymodel", "--normalize", "clahe", "--out", str(base)]) == 0
+    assert read_meta(base / MODEL_FILE)["preprocess"]["normalize"] == "clahe"
+    assert (base / "model_summary.txt").is_file() and (base / "architecture.png").is_file()
+    tuned = tmp_path / "tuned"
+    assert cli.main(["--data", str(genki_root), "--limit", "12", "--epochs", "1", "--quiet",
+                     "--init", str(base / MODEL_FILE), "--out", str(tuned)]) == 0
+    assert read_meta(tuned / MODEL_FILE)["preprocess"]["normalize"] == "clahe"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert convert_main([str(base / MODEL_FILE), "--calibration", str(genki_root),
+                             "--out", str(tmp_path / "bundle"), "--max-drop", "100"]) == 0
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.preprocess.normalize == "clahe" and bundle.meta["format_version"] == 2
+    assert bundle.self_test(bundle.classifier()) >= 4

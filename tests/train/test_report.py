@@ -46,3 +46,14 @@ def test_write_report_writes_metrics_and_every_plot(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["accuracy"] == out["accuracy"] and saved["threshold"] == 0.6
+
+
+def test_architecture_report_has_the_tutorial_summary_and_a_diagram(tmp_path):
+    from happyhouse.train import models
+    from happyhouse.train.report import ARCHITECTURE_PLOT, SUMMARY_FILE, write_architecture
+
+    model = models.build("happymodel", (64, 64, 3))
+    assert write_architecture(tmp_path, model) == [SUMMARY_FILE, ARCHITECTURE_PLOT]
+    summary = (tmp_path / SUMMARY_FILE).read_text()
+    assert "Total params: 37,633" in summary  # the tutorial's HappyModel, as it printed it
+    assert (tmp_path / ARCHITECTURE_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
