@@ -146,14 +146,20 @@ class ImageResult:
     face: Optional[Box]  # in the frame the gate saw
     score: Optional[float]  # None: no face, nothing scored
     decision: str  # "open", "locked" or "no face"
+    #: the two scores a fusing bundle combined into ``score`` (None: not fused, or no face)
+    classifier: Optional[float] = None
+    geometry: Optional[float] = None
 
-    FIELDS = ("id", "label", "face_x", "face_y", "face_w", "face_h", "score", "decision")
+    FIELDS = ("id", "label", "face_x", "face_y", "face_w", "face_h", "score", "decision",
+              "classifier_score", "geometry_score")
 
     @classmethod
     def of(cls, image_id: str, label: int, obs) -> "ImageResult":
         decision = "no face" if obs.face is None else ("open" if obs.happy else "locked")
         score = None if obs.score is None else float(obs.score)
-        return cls(str(image_id), int(label), obs.face, score, decision)
+        parts = getattr(obs, "parts", None) or {}
+        return cls(str(image_id), int(label), obs.face, score, decision,
+                   parts.get("classifier"), parts.get("geometry"))
 
     @property
     def wrong(self) -> bool:
@@ -161,8 +167,9 @@ class ImageResult:
 
     def row(self) -> list:
         box = list(self.face) if self.face is not None else [""] * 4
-        return [self.id, "happy" if self.label else "not_happy", *box,
-                "" if self.score is None else f"{self.score:.6f}", self.decision]
+        number = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
+        return [self.id, "happy" if self.label else "not_happy", *box, number(self.score),
+                self.decision, number(self.classifier), number(self.geometry)]
 
 
 def misses(results: Sequence[ImageResult]) -> List[int]:

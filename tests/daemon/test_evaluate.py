@@ -144,7 +144,7 @@ def test_per_image_csv_has_one_row_per_image(happy_house_h5, tmp_path, capsys):
     rows = list(csv.DictReader(table.open()))
     assert code == 0 and len(rows) == r["n"] == 20
     assert list(rows[0]) == ["id", "label", "face_x", "face_y", "face_w", "face_h", "score",
-                             "decision"]
+                             "decision", "classifier_score", "geometry_score"]
     assert len({row["id"] for row in rows}) == 20 and rows[0]["id"].endswith("#0")
     for row in rows:
         if row["decision"] == "no face":
@@ -152,6 +152,13 @@ def test_per_image_csv_has_one_row_per_image(happy_house_h5, tmp_path, capsys):
         else:
             opened = float(row["score"]) >= r["threshold"]
             assert row["decision"] == ("open" if opened else "locked") and int(row["face_w"]) > 0
+            # the shipped bundle fuses two scores: both are in the row, and the fusion is theirs
+            from happyhouse.daemon.geometry import fuse
+
+            weights = load_bundle(None).geometry.weights
+            assert float(row["score"]) == pytest.approx(
+                float(fuse(float(row["classifier_score"]), float(row["geometry_score"]), weights)),
+                abs=1e-3)
     assert sum(row["decision"] == "open" for row in rows) == r["tp"] + r["fp"]
     assert sum(row["decision"] == "no face" for row in rows) == r["no_face"]
     assert {row["label"] for row in rows} <= {"happy", "not_happy"}
