@@ -32,6 +32,34 @@ def _metric_lines(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _geometry_section(meta: Mapping[str, Any]) -> str:
+    """What the geometry stage is, which files it needs and how it scored (format-2 bundles)."""
+    geometry = meta.get("geometry")
+    if not geometry:
+        return ""
+    mesh, head, fusion = geometry["landmarks"], geometry["head"], geometry["fusion"]
+    w_cls, w_geo = fusion["weights"]
+    lines = [
+        "## Geometry stage\n\n",
+        f"- landmarks: `{mesh['file']}` (sha256 `{mesh['sha256'][:16]}…`; {mesh.get('source', '')}; "
+        f"licence {mesh.get('licence', 'see the file')}), {mesh.get('points', 468)} points, on the "
+        f"face crop before light normalisation, edge-padded by {mesh.get('pad', 0.25):g} of its side\n"
+        f"- alignment `{geometry['alignment']}`, features `{geometry['features']}`, head "
+        f"`{head['file']}` ({head.get('kind', '')}, sha256 `{head['sha256'][:16]}…`)\n"
+        f"- fusion `{fusion['rule']}`: sigmoid(({w_cls:g} x logit(classifier) + {w_geo:g} x "
+        f"logit(geometry)) / {w_cls + w_geo:g})\n",
+    ]
+    figures = meta.get("metrics", {}).get("fusion") or {}
+    if figures:
+        lines.append("\nOn the validation split (float classifier; each at its own 1%-false-open "
+                     "threshold, the fused one is the bundle's):\n\n"
+                     "| | ROC AUC | recall | false opens |\n|---|---|---|---|\n" + "".join(
+                         f"| {name} | {f['roc_auc']:.4f} | {_pct(f['recall'])} | "
+                         f"{_pct(f['false_open_rate'])} |\n"
+                         for name, f in figures.items() if isinstance(f, dict)))
+    return "".join(lines)
+
+
 def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
     parity = meta["metrics"]["parity"]
     training = meta["training"]
@@ -42,17 +70,23 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         f"# Model card: {meta.get('name', 'model')}\n",
         (notes.strip() + "\n") if notes.strip() else "",
         "## What it does\n",
-        "Scores one face crop: the probability that the person is smiling (\"happy\"). "
-        f"The door opens only when the score reaches the threshold **{meta['threshold']:g}** "
-        "(from the training metadata) on enough recent frames; "
-        "see the daemon's vote settings.\n",
+        "Scores one face crop: the probability that the person is smiling (\"happy\")"
+        + (", fused from the int8 classifier's score and the geometry stage's (below). "
+           if meta.get("geometry") else ". ")
+        + f"The door opens only when the score reaches the threshold **{meta['threshold']:g}** "
+        + ("(chosen on the fused validation scores) " if meta.get("geometry")
+           else "(from the training metadata) ")
+        + "on enough recent frames; see the daemon's vote settings.\n",
         "## Input and preprocessing\n",
         f"- tensor: {inp['shape']} {inp['dtype']} (scale {inp['scale']:.8g}, zero point "
         f"{inp['zero_point']}), {inp.get('layout', 'NHWC')}, {pre['color']}\n"
         f"- crop: `{pre['crop']}` with margin {pre['margin']:g}, resized to {pre['size']}x{pre['size']}, "
-        f"pixels scaled `{pre['scale']}` (uint8 / 255) before quantization\n"
+        + (f"light normalisation `{pre['normalize']}` (local contrast of the crop's luminance), "
+           if pre.get("normalize", "none") != "none" else "")
+        + f"pixels scaled `{pre['scale']}` (uint8 / 255) before quantization\n"
         f"- output: {out['shape']} {out['dtype']} (scale {out['scale']:.8g}, zero point "
         f"{out['zero_point']}) = happy score in [0, 1]\n",
+        _geometry_section(meta),
         "## Training data\n",
         (f"```json\n{json.dumps(data, indent=2, sort_keys=True)}\n```\n" if data
          else "- (the training metadata recorded no data summary)\n"),

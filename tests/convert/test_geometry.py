@@ -63,6 +63,8 @@ def test_fused_bundle_proves_float_int8_parity_and_serves_the_door(fused_model, 
     assert parity["n"] == 30 and parity["agreement"] >= 0.9 and parity["max_score_diff"] < 0.2
     assert bundle.meta["metrics"]["fusion"]["fused"]["roc_auc"] is not None
     assert (out / HEAD_FILE).is_file()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Geometry stage" in card and "chosen on the fused validation scores" in card
     # shipped metadata names its data, not this machine's folders
     assert str(small_faces) not in (out / "model.json").read_text()
     assert str(small_faces) not in (out / "MODEL_CARD.md").read_text()
