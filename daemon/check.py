@@ -74,9 +74,9 @@ def check_model(cfg, state: dict) -> Item:
     bundle = pipeline.bundle
     return Item("model", OK,
                 f"{bundle.path} sha256 {bundle.sha256[:16]}, self-test passed on "
-                f"{pipeline.runtime}, threshold {pipeline.threshold:.3f}",
+                f"{pipeline.runtime}, threshold {pipeline.threshold:.3f} ({pipeline.stages})",
                 {"path": str(bundle.path), "sha256": bundle.sha256, "runtime": pipeline.runtime,
-                 "threshold": pipeline.threshold})
+                 "threshold": pipeline.threshold, "stages": pipeline.stages})
 
 
 def check_face_gate(cfg, state: dict) -> Item:

@@ -263,6 +263,14 @@ class Geometry:
                              f"({spec.head_sha256[:12]}...): the file was changed or corrupted")
         return cls(spec, FaceMesh(mesh_path, spec.mesh_sha256, threads), GeometryHead.load(head_path))
 
+    @property
+    def description(self) -> str:
+        """One line for logs and ``--check``: which mesh, and how the two scores are fused."""
+        w_cls, w_geo = self.spec.weights
+        return (f"face mesh {self.spec.mesh_file} (sha256 {self.mesh.sha256[:12]}) + "
+                f"{self.spec.features} head, fused {self.spec.fusion} "
+                f"{w_cls:g}:{w_geo:g} with the classifier")
+
     def score(self, crop_rgb: np.ndarray) -> float:
         """P(happy) from the face's shape alone (the crop before light normalisation)."""
         return self.head.score(features(self.mesh.points(crop_rgb, self.spec.pad)))

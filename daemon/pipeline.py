@@ -81,10 +81,21 @@ class Pipeline:
         gate = FaceGate.from_config(cfg)
         pipeline = cls(bundle, classifier, gate, cfg.model_threshold, geometry)
         log.info("model %s (sha256 %s) on %s: self-test passed (%d golden vectors); "
-                 "threshold %.3f; face gate %s", bundle.path, bundle.sha256[:12],
-                 classifier.runtime, checked, pipeline.threshold, gate.description,
+                 "threshold %.3f; %s; face gate %s", bundle.path, bundle.sha256[:12],
+                 classifier.runtime, checked, pipeline.threshold, pipeline.stages,
+                 gate.description,
                  extra={"journal": {"model_sha256": bundle.sha256, "runtime": classifier.runtime}})
         return pipeline
+
+    @property
+    def stages(self) -> str:
+        """What scores a face, in words: the classifier's input and any geometry stage."""
+        light = ("" if self.preprocess.normalize == "none"
+                 else f", light normalisation {self.preprocess.normalize}")
+        words = f"int8 classifier on the {self.preprocess.size} px face crop{light}"
+        if self.geometry is not None:
+            words += "; " + self.geometry.description
+        return words
 
     @property
     def model_sha256(self) -> str:

@@ -198,3 +198,9 @@ def test_pipeline_refuses_a_geometry_bundle_without_its_stage(tmp_path, faces, m
     bundle = _geometry_bundle(tmp_path, faces, mesh)
     with pytest.raises(Exception, match="geometry"):
         Pipeline(bundle, bundle.classifier(), FixedGate(None))
+
+
+def test_the_shipped_pipeline_says_which_stages_score_a_face():
+    pipe = Pipeline.from_config(load_config(None))
+    assert "light normalisation clahe" in pipe.stages
+    assert "face mesh face_landmark.tflite" in pipe.stages and "0.7:0.3" in pipe.stages
