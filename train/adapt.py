@@ -54,6 +54,7 @@ MIN_PER_CLASS = 20
 #: the rarer class must be at least this share of the larger one
 MIN_BALANCE = 0.25
 WORDS = {0: "not-smiling", 1: "smiling"}
+FINAL_FOLD = 99
 
 
 class Refused(HappyHouseError):
@@ -129,12 +130,13 @@ def final_model(pargs, data, has_face, geo, weights, work: Path):
     everything = np.flatnonzero(has_face)
     combine = house_cv._same if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
     fit = house_cv._refit_fold if pargs.protocol == "refit" else house_cv._split_fold
-    model, threshold, info, _ = fit(pargs, data, everything, "all", np.array([], np.int64),
+    last = FINAL_FOLD  # the protocol's fold number for "all frames" (its work folder)
+    model, threshold, info, _ = fit(pargs, data, everything, last, np.array([], np.int64),
                                     combine)
     folder = work / "final"
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
-    trained = work / "foldall" / ("inner0" if pargs.protocol == "refit" else "")
+    trained = work / f"fold{last}" / ("inner0" if pargs.protocol == "refit" else "")
     meta = read_meta(trained / "model.keras")
     meta["training"] = {**meta["training"], "door_frames": True, **info}
     meta["house_adapt"] = {"frames": str(pargs.data), "protocol": pargs.protocol,
