@@ -200,7 +200,8 @@ def run(args) -> dict:
         model, threshold, info = final_model(pargs, data, has_face, geo, weights, work)
         if stage is not None:
             carry_geometry(Path(args.general), model.parent, threshold,
-                           {k: new[k] for k in ("n", "accuracy", "recall", "false_open_rate")})
+                           {k: new[k] for k in ("n", "accuracy", "recall", "false_open_rate",
+                                                "roc_auc")})
         n_faces = int(has_face.sum())
         max_drop = args.max_drop if args.max_drop is not None else 100.0 / (0.2 * n_faces) + 0.01
         staged = work / "bundle"
