@@ -23,7 +23,7 @@ import numpy as np
 from happyhouse.daemon.bundle import Bundle, write_bundle
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import ModelError
-from happyhouse.daemon.geometry import HEAD_FILE, Geometry, GeometrySpec, fuse
+from happyhouse.daemon.geometry import HEAD_FILE, fuse
 from happyhouse.daemon.preprocess import normalize_batch
 from happyhouse.daemon.runtime import Classifier
 
@@ -204,20 +204,13 @@ def geometry_stage(opts: Options):
     ``python -m happyhouse.train.geometry`` writes it with the head and the
     fused threshold chosen on the classifier's own validation split.
     """
-    from happyhouse.train.geometry import SIDECAR  # desktop side: the converter has Keras anyway
-    import json
+    from happyhouse.train.geometry import stage_beside  # desktop side: the converter has Keras anyway
 
-    path = opts.model.parent / SIDECAR
-    if opts.no_geometry or not path.is_file():
-        return None
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-        spec = GeometrySpec.from_dict(sidecar["geometry"], str(path))
-        float(sidecar["threshold"])
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path} is not a readable geometry sidecar: {exc}") from None
-    log.info("geometry stage from %s (fused threshold %.3f)", path, sidecar["threshold"])
-    return Geometry.load(spec, opts.model.parent), sidecar
+    stage = None if opts.no_geometry else stage_beside(opts.model)
+    if stage is not None:
+        log.info("geometry stage beside %s (fused threshold %.3f)", opts.model,
+                 stage[1]["threshold"])
+    return stage
 
 
 def portable(value, key: str = ""):

@@ -1,7 +1,8 @@
 """``happyhouse-daemon``: the door service, plus the technician's tools.
 
 Modes (one at a time): the service (default), ``--once`` (one capture,
-gate and score), ``--check`` (go/no-go report), ``--force-lock`` (drive the
+gate and score), ``--check`` (go/no-go report), ``--collect`` (a house's own
+frames for ``happyhouse-adapt``), ``--rollback-model`` (the previous bundle back), ``--force-lock`` (drive the
 latch inactive and exit; systemd's ``ExecStopPost=``), ``--print-config``.
 
 Exit codes:
@@ -69,6 +70,13 @@ def build_parser() -> "argparse.ArgumentParser":
                            "GPIO, temperature, disk (the latch is not moved unless --test-latch)")
     mode.add_argument("--force-lock", action="store_true",
                       help="drive the latch pin inactive (locked) and exit; for ExecStopPost=")
+    mode.add_argument("--collect", metavar="DIR",
+                      help="collect clean face frames of this camera into DIR/happy or "
+                           "DIR/not_happy (--label) for happyhouse-adapt; the latch is never "
+                           "touched")
+    mode.add_argument("--rollback-model", action="store_true",
+                      help="put the previously installed model bundle back (then reload the "
+                           "service: systemctl reload happyhouse)")
     mode.add_argument("--print-config", action="store_true",
                       help="print the effective config (file + flags) and exit")
     parser.add_argument("--config", metavar="PATH",
@@ -89,6 +97,13 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="--once: really unlock the latch if the verdict is happy")
     parser.add_argument("--test-latch", action="store_true",
                         help="--check: pulse the latch open for one second")
+    parser.add_argument("--label", choices=("happy", "not_happy"),
+                        help="--collect: the class of the frames being collected")
+    parser.add_argument("--count", type=int, metavar="N", help="--collect: frames to keep (40)")
+    parser.add_argument("--every", type=float, metavar="SECONDS",
+                        help="--collect: at most one frame per SECONDS (0.5)")
+    parser.add_argument("--budget-mb", type=float, metavar="MB",
+                        help="--collect: most disk this session may use (500)")
     parser.add_argument("--max-frames", type=int, metavar="N",
                         help="service: stop after N frames (demos and tests)")
     return parser
@@ -102,6 +117,10 @@ MODE_FLAGS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "test_latch": (("check",), "--check"),
     "json": (("once", "check"), "--once or --check"),
     "max_frames": (("service",), "the service (no mode flag)"),
+    "label": (("collect",), "--collect"),
+    "count": (("collect",), "--collect"),
+    "every": (("collect",), "--collect"),
+    "budget_mb": (("collect",), "--collect"),
 }
 
 
@@ -109,7 +128,8 @@ def check_mode_flags(args: "argparse.Namespace") -> None:
     """ConfigError for a flag that does nothing in the chosen mode."""
     from .errors import ConfigError
 
-    mode = next((m for m in ("once", "check", "force_lock", "print_config") if getattr(args, m)),
+    mode = next((m for m in ("once", "check", "force_lock", "print_config", "collect",
+                             "rollback_model") if getattr(args, m)),
                 "service")
     for dest, (modes, where) in MODE_FLAGS.items():
         value = getattr(args, dest)
@@ -134,8 +154,11 @@ def setup_logging(level: str) -> None:
 
 def _lock_purpose(args: argparse.Namespace) -> Optional[str]:
     """The modes that drive the latch, by name: they hold the state folder's lock."""
-    if args.print_config or args.force_lock:
-        return None  # --force-lock only ever locks: it must work while anything runs
+    if args.print_config or args.force_lock or args.rollback_model:
+        return None  # --force-lock only ever locks: it must work while anything runs;
+        # --rollback-model swaps bundle folders for the running service's next reload
+    if args.collect:
+        return "--collect (it reads the door camera)"
     if args.once:
         return "--once --actuate" if args.actuate else None
     if args.check:
@@ -151,6 +174,10 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         from .latch import force_lock
 
         return force_lock(cfg)
+    if args.rollback_model:
+        from .model_history import rollback
+
+        return rollback(cfg)
     from .statelock import holding_state_lock
 
     with holding_state_lock(cfg, _lock_purpose(args)):
@@ -162,6 +189,10 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             from .check import run_check
 
             return run_check(cfg, args)
+        if args.collect:
+            from .collect import run_collect
+
+            return run_collect(cfg, args)
         from .runner import run_service
 
         return run_service(cfg, args)

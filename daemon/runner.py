@@ -5,7 +5,9 @@ builds the latch, the door inputs, the pipeline and the camera from the
 config (tests and demos inject their own), installs the signal handlers, and
 runs a :class:`~.service.Door` until SIGTERM/SIGINT; on SIGHUP it locks,
 re-reads the config and rebuilds only the parts whose sections changed,
-keeping the old config when the new one is bad. The door's decisions are the
+keeping the old config when the new one is bad. A new bundle installed at the
+configured path is loaded on SIGHUP too; if it fails its self-test the
+old model keeps serving (:mod:`.model_history`). The door's decisions are the
 state machine in :mod:`.service`; this module is kept apart so that the state
 machine stays small and free of process concerns (signals, hardware
 construction, config reloads).
@@ -102,6 +104,7 @@ class _Parts:
         self.latch = self.source = self.pipeline = None
         self.inputs = []
         self.factory = None
+        self.model_fingerprint: Optional[str] = None  # the bundle on disk the pipeline was built from
         self.built: Dict[str, Any] = {}  # part -> the config it was built from
 
     def build(self, cfg) -> None:
@@ -130,12 +133,8 @@ class _Parts:
             self.built["latch"] = cfg
         if self.inject.get("pipeline") is not None:
             self.pipeline = self.inject["pipeline"]
-        elif "pipeline" in changed or self.pipeline is None:
-            from .pipeline import Pipeline
-
-            self.pipeline = None
-            self.pipeline = Pipeline.from_config(cfg)  # loads the bundle and runs the self-test
-            self.built["pipeline"] = cfg
+        else:
+            self._build_pipeline(cfg, "pipeline" in changed)
         if self.inject.get("source") is not None:
             if self.source is None:
                 self.source = self.inject["source"]
@@ -148,6 +147,30 @@ class _Parts:
             source.open()
             self.source = source
             self.built["source"] = cfg
+
+    def _build_pipeline(self, cfg, changed: bool) -> None:
+        """(Re)load the model when its config or the bundle on disk changed (a new bundle
+        installed at the same path). A new bundle that fails to load or self-test
+        while the old one still runs is refused and the old one kept serving."""
+        from .model_history import fingerprint
+        from .pipeline import Pipeline
+
+        on_disk = fingerprint(cfg.model_bundle)
+        if not changed and self.pipeline is not None and on_disk == self.model_fingerprint:
+            return
+        try:
+            pipeline = Pipeline.from_config(cfg)  # loads the bundle and runs the self-test
+        except HappyHouseError as exc:
+            if changed or self.pipeline is None:
+                raise
+            self.model_fingerprint = on_disk  # not retried until the bundle changes again
+            log.error("reload: the new model bundle at %s is refused (%s); still serving the "
+                      "previous model (sha256 %s). Roll back with happyhouse-daemon "
+                      "--rollback-model", cfg.model_bundle or "(shipped)", exc,
+                      self.pipeline.model_sha256[:12])
+            return
+        self.pipeline, self.model_fingerprint = pipeline, on_disk
+        self.built["pipeline"] = cfg
 
     def lock(self) -> None:
         if self.latch is not None:

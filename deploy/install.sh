@@ -18,7 +18,9 @@ Install:
   --wheel PATH      install this happyhouse wheel (default: build one from the
                     source tree this script lives in)
   --bundle DIR      also install a model bundle (model.tflite + model.json) to
-                    /etc/happyhouse/bundle; a new config is pointed at it
+                    /etc/happyhouse/bundle; a new config is pointed at it; the
+                    bundle it replaces is kept in /etc/happyhouse/bundle.previous
+                    (happyhouse-daemon --rollback-model restores it)
   --opencv MODE     pip (default): opencv-python-headless from PyPI, USB
                     cameras (/dev/videoN), files, rtsp:// URLs.
                     system: Debian's python3-opencv with GStreamer and
@@ -267,10 +269,11 @@ install_bundle() {
   run cp -R "$BUNDLE/." "$dst.new/"
   run chmod -R u=rwX,g=rX,o= "$dst.new"
   own -R "root:$SERVICE_USER" "$dst.new"
-  run rm -rf "$dst.old"
-  if [ -d "$dst" ]; then run mv "$dst" "$dst.old"; fi
+  # The bundle it replaces is kept as $dst.previous: `happyhouse-daemon
+  # --rollback-model` puts it back (then `systemctl reload happyhouse`).
+  run rm -rf "$dst.previous"
+  if [ -d "$dst" ]; then run mv "$dst" "$dst.previous"; fi
   run mv "$dst.new" "$dst"
-  run rm -rf "$dst.old"
 }
 
 install_config() {

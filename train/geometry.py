@@ -184,6 +184,26 @@ def run(args) -> dict:
     return sidecar
 
 
+def stage_beside(model_path: Path):
+    """(Geometry, sidecar) from ``geometry.json`` beside a model, or None without one.
+
+    What the converter ships and what the house protocol and ``happyhouse-adapt``
+    fuse with: the head and its recipe as trained for the general model.
+    """
+    path = Path(model_path).parent / SIDECAR
+    if not path.is_file():
+        return None
+    try:
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
+        spec = GeometrySpec.from_dict(sidecar["geometry"], str(path))
+        float(sidecar["threshold"])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path} is not a readable geometry sidecar: {exc}") from None
+    from happyhouse.daemon.geometry import Geometry
+
+    return Geometry.load(spec, Path(model_path).parent), sidecar
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 

@@ -22,6 +22,16 @@ The protocol (a report script, not a CI test)::
   (scored 0, as at the door) and is not used for training.
   ``--crop frame``: the whole 64x64 frame, as the tutorial did (no gate).
   Recorded in each fold model's metadata.
+* Fusion: when the general model has a geometry stage (``geometry.json`` beside
+  ``--init``, as ``python -m happyhouse.train.geometry`` writes it), every frame
+  with a face also gets the geometry head's score on its gated crop (before light
+  normalisation, as the door computes it). The head is the general model's and is
+  not refitted; each fold's CNN scores are fused with it (the bundle's rule and
+  weights) and the fold's threshold is chosen on fused out-of-fold scores, so the
+  figures are the door's fused score. ``--no-geometry`` measures the CNN alone.
+* ``--train-frames N``: each fold keeps N of its training frames (stratified by
+  class, seeded by ``--seed`` and the fold): the learning curve
+  (``python -m happyhouse.train.learning_curve``).
 """
 
 from __future__ import annotations
@@ -40,6 +50,8 @@ from happyhouse.daemon.bundle import sha256_file
 from happyhouse.daemon.datasets import data_root
 from happyhouse.daemon.errors import DataError, HappyHouseError
 from happyhouse.daemon.preprocess import Preprocess
+
+from happyhouse.daemon.geometry import fuse
 
 from . import report
 from .data import door_face_crops, load_training_data, stratified_folds, stratified_split
@@ -89,18 +101,43 @@ def _fold_cfg(args, work: Path, seed: int, test, epochs: int, f: int):
                        extra_meta={"house_cv": {"fold": f, "test_frames": test.tolist()}})
 
 
-def _split_fold(args, data, rest, f: int, test):
-    """96 frames train, 24 pick the best epoch and the threshold."""
-    from .trainer import train_split
+def subsample(labels: np.ndarray, rest: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` of the indices ``rest``, each class in its share (at least 2 each), seeded."""
+    rest = np.asarray(rest)
+    if n >= len(rest):
+        return rest
+    rng = np.random.default_rng(seed)
+    members = [rest[labels[rest] == c] for c in (0, 1)]
+    happy = int(round(n * len(members[1]) / len(rest)))
+    happy = min(len(members[1]), max(2, happy))
+    take = (n - happy, happy)
+    if take[0] < 2 or take[0] > len(members[0]):
+        raise DataError(f"--train-frames {n} cannot keep 2 frames of each class "
+                        f"(fold has {len(members[0])} not-smiling, {len(members[1])} smiling)")
+    return np.sort(np.concatenate([rng.permutation(m)[:k] for m, k in zip(members, take)]))
+
+
+def _same(idx, scores):
+    return scores
+
+
+def _split_fold(args, data, rest, f: int, test, combine=_same):
+    """96 frames train, 24 pick the best epoch and the threshold (on ``combine``d scores)."""
+    from .trainer import predict, train_split
 
     tr_local, va_local = stratified_split(data.labels[rest], 0.2, args.seed + f)
     cfg = _fold_cfg(args, Path(args.work) / f"fold{f}", args.seed + f, test, args.epochs, f)
-    result = train_split(cfg, data, rest[tr_local], rest[va_local])
-    return (result["keras_model"], float(result["meta"]["threshold"]),
+    va = rest[va_local]
+    result = train_split(cfg, data, rest[tr_local], va)
+    threshold = float(result["meta"]["threshold"])
+    if combine is not _same:  # the door's score is fused: choose its threshold on that
+        fused = combine(va, predict(result["keras_model"], data.images[va], _normalized(args)))
+        threshold = float(report.choose_threshold(data.labels[va], fused, args.max_false_open))
+    return (result["keras_model"], threshold,
             {"best_epoch": result["meta"]["training"]["best_epoch"]}, result["history"])
 
 
-def _refit_fold(args, data, rest, f: int, test):
+def _refit_fold(args, data, rest, f: int, test, combine=_same):
     """What a house would deploy: one model trained on all of its 120 frames.
 
     An inner K-fold CV over those frames first gives every one of them an
@@ -116,8 +153,9 @@ def _refit_fold(args, data, rest, f: int, test):
         cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / f"inner{g}",
                         args.seed + 100 * f + g, test, args.epochs, f)
         result = train_split(cfg, data, rest[inner != g], rest[inner == g])
-        oof[inner == g] = predict(result["keras_model"], data.images[rest[inner == g]],
-                                  _normalized(args))
+        held = rest[inner == g]
+        oof[inner == g] = combine(held, predict(result["keras_model"], data.images[held],
+                                                _normalized(args)))
         best.append(int(result["meta"]["training"]["best_epoch"]))
         first_history = first_history or result["history"]
     threshold = float(report.choose_threshold(data.labels[rest], oof, args.max_false_open))
@@ -134,6 +172,69 @@ def _normalized(args) -> Preprocess:
     return Preprocess(normalize=inherited_normalize(None if args.scratch else args.init))
 
 
+def geometry_scores(args, images: np.ndarray, has_face: np.ndarray):
+    """(stage, P(happy) of the general model's geometry head per frame) or (None, None).
+
+    NaN where the gate found no face (such a frame is never scored)."""
+    from .geometry import stage_beside
+
+    if args.scratch or getattr(args, "no_geometry", False):
+        return None, None
+    found = stage_beside(Path(args.init))
+    if found is None:
+        return None, None
+    stage = found[0]
+    geo = np.full(len(images), np.nan)
+    for i in np.flatnonzero(has_face):
+        geo[i] = stage.score(images[i])
+    log.info("geometry stage of %s: scored %d faces", args.init, int(has_face.sum()))
+    return stage, geo
+
+
+def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray, geo=None,
+                   weights=(0.5, 0.5)) -> dict:
+    """Every frame scored once by the fold model that never saw it (fused with ``geo``).
+
+    ``data.images`` are the gated crops before light normalisation; a frame
+    without a face scores 0 and never trains. Returns per-frame ``scores``
+    (the door's score), ``classifier`` scores, ``pred`` (each fold's own
+    threshold), the per-fold figures and training histories.
+    """
+    from .trainer import predict
+
+    normalized = _normalized(args)
+    combine = _same if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
+    n_train = getattr(args, "train_frames", None)
+    scores = np.full(len(data), np.nan)
+    classifier = np.full(len(data), np.nan)
+    pred = np.full(len(data), -1, dtype=np.int64)
+    folds, histories = [], {}
+    k = int(fold.max()) + 1
+    for f in range(k):
+        test = np.flatnonzero(fold == f)
+        rest = np.flatnonzero((fold != f) & has_face)  # no face: nothing to learn from
+        if n_train:
+            rest = subsample(data.labels, rest, n_train, args.seed + 1000 * f)
+        fit_fold = _refit_fold if args.protocol == "refit" else _split_fold
+        model, threshold, info, histories[f] = fit_fold(args, data, rest, f, test, combine)
+        raw = predict(model, data.images[test], normalized)
+        s = np.where(has_face[test], combine(test, raw), 0.0)  # no face, no unlock
+        if not np.isnan(scores[test]).all():
+            raise AssertionError("a frame was predicted twice")
+        scores[test], classifier[test] = s, np.where(has_face[test], raw, 0.0)
+        pred[test] = (s >= threshold).astype(int)
+        m = report.metrics(data.labels[test], s, threshold)
+        folds.append({"fold": f, "n_test": int(len(test)), "n_train": int(len(rest)),
+                      "threshold": threshold, **info, "accuracy": m["accuracy"],
+                      "errors": m["errors"], "false_opens": m["false_opens"]})
+        log.info("fold %d: %d errors, %d false opens of %d (threshold %.3f, %d training frames)",
+                 f, m["errors"], m["false_opens"], len(test), threshold, len(rest))
+    assert (pred >= 0).all() and not np.isnan(scores).any(), "every frame predicted once"
+    return {"scores": scores, "classifier": classifier, "pred": pred, "folds": folds,
+            "histories": histories,
+            "threshold": float(np.median([x["threshold"] for x in folds]))}
+
+
 def run(args) -> dict:
     from .trainer import load_model, predict
 
@@ -148,48 +249,43 @@ def run(args) -> dict:
         has_face = np.ones(len(data), bool)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    fold = make_or_load_folds(out / FOLDS_FILE, data.labels, Path(args.data), args.k, args.seed)
+    folds_path = Path(getattr(args, "folds", None) or out / FOLDS_FILE)
+    fold = make_or_load_folds(folds_path, data.labels, Path(args.data), args.k, args.seed)
+    stage, geo = (geometry_scores(args, data.images, has_face) if args.crop == "face"
+                  else (None, None))
+    weights = stage.spec.weights if stage is not None else (0.5, 0.5)
     if args.scratch:
         base_scores = np.full(len(data), 0.5)  # no general model: nothing to score untuned
     else:
         general = load_model(args.init)
         base_scores = predict(general, data.images, normalized)  # the general model on whole frames, untuned
-    scores = np.full(len(data), np.nan)
-    pred = np.full(len(data), -1, dtype=np.int64)
-    folds = []
-    histories = {}
-    for f in range(args.k):
-        test = np.flatnonzero(fold == f)
-        rest = np.flatnonzero((fold != f) & has_face)  # no face: nothing to learn from
-        fit_fold = _refit_fold if args.protocol == "refit" else _split_fold
-        model, threshold, info, histories[f] = fit_fold(args, data, rest, f, test)
-        s = predict(model, data.images[test], normalized)
-        s = np.where(has_face[test], s, 0.0)  # no face, no unlock
-        if not np.isnan(scores[test]).all():
-            raise AssertionError("a frame was predicted twice")
-        scores[test] = s
-        pred[test] = (s >= threshold).astype(int)
-        m = report.metrics(data.labels[test], s, threshold)
-        folds.append({"fold": f, "n_test": int(len(test)), "threshold": threshold, **info,
-                      "accuracy": m["accuracy"], "errors": m["errors"],
-                      "false_opens": m["false_opens"]})
-        log.info("fold %d: %d errors, %d false opens of %d (threshold %.3f)", f, m["errors"],
-                 m["false_opens"], len(test), threshold)
-    assert (pred >= 0).all() and not np.isnan(scores).any(), "every frame predicted once"
-    _plot_fold_curves(histories, out / report.PLOTS[0])
+        if geo is not None:
+            base_scores = np.where(has_face, fuse(base_scores, np.nan_to_num(geo, nan=0.0),
+                                                  weights), 0.0)
+    cv = cross_validate(args, data, has_face, fold, geo, weights)
+    scores, pred, folds = cv["scores"], cv["pred"], cv["folds"]
+    _plot_fold_curves(cv["histories"], out / report.PLOTS[0])
     base = None if args.scratch else report.metrics(data.labels, base_scores, 0.5)
+    n_train = getattr(args, "train_frames", None)
     return report.write_report(
-        out, {}, data.images, data.labels, scores, float(np.median([x["threshold"] for x in folds])),
+        out, {}, data.images, data.labels, scores, cv["threshold"],
         scope="house 5-fold CV, unseen frames", pred=pred,
         extra={"protocol": "5-fold stratified CV; " + (f"{args.scratch} from scratch" if args.scratch
                                                          else "fine-tune the general model (BatchNorm frozen)")
-               + " per fold on 120 frames " + PROTOCOLS[args.protocol] + "; score 30 unseen frames",
+               + f" per fold on {n_train or 120} frames " + PROTOCOLS[args.protocol]
+               + "; score 30 unseen frames"
+               + ("; fused with the general model's geometry head" if geo is not None else ""),
                "dataset": str(Path(args.data).name), "preprocess": spec.to_dict(),
                "frames_with_face": int(has_face.sum()),
                "init": None if args.scratch else str(args.init),
                "init_sha256": None if args.scratch else sha256_file(args.init),
                "from_scratch_arch": args.scratch,
                "fold_protocol": args.protocol, "inner_k": args.inner_k if args.protocol == "refit" else None,
+               "train_frames": n_train,
+               "fusion": None if stage is None else {
+                   "rule": stage.spec.fusion, "weights": list(weights),
+                   "head": "the general model's geometry head (not refitted)",
+                   "threshold": "each fold's, chosen on its fused out-of-fold scores"},
                "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                "seed": args.seed,  # training and inner folds; the outer folds are folds.json
                "augment": args.augment, "max_false_open": args.max_false_open,
@@ -197,7 +293,10 @@ def run(args) -> dict:
                "general_model_untuned_at_0.5": base and {k: base[k] for k in (
                    "accuracy", "errors", "false_opens", "roc_auc")},
                "predictions": [{"index": i, "label": int(data.labels[i]), "fold": int(fold[i]),
-                                "score": round(float(scores[i]), 5), "pred": int(pred[i])}
+                                "score": round(float(scores[i]), 5), "pred": int(pred[i]),
+                                **({} if geo is None else {
+                                    "classifier": round(float(cv["classifier"][i]), 5),
+                                    "geometry": None if np.isnan(geo[i]) else round(float(geo[i]), 5)})}
                                for i in range(len(data))]})
 
 
@@ -248,7 +347,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--inner-k", type=int, default=4, help="refit: inner folds over the 120 frames")
     p.add_argument("--crop", choices=("face", "frame"), default="face",
                    help="face: the door's own gate and face crop (default); frame: whole frames")
+    p.add_argument("--train-frames", type=int, metavar="N",
+                   help="keep N of each fold's training frames (stratified, seeded): the "
+                        "learning curve")
+    p.add_argument("--folds", type=Path, help="folds file (default OUT/folds.json)")
+    p.add_argument("--no-geometry", action="store_true",
+                   help="score the CNN alone even if the general model has a geometry stage")
     args = p.parse_args(argv)
+    if args.train_frames is not None and args.train_frames < 8:
+        p.error("--train-frames must be at least 8")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.data is None:
         sys.stderr.write("house_cv: give --data or set HAPPYHOUSE_DATA\n")

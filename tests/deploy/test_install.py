@@ -98,6 +98,9 @@ def test_bundle_is_installed_and_a_new_config_points_at_it(fake_system, tmp_path
     fs.install("--bundle", str(bundle))
     assert (dest / "model.tflite").read_bytes() == b"TFL3-newer"
     assert not fs.path("/etc/happyhouse/bundle.new").exists()
+    # issue 18: the bundle it replaced is kept for happyhouse-daemon --rollback-model
+    previous = fs.path("/etc/happyhouse/bundle.previous")
+    assert (previous / "model.tflite").read_bytes() == b"TFL3-not-really"
 
 
 def test_bad_bundle_is_refused_before_anything_changes(fake_system, tmp_path):

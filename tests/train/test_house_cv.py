@@ -79,3 +79,51 @@ def test_help_comes_before_tensorflow_is_imported():
                            "print('tensorflow' in sys.modules, 'keras' in sys.modules)"],
                           capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+def test_train_frames_keeps_each_class_share_seeded():
+    """--train-frames (issue 18): a fold's training frames subsampled, stratified and seeded."""
+    from happyhouse.train.house_cv import subsample
+
+    labels = np.array([0] * 66 + [1] * 84)
+    rest = np.arange(30, 150)
+    kept = subsample(labels, rest, 24, seed=3)
+    assert len(kept) == 24 and len(set(kept)) == 24 and set(kept) <= set(rest)
+    share = labels[rest].mean()
+    assert abs(labels[kept].mean() - share) <= 1 / 24 + 1e-9
+    assert np.array_equal(kept, subsample(labels, rest, 24, seed=3))
+    assert not np.array_equal(kept, subsample(labels, rest, 24, seed=4))
+    assert np.array_equal(subsample(labels, rest, 500, seed=3), rest)
+    with pytest.raises(DataError, match="2 frames of each class"):
+        subsample(np.array([0] * 1 + [1] * 40), np.arange(41), 10, seed=0)
+
+
+@pytest.mark.slow
+def test_cross_validation_scores_and_thresholds_the_fused_score(genki_root, tmp_path):
+    """House CV with a geometry stage (issue 18): each fold's scores are fused with the
+    geometry head's, and its threshold is chosen on fused out-of-fold scores."""
+    from argparse import Namespace
+
+    from happyhouse.daemon.geometry import fuse
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train import house_cv
+    from happyhouse.train.data import load_training_data, stratified_folds
+
+    data = load_training_data([str(genki_root)], Preprocess(crop="face"), limit=12)
+    args = Namespace(data=genki_root, work=tmp_path, scratch="happymodel", init=None, epochs=1,
+                     batch_size=8, lr=1e-3, seed=0, augment="none", patience=5,
+                     max_false_open=0.01, crop="face", inner_k=2, protocol="split",
+                     train_frames=10)
+    fold = stratified_folds(data.labels, 2, 0)
+    has_face = np.ones(len(data), bool)
+    has_face[0] = False
+    geo = np.where(data.labels == 1, 0.999, 0.001)  # a geometry head that knows the answer
+    cv = house_cv.cross_validate(args, data, has_face, fold, geo)
+    want = np.where(has_face, fuse(cv["classifier"], geo), 0.0)
+    assert np.allclose(cv["scores"], want)
+    assert cv["scores"][0] == 0.0 and cv["classifier"][0] == 0.0  # no face, no score
+    assert [f["n_train"] for f in cv["folds"]] == [10, 10]
+    # the fused score separates the classes, so each fold's threshold (chosen on fused
+    # validation scores) lets no not-smiling face through
+    assert all(f["false_opens"] == 0 for f in cv["folds"])
+    assert cv["pred"][has_face & (data.labels == 1)].sum() > 0

@@ -1,0 +1,220 @@
+"""``happyhouse-daemon --collect DIR --label happy|not_happy``: a house's own frames.
+
+What ``happyhouse-adapt`` learns from: clean whole frames of this door's
+camera, in the class-folder layout it reads (``DIR/happy/``,
+``DIR/not_happy/``), each with a JSON sidecar (face box, score of the model
+the door runs now, capture time, camera settings). Only frames where the
+door's face gate finds a face are kept, a frame too like the last kept one is
+skipped (a person standing still gives one example, not forty), and at most
+one frame is kept per ``--every`` seconds.
+
+Safety: no pin factory is opened at all (the latch is never touched), and the
+tool refuses to run while the door service holds the camera and the pin: the
+CLI holds the state folder's lock (:mod:`.statelock`) around it, as the
+service does. Disk: every frame is written to a temporary name and
+renamed into place with its sidecar, so a full disk or a stop leaves no half
+frame; the session stops, with one line saying why, when it would use more than
+``--budget-mb`` or leave less than :data:`RESERVE_MB` free.
+
+Exit codes: 0 all frames collected, 1 stopped early (Ctrl-C, budget), 2 a
+fixable error (camera, model, folder, disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .datasets import CLASSES
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+EXIT_DONE, EXIT_STOPPED = 0, 1
+#: what a house is asked to do for each label (the enrolment script)
+PROMPTS = {"happy": "keep smiling",
+           "not_happy": "neutral face, talk, look away: anything but a smile"}
+#: a kept frame must differ from the last kept one by this mean absolute grey level
+#: (0-255) on a 32x24 thumbnail: sensor noise alone stays well below it
+DUPLICATE_LEVEL = 3.0
+#: free space the session always leaves on the disk (the journal and the service need it)
+RESERVE_MB = 100
+FRAME_EXT = ".png"
+
+
+def thumbnail(image_bgr: np.ndarray) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def near_duplicate(a: Optional[np.ndarray], b: np.ndarray, level: float = DUPLICATE_LEVEL) -> bool:
+    return a is not None and float(np.mean(np.abs(a - b))) < level
+
+
+class Folder:
+    """Where frames go, atomically, within a disk budget."""
+
+    def __init__(self, root: Path, label: str, budget_mb: float,
+                 disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> None:
+        if label not in CLASSES:
+            raise DataError(f"--label must be one of {', '.join(CLASSES)}, got {label!r}")
+        self.root, self.label = Path(root).expanduser(), label
+        self.folder = self.root / label
+        self.budget = int(budget_mb * 1024 * 1024)
+        self.used = 0
+        self.disk_free = disk_free
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"cannot create {self.folder}: {exc.strerror or exc}") from None
+        for stray in self.folder.glob(".*.tmp"):  # a session killed mid-write
+            stray.unlink()
+        self.existing = sum(1 for p in self.folder.iterdir() if p.suffix == FRAME_EXT)
+
+    def room_for(self, size: int) -> Optional[str]:
+        """None, or why ``size`` more bytes must not be written."""
+        if self.used + size > self.budget:
+            return (f"the disk budget of {self.budget / 2**20:.0f} MB for this session is used "
+                    f"up (--budget-mb)")
+        free = self.disk_free(self.folder)
+        if free - size < RESERVE_MB * 2**20:
+            return (f"the disk holding {self.folder} has {free / 2**20:.0f} MB free; collecting "
+                    f"stops {RESERVE_MB} MB before it is full")
+        return None
+
+    def write(self, stem: str, encoded: bytes, sidecar: dict) -> Path:
+        """Frame and sidecar appear together or not at all (DataError on a full disk)."""
+        image = self.folder / f"{stem}{FRAME_EXT}"
+        side = self.folder / f"{stem}.json"
+        tmp_image = self.folder / f".{stem}{FRAME_EXT}.tmp"
+        tmp_side = self.folder / f".{stem}.json.tmp"
+        text = (json.dumps(sidecar, indent=1) + "\n").encode()
+        try:
+            for path, data in ((tmp_image, encoded), (tmp_side, text)):
+                with open(path, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp_side, side)
+            os.replace(tmp_image, image)  # the frame last: a frame never lacks its sidecar
+        except OSError as exc:
+            for path in (tmp_image, tmp_side, side):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DataError(f"the disk holding {self.folder} is full: frame {stem} was not "
+                                f"written (nothing half-written is left)") from None
+            raise DataError(f"cannot write {image}: {exc.strerror or exc}") from None
+        self.used += len(encoded) + len(text)
+        return image
+
+
+def camera_settings(cfg, source) -> dict:
+    return {"source": getattr(source, "description", str(cfg.camera_source)),
+            "width": cfg.camera_width, "height": cfg.camera_height, "fps": cfg.camera_fps}
+
+
+def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
+            out=None, clock: Callable[[], float] = time.monotonic) -> int:
+    """Keep ``count`` face frames in ``folder``; returns how many were kept."""
+    import cv2
+
+    out = out if out is not None else sys.stdout
+    kept, last_thumb, last_time = 0, None, None
+    skipped = {"no face": 0, "too like the last": 0}
+    settings = camera_settings(cfg, source)
+    prompt = PROMPTS[folder.label]
+    out.write(f"collecting {count} {folder.label} frames into {folder.folder} "
+              f"({folder.existing} there already): {prompt}\n")
+    out.flush()
+    while kept < count:
+        frame = source.latest(cfg.camera_stall_timeout)
+        if frame is None:
+            from .errors import SourceError
+
+            raise SourceError(f"no frame from {settings['source']} within "
+                              f"{cfg.camera_stall_timeout:g} s (camera.stall_timeout)")
+        now = clock()
+        if last_time is not None and now - last_time < every:
+            continue
+        obs = pipeline.observe(frame)
+        if obs.face is None:
+            skipped["no face"] += 1
+            continue
+        thumb = thumbnail(frame.image)
+        if near_duplicate(last_thumb, thumb):
+            skipped["too like the last"] += 1
+            continue
+        ok, encoded = cv2.imencode(FRAME_EXT, frame.image)  # the frame as captured: no drawing
+        if not ok:
+            raise DataError("OpenCV could not encode the frame as PNG")
+        encoded = encoded.tobytes()
+        why = folder.room_for(len(encoded) + 4096)
+        if why is not None:
+            out.write(f"stopped after {kept}/{count} {folder.label} frames: {why}\n")
+            return kept
+        wall = time.time() - (time.monotonic() - frame.timestamp)
+        stamp = datetime.fromtimestamp(wall, timezone.utc)
+        stem = stamp.strftime("%Y%m%dT%H%M%S") + f"-{int(stamp.microsecond / 1000):03d}-{frame.seq}"
+        folder.write(stem, encoded, {
+            "label": folder.label, "face": [int(v) for v in obs.face],
+            "score": None if obs.score is None else round(float(obs.score), 6),
+            "parts": {k: round(float(v), 6) for k, v in obs.parts.items()},
+            "threshold": pipeline.threshold, "model_sha256": pipeline.model_sha256,
+            "time": stamp.isoformat(timespec="milliseconds"), "camera": settings,
+            "face_gate": pipeline.gate.description})
+        kept += 1
+        last_thumb, last_time = thumb, now
+        out.write(f"{kept}/{count} {folder.label} frames, {prompt}\n")
+        out.flush()
+    out.write(f"done: {kept} {folder.label} frames in {folder.folder} (skipped "
+              f"{skipped['no face']} without a face, {skipped['too like the last']} too like "
+              f"the last kept)\n")
+    return kept
+
+
+def run_collect(cfg, args, *, source=None, pipeline=None, out=None,
+                disk_free: Optional[Callable[[Path], int]] = None) -> int:
+    """``--collect``: parts can be injected (tests); otherwise built from ``cfg``.
+
+    Never builds a latch or a pin factory: collecting frames cannot open the door.
+    """
+    from .pipeline import Pipeline
+    from .sources import open_source
+
+    count = 40 if args.count is None else args.count
+    every = 0.5 if args.every is None else args.every
+    if not 1 <= count <= 10000:
+        raise DataError(f"--count must be 1 to 10000, got {count}")
+    if not 0 <= every <= 3600:
+        raise DataError(f"--every must be 0 to 3600 seconds, got {every:g}")
+    if args.label is None:
+        raise DataError("--collect needs --label happy or --label not_happy")
+    kwargs = {} if disk_free is None else {"disk_free": disk_free}
+    folder = Folder(Path(args.collect), args.label,
+                    500 if args.budget_mb is None else args.budget_mb, **kwargs)
+    source = source if source is not None else open_source(cfg.camera_source, cfg)
+    source.open()
+    try:
+        pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
+        try:
+            kept = collect(cfg, folder, count, every, source=source, pipeline=pipeline, out=out)
+        except KeyboardInterrupt:
+            (out or sys.stdout).write("stopped (Ctrl-C); every frame kept so far is whole\n")
+            return EXIT_STOPPED
+    finally:
+        source.close()
+    return EXIT_DONE if kept >= count else EXIT_STOPPED

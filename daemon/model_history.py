@@ -1,0 +1,112 @@
+"""The installed model bundle and the one before it: install, roll back, notice a change.
+
+Layout beside the configured bundle folder ``B`` (``[model] bundle``)::
+
+    B             the bundle the door serves
+    B.previous    the one it replaced (``deploy/install.sh --bundle`` keeps it)
+    B.rolled-back the one a rollback took out (kept for the report, replaced next time)
+
+``happyhouse-daemon --rollback-model`` swaps ``B.previous`` back into ``B``
+after proving it loads; the running service picks it up on SIGHUP
+(``systemctl reload happyhouse``), locked while it switches. The service
+notices a new bundle at the same path by :func:`fingerprint` (a reload
+rebuilds the model only when it changed) and, if the new bundle fails to load
+or its self-test, keeps serving the old one (:mod:`.runner`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional, Union
+
+from .bundle import META_FILE, default_bundle_path, load_bundle
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+PREVIOUS = ".previous"
+ROLLED_BACK = ".rolled-back"
+
+
+def sibling(bundle: Path, suffix: str) -> Path:
+    return bundle.with_name(bundle.name + suffix)
+
+
+def fingerprint(path: Union[str, Path, None]) -> Optional[str]:
+    """sha256 of the bundle's ``model.json`` (it names every other file's sha256); None if unreadable."""
+    root = default_bundle_path() if path in (None, "") else Path(path)
+    try:
+        return hashlib.sha256((root / META_FILE).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def install(new: Union[str, Path], dest: Union[str, Path]) -> Path:
+    """Copy ``new`` to ``dest`` (checked first), keeping the bundle it replaces as ``dest.previous``.
+
+    The copy is verified (``load_bundle``) beside ``dest`` before the swap, so
+    a bad bundle changes nothing. What ``deploy/install.sh --bundle`` does on a Pi.
+    """
+    new, dest = Path(new), Path(dest)
+    load_bundle(new)
+    staging = sibling(dest, ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(new, staging)
+    try:
+        load_bundle(staging)
+    except ModelError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if dest.exists():
+        previous = sibling(dest, PREVIOUS)
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(dest, previous)
+    os.replace(staging, dest)
+    return dest
+
+
+def rollback_paths(bundle: Path) -> Path:
+    """The previous bundle's folder, or ModelError saying why there is none to restore."""
+    previous = sibling(bundle, PREVIOUS)
+    if not previous.is_dir():
+        raise ModelError(f"no previous bundle to roll back to: {previous} does not exist "
+                         f"(install.sh --bundle keeps the bundle it replaces there)")
+    try:
+        load_bundle(previous)
+    except ModelError as exc:
+        raise ModelError(f"the previous bundle cannot be restored, it does not load: {exc}") from None
+    return previous
+
+
+def restore_previous(bundle: Union[str, Path]) -> Path:
+    """``bundle.previous`` -> ``bundle``; the replaced one is kept as ``bundle.rolled-back``."""
+    bundle = Path(bundle)
+    previous = rollback_paths(bundle)
+    out = sibling(bundle, ROLLED_BACK)
+    if bundle.exists():
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(bundle, out)
+    os.replace(previous, bundle)
+    return out
+
+
+def rollback(cfg, out=None) -> int:
+    """``happyhouse-daemon --rollback-model``: exit 0 restored, 2 nothing (or nothing good) to restore."""
+    out = out if out is not None else sys.stdout
+    if not cfg.model_bundle:
+        raise ModelError("[model] bundle is not set: the door serves the shipped model, "
+                         "which has no previous version to roll back to")
+    bundle = Path(cfg.model_bundle)
+    taken = restore_previous(bundle)
+    restored = load_bundle(bundle)
+    log.warning("model rolled back: %s now serves %s (sha256 %s); the replaced bundle is in %s",
+                bundle, restored.meta.get("name", "?"), restored.sha256[:12], taken)
+    out.write(f"rolled back: {bundle} is the previous bundle again (sha256 "
+              f"{restored.sha256[:12]}); the one it replaced is kept in {taken}\n"
+              f"reload the door to serve it: sudo systemctl reload happyhouse\n")
+    return 0

@@ -1,0 +1,148 @@
+"""``happyhouse-daemon --collect`` (issue 18): a house's own clean frames, from a fake camera
+replaying real GENKI-4K faces in door-sized frames, through the shipped gate and model."""
+
+import errno
+import io
+import json
+from argparse import Namespace
+
+import cv2
+import numpy as np
+import pytest
+
+from happyhouse.daemon.collect import Folder, collect, run_collect
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.demo import face_in_door_frame
+from happyhouse.daemon.errors import DataError
+from happyhouse.daemon.fakesource import FakeSource
+
+
+@pytest.fixture(scope="module")
+def shipped_pipeline():
+    from happyhouse.daemon.pipeline import Pipeline
+
+    return Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
+
+
+@pytest.fixture(scope="module")
+def faces(genki_root):
+    from happyhouse.daemon.datasets import load_class_folders
+
+    data = load_class_folders(genki_root, size=None, limit=4)
+    return [face_in_door_frame(data.images[i]) for i in np.flatnonzero(data.labels == 1)]
+
+
+def camera(frames):
+    from fakes import FakeClock
+
+    clock = FakeClock()
+    return FakeSource(frames, fps=10, clock=clock, sleep=clock.advance), clock
+
+
+def args(tmp_path, **kw):
+    base = dict(collect=str(tmp_path / "my_house"), label="happy", count=3, every=0.0,
+                budget_mb=None)
+    base.update(kw)
+    return Namespace(**base)
+
+
+@pytest.fixture
+def no_latch(monkeypatch):
+    """Collecting must never build a pin factory or a latch."""
+    import happyhouse.daemon.latch as latch
+
+    def refuse(*a, **k):
+        raise AssertionError("--collect touched the latch")
+
+    monkeypatch.setattr(latch, "make_pin_factory", refuse)
+    monkeypatch.setattr(latch, "latch_from_config", refuse)
+
+
+def test_collects_clean_face_frames_with_sidecars_skipping_empty_and_repeated(
+        tmp_path, faces, shipped_pipeline, no_latch):
+    empty = np.full_like(faces[0], 96)
+    frames = [empty, faces[0], faces[0], empty, faces[1], faces[1], faces[2], faces[3]]
+    source, clock = camera(frames)
+    out = io.StringIO()
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    rc = run_collect(cfg, args(tmp_path), source=source, pipeline=shipped_pipeline, out=out)
+    assert rc == 0
+    folder = tmp_path / "my_house" / "happy"
+    pngs = sorted(folder.glob("*.png"))
+    assert len(pngs) == 3 and not list(folder.glob(".*"))
+    # the frames as captured, lossless, no box or text drawn on them
+    for png, want in zip(pngs, (faces[0], faces[1], faces[2])):
+        assert np.array_equal(cv2.imread(str(png)), want)
+        side = json.loads(png.with_suffix(".json").read_text())
+        assert side["label"] == "happy" and len(side["face"]) == 4
+        assert 0.0 <= side["score"] <= 1.0 and side["time"].endswith("+00:00")
+        assert side["camera"]["width"] == 640 and side["model_sha256"] == shipped_pipeline.model_sha256
+    text = out.getvalue()
+    assert "1/3 happy frames, keep smiling" in text and "3/3 happy frames" in text
+    assert "skipped 2 without a face, 2 too like the last kept" in text
+    assert not (tmp_path / "my_house" / "not_happy").exists()
+
+
+def test_full_disk_while_collecting_one_line_and_nothing_half_written(
+        tmp_path, faces, shipped_pipeline, no_latch, monkeypatch):
+    import happyhouse.daemon.collect as collect_mod
+
+    source, _ = camera(faces)
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    real_fsync, calls = collect_mod.os.fsync, []
+
+    def fsync(fd):  # the second frame's data does not fit
+        calls.append(fd)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(collect_mod.os, "fsync", fsync)
+    with pytest.raises(DataError, match="is full: frame .* was not written"):
+        run_collect(cfg, args(tmp_path), source=source, pipeline=shipped_pipeline,
+                    out=io.StringIO())
+    folder = tmp_path / "my_house" / "happy"
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".png"]  # the first, whole
+
+
+def test_disk_budget_and_free_space_stop_cleanly(tmp_path, faces, shipped_pipeline):
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    source, _ = camera(faces)
+    out = io.StringIO()
+    rc = run_collect(cfg, args(tmp_path, count=4), source=source, pipeline=shipped_pipeline,
+                     out=out, disk_free=lambda p: 100 * 2**20 + 1000)
+    assert rc == 1
+    assert "stopped after 0/4 happy frames" in out.getvalue() and "MB free" in out.getvalue()
+    folder = Folder(tmp_path / "b", "happy", budget_mb=0.0001)
+    assert "budget" in folder.room_for(10_000)
+
+
+def test_collect_flags_and_labels_are_checked_before_anything_opens(tmp_path, capsys):
+    from happyhouse.daemon.cli import main
+
+    assert main(["--gpio", "mock", "--label", "happy"]) == 2
+    assert "--label only works with --collect" in capsys.readouterr().err
+    assert main(["--gpio", "mock", "--collect", str(tmp_path / "x")]) == 2
+    assert "--collect needs --label" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit):
+        main(["--gpio", "mock", "--collect", str(tmp_path), "--label", "grin"])
+    assert main(["--gpio", "mock", "--collect", str(tmp_path), "--label", "happy",
+                 "--count", "0"]) == 2
+    assert "--count must be 1 to 10000" in capsys.readouterr().err
+
+
+def test_collect_is_refused_beside_the_service(tmp_path, capsys, no_latch):
+    """The door service holds the state folder's lock: --collect on its camera is refused."""
+    from happyhouse.daemon.cli import main
+    from happyhouse.daemon.statelock import acquire
+
+    held = acquire(str(tmp_path / "state"), "the door service")
+    try:
+        rc = main(["--gpio", "mock", "--state-dir", str(tmp_path / "state"), "--collect",
+                   str(tmp_path / "h"), "--label", "happy"])
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert rc != 0 and "refused to start --collect" in err and "the door service" in err
+    assert not (tmp_path / "h" / "happy").exists() or not list((tmp_path / "h").rglob("*.png"))

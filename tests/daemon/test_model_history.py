@@ -1,0 +1,117 @@
+"""Deploy and roll back (issue 18): the previous bundle is kept, SIGHUP serves a new bundle
+at the same path, a bundle that fails its self-test is refused while the old one keeps
+serving (latch locked throughout), and --rollback-model restores the previous one."""
+
+import json
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+
+from fakes import FakeClock, ScriptedSource, clocked_factory, open_times
+from happyhouse.daemon import model_history
+from happyhouse.daemon.bundle import GOLDEN_FILE, META_FILE, default_bundle_path, load_bundle
+from happyhouse.daemon.cli import build_parser, main
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.errors import ModelError
+
+
+def variant(tmp_path, name, broken=False):
+    """A copy of the shipped bundle with another name (a valid, different bundle), or one
+    whose golden outputs no runtime reproduces (loads, fails its self-test)."""
+    out = tmp_path / name
+    shutil.copytree(default_bundle_path(), out)
+    meta = json.loads((out / META_FILE).read_text())
+    meta["name"] = name
+    (out / META_FILE).write_text(json.dumps(meta))
+    if broken:
+        with np.load(out / GOLDEN_FILE) as data:
+            arrays = {k: data[k] for k in data.files}
+        arrays["outputs"] = (arrays["outputs"].astype(np.int64) + 60).clip(-128, 127).astype(
+            arrays["outputs"].dtype)
+        np.savez(out / GOLDEN_FILE, **arrays)
+    return out
+
+
+def test_install_keeps_the_previous_bundle_and_rollback_restores_it(tmp_path, capsys):
+    dest = tmp_path / "etc" / "bundle"
+    first, second = variant(tmp_path, "first"), variant(tmp_path, "second")
+    model_history.install(first, dest)
+    assert not (tmp_path / "etc" / "bundle.previous").exists()
+    model_history.install(second, dest)
+    assert load_bundle(dest).meta["name"] == "second"
+    assert load_bundle(tmp_path / "etc" / "bundle.previous").meta["name"] == "first"
+    conf = tmp_path / "hh.conf"
+    conf.write_text(f"[model]\nbundle = {dest}\n[latch]\ngpio = mock\n")
+    assert main(["--config", str(conf), "--rollback-model"]) == 0
+    out = capsys.readouterr().out
+    assert "rolled back" in out and "systemctl reload happyhouse" in out
+    assert load_bundle(dest).meta["name"] == "first"
+    assert load_bundle(tmp_path / "etc" / "bundle.rolled-back").meta["name"] == "second"
+    # nothing left to roll back to: one clear line, nothing changed
+    assert main(["--config", str(conf), "--rollback-model"]) == 2
+    err = capsys.readouterr().err
+    assert "no previous bundle to roll back to" in err and "Traceback" not in err
+    assert load_bundle(dest).meta["name"] == "first"
+
+
+def test_a_bad_bundle_is_not_installed(tmp_path):
+    dest = tmp_path / "bundle"
+    model_history.install(variant(tmp_path, "good"), dest)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.tflite").write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        model_history.install(bad, dest)
+    assert load_bundle(dest).meta["name"] == "good"
+    assert not (tmp_path / "bundle.previous").exists()
+
+
+def test_sighup_serves_a_new_bundle_refuses_a_broken_one_and_rolls_back_locked(tmp_path, caplog):
+    from happyhouse.daemon import runner
+
+    dest = tmp_path / "etc" / "bundle"
+    model_history.install(variant(tmp_path, "shipped-copy"), dest)
+    good, broken = variant(tmp_path, "house"), variant(tmp_path, "broken", broken=True)
+    conf = tmp_path / "hh.conf"
+    conf.write_text(f"[model]\nbundle = {dest}\n[latch]\ngpio = mock\n"
+                    f"[service]\nstate_dir = {tmp_path / 'state'}\n")
+
+    def hup(action):
+        def hook():
+            action()
+            os.kill(os.getpid(), signal.SIGHUP)
+        return hook
+
+    hooks = {3: hup(lambda: model_history.install(good, dest)),
+             8: hup(lambda: model_history.install(broken, dest)),
+             13: hup(lambda: model_history.restore_previous(dest)),
+             18: lambda: os.kill(os.getpid(), signal.SIGTERM)}
+    clock = FakeClock()
+    source = ScriptedSource(clock, ["-"] * 30, hooks)
+    factory = clocked_factory(clock)
+    args = build_parser().parse_args(["--config", str(conf)])
+    cfg = load_config(str(conf), None, required=True)
+    doors = []
+    real_door = runner.Door
+
+    class SpyDoor(real_door):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            doors.append(self)
+
+    runner.Door = SpyDoor
+    try:
+        assert runner.run_service(cfg, args, pin_factory=factory, source=source, clock=clock) == 0
+    finally:
+        runner.Door = real_door
+    names = [d.pipeline.bundle.meta["name"] for d in doors]
+    assert names == ["shipped-copy", "house", "house", "house"]
+    assert doors[2].pipeline is doors[1].pipeline  # the broken bundle never served
+    assert doors[3].pipeline is not doors[1].pipeline  # rolled back: loaded again, self-tested
+    assert "new model bundle" in caplog.text and "refused" in caplog.text
+    assert "still serving the previous model" in caplog.text
+    pin = factory.pin("GPIO17")
+    assert open_times(pin, 0.0) == [] and not pin.state  # locked throughout

@@ -1,0 +1,201 @@
+"""``happyhouse-adapt`` (issue 18), the whole loop on real images: a fake camera replays
+GENKI-4K faces in door frames into a --collect folder, a tiny adaptation run makes a
+bundle, it is deployed into a scratch root and the running daemon reloads it; a worse
+model is refused and bad folders get one line each, with nothing written."""
+
+import io
+import json
+import os
+import shutil
+import signal
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from happyhouse.daemon.bundle import META_FILE, default_bundle_path, load_bundle
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.demo import face_in_door_frame
+
+REPO = Path(__file__).resolve().parents[2]
+GENERAL = REPO / "models" / "general" / "model.keras"
+PER_CLASS = 8
+TINY = ["--k", "2", "--protocol", "split", "--epochs", "1", "--patience", "1",
+        "--min-per-class", "6", "--max-drop", "100", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def house(genki_root, tmp_path_factory):
+    """A --collect folder: PER_CLASS frames of each class, collected from a fake camera."""
+    from fakes import FakeClock
+    from happyhouse.daemon.collect import run_collect
+    from happyhouse.daemon.datasets import load_class_folders
+    from happyhouse.daemon.fakesource import FakeSource
+    from happyhouse.daemon.pipeline import Pipeline
+
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    pipeline = Pipeline.from_config(cfg)
+    faces = load_class_folders(genki_root, size=None, limit=PER_CLASS + 4)
+    root = tmp_path_factory.mktemp("house") / "my_house"
+    for label, name in ((1, "happy"), (0, "not_happy")):
+        frames = [face_in_door_frame(faces.images[i]) for i in np.flatnonzero(faces.labels == label)]
+        clock = FakeClock()
+        source = FakeSource(frames, fps=10, clock=clock, sleep=clock.advance)
+        args = Namespace(collect=str(root), label=name, count=PER_CLASS, every=0.0, budget_mb=None)
+        assert run_collect(cfg, args, source=source, pipeline=pipeline, out=io.StringIO()) == 0
+    return root
+
+
+def never_opens(tmp_path):
+    """The shipped bundle with threshold 1: a door that opens for nobody (a bundle to beat)."""
+    out = tmp_path / "never"
+    shutil.copytree(default_bundle_path(), out)
+    meta = json.loads((out / META_FILE).read_text())
+    meta.update(threshold=1.0, name="never-opens")
+    (out / META_FILE).write_text(json.dumps(meta))
+    return out
+
+
+def adapt(*argv):
+    from happyhouse.train.adapt import main
+
+    return main([str(a) for a in argv])
+
+
+@pytest.mark.slow
+def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys):
+    from fakes import FakeClock, ScriptedSource, clocked_factory, open_times
+    from happyhouse.daemon import model_history, runner
+    from happyhouse.daemon.cli import build_parser
+
+    out = tmp_path / "my_bundle"
+    rc = adapt("--frames", house, "--out", out, "--general", GENERAL,
+               "--current", never_opens(tmp_path), *TINY)
+    text = capsys.readouterr()
+    assert rc == 0, text.err
+    assert "estimated on the house's own unseen frames" in text.out
+    bundle = load_bundle(out)
+    assert bundle.meta["training"]["details"]["training"]["door_frames"] is True
+    metrics = json.loads((tmp_path / "my_bundle-report" / "metrics.json").read_text())
+    assert metrics["n"] == 2 * PER_CLASS and metrics["comparison"]["errors"]["current"] == PER_CLASS
+    rows = metrics["frames_scored"]
+    assert len(rows) == 2 * PER_CLASS and all(0.0 <= r["score"] <= 1.0 for r in rows)
+    assert (tmp_path / "my_bundle-report" / "roc.png").is_file()
+
+    # deploy into a scratch root over the bundle the door runs, and SIGHUP the daemon
+    dest = tmp_path / "root" / "etc" / "happyhouse" / "bundle"
+    model_history.install(default_bundle_path(), dest)
+    conf = tmp_path / "hh.conf"
+    conf.write_text(f"[model]\nbundle = {dest}\n[latch]\ngpio = mock\n"
+                    f"[service]\nstate_dir = {tmp_path / 'state'}\n")
+
+    def deploy_and_hup():
+        model_history.install(out, dest)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    clock = FakeClock()
+    source = ScriptedSource(clock, ["-"] * 20,
+                            {3: deploy_and_hup, 8: lambda: os.kill(os.getpid(), signal.SIGTERM)})
+    factory = clocked_factory(clock)
+    served = []
+    real_door = runner.Door
+
+    class SpyDoor(real_door):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            served.append(self.pipeline.model_sha256)
+
+    runner.Door = SpyDoor
+    try:
+        assert runner.run_service(load_config(str(conf), None, required=True),
+                                  build_parser().parse_args(["--config", str(conf)]),
+                                  pin_factory=factory, source=source, clock=clock) == 0
+    finally:
+        runner.Door = real_door
+    assert served == [load_bundle(default_bundle_path()).sha256, bundle.sha256]
+    assert open_times(factory.pin("GPIO17"), 0.0) == []
+    assert (dest.parent / "bundle.previous").is_dir()  # the one it replaced, for --rollback-model
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """A general model that has learnt nothing (random weights): worse than the shipped bundle."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64, 64, 3)), layers.Conv2D(4, 3, strides=4),
+                              layers.Flatten(), layers.Dense(1, activation="sigmoid")])
+    folder = tmp_path_factory.mktemp("untrained")
+    model.save(folder / "model.keras")
+    (folder / "train_meta.json").write_text(json.dumps({
+        "format": "happyhouse-train-meta", "arch": "untrained",
+        "preprocess": {"crop": "face", "margin": 0.0, "size": 64}}))
+    return folder / "model.keras"
+
+
+@pytest.mark.slow
+def test_a_worse_model_is_refused_and_nothing_is_written(house, untrained, tmp_path, capsys):
+    out = tmp_path / "my_bundle"
+    rc = adapt("--frames", house, "--out", out, "--general", untrained,
+               *TINY[:-6], "--epochs", "1", "--lr", "1e-9", "--min-per-class", "6")
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert "refused, nothing written" in err and "the bundle the door runs now" in err
+    assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
+
+
+def _frames(tmp_path, happy, not_happy, face=True):
+    import cv2
+
+    from happyhouse.daemon.datasets import load_class_folders
+
+    data_root = Path(os.environ.get("HAPPYHOUSE_DATA", "../shared/datasets")) / "genki4k-train"
+    faces = load_class_folders(data_root, size=None, limit=max(happy, not_happy, 1))
+    root = tmp_path / "frames"
+    for name, n, label in (("happy", happy, 1), ("not_happy", not_happy, 0)):
+        (root / name).mkdir(parents=True)
+        for i, index in enumerate(np.flatnonzero(faces.labels == label)[:n]):
+            frame = face_in_door_frame(faces.images[index]) if face else np.full((480, 640, 3), 96,
+                                                                                   np.uint8)
+            cv2.imwrite(str(root / name / f"{i:03d}.png"), frame)
+    return root
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "holds no images"),
+    ("one-class", "holds no images"),
+    ("layout", "is not a class-folder dataset"),
+    ("no-faces", "need >= 6 not-smiling frames with a face, have 0 (3 more had no face"),
+    ("few", "need >= 6 not-smiling frames with a face, have "),
+    ("not-a-folder", "is not a folder"),
+])
+def test_bad_frame_folders_one_line_and_nothing_written(case, message, tmp_path, capsys,
+                                                        genki_root):
+    if case == "empty":
+        frames = tmp_path / "frames"
+        (frames / "happy").mkdir(parents=True)
+        (frames / "not_happy").mkdir()
+    elif case == "one-class":
+        frames = _frames(tmp_path, 3, 0)
+    elif case == "layout":
+        frames = _frames(tmp_path, 3, 3)
+        (frames / "not_happy").rename(frames / "sad")
+    elif case == "no-faces":
+        frames = _frames(tmp_path, 3, 3, face=False)
+    elif case == "few":
+        frames = _frames(tmp_path, 8, 3)
+    else:
+        frames = tmp_path / "frames.zip"
+        frames.write_bytes(b"PK")
+    out = tmp_path / "my_bundle"
+    rc = adapt("--frames", frames, "--out", out, "--general", GENERAL, *TINY)
+    err = capsys.readouterr().err
+    assert rc == 2
+    # one error line (progress logging, if any handler shows it, is INFO and comes before)
+    errors = [line for line in err.splitlines() if line.startswith("happyhouse-adapt:")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "my_bundle-report").exists()

@@ -1,0 +1,294 @@
+"""``happyhouse-adapt``: a house's own door frames -> a proven bundle for its door, or a refusal.
+
+    happyhouse-adapt --frames my_house/ --out my_bundle/
+
+``my_house/`` is what ``happyhouse-daemon --collect`` writes (``happy/``,
+``not_happy/``: whole frames of this door's camera). Steps, each of which can
+refuse, and nothing is written unless all pass:
+
+1. every frame goes through the door's own path (scaled to the camera size,
+   the shipped face gate, the contract's face crop); a frame without a face
+   is never opened (scored 0) and never trains. Too few face frames of a
+   class, or classes too unbalanced to judge, is refused with what is missing;
+2. estimate: the house protocol (``happyhouse.train.house_cv``): K-fold CV
+   over the house's frames, each fold fine-tuning the general model and
+   scoring its unseen frames; with the general model's geometry stage the
+   scores are fused exactly as the door fuses them and thresholds are chosen
+   on fused out-of-fold scores;
+3. compare: the bundle the door runs now (``--current``, default the shipped
+   one) scores the same frames through the door's own pipeline; an adapted
+   model with more errors or more false opens is refused;
+4. the model the house deploys: one fine-tune on all face frames (the
+   protocol's refit; the fused threshold from its own inner folds), with the
+   general model's geometry head, converted to int8 with parity and
+   self-tested (``happyhouse.convert``);
+5. ``--out`` gets the bundle and ``--report`` (default ``OUT-report``)
+   ``metrics.json`` and plots, with the per-frame scores.
+
+Exit codes: 0 a bundle written, 1 refused (worse than the current bundle),
+2 a fixable error (frames, layout, model, folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from happyhouse.daemon.datasets import CLASSES
+from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
+
+log = logging.getLogger("happyhouse.train.adapt")
+
+EXIT_WRITTEN, EXIT_REFUSED = 0, 1
+#: fewest frames with a face per class the estimate can stand on (5 folds of >= 4 each)
+MIN_PER_CLASS = 20
+#: the rarer class must be at least this share of the larger one
+MIN_BALANCE = 0.25
+WORDS = {0: "not-smiling", 1: "smiling"}
+FINAL_FOLD = 99
+
+
+class Refused(HappyHouseError):
+    """The adapted model is not better than the bundle the door runs now."""
+
+    exit_code = EXIT_REFUSED
+
+
+def load_frames(path: Path, spec, limit: Optional[int] = None):
+    """(dataset of gated crops, has_face): every frame as the door would crop it."""
+    from happyhouse.daemon.datasets import load_dataset
+
+    from .data import door_face_crops
+
+    if not Path(path).is_dir():
+        raise DataError(f"{path} is not a folder: give the folder --collect wrote "
+                        f"(with happy/ and not_happy/)")
+    data = load_dataset(path, size=None, limit=limit)  # wrong layout, empty class: DataError
+    data.raw = data.images
+    data.images, has_face = door_face_crops(data.images, spec)
+    return data, has_face
+
+
+def check_enough(labels: np.ndarray, has_face: np.ndarray, minimum: int) -> None:
+    faces = [int(np.sum(has_face & (labels == c))) for c in (0, 1)]
+    totals = [int(np.sum(labels == c)) for c in (0, 1)]
+    for c in (0, 1):
+        if faces[c] < minimum:
+            lost = totals[c] - faces[c]
+            raise DataError(f"need >= {minimum} {WORDS[c]} frames with a face, have {faces[c]}"
+                            + (f" ({lost} more had no face the door's gate could find)"
+                               if lost else "")
+                            + f": collect more with happyhouse-daemon --collect DIR "
+                              f"--label {CLASSES[c]}")
+    if min(faces) < MIN_BALANCE * max(faces):
+        rare = int(np.argmin(faces))
+        need = int(np.ceil(MIN_BALANCE * max(faces)))
+        raise DataError(f"too unbalanced to judge: {faces[1]} smiling and {faces[0]} "
+                        f"not-smiling frames; need >= {need} {WORDS[rare]} frames")
+
+
+def current_door(bundle: Optional[Path], frames_rgb: np.ndarray):
+    """(scores, happy) of the bundle the door runs now on whole frames, as the door scores them."""
+    from happyhouse.daemon.bundle import load_bundle
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.evaluate import observe_whole_frame
+    from happyhouse.daemon.pipeline import Pipeline
+
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    pipeline = Pipeline.from_config(cfg, load_bundle(bundle))
+    size = (cfg.camera_width, cfg.camera_height)
+    observed = [observe_whole_frame(pipeline, rgb, size)[0] for rgb in frames_rgb]
+    scores = np.array([0.0 if o.score is None else float(o.score) for o in observed])
+    return scores, np.array([int(o.happy) for o in observed]), pipeline
+
+
+def protocol_args(args, work: Path) -> argparse.Namespace:
+    """The house protocol's options (``house_cv``), from this tool's."""
+    return argparse.Namespace(
+        data=args.frames, work=work, scratch=None, init=args.general, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
+        patience=args.patience, max_false_open=args.max_false_open, crop="face",
+        inner_k=args.inner_k, protocol=args.protocol, train_frames=None, no_geometry=False)
+
+
+def final_model(pargs, data, has_face, geo, weights, work: Path):
+    """The model the house deploys, trained on every face frame, in a folder the converter reads."""
+    from happyhouse.daemon.geometry import fuse
+
+    from . import house_cv
+    from .trainer import META_FILE, read_meta, write_meta
+
+    everything = np.flatnonzero(has_face)
+    combine = house_cv._same if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
+    fit = house_cv._refit_fold if pargs.protocol == "refit" else house_cv._split_fold
+    last = FINAL_FOLD  # the protocol's fold number for "all frames" (its work folder)
+    model, threshold, info, _ = fit(pargs, data, everything, last, np.array([], np.int64),
+                                    combine)
+    folder = work / "final"
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    trained = work / f"fold{last}" / ("inner0" if pargs.protocol == "refit" else "")
+    meta = read_meta(trained / "model.keras")
+    meta["training"] = {**meta["training"], "door_frames": True, **info}
+    meta["house_adapt"] = {"frames": str(pargs.data), "protocol": pargs.protocol,
+                           "from": str(pargs.init)}
+    meta["data"] = data.summary()
+    if geo is None:
+        meta["threshold"] = float(threshold)
+    write_meta(folder / META_FILE, meta)
+    return folder / "model.keras", float(threshold), info
+
+
+def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict) -> None:
+    """The general model's geometry head beside the house model, with the house's fused threshold."""
+    from happyhouse.daemon.geometry import HEAD_FILE
+
+    from .geometry import SIDECAR
+
+    sidecar = json.loads((general.parent / SIDECAR).read_text(encoding="utf-8"))
+    sidecar.update(threshold=threshold, validation={"house_cv_fused": figures},
+                   threshold_rule="the house protocol's: lowest fused threshold >= 0.5 with "
+                                  "out-of-fold false-open rate <= --max-false-open",
+                   model_file="model.keras")
+    shutil.copy2(general.parent / HEAD_FILE, folder / HEAD_FILE)
+    (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+
+
+def run(args) -> dict:
+    from happyhouse.convert.build import Options, check_writable, convert
+    from happyhouse.daemon.preprocess import Preprocess
+
+    from . import house_cv, report
+    from .data import stratified_folds
+    from .trainer import read_meta
+
+    started = time.time()
+    check_writable(args.out)
+    if not Path(args.general).is_file():
+        raise ModelError(f"general model {args.general} does not exist (--general)")
+    spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()
+    data, has_face = load_frames(args.frames, spec, args.limit)
+    labels = data.labels
+    check_enough(labels, has_face, args.min_per_class)
+    work = Path(tempfile.mkdtemp(prefix="happyhouse-adapt."))
+    try:
+        pargs = protocol_args(args, work)
+        fold = stratified_folds(labels, args.k, args.seed)
+        stage, geo = house_cv.geometry_scores(pargs, data.images, has_face)
+        weights = stage.spec.weights if stage is not None else (0.5, 0.5)
+        cv = house_cv.cross_validate(pargs, data, has_face, fold, geo, weights)
+        new = report.metrics(labels, cv["scores"], cv["threshold"], pred=cv["pred"])
+        now_scores, now_pred, now = current_door(args.current, data.raw)
+        old = report.metrics(labels, now_scores, now.threshold, pred=now_pred)
+        comparison = {k: {"adapted": new[k], "current": old[k]}
+                      for k in ("accuracy", "errors", "false_opens", "recall")}
+        if new["errors"] > old["errors"] or new["false_opens"] > old["false_opens"]:
+            raise Refused(
+                f"refused, nothing written: on the same {len(labels)} frames the adapted model "
+                f"(estimated by {args.k}-fold CV) makes {new['errors']} errors with "
+                f"{new['false_opens']} false opens, the bundle the door runs now "
+                f"({now.bundle.path.name}) {old['errors']} with {old['false_opens']}")
+        model, threshold, info = final_model(pargs, data, has_face, geo, weights, work)
+        if stage is not None:
+            carry_geometry(Path(args.general), model.parent, threshold,
+                           {k: new[k] for k in ("n", "accuracy", "recall", "false_open_rate",
+                                                "roc_auc")})
+        n_faces = int(has_face.sum())
+        max_drop = args.max_drop if args.max_drop is not None else 100.0 / (0.2 * n_faces) + 0.01
+        staged = work / "bundle"
+        bundle = convert(Options(model=model, calibration=[Path(args.frames)], out=staged,
+                                 max_drop=max_drop, seed=args.seed,
+                                 notes=f"adapted to the house frames {Path(args.frames).name}"))
+        report_dir = work / "report"
+        result = report.write_report(
+            report_dir, {}, data.images, labels, cv["scores"], cv["threshold"],
+            scope=f"house {args.k}-fold CV, unseen frames", pred=cv["pred"],
+            extra={"frames": str(args.frames), "frames_with_face": n_faces,
+                   "general": str(args.general), "protocol": args.protocol,
+                   "fused": geo is not None, "current_bundle": str(now.bundle.path),
+                   "current_bundle_sha256": now.model_sha256, "comparison": comparison,
+                   "final_model": info, "bundle_threshold": bundle.threshold,
+                   "bundle_sha256": bundle.sha256,
+                   "parity": bundle.meta["metrics"]["parity"],
+                   "seconds": round(time.time() - started, 1),
+                   "frames_scored": [{
+                       "id": data.ids[i], "label": int(labels[i]), "face": bool(has_face[i]),
+                       "fold": int(fold[i]), "score": round(float(cv["scores"][i]), 5),
+                       "classifier": round(float(cv["classifier"][i]), 5),
+                       "geometry": None if geo is None or np.isnan(geo[i]) else round(float(geo[i]), 5),
+                       "pred": int(cv["pred"][i]), "current_score": round(float(now_scores[i]), 5),
+                       "current_pred": int(now_pred[i])} for i in range(len(labels))]})
+        out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
+        for src, dst in ((staged, out), (report_dir, report_out)):
+            if dst.exists():
+                shutil.rmtree(dst)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src), str(dst))
+        return {"bundle": str(out), "report": str(report_out), "estimate": result,
+                "comparison": comparison, "threshold": bundle.threshold}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="happyhouse-adapt", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", required=True, type=Path,
+                   help="the house's frames: FOLDER/happy and FOLDER/not_happy (--collect)")
+    p.add_argument("--out", required=True, type=Path, help="the bundle folder to write")
+    p.add_argument("--report", type=Path, help="report folder (default OUT-report)")
+    p.add_argument("--general", type=Path, default=Path("models/general/model.keras"),
+                   help="the shipped general model to fine-tune (its geometry.json, if any, "
+                        "gives the geometry stage)")
+    p.add_argument("--current", type=Path,
+                   help="the bundle the door runs now (default: the shipped bundle)")
+    p.add_argument("--k", type=int, default=5, help="folds of the estimate")
+    p.add_argument("--protocol", choices=("refit", "split"), default="refit")
+    p.add_argument("--inner-k", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--patience", type=int, default=30)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--augment", default="light", choices=("door", "light", "none"))
+    p.add_argument("--max-false-open", type=float, default=0.01)
+    p.add_argument("--max-drop", type=float,
+                   help="int8 parity: most accuracy lost, in points (default: one frame of the "
+                        "hold-out)")
+    p.add_argument("--min-per-class", type=int, default=MIN_PER_CLASS)
+    p.add_argument("--limit", type=int, help="at most this many frames per class (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.k < 2 or args.min_per_class < args.k:
+        sys.stderr.write("happyhouse-adapt: error: --k must be >= 2 and --min-per-class >= --k\n")
+        return 2
+    try:
+        result = run(args)
+    except HappyHouseError as exc:
+        sys.stderr.write(f"happyhouse-adapt: {'' if isinstance(exc, Refused) else 'error: '}{exc}\n")
+        return exc.exit_code
+    c = result["comparison"]
+    sys.stdout.write(
+        f"bundle {result['bundle']} (threshold {result['threshold']:.3f}); report {result['report']}\n"
+        f"estimated on the house's own unseen frames: accuracy {c['accuracy']['adapted']:.4f}, "
+        f"{c['false_opens']['adapted']} false opens, recall {c['recall']['adapted']:.3f}\n"
+        f"the bundle the door runs now, same frames: accuracy {c['accuracy']['current']:.4f}, "
+        f"{c['false_opens']['current']} false opens, recall {c['recall']['current']:.3f}\n")
+    return EXIT_WRITTEN
+
+
+if __name__ == "__main__":
+    sys.exit(main())
