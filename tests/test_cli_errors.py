@@ -22,7 +22,7 @@ TOOLS = {
     "happyhouse-convert": ("happyhouse.convert.cli", "build_parser",
                            ["/nonexistent/m.keras", "--calibration", "/nonexistent/c",
                             "--out", "/nonexistent/b"], "nonexistent"),
-    "happyhouse-bench": ("happyhouse.convert.bench", "build_parser", ["--cores", "9999"],
+    "happyhouse-bench": ("happyhouse.bench.cli", "build_parser", ["--cores", "9999"],
                          "--cores"),
 }
 

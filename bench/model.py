@@ -1,8 +1,8 @@
 """Model invoke: the shipped int8 bundle vs the same network as float32 TFLite and Keras.
 
 The float32 TFLite and the Keras rows need the training Keras model that the
-bundle records (``model.json`` -> ``training.model_file`` and its sha256), or
-the general model committed under ``models/general/``. TensorFlow is imported
+bundle records (``model.json`` -> ``training.model_file`` and its sha256,
+relative to the working folder) or the one given with ``--keras``. TensorFlow is imported
 here only, lazily, and only when such a model is found.
 """
 
@@ -16,10 +16,7 @@ import numpy as np
 
 from happyhouse.daemon.preprocess import to_model_input
 
-from .bench_stages import now_ns, summary_ms
-
-REPO = Path(__file__).resolve().parent.parent
-GENERAL = REPO / "models" / "general" / "model.keras"
+from .stages import now_ns, summary_ms
 
 
 def _sha256(path: Path) -> str:
@@ -47,16 +44,17 @@ def find_keras(bundle, explicit: Optional[str] = None) -> Tuple[Optional[Path], 
         return path, "matches the bundle" if same else \
             "given with --keras; its sha256 does NOT match the bundle's training model"
     recorded = training.get("model_file")
-    candidates = []
-    if recorded:
-        candidates += [Path(recorded), REPO / recorded, bundle.path / recorded]
-    candidates.append(GENERAL)
+    # the recorded path is relative to the working folder the bundle was built in
+    # (or absolute): never to where this module's source happens to lie
+    candidates = [Path(recorded)] if recorded else []
     seen = []
     for path in candidates:
         if path.is_file():
             if want is None or _sha256(path) == want:
                 return path, "matches the bundle" if want else "bundle records no sha256"
             seen.append(f"{path} (different sha256)")
+    if not candidates:
+        return None, "the bundle records no training Keras model; pass --keras PATH"
     looked = ", ".join(seen) if seen else ", ".join(str(p) for p in dict.fromkeys(candidates))
     return None, (f"the bundle's training Keras model is not available (looked at {looked}); "
                   f"pass --keras PATH")
@@ -113,7 +111,7 @@ def time_models(parts, threads: int, rounds: int, per_round: int, keras_iters: i
                            "runtime": clf.runtime, "threads": threads}
     model = None
     if path is not None:
-        from .quantize import load_keras_model, to_float_tflite
+        from happyhouse.convert.quantize import load_keras_model, to_float_tflite
 
         _load_tensorflow(threads)
         model = load_keras_model(path)

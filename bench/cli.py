@@ -32,7 +32,10 @@ from typing import Any, Dict, List, Optional, Sequence
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import ConfigError
 
-from . import bench_frames, bench_stages
+from . import frames as bench_frames, stages as bench_stages
+from .daemon import measure_daemon
+from .model import time_models
+from .report import table
 
 SECTIONS = ("stages", "pipeline", "age", "daemon", "models")
 
@@ -199,8 +202,6 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result["frame_age_ms"] = age
     daemon = None
     if "daemon" not in skip:
-        from .bench_daemon import measure_daemon
-
         daemon = measure_daemon(frames.bgr, args.threads, args.daemon_warmup, bundle=args.model,
                                 config=args.config)
     result["daemon"] = daemon
@@ -209,8 +210,6 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result["ready_s"] = (daemon or {}).get("ready_s")
     models = None
     if "models" not in skip:
-        from .bench_model import time_models
-
         models = time_models(parts, args.threads, args.rounds, args.invokes, args.keras_iters,
                              args.keras)
         if models.get("keras_model") is None or "NOT" in models.get("keras_note", ""):
@@ -258,8 +257,6 @@ def _bench(argv: Optional[Sequence[str]]) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
     else:
-        from .bench_report import table
-
         sys.stdout.write(table(result))
     return 0
 

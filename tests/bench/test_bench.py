@@ -4,12 +4,13 @@ import contextlib
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from happyhouse.convert import bench
-from happyhouse.convert.bench_frames import bgr_to_yuyv, yuyv_to_bgr
+from happyhouse.bench import cli as bench
+from happyhouse.bench.frames import bgr_to_yuyv, yuyv_to_bgr
 from happyhouse.daemon.sources import to_door_frame
 
 TINY = ["--frames", "4", "--warmup", "1", "--rounds", "1", "--invokes", "3", "--keras-iters", "2",
@@ -142,7 +143,7 @@ def test_yuyv_round_trip_is_close():
 
 
 def test_live_source_delivers_fresh_frames_at_its_rate():
-    from happyhouse.convert.bench_frames import live_source
+    from happyhouse.bench.frames import live_source
 
     frames = [bgr_to_yuyv(np.full((48, 64, 3), i * 40, np.uint8)) for i in range(3)]
     seen = []
@@ -194,3 +195,33 @@ def test_missing_data_is_refused_before_the_model_loads(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("happyhouse-bench: error:") and err.count("\n") == 1
+
+
+class _Bundle:
+    def __init__(self, training):
+        self.meta = {"training": training}
+
+
+def test_keras_model_is_found_relative_to_the_working_folder_only(tmp_path, monkeypatch):
+    import hashlib
+
+    from happyhouse.bench.model import find_keras
+
+    model = tmp_path / "models" / "general" / "model.keras"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"a keras zip")
+    recorded = {"model_file": "models/general/model.keras",
+                "model_sha256": hashlib.sha256(b"a keras zip").hexdigest()}
+    monkeypatch.chdir(tmp_path)
+    assert find_keras(_Bundle(recorded)) == (model.relative_to(tmp_path), "matches the bundle")
+    # from another working folder the same record finds nothing, even in a source
+    # checkout that holds models/general/model.keras beside this package
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    checkout = Path(__file__).resolve().parents[2] / "models" / "general" / "model.keras"
+    if checkout.is_file():
+        recorded["model_sha256"] = hashlib.sha256(checkout.read_bytes()).hexdigest()
+    path, note = find_keras(_Bundle(recorded))
+    assert path is None and "models/general/model.keras" in note and "--keras" in note
+    assert find_keras(_Bundle({}))[0] is None

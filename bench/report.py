@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from .bench_stages import STAGE_HELP, STAGES
+from .stages import STAGE_HELP, STAGES
 
 
 def _ms(stats: Optional[Dict[str, Any]]) -> str:

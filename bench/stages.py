@@ -19,7 +19,7 @@ from happyhouse.daemon.vote import Vote
 from happyhouse.daemon.pipeline import Observation, Pipeline
 from happyhouse.daemon.sources import Frame
 
-from .bench_frames import BenchFrames, live_source, yuyv_to_bgr
+from .frames import BenchFrames, live_source, yuyv_to_bgr
 
 STAGES = ("frame", "gate", "preprocess", "invoke", "geometry", "vote")
 STAGE_HELP = {
