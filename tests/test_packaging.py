@@ -17,12 +17,13 @@ def test_wheel_installs_and_imports_with_its_models(tmp_path):
     (wheel,) = wheels.glob("happyhouse-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("happyhouse/daemon/cli.py", "happyhouse/train/cli.py",
-                     "happyhouse/convert/cli.py", "happyhouse/daemon/models/default/model.tflite",
+                     "happyhouse/convert/cli.py", "happyhouse/bench/cli.py",
+                     "happyhouse/daemon/models/default/model.tflite",
                      "happyhouse/daemon/models/default/model.json",
                      "happyhouse/daemon/models/default/golden.npz",
                      "happyhouse/daemon/models/blazeface/face_detection_short_range.tflite"):
         assert required in names
-    assert not any(n.startswith(("daemon/", "train/", "convert/")) for n in names)
+    assert not any(n.startswith(("daemon/", "train/", "convert/", "bench/")) for n in names)
     install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                               "--target", str(target), str(wheel)], capture_output=True, text=True,
                              timeout=300)
