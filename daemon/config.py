@@ -2,7 +2,8 @@
 
 Loaded once (INI file, then command-line overrides) into :class:`Config` and
 passed explicitly; nothing else reads files or environment for settings.
-Every key is declared once in :data:`KEYS` with its type, default, allowed
+Every key is declared once (the daemon's here, each face detector's in its own
+module) and collected in :data:`KEYS` with its type, default, allowed
 range and help: validation, ``--print-config`` and the commented example in
 ``deploy/happyhouse.conf`` all come from that table.
 """
@@ -20,31 +21,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from . import detectors
 from .errors import ConfigError
+from .keys import Key
 
 DEFAULT_PATH = "/etc/happyhouse/happyhouse.conf"
 
 # gpiozero pin names: GPIO17, BCM17, BOARD11, J8:11, WPI0, or a bare BCM number.
 _PIN_RE = re.compile(r"^(GPIO\d{1,2}|BCM\d{1,2}|BOARD\d{1,2}|J8:\d{1,2}|WPI\d{1,2}|\d{1,2})$", re.I)
 GPIO_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
-DETECTORS = ("blazeface", "haar", "yunet")
+DETECTORS: Tuple[str, ...] = tuple(detectors.DETECTORS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-@dataclass(frozen=True)
-class Key:
-    section: str
-    name: str
-    kind: str  # str | int | float | bool | choice | pin | optpin | optfloat | path
-    default: Any
-    help: str
-    low: Optional[float] = None
-    high: Optional[float] = None
-    choices: Tuple[str, ...] = ()
-
-    @property
-    def dotted(self) -> str:
-        return f"{self.section}.{self.name}"
 
 
 KEYS: Tuple[Key, ...] = (
@@ -70,20 +57,9 @@ KEYS: Tuple[Key, ...] = (
     Key("face", "detector", "choice", "blazeface",
         "face detector: blazeface (MediaPipe's short-range model, shipped), haar (OpenCV "
         "cascades, the fallback) or yunet (needs yunet_model)", choices=DETECTORS),
-    Key("face", "min_score", "float", 0.7,
-        "BlazeFace score a face needs (0.7: a face in 147 of 150 Happy House door frames, "
-        "none in 84 scenes with nobody in them)", 0.05, 0.99),
-    Key("face", "yunet_model", "str", "", "path to a YuNet .onnx model (detector = yunet)"),
-    Key("face", "cascade", "str", "",
-        "path to a Haar cascade XML; empty = OpenCV's haarcascade_frontalface_alt2.xml"),
     Key("face", "min_face", "int", 48, "smallest face side in full-frame pixels", 8, 2000),
-    Key("face", "detect_width", "int", 160,
-        "haar and yunet: frames are downscaled to this width for detection (speed, fewer "
-        "false faces; the "
-        "smallest face found is about 20 px at this width: 80 px in a 640 px frame)", 80, 4096),
-    Key("face", "equalize", "bool", True,
-        "haar and yunet: equalise contrast before detection (backlit doorways); blazeface "
-        "always sees the frame as it is"),
+    # each detector declares the [face] keys it reads (daemon/detectors/)
+    *detectors.KEYS,
     Key("decision", "votes_needed", "int", 3, "happy frames needed among the last `window`", 1, 50),
     Key("decision", "window", "int", 5, "fresh face frames the vote looks back over", 1, 50),
     Key("decision", "max_gap", "float", 0.6,
@@ -249,8 +225,7 @@ def _check_relations(v: Mapping[str, Any], origin: str) -> None:
     if len(set(pins)) != len(pins):
         raise ConfigError(f"{origin}: [latch] pin, door_contact_pin and exit_button_pin "
                           f"must be different pins, got {', '.join(pins)}")
-    if v["face.detector"] == "yunet" and not v["face.yunet_model"]:
-        raise ConfigError(f"{origin}: [face] detector = yunet needs yunet_model = /path/to/yunet.onnx")
+    detectors.detector_class(v["face.detector"]).check_config(v, origin)
 
 
 #: a config file is a few kilobytes; anything bigger is not one (a log, /dev/zero)

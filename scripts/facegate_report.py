@@ -37,6 +37,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from happyhouse.daemon.detectors.blazeface import BlazeFaceDetector
+
 #: scikit-image sample images with nobody in them (all ship inside the wheel)
 SCENES = ("brick", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass", "gravel",
           "horse", "hubble_deep_field", "immunohistochemistry", "logo", "moon", "page",
@@ -121,8 +123,8 @@ def stage_costs(gate, frames: Sequence[np.ndarray], bundle_path=None,
 
     sample = list(frames[:20])
     costs: Dict[str, float] = {}
-    if gate._blazeface is not None:
-        costs.update(_blazeface_costs(gate._blazeface, sample, repeat))
+    if isinstance(gate.detector, BlazeFaceDetector):
+        costs.update(_blazeface_costs(gate.detector.net, sample, repeat))
     else:
         costs.update(_haar_costs(gate, sample, repeat))
     costs["whole gate (largest face)"] = float(np.mean([_ms(lambda f=f: gate.find(f), repeat)
@@ -141,11 +143,12 @@ def stage_costs(gate, frames: Sequence[np.ndarray], bundle_path=None,
 
 
 def _haar_costs(gate, sample: Sequence[np.ndarray], repeat: int) -> Dict[str, float]:
-    costs = {"grey+equalise": float(np.mean([_ms(lambda f=f: gate.grey(f), repeat)
+    haar = gate.detector
+    costs = {"grey+equalise": float(np.mean([_ms(lambda f=f: haar.grey(f), repeat)
                                              for f in sample]))}
-    for number, (cascade, spec) in enumerate(gate._passes):
+    for number, (cascade, spec) in enumerate(haar.passes):
         def one(f, cascade=cascade, spec=spec):
-            grey, scale = gate.grey(f)
+            grey, scale = haar.grey(f)
             side = max(8, int(round(gate.min_face * scale)))
             cascade.detectMultiScale(grey, scaleFactor=spec.scale_factor,
                                      minNeighbors=spec.min_neighbors, minSize=(side, side))
@@ -174,17 +177,18 @@ def best_scores(net, frames: Sequence[np.ndarray]) -> List[float]:
 
 
 def build_gate(args):
-    from happyhouse.daemon.facegate import HAAR_PASSES, FaceGate, HaarPass
+    from happyhouse.daemon.detectors.haar import HAAR_PASSES, Haar, HaarPass
+    from happyhouse.daemon.facegate import FaceGate
 
     if args.stock:  # OpenCV's stock cascade, full-size grey, detectMultiScale's defaults
         passes = (HaarPass("haarcascade_frontalface_default.xml", min_neighbors=3,
                            scale_factor=1.1),)
-        return FaceGate.haar(detect_width=SIZE[0], min_face=8, equalize=False, passes=passes)
+        return FaceGate(Haar.load(detect_width=SIZE[0], min_face=8, equalize=False, passes=passes))
     if args.detector == "blazeface":
-        return FaceGate.blazeface(min_face=args.min_face, min_score=args.min_score)
+        return FaceGate(BlazeFaceDetector.load(min_face=args.min_face, min_score=args.min_score))
     if args.detector == "haar":
-        return FaceGate.haar(detect_width=args.detect_width, min_face=args.min_face,
-                             equalize=not args.no_equalize, passes=HAAR_PASSES)
+        return FaceGate(Haar.load(detect_width=args.detect_width, min_face=args.min_face,
+                                  equalize=not args.no_equalize, passes=HAAR_PASSES))
     raise SystemExit(f"--detector {args.detector}: the report measures haar and blazeface")
 
 
@@ -222,9 +226,9 @@ def main(argv=None) -> int:
     false = {name: list(box) for name, box in zip(scenes, scene_boxes) if box is not None}
     found = sum(b is not None for b in boxes)
     report = {
-        "gate": gate.description, "detect_width": gate.detect_width, "min_face": gate.min_face,
-        "equalize": gate.equalize,
-        "min_score": gate.min_score if gate._blazeface is not None else None,
+        "gate": gate.description, "view": gate.view, "min_face": gate.min_face,
+        "equalize": getattr(getattr(gate.detector, "downscale", None), "equalize", None),
+        "min_score": getattr(gate.detector, "min_score", None),
         "happy_house": {"frames": len(frames), "face_found": found,
                         "hit_rate": round(found / len(frames), 4),
                         "missed": [i for i, b in enumerate(boxes) if b is None],
@@ -232,9 +236,9 @@ def main(argv=None) -> int:
         "empty_scenes": {"frames": len(scenes), "false_faces": len(false), "where": false,
                          "ms_per_frame": round(scene_ms, 2)},
     }
-    if args.scores and gate._blazeface is not None:
-        door = best_scores(gate._blazeface, frames)
-        empty = dict(zip(scenes, best_scores(gate._blazeface, list(scenes.values()))))
+    if args.scores and isinstance(gate.detector, BlazeFaceDetector):
+        door = best_scores(gate.detector.net, frames)
+        empty = dict(zip(scenes, best_scores(gate.detector.net, list(scenes.values()))))
         report["scores"] = {
             "door_lowest": [round(v, 3) for v in sorted(door)[:8]],
             "scenes_highest": {k: round(v, 3) for k, v in
@@ -245,8 +249,8 @@ def main(argv=None) -> int:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0
     hh, sc = report["happy_house"], report["empty_scenes"]
-    print(f"gate: {report['gate']} (detect width {gate.detect_width}, min face {gate.min_face}, "
-          f"equalise {gate.equalize})")
+    print(f"gate: {report['gate']} ({gate.view}, min face {gate.min_face}, "
+          f"equalise {report['equalize']})")
     print(f"Happy House at 640x480: face in {hh['face_found']}/{hh['frames']} "
           f"({hh['hit_rate']:.1%}), {hh['ms_per_frame']:.1f} ms/frame; missed {hh['missed']}")
     print(f"empty scenes at 640x480: {sc['false_faces']}/{sc['frames']} with a false face "

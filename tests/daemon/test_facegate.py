@@ -22,7 +22,10 @@ import pytest
 from happyhouse.daemon import blazeface as bf
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.errors import DataError, FaceGateError
-from happyhouse.daemon.facegate import FaceGate, HaarPass, find_cascade
+from happyhouse.daemon.detectors import DETECTORS
+from happyhouse.daemon.detectors.blazeface import BlazeFaceDetector
+from happyhouse.daemon.detectors.haar import Haar, HaarPass, find_cascade
+from happyhouse.daemon.facegate import FaceGate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,24 +137,24 @@ class FixedCascade:
 def test_largest_face_wins_and_box_is_in_full_frame_pixels():
     first = FixedCascade([])
     second = FixedCascade([(10, 10, 20, 20), (60, 30, 40, 44), (100, 5, 30, 30)])
-    gate = FaceGate([(first, HaarPass("a", 3)), (second, HaarPass("b", 3))], detect_width=160,
-                    min_face=48)
+    gate = FaceGate(Haar([(first, HaarPass("a", 3)), (second, HaarPass("b", 3))], detect_width=160,
+                         min_face=48))
     box = gate.find(np.zeros((480, 640, 3), np.uint8))
     assert box == (240, 120, 160, 176)  # (60, 30, 40, 44) x 4
-    assert gate.last_pass == 1
+    assert gate.detector.last_pass == 1
     assert first.calls[0] == ((120, 160), (12, 12))  # min_face 48 full-frame -> 12 at 160 wide
 
 
 def test_first_pass_with_a_face_ends_the_search():
     first, second = FixedCascade([(0, 0, 30, 30)]), FixedCascade([(0, 0, 90, 90)])
-    gate = FaceGate([(first, HaarPass("a", 3)), (second, HaarPass("b", 3))], detect_width=160)
+    gate = FaceGate(Haar([(first, HaarPass("a", 3)), (second, HaarPass("b", 3))], detect_width=160))
     assert gate.find(np.zeros((480, 640, 3), np.uint8)) == (0, 0, 120, 120)
     assert second.calls == []
 
 
 def test_mirrored_pass_box_is_unmirrored():
     cascade = FixedCascade([(10, 20, 30, 30)])
-    gate = FaceGate([(cascade, HaarPass("a", 3, mirror=True))], detect_width=160)
+    gate = FaceGate(Haar([(cascade, HaarPass("a", 3, mirror=True))], detect_width=160))
     assert gate.find(np.zeros((480, 640, 3), np.uint8)) == ((160 - 10 - 30) * 4, 80, 120, 120)
 
 
@@ -191,7 +194,7 @@ def test_corrupt_cascade_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.xml"
     bad.write_text("<opencv_storage>nonsense</opencv_storage>")
     with pytest.raises(FaceGateError, match="cannot be loaded"):
-        FaceGate.haar(cascade=str(bad))
+        Haar.load(cascade=str(bad))
 
 
 def test_missing_yunet_model_is_a_clear_error(tmp_path):
@@ -294,24 +297,24 @@ def _unframe(box):
 def test_blazeface_gate_largest_face_clipped_min_face():
     found = [_unframe(b) for b in [(100, 100, 80, 80), (300, 50, 120, 120),
                                    (600, 400, 100, 120), (10, 10, 30, 30)]]
-    gate = FaceGate(blazeface=FixedDetector(found), min_face=60, min_score=0.66)
+    gate = FaceGate(BlazeFaceDetector(FixedDetector(found), min_face=60, min_score=0.66))
     # (600, 400, 100, 120) is 40x80 inside the frame: below min_face; (10, 10) is 30 px
     assert gate.find(np.zeros((480, 640, 3), np.uint8)) == (300, 50, 120, 120)
-    assert gate._blazeface.scores == [0.66]
-    assert FaceGate(blazeface=FixedDetector(found[2:]), min_face=60).find(
+    assert gate.detector.net.scores == [0.66]
+    assert FaceGate(BlazeFaceDetector(FixedDetector(found[2:]), min_face=60)).find(
         np.zeros((480, 640, 3), np.uint8)) is None
-    edge = FaceGate(blazeface=FixedDetector([_unframe((-20, -10, 100, 100))]), min_face=60)
+    edge = FaceGate(BlazeFaceDetector(FixedDetector([_unframe((-20, -10, 100, 100))]), min_face=60))
     assert edge.find(np.zeros((480, 640, 3), np.uint8)) == (0, 0, 80, 90)
 
 
 def test_min_score_reaches_the_gate():
     gate = FaceGate.from_config(load_config(None, {"face.min_score": 0.9}))
-    assert gate.min_score == 0.9 and "min score 0.9" in gate.description
+    assert gate.detector.min_score == 0.9 and "min score 0.9" in gate.description
 
 
 def test_missing_blazeface_model_is_a_clear_error(tmp_path):
     with pytest.raises(FaceGateError, match="BlazeFace model .* does not exist") as info:
-        FaceGate.blazeface(model=str(tmp_path / "nope.tflite"))
+        BlazeFaceDetector.load(model=str(tmp_path / "nope.tflite"))
     assert "\n" not in str(info.value) and "detector = haar" in str(info.value)
 
 
@@ -319,7 +322,7 @@ def test_corrupt_blazeface_model_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"\x00not a flatbuffer" * 64)
     with pytest.raises(FaceGateError, match="cannot be loaded") as info:
-        FaceGate.blazeface(model=str(bad))
+        BlazeFaceDetector.load(model=str(bad))
     assert "\n" not in str(info.value) and "detector = haar" in str(info.value)
 
 
@@ -328,7 +331,7 @@ def test_wrong_tflite_model_is_a_clear_error():
 
     classifier = default_bundle_path() / "model.tflite"
     with pytest.raises(FaceGateError, match="not the short-range face detector") as info:
-        FaceGate.blazeface(model=str(classifier))
+        BlazeFaceDetector.load(model=str(classifier))
     assert "\n" not in str(info.value)
 
 
@@ -340,3 +343,21 @@ def test_shipped_model_is_the_documented_file():
     readme = (path.parent / "README.md").read_text()
     assert bf.MODEL_SHA256 in readme and "Apache" in readme
     assert "Apache License" in (path.parent / "LICENSE.md").read_text()
+
+
+def test_detectors_are_registered_by_name_and_own_their_keys():
+    from happyhouse.daemon.config import KEY_BY_NAME
+
+    assert set(DETECTORS) == {"blazeface", "haar", "yunet"}
+    assert KEY_BY_NAME["face.detector"].choices == tuple(DETECTORS)
+    for name, cls in DETECTORS.items():
+        assert cls.type_key == name and cls.keys
+        for key in cls.keys:  # every key a detector declares is a config key
+            assert KEY_BY_NAME[key.dotted] is key
+    assert [k.name for k in DETECTORS["blazeface"].keys] == ["min_score"]
+
+
+def test_blazeface_has_no_detect_width():
+    gate = FaceGate(BlazeFaceDetector(FixedDetector([]), min_face=60))
+    assert not hasattr(gate.detector, "detect_width") and not hasattr(gate, "detect_width")
+    assert gate.view == "sees the frame letterboxed into 128x128"

@@ -1,0 +1,56 @@
+"""The one interface every face detector implements (see the package's docstring)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping, Optional, Tuple
+
+import numpy as np
+
+from ..keys import Key
+from ..preprocess import Box, check_frame
+
+
+class FaceDetector:
+    """A face detector: the largest face in a BGR frame, or None.
+
+    To add one, put a module in ``daemon/detectors/`` with a subclass that sets
+    :attr:`type_key` (its ``[face] detector`` name) and :attr:`keys` (the
+    ``[face]`` settings it reads besides ``min_face``) and implements
+    :meth:`from_config`, :meth:`search` and :attr:`description`. The package
+    finds it by its ``type_key``; nothing else changes.
+    """
+
+    #: the ``[face] detector`` value that picks this detector
+    type_key: ClassVar[str] = ""
+    #: the config keys this detector reads (shared keys may be listed by several)
+    keys: ClassVar[Tuple[Key, ...]] = ()
+
+    def __init__(self, min_face: int = 48) -> None:
+        #: smallest face side in full-frame pixels
+        self.min_face = int(min_face)
+
+    @classmethod
+    def from_config(cls, cfg) -> "FaceDetector":
+        raise NotImplementedError
+
+    @classmethod
+    def check_config(cls, values: Mapping[str, Any], origin: str) -> None:
+        """Refuse settings that only make sense together (ConfigError); none by default."""
+
+    @property
+    def description(self) -> str:
+        """Which detector and model, in words (start-up log, ``--check``, eval reports)."""
+        raise NotImplementedError
+
+    @property
+    def view(self) -> str:
+        """What the detector looks at, in words (``--check``)."""
+        raise NotImplementedError
+
+    def find(self, frame_bgr: np.ndarray) -> Optional[Box]:
+        """The largest face as (x, y, w, h) in full-frame pixels, or None."""
+        return self.search(check_frame(frame_bgr), self.min_face)
+
+    def search(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
+        """The largest face at least ``min_face`` px on its shorter side in a checked frame."""
+        raise NotImplementedError
