@@ -7,7 +7,7 @@ Devices know nothing of threads, freshness or reopening: the threaded source
 in :mod:`.sources` drives one from a worker thread, keeps only the newest
 frame and replaces a device that stalls. The two live apart so that each
 module stays small and keeps to one concern; tests drive the threaded source
-with their own :class:`_Device` subclass instead of a camera.
+with their own :class:`Device` subclass instead of a camera.
 """
 
 from __future__ import annotations
@@ -34,12 +34,24 @@ def _cv2():
     return cv2
 
 
-class _Device:
+class Device:
+    """One opened connection to something that delivers images: the base of every device.
+
+    Subclass it to give :class:`.sources.ThreadedSource` a new kind of camera
+    (or, in tests, a scripted one): implement :meth:`open`, :meth:`read` and,
+    when there is something to free, :meth:`release`. ``read`` may block until
+    the next image; the threaded source calls it from its worker thread only,
+    and replaces the device (``release`` then a fresh one) when it fails or
+    stalls, so a device never needs to recover by itself.
+    """
+
+    #: what the device is, in words (logs, ``--check``)
     description = "device"
     #: a live camera: bit-identical consecutive images mean a frozen driver, not a scene
     live = False
 
     def open(self) -> None:
+        """Connect; raise :class:`.errors.SourceError` with a fixable message when it cannot."""
         raise NotImplementedError
 
     def read(self) -> Optional[np.ndarray]:
@@ -47,7 +59,7 @@ class _Device:
         raise NotImplementedError
 
     def release(self) -> None:
-        pass
+        """Free the connection (idempotent); nothing by default."""
 
 
 class _Pacer:
@@ -65,7 +77,7 @@ class _Pacer:
         self._due = now + self.period
 
 
-class CaptureDevice(_Device):
+class CaptureDevice(Device):
     """OpenCV ``VideoCapture`` for cameras, streams, GStreamer pipelines and video files."""
 
     def __init__(self, target, api: int, kind: str, description: str,
@@ -122,7 +134,7 @@ class CaptureDevice(_Device):
             self._cap = None
 
 
-class ReplayDevice(_Device):
+class ReplayDevice(Device):
     """Pictures already in memory (image files, a folder, an HDF5 file), looped at ``fps``."""
 
     def __init__(self, count: int, get: Callable[[int], np.ndarray], fps: float,

@@ -38,7 +38,7 @@ is abandoned and a fresh one opens the device again.
 
 The devices themselves (OpenCV capture, picture replay) are in
 :mod:`.devices`; the deterministic fake for tests, ``FakeSource``, is in
-:mod:`.fakesource`.
+:mod:`.fakes`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
-from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, _cv2, _Device, _gstreamer_available,
+from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, _cv2, Device, _gstreamer_available,
                       _h5_frames, _pictures)
 from .errors import SourceError
 
@@ -113,7 +113,7 @@ def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) ->
 class _Worker:
     """One generation: opens a device and reads it until abandoned or failed."""
 
-    def __init__(self, owner: "ThreadedSource", device: _Device) -> None:
+    def __init__(self, owner: "ThreadedSource", device: Device) -> None:
         self.owner, self.device = owner, device
         self.opened = threading.Event()
         self.done = threading.Event()
@@ -160,7 +160,7 @@ class _Worker:
 class ThreadedSource:
     """A device read by a worker thread; ``latest()`` never waits on the device itself."""
 
-    def __init__(self, device_factory: Callable[[], _Device], description: str,
+    def __init__(self, device_factory: Callable[[], Device], description: str,
                  stall_timeout: float = 3.0, backoff_max: float = 30.0,
                  open_timeout: Optional[float] = None) -> None:
         self.description = description

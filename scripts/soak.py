@@ -65,7 +65,7 @@ def soak(frames: int, h5: Optional[str] = None, threshold: float = 0.3, every: i
     from happyhouse.daemon.notify import Notifier
     from happyhouse.daemon.pipeline import Pipeline
     from happyhouse.daemon.service import Door
-    from happyhouse.daemon.fakesource import FakeSource, fake_clock
+    from happyhouse.daemon.fakes import FakeSource, fake_clock
 
     state = state_dir or tempfile.mkdtemp(prefix="hh-soak-")
     cfg = load_config(None, {"latch.gpio": "mock", "service.state_dir": state,

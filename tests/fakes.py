@@ -5,24 +5,25 @@
 * :class:`FixedGate`: a face gate that always answers the same box
 * :func:`flat_image`, :func:`replay_cfg`: one-colour frames and a config that replays
   pictures fast (the frame-source and device tests)
-* :class:`FakeClock` (fake time whose ``advance`` fires due :class:`FakeTimer` s) and
-  :func:`fake_latch_timers` (the latch's relock timer on that clock, not on wall time)
-* :class:`ScriptedSource`, :class:`ScriptedPipeline`, :class:`Recorder`,
-  :func:`make_cfg`, :func:`open_times`: a door loop driven frame by frame on fake time (the
-  Door state machine tests and the ``run_service`` tests)
+* :func:`fake_latch_timers`: the latch's relock timer on a :class:`FakeClock` (shipped in
+  ``happyhouse.daemon.fakes`` with :class:`FakeSource`), not on wall time
+* :class:`ScriptedFrame`, :class:`ScriptedSource`, :class:`ScriptedPipeline`,
+  :class:`Recorder`, :func:`make_cfg`, :func:`open_times`, :func:`on_intervals`: a door
+  loop driven frame by frame on fake time (the Door state machine tests, the service tests
+  and the reliability rig)
 """
 
-import heapq
-import itertools
 import threading
 import types
 from contextlib import contextmanager
-from typing import Callable, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from gpiozero.pins.mock import MockFactory, MockPin, PinState
 
 from happyhouse.daemon.config import load_config
+from happyhouse.daemon.fakes import FakeClock, FakeTimer  # noqa: F401  (one fake time, shipped)
 from happyhouse.daemon.pipeline import Observation
 from happyhouse.daemon.sources import Frame
 
@@ -80,56 +81,6 @@ def replay_cfg():
 
 
 # -- the door loop on fake time --------------------------------------------------------------
-class FakeClock:
-    """Monotonic fake time; ``advance`` fires due :class:`FakeTimer` s at their due time."""
-
-    active: Optional["FakeClock"] = None  # the clock new FakeTimers attach to
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.t = float(start)
-        self._timers: List[Tuple[float, int, "FakeTimer"]] = []
-        self._order = itertools.count()
-        self._lock = threading.RLock()
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, dt: float) -> None:
-        with self._lock:
-            target = self.t + max(0.0, float(dt))
-            while self._timers and self._timers[0][0] <= target:
-                due, _, timer = heapq.heappop(self._timers)
-                self.t = max(self.t, due)
-                timer.fire()
-            self.t = max(self.t, target)
-
-    def schedule(self, due: float, timer: "FakeTimer") -> None:
-        with self._lock:
-            heapq.heappush(self._timers, (due, next(self._order), timer))
-
-
-class FakeTimer:
-    """``threading.Timer`` on :attr:`FakeClock.active` (same constructor and methods)."""
-
-    def __init__(self, interval, function, args=None, kwargs=None) -> None:
-        self.interval, self.function = float(interval), function
-        self.args, self.kwargs = tuple(args or ()), dict(kwargs or {})
-        self.daemon, self.name = True, "fake-timer"
-        self.cancelled = False
-        self.clock = FakeClock.active
-
-    def start(self) -> None:
-        self.clock.schedule(self.clock() + self.interval, self)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def fire(self) -> None:
-        if not self.cancelled:
-            self.cancelled = True
-            self.function(*self.args, **self.kwargs)
-
-
 @contextmanager
 def fake_latch_timers(clock: FakeClock):
     """The latch module's ``threading.Timer`` runs on ``clock`` inside this block."""
@@ -145,15 +96,19 @@ def fake_latch_timers(clock: FakeClock):
 
 
 def open_times(pin, t0):
-    """[(opened_at, closed_at)] relative to t0 from a pin's state history."""
-    t, out, opened = t0, [], None
-    for delta, state in pin.states[1:]:
-        t += delta
-        if state:
-            opened = t
-        else:
-            out.append((round(opened - t0, 3), round(t - t0, 3)))
-    return out
+    """[(opened_at, closed_at)] relative to t0 from a pin's state history (finished ones)."""
+    done = on_intervals(pin, t0)
+    if pin.states[-1].state:
+        done = done[:-1]  # still open
+    return [(round(a - t0, 3), round(b - t0, 3)) for a, b in done]
+
+
+@dataclass(frozen=True)
+class ScriptedFrame(Frame):
+    """A frame that carries what scoring it will say and cost."""
+
+    kind: str = "-"  # H happy face, n unhappy face, - no face
+    latency: float = 0.02  # what scoring it will cost (fake seconds)
 
 
 class ScriptedSource:
@@ -168,7 +123,6 @@ class ScriptedSource:
         self.items = list(script)
         self.hooks = dict(hooks or {})
         self.dt = 1.0 / fps
-        self.kinds = {}
         self.index = 0
         self.opened = 0
         self.closed = 0
@@ -193,9 +147,7 @@ class ScriptedSource:
             self.clock.advance(timeout)
             return None
         self.clock.advance(self.dt)
-        frame = Frame(self.image, self.clock() - age, self.index)
-        self.kinds[frame.seq] = kind
-        return frame
+        return ScriptedFrame(self.image, self.clock() - age, self.index, kind)
 
     def __enter__(self):
         self.open()
@@ -206,36 +158,75 @@ class ScriptedSource:
 
 
 class ScriptedPipeline:
+    """Scores a :class:`ScriptedFrame` by its ``kind`` after its ``latency`` (or the
+    pipeline's ``latency``, when set); records (frame, decision time) per call;
+    ``fail_next`` is raised by the next call."""
+
     model_sha256 = "f" * 64
 
-    def __init__(self, source, clock, latency=0.02):
-        self.source = source
+    def __init__(self, clock, latency: Optional[float] = None):
         self.clock = clock
         self.latency = latency
-        self.observed = []
+        self.observed: List[Tuple[ScriptedFrame, float]] = []
+        self.fail_next: Optional[BaseException] = None
 
     def observe(self, frame):
-        self.clock.advance(self.latency)
-        kind = self.source.kinds[frame.seq]
-        self.observed.append(frame.seq)
-        face = None if kind == "-" else BOX
-        score = None if kind == "-" else (0.93 if kind == "H" else 0.08)
-        return Observation(frame.timestamp, frame.seq, face, score, kind == "H", self.latency * 1000)
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        latency = frame.latency if self.latency is None else self.latency
+        self.clock.advance(latency)
+        self.observed.append((frame, self.clock()))
+        face = None if frame.kind == "-" else BOX
+        score = None if face is None else (0.93 if frame.kind == "H" else 0.08)
+        return Observation(frame.timestamp, frame.seq, face, score, frame.kind == "H",
+                           latency * 1000)
+
+
+class Sent(NamedTuple):
+    at: float  # clock time
+    step: int  # the caller's step counter (0 without one)
+    thread: str
+    text: str
 
 
 class Recorder:
-    """A notify sender that records messages (the real socket is tested separately)."""
+    """A notify sender that records what was sent (the real socket is tested separately);
+    ``check(message)`` runs on each message (the reliability rig checks the latch)."""
 
-    def __init__(self, clock):
-        self.clock = clock
-        self.messages = []
+    def __init__(self, clock, step: Callable[[], int] = lambda: 0,
+                 check: Optional[Callable[[str], None]] = None):
+        self.clock, self.step, self.check = clock, step, check
+        self.messages: List[Sent] = []
 
     def __call__(self, message):
-        self.messages.append((self.clock(), message))
+        self.messages.append(Sent(self.clock(), self.step(), threading.current_thread().name,
+                                  message))
+        if self.check is not None:
+            self.check(message)
         return True
 
     def times(self, line):
-        return [t for t, m in self.messages if line in m.splitlines()]
+        return [m.at for m in self.messages if line in m.text.splitlines()]
+
+    def in_step(self, step):
+        return [m.text for m in self.messages if m.step == step]
+
+
+def on_intervals(pin, t0: float, now: Optional[float] = None) -> List[Tuple[float, float]]:
+    """[(on_at, off_at)] in absolute fake time from a clocked pin; an opening still
+    in progress ends at ``now``."""
+    t, out, opened = t0, [], None
+    for delta, state in pin.states[1:]:
+        t += delta
+        if state and opened is None:
+            opened = t
+        elif not state and opened is not None:
+            out.append((opened, t))
+            opened = None
+    if opened is not None:
+        out.append((opened, now if now is not None else t))
+    return out
 
 
 def make_cfg(tmp_path, **values):

@@ -37,3 +37,16 @@ def test_wheel_installs_and_imports_with_its_models(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     module_file, checked = run.stdout.split()
     assert module_file.startswith(str(target)) and int(checked) >= 1
+
+
+def test_version_is_written_once():
+    import configparser
+    from importlib import metadata
+    from pathlib import Path
+
+    import happyhouse.daemon
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    assert cfg["metadata"]["version"] == "attr: happyhouse.daemon.__version__"
+    assert metadata.version("happyhouse") == happyhouse.daemon.__version__

@@ -23,7 +23,7 @@ def rig(tmp_path):
         latch = Latch(cfg.latch_pin, pin_factory=factory, max_open_s=cfg.decision_max_unlock_seconds,
                       clock=clock)
         source = ScriptedSource(clock, script, hooks)
-        pipeline = ScriptedPipeline(source, clock)
+        pipeline = ScriptedPipeline(clock)
         recorder = Recorder(clock)
         env = {"NOTIFY_SOCKET": "/unused"}
         if watchdog_usec:

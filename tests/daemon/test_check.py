@@ -8,7 +8,7 @@ from gpiozero.pins.mock import MockFactory
 
 from happyhouse.daemon import check
 from happyhouse.daemon.config import load_config
-from happyhouse.daemon.fakesource import FakeSource, fake_clock
+from happyhouse.daemon.fakes import FakeSource, fake_clock
 
 
 def _source(frames=None, **kw):

@@ -14,7 +14,7 @@ from happyhouse.daemon.collect import Folder, collect, run_collect
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.demo import face_in_door_frame
 from happyhouse.daemon.errors import DataError
-from happyhouse.daemon.fakesource import FakeSource
+from happyhouse.daemon.fakes import FakeSource
 
 
 @pytest.fixture(scope="module")

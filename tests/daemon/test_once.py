@@ -13,7 +13,7 @@ from happyhouse.daemon.config import load_config
 from happyhouse.daemon.errors import DataError, SourceError
 from happyhouse.daemon.once import run_once
 from happyhouse.daemon.pipeline import Pipeline
-from happyhouse.daemon.fakesource import FakeSource, fake_clock
+from happyhouse.daemon.fakes import FakeSource, fake_clock
 from happyhouse.daemon.sources import to_door_frame
 from fakes import plain_bundle, FixedGate
 

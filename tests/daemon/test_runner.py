@@ -76,7 +76,7 @@ def notify_socket(tmp_path, monkeypatch):
 def service_parts(script, hooks=None):
     clock = FakeClock()
     source = ScriptedSource(clock, script, hooks)
-    return clock, clocked_factory(clock), source, ScriptedPipeline(source, clock)
+    return clock, clocked_factory(clock), source, ScriptedPipeline(clock)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -213,7 +213,7 @@ def real_pipeline():
 
 def test_end_to_end_real_pipeline_smile_opens_once_then_empty_hall_stays_locked(
         tmp_path, notify_socket, door_frames, real_pipeline):
-    from happyhouse.daemon.fakesource import FakeSource
+    from happyhouse.daemon.fakes import FakeSource
 
     happy, _ = door_frames
     empty = [np.full_like(happy[0], 128)] * 60  # an empty, evenly lit hall: no face

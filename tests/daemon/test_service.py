@@ -107,7 +107,7 @@ def test_ready_only_after_first_fresh_frame_then_watchdog_while_fresh(rig):
     assert pings[0] == ready[0]
     gaps = np.diff(pings)
     assert len(pings) >= 5 and gaps.min() >= 0.5 - 1e-9  # half of WATCHDOG_USEC
-    assert any(m.startswith("STATUS=armed;") and "fps" in m for _, m in rec.messages)
+    assert any(m.startswith("STATUS=armed;") and "fps" in m for *_, m in rec.messages)
 
 
 def test_camera_stall_relocks_and_stops_watchdog_pings(rig):
@@ -194,7 +194,7 @@ def test_latch_timer_relocks_when_the_loop_hangs(tmp_path):
     cfg = make_cfg(tmp_path, **{"decision.unlock_seconds": 0.5, "decision.max_unlock_seconds": 0.5})
     latch = Latch(cfg.latch_pin, pin_factory=MockFactory(), max_open_s=0.5, clock=clock)
     source = ScriptedSource(clock, ["H"] * 3)
-    door = Door(cfg, source, ScriptedPipeline(source, clock), latch, clock=clock)
+    door = Door(cfg, source, ScriptedPipeline(clock), latch, clock=clock)
     door.start()
     for _ in range(3):
         door.step()

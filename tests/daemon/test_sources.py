@@ -1,7 +1,7 @@
 """Frame sources: the threaded source (newest frame only, stalls, reopening) driven by
 test devices, and ``open_source``: how a spec is classified, one-line errors, redaction,
 ``to_door_frame``. The devices themselves are tested in test_devices.py, the fake
-source in test_fakesource.py.
+source in test_fakes.py.
 """
 
 import threading
@@ -12,7 +12,7 @@ import pytest
 
 from fakes import flat_image, replay_cfg
 from happyhouse.daemon.errors import SourceError
-from happyhouse.daemon.devices import _Device
+from happyhouse.daemon.devices import Device
 from happyhouse.daemon.sources import ThreadedSource, classify_spec, open_source, to_door_frame
 
 
@@ -24,7 +24,7 @@ def cfg():
 # ---------------------------------------------------------------- ThreadedSource
 
 
-class CountingDevice(_Device):
+class CountingDevice(Device):
     """Delivers numbered frames every ``period``; can hang or fail on cue."""
 
     def __init__(self, log, period=0.01, hang_after=None, fail_open=False):

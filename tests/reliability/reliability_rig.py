@@ -17,67 +17,18 @@ real ``run_service`` driven one camera read at a time (lockstep).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
-from fakes import FakeClock, clocked_factory, fake_latch_timers  # noqa: F401  (fake_latch_timers: re-exported)
-from happyhouse.daemon.pipeline import Observation  # noqa: F401  (re-exported to the tests)  # noqa: E402  (tests/ is on sys.path)
+from fakes import (BOX, FakeClock, Recorder, ScriptedFrame, ScriptedPipeline,  # noqa: F401  (re-exported)
+                   clocked_factory, fake_latch_timers, on_intervals)
+from happyhouse.daemon.pipeline import Observation  # noqa: F401  (re-exported to the tests)
 
-BOX = (100, 80, 120, 120)
 IMAGE = np.zeros((48, 64, 3), np.uint8)
 LATCH_PIN, EXIT_PIN, CONTACT_PIN = "GPIO17", "GPIO27", "GPIO22"
 
 
-def on_intervals(pin, t0: float, now: Optional[float] = None) -> List[Tuple[float, float]]:
-    """[(on_at, off_at)] in absolute fake time from a clocked pin; an opening still
-    in progress ends at ``now``."""
-    t, out, opened = t0, [], None
-    for delta, state in pin.states[1:]:
-        t += delta
-        if state and opened is None:
-            opened = t
-        elif not state and opened is not None:
-            out.append((opened, t))
-            opened = None
-    if opened is not None:
-        out.append((opened, now if now is not None else t))
-    return out
-
-
 # -- scripted parts ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Frame:
-    image: Any
-    timestamp: float
-    seq: int
-    kind: str = "-"  # H happy face, n unhappy face, - no face
-    latency: float = 0.02  # what scoring it will cost (fake seconds)
-
-
-class ScriptedPipeline:
-    """Scores a :class:`Frame` by its ``kind``; records (frame, decision time) per call."""
-
-    model_sha256 = "f" * 64
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.observed: List[Tuple[Frame, float]] = []
-        self.fail_next: Optional[BaseException] = None
-
-    def observe(self, frame: Frame) -> Observation:
-        if self.fail_next is not None:
-            exc, self.fail_next = self.fail_next, None
-            raise exc
-        self.clock.advance(frame.latency)
-        decided = self.clock()
-        self.observed.append((frame, decided))
-        face = None if frame.kind == "-" else BOX
-        score = None if face is None else (0.93 if frame.kind == "H" else 0.08)
-        return Observation(frame.timestamp, frame.seq, face, score, frame.kind == "H",
-                           frame.latency * 1000)
-
-
 class CommandSource:
     """A camera whose next ``latest()`` runs the command the test set (None: a stall)."""
 
@@ -88,8 +39,8 @@ class CommandSource:
         self.pending: Optional[Callable] = None
         self.opened = self.closed = 0
         self.seq = 0
-        self.last: Optional[Frame] = None
-        self.received: Optional[Tuple[Frame, float]] = None  # (frame, clock at hand-over)
+        self.last: Optional[ScriptedFrame] = None
+        self.received: Optional[Tuple[ScriptedFrame, float]] = None  # (frame, clock at hand-over)
 
     def open(self) -> None:
         self.opened += 1
@@ -102,7 +53,7 @@ class CommandSource:
         self.received = None
         return command(self, timeout)
 
-    def deliver(self, frame: Optional[Frame]) -> Optional[Frame]:
+    def deliver(self, frame: Optional[ScriptedFrame]) -> Optional[ScriptedFrame]:
         self.received = None if frame is None else (frame, self.clock())
         return frame
 
@@ -112,7 +63,7 @@ def frame_cmd(kind: str, age: float = 0.0, latency: float = 0.02, dt: float = 0.
     def command(src: CommandSource, timeout: float):
         src.clock.advance(min(dt, timeout))  # latest() honours its timeout
         src.seq += 1
-        frame = Frame(IMAGE, src.clock() - age, src.seq, kind, latency)
+        frame = ScriptedFrame(IMAGE, src.clock() - age, src.seq, kind, latency)
         src.last = frame
         return src.deliver(frame)
     return command
@@ -142,25 +93,6 @@ def raise_cmd(exc: BaseException, dt: Optional[float] = None):
 
 
 # -- the service loop, one step at a time -------------------------------------------------
-class Recorder:
-    """Notify sender: records (step, thread name, message); on RELOADING/STOPPING it
-    checks that the latch is locked at that very instant."""
-
-    def __init__(self, rig: "DoorRig") -> None:
-        self.rig = rig
-        self.messages: List[Tuple[int, str, str]] = []
-
-    def __call__(self, message: str) -> bool:
-        self.messages.append((self.rig.steps, threading.current_thread().name, message))
-        first = message.splitlines()[0]
-        if first in ("RELOADING=1", "STOPPING=1") and self.rig.latch_on():
-            self.rig.violations.append(f"{first} sent with the latch driven")
-        return True
-
-    def in_step(self, step: int) -> List[str]:
-        return [m for s, _, m in self.messages if s == step]
-
-
 def write_conf(path, values) -> None:
     sections = {}
     for key, value in values.items():
@@ -212,7 +144,7 @@ class DoorRig:
         self.pipeline = ScriptedPipeline(self.clock)
         self.violations: List[str] = []
         self.steps = 0
-        self.recorder = Recorder(self)
+        self.recorder = Recorder(self.clock, step=lambda: self.steps, check=self._check_locked)
         env = {"NOTIFY_SOCKET": "/unused"}
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
@@ -270,6 +202,12 @@ class DoorRig:
         if self.door.state is not self.service.State.STOPPING:
             self.notifier.stopping(f"stopping: {reason}")
         self.finished, self.outcome = True, outcome
+
+    def _check_locked(self, message: str) -> None:
+        """RELOADING/STOPPING must be sent with the latch locked at that very instant."""
+        first = message.splitlines()[0]
+        if first in ("RELOADING=1", "STOPPING=1") and self.latch_on():
+            self.violations.append(f"{first} sent with the latch driven")
 
     # -- views
     @property

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
-from reliability_rig import (BOX, DoorRig, Frame, Observation, fake_latch_timers, frame_cmd,
+from reliability_rig import (BOX, DoorRig, Observation, ScriptedFrame, fake_latch_timers, frame_cmd,
                              none_cmd)
 
 from happyhouse.daemon.config import load_config
@@ -28,7 +28,7 @@ from happyhouse.daemon.latch import Latch
 from happyhouse.daemon.notify import Notifier
 from happyhouse.daemon.preprocess import check_frame
 from happyhouse.daemon.service import Door, State
-from happyhouse.daemon.devices import _Device
+from happyhouse.daemon.devices import Device
 from happyhouse.daemon.sources import ThreadedSource
 
 HAPPY, FACE, NOBODY = 200, 100, 0
@@ -47,7 +47,7 @@ class Camera:
         self.frozen = np.full(SHAPE, FACE, np.uint8)
 
 
-class FaultyDevice(_Device):
+class FaultyDevice(Device):
     description = "faulty camera"
 
     def __init__(self, camera: Camera):
@@ -221,7 +221,7 @@ def test_frozen_source_same_frame_object_forever(rig):
 
     def frozen(src, timeout):  # a driver handing out its last buffer with its old timestamp
         src.clock.advance(timeout)
-        return src.deliver(Frame(image, 1000.0, 1, "n"))
+        return src.deliver(ScriptedFrame(image, 1000.0, 1, "n"))
 
     for _ in range(40):
         r.step(frozen)
@@ -243,7 +243,7 @@ def test_classifier_raising_ends_the_service_locked(rig, error):
     assert r.finished and r.outcome is error
     assert not r.latch_on() and r.latch_pin.function == "input"
     assert r.latch_pin.states[-1].state is False and r.door.unlocks == 0
-    assert r.recorder.messages[-1][2].startswith("STOPPING=1")
+    assert r.recorder.messages[-1].text.startswith("STOPPING=1")
 
 
 def test_classifier_raising_while_unlocked_relocks(rig):

@@ -386,7 +386,7 @@ def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypa
     import happyhouse.daemon.sources as sources_mod
     from happyhouse.daemon.cli import build_parser
     from happyhouse.daemon.config import load_config
-    from happyhouse.daemon.fakesource import FakeSource
+    from happyhouse.daemon.fakes import FakeSource
     from happyhouse.daemon.runner import run_service
 
     reopen_s = 1.5

@@ -308,7 +308,7 @@ class DoorMachine(RuleBasedStateMachine):
         assert svc.latch_pin.function == "input", "latch pin not released"
         assert svc.latch_pin.states[-1].state is False
         assert svc.violations == [], svc.violations
-        stopping = [m for _, _, m in svc.recorder.messages if m.startswith("STOPPING=1")]
+        stopping = [m for *_, m in svc.recorder.messages if m.startswith("STOPPING=1")]
         assert stopping, "no STOPPING=1"
         if isinstance(svc.outcome, BaseException):
             assert isinstance(svc.outcome, ModelError), repr(svc.outcome)

@@ -31,7 +31,7 @@ def house(genki_root, tmp_path_factory):
     from fakes import FakeClock
     from happyhouse.daemon.collect import run_collect
     from happyhouse.daemon.datasets import load_class_folders
-    from happyhouse.daemon.fakesource import FakeSource
+    from happyhouse.daemon.fakes import FakeSource
     from happyhouse.daemon.pipeline import Pipeline
 
     cfg = load_config(None, {"latch.gpio": "mock"})

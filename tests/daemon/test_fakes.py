@@ -4,7 +4,7 @@ import pytest
 
 from fakes import flat_image
 from happyhouse.daemon.errors import SourceError
-from happyhouse.daemon.fakesource import FakeSource, fake_clock
+from happyhouse.daemon.fakes import FakeSource, fake_clock
 
 
 def test_fake_source_hands_out_only_the_newest_frame():

@@ -1,16 +1,26 @@
-"""The fake frame source for tests and the soak script: deterministic, no threads.
+"""Fakes shipped with the daemon (as gpiozero ships ``MockFactory``): a camera and time.
 
-:class:`FakeSource` plays back frames on an injected clock behind the same
-``FrameSource`` interface as the real sources in :mod:`.sources`, so the door
-loop, ``--once`` and ``--check`` are tested frame by frame without a camera;
-:func:`fake_clock` makes its waits instant. It is kept apart from
-:mod:`.sources` because nothing in the running daemon uses it.
+The tests, the soak script and anyone building on the door loop use these one
+set of doubles; nothing in the running daemon does.
+
+* :class:`FakeSource` plays back frames on an injected clock behind the same
+  ``FrameSource`` interface as the real sources in :mod:`.sources`, so the door
+  loop, ``--once`` and ``--check`` are tested frame by frame without a camera;
+* :class:`FakeClock` is monotonic fake time: sleeping (``advance``) moves it
+  and fires the :class:`FakeTimer` s that fall due (``threading.Timer``'s
+  interface, so the latch's relock timer runs on fake time);
+  :func:`fake_clock` is the (clock, sleep) pair that makes waits instant.
+
+For mock GPIO pins use gpiozero's own ``MockFactory``.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import threading
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -97,14 +107,57 @@ class FakeSource:
         self.close()
 
 
+class FakeClock:
+    """Monotonic fake time; ``advance`` fires due :class:`FakeTimer` s at their due time."""
+
+    active: Optional["FakeClock"] = None  # the clock new FakeTimers attach to
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = float(start)
+        self._timers: List[Tuple[float, int, "FakeTimer"]] = []
+        self._order = itertools.count()
+        self._lock = threading.RLock()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> None:
+        with self._lock:
+            target = self.t + max(0.0, float(dt))
+            while self._timers and self._timers[0][0] <= target:
+                due, _, timer = heapq.heappop(self._timers)
+                self.t = max(self.t, due)
+                timer.fire()
+            self.t = max(self.t, target)
+
+    def schedule(self, due: float, timer: "FakeTimer") -> None:
+        with self._lock:
+            heapq.heappush(self._timers, (due, next(self._order), timer))
+
+
+class FakeTimer:
+    """``threading.Timer`` on :attr:`FakeClock.active` (same constructor and methods)."""
+
+    def __init__(self, interval, function, args=None, kwargs=None) -> None:
+        self.interval, self.function = float(interval), function
+        self.args, self.kwargs = tuple(args or ()), dict(kwargs or {})
+        self.daemon, self.name = True, "fake-timer"
+        self.cancelled = False
+        self.clock = FakeClock.active
+
+    def start(self) -> None:
+        self.clock.schedule(self.clock() + self.interval, self)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def fire(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self.function(*self.args, **self.kwargs)
+
+
 def fake_clock(start: float = 1000.0) -> Tuple[Callable[[], float], Callable[[float], None]]:
     """A (clock, sleep) pair where sleeping advances the clock: instant, deterministic tests."""
-    state = {"now": float(start)}
-
-    def clock() -> float:
-        return state["now"]
-
-    def sleep(seconds: float) -> None:
-        state["now"] += max(0.0, float(seconds))
-
-    return clock, sleep
+    clock = FakeClock(start)
+    return clock, clock.advance
