@@ -1,7 +1,7 @@
 """Frames for the benchmark: real Happy House door frames at camera resolution.
 
 The tutorial's test frames are 64x64 RGB; the door camera delivers 640x480.
-Each frame is scaled up with the daemon's own ``sources.to_door_frame`` (as
+Each frame is scaled up with the daemon's own ``preprocess.to_door_frame`` (as
 HDF5 replay and ``happyhouse-eval`` do) so the face gate searches a full
 camera frame and finds real faces.
 
@@ -60,7 +60,7 @@ def load_frames(path: Union[str, Path, None], limit: Optional[int] = None,
                 size: Tuple[int, int] = (640, 480)) -> BenchFrames:
     """Door frames from an HDF5 file or class folders, at camera resolution."""
     from happyhouse.daemon.datasets import load_dataset
-    from happyhouse.daemon.sources import to_door_frame
+    from happyhouse.daemon.preprocess import to_door_frame
 
     if path is None:
         raise DataError("no frames: pass --data (test_happy.h5 or class folders) or set "

@@ -65,7 +65,7 @@ class Audit:
         }
         face = getattr(observation, "face", None)
         if face is not None:
-            fields["face"] = _box_text(face)
+            fields["face"] = box_text(face)
         if frame_age is not None:
             fields["frame_age_ms"] = f"{frame_age * 1000:.0f}"
         if model_sha256:
@@ -140,7 +140,7 @@ class Audit:
         return removed
 
 
-def _box_text(box: Any) -> str:
+def box_text(box: Any) -> str:
     """A face box as x,y,w,h whatever its type (tuple or a Box with attributes)."""
     if all(hasattr(box, a) for a in ("x", "y", "w", "h")):
         return f"{box.x},{box.y},{box.w},{box.h}"

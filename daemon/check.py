@@ -25,6 +25,11 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from .errors import HappyHouseError
+from .facegate import FaceGate
+from .latch import claimed_latch
+from .once import capture
+from .pipeline import Pipeline
+from .sources import open_source
 
 OK, WARN, FAIL, NA = "ok", "warn", "fail", "n/a"
 THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
@@ -67,8 +72,6 @@ def check_config(cfg) -> Item:
 
 
 def check_model(cfg, state: dict) -> Item:
-    from .pipeline import Pipeline
-
     pipeline = Pipeline.from_config(cfg)
     state["pipeline"] = pipeline
     bundle = pipeline.bundle
@@ -80,8 +83,6 @@ def check_model(cfg, state: dict) -> Item:
 
 
 def check_face_gate(cfg, state: dict) -> Item:
-    from .facegate import FaceGate
-
     pipeline = state.get("pipeline")
     gate = pipeline.gate if pipeline is not None else FaceGate.from_config(cfg)
     state["gate"] = gate
@@ -100,9 +101,6 @@ def frame_quality(image: np.ndarray) -> Dict[str, float]:
 
 
 def check_camera(cfg, state: dict, source=None) -> Item:
-    from .once import capture
-    from .sources import open_source
-
     source = source if source is not None else open_source(cfg.camera_source, cfg)
     source.open()
     try:
@@ -149,7 +147,6 @@ def check_camera(cfg, state: dict, source=None) -> Item:
 
 def check_gpio(cfg, test_latch: bool = False, pin_factory=None,
                sleep: Callable[[float], None] = time.sleep) -> Item:
-    from .latch import claimed_latch
     from .statelock import holder
 
     # --test-latch holds the state lock itself (the CLI took it); plain --check takes
@@ -226,7 +223,8 @@ def check_disk(cfg) -> Item:
     return Item("disk", OK, f"{where}: {free_mb:.0f} MB free", data)
 
 
-def collect(cfg, args, *, source=None, pin_factory=None, thermal_path: str = THERMAL_PATH,
+def collect(cfg, *, test_latch: bool = False, source=None, pin_factory=None,
+            thermal_path: str = THERMAL_PATH,
             throttled: Optional[Callable[[], str]] = None,
             sleep: Callable[[float], None] = time.sleep) -> List[Item]:
     state: dict = {}
@@ -235,7 +233,7 @@ def collect(cfg, args, *, source=None, pin_factory=None, thermal_path: str = THE
         _guard("model", lambda: check_model(cfg, state)),
         _guard("face detector", lambda: check_face_gate(cfg, state)),
         _guard("camera", lambda: check_camera(cfg, state, source)),
-        _guard("gpio", lambda: check_gpio(cfg, getattr(args, "test_latch", False), pin_factory,
+        _guard("gpio", lambda: check_gpio(cfg, test_latch, pin_factory,
                                           sleep)),
         _guard("temperature", lambda: check_temperature(thermal_path)),
         _guard("throttling", lambda: check_throttling(throttled)),
@@ -243,12 +241,13 @@ def collect(cfg, args, *, source=None, pin_factory=None, thermal_path: str = THE
     ]
 
 
-def run_check(cfg, args, *, out=None, **inject) -> int:
-    """Print the report; 0 = go, 1 = no-go."""
+def run_check(cfg, *, test_latch: bool = False, as_json: bool = False, out=None,
+              **inject) -> int:
+    """Print the report (``as_json``); 0 = go, 1 = no-go. ``test_latch`` pulses the latch."""
     out = out if out is not None else sys.stdout
-    items = collect(cfg, args, **inject)
+    items = collect(cfg, test_latch=test_latch, **inject)
     go = not any(item.status == FAIL for item in items)
-    if getattr(args, "json", False):
+    if as_json:
         out.write(json.dumps({"go": go, "checks": [i.to_dict() for i in items]}) + "\n")
     else:
         problems = sum(item.status == FAIL for item in items)

@@ -139,17 +139,27 @@ def check_mode_flags(args: "argparse.Namespace") -> None:
                               f"it would be ignored here, so nothing was run")
 
 
-def config_from_args(args: "argparse.Namespace") -> "Config":
-    from .config import load_config
+def flag_values(args: "argparse.Namespace") -> Dict[str, object]:
+    """The config keys the command line sets (None: the flag was not given)."""
+    return {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
 
-    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
-    return load_config(args.config, overrides, required=args.config is not None)
+
+def config_from_args(args: "argparse.Namespace") -> "Config":
+    from .config import config_from_flags
+
+    return config_from_flags(args.config, flag_values(args))
 
 
 def setup_logging(level: str) -> None:
     from .journal import setup_logging as _setup
 
     _setup(level)
+
+
+def service_options(args: "argparse.Namespace") -> Dict[str, object]:
+    """``run_service``'s plain arguments from the command line: a SIGHUP re-reads the
+    file with the same flags on top; ``--max-frames`` ends a demo run."""
+    return {"reload": lambda: config_from_args(args), "max_frames": args.max_frames}
 
 
 def _lock_purpose(args: argparse.Namespace) -> Optional[str]:
@@ -184,79 +194,31 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         if args.once:
             from .once import run_once
 
-            return run_once(cfg, args)
+            return run_once(cfg, snapshot=args.snapshot, actuate=args.actuate,
+                            as_json=args.json)
         if args.check:
             from .check import run_check
 
-            return run_check(cfg, args)
+            return run_check(cfg, test_latch=args.test_latch, as_json=args.json)
         if args.collect:
             from .collect import run_collect
 
             return run_collect(cfg, args)
         from .runner import run_service
 
-        return run_service(cfg, args)
-
-
-def lenient_latch_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:
-    """``--force-lock`` with a config that does not validate: the latch keys alone.
-
-    ``[latch] pin``, ``active_high`` and ``gpio`` are read from the file (flags
-    win); a key the file does not set has its default, as in the service. The
-    file must still be a readable INI file and each latch key it sets must be
-    valid: otherwise the configured pin is unknown, and guessing (the default
-    GPIO17, or the wrong polarity) could drive some other device's pin or open
-    the door. Then a ConfigError says why and nothing is driven. Returns the
-    config and notes saying what was used, for the log.
-    """
-    import configparser
-    import os
-
-    from .config import DEFAULT_PATH, KEY_BY_NAME, build_config, ini_parser, read_config_text
-    from .errors import ConfigError
-
-    names = ("latch.pin", "latch.active_high", "latch.gpio")
-    raw: Dict[str, object] = {}
-    notes: List[str] = []
-    path = args.config
-    if path is None and os.path.exists(DEFAULT_PATH):
-        path = DEFAULT_PATH
-    if path is not None and not os.path.lexists(path):
-        notes.append(f"{path} does not exist")
-    elif path is not None:
-        # undecodable bytes (a Latin-1 comment) cannot hide the ASCII latch keys
-        text = read_config_text(path, errors="replace")
-        parser = ini_parser()
-        try:
-            parser.read_string(text, source=str(path))
-        except configparser.Error as exc:
-            raise ConfigError(f"{path} is not valid INI ({str(exc).splitlines()[0]})") from None
-        for name in names:
-            section, key = name.split(".")
-            if parser.has_option(section, key):
-                raw[name] = parser.get(section, key)
-    for flag, name in (("pin", "latch.pin"), ("gpio", "latch.gpio")):
-        if getattr(args, flag, None) is not None:
-            raw[name] = getattr(args, flag)
-    values: Dict[str, object] = {}
-    for name in names:
-        if name in raw:
-            values[name] = build_config({name: raw[name]}, origin=str(path)).get(name)
-            notes.append(f"{name} = {values[name]!r}")
-        else:
-            notes.append(f"{name} = {KEY_BY_NAME[name].default!r} (default)")
-    return build_config(values, origin="force-lock fallback", path=path), notes
+        return run_service(cfg, **service_options(args))
 
 
 def _force_lock_fallback(args: argparse.Namespace, exc: HappyHouseError) -> int:
     """``ExecStopPost=`` must lock even when the config is broken: with the latch keys
     alone when they can be read, and never on a guessed pin."""
+    from .config import lenient_latch_config
     from .errors import ConfigError
     from .latch import force_lock
 
     setup_logging("INFO")
     try:
-        cfg, notes = lenient_latch_config(args)
+        cfg, notes = lenient_latch_config(args.config, flag_values(args))
     except ConfigError as why:
         # the rejection (exc) is the same file's problem, or a value beside the point
         raise ConfigError(f"--force-lock: cannot find the latch pin: {why}; "

@@ -19,7 +19,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import detectors
 from .errors import ConfigError
@@ -337,6 +337,58 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
     if not flags:
         return base
     return build_config({**base.values, **flags}, origin="command line", path=used_path)
+
+
+def config_from_flags(path: Optional[str], flags: Mapping[str, Any]) -> Config:
+    """Flags override the file: ``flags`` are dotted keys (None = the flag was not
+    given); a file named on the command line must exist. A SIGHUP reload calls
+    this again with the same flags."""
+    return load_config(path, flags, required=path is not None)
+
+
+def lenient_latch_config(path: Optional[str], flags: Mapping[str, Any]
+                         ) -> Tuple[Config, List[str]]:
+    """``--force-lock`` with a config that does not validate: the latch keys alone.
+
+    ``[latch] pin``, ``active_high`` and ``gpio`` are read from the file at
+    ``path`` (the default file when None), and ``flags`` (dotted keys; None = not
+    given) win; a key the file does not set has its default, as in the service. The
+    file must still be a readable INI file and each latch key it sets must be
+    valid: otherwise the configured pin is unknown, and guessing (the default
+    GPIO17, or the wrong polarity) could drive some other device's pin or open
+    the door. Then a ConfigError says why and nothing is driven. Returns the
+    config and notes saying what was used, for the log.
+    """
+    names = ("latch.pin", "latch.active_high", "latch.gpio")
+    raw: Dict[str, Any] = {}
+    notes: List[str] = []
+    if path is None and os.path.exists(DEFAULT_PATH):
+        path = DEFAULT_PATH
+    if path is not None and not os.path.lexists(path):
+        notes.append(f"{path} does not exist")
+    elif path is not None:
+        # undecodable bytes (a Latin-1 comment) cannot hide the ASCII latch keys
+        text = read_config_text(path, errors="replace")
+        parser = ini_parser()
+        try:
+            parser.read_string(text, source=str(path))
+        except configparser.Error as exc:
+            raise ConfigError(f"{path} is not valid INI ({str(exc).splitlines()[0]})") from None
+        for name in names:
+            section, key = name.split(".")
+            if parser.has_option(section, key):
+                raw[name] = parser.get(section, key)
+    for name in names:
+        if flags.get(name) is not None:
+            raw[name] = flags[name]
+    values: Dict[str, Any] = {}
+    for name in names:
+        if name in raw:
+            values[name] = build_config({name: raw[name]}, origin=str(path)).get(name)
+            notes.append(f"{name} = {values[name]!r}")
+        else:
+            notes.append(f"{name} = {KEY_BY_NAME[name].default!r} (default)")
+    return build_config(values, origin="force-lock fallback", path=path), notes
 
 
 def example_ini(describe: Callable[[Key], str] = lambda k: k.help) -> str:

@@ -20,6 +20,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from .errors import SourceError
+from .preprocess import to_door_frame
 
 # the name these warnings had before the devices moved out of sources.py: journal
 # filters (LOGGER=) keep working
@@ -191,7 +192,7 @@ def _read_picture(path: Path) -> Optional[np.ndarray]:
     return image
 
 
-def _pictures(path: Path) -> List[np.ndarray]:
+def read_pictures(path: Path) -> List[np.ndarray]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
         if not files:
@@ -212,10 +213,9 @@ def _pictures(path: Path) -> List[np.ndarray]:
     return [image]
 
 
-def _h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int], np.ndarray]]:
+def h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int], np.ndarray]]:
     from .datasets import load_hdf5
     from .errors import DataError
-    from .sources import to_door_frame  # here, not at the top: sources imports this module
 
     try:
         data = load_hdf5(path)
@@ -225,7 +225,7 @@ def _h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int]
     return len(images), lambda i: to_door_frame(images[i], width, height)
 
 
-def _gstreamer_available() -> bool:
+def gstreamer_available() -> bool:
     info = _cv2().getBuildInformation()
     for line in info.splitlines():
         if line.strip().startswith("GStreamer:"):

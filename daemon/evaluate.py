@@ -77,12 +77,12 @@ def observe_whole_frame(pipeline, image_rgb: np.ndarray,
                         source_size: Tuple[int, int] = (640, 480), seq: int = 0,
                         timestamp: Optional[float] = None):
     """One whole picture as the door camera would deliver it: scaled to ``source_size``
-    (:func:`~.sources.to_door_frame`), then gated, cropped and scored.
+    (:func:`~.preprocess.to_door_frame`), then gated, cropped and scored.
 
     Returns ``(observation, door_frame_bgr)``; ``happyhouse-daemon --once`` scores an image
     file with this too, so both tools give the same verdict for the same picture.
     """
-    from .sources import to_door_frame
+    from .preprocess import to_door_frame
 
     frame = to_door_frame(image_rgb, *source_size)
     return pipeline.observe_image(frame, timestamp=timestamp, seq=seq), frame

@@ -18,7 +18,12 @@ import time
 from datetime import datetime, timezone
 from typing import Optional
 
+from .annotate import annotate, write_jpeg
 from .errors import SourceError
+from .evaluate import observe_whole_frame
+from .latch import claimed_latch
+from .pipeline import Pipeline
+from .sources import Frame, open_source
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +47,12 @@ def _wall_time(frame) -> float:
     return time.time() - (time.monotonic() - frame.timestamp)
 
 
-def run_once(cfg, args, *, source=None, pipeline=None, pin_factory=None,
+def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
+             as_json: bool = False, source=None, pipeline=None, pin_factory=None,
              out=None, sleep=time.sleep) -> int:
-    """One observation. Parts can be injected (tests); otherwise built from ``cfg``."""
-    from .evaluate import observe_whole_frame
-    from .pipeline import Pipeline
-    from .sources import Frame, open_source
-
+    """One observation: printed (``as_json``), saved annotated to ``snapshot``, and with
+    ``actuate`` a happy verdict opens the door once. Parts can be injected (tests);
+    otherwise built from ``cfg``."""
     out = out if out is not None else sys.stdout
     # the source first: a wrong --source fails fast, before the model is loaded
     source = source if source is not None else open_source(cfg.camera_source, cfg)
@@ -73,27 +77,23 @@ def run_once(cfg, args, *, source=None, pipeline=None, pin_factory=None,
     result = _result(cfg, source, pipeline, frame, obs, wall)
     result["scaled_from"] = scaled_from
     result["no_face_reason"] = None if obs.face is not None else pipeline.gate.why_no_face(frame.image)
-    if getattr(args, "snapshot", None):
-        from .annotate import annotate, write_jpeg
-
-        path = write_jpeg(args.snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
+    if snapshot:
+        path = write_jpeg(snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
         result["snapshot"] = str(path)
     result["actuated"] = False
-    if getattr(args, "actuate", False) and obs.happy:
-        result["actuated"] = actuate(cfg, pin_factory, sleep)
+    if actuate and obs.happy:
+        result["actuated"] = open_once(cfg, pin_factory, sleep)
     log.info("once: %s", result["verdict"], extra={"journal": {
         "score": result["score"], "face": result["face"], "verdict": result["verdict"]}})
-    if getattr(args, "json", False):
+    if as_json:
         out.write(json.dumps(result) + "\n")
     else:
         out.write(_human(result))
     return EXIT_HAPPY if obs.happy else EXIT_NOT_HAPPY
 
 
-def actuate(cfg, pin_factory=None, sleep=time.sleep) -> bool:
+def open_once(cfg, pin_factory=None, sleep=time.sleep) -> bool:
     """Unlock for ``decision.unlock_seconds``, then lock; the latch relocks on any error."""
-    from .latch import claimed_latch
-
     with claimed_latch(cfg, pin_factory) as latch:
         granted = latch.unlock(cfg.decision_unlock_seconds)
         log.warning("--once --actuate: latch %s unlocked for %.1f s", cfg.latch_pin, granted)

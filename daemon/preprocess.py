@@ -209,3 +209,20 @@ def to_model_input(images_uint8: np.ndarray) -> np.ndarray:
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise DataError(f"model input must be NxHxWx3, got shape {arr.shape}")
     return arr.astype(np.float32) / np.float32(255.0)
+
+
+def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """An RGB picture (e.g. a 64x64 Happy House frame) -> BGR ``width`` x ``height``.
+
+    Scaled (stretched, like a camera whose sensor aspect differs) as if the
+    door camera had captured it; used by HDF5 replay, ``happyhouse-eval``,
+    training's door-shifted data and the face-gate measurements so all of them
+    see the same pixels.
+    """
+    cv2 = _cv2()
+    bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
+    if bgr.shape[1] == width and bgr.shape[0] == height:
+        return bgr
+    growing = width >= bgr.shape[1] and height >= bgr.shape[0]
+    interp = cv2.INTER_LINEAR if growing else cv2.INTER_AREA
+    return cv2.resize(bgr, (width, height), interpolation=interp)

@@ -26,10 +26,15 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from .audit import Audit
+from .config import Config, load_config
 from .endsignals import ENDING_SIGNALS
 from .errors import HappyHouseError
+from .latch import DoorContact, ExitButton, latch_from_config, make_pin_factory
+from .model_history import fingerprint
 from .notify import Notifier
+from .pipeline import Pipeline
 from .service import Door, State
+from .sources import open_source
 
 # the logger these lines had before the wiring moved out of service.py: the journal's
 # LOGGER= field (and filters on it) shows one name for the whole service
@@ -115,8 +120,6 @@ class _Parts:
         door_ref = self.door_ref
         if "latch" in changed or self.latch is None:
             self._close_latch()
-            from .latch import DoorContact, ExitButton, latch_from_config, make_pin_factory
-
             factory = self.inject.get("pin_factory")
             if factory is None:
                 factory = self.factory = make_pin_factory(cfg.latch_gpio)
@@ -141,8 +144,6 @@ class _Parts:
                 self.source.open()
         elif "source" in changed or self.source is None:
             self._close_source()
-            from .sources import open_source
-
             source = open_source(cfg.camera_source, cfg)
             source.open()
             self.source = source
@@ -152,9 +153,6 @@ class _Parts:
         """(Re)load the model when its config or the bundle on disk changed (a new bundle
         installed at the same path). A new bundle that fails to load or self-test
         while the old one still runs is refused and the old one kept serving."""
-        from .model_history import fingerprint
-        from .pipeline import Pipeline
-
         on_disk = fingerprint(cfg.model_bundle)
         if not changed and self.pipeline is not None and on_disk == self.model_fingerprint:
             return
@@ -210,24 +208,25 @@ def _call(door: Optional[Door], method: str) -> None:
         getattr(door, method)()
 
 
-def reload_config(cfg, args):
-    """Re-read the file with the same flag overrides; None (old config kept) when invalid."""
-    from .cli import config_from_args
-    from .config import load_config
-
+def reload_config(cfg, reload: Optional[Callable[[], Config]] = None) -> Optional[Config]:
+    """The config a SIGHUP asks for: ``reload()`` (the CLI re-reads the file with its
+    flags on top), else ``cfg``'s own file again; None (old config kept) when invalid."""
     try:
-        if args is not None and hasattr(args, "config"):
-            return config_from_args(args)
+        if reload is not None:
+            return reload()
         return load_config(cfg.source_path, None, required=cfg.source_path is not None)
     except HappyHouseError as exc:
         log.error("reload: new config rejected, keeping the old one: %s", exc)
         return None
 
 
-def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
+def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
+                max_frames: Optional[int] = None, pin_factory=None, source=None, pipeline=None,
                 notifier: Optional[Notifier] = None, clock: Callable[[], float] = time.monotonic,
                 signals: Optional[Signals] = None) -> int:
-    """The door service until SIGTERM/SIGINT (or ``args.max_frames``); returns 0.
+    """The door service until SIGTERM/SIGINT (or ``max_frames``); returns 0.
+
+    ``reload`` gives the config a SIGHUP switches to (default: ``cfg``'s file again).
 
     The keyword arguments inject parts for tests and demos; by default they
     are built from ``cfg``. Errors propagate (the CLI maps them to exit codes)
@@ -236,7 +235,6 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
     notifier = notifier if notifier is not None else Notifier()
     signals = signals if signals is not None else Signals()
     installed = signals.install()
-    max_frames = getattr(args, "max_frames", None)
     current: Dict[str, Optional[Door]] = {"door": None}
     parts = _Parts({"pin_factory": pin_factory, "source": source, "pipeline": pipeline}, clock,
                    lambda: current["door"])
@@ -260,7 +258,7 @@ def run_service(cfg, args=None, *, pin_factory=None, source=None, pipeline=None,
             signals.reload.clear()
             inherited = door.safety_state()
             current["door"] = None
-            cfg = _reload(cfg, args, parts, notifier)
+            cfg = _reload(cfg, reload, parts, notifier)
         return 0
     except BaseException as exc:
         reason = f"error: {exc}" if isinstance(exc, HappyHouseError) else type(exc).__name__
@@ -312,17 +310,17 @@ class _ReloadWatchdog:
             self._thread.join()
 
 
-def _reload(cfg, args, parts: _Parts, notifier: Notifier):
+def _reload(cfg, reload, parts: _Parts, notifier: Notifier):
     """SIGHUP: stay locked, re-read the config, rebuild what changed; keep the old on error."""
     parts.lock()
     notifier.reloading("reloading config (latch locked)")
     log.info("reloading config (latch locked)")
     with _ReloadWatchdog(notifier):
-        return _rebuild(cfg, args, parts)
+        return _rebuild(cfg, reload, parts)
 
 
-def _rebuild(cfg, args, parts: _Parts):
-    new = reload_config(cfg, args)
+def _rebuild(cfg, reload, parts: _Parts):
+    new = reload_config(cfg, reload)
     if new is None:
         return cfg
     try:

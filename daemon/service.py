@@ -42,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Optional
 
-from .audit import Audit
+from .audit import Audit, box_text
 from .errors import HappyHouseError
 from .notify import Notifier
 from .vote import Vote
@@ -269,7 +269,7 @@ class Door:
                                   "frame_age_ms": f"{age * 1000:.0f}",
                                   "votes": self.vote.describe()}
         if obs.face is not None:
-            fields["face"] = _box_text(obs.face)
+            fields["face"] = box_text(obs.face)
         # every decision at DEBUG; at INFO when the verdict changes (a face arrives, smiles,
         # leaves), so the journal shows each sighting without 15 lines a second
         level = logging.INFO if verdict != self._last_verdict else logging.DEBUG
@@ -368,9 +368,3 @@ def _valid_image(frame) -> bool:
     except DataError:
         return False
     return True
-
-
-def _box_text(box: Any) -> str:
-    from .audit import _box_text as text
-
-    return text(box)

@@ -52,8 +52,8 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
-from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, _cv2, Device, _gstreamer_available,
-                      _h5_frames, _pictures)
+from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, Device, gstreamer_available,
+                      h5_frames, read_pictures)
 from .errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -88,22 +88,6 @@ class FrameSource(Protocol):
     def __enter__(self) -> "FrameSource": ...
 
     def __exit__(self, *exc) -> None: ...
-
-
-def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
-    """An RGB picture (e.g. a 64x64 Happy House frame) -> BGR ``width`` x ``height``.
-
-    Scaled (stretched, like a camera whose sensor aspect differs) as if the
-    door camera had captured it; used by HDF5 replay, ``happyhouse-eval`` and
-    the face-gate measurements so all three see the same pixels.
-    """
-    cv2 = _cv2()
-    bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
-    if bgr.shape[1] == width and bgr.shape[0] == height:
-        return bgr
-    growing = width >= bgr.shape[1] and height >= bgr.shape[0]
-    interp = cv2.INTER_LINEAR if growing else cv2.INTER_AREA
-    return cv2.resize(bgr, (width, height), interpolation=interp)
 
 
 # --------------------------------------------------------------------------
@@ -330,7 +314,8 @@ def classify_spec(spec: str) -> str:
 
 def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> ThreadedSource:
     """A not-yet-opened source for ``spec``; call ``open()`` or use it as a context manager."""
-    cv2 = _cv2()
+    import cv2
+
     kind = classify_spec(spec)
     text = str(spec).strip()
     width, height, fps = cfg.camera_width, cfg.camera_height, cfg.camera_fps
@@ -338,16 +323,16 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> Thread
     if kind in ("images", "h5"):
         path = Path(text).expanduser()
         if kind == "h5":
-            count, get = _h5_frames(path, width, height)
+            count, get = h5_frames(path, width, height)
         else:
-            pictures = _pictures(path)
+            pictures = read_pictures(path)
             count, get = len(pictures), pictures.__getitem__
         description = f"{'HDF5' if kind == 'h5' else 'images'} {path} ({count} frame(s) at {fps:g} fps)"
 
         def factory():
             return ReplayDevice(count, get, fps, description)
     else:
-        if kind == "gstreamer" and not _gstreamer_available():
+        if kind == "gstreamer" and not gstreamer_available():
             raise SourceError("this OpenCV build has no GStreamer (the pip wheel lacks it): on a Pi "
                               "install Debian's python3-opencv, or use /dev/videoN")
         target, api = {

@@ -2,7 +2,7 @@
 """Measure the face gate the way the door uses it, and the cost of each stage.
 
 * hit rate: the 150 Happy House test frames (``test_set_x``), each scaled up
-  to 640x480 as if from the door camera (``sources.to_door_frame``) -- goal:
+  to 640x480 as if from the door camera (``preprocess.to_door_frame``) -- goal:
   a face in >= 97% of frames;
 * false faces: scikit-image's sample scenes that show no person (astronaut
   and cameraman are people and are left out), each at 640x480, plus their
@@ -50,7 +50,7 @@ SIZE = (640, 480)
 def happy_house_frames(path, size: Tuple[int, int] = SIZE) -> Tuple[List[np.ndarray], np.ndarray]:
     """The Happy House frames as BGR door-camera frames, and their labels."""
     from happyhouse.daemon.datasets import load_hdf5
-    from happyhouse.daemon.sources import to_door_frame
+    from happyhouse.daemon.preprocess import to_door_frame
 
     data = load_hdf5(path)
     return [to_door_frame(im, *size) for im in data.images], data.labels

@@ -42,7 +42,7 @@ def door_frames(h5: Optional[str], count: int = 24):
     if h5:
         import h5py
 
-        from happyhouse.daemon.sources import to_door_frame
+        from happyhouse.daemon.preprocess import to_door_frame
 
         with h5py.File(h5, "r") as handle:
             x, y = handle["test_set_x"][:], handle["test_set_y"][:].ravel()

@@ -77,7 +77,7 @@ def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess):
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.facegate import FaceGate
     from happyhouse.daemon.preprocess import prepare_frame
-    from happyhouse.daemon.sources import to_door_frame
+    from happyhouse.daemon.preprocess import to_door_frame
 
     gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
     crops = np.zeros((len(frames_rgb), spec.size, spec.size, 3), np.uint8)

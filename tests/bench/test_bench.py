@@ -11,7 +11,7 @@ import pytest
 
 from happyhouse.bench import cli as bench
 from happyhouse.bench.frames import bgr_to_yuyv, yuyv_to_bgr
-from happyhouse.daemon.sources import to_door_frame
+from happyhouse.daemon.preprocess import to_door_frame
 
 TINY = ["--frames", "4", "--warmup", "1", "--rounds", "1", "--invokes", "3", "--keras-iters", "2",
         "--age-seconds", "0.3", "--daemon-warmup", "0.3"]

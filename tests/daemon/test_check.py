@@ -26,10 +26,10 @@ def cfg(tmp_path):
 
 def _run(cfg, *, test_latch=False, as_json=True, **inject):
     out = io.StringIO()
-    args = argparse.Namespace(json=as_json, test_latch=test_latch)
     inject.setdefault("thermal_path", "/nonexistent/temp")
     inject.setdefault("throttled", lambda: "throttled=0x0")
-    code = check.run_check(cfg, args, out=out, sleep=lambda s: None, **inject)
+    code = check.run_check(cfg, test_latch=test_latch, as_json=as_json, out=out,
+                           sleep=lambda s: None, **inject)
     text = out.getvalue()
     return code, (json.loads(text) if as_json else text)
 

@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeClock, ScriptedSource, clocked_factory, open_times
 from happyhouse.daemon import model_history
 from happyhouse.daemon.bundle import GOLDEN_FILE, META_FILE, default_bundle_path, load_bundle
-from happyhouse.daemon.cli import build_parser, main
+from happyhouse.daemon.cli import build_parser, service_options, main
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.errors import ModelError
 
@@ -104,7 +104,7 @@ def test_sighup_serves_a_new_bundle_refuses_a_broken_one_and_rolls_back_locked(t
 
     runner.Door = SpyDoor
     try:
-        assert runner.run_service(cfg, args, pin_factory=factory, source=source, clock=clock) == 0
+        assert runner.run_service(cfg, **service_options(args), pin_factory=factory, source=source, clock=clock) == 0
     finally:
         runner.Door = real_door
     names = [d.pipeline.bundle.meta["name"] for d in doors]

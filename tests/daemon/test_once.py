@@ -14,7 +14,7 @@ from happyhouse.daemon.errors import DataError, SourceError
 from happyhouse.daemon.once import run_once
 from happyhouse.daemon.pipeline import Pipeline
 from happyhouse.daemon.fakes import FakeSource, fake_clock
-from happyhouse.daemon.sources import to_door_frame
+from happyhouse.daemon.preprocess import to_door_frame
 from fakes import plain_bundle, FixedGate
 
 
@@ -29,9 +29,9 @@ class FixedClassifier:
 
 
 def _args(**kw):
-    base = dict(json=True, snapshot=None, actuate=False)
+    base = dict(as_json=True, snapshot=None, actuate=False)
     base.update(kw)
-    return argparse.Namespace(**base)
+    return base
 
 
 def _pipeline(score, box=(100, 100, 200, 200)):
@@ -51,7 +51,7 @@ def cfg():
 
 def _run(cfg, args, **kw):
     out = io.StringIO()
-    code = run_once(cfg, args, out=out, **kw)
+    code = run_once(cfg, **args, out=out, **kw)
     return code, out.getvalue()
 
 
@@ -68,7 +68,7 @@ def test_happy_json_and_settle_frames_discarded(cfg):
 def test_not_happy_and_no_face_exit_1(cfg):
     code, text = _run(cfg, _args(), source=_source(), pipeline=_pipeline(0.2))
     assert code == 1 and json.loads(text)["verdict"] == "not happy"
-    code, text = _run(cfg, _args(json=False), source=_source(), pipeline=_pipeline(0.9, None))
+    code, text = _run(cfg, _args(as_json=False), source=_source(), pipeline=_pipeline(0.9, None))
     assert code == 1 and text.startswith("NO FACE")
 
 
@@ -105,13 +105,13 @@ def test_snapshot_is_written(cfg, tmp_path):
 
 def test_snapshot_into_missing_folder_is_an_error(cfg, tmp_path):
     with pytest.raises(DataError, match="does not exist"):
-        run_once(cfg, _args(snapshot=str(tmp_path / "no" / "s.jpg")), source=_source(),
+        run_once(cfg, **_args(snapshot=str(tmp_path / "no" / "s.jpg")), source=_source(),
                  pipeline=_pipeline(0.9), out=io.StringIO())
 
 
 def test_stalled_source_is_a_source_error(cfg):
     with pytest.raises(SourceError, match="no frame"):
-        run_once(cfg, _args(), source=_source(n=2), pipeline=_pipeline(0.9), out=io.StringIO())
+        run_once(cfg, **_args(), source=_source(n=2), pipeline=_pipeline(0.9), out=io.StringIO())
 
 
 def test_wrong_frame_from_source_is_a_data_error(cfg):
@@ -119,7 +119,7 @@ def test_wrong_frame_from_source_is_a_data_error(cfg):
     src = FakeSource([np.zeros((480, 640), np.uint8)] * 10, clock=clock, sleep=sleep)
     factory = MockFactory()
     with pytest.raises(DataError):
-        run_once(cfg, _args(actuate=True), source=src, pipeline=_pipeline(0.9),
+        run_once(cfg, **_args(actuate=True), source=src, pipeline=_pipeline(0.9),
                  pin_factory=factory, out=io.StringIO())
     assert factory.pins == {}
 

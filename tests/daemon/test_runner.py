@@ -11,7 +11,7 @@ import socket
 import numpy as np
 import pytest
 
-from happyhouse.daemon.cli import build_parser
+from happyhouse.daemon.cli import build_parser, service_options
 from fakes import (FPS, FakeClock, ScriptedPipeline, ScriptedSource, clocked_factory, fake_latch_timers,
                    make_cfg, open_times)
 from happyhouse.daemon.config import load_config
@@ -85,7 +85,7 @@ def test_stop_signal_during_an_unlock_locks_and_notifies(tmp_path, notify_socket
     clock, factory, source, pipeline = service_parts(["H"] * 50, kill)
     cfg = make_cfg(tmp_path)
     previous = signal.getsignal(signum)
-    rc = run_service(cfg, None, pin_factory=factory, source=source, pipeline=pipeline, clock=clock)
+    rc = run_service(cfg, pin_factory=factory, source=source, pipeline=pipeline, clock=clock)
     assert rc == 0
     assert source.index == 11  # the frame in flight is the last one: it stopped right there
     pin = factory.pin("GPIO17")
@@ -103,7 +103,7 @@ def test_stop_signal_during_an_unlock_locks_and_notifies(tmp_path, notify_socket
 def test_max_frames_stops_cleanly(tmp_path, notify_socket):
     clock, factory, source, pipeline = service_parts(["n"] * 50)
     args = build_parser().parse_args(["--gpio", "mock", "--max-frames", "7"])
-    rc = run_service(make_cfg(tmp_path), args, pin_factory=factory, source=source,
+    rc = run_service(make_cfg(tmp_path), **service_options(args), pin_factory=factory, source=source,
                      pipeline=pipeline, clock=clock)
     assert rc == 0 and source.index == 7
     assert source.opened == 1 and source.closed == 1
@@ -115,7 +115,7 @@ def test_exception_in_service_locks_and_says_stopping(tmp_path, notify_socket):
 
     clock, factory, source, pipeline = service_parts(["H"] * 50, {8: boom})
     with pytest.raises(RuntimeError):
-        run_service(make_cfg(tmp_path), None, pin_factory=factory, source=source,
+        run_service(make_cfg(tmp_path), pin_factory=factory, source=source,
                     pipeline=pipeline, clock=clock)
     pin = factory.pin("GPIO17")
     assert [s.state for s in pin.states] == [False, True, False]
@@ -166,7 +166,7 @@ def test_sighup_reloads_the_config_while_locked(tmp_path, notify_socket):
 
     runner_mod.Door = SpyDoor
     try:
-        assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+        assert run_service(cfg, **service_options(args), pin_factory=factory, source=source, pipeline=pipeline,
                            clock=clock) == 0
     finally:
         runner_mod.Door = real_door
@@ -226,7 +226,7 @@ def test_end_to_end_real_pipeline_smile_opens_once_then_empty_hall_stays_locked(
     # the latch's own relock timer on fake time too: on wall time it would fire first
     # whenever the real pipeline takes longer than the 5 s opening (a loaded machine)
     with fake_latch_timers(clock):
-        assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=real_pipeline,
+        assert run_service(cfg, **service_options(args), pin_factory=factory, source=source, pipeline=real_pipeline,
                            clock=clock) == 0
     (opened, closed), = open_times(factory.pin("GPIO17"), t0)
     assert opened < len(happy) / 10  # during the smile
@@ -261,7 +261,7 @@ def test_service_wires_exit_button_and_door_contact_from_config(tmp_path, notify
                                 "latch.door_contact_pin": "GPIO22"})
     args = build_parser().parse_args(["--max-frames", "40"])
     t0 = clock()
-    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+    assert run_service(cfg, **service_options(args), pin_factory=factory, source=source, pipeline=pipeline,
                        clock=clock) == 0
     (opened, closed), = open_times(factory.pin("GPIO17"), t0)
     assert 0.5 <= opened <= 0.5 + 3 / FPS  # the press (before frame 6), within a step; no face
@@ -283,7 +283,7 @@ def test_reload_moves_the_latch_to_a_new_pin_locked(tmp_path, notify_socket):
                                                      {4: move_and_hup})
     args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock", "--max-frames", "48"])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
-    assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+    assert run_service(cfg, **service_options(args), pin_factory=factory, source=source, pipeline=pipeline,
                        clock=clock) == 0
     old, new = factory.pin("GPIO17"), factory.pin("GPIO5")
     assert [s.state for s in old.states] == [False, True, False] and old.function == "input"
@@ -310,7 +310,7 @@ def test_a_reload_does_not_shorten_the_cooldown(tmp_path, hup_at, what):
                                       "--max-frames", str(len(script))])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
     with fake_latch_timers(clock):
-        assert run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline,
+        assert run_service(cfg, **service_options(args), pin_factory=factory, source=source, pipeline=pipeline,
                            clock=clock) == 0
     openings = open_times(factory.pin("GPIO17"), 1000.0)
     assert len(openings) == 1, f"reload {what}: the door reopened: {openings}"
@@ -333,7 +333,7 @@ def test_a_reload_extends_the_cooldown_to_a_longer_new_one(tmp_path):
                                       "--max-frames", str(len(script))])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
     with fake_latch_timers(clock):
-        run_service(cfg, args, pin_factory=factory, source=source, pipeline=pipeline, clock=clock)
+        run_service(cfg, **service_options(args), pin_factory=factory, source=source, pipeline=pipeline, clock=clock)
     assert len(open_times(factory.pin("GPIO17"), 1000.0)) == 1
 
 
@@ -360,7 +360,7 @@ def test_every_ending_signal_stops_the_service_locked(tmp_path, signum):
     kill = {10: lambda: os.kill(os.getpid(), signum)}  # frame 10: the door is open
     clock, factory, source, pipeline = service_parts(["H"] * 50, kill)
     previous = signal.getsignal(signum)
-    assert run_service(make_cfg(tmp_path), None, pin_factory=factory, source=source,
+    assert run_service(make_cfg(tmp_path), pin_factory=factory, source=source,
                        pipeline=pipeline, clock=clock) == 0
     pin = factory.pin("GPIO17")
     assert [s.state for s in pin.states] == [False, True, False] and pin.function == "input"
@@ -424,7 +424,7 @@ def test_watchdog_pings_stop_while_the_loop_does_not_run(tmp_path):
                                 "decision.votes_needed": 1, "decision.window": 1,
                                 "camera.stall_timeout": 5.0})
     notifier = Notifier({"NOTIFY_SOCKET": "/unused", "WATCHDOG_USEC": "100000"}, sender=sender)
-    assert run_service(cfg, None, pin_factory=factory, source=camera, pipeline=Smiles(),
+    assert run_service(cfg, pin_factory=factory, source=camera, pipeline=Smiles(),
                        notifier=notifier) == 0
     during = [t for t in pings if camera.hung < t < camera.hung + hang_s]
     assert len([t for t in pings if t < camera.hung]) >= 2  # fed while frames came

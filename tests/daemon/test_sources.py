@@ -13,7 +13,8 @@ import pytest
 from fakes import flat_image, replay_cfg
 from happyhouse.daemon.errors import SourceError
 from happyhouse.daemon.devices import Device
-from happyhouse.daemon.sources import ThreadedSource, classify_spec, open_source, to_door_frame
+from happyhouse.daemon.preprocess import to_door_frame
+from happyhouse.daemon.sources import ThreadedSource, classify_spec, open_source
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ def test_bad_sources_give_one_line_errors(tmp_path, cfg, make, match):
 def test_gstreamer_without_support_says_how_to_fix(cfg, monkeypatch):
     import happyhouse.daemon.sources as sources
 
-    monkeypatch.setattr(sources, "_gstreamer_available", lambda: False)
+    monkeypatch.setattr(sources, "gstreamer_available", lambda: False)
     with pytest.raises(SourceError, match="python3-opencv"):
         open_source("libcamerasrc ! videoconvert ! appsink", cfg)
 

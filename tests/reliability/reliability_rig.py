@@ -128,7 +128,7 @@ class DoorRig:
 
     def __init__(self, conf_path, values: dict, watchdog_usec: Optional[int] = 400_000) -> None:
         from happyhouse.daemon import runner, service
-        from happyhouse.daemon.cli import build_parser
+        from happyhouse.daemon.cli import build_parser, service_options
         from happyhouse.daemon.config import load_config
         from happyhouse.daemon.notify import Notifier
 
@@ -137,6 +137,7 @@ class DoorRig:
         write_conf(conf_path, values)
         self.args = build_parser().parse_args(["--config", str(conf_path), "--gpio", "mock"])
         self.cfg = load_config(str(conf_path), {"latch.gpio": "mock"}, required=True)
+        self.reload = service_options(self.args)["reload"]  # what the CLI gives run_service
         self.clock = FakeClock()
         self.t0 = self.clock()
         self.factory = clocked_factory(self.clock)
@@ -193,7 +194,7 @@ class DoorRig:
     def sighup(self) -> None:
         self.steps += 1
         self.door.latch.lock()  # run_door's finally
-        self.cfg = self.runner._reload(self.cfg, self.args, self.parts, self.notifier)
+        self.cfg = self.runner._reload(self.cfg, self.reload, self.parts, self.notifier)
         self._new_door()
 
     def _finish(self, outcome, reason: str) -> None:

@@ -155,7 +155,7 @@ def happy_folder(tmp_path_factory, happy_house_h5):
     import cv2
     import h5py
 
-    from happyhouse.daemon.sources import to_door_frame
+    from happyhouse.daemon.preprocess import to_door_frame
 
     with h5py.File(happy_house_h5, "r") as f:
         x, y = f["test_set_x"][:], f["test_set_y"][:].ravel()
@@ -284,24 +284,24 @@ def test_force_lock_fallback_in_process_and_a_pin_that_cannot_be_driven(tmp_path
     from gpiozero.pins.mock import MockFactory
 
     import happyhouse.daemon.latch as latch_mod
-    from happyhouse.daemon.cli import EXIT_ERROR, lenient_latch_config, main
+    from happyhouse.daemon.cli import EXIT_ERROR, main
+    from happyhouse.daemon.config import lenient_latch_config
     from happyhouse.daemon.errors import ConfigError
 
     conf = tmp_path / "c.conf"
     conf.write_text("[latch]\npin = GPIO99x\nactive_high = sometimes\ngpio = mock\n"
                     "[decision]\nwindow = 0\n")
-    args = type("A", (), {"config": str(conf), "pin": None, "gpio": None})()
     # issue 16 item 2: an invalid pin or polarity is not replaced by a default (GPIO17,
     # active high): that would drive another pin, or open an active-low latch
     with pytest.raises(ConfigError, match="pin"):
-        lenient_latch_config(args)
+        lenient_latch_config(str(conf), {})
     factory = MockFactory()
     monkeypatch.setattr(latch_mod, "make_pin_factory", lambda name: factory)
     assert main(["--force-lock", "--config", str(conf)]) == EXIT_ERROR
     assert factory.pins == {}
     conf.write_text("[latch]\npin = GPIO5\nactive_high = false\ngpio = mock\n"
                     "[decision]\nwindow = 0\n")
-    cfg, notes = lenient_latch_config(args)
+    cfg, notes = lenient_latch_config(str(conf), {"latch.pin": None})
     assert (cfg.latch_pin, cfg.latch_active_high, cfg.latch_gpio) == ("GPIO5", False, "mock")
     assert main(["--force-lock", "--config", str(conf)]) == 0
     # a pin name that passes the syntax check but does not exist: nothing could be driven
@@ -384,7 +384,7 @@ def test_sighup_reload_in_a_real_process(tmp_path, daemon):
 def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypatch):
     """A reload that takes longer than WatchdogSec must not get the service killed."""
     import happyhouse.daemon.sources as sources_mod
-    from happyhouse.daemon.cli import build_parser
+    from happyhouse.daemon.cli import build_parser, service_options
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.fakes import FakeSource
     from happyhouse.daemon.runner import run_service
@@ -436,7 +436,7 @@ def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypa
     helper = threading.Thread(target=hup_then_term, daemon=True)
     helper.start()
     try:
-        assert run_service(cfg, args, pin_factory=MockFactory(), pipeline=Pipe()) == 0
+        assert run_service(cfg, **service_options(args), pin_factory=MockFactory(), pipeline=Pipe()) == 0
     finally:
         helper.join(30)
         listener.close()

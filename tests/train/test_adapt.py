@@ -67,7 +67,7 @@ def adapt(*argv):
 def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys):
     from fakes import FakeClock, ScriptedSource, clocked_factory, open_times
     from happyhouse.daemon import model_history, runner
-    from happyhouse.daemon.cli import build_parser
+    from happyhouse.daemon.cli import build_parser, service_options
 
     out = tmp_path / "my_bundle"
     rc = adapt("--frames", house, "--out", out, "--general", GENERAL,
@@ -109,7 +109,7 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     runner.Door = SpyDoor
     try:
         assert runner.run_service(load_config(str(conf), None, required=True),
-                                  build_parser().parse_args(["--config", str(conf)]),
+                                  **service_options(build_parser().parse_args(["--config", str(conf)])),
                                   pin_factory=factory, source=source, clock=clock) == 0
     finally:
         runner.Door = real_door
