@@ -23,6 +23,7 @@ import numpy as np
 from happyhouse.daemon.bundle import Bundle, write_bundle
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import ModelError
+from happyhouse.daemon.evidence import evidence_problems, roc_table
 from happyhouse.daemon.geometry import HEAD_FILE, fuse
 from happyhouse.daemon.preprocess import normalize_batch
 from happyhouse.daemon.runtime import Classifier
@@ -186,6 +187,9 @@ def convert(opts: Options) -> Bundle:
                 "output": {**meta["output"], "meaning": "classifier happy score (sigmoid), "
                            "quantized; the door fuses it with the geometry stage's score"}}
     meta = portable(meta)
+    # the served scores' ROC on the hold-out (fused when there is a geometry stage):
+    # the daemon's threshold floor comes from it
+    meta["metrics"]["parity"]["roc"] = roc_table(int8_scores, held_data.labels)
     card = model_card(meta, opts.notes)
     bundle = write_bundle(opts.out, tflite, meta, golden_in, golden_out,
                           extra_files={"MODEL_CARD.md": card, **extra_files},
@@ -195,6 +199,9 @@ def convert(opts: Options) -> Bundle:
     bundle.self_test(bundle.classifier())
     if bundle.geometry is not None:
         bundle.self_test_geometry(bundle.geometry_stage())
+    for problem in evidence_problems(bundle.meta):  # written, but --check will say NO-GO
+        log.warning("%s: %s; happyhouse-daemon --check will say NO-GO for this bundle",
+                    bundle.path, problem)
     return bundle
 
 

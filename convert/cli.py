@@ -19,6 +19,7 @@ from typing import List, Optional
 
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import HappyHouseError
+from happyhouse.daemon.evidence import evidence_problems
 
 from .parity import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MAX_DROP
 from .quantize import DEFAULT_CALIBRATION_SIZE
@@ -92,7 +93,8 @@ def _convert(argv: Optional[List[str]]) -> int:
     result = {"bundle": str(bundle.path), "sha256": bundle.sha256,
               "size_bytes": bundle.meta["size_bytes"], "threshold": bundle.threshold,
               "parity": {k: parity[k] for k in ("n", "float_accuracy", "int8_accuracy",
-                                                "agreement", "max_score_diff", "drop_pp")}}
+                                                "agreement", "max_score_diff", "drop_pp")},
+              "warnings": evidence_problems(bundle.meta)}
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

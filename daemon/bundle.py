@@ -1,8 +1,9 @@
 """Model bundles: ``model.tflite`` + ``model.json`` (+ ``golden.npz``).
 
 The bundle carries everything the door needs and nothing it must guess: the
-preprocessing contract, quantization, labels, threshold, provenance and the
-sha256 of the ``.tflite``. Golden vectors (prepared inputs and the raw int8
+preprocessing contract, quantization, labels, threshold, provenance, its
+validation figures and the sha256 of every file (``bundleschema``: the schema,
+the manifest and what a format-1 bundle without one is still checked for). Golden vectors (prepared inputs and the raw int8
 outputs the converter saw) let the device prove, before it arms, that its
 runtime and preprocessing reproduce the desktop's numbers.
 
@@ -17,27 +18,19 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from .bundleschema import (FORMAT, FORMAT_VERSION, GOLDEN_FILE, MANIFEST_KEY, META_FILE,  # noqa: F401
+                           MODEL_FILE, SEAL_KEY, SERVED_VERSIONS, manifest, seal, validate_meta)
 from .errors import ModelError, SelfTestError
+from .evidence import require_threshold
 from .geometry import GeometrySpec
 from .preprocess import Preprocess
 
-FORMAT = "happyhouse-bundle"
-#: what this build writes for a bundle with the steps of version 2 (light
-#: normalisation, the geometry stage); bundles without them are still written
-#: as version 1, so an older daemon keeps serving them
-FORMAT_VERSION = 2
-#: every version this build can serve; an older daemon refuses a version 2
-#: bundle by its format_version instead of serving it without its new steps
-SERVED_VERSIONS = (1, 2)
-MODEL_FILE = "model.tflite"
-META_FILE = "model.json"
-GOLDEN_FILE = "golden.npz"
 #: raw output steps a different runtime/kernel may round differently
 GOLDEN_TOLERANCE = 2
 #: geometry head probability: float32 kernels differ in the last bits between
@@ -67,10 +60,23 @@ class Bundle:
     sha256: str
     #: the face-geometry stage and its fusion (format version 2), if the bundle has one
     geometry: Optional[GeometrySpec] = None
+    #: file name -> sha256 of every file the bundle was written with ({} for a bundle
+    #: written before the manifest, like the shipped format-1 general model)
+    manifest: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def model_path(self) -> Path:
         return self.path / MODEL_FILE
+
+    def asset(self, name: str) -> Path:
+        """A file the bundle carries; in a bundle with a manifest it must be listed there
+        (load_bundle has checked its sha256)."""
+        if self.manifest and name not in self.manifest:
+            raise ModelError(f"{self.path}: {name} is not in the bundle's {MANIFEST_KEY} list")
+        path = self.path / name
+        if not path.is_file():
+            raise ModelError(f"{path} is missing")
+        return path
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -100,18 +106,35 @@ class Bundle:
         return Geometry.load(self.geometry, self.path, threads)
 
     def golden(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """(inputs, raw outputs) of the golden vectors, checked against the model's input."""
         arrays = self._golden_arrays()
-        return None if arrays is None else (arrays["inputs"], arrays["outputs"])
+        if arrays is None:
+            return None
+        path, inputs, outputs = self.path / GOLDEN_FILE, arrays["inputs"], arrays["outputs"]
+        want = tuple(self.meta["input"]["shape"][1:])
+        if inputs.dtype != np.uint8 or inputs.ndim != 4 or tuple(inputs.shape[1:]) != want:
+            raise ModelError(f"{path}: golden inputs are {inputs.dtype} {tuple(inputs.shape)}, "
+                             f"expected uint8 N x {' x '.join(map(str, want))}")
+        if len(inputs) == 0:
+            raise ModelError(f"{path} holds no golden vectors: nothing to self-test with")
+        count = (self.meta.get("golden") or {}).get("count")
+        if count is not None and count != len(inputs):
+            raise ModelError(f"{path} holds {len(inputs)} golden vectors, {META_FILE} says {count}")
+        if outputs.size != len(inputs) or outputs.dtype.kind not in "iuf":
+            raise ModelError(f"{path}: {len(inputs)} golden inputs but {outputs.size} "
+                             f"{outputs.dtype} outputs")
+        return inputs, outputs
 
     def _golden_arrays(self) -> Optional[dict]:
         path = self.path / GOLDEN_FILE
         if not path.exists():
             return None
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
         except Exception as exc:
-            raise ModelError(f"{path} is unreadable: {exc}") from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"{path} is unreadable: {first}") from None
         for key in ("inputs", "outputs"):
             if key not in arrays:
                 raise ModelError(f"{path} lacks the array {key!r}")
@@ -167,18 +190,38 @@ def _read_meta(path: Path) -> dict:
     except FileNotFoundError:
         raise ModelError(f"{meta_path} is missing: not a model bundle "
                          f"(expected {MODEL_FILE} and {META_FILE})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, deep nesting
         raise ModelError(f"{meta_path} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelError(f"{meta_path} is not a {FORMAT} file")
-    if meta.get("format_version") not in SERVED_VERSIONS:
-        raise ModelError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
-                         f"supported (this build reads "
-                         f"{', '.join(str(v) for v in SERVED_VERSIONS)}): upgrade happyhouse")
-    for field in ("sha256", "input", "output", "preprocess", "threshold"):
-        if field not in meta:
-            raise ModelError(f"{meta_path} lacks the field {field!r}")
+    except RecursionError:
+        raise ModelError(f"{meta_path} is not valid JSON: nested too deeply") from None
+    if isinstance(meta, dict) and SEAL_KEY in meta and seal(meta) != meta[SEAL_KEY]:
+        raise ModelError(f"{meta_path} was changed after the bundle was written (its "
+                         f"{SEAL_KEY} does not match): reconvert, or restore the file")
+    validate_meta(meta, meta_path)
     return meta
+
+
+def _check_files(root: Path, meta: dict) -> Tuple[str, dict]:
+    """(the model's sha256, the manifest): every listed file must exist and match."""
+    files = manifest(meta, root / META_FILE)
+    model = root / MODEL_FILE
+    if not model.is_file():
+        raise ModelError(f"{model} is missing")
+    digest = sha256_file(model)
+    if digest != meta["sha256"]:
+        raise ModelError(f"{model}: sha256 {digest[:12]}… does not match {META_FILE} "
+                         f"({meta['sha256'][:12]}…): the model file was changed or corrupted")
+    for name, want in files.items():
+        path = root / name
+        if name == MODEL_FILE:
+            continue
+        if not path.is_file():
+            raise ModelError(f"{path} is missing (listed in {META_FILE} {MANIFEST_KEY})")
+        got = sha256_file(path)
+        if got != want:
+            raise ModelError(f"{path}: sha256 {got[:12]}… does not match {META_FILE} "
+                             f"({want[:12]}…): the file was changed or corrupted")
+    return digest, files
 
 
 def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
@@ -186,27 +229,16 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
     root = default_bundle_path() if path in (None, "") else Path(path)
     if root.is_file() and root.name in (MODEL_FILE, META_FILE):
         root = root.parent
+    if root.exists() and not root.is_dir():
+        raise ModelError(f"model bundle {root} is a file: it must be a bundle folder (with "
+                         f"{MODEL_FILE} and {META_FILE}, as happyhouse-convert writes)")
     if not root.is_dir():
         raise ModelError(f"model bundle {root} does not exist (expected a folder with "
                          f"{MODEL_FILE} and {META_FILE})")
     meta = _read_meta(root)
-    model = root / MODEL_FILE
-    if not model.is_file():
-        raise ModelError(f"{model} is missing")
-    digest = sha256_file(model)
-    if digest != meta["sha256"]:
-        raise ModelError(f"{model}: sha256 {digest[:12]}… does not match {META_FILE} "
-                         f"({str(meta['sha256'])[:12]}…): the model file was changed or corrupted")
-    try:
-        threshold = float(meta["threshold"])
-    except (TypeError, ValueError):
-        raise ModelError(f"{root / META_FILE}: threshold {meta['threshold']!r} is not a number") from None
-    if not 0.0 <= threshold <= 1.0:
-        raise ModelError(f"{root / META_FILE}: threshold {threshold} is outside 0..1")
-    pre = meta["preprocess"]
-    if not isinstance(pre, dict):
-        raise ModelError(f"{root / META_FILE}: preprocess must be an object")
-    preprocess = Preprocess.from_dict(pre)
+    digest, files = _check_files(root, meta)
+    threshold = require_threshold(meta, float(meta["threshold"]), str(root / META_FILE))
+    preprocess = Preprocess.from_dict(meta["preprocess"])
     geometry = None
     if "geometry" in meta:
         if meta["format_version"] < 2:
@@ -215,7 +247,7 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
     if preprocess.normalize != "none" and meta["format_version"] < 2:
         raise ModelError(f"{root / META_FILE}: normalize {preprocess.normalize!r} needs "
                          f"format_version 2")
-    return Bundle(root, meta, preprocess, threshold, digest, geometry)
+    return Bundle(root, meta, preprocess, threshold, digest, geometry, files)
 
 
 def format_version(meta: Mapping[str, Any]) -> int:
@@ -237,14 +269,13 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     full = {"format": FORMAT, "format_version": format_version(meta), "model_file": MODEL_FILE,
-            **dict(meta), "sha256": hashlib.sha256(tflite).hexdigest(),
+            **{k: v for k, v in dict(meta).items() if k not in (MANIFEST_KEY, SEAL_KEY)},
+            "sha256": hashlib.sha256(tflite).hexdigest(),
             "golden": {"file": GOLDEN_FILE, "count": int(len(golden_inputs)),
                        "tolerance": GOLDEN_TOLERANCE}}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / MODEL_FILE).write_bytes(tflite)
-        (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n",
-                                     encoding="utf-8")
         np.savez_compressed(tmp / GOLDEN_FILE, inputs=np.asarray(golden_inputs, np.uint8),
                             outputs=np.asarray(golden_outputs), **dict(golden_extra or {}))
         for name, content in (extra_files or {}).items():
@@ -253,6 +284,12 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
                 target.write_bytes(content)
             else:
                 target.write_text(content, encoding="utf-8")
+        # every file is listed with its sha256 and model.json sealed last, so whatever a
+        # bundle carries (the geometry head, a landmark model) is covered by the loader
+        full[MANIFEST_KEY] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        full[SEAL_KEY] = seal(full)
+        (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n",
+                                     encoding="utf-8")
         load_bundle(tmp)
         if out.exists():
             backup = out.with_name(f".{out.name}.old")

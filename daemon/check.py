@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from .errors import HappyHouseError
+from .evidence import evidence_problems
 from .facegate import FaceGate
 from .latch import claimed_latch
 from .once import capture
@@ -75,11 +76,18 @@ def check_model(cfg, state: dict) -> Item:
     pipeline = Pipeline.from_config(cfg)
     state["pipeline"] = pipeline
     bundle = pipeline.bundle
-    return Item("model", OK,
-                f"{bundle.path} sha256 {bundle.sha256[:16]}, self-test passed on "
-                f"{pipeline.runtime}, threshold {pipeline.threshold:.3f} ({pipeline.stages})",
+    problems = evidence_problems(bundle.meta)
+    sealed = ("every file hash-checked" if bundle.manifest
+              else f"{bundle.model_path.name} hash-checked (no file manifest)")
+    detail = (f"{bundle.path} sha256 {bundle.sha256[:16]} ({sealed}), self-test passed on "
+              f"{pipeline.runtime}, threshold {pipeline.threshold:.3f} ({pipeline.stages})")
+    if problems:  # a model that cannot be shown to tell smiles apart must not arm a door
+        detail = "recorded validation figures too poor to arm: " + "; ".join(problems) + \
+            f" ({detail})"
+    return Item("model", FAIL if problems else OK, detail,
                 {"path": str(bundle.path), "sha256": bundle.sha256, "runtime": pipeline.runtime,
-                 "threshold": pipeline.threshold, "stages": pipeline.stages})
+                 "threshold": pipeline.threshold, "stages": pipeline.stages,
+                 "manifest": bool(bundle.manifest), "evidence_problems": problems})
 
 
 def check_face_gate(cfg, state: dict) -> Item:

@@ -265,7 +265,7 @@ def run(args) -> dict:
     cfg = load_config(args.config, {"model.bundle": args.model, "model.threshold": args.threshold,
                                     "model.threads": args.threads},
                       required=args.config is not None)
-    pipeline = Pipeline.from_config(cfg)
+    pipeline = Pipeline.from_config(cfg, door=False)  # measures; never drives the latch
     report = {"model": str(pipeline.bundle.path), "model_sha256": pipeline.model_sha256,
               "runtime": pipeline.runtime, "threshold": pipeline.threshold,
               "face_gate": pipeline.gate.description, "source_size": f"{size[0]}x{size[1]}",

@@ -26,6 +26,7 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .errors import DataError
+from .evidence import false_open_at, require_threshold
 from .facegate import FaceGate
 from .preprocess import Box, check_frame, normalize_light, prepare_frame
 from .sources import Frame
@@ -54,6 +55,17 @@ class Observation:
                 "seq": self.seq}
 
 
+def _check_override(bundle: Bundle, threshold: float) -> None:
+    """Refuse a configured threshold under the bundle's floor; say what a lower one costs."""
+    require_threshold(bundle.meta, threshold, "[model] threshold (config file or --threshold)")
+    if threshold < bundle.threshold:
+        rate = false_open_at(bundle.meta, threshold)
+        cost = ("" if rate is None else
+                f": {rate:.1%} of the non-smiling faces of its validation hold-out score that high")
+        log.warning("threshold %.3f overrides the bundle's validated %.3f%s", threshold,
+                    bundle.threshold, cost)
+
+
 class Pipeline:
     def __init__(self, bundle: Bundle, classifier, gate: FaceGate,
                  threshold: Optional[float] = None, geometry=None) -> None:
@@ -70,9 +82,16 @@ class Pipeline:
         self.preprocess = bundle.preprocess
 
     @classmethod
-    def from_config(cls, cfg, bundle: Optional[Bundle] = None) -> "Pipeline":
-        """Load the bundle, its classifier (self-tested) and the face gate from ``cfg``."""
+    def from_config(cls, cfg, bundle: Optional[Bundle] = None, door: bool = True) -> "Pipeline":
+        """Load the bundle, its classifier (self-tested) and the face gate from ``cfg``.
+
+        ``door``: a threshold from the config or ``--threshold`` must clear the bundle's
+        floor (the door, ``--once``, ``--check``). Only a measuring tool that never drives
+        the latch (``happyhouse-eval``) passes False to score at any threshold.
+        """
         bundle = bundle if bundle is not None else load_bundle(cfg.model_bundle or None)
+        if door and cfg.model_threshold is not None:
+            _check_override(bundle, cfg.model_threshold)
         classifier = bundle.classifier(threads=cfg.model_threads)
         checked = bundle.self_test(classifier)  # raises SelfTestError: never arm a wrong model
         geometry = bundle.geometry_stage(threads=cfg.model_threads)

@@ -65,6 +65,15 @@ class Preprocess:
     normalize: str = "none"
 
     def __post_init__(self) -> None:
+        # types first: a margin "0.1" from a hand-edited model.json passes float() here
+        # and fails as a TypeError deep in crop_box on the first face
+        for name, kinds, expected in (("crop", str, "a string"), ("color", str, "a string"),
+                                      ("scale", str, "a string"), ("size", int, "a whole number"),
+                                      ("margin", (int, float), "a number"),
+                                      ("normalize", str, "a string")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ModelError(f"preprocess {name} must be {expected}, got {value!r}")
         if self.crop not in CROP_MODES:
             raise ModelError(f"preprocess crop must be one of {CROP_MODES}, got {self.crop!r}")
         if not 0.0 <= float(self.margin) <= 1.0:
@@ -99,7 +108,7 @@ class Preprocess:
         try:
             return cls(**known)
         except (TypeError, ValueError) as exc:
-            raise ModelError(f"bad preprocess metadata {dict(data)!r}: {exc}") from exc
+            raise ModelError(f"bad preprocess metadata {dict(data)!r}: {exc}") from None
 
 
 def _cv2():

@@ -96,6 +96,19 @@ def test_model_with_wrong_input_channels(small_faces, tmp_path, capsys):
 # --- the bundle side: load_bundle and self_test refuse tampered bundles -----------------
 
 
+def reseal(root):
+    """Update the manifest and seal after an edit, as a forger would: the checks behind
+    the seal (shape, preprocess size, golden outputs) must still refuse the bundle."""
+    from happyhouse.daemon.bundle import sha256_file
+    from happyhouse.daemon.bundleschema import seal
+
+    meta_path = root / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["files"] = {name: sha256_file(root / name) for name in meta["files"]}
+    meta["meta_sha256"] = seal(meta)
+    meta_path.write_text(json.dumps(meta))
+
+
 @pytest.fixture
 def bundle_copy(converted, tmp_path):
     out = tmp_path / "bundle"
@@ -117,6 +130,7 @@ def test_load_bundle_refuses_shape_disagreement(bundle_copy):
     meta = json.loads(meta_path.read_text())
     meta["input"]["shape"] = [1, 96, 96, 3]
     meta_path.write_text(json.dumps(meta))
+    reseal(bundle_copy)
     with pytest.raises(ModelError, match="disagrees"):
         load_bundle(bundle_copy).classifier()
 
@@ -126,6 +140,7 @@ def test_load_bundle_refuses_preprocess_size_disagreement(bundle_copy):
     meta = json.loads(meta_path.read_text())
     meta["preprocess"]["size"] = 96
     meta_path.write_text(json.dumps(meta))
+    reseal(bundle_copy)
     with pytest.raises(ModelError, match="preprocess size 96"):
         load_bundle(bundle_copy).classifier()
 
@@ -136,6 +151,22 @@ def test_self_test_refuses_wrong_golden_outputs(bundle_copy):
         inputs, outputs = data["inputs"], data["outputs"]
     shifted = (outputs.astype(np.int16) + np.where(outputs > 0, -10, 10)).astype(np.int8)
     np.savez_compressed(path, inputs=inputs, outputs=shifted)
+    reseal(bundle_copy)
     bundle = load_bundle(bundle_copy)
     with pytest.raises(SelfTestError, match="refusing to arm"):
         bundle.self_test(bundle.classifier())
+
+
+@pytest.mark.parametrize("name", ["model.json", "golden.npz", "MODEL_CARD.md"])
+def test_load_bundle_refuses_any_changed_file_of_a_converted_bundle(bundle_copy, name):
+    """Issue 16 item 4: the sha256 covers the whole bundle, not only model.tflite."""
+    path = bundle_copy / name
+    if name == "model.json":
+        meta = json.loads(path.read_text())
+        meta["threshold"] = 0.95
+        path.write_text(json.dumps(meta))
+    else:
+        with open(path, "ab") as handle:
+            handle.write(b"\0")
+    with pytest.raises(ModelError, match="changed"):
+        load_bundle(bundle_copy)

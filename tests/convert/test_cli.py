@@ -170,3 +170,22 @@ def test_a_door_frames_model_is_calibrated_on_gated_face_crops(tiny_model, happy
     assert bundle["quantization"]["calibration"]["door_frames"] is True
     held = bundle["metrics"]["parity"]["holdout_summary"]
     assert held["n"] < 150  # a split of the 147 gated frames, not of the raw 150
+
+
+def test_a_small_holdout_is_warned_about_and_its_roc_recorded(converted, tmp_path, capsys):
+    """Issue 16 item 21: a hold-out too small (or near chance) to mean anything is said
+    out loud, recorded in model.json and makes --check NO-GO."""
+    out, result = converted
+    meta = json.loads((out / "model.json").read_text())
+    n = meta["metrics"]["parity"]["n"]
+    assert n < 100 and any(f"{n} images" in w for w in result["warnings"])
+    roc = meta["metrics"]["parity"]["roc"]
+    assert roc["thresholds"][0] == 0.0 and roc["false_open_rate"][0] == 1.0
+    assert roc["n_not_happy"] + roc["n_happy"] == n
+
+    from happyhouse.daemon import cli as daemon_cli
+
+    rc = daemon_cli.main(["--check", "--json", "--model", str(out), "--gpio", "mock",
+                          "--source", str(tmp_path / "none.png")])
+    model = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}["model"]
+    assert rc == daemon_cli.EXIT_NO and model["status"] == "fail" and f"{n} images" in model["detail"]
