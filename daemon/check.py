@@ -28,6 +28,7 @@ from .errors import HappyHouseError
 from .evidence import evidence_problems
 from .facegate import FaceGate
 from .latch import claimed_latch
+from .logtext import clean
 from .once import capture
 from .pipeline import Pipeline
 from .sources import open_source
@@ -254,6 +255,8 @@ def run_check(cfg, *, test_latch: bool = False, as_json: bool = False, out=None,
     """Print the report (``as_json``); 0 = go, 1 = no-go. ``test_latch`` pulses the latch."""
     out = out if out is not None else sys.stdout
     items = collect(cfg, test_latch=test_latch, **inject)
+    for item in items:  # details quote sources and errors: no password on the screen
+        item.detail = clean(item.detail)
     go = not any(item.status == FAIL for item in items)
     if as_json:
         out.write(json.dumps({"go": go, "checks": [i.to_dict() for i in items]}) + "\n")

@@ -52,8 +52,11 @@ def run_main(prog: str, body: Callable[[], int], *, bug_exit: Optional[int] = No
 
 
 def say(prog: str, text: str) -> None:
-    """One line on stderr; a message with newlines is folded so it stays one line."""
-    line = " ".join(str(text).splitlines())
+    """One line on stderr; a message with newlines is folded so it stays one line, and
+    credentials in it (a camera URL) are masked like in every log line."""
+    from .logtext import clean
+
+    line = clean(" ".join(str(text).splitlines()))
     try:
         sys.stderr.write(f"{prog}: {line}\n")
         sys.stderr.flush()

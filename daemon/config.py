@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from . import detectors
 from .errors import ConfigError
 from .keys import Key
+from .logtext import clean
 
 DEFAULT_PATH = "/etc/happyhouse/happyhouse.conf"
 
@@ -180,10 +181,11 @@ class Config:
         if self.source_path:
             lines.append(f"# effective config; file: {self.source_path}")
         for section in SECTIONS:
-            lines.append(f"\n[{section}]")
+            lines.extend(["", f"[{section}]"])
             for key in (k for k in KEYS if k.section == section):
                 lines.append(f"{key.name} = {_format(self.values[key.dotted])}")
-        return "\n".join(lines).lstrip("\n") + "\n"
+        # a camera URL's password is not for the screen or a pasted support request
+        return "\n".join(clean(line) for line in lines).lstrip("\n") + "\n"
 
 
 def _format(value: Any) -> str:

@@ -11,13 +11,24 @@ import logging
 import os
 import sys
 
+from .logtext import clean
 
-class _StderrFormatter(logging.Formatter):
+
+class _CleanFormatter(logging.Formatter):
+    """Every message masked and escaped (:func:`.logtext.clean`): no camera password in the
+    journal, no forged line from a file name. A traceback keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = clean(record.message)
+        return super().formatMessage(record)
+
+
+class _StderrFormatter(_CleanFormatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         fields = getattr(record, "journal", None)
         if fields:
-            text += " " + " ".join(f"{k.lower()}={v}" for k, v in fields.items())
+            text += " " + " ".join(f"{k.lower()}={clean(v)}" for k, v in fields.items())
         return text
 
 
@@ -30,7 +41,7 @@ class _JournalFieldHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            fields = {f"HAPPYHOUSE_{k.upper()}": str(v)
+            fields = {f"HAPPYHOUSE_{k.upper()}": clean(v)
                       for k, v in (getattr(record, "journal", None) or {}).items()}
             priority = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4,
                         logging.ERROR: 3, logging.CRITICAL: 2}.get(record.levelno, 6)
@@ -81,7 +92,7 @@ def setup_logging(level: str = "INFO") -> None:
         handler = _StderrHandler()
         handler.setFormatter(_StderrFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_CleanFormatter("%(message)s"))
     handler._happyhouse = True
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

@@ -55,6 +55,7 @@ import numpy as np
 from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, Device, gstreamer_available,
                       h5_frames, read_pictures)
 from .errors import SourceError
+from .logtext import clean
 
 log = logging.getLogger(__name__)
 
@@ -342,20 +343,15 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> Thread
             "gstreamer": (text, cv2.CAP_GSTREAMER),
             "video": (str(Path(text).expanduser()), cv2.CAP_ANY),
         }[kind]
-        description = {"camera": f"camera {text}", "v4l2": text, "stream": _redact(text),
+        description = {"camera": f"camera {text}", "v4l2": text, "stream": text,
                        "gstreamer": f"GStreamer pipeline {text}", "video": f"video {text}"}[kind]
 
         def factory():
             return CaptureDevice(target, api, kind, description, width, height, fps)
+    # what every log line, --once, --check and sd_notify show: no password, one line (the
+    # factories read it when they run, so they see the cleaned text too)
+    description = clean(description)
     source = ThreadedSource(factory, description, stall, cfg.camera_reopen_backoff_max)
     source.kind = kind
     return source
 
-
-def _redact(url: str) -> str:
-    """Hide a password in rtsp://user:pass@host so it never reaches the journal."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.partition("@")
-    if at and ":" in creds:
-        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
-    return url
