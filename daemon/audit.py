@@ -5,9 +5,13 @@ frame numbers that carried the vote, face box, frame age, model sha256).
 With ``[service] snapshot_on_unlock`` a JPEG of the deciding frame is kept in
 ``[service] state_dir`` (annotated when the vision code's ``annotate`` module
 is available), and the oldest snapshots are deleted so the folder stays within
-``snapshot_max_count`` files and ``snapshot_max_mb`` megabytes.
+``snapshot_max_count`` files and ``snapshot_max_mb`` megabytes. Snapshots are
+ordered by a serial in their names, never by the wall clock (which can step
+back); room is made before a write, a failed write leaves nothing behind, and
+files and the folder this process creates are private (0600/0700).
 
-Auditing never blocks or breaks the door: a failed write is a warning.
+Auditing never blocks or breaks the door: a failed write is a warning, and the
+unlock's log line is written whatever happened to the image.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ log = logging.getLogger("happyhouse.daemon.audit")
 
 PREFIX = "unlock-"
 SUFFIX = ".jpg"
+#: snapshot names carry a serial that only counts up:
+#: unlock-<UTC time>Z-n<serial>-<frame>.jpg (before it: unlock-<UTC time>Z-<frame>.jpg)
+SERIAL_MARK, SERIAL_DIGITS = "n", 8
 
 
 def _annotator() -> Optional[Callable[[Any, Any], Any]]:
@@ -71,16 +78,19 @@ class Audit:
         if model_sha256:
             fields["model_sha256"] = model_sha256
         snapshot = None
-        if self.snapshots and frame is not None:
-            snapshot = self._snapshot(frame, observation)
-            if snapshot is not None:
-                fields["snapshot"] = str(snapshot)
-        log.info("unlock #%d (%s) for %.1fs; scores %s", self.unlocks, reason, granted,
-                 fields["scores"] or "-", extra={"journal": fields})
+        try:
+            if self.snapshots and frame is not None:
+                snapshot = self._snapshot(frame, observation)
+                fields["snapshot"] = str(snapshot) if snapshot is not None else "not saved"
+        finally:  # the audit line is written whatever happened to the image
+            log.info("unlock #%d (%s) for %.1fs; scores %s", self.unlocks, reason, granted,
+                     fields["scores"] or "-", extra={"journal": fields})
         return snapshot
 
     # -- snapshots -----------------------------------------------------------
     def _snapshot(self, frame: Any, observation: Any) -> Optional[Path]:
+        """Write one snapshot; never raises (a failed write is a warning, nothing left behind)."""
+        tmp: Optional[Path] = None
         try:
             import cv2
 
@@ -91,31 +101,59 @@ class Audit:
             ok, jpeg = cv2.imencode(SUFFIX, image, [cv2.IMWRITE_JPEG_QUALITY, 85])
             if not ok:
                 raise ValueError("JPEG encoding failed")
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            path = self.state_dir / self._name(getattr(frame, "seq", 0))
+            data = jpeg.tobytes()
+            self._make_state_dir()
+            serial = self._next_serial()
+            path = self.state_dir / self._name(serial, getattr(frame, "seq", 0))
+            # room first: on a full disk the oldest snapshot goes, not the newest
+            self.prune(reserve=len(data))
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(jpeg.tobytes())
+            _write_private(tmp, data)
             os.replace(tmp, path)  # never leave a half-written JPEG behind
+            tmp = None
         except Exception as exc:
             log.warning("unlock snapshot not saved in %s: %s", self.state_dir, exc)
             return None
-        self.prune()
+        finally:
+            if tmp is not None:
+                _unlink_quietly(tmp)
+        if len(data) > self.max_bytes:
+            log.warning("unlock snapshot %s (%d bytes) alone exceeds snapshot_max_mb; kept "
+                        "anyway, raise [service] snapshot_max_mb", path.name, len(data))
         return path if path.exists() else None
 
-    def _name(self, seq: int) -> str:
+    def _make_state_dir(self) -> None:
+        """The folder, private (0700) when this process creates it, whatever the umask."""
+        if self.state_dir.is_dir():
+            return
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+
+    def _name(self, serial: int, seq: int) -> str:
         stamp = datetime.fromtimestamp(self._wall(), tz=timezone.utc)
-        # sortable by name = sortable by time (mtime can be reset by a copy)
-        return f"{PREFIX}{stamp:%Y%m%dT%H%M%S.%f}Z-{int(seq):08d}{SUFFIX}"
+        # the serial orders snapshots (and pruning); the wall time is for people only: a
+        # clock stepped back, or a file left from a machine whose clock ran ahead, must
+        # never make a new snapshot look older than an old one
+        return (f"{PREFIX}{stamp:%Y%m%dT%H%M%S.%f}Z-{SERIAL_MARK}{serial:0{SERIAL_DIGITS}d}-"
+                f"{int(seq):08d}{SUFFIX}")
+
+    def _next_serial(self) -> int:
+        serials = [_serial(p) for p in self.snapshot_files()]
+        return max([s for s in serials if s is not None] + [0]) + 1
 
     def snapshot_files(self) -> List[Path]:
-        """Snapshots oldest first."""
+        """Snapshots oldest first: by serial; unnumbered (older-format) names before all."""
         if not self.state_dir.is_dir():
             return []
-        return sorted(p for p in self.state_dir.iterdir()
-                      if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX) and p.is_file())
+        files = [p for p in self.state_dir.iterdir()
+                 if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX) and p.is_file()]
+        return sorted(files, key=lambda p: (_serial(p) or 0, p.name))
 
-    def prune(self) -> int:
-        """Delete the oldest snapshots beyond the count and byte caps; returns how many."""
+    def prune(self, reserve: int = 0) -> int:
+        """Delete the oldest snapshots beyond the caps; ``reserve``: bytes of one snapshot
+        about to be written, which then needs a place too. Returns how many went."""
+        for stale in self.state_dir.glob(f"{PREFIX}*.tmp") if self.state_dir.is_dir() else ():
+            _unlink_quietly(stale)  # a write cut short (crash, full disk) by an earlier run
         files = self.snapshot_files()
         sizes = []
         for p in files:
@@ -123,10 +161,11 @@ class Audit:
                 sizes.append(p.stat().st_size)
             except OSError:
                 sizes.append(0)
-        total = sum(sizes)
+        extra = 1 if reserve else 0
+        total = sum(sizes) + reserve
         removed = 0
         for path, size in zip(files, sizes):
-            if len(files) - removed <= self.max_count and total <= self.max_bytes:
+            if len(files) + extra - removed <= self.max_count and total <= self.max_bytes:
                 break
             try:
                 path.unlink()
@@ -138,6 +177,34 @@ class Audit:
             removed += 1
             total -= size
         return removed
+
+
+def _serial(path: Path) -> Optional[int]:
+    """The serial of a snapshot's name; None for a name from before serials."""
+    parts = path.name[len(PREFIX):-len(SUFFIX)].split("-")
+    mark = parts[1] if len(parts) == 3 else ""
+    digits = mark[len(SERIAL_MARK):]
+    return int(digits) if mark.startswith(SERIAL_MARK) and digits.isdigit() else None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` readable by this user only (0600 whatever the umask) and write ``data``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def box_text(box: Any) -> str:

@@ -110,3 +110,68 @@ def test_from_config(tmp_path):
     audit = Audit.from_config(cfg)
     assert (audit.state_dir, audit.snapshots, audit.max_count, audit.max_bytes) == \
         (tmp_path, True, 7, 1_500_000)
+
+
+# --- issue 16 items 10, 11, 13 ---------------------------------------------------------------
+def test_clock_stepped_back_never_prunes_the_new_snapshot(tmp_path, caplog):
+    walls = iter([1_700_000_000.0, 1_700_000_100.0, 1_600_000_000.0, 1_600_000_001.0,
+                  1_500_000_000.0] * 3)
+    audit = Audit(str(tmp_path), snapshots=True, max_count=3, wall_clock=lambda: next(walls))
+    paths = [audit.record_unlock("smile", 5.0, ballots(), frame=frame(seq=i)) for i in range(5)]
+    assert all(p is not None for p in paths)
+    assert audit.snapshot_files() == paths[2:]  # the last three written, whatever the clock said
+
+
+def test_leftover_files_named_in_the_future_go_first(tmp_path):
+    for i in range(3):
+        (tmp_path / f"unlock-20991231T00000{i}.000000Z-{i:08d}.jpg").write_bytes(b"old")
+    audit = Audit(str(tmp_path), snapshots=True, max_count=3, wall_clock=fake_wall())
+    new = [audit.record_unlock("smile", 5.0, ballots(), frame=frame(seq=i)) for i in range(2)]
+    assert all(p.exists() for p in new)
+    assert len(audit.snapshot_files()) == 3 and audit.snapshot_files()[-2:] == new
+
+
+def test_a_snapshot_over_the_byte_cap_is_kept_and_said(tmp_path, caplog):
+    audit = Audit(str(tmp_path), snapshots=True, max_mb=0.1, wall_clock=fake_wall())
+    path = audit.record_unlock("smile", 5.0, ballots(), frame=frame(noise=True))
+    assert path is not None and path.exists()
+    assert "snapshot_max_mb" in caplog.text
+
+
+def test_full_disk_leaves_no_temporary_file_and_keeps_the_log_line(tmp_path, caplog, monkeypatch):
+    import errno
+
+    from happyhouse.daemon import audit as audit_mod
+
+    audit = Audit(str(tmp_path), snapshots=True, max_count=2, wall_clock=fake_wall())
+    first = [audit.record_unlock("smile", 5.0, ballots(), frame=frame(seq=i)) for i in range(2)]
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(audit_mod.os, "write", full)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="happyhouse.daemon.audit"):
+        assert audit.record_unlock("smile", 5.0, ballots(), frame=frame(seq=5)) is None
+    assert not list(tmp_path.glob("*.tmp"))
+    assert "No space left" in caplog.text and "unlock #3" in caplog.text
+    # room was made before writing: the oldest went, the newest stayed
+    assert audit.snapshot_files() == first[1:]
+
+
+def test_stale_temporary_files_are_cleaned_up(tmp_path):
+    (tmp_path / "unlock-00000001-x.tmp").write_bytes(b"half")
+    audit = Audit(str(tmp_path), snapshots=True, wall_clock=fake_wall())
+    audit.record_unlock("smile", 5.0, ballots(), frame=frame())
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_snapshots_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        audit = Audit(str(tmp_path / "state"), snapshots=True, wall_clock=fake_wall())
+        path = audit.record_unlock("smile", 5.0, ballots(), frame=frame())
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert ((tmp_path / "state").stat().st_mode & 0o777) == 0o700
