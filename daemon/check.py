@@ -27,6 +27,7 @@ import numpy as np
 from .errors import HappyHouseError
 from .evidence import evidence_problems
 from .facegate import FaceGate
+from .filesafety import exposure
 from .latch import claimed_latch
 from .logtext import clean
 from .once import capture
@@ -70,7 +71,10 @@ def _guard(name: str, func: Callable[[], Item]) -> Item:
 
 def check_config(cfg) -> Item:
     where = cfg.source_path or "built-in defaults (no config file)"
-    return Item("config", OK, f"valid: {where}", {"path": cfg.source_path})
+    problems, notes = exposure(cfg.source_path, "config") if cfg.source_path else ([], [])
+    detail = "; ".join([f"valid: {where}", *problems, *notes])
+    return Item("config", FAIL if problems else WARN if notes else OK, detail,
+                {"path": cfg.source_path})
 
 
 def check_model(cfg, state: dict) -> Item:
@@ -85,7 +89,10 @@ def check_model(cfg, state: dict) -> Item:
     if problems:  # a model that cannot be shown to tell smiles apart must not arm a door
         detail = "recorded validation figures too poor to arm: " + "; ".join(problems) + \
             f" ({detail})"
-    return Item("model", FAIL if problems else OK, detail,
+    writable, notes = exposure(bundle.path, "bundle")
+    problems = problems + writable
+    detail = "; ".join([*writable, detail, *notes])
+    return Item("model", FAIL if problems else WARN if notes else OK, detail,
                 {"path": str(bundle.path), "sha256": bundle.sha256, "runtime": pipeline.runtime,
                  "threshold": pipeline.threshold, "stages": pipeline.stages,
                  "manifest": bool(bundle.manifest), "evidence_problems": problems})

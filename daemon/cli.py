@@ -188,6 +188,8 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         from .model_history import rollback
 
         return rollback(cfg)
+    if not args.check:  # --check reports it as NO-GO instead
+        _warn_exposure(cfg)
     from .statelock import holding_state_lock
 
     with holding_state_lock(cfg, _lock_purpose(args)):
@@ -207,6 +209,23 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         from .runner import run_service
 
         return run_service(cfg, **service_options(args))
+
+
+def _warn_exposure(cfg: Config) -> None:
+    """Say when others could change the config or the bundle (a way to open the door)."""
+    import logging
+
+    from .bundle import default_bundle_path
+    from .filesafety import exposure
+
+    log = logging.getLogger("happyhouse.daemon")
+    found = exposure(cfg.model_bundle or default_bundle_path(), "bundle")
+    if cfg.source_path:
+        found = tuple(a + b for a, b in zip(exposure(cfg.source_path, "config"), found))
+    for line in found[0]:
+        log.warning("%s", line)
+    for line in found[1]:
+        log.info("%s", line)
 
 
 def _force_lock_fallback(args: argparse.Namespace, exc: HappyHouseError) -> int:

@@ -1,0 +1,50 @@
+"""Who else could change what the door trusts: the config file and the model bundle.
+
+A config or bundle that another user can write is a way to open the door (a lower
+threshold, another model) without being root. Loading one is not refused (a
+technician may be mid-setup) but it is said: a warning in the journal, NO-GO in
+``--check`` (issue 16 item 13). A symlink is reported with its target, which is
+what is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import List, Tuple
+
+#: group- or world-writable
+OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+def _writable_by_others(path: Path) -> bool:
+    mode = path.stat().st_mode
+    if not mode & OTHERS_WRITE:
+        return False
+    # a sticky folder (/tmp) lets others add files but not replace this one's
+    return not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX)
+
+
+def exposure(path: os.PathLike, what: str) -> Tuple[List[str], List[str]]:
+    """(problems, notes) for ``path``: problems = others can change it; notes = symlinks."""
+    path = Path(path)
+    problems: List[str] = []
+    notes: List[str] = []
+    if path.is_symlink():
+        notes.append(f"{what} {path} is a symlink to {path.resolve()}")
+    real = path.resolve()
+    if not real.exists():
+        return problems, notes
+    targets = [real, real.parent]
+    if real.is_dir():
+        targets += sorted(p for p in real.iterdir() if p.is_file())
+    for target in targets:
+        try:
+            if _writable_by_others(target):
+                mode = stat.S_IMODE(target.stat().st_mode)
+                problems.append(f"{what} {'folder ' if target.is_dir() else ''}{target} is "
+                                f"writable by other users (mode {mode:04o}): chmod go-w")
+        except OSError:
+            continue
+    return problems, notes
