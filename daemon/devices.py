@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -136,10 +136,12 @@ class CaptureDevice(Device):
 
 
 class ReplayDevice(Device):
-    """Pictures already in memory (image files, a folder, an HDF5 file), looped at ``fps``."""
+    """Pictures (image files, a folder, an HDF5 file) handed out by ``get``, looped at ``fps``."""
 
-    def __init__(self, count: int, get: Callable[[int], np.ndarray], fps: float,
+    def __init__(self, count: int, get: Callable[[int], Optional[np.ndarray]], fps: float,
                  description: str) -> None:
+        if count < 1:  # a modulo by zero on every read, reported as a lost camera
+            raise SourceError(f"{description} holds no frames: nothing to replay")
         self.count, self._get, self.description = count, get, description
         self.nominal_fps = float(fps)
         self._pacer = _Pacer(fps)
@@ -182,35 +184,79 @@ def _open_hint(kind: str) -> str:
 # Pictures to replay: image files, a folder, a course HDF5 file.
 
 
-def _read_picture(path: Path) -> Optional[np.ndarray]:
-    cv2 = _cv2()
+#: a replayed picture may be at most this wide and high: the largest frame a camera is
+#: configured for (camera.width/height allow 4096); anything larger is refused, not decoded
+MAX_PICTURE_SIDE = 4096
+#: and its file at most this large (a 4096x4096 PNG of noise is about 50 MB)
+MAX_PICTURE_BYTES = 64 * 1024 * 1024
+#: the probe decodes at 1/8 scale (cheap for JPEG: the DCT is scaled), so sizes are
+#: known to within 8 px before a full decode is ever attempted
+_PROBE_SCALE = 8
+
+
+def _read_bytes(path: Path) -> Tuple[Optional[np.ndarray], str]:
     try:
+        size = path.stat().st_size
+        if size > MAX_PICTURE_BYTES:
+            return None, f"{size / 1e6:.0f} MB, more than {MAX_PICTURE_BYTES / 1e6:.0f} MB"
         data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    return (data, "") if data.size else (None, "empty file")
+
+
+def _probe_picture(path: Path) -> str:
+    """Why ``path`` cannot be replayed ("" if it can), decoding at most 1/8 of it."""
+    data, why = _read_bytes(path)
+    if data is None:
+        return why
+    cv2 = _cv2()
+    small = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    if small is None:
+        return "not a decodable image"
+    height, width = (side * _PROBE_SCALE for side in small.shape[:2])
+    if max(height, width) > MAX_PICTURE_SIDE + _PROBE_SCALE:
+        return (f"about {width}x{height} pixels, larger than {MAX_PICTURE_SIDE}x"
+                f"{MAX_PICTURE_SIDE}")
+    return ""
+
+
+def _read_picture(path: Path) -> Optional[np.ndarray]:
+    """The whole picture (after a probe said it is sane), or None if it is gone or broken."""
+    data, _ = _read_bytes(path)
+    if data is None:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = _cv2().imdecode(data, _cv2().IMREAD_COLOR)
+    if image is None or max(image.shape[:2]) > MAX_PICTURE_SIDE + _PROBE_SCALE:
+        return None
     return image
 
 
-def read_pictures(path: Path) -> List[np.ndarray]:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-        if not files:
-            raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
-        images, bad = [], []
-        for file in files:
-            image = _read_picture(file)
-            (bad.append(file.name) if image is None else images.append(image))
-        if bad:
-            log.warning("skipped %d unreadable image(s) in %s: %s", len(bad), path,
-                        ", ".join(bad[:5]))
-        if not images:
-            raise SourceError(f"image folder {path}: none of its {len(files)} images can be decoded")
-        return images
-    image = _read_picture(path)
-    if image is None:
-        raise SourceError(f"image {path} cannot be read or decoded (corrupt or not an image)")
-    return [image]
+def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]]]:
+    """(count, get) for an image file or folder; ``get(i)`` decodes picture i when asked.
+
+    Nothing is kept decoded: a folder of huge photos costs one picture's memory at a time,
+    not all of them (issue 16 item 7). Each file is probed once here so that unreadable
+    and absurdly large ones are skipped with a warning (a single file: refused).
+    """
+    if not path.is_dir():
+        why = _probe_picture(path)
+        if why:
+            raise SourceError(f"image {path} cannot be read or decoded ({why})")
+        return 1, lambda _i: _read_picture(path)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    if not files:
+        raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
+    usable, bad = [], []
+    for file in files:
+        why = _probe_picture(file)
+        (bad.append(f"{file.name} ({why})") if why else usable.append(file))
+    if bad:
+        log.warning("skipped %d image(s) in %s: %s", len(bad), path, ", ".join(bad[:5]))
+    if not usable:
+        raise SourceError(f"image folder {path}: none of its {len(files)} images can be used "
+                          f"(first: {bad[0]})")
+    return len(usable), lambda i: _read_picture(usable[i])
 
 
 def h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int], np.ndarray]]:
@@ -222,6 +268,8 @@ def h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int],
     except DataError as exc:
         raise SourceError(str(exc)) from None
     images = data.images  # small thumbnails; scaled per frame to save memory
+    if len(images) == 0:
+        raise SourceError(f"{path} holds no frames: nothing to replay")
     return len(images), lambda i: to_door_frame(images[i], width, height)
 
 

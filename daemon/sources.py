@@ -326,8 +326,7 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> Thread
         if kind == "h5":
             count, get = h5_frames(path, width, height)
         else:
-            pictures = read_pictures(path)
-            count, get = len(pictures), pictures.__getitem__
+            count, get = read_pictures(path)
         description = f"{'HDF5' if kind == 'h5' else 'images'} {path} ({count} frame(s) at {fps:g} fps)"
 
         def factory():

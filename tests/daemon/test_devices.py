@@ -61,3 +61,52 @@ def test_missing_camera_device_fails_to_open(cfg):
     src = open_source("/dev/video63", cfg)
     with pytest.raises(SourceError, match="cannot open /dev/video63"):
         src.open()
+
+
+# --- issue 16 items 7 and 8 -------------------------------------------------------------------
+def test_image_folder_is_decoded_lazily_one_picture_at_a_time(tmp_path, cfg, monkeypatch):
+    from happyhouse.daemon import devices
+
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), flat_image(i * 40))
+    decoded = []
+    real = devices._read_picture
+    monkeypatch.setattr(devices, "_read_picture", lambda p: decoded.append(p.name) or real(p))
+    src = open_source(str(tmp_path), cfg)
+    assert decoded == []  # opening probes, it does not keep pictures
+    with src:
+        src.latest(1.0)
+    assert 1 <= len(decoded) <= 6
+
+
+def test_absurdly_large_pictures_are_refused_without_a_full_decode(tmp_path, cfg, monkeypatch):
+    from happyhouse.daemon import devices
+
+    huge = tmp_path / "huge.jpg"
+    cv2.imwrite(str(huge), np.zeros((4400, 4400, 3), np.uint8))
+    monkeypatch.setattr(devices, "_read_picture", lambda p: pytest.fail("decoded in full"))
+    with pytest.raises(SourceError, match="larger than 4096x4096") as info:
+        open_source(str(huge), cfg)
+    assert "\n" not in str(info.value)
+
+
+def test_large_pictures_in_a_folder_are_skipped_with_a_line(tmp_path, cfg, caplog):
+    cv2.imwrite(str(tmp_path / "a.png"), flat_image(10))
+    cv2.imwrite(str(tmp_path / "b.jpg"), np.zeros((4400, 4400, 3), np.uint8))
+    src = open_source(str(tmp_path), cfg)
+    assert "1 frame(s)" in src.description and "b.jpg" in caplog.text and "larger" in caplog.text
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4400, 4400, 3), np.uint8))
+    with pytest.raises(SourceError, match="none of its 2 images"):
+        open_source(str(tmp_path), cfg)
+
+
+def test_empty_h5_holds_no_frames(tmp_path, cfg):
+    import h5py
+
+    path = tmp_path / "empty.h5"
+    with h5py.File(path, "w") as f:
+        f["test_set_x"] = np.zeros((0, 64, 64, 3), np.uint8)
+        f["test_set_y"] = np.zeros((0,), np.int64)
+    with pytest.raises(SourceError, match="holds no frames") as info:
+        open_source(str(path), cfg).open()
+    assert "\n" not in str(info.value)
