@@ -3,6 +3,8 @@ replay from a folder, an image or a course HDF5 file, OpenCV capture of a video 
 (looping) and of a missing camera (the one-line hint).
 """
 
+import logging
+
 import cv2
 import numpy as np
 import pytest
@@ -93,7 +95,8 @@ def test_absurdly_large_pictures_are_refused_without_a_full_decode(tmp_path, cfg
 def test_large_pictures_in_a_folder_are_skipped_with_a_line(tmp_path, cfg, caplog):
     cv2.imwrite(str(tmp_path / "a.png"), flat_image(10))
     cv2.imwrite(str(tmp_path / "b.jpg"), np.zeros((4400, 4400, 3), np.uint8))
-    src = open_source(str(tmp_path), cfg)
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.sources"):
+        src = open_source(str(tmp_path), cfg)
     assert "1 frame(s)" in src.description and "b.jpg" in caplog.text and "larger" in caplog.text
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4400, 4400, 3), np.uint8))
     with pytest.raises(SourceError, match="none of its 2 images"):
