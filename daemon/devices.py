@@ -254,8 +254,8 @@ def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]
     if bad:
         log.warning("skipped %d image(s) in %s: %s", len(bad), path, ", ".join(bad[:5]))
     if not usable:
-        raise SourceError(f"image folder {path}: none of its {len(files)} images can be used "
-                          f"(first: {bad[0]})")
+        raise SourceError(f"image folder {path}: none of its {len(files)} images can be decoded "
+                          f"at a usable size (first: {bad[0]})")
     return len(usable), lambda i: _read_picture(usable[i])
 
 
