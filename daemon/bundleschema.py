@@ -142,8 +142,9 @@ def validate_meta(meta: Any, where: Path) -> None:
     except ModelError as exc:
         raise ModelError(f"{where}: {str(exc).removeprefix(META_FILE + ' ')}") from None
     # parity is measured at the served threshold; training's figures are the classifier's
-    # alone, whose threshold a geometry stage replaces by the fused one
-    for scope in ("parity",) if "geometry" in meta else ("training", "parity"):
+    # alone, whose threshold a geometry stage (recorded in metrics.fusion) replaces
+    fused = "geometry" in meta or "fusion" in (meta.get("metrics") or {})
+    for scope in ("parity",) if fused else ("training", "parity"):
         recorded = (meta.get("metrics") or {}).get(scope) or {}
         if recorded.get("threshold") is not None and \
                 abs(recorded["threshold"] - threshold) > THRESHOLD_MATCH:

@@ -11,6 +11,7 @@
   :class:`Recorder`, :func:`make_cfg`, :func:`open_times`, :func:`on_intervals`: a door
   loop driven frame by frame on fake time (the Door state machine tests, the service tests
   and the reliability rig)
+* :func:`reseal_bundle`: a written bundle edited and resealed (the checks behind its seal)
 """
 
 import threading
@@ -267,3 +268,18 @@ def plain_bundle():
     if not _PLAIN:
         _PLAIN.append(classifier_only_bundle(tempfile.mkdtemp(prefix="happyhouse-plain-")))
     return _PLAIN[0]
+
+
+def reseal_bundle(root) -> None:
+    """After editing a written bundle, update its manifest and seal as a forger would, so a
+    test reaches the check behind the seal (shape, golden outputs, geometry spec)."""
+    import json
+
+    from happyhouse.daemon.bundle import sha256_file
+    from happyhouse.daemon.bundleschema import seal
+
+    meta_path = root / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["files"] = {name: sha256_file(root / name) for name in meta["files"]}
+    meta["meta_sha256"] = seal(meta)
+    meta_path.write_text(json.dumps(meta))

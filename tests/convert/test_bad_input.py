@@ -8,6 +8,7 @@ import pytest
 
 from happyhouse.convert.cli import main
 from happyhouse.daemon.bundle import load_bundle
+from fakes import reseal_bundle
 from happyhouse.daemon.errors import ModelError, SelfTestError
 
 pytestmark = pytest.mark.slow
@@ -96,19 +97,6 @@ def test_model_with_wrong_input_channels(small_faces, tmp_path, capsys):
 # --- the bundle side: load_bundle and self_test refuse tampered bundles -----------------
 
 
-def reseal(root):
-    """Update the manifest and seal after an edit, as a forger would: the checks behind
-    the seal (shape, preprocess size, golden outputs) must still refuse the bundle."""
-    from happyhouse.daemon.bundle import sha256_file
-    from happyhouse.daemon.bundleschema import seal
-
-    meta_path = root / "model.json"
-    meta = json.loads(meta_path.read_text())
-    meta["files"] = {name: sha256_file(root / name) for name in meta["files"]}
-    meta["meta_sha256"] = seal(meta)
-    meta_path.write_text(json.dumps(meta))
-
-
 @pytest.fixture
 def bundle_copy(converted, tmp_path):
     out = tmp_path / "bundle"
@@ -130,7 +118,7 @@ def test_load_bundle_refuses_shape_disagreement(bundle_copy):
     meta = json.loads(meta_path.read_text())
     meta["input"]["shape"] = [1, 96, 96, 3]
     meta_path.write_text(json.dumps(meta))
-    reseal(bundle_copy)
+    reseal_bundle(bundle_copy)
     with pytest.raises(ModelError, match="disagrees"):
         load_bundle(bundle_copy).classifier()
 
@@ -140,7 +128,7 @@ def test_load_bundle_refuses_preprocess_size_disagreement(bundle_copy):
     meta = json.loads(meta_path.read_text())
     meta["preprocess"]["size"] = 96
     meta_path.write_text(json.dumps(meta))
-    reseal(bundle_copy)
+    reseal_bundle(bundle_copy)
     with pytest.raises(ModelError, match="preprocess size 96"):
         load_bundle(bundle_copy).classifier()
 
@@ -151,7 +139,7 @@ def test_self_test_refuses_wrong_golden_outputs(bundle_copy):
         inputs, outputs = data["inputs"], data["outputs"]
     shifted = (outputs.astype(np.int16) + np.where(outputs > 0, -10, 10)).astype(np.int8)
     np.savez_compressed(path, inputs=inputs, outputs=shifted)
-    reseal(bundle_copy)
+    reseal_bundle(bundle_copy)
     bundle = load_bundle(bundle_copy)
     with pytest.raises(SelfTestError, match="refusing to arm"):
         bundle.self_test(bundle.classifier())

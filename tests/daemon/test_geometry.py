@@ -16,7 +16,7 @@ from happyhouse.daemon.geometry import (ASSET_DIR, EYE_OUTER, HEAD_FILE, MESH_FI
                                         features, fuse, mesh_input)
 from happyhouse.daemon.pipeline import Pipeline
 from happyhouse.daemon.preprocess import Preprocess, normalize_light, prepare_image
-from fakes import FixedGate
+from fakes import FixedGate, reseal_bundle
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +144,7 @@ def test_golden_geometry_scores_that_this_runtime_misses_refuse_to_arm(tmp_path,
         arrays = {k: data[k] for k in data.files}
     arrays["geometry_scores"] = np.clip(arrays["geometry_scores"] + 0.2, 0, 1)
     np.savez(bundle.path / "golden.npz", **arrays)
+    reseal_bundle(bundle.path)  # as a forger would: the check behind the seal
     with pytest.raises(SelfTestError, match="geometry"):
         load_bundle(bundle.path).self_test_geometry(load_bundle(bundle.path).geometry_stage())
 
@@ -153,6 +154,7 @@ def test_a_bundle_whose_mesh_asset_is_missing_is_refused_in_one_line(tmp_path, f
     meta = json.loads((bundle.path / "model.json").read_text())
     meta["geometry"]["landmarks"]["file"] = "face_landmark_v9.tflite"
     (bundle.path / "model.json").write_text(json.dumps(meta))
+    reseal_bundle(bundle.path)  # as a forger would: the check behind the seal
     cfg = load_config(None, {"model.bundle": str(bundle.path)})
     with pytest.raises(ModelError) as err:
         Pipeline.from_config(cfg)
@@ -165,6 +167,7 @@ def test_a_geometry_step_this_build_does_not_know_is_refused(tmp_path, faces, me
     meta = json.loads((bundle.path / "model.json").read_text())
     meta["geometry"]["features"] = "procrustes-xyz"
     (bundle.path / "model.json").write_text(json.dumps(meta))
+    reseal_bundle(bundle.path)  # as a forger would: the check behind the seal
     with pytest.raises(ModelError, match="newer happyhouse"):
         load_bundle(bundle.path)
 
@@ -176,6 +179,7 @@ def test_an_older_daemon_would_refuse_a_format_2_bundle(tmp_path, faces, mesh):
     meta = json.loads((bundle.path / "model.json").read_text())
     meta["format_version"] = 1  # a bundle that hides its new steps behind the old number
     (bundle.path / "model.json").write_text(json.dumps(meta))
+    reseal_bundle(bundle.path)  # as a forger would: the check behind the seal
     with pytest.raises(ModelError, match="format_version 2"):
         load_bundle(bundle.path)
 
@@ -204,3 +208,13 @@ def test_the_shipped_pipeline_says_which_stages_score_a_face():
     pipe = Pipeline.from_config(load_config(None))
     assert "light normalisation clahe" in pipe.stages
     assert "face mesh face_landmark.tflite" in pipe.stages and "0.7:0.3" in pipe.stages
+
+
+def test_the_manifest_covers_the_geometry_head(tmp_path, faces, mesh):
+    """Issue 16 item 4: a file a bundle carries is in its manifest and checked at load."""
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    assert HEAD_FILE in bundle.manifest
+    with open(bundle.path / HEAD_FILE, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelError, match=f"{HEAD_FILE}.*sha256"):
+        load_bundle(bundle.path)
