@@ -10,7 +10,7 @@ from happyhouse.daemon.errors import DataError, ModelError, SelfTestError
 from happyhouse.daemon.pipeline import Observation, Pipeline
 from happyhouse.daemon.preprocess import prepare_frame
 from happyhouse.daemon.sources import Frame
-from fakes import FixedGate, plain_bundle
+from fakes import FixedGate, plain_bundle, reseal_bundle
 
 
 class CountingClassifier:
@@ -106,6 +106,7 @@ def test_mismatched_golden_vectors_refuse_to_arm(bundle, tmp_path):
         inputs, outputs = data["inputs"], data["outputs"]
     np.savez_compressed(copy / "golden.npz", inputs=inputs, outputs=(outputs.astype(np.int64) + 50)
                         .clip(-128, 127).astype(outputs.dtype))
+    reseal_bundle(copy)  # as a forger would: the self-test behind the seal still refuses
     with pytest.raises(SelfTestError, match="refusing to arm"):
         Pipeline.from_config(load_config(None, {"model.bundle": str(copy)}))
 
