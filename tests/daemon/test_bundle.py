@@ -5,7 +5,6 @@ the shipped format-1 bundle without a file manifest; ``written`` goes through
 ``write_bundle`` and so carries the manifest every new bundle has.
 """
 
-import argparse
 import json
 import shutil
 
@@ -176,8 +175,8 @@ def test_roc_floor_refuses_a_bundle_threshold_that_opens_for_most(tmp_path):
 # --- item 4 / 21: --check says NO-GO on poor recorded figures ----------------------------
 def _check_model(bundle_path):
     cfg = load_config(None, {"model.bundle": str(bundle_path)})
-    items = check.collect(cfg, argparse.Namespace(json=True, test_latch=False),
-                          source=None, thermal_path="/nonexistent", throttled=lambda: "throttled=0x0")
+    items = check.collect(cfg, source=None, thermal_path="/nonexistent",
+                          throttled=lambda: "throttled=0x0")
     return {i.name: i for i in items}["model"]
 
 

@@ -1,6 +1,5 @@
 """Issue 16 item 13: a config or bundle others can write is said, and --check is NO-GO."""
 
-import argparse
 import io
 import json
 import shutil
@@ -12,7 +11,7 @@ from happyhouse.daemon.config import load_config
 
 def _report(cfg, tmp_path):
     out = io.StringIO()
-    code = check.run_check(cfg, argparse.Namespace(json=True, test_latch=False), out=out,
+    code = check.run_check(cfg, as_json=True, out=out,
                            thermal_path="/nonexistent", throttled=lambda: "throttled=0x0")
     return code, {c["name"]: c for c in json.loads(out.getvalue())["checks"]}
 

@@ -1,6 +1,5 @@
 """Issue 16 items 12 and 14: no credential and no forged line in anything written out."""
 
-import argparse
 import io
 import json
 import logging
@@ -77,7 +76,7 @@ def test_check_report_masks_the_camera_password(tmp_path):
                              "camera.stall_timeout": 0.5, "latch.gpio": "mock",
                              "service.state_dir": str(tmp_path)})
     out = io.StringIO()
-    check.run_check(cfg, argparse.Namespace(json=True, test_latch=False), out=out,
+    check.run_check(cfg, as_json=True, out=out,
                     thermal_path="/nonexistent", throttled=lambda: "throttled=0x0")
     text = out.getvalue()
     assert "S3cret" not in text and "PW99" not in text
