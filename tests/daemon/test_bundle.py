@@ -44,8 +44,15 @@ def _write(out, meta=None, golden=None):
 
 @pytest.fixture
 def legacy(tmp_path):
+    """The shipped bundle as bundles were written before the manifest: no file list, no seal,
+    no ROC table of its hold-out (the shipped one is sealed since it was re-converted)."""
     root = tmp_path / "legacy"
     shutil.copytree(SHIPPED, root)
+    meta = json.loads((root / META_FILE).read_text())
+    for key in ("files", "meta_sha256"):
+        meta.pop(key, None)
+    meta["metrics"]["parity"].pop("roc", None)
+    (root / META_FILE).write_text(json.dumps(meta, indent=2))
     return root
 
 
@@ -122,10 +129,21 @@ def test_threshold_zero_is_refused_even_with_matching_figures(legacy):
         load_bundle(legacy)
 
 
-@pytest.mark.parametrize("value", [0.0, 0.05, FIXED_FLOOR - 0.001])
-def test_threshold_override_below_the_floor_is_refused(value):
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.99])
+def test_threshold_override_below_the_floor_is_refused(fraction):
+    # the shipped bundle records its hold-out's ROC table: its own floor, not the fixed one
+    floor, based_on = threshold_floor(shipped_meta())
+    assert 0.0 < floor < 0.5 and "non-smiling faces" in based_on
     with pytest.raises(ModelError, match="floor"):
-        Pipeline.from_config(load_config(None, {"model.threshold": value}))
+        Pipeline.from_config(load_config(None, {"model.threshold": round(floor * fraction, 4)}))
+
+
+@pytest.mark.parametrize("value", [0.0, 0.05, FIXED_FLOOR - 0.001])
+def test_threshold_override_below_the_fixed_floor_is_refused_without_a_roc_table(
+        value, legacy, tmp_path):
+    with pytest.raises(ModelError, match="floor"):
+        Pipeline.from_config(load_config(None, {"model.bundle": str(legacy),
+                                                "model.threshold": value}))
 
 
 def test_threshold_override_at_the_floor_is_served():

@@ -16,6 +16,7 @@ from happyhouse.daemon.bundle import GOLDEN_FILE, META_FILE, default_bundle_path
 from happyhouse.daemon.cli import build_parser, service_options, main
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.errors import ModelError
+from fakes import reseal_bundle
 
 
 def variant(tmp_path, name, broken=False):
@@ -32,6 +33,9 @@ def variant(tmp_path, name, broken=False):
         arrays["outputs"] = (arrays["outputs"].astype(np.int64) + 60).clip(-128, 127).astype(
             arrays["outputs"].dtype)
         np.savez(out / GOLDEN_FILE, **arrays)
+    # sealed again as a converter would have written it: a different, whole bundle
+    # (the broken one then fails its self-test, not its seal)
+    reseal_bundle(out)
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakes import reseal_bundle
 from happyhouse.daemon.bundle import META_FILE, default_bundle_path, load_bundle
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.demo import face_in_door_frame
@@ -54,6 +55,7 @@ def never_opens(tmp_path):
     meta = json.loads((out / META_FILE).read_text())
     meta.update(threshold=1.0, name="never-opens")
     (out / META_FILE).write_text(json.dumps(meta))
+    reseal_bundle(out)  # written whole, as a converter would have written it
     return out
 
 
