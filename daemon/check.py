@@ -77,6 +77,21 @@ def check_config(cfg) -> Item:
                 {"path": cfg.source_path})
 
 
+def check_runtime() -> Item:
+    """Which TFLite runtime, which release, on which machine; fail if known not to work."""
+    from .runtime import importable_runtime, runtime_report
+
+    name, _ = importable_runtime()
+    found = runtime_report(name)
+    python = ".".join(str(v) for v in sys.version_info[:3])
+    detail = f"{name} {found['version']} on {found['machine']}, Python {python}"
+    data = {"runtime": name, "version": found["version"], "machine": found["machine"],
+            "python": python}
+    if found["problem"]:
+        return Item("runtime", FAIL, f"{detail}: known not to work: {found['problem']}", data)
+    return Item("runtime", OK, detail, data)
+
+
 def check_model(cfg, state: dict) -> Item:
     pipeline = Pipeline.from_config(cfg)
     state["pipeline"] = pipeline
@@ -85,7 +100,7 @@ def check_model(cfg, state: dict) -> Item:
     sealed = ("every file hash-checked" if bundle.manifest
               else f"{bundle.model_path.name} hash-checked (no file manifest)")
     detail = (f"{bundle.path} sha256 {bundle.sha256[:16]} ({sealed}), self-test passed on "
-              f"{pipeline.runtime}, threshold {pipeline.threshold:.3f} ({pipeline.stages})")
+              f"{pipeline.runtime_label}, threshold {pipeline.threshold:.3f} ({pipeline.stages})")
     if problems:  # a model that cannot be shown to tell smiles apart must not arm a door
         detail = "recorded validation figures too poor to arm: " + "; ".join(problems) + \
             f" ({detail})"
@@ -246,6 +261,7 @@ def collect(cfg, *, test_latch: bool = False, source=None, pin_factory=None,
     state: dict = {}
     return [
         _guard("config", lambda: check_config(cfg)),
+        _guard("runtime", check_runtime),
         _guard("model", lambda: check_model(cfg, state)),
         _guard("face detector", lambda: check_face_gate(cfg, state)),
         _guard("camera", lambda: check_camera(cfg, state, source)),

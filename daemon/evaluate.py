@@ -267,7 +267,8 @@ def run(args) -> dict:
                       required=args.config is not None)
     pipeline = Pipeline.from_config(cfg, door=False)  # measures; never drives the latch
     report = {"model": str(pipeline.bundle.path), "model_sha256": pipeline.model_sha256,
-              "runtime": pipeline.runtime, "threshold": pipeline.threshold,
+              "runtime": pipeline.runtime,
+              "runtime_version": pipeline.classifier.runtime_version, "threshold": pipeline.threshold,
               "face_gate": pipeline.gate.description, "source_size": f"{size[0]}x{size[1]}",
               "datasets": []}
     totals: List[dict] = []
@@ -338,7 +339,7 @@ def _say_part(part: dict) -> List[str]:
 
 def _human(report: dict) -> str:
     lines = [f"model {report['model']} (sha256 {report['model_sha256'][:16]}) on "
-             f"{report['runtime']}, threshold {report['threshold']:.3f}, gate {report['face_gate']}"]
+             f"{report['runtime']} {report['runtime_version']}, threshold {report['threshold']:.3f}, gate {report['face_gate']}"]
     for part in report["datasets"]:
         how = (f"each whole frame scaled to {report['source_size']} and put through the face "
                f"gate, as the door camera would see it" if part["gate"]

@@ -110,6 +110,7 @@ def _result(cfg, source, pipeline, frame, obs, wall: float) -> dict:
     return {
         **obs.to_dict(), "verdict": verdict, "threshold": pipeline.threshold,
         "model_sha256": pipeline.model_sha256, "runtime": pipeline.runtime,
+        "runtime_version": pipeline.classifier.runtime_version,
         "face_gate": pipeline.gate.description,
         "source": getattr(source, "description", str(cfg.camera_source)),
         "frame_size": [int(width), int(height)],
@@ -135,7 +136,8 @@ def _human(r: dict) -> str:
                      f"happyhouse-eval scores whole frames")
     lines += [f"  timing  {r['latency_ms']:.1f} ms (" +
               ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()) + ")",
-              f"  model   {r['model_sha256'][:16]} on {r['runtime']}; gate {r['face_gate']}"]
+              f"  model   {r['model_sha256'][:16]} on {r['runtime']} {r['runtime_version']}; "
+              f"gate {r['face_gate']}"]
     if r.get("snapshot"):
         lines.append(f"  snapshot {r['snapshot']}")
     lines.append("  latch   " + ("UNLOCKED then relocked (--actuate)" if r["actuated"]

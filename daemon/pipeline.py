@@ -18,6 +18,7 @@ frame but a face must still be present).
 from __future__ import annotations
 
 import logging
+import platform
 import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional
@@ -99,11 +100,12 @@ class Pipeline:
             checked += bundle.self_test_geometry(geometry)
         gate = FaceGate.from_config(cfg)
         pipeline = cls(bundle, classifier, gate, cfg.model_threshold, geometry)
-        log.info("model %s (sha256 %s) on %s: self-test passed (%d golden vectors); "
+        log.info("model %s (sha256 %s) on %s (%s): self-test passed (%d golden vectors); "
                  "threshold %.3f; %s; face gate %s", bundle.path, bundle.sha256[:12],
-                 classifier.runtime, checked, pipeline.threshold, pipeline.stages,
-                 gate.description,
-                 extra={"journal": {"model_sha256": bundle.sha256, "runtime": classifier.runtime}})
+                 classifier.runtime_label, platform.machine(), checked, pipeline.threshold,
+                 pipeline.stages, gate.description,
+                 extra={"journal": {"model_sha256": bundle.sha256, "runtime": classifier.runtime,
+                                    "runtime_version": classifier.runtime_version}})
         return pipeline
 
     @property
@@ -123,6 +125,10 @@ class Pipeline:
     @property
     def runtime(self) -> str:
         return self.classifier.runtime
+
+    @property
+    def runtime_label(self) -> str:
+        return self.classifier.runtime_label
 
     def observe(self, frame: Frame) -> Observation:
         """Gate, crop and score one frame (DataError for a frame of the wrong shape/dtype)."""

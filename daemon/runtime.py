@@ -13,6 +13,8 @@ import contextlib
 import importlib
 import logging
 import os
+import platform
+import re
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -68,6 +70,96 @@ def open_interpreter(interpreter_cls, **kwargs):
         interpreter = interpreter_cls(**kwargs)
         interpreter.allocate_tensors()
     return interpreter
+#: the distributions (pip names) that ship each runtime, for its version
+DISTRIBUTIONS = {"ai_edge_litert": ("ai-edge-litert",), "tflite_runtime": ("tflite-runtime",),
+                 "tensorflow": ("tensorflow", "tensorflow-cpu")}
+CPUINFO_PATH = "/proc/cpuinfo"
+
+
+@dataclass(frozen=True)
+class KnownBad:
+    """A runtime release range that is known not to work on a machine (and when)."""
+
+    runtime: str
+    first: Tuple[int, ...]  # first bad release
+    last: Optional[Tuple[int, ...]]  # last bad release, None = every later one too
+    machine: str  # platform.machine()
+    foreign_cpuinfo: bool  # only where /proc/cpuinfo does not describe an ARM CPU
+    problem: str
+
+
+#: Evidence (docs/arm64-emulation.md; Debian arm64 userland, Python 3.11, the
+#: shipped model): under qemu-user 7.2 (Debian Bookworm's qemu-user-static)
+#: ai-edge-litert 2.2.0 and 2.3.0 die with SIGSEGV (si_addr 0x8) while creating
+#: the Interpreter; 1.2.0, 1.4.0, 2.0.2, 2.1.0 and 2.1.3 run. The crash comes
+#: right after the bundled cpuinfo library reads /proc/cpuinfo, which qemu 7.2
+#: passes through from the x86 host: with an ARM /proc/cpuinfo bind-mounted
+#: over it qemu 7.2 runs 2.3.0, and qemu-user 10.0 (which emulates an ARM
+#: /proc/cpuinfo) runs 1.2.0-2.3.0 with QEMU_CPU cortex-a53, a72, a76 and max.
+#: A Raspberry Pi has an ARM /proc/cpuinfo, so this entry only matches such
+#: emulators. (qemu 7.2 also gets wrong int8 outputs from 2.1.6 and 2.3.0 with
+#: its default "max" CPU; the golden self-test refuses those, no entry needed.)
+KNOWN_BAD = (
+    KnownBad("ai_edge_litert", (2, 2, 0), None, "aarch64", True,
+             "segfaults creating the Interpreter where /proc/cpuinfo is not an ARM one "
+             "(user-mode qemu older than 8, e.g. Debian Bookworm's qemu-user-static 7.2); "
+             "use qemu-user >= 8 (bookworm-backports) there"),
+)
+
+
+def _version_tuple(text: str) -> Tuple[int, ...]:
+    """``"2.3.0"`` -> (2, 3, 0); a suffix (``rc1``, ``+local``) is ignored; () if none."""
+    match = re.match(r"\d+(?:\.\d+)*", text)
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def runtime_version(name: str) -> str:
+    """The installed release of a runtime ("unknown" when no distribution says)."""
+    from importlib import metadata
+
+    for dist in DISTRIBUTIONS.get(name, ()):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def read_cpuinfo(path: str = CPUINFO_PATH) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def arm_cpuinfo(text: str) -> bool:
+    """Does this /proc/cpuinfo describe an ARM CPU (as the kernel or qemu >= 8 writes it)?"""
+    return any(line.startswith("CPU implementer") for line in text.splitlines())
+
+
+def known_problem(name: str, version: str, machine: Optional[str] = None,
+                  cpuinfo: Optional[str] = None) -> Optional[str]:
+    """Why ``name`` ``version`` is known not to work on this machine, or None."""
+    machine = platform.machine() if machine is None else machine
+    release = _version_tuple(version)
+    for bad in KNOWN_BAD:
+        if bad.runtime != name or bad.machine != machine or not release:
+            continue
+        if release < bad.first or (bad.last is not None and release > bad.last):
+            continue
+        if bad.foreign_cpuinfo and arm_cpuinfo(read_cpuinfo() if cpuinfo is None else cpuinfo):
+            continue
+        return bad.problem
+    return None
+
+
+def runtime_report(name: str) -> dict:
+    """Runtime, release, machine and (if any) why that combination is known bad."""
+    version = runtime_version(name)
+    machine = platform.machine()
+    return {"runtime": name, "version": version, "machine": machine,
+            "problem": known_problem(name, version, machine)}
 
 
 def _interpreter_class(name: str):
@@ -85,8 +177,8 @@ def _interpreter_class(name: str):
     return Interpreter
 
 
-def pick_runtime(preferred: Optional[Sequence[str]] = None) -> Tuple[str, type]:
-    """The first importable runtime as (name, Interpreter class)."""
+def importable_runtime(preferred: Optional[Sequence[str]] = None) -> Tuple[str, type]:
+    """The first runtime that imports, as (name, Interpreter class); not yet vetted."""
     errors = []
     for name in preferred or RUNTIMES:
         try:
@@ -95,6 +187,17 @@ def pick_runtime(preferred: Optional[Sequence[str]] = None) -> Tuple[str, type]:
             errors.append(f"{name}: {exc}")
     raise ModelError("no TFLite runtime is installed; install ai-edge-litert "
                      "(pip install 'happyhouse[pi]') or tflite-runtime. Tried: " + "; ".join(errors))
+
+
+def pick_runtime(preferred: Optional[Sequence[str]] = None) -> Tuple[str, type]:
+    """The first importable runtime as (name, Interpreter class), refused if known bad."""
+    name, interpreter_cls = importable_runtime(preferred)
+    # checked before any Interpreter exists: a known crash becomes a clear error
+    found = runtime_report(name)
+    if found["problem"]:
+        raise ModelError(f"{name} {found['version']} on {found['machine']} is known not to "
+                         f"work: {found['problem']}")
+    return name, interpreter_cls
 
 
 @dataclass(frozen=True)
@@ -126,6 +229,7 @@ class Classifier:
                  runtimes: Optional[Sequence[str]] = None) -> None:
         label = "<bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
         self.runtime, self._interp = load_interpreter(model, threads, runtimes, label)
+        self.runtime_version = runtime_version(self.runtime)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"model {label} must have one input and one output, "
@@ -138,6 +242,11 @@ class Classifier:
         if int(np.prod(self.output.shape)) != 1:
             raise ModelError(f"model {label} must output one score, got shape {self.output.shape}")
         log.debug("model %s on %s: input %s, output %s", label, self.runtime, self.input, self.output)
+
+    @property
+    def runtime_label(self) -> str:
+        """The runtime and its release, e.g. ``ai_edge_litert 2.3.0``: what the logs name."""
+        return f"{self.runtime} {self.runtime_version}"
 
     @property
     def input_size(self) -> Tuple[int, int]:

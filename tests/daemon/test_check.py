@@ -130,3 +130,20 @@ def test_face_detector_line_says_what_the_detector_sees(detector, says, never):
     assert cfg.face_detect_width == 160
     item = check.check_face_gate(cfg, {})
     assert item.status == "ok" and says in item.detail and never not in item.detail, item.detail
+def test_the_runtime_and_its_version_are_reported(cfg):
+    from importlib.metadata import version
+
+    code, report = _run(cfg, source=_source(), pin_factory=MockFactory())
+    runtime = {c["name"]: c for c in report["checks"]}["runtime"]
+    assert runtime["status"] == "ok" and runtime["version"] == version("ai-edge-litert")
+    assert f"ai_edge_litert {version('ai-edge-litert')}" in runtime["detail"]
+
+
+def test_a_runtime_known_not_to_work_is_no_go(cfg, monkeypatch):
+    import happyhouse.daemon.runtime as rt
+
+    monkeypatch.setattr(rt, "known_problem", lambda *a, **k: "segfaults here (evidence)")
+    code, report = _run(cfg, source=_source(), pin_factory=MockFactory())
+    by = {c["name"]: c for c in report["checks"]}
+    assert code == 1 and by["runtime"]["status"] == "fail"
+    assert "known not to work" in by["runtime"]["detail"] and by["model"]["status"] == "fail"

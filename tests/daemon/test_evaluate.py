@@ -14,6 +14,7 @@ class MeanClassifier:
     """Score = mean red level: red images are 'happy'."""
 
     runtime = "mean"
+    runtime_version = "0"
 
     def score(self, image):
         return float(image[..., 0].mean() / 255.0)

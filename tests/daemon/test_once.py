@@ -20,6 +20,7 @@ from fakes import plain_bundle, FixedGate
 
 class FixedClassifier:
     runtime = "fixed"
+    runtime_version = "0"
 
     def __init__(self, value):
         self.value = value

@@ -15,6 +15,7 @@ from fakes import FixedGate, plain_bundle, reseal_bundle
 
 class CountingClassifier:
     runtime = "counting"
+    runtime_version = "0"
 
     def __init__(self, value=0.7):
         self.value, self.inputs = value, []

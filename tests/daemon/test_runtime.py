@@ -94,3 +94,53 @@ def test_silencing_the_runtime_keeps_everything_else_on_stderr(capfd):
     err = capfd.readouterr().err
     assert "XNNPACK" not in err
     assert "ERROR: something the runtime really wants said\n" in err and err.endswith("after\n")
+# /proc/cpuinfo as qemu-user 7.2 hands it to an aarch64 process (the x86 host's own)
+# and as a Raspberry Pi 4 (or qemu-user >= 8, which emulates it) writes it
+X86_CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu vme sse2\n"
+ARM_CPUINFO = ("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+               "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU part\t: 0xd08\n")
+
+
+def test_runtime_version_names_the_installed_release():
+    from importlib.metadata import version
+
+    from happyhouse.daemon.runtime import runtime_version
+
+    assert runtime_version("ai_edge_litert") == version("ai-edge-litert")
+    assert runtime_version("no_such_runtime") == "unknown"
+
+
+@pytest.mark.parametrize("version, machine, cpuinfo, bad", [
+    ("2.3.0", "aarch64", X86_CPUINFO, True),    # qemu-user 7.2: segfault in the Interpreter
+    ("2.2.0", "aarch64", X86_CPUINFO, True),
+    ("2.1.3", "aarch64", X86_CPUINFO, False),   # the releases before 2.2 run there
+    ("1.4.0", "aarch64", X86_CPUINFO, False),
+    ("2.3.0", "aarch64", ARM_CPUINFO, False),   # a Pi, or qemu-user 10
+    ("2.3.0", "x86_64", X86_CPUINFO, False),
+])
+def test_known_bad_runtimes_are_named(version, machine, cpuinfo, bad):
+    from happyhouse.daemon.runtime import known_problem
+
+    problem = known_problem("ai_edge_litert", version, machine, cpuinfo)
+    assert (problem is not None) == bad
+    if bad:
+        assert "segfault" in problem and "qemu" in problem
+
+
+def test_a_known_bad_runtime_is_refused_with_a_clear_error_not_loaded(monkeypatch):
+    import happyhouse.daemon.runtime as rt
+
+    monkeypatch.setattr(rt.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(rt, "read_cpuinfo", lambda: X86_CPUINFO)
+    monkeypatch.setattr(rt, "runtime_version", lambda name: "2.3.0")
+    with pytest.raises(ModelError, match=r"ai_edge_litert 2\.3\.0 on aarch64 is known not to work"):
+        pick_runtime()
+    with pytest.raises(ModelError, match="known not to work"):
+        Classifier(load_bundle().model_path)
+
+
+def test_the_classifier_says_which_runtime_and_version_it_runs_on():
+    from importlib.metadata import version
+
+    clf = Classifier(load_bundle().model_path)
+    assert clf.runtime_label == f"ai_edge_litert {version('ai-edge-litert')}"
