@@ -17,13 +17,16 @@ def test_runtimes_fall_back_in_order_and_none_is_a_clear_error(monkeypatch):
     real = rt._interpreter_class
     missing = {"ai_edge_litert"}
 
+    class StandIn:  # the fallback need not be installed (a Pi has no TensorFlow): order is tested
+        pass
+
     def fake(name):
         if name in missing:
             raise ImportError(f"No module named {name!r}")
-        return real(name)
+        return StandIn
 
     monkeypatch.setattr(rt, "_interpreter_class", fake)
-    assert pick_runtime(["ai_edge_litert", "tensorflow"])[0] == "tensorflow"
+    assert pick_runtime(["ai_edge_litert", "tensorflow"]) == ("tensorflow", StandIn)
     missing.update(rt.RUNTIMES)
     with pytest.raises(ModelError, match="no TFLite runtime.*ai-edge-litert"):
         pick_runtime()
