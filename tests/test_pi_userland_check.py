@@ -1,0 +1,140 @@
+"""scripts/pi-userland-check: the parts that judge, compare and resolve, on x86,
+without downloading anything (the emulated run itself is the script's job in CI)."""
+
+import importlib.machinery
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pi-userland-check"
+
+
+@pytest.fixture(scope="module")
+def puc():
+    loader = importlib.machinery.SourceFileLoader("pi_userland_check", str(SCRIPT))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _scores(raws, faces=None, happy=None):
+    faces = faces or [[1, 2, 30, 30] if r is not None else None for r in raws]
+    happy = happy or [r is not None and r > 100 for r in raws]
+    return {"rows": [{"i": i, "label": 1, "face": f, "raw": r, "happy": h}
+                     for i, (r, f, h) in enumerate(zip(raws, faces, happy))]}
+
+
+def test_identical_scores_are_bit_identical(puc):
+    result = puc.compare_scores(_scores([5, None, 120]), _scores([5, None, 120]))
+    assert result["ok"] and result["how"] == "bit-identical" and result["max_diff"] == 0
+
+
+def test_scores_within_the_golden_tolerance_pass_and_say_so(puc):
+    result = puc.compare_scores(_scores([5, 120]), _scores([7, 119]))
+    assert result["ok"] and result["how"].startswith("within tolerance (2 <= 2")
+
+
+@pytest.mark.parametrize("arm", [
+    _scores([5, 123]),                                        # 3 int8 steps off
+    _scores([5, None]),                                       # a face lost
+    _scores([5, 120], happy=[True, True]),                    # a verdict flipped
+    _scores([5]),                                             # a frame missing
+])
+def test_scores_that_differ_fail(puc, arm):
+    assert not puc.compare_scores(_scores([5, 120]), arm)["ok"]
+
+
+def test_eval_reports_agree_except_timings_and_paths(puc):
+    base = {"n": 10, "accuracy": 0.9, "fp": 0, "no_face": 1, "runtime": "ai_edge_litert",
+            "model_ms_mean": 1.0, "datasets": [{"n": 10, "seconds": 1.0, "data": "/x"}]}
+    slow = dict(base, model_ms_mean=90.0, runtime_version="2.3.0",
+                datasets=[{"n": 10, "seconds": 60.0, "data": "/y"}])
+    assert puc.compare_eval(base, slow)["ok"]
+    assert not puc.compare_eval(base, dict(base, fp=1))["ok"]
+
+
+def test_the_service_run_must_open_once_and_relock(puc):
+    good = {"exit_code": 0, "unlock_seconds": 2.0,
+            "pin_history": [[0.0, False], [0.4, True], [2.01, False]],
+            "notify": ["STATUS=starting", "READY=1", "STATUS=armed", "STOPPING=1"]}
+    assert puc.judge_service(good)["ok"]
+    never = dict(good, pin_history=[[0.0, False]])
+    left_open = dict(good, pin_history=[[0.0, False], [0.4, True]])
+    too_long = dict(good, pin_history=[[0.0, False], [0.4, True], [9.0, False]])
+    silent = dict(good, notify=["READY=1"])
+    for bad in (never, left_open, too_long, silent, dict(good, exit_code=2)):
+        assert not puc.judge_service(bad)["ok"], bad
+
+
+def test_check_must_be_go_on_aarch64(puc):
+    report = {"go": True, "checks": [
+        {"name": "runtime", "status": "ok", "machine": "aarch64", "detail": "ai_edge_litert 2.3.0"},
+        {"name": "gpio", "status": "warn"}]}
+    assert puc.judge_check(report)["ok"]
+    assert not puc.judge_check(dict(report, go=False))["ok"]
+    x86 = {"go": True, "checks": [dict(report["checks"][0], machine="x86_64")]}
+    assert not puc.judge_check(x86)["ok"]  # the emulator was not in the loop
+
+
+def test_selftest_fails_on_a_failed_asset_or_the_wrong_machine(puc):
+    report = {"machine": "aarch64", "assets": [
+        {"asset": "default", "kind": "bundle", "vectors": 6, "max_diff": 0, "ok": True},
+        {"asset": "blazeface", "kind": "detector", "frames": 10, "faces": 10, "ok": True}]}
+    assert puc.judge_selftest(report)["ok"]
+    assert not puc.judge_selftest(dict(report, machine="x86_64"))["ok"]
+    assert not puc.judge_selftest(dict(report, missing=["blazeface"]))["ok"]
+    broken = {"machine": "aarch64", "assets": [dict(report["assets"][1], faces=2, ok=False)]}
+    assert not puc.judge_selftest(broken)["ok"]
+
+
+def test_the_summary_is_one_line_and_fails_if_any_step_failed(puc):
+    steps = {"selftest": {"ok": True}, "pytest": {"ok": False}}
+    line = puc.summary_line("bookworm", "3.11", "ai_edge_litert 2.3.0", "qemu 10.0.2", steps, 12.3)
+    assert "\n" not in line and line.startswith("pi-userland-check: FAIL bookworm")
+    assert "pytest FAIL" in line and "selftest ok" in line
+    assert "PASS" in puc.summary_line("trixie", "3.13", "x", "q", {"a": {"ok": True}}, 1)
+
+
+def test_the_pi_extra_is_resolved_for_aarch64_not_for_the_host(puc, tmp_path):
+    cfg = tmp_path / "setup.cfg"
+    cfg.write_text("[options.extras_require]\npi =\n    numpy>=1.23\n"
+                   "    # a comment\n"
+                   "    ai-edge-litert>=2.1; platform_machine==\"aarch64\"\n"
+                   "    ai-edge-litert>=1.2; platform_machine==\"x86_64\"\n"
+                   "    tflite-runtime; python_version<\"3.12\"\n")
+    assert puc.pi_requirements("3.11", cfg) == ["numpy>=1.23", "ai-edge-litert>=2.1",
+                                                "tflite-runtime"]
+    assert puc.pi_requirements("3.13", cfg) == ["numpy>=1.23", "ai-edge-litert>=2.1"]
+    # the real extra: every entry meant for a Pi survives, TensorFlow never appears
+    real = puc.pi_requirements("3.11")
+    assert any(r.startswith("ai-edge-litert") for r in real)
+    assert not any("tensorflow" in r for r in real)
+
+
+def test_apt_print_uris_and_pip_reports_become_cache_keys(puc):
+    text = ("'http://deb.debian.org/debian/pool/main/p/python3.11/python3.11_3.11.2_arm64.deb' "
+            "python3.11_3.11.2_arm64.deb 575 SHA256:ab\nsome other line\n"
+            "'http://x/zlib1g_1.2_arm64.deb' zlib1g_1.2_arm64.deb 9 SHA256:cd\n")
+    files = [name for _, name in puc.parse_print_uris(text)]
+    assert files == ["python3.11_3.11.2_arm64.deb", "zlib1g_1.2_arm64.deb"]
+    assert puc.key_of(files) == puc.key_of(files[::-1]) != puc.key_of(files[:1])
+    report = {"install": [{"metadata": {"name": "NumPy", "version": "2.4.6"}},
+                          {"metadata": {"name": "ai-edge-litert", "version": "2.3.0"}}]}
+    assert puc.resolved_pins(report) == ["ai-edge-litert==2.3.0", "numpy==2.4.6"]
+
+
+def test_the_cache_follows_xdg(puc, monkeypatch, tmp_path):
+    monkeypatch.delenv("HAPPYHOUSE_PI_USERLAND_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert puc.cache_root() == tmp_path / "happyhouse" / "pi-userland"
+
+
+def test_the_script_runs_and_a_missing_dataset_is_one_clear_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none.h5")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "none.h5 is missing" in proc.stderr
