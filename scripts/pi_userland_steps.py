@@ -144,8 +144,11 @@ def service(args) -> dict:
     smiles = [images[i] for i in args.pick for _ in range(args.repeat)]
     empty = [np.full_like(images[0], 128)] * int(args.fps * args.empty_seconds)
     state = tempfile.mkdtemp(prefix="pi-userland-state-")
+    # one opening only: the smiles last long enough for a loaded, emulated pipeline
+    # (~1 frame/s) to gather its votes, and the cooldown outlasts them
     cfg = load_config(None, {"latch.gpio": "mock", "service.state_dir": state,
-                             "decision.unlock_seconds": args.unlock_seconds})
+                             "decision.unlock_seconds": args.unlock_seconds,
+                             "decision.cooldown_seconds": 60.0})
     sock_path = os.path.join(state, "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(sock_path)
@@ -199,7 +202,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pick", type=int, nargs="*", default=[], help="frame indices")
     parser.add_argument("--out", help="frames: output folder")
     parser.add_argument("--fps", type=float, default=5.0)
-    parser.add_argument("--repeat", type=int, default=4, help="service: frames per smile")
+    parser.add_argument("--repeat", type=int, default=10, help="service: frames per smile")
     parser.add_argument("--empty-seconds", type=float, default=6.0)
     parser.add_argument("--unlock-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
