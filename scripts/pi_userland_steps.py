@@ -5,7 +5,8 @@ Runs with whichever Python imports ``happyhouse``: the emulated aarch64 one
 JSON object on stdout; ``scripts/pi-userland-check`` compares and judges.
 Only the daemon's public API is used (no TensorFlow, no test helpers).
 
-  selftest  golden vectors of every shipped bundle; BlazeFace finds faces
+  selftest  golden vectors of every shipped bundle; BlazeFace finds faces; the
+            face mesh gives landmarks (their centres, for comparison with x86)
   scores    per-frame face box and raw int8 score on Happy House frames
   frames    write door frames (PNG) for the CLI's image-folder source
   service   a short real-time service run on a fake camera with a mock pin
@@ -46,6 +47,8 @@ def selftest(args) -> dict:
     from happyhouse.daemon.blazeface import BlazeFace
     from happyhouse.daemon.bundle import default_bundle_path, load_bundle
     from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.facegate import FaceGate
+    from happyhouse.daemon.geometry import MESH_FILE, FaceMesh
     from happyhouse.daemon.runtime import runtime_report
 
     # the installed package's own assets (what a Pi gets), checked against the source tree
@@ -67,7 +70,22 @@ def selftest(args) -> dict:
             worst = int(np.max(np.abs(got - np.asarray(want).reshape(-1).astype(np.int64))))
             out["assets"].append({"asset": name, "kind": "bundle", "vectors": checked,
                                   "max_diff": worst, "ok": True})
-        elif list(folder.glob("*.tflite")):
+        elif (folder / MESH_FILE).is_file():
+            mesh = FaceMesh(folder / MESH_FILE)
+            gate = FaceGate.from_config(load_config(None, {}))
+            frames, _ = _door_frames(args.data, args.limit)
+            centres = []
+            for frame in frames:
+                box = gate.find(frame)
+                if box is not None:
+                    x, y, w, h = box
+                    crop = frame[y:y + h, x:x + w, ::-1]
+                    points = mesh.points(np.ascontiguousarray(crop))
+                    centres.append([round(float(v), 3) for v in points[:, :2].mean(axis=0)])
+            finite = all(np.isfinite(c).all() for c in centres)
+            out["assets"].append({"asset": name, "kind": "landmarks", "faces": len(centres),
+                                  "centres": centres, "ok": finite and len(centres) > 0})
+        elif list(folder.glob("face_detection*.tflite")):
             detector = BlazeFace()
             min_score = load_config(None, {}).face_min_score
             frames, _ = _door_frames(args.data, args.limit)

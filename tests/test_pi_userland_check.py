@@ -138,3 +138,14 @@ def test_the_script_runs_and_a_missing_dataset_is_one_clear_line(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "none.h5 is missing" in proc.stderr
+
+
+def test_face_mesh_landmarks_must_agree_with_x86(puc):
+    mesh = {"asset": "facemesh", "kind": "landmarks", "faces": 2, "ok": True,
+            "centres": [[96.0, 90.0], [95.5, 97.25]]}
+    x86 = {"machine": "x86_64", "assets": [dict(mesh)]}
+    arm = {"machine": "aarch64", "assets": [dict(mesh, centres=[[96.1, 90.0], [95.5, 97.25]])]}
+    assert puc.judge_selftest(arm, reference=x86)["ok"]
+    far = {"machine": "aarch64", "assets": [dict(mesh, centres=[[99.0, 90.0], [95.5, 97.25]])]}
+    assert not puc.judge_selftest(far, reference=x86)["ok"]
+    assert not puc.judge_selftest(arm)["ok"]  # nothing to compare with is not a pass
