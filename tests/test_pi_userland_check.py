@@ -149,3 +149,17 @@ def test_face_mesh_landmarks_must_agree_with_x86(puc):
     far = {"machine": "aarch64", "assets": [dict(mesh, centres=[[99.0, 90.0], [95.5, 97.25]])]}
     assert not puc.judge_selftest(far, reference=x86)["ok"]
     assert not puc.judge_selftest(arm)["ok"]  # nothing to compare with is not a pass
+
+
+def test_pytest_failures_are_named(puc):
+    out = ("....F\nFAILED tests/daemon/test_x.py::test_a - assert 1\n"
+           "==== 1 failed, 4 passed in 2.0s ====\n")
+    assert puc.pytest_summary(out) == "1 failed, 4 passed in 2.0s: tests/daemon/test_x.py::test_a"
+
+
+def test_the_python_wrapper_is_valid_shell(puc, tmp_path):
+    wrapper = puc.python_wrapper(tmp_path / "python3.11", Path("/q/qemu-aarch64"),
+                                 Path("/root fs"), Path("/root fs/usr/bin/python3.11"), "/a:/b")
+    assert subprocess.run(["sh", "-n", str(wrapper)]).returncode == 0
+    text = wrapper.read_text()
+    assert "-0 \"$0\"" in text and "'/root fs'" in text
