@@ -104,29 +104,24 @@ def _runtime_name() -> str:
 
 
 def scores(args) -> dict:
-    """The door pipeline on each frame: face box and raw (quantized) model output."""
+    """The door pipeline on each frame: face box, score, verdict and the score's parts
+    (the int8 classifier's dequantized output, the geometry stage's, if any)."""
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.pipeline import Pipeline
-    from happyhouse.daemon.preprocess import prepare_frame
 
     pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
     frames, labels = _door_frames(args.data, args.limit)
     rows = []
     for index, frame in enumerate(frames):
-        face = pipeline.gate.find(frame)
-        raw = None
-        if face is not None:
-            crop = prepare_frame(frame, face, pipeline.preprocess)
-            raw = int(pipeline.classifier.raw_outputs(crop[None]).reshape(-1)[0])
-        happy = raw is not None and pipeline.decide(float(pipeline.classifier.dequantize_output(
-            np.asarray(raw))))
+        obs = pipeline.observe_image(frame, seq=index)
         rows.append({"i": index, "label": labels[index],
-                     "face": None if face is None else [int(v) for v in face], "raw": raw,
-                     "happy": happy})
+                     "face": None if obs.face is None else [int(v) for v in obs.face],
+                     "score": None if obs.score is None else float(obs.score),
+                     "happy": bool(obs.happy),
+                     "parts": {k: float(v) for k, v in obs.parts.items()}})
     return {"runtime": pipeline.runtime_label, "machine": platform.machine(),
-            "threshold": pipeline.threshold,
-            "scale": pipeline.classifier.output.scale,
-            "zero_point": pipeline.classifier.output.zero_point, "rows": rows}
+            "threshold": pipeline.threshold, "stages": pipeline.stages,
+            "output_scale": pipeline.classifier.output.scale, "rows": rows}
 
 
 def frames(args) -> dict:

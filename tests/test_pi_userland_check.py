@@ -21,31 +21,37 @@ def puc():
     return module
 
 
-def _scores(raws, faces=None, happy=None):
-    faces = faces or [[1, 2, 30, 30] if r is not None else None for r in raws]
-    happy = happy or [r is not None and r > 100 for r in raws]
-    return {"rows": [{"i": i, "label": 1, "face": f, "raw": r, "happy": h}
-                     for i, (r, f, h) in enumerate(zip(raws, faces, happy))]}
+def _scores(scores, faces=None, happy=None, classifier=None):
+    faces = faces or [[1, 2, 30, 30] if v is not None else None for v in scores]
+    happy = happy or [v is not None and v > 0.5 for v in scores]
+    classifier = classifier or scores
+    return {"output_scale": 1 / 256, "rows": [
+        {"i": i, "label": 1, "face": f, "score": v, "happy": h,
+         "parts": {} if c is None else {"classifier": c}}
+        for i, (v, f, h, c) in enumerate(zip(scores, faces, happy, classifier))]}
 
 
 def test_identical_scores_are_bit_identical(puc):
-    result = puc.compare_scores(_scores([5, None, 120]), _scores([5, None, 120]))
+    result = puc.compare_scores(_scores([0.1, None, 0.9]), _scores([0.1, None, 0.9]))
     assert result["ok"] and result["how"] == "bit-identical" and result["max_diff"] == 0
 
 
 def test_scores_within_the_golden_tolerance_pass_and_say_so(puc):
-    result = puc.compare_scores(_scores([5, 120]), _scores([7, 119]))
-    assert result["ok"] and result["how"].startswith("within tolerance (2 <= 2")
+    # 2 int8 steps of 1/256: 0.0078; a fused float score may move by far less
+    result = puc.compare_scores(_scores([0.1, 0.936507]), _scores([0.1, 0.936509]))
+    assert result["ok"] and result["how"].startswith("within tolerance")
+    assert "2/2 int8 classifier outputs" not in result["detail"]
 
 
 @pytest.mark.parametrize("arm", [
-    _scores([5, 123]),                                        # 3 int8 steps off
-    _scores([5, None]),                                       # a face lost
-    _scores([5, 120], happy=[True, True]),                    # a verdict flipped
-    _scores([5]),                                             # a frame missing
+    _scores([0.1, 0.92]),                                     # 0.02 off: past 2 int8 steps
+    _scores([0.1, None]),                                     # a face lost
+    _scores([0.1, 0.9], happy=[True, True]),                  # a verdict flipped
+    _scores([0.1, 0.9], faces=[[1, 2, 30, 30], [1, 2, 31, 31]]),  # a face box moved
+    _scores([0.1]),                                           # a frame missing
 ])
 def test_scores_that_differ_fail(puc, arm):
-    assert not puc.compare_scores(_scores([5, 120]), arm)["ok"]
+    assert not puc.compare_scores(_scores([0.1, 0.9]), arm)["ok"]
 
 
 def test_eval_reports_agree_except_timings_and_paths(puc):
