@@ -35,7 +35,7 @@ MODELS = Path(__file__).resolve().parent.parent / "daemon" / "models"
 def _door_frames(data: str, limit: int):
     """(BGR 640x480 door frames, labels) from a course HDF5, as happyhouse-eval makes them."""
     from happyhouse.daemon.datasets import load_dataset
-    from happyhouse.daemon.sources import to_door_frame
+    from happyhouse.daemon.preprocess import to_door_frame
 
     ds = load_dataset(data, size=None, limit=limit)
     return [to_door_frame(image, 640, 480) for image in ds.images], [int(v) for v in ds.labels]

@@ -169,3 +169,21 @@ def test_the_python_wrapper_is_valid_shell(puc, tmp_path):
     assert subprocess.run(["sh", "-n", str(wrapper)]).returncode == 0
     text = wrapper.read_text()
     assert "-0 \"$0\"" in text and "'/root fs'" in text
+
+
+@pytest.mark.parametrize("step", ["selftest", "scores"])
+def test_the_emulated_steps_run_on_x86_too(step, happy_house_h5):
+    """The steps use the daemon's API: a refactor that breaks them fails here, on x86,
+    not only in the emulated run."""
+    import json
+
+    steps = SCRIPT.parent / "pi_userland_steps.py"
+    proc = subprocess.run([sys.executable, str(steps), step, "--data", str(happy_house_h5),
+                           "--limit", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if step == "selftest":
+        kinds = {a["asset"]: a["kind"] for a in report["assets"]}
+        assert all(a["ok"] for a in report["assets"]) and "unknown" not in kinds.values()
+    else:
+        assert len(report["rows"]) >= 2 and report["machine"] == "x86_64"
