@@ -27,16 +27,30 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+from gpiozero.pins.mock import MockFactory
+
+# every daemon name the steps use, imported up front: a name the daemon moved
+# fails every step at once, also in the x86 test (tests/test_pi_userland_check.py)
+from happyhouse.daemon.blazeface import BlazeFace
+from happyhouse.daemon.bundle import default_bundle_path, load_bundle
+from happyhouse.daemon.cli import build_parser
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.datasets import load_dataset
+from happyhouse.daemon.facegate import FaceGate
+from happyhouse.daemon.fakes import FakeSource
+from happyhouse.daemon.geometry import MESH_FILE, FaceMesh
+from happyhouse.daemon.pipeline import Pipeline
+from happyhouse.daemon.preprocess import to_door_frame
+from happyhouse.daemon.runner import run_service
+from happyhouse.daemon.runtime import importable_runtime, runtime_report
 
 MODELS = Path(__file__).resolve().parent.parent / "daemon" / "models"
 
 
 def _door_frames(data: str, limit: int):
     """(BGR 640x480 door frames, labels) from a course HDF5, as happyhouse-eval makes them."""
-    from happyhouse.daemon.datasets import load_dataset
-    from happyhouse.daemon.preprocess import to_door_frame
-
     ds = load_dataset(data, size=None, limit=limit)
     return [to_door_frame(image, 640, 480) for image in ds.images], [int(v) for v in ds.labels]
 
@@ -44,13 +58,6 @@ def _door_frames(data: str, limit: int):
 def selftest(args) -> dict:
     """Every shipped asset under daemon/models/: bundles reproduce their golden vectors,
     the BlazeFace detector loads and finds faces in real frames."""
-    from happyhouse.daemon.blazeface import BlazeFace
-    from happyhouse.daemon.bundle import default_bundle_path, load_bundle
-    from happyhouse.daemon.config import load_config
-    from happyhouse.daemon.facegate import FaceGate
-    from happyhouse.daemon.geometry import MESH_FILE, FaceMesh
-    from happyhouse.daemon.runtime import runtime_report
-
     # the installed package's own assets (what a Pi gets), checked against the source tree
     installed = default_bundle_path().parent
     names = sorted(p.name for p in installed.iterdir() if p.is_dir())
@@ -98,17 +105,12 @@ def selftest(args) -> dict:
 
 
 def _runtime_name() -> str:
-    from happyhouse.daemon.runtime import importable_runtime
-
     return importable_runtime()[0]
 
 
 def scores(args) -> dict:
     """The door pipeline on each frame: face box, score, verdict and the score's parts
     (the int8 classifier's dequantized output, the geometry stage's, if any)."""
-    from happyhouse.daemon.config import load_config
-    from happyhouse.daemon.pipeline import Pipeline
-
     pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
     frames, labels = _door_frames(args.data, args.limit)
     rows = []
@@ -126,8 +128,6 @@ def scores(args) -> dict:
 
 def frames(args) -> dict:
     """PNG door frames for the CLI: ``--pick`` indices into the file, written in order."""
-    import cv2
-
     images, labels = _door_frames(args.data, args.limit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,14 +145,6 @@ def service(args) -> dict:
     The latch must open during the smiles, relock after ``unlock_seconds`` and
     stay locked through the empty hall; systemd must hear READY and STOPPING.
     """
-    from gpiozero.pins.mock import MockFactory
-
-    from happyhouse.daemon.cli import build_parser
-    from happyhouse.daemon.config import load_config
-    from happyhouse.daemon.fakesource import FakeSource
-    from happyhouse.daemon.pipeline import Pipeline
-    from happyhouse.daemon.runner import run_service
-
     images, labels = _door_frames(args.data, args.limit)
     smiles = [images[i] for i in args.pick for _ in range(args.repeat)]
     empty = [np.full_like(images[0], 128)] * int(args.fps * args.empty_seconds)
