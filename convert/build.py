@@ -8,7 +8,6 @@ atomically (``write_bundle``) so a refusal anywhere leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import platform
 import tempfile
@@ -20,7 +19,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from happyhouse.daemon.bundle import Bundle, write_bundle
+from happyhouse.daemon.bundle import Bundle, sha256_file, write_bundle
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import ModelError
 from happyhouse.daemon.evidence import evidence_problems, roc_table
@@ -131,10 +130,6 @@ def door_frames(train_meta: TrainingMeta) -> bool:
     """Whether training gated whole door frames (``happyhouse-train --door-frames``)."""
     training = train_meta.extra.get("training")
     return bool(isinstance(training, dict) and training.get("door_frames"))
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def convert(opts: Options) -> Bundle:
@@ -262,7 +257,7 @@ def bundle_meta(opts: Options, train_meta: TrainingMeta, clf: Classifier, calib:
         },
         "training": {
             "model_file": str(opts.model),
-            "model_sha256": _file_sha256(opts.model),
+            "model_sha256": sha256_file(opts.model),
             "metadata_file": str(train_meta.path),
             "data": train_meta.data,
             **({"details": train_meta.extra} if train_meta.extra else {}),

@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from happyhouse.daemon.bundle import sha256_file
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
 from happyhouse.train.augment import Augment, augment_batch
 from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, MESH_FILE, MESH_PAD, MESH_SHA256,
@@ -167,7 +168,7 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     head.save(out / HEAD_FILE)
     geometry = GeometrySpec(mesh_file=MESH_FILE, mesh_sha256=MESH_SHA256, head_file=HEAD_FILE,
-                            head_sha256=_sha256(out / HEAD_FILE),
+                            head_sha256=sha256_file(out / HEAD_FILE),
                             weights=tuple(args.weights))
     sidecar = {"format": FORMAT, "version": 1, "model_file": model_path.name,
                "geometry": geometry.to_dict(), "threshold": float(threshold),
@@ -202,12 +203,6 @@ def stage_beside(model_path: Path):
     from happyhouse.daemon.geometry import Geometry
 
     return Geometry.load(spec, Path(model_path).parent), sidecar
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def parser() -> argparse.ArgumentParser:
