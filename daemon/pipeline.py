@@ -26,7 +26,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .errors import DataError
+from .errors import DataError, ModelError
 from .evidence import false_open_at, require_threshold
 from .facegate import FaceGate
 from .preprocess import Box, check_frame, normalize_light, prepare_frame
@@ -74,7 +74,7 @@ class Pipeline:
         self.classifier = classifier
         self.gate = gate
         if bundle.geometry is not None and geometry is None:
-            raise DataError(f"{bundle.path} fuses a geometry stage: load it "
+            raise ModelError(f"{bundle.path} fuses a geometry stage: load it "
                             f"(Bundle.geometry_stage) before scoring with this bundle")
         self.geometry = geometry
         self.threshold = float(bundle.threshold if threshold is None else threshold)

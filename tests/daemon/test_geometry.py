@@ -200,7 +200,7 @@ def test_a_format_1_bundle_without_new_steps_is_still_served(tmp_path):
 
 def test_pipeline_refuses_a_geometry_bundle_without_its_stage(tmp_path, faces, mesh):
     bundle = _geometry_bundle(tmp_path, faces, mesh)
-    with pytest.raises(Exception, match="geometry"):
+    with pytest.raises(ModelError, match="geometry"):
         Pipeline(bundle, bundle.classifier(), FixedGate(None))
 
 
