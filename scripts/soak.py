@@ -64,7 +64,7 @@ def soak(frames: int, h5: Optional[str] = None, threshold: float = 0.3, every: i
     from happyhouse.daemon.latch import Latch
     from happyhouse.daemon.notify import Notifier
     from happyhouse.daemon.pipeline import Pipeline
-    from happyhouse.daemon.service import Door
+    from happyhouse.daemon.door import Door
     from happyhouse.daemon.fakes import FakeSource, fake_clock
 
     state = state_dir or tempfile.mkdtemp(prefix="hh-soak-")

@@ -8,7 +8,7 @@ from fakes import FakeClock, Recorder, ScriptedPipeline, ScriptedSource, clocked
 
 from happyhouse.daemon.latch import Latch
 from happyhouse.daemon.notify import Notifier
-from happyhouse.daemon.service import Door
+from happyhouse.daemon.door import Door
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def test_a_bad_bundle_is_not_installed(tmp_path):
 
 
 def test_sighup_serves_a_new_bundle_refuses_a_broken_one_and_rolls_back_locked(tmp_path, caplog):
-    from happyhouse.daemon import runner
+    from happyhouse.daemon import runner, service
 
     dest = tmp_path / "etc" / "bundle"
     model_history.install(variant(tmp_path, "shipped-copy"), dest)
@@ -99,18 +99,18 @@ def test_sighup_serves_a_new_bundle_refuses_a_broken_one_and_rolls_back_locked(t
     args = build_parser().parse_args(["--config", str(conf)])
     cfg = load_config(str(conf), None, required=True)
     doors = []
-    real_door = runner.Door
+    real_door = service.Door
 
     class SpyDoor(real_door):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             doors.append(self)
 
-    runner.Door = SpyDoor
+    service.Door = SpyDoor
     try:
         assert runner.run_service(cfg, **service_options(args), pin_factory=factory, source=source, clock=clock) == 0
     finally:
-        runner.Door = real_door
+        service.Door = real_door
     names = [d.pipeline.bundle.meta["name"] for d in doors]
     assert names == ["shipped-copy", "house", "house", "house"]
     assert doors[2].pipeline is doors[1].pipeline  # the broken bundle never served

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from happyhouse.daemon import cli
-from happyhouse.daemon.service import State
+from happyhouse.daemon.door import State
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "operations.md").read_text()

@@ -155,21 +155,21 @@ def test_sighup_reloads_the_config_while_locked(tmp_path, notify_socket):
                                                               82: stop})
     args = build_parser().parse_args(["--config", str(conf), "--gpio", "mock"])
     cfg = load_config(str(conf), {"latch.gpio": "mock"}, required=True)
-    import happyhouse.daemon.runner as runner_mod
+    import happyhouse.daemon.service as service_mod
 
-    real_door = runner_mod.Door
+    real_door = service_mod.Door
 
     class SpyDoor(real_door):
         def __init__(self, cfg, *a, **k):
             super().__init__(cfg, *a, **k)
             doors.append(self)
 
-    runner_mod.Door = SpyDoor
+    service_mod.Door = SpyDoor
     try:
         assert run_service(cfg, **service_options(args), pin_factory=factory, source=source, pipeline=pipeline,
                            clock=clock) == 0
     finally:
-        runner_mod.Door = real_door
+        service_mod.Door = real_door
     assert [d.unlock_seconds for d in doors] == [5.0, 2.0, 2.0]
     pin = factory.pin("GPIO17")
     t0 = 1000.0
@@ -433,3 +433,30 @@ def test_watchdog_pings_stop_while_the_loop_does_not_run(tmp_path):
     states = factory.pin("GPIO17").states
     assert [s.state for s in states] == [False, True, False]
     assert 0.45 < states[2].timestamp < 0.8  # relocked by the latch's timer, inside the hang
+
+
+def test_the_service_object_runs_without_the_runner_and_closes_locked(tmp_path, notify_socket):
+    """Service is what run_service loops over and what tools drive directly: start, step,
+    reload (locked, cooldown inherited), stop and close (idempotent) all without signals."""
+    from happyhouse.daemon.door import State
+    from happyhouse.daemon.service import Service
+
+    clock, factory, source, pipeline = service_parts(["H"] * 5 + ["n"] * 20)
+    service = Service.from_config(make_cfg(tmp_path), pin_factory=factory, source=source,
+                                  pipeline=pipeline, clock=clock)
+    first = service.start()
+    while service.door.state is not State.UNLOCKED:
+        service.step()
+    pin = factory.pin("GPIO17")
+    assert pin.state
+    second = service.reload()
+    assert second is not first and service.door is second and not pin.state
+    service.step()
+    assert second.state is State.COOLDOWN  # the reload did not end the opening's cooldown
+    assert service.frames == first.frames + second.frames
+    service.stop("done")
+    service.close()
+    service.close()
+    assert not pin.state and pin.function == "input"
+    messages = notify_socket()
+    assert sum(m.startswith("STOPPING=1") for m in messages) == 1 and "done" in messages[-1]

@@ -12,7 +12,7 @@ from gpiozero.pins.mock import MockFactory
 
 from fakes import FPS, FakeClock, ScriptedPipeline, ScriptedSource, make_cfg, open_times
 from happyhouse.daemon.latch import Latch
-from happyhouse.daemon.service import Door, State
+from happyhouse.daemon.door import Door, State
 
 
 def run_script(door, n=None):

@@ -1,5 +1,5 @@
 """Fakes for the reliability tests: fake time with timers, clocked mock pins, and the
-real ``run_service`` driven one camera read at a time (lockstep).
+real :class:`~happyhouse.daemon.service.Service` driven one camera read at a time (lockstep).
 
 * :class:`FakeClock` (from ``tests/fakes.py``) is the service's monotonic clock. The latch's relock timer
   (a ``threading.Timer`` in production) is replaced by :class:`FakeTimer`,
@@ -8,10 +8,10 @@ real ``run_service`` driven one camera read at a time (lockstep).
   microsecond instead of with real sleeps.
 * :func:`clocked_factory` gives ``MockFactory`` pins that time-stamp
   ``pin.states`` with the fake clock (as in tests/daemon/test_service.py).
-* :class:`DoorRig` runs what :func:`run_service` runs (its ``_Parts``, the real
-  Door, Vote and Latch, ``_reload``, the stop path) one loop pass at a time
-  in the test thread; each camera read runs one command (a frame, a stall,
-  an error) chosen by the test. No threads: a step is deterministic.
+* :class:`DoorRig` drives the real ``Service`` that :func:`run_service` loops over
+  (its parts, the real Door, Vote and Latch, its reload and stop path) one loop
+  pass at a time in the test thread; each camera read runs one command (a frame,
+  a stall, an error) chosen by the test. No threads: a step is deterministic.
 """
 
 from __future__ import annotations
@@ -103,9 +103,13 @@ def write_conf(path, values) -> None:
 
 def spy_door_class(rig: "DoorRig"):
     """The real Door; every state change is checked against the latch pin."""
-    from happyhouse.daemon.service import Door, State
+    from happyhouse.daemon.door import Door, State
 
     class SpyDoor(Door):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            rig.doors.append(self)
+
         def _enter(self, state, now, reason):
             on = rig.latch_on()
             if state is State.UNLOCKED and not on:
@@ -118,21 +122,20 @@ def spy_door_class(rig: "DoorRig"):
 
 
 class DoorRig:
-    """What ``run_service`` does, step by step in the test thread, with its real parts:
-    ``_Parts`` (latch, door contact), ``Door``, ``_reload`` and the stop path; only the
-    camera, the pipeline, the pins and the clock are fakes.
+    """The real ``Service`` that ``run_service`` loops over, step by step in the test
+    thread: its parts (latch, door contact), its doors, its reload and stop path; only
+    the camera, the pipeline, the pins and the clock are fakes.
 
-    ``step(command)`` is one pass of ``run_door``'s loop; ``sighup()`` and
+    ``step(command)`` is one pass of ``run_service``'s loop; ``sighup()`` and
     ``sigterm()`` are what the loop does when it finds the flag set.
     """
 
     def __init__(self, conf_path, values: dict, watchdog_usec: Optional[int] = 400_000) -> None:
-        from happyhouse.daemon import runner, service
         from happyhouse.daemon.cli import build_parser, service_options
         from happyhouse.daemon.config import load_config
         from happyhouse.daemon.notify import Notifier
+        from happyhouse.daemon.service import Service
 
-        self.runner, self.service = runner, service
         self.conf_path = conf_path
         write_conf(conf_path, values)
         self.args = build_parser().parse_args(["--config", str(conf_path), "--gpio", "mock"])
@@ -150,27 +153,18 @@ class DoorRig:
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         self.notifier = Notifier(env, sender=self.recorder)
-        self.door_class = spy_door_class(self)
-        self.parts = runner._Parts({"pin_factory": self.factory, "source": self.source,
-                                    "pipeline": self.pipeline}, self.clock, lambda: self.door)
-        self.doors: List[Any] = []
+        self.doors: List[Any] = []  # every door the service built, in order
+        self.service = Service.from_config(self.cfg, self.reload, pin_factory=self.factory,
+                                           source=self.source, pipeline=self.pipeline,
+                                           notifier=self.notifier, clock=self.clock,
+                                           door_class=spy_door_class(self))
         self.finished = False
         self.outcome: Any = None
         self._latch_pin = None
 
     def start(self) -> "DoorRig":
-        self.notifier.status("starting: loading model, opening camera")
-        self.parts.build(self.cfg)
-        self._new_door()
+        self.service.start()
         return self
-
-    def _new_door(self) -> None:
-        from happyhouse.daemon.audit import Audit
-
-        door = self.door_class(self.cfg, self.parts.source, self.parts.pipeline, self.parts.latch,
-                               self.notifier, Audit.from_config(self.cfg), self.clock)
-        self.doors.append(door)
-        door.start()
 
     @property
     def door(self):
@@ -181,28 +175,20 @@ class DoorRig:
         self.steps += 1
         self.source.pending = command
         try:
-            self.door.step()
-        except Exception as exc:  # run_door's finally, then run_service's
-            self._finish(exc, f"error: {exc}")
+            self.service.step()
+        except Exception as exc:  # what run_service does with an error: close, then raise
+            self.service.close(exc)
+            self.finished, self.outcome = True, exc
 
     def sigterm(self) -> None:
         self.steps += 1
-        self.door.latch.lock()  # run_door's finally
-        self.door.stop("SIGTERM")
-        self._finish(0, "SIGTERM")
+        self.service.stop("SIGTERM")
+        self.service.close()
+        self.finished, self.outcome = True, 0
 
     def sighup(self) -> None:
         self.steps += 1
-        self.door.latch.lock()  # run_door's finally
-        self.cfg = self.runner._reload(self.cfg, self.reload, self.parts, self.notifier)
-        self._new_door()
-
-    def _finish(self, outcome, reason: str) -> None:
-        self.door.latch.lock()
-        self.parts.close()
-        if self.door.state is not self.service.State.STOPPING:
-            self.notifier.stopping(f"stopping: {reason}")
-        self.finished, self.outcome = True, outcome
+        self.service.reload()
 
     def _check_locked(self, message: str) -> None:
         """RELOADING/STOPPING must be sent with the latch locked at that very instant."""

@@ -27,7 +27,7 @@ from happyhouse.daemon.errors import ModelError, SourceError
 from happyhouse.daemon.latch import Latch
 from happyhouse.daemon.notify import Notifier
 from happyhouse.daemon.preprocess import check_frame
-from happyhouse.daemon.service import Door, State
+from happyhouse.daemon.door import Door, State
 from happyhouse.daemon.devices import Device
 from happyhouse.daemon.sources import ThreadedSource
 
@@ -277,9 +277,9 @@ def test_read_error_storm_is_one_warning_and_a_fault(rig, caplog):
 
 def test_the_door_history_is_bounded_over_a_long_run(rig, monkeypatch):
     """Found by the soak: Door.transitions grew by three entries per opening, forever."""
-    import happyhouse.daemon.service as service_mod
+    import happyhouse.daemon.door as door_mod
 
-    monkeypatch.setattr(service_mod, "TRANSITIONS_KEPT", 12)
+    monkeypatch.setattr(door_mod, "TRANSITIONS_KEPT", 12)
     r = rig(**{"decision.votes_needed": 1, "decision.window": 1, "decision.unlock_seconds": 0.5,
                "decision.cooldown_seconds": 0.0})
     for _ in range(300):

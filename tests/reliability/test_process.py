@@ -383,7 +383,7 @@ def test_sighup_reload_in_a_real_process(tmp_path, daemon):
 
 def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypatch):
     """A reload that takes longer than WatchdogSec must not get the service killed."""
-    import happyhouse.daemon.runner as runner_mod
+    import happyhouse.daemon.service as service_mod
     from happyhouse.daemon.cli import build_parser, service_options
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.fakes import FakeSource
@@ -410,7 +410,7 @@ def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypa
         opened.append(spec)
         return cam
 
-    monkeypatch.setattr(runner_mod, "open_source", open_source)  # where the service opens cameras
+    monkeypatch.setattr(service_mod, "open_source", open_source)  # where the service opens cameras
     conf = tmp_path / "c.conf"
     conf.write_text(conf_text(tmp_path, camera="source = 0"))
 

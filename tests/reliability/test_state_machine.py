@@ -36,7 +36,7 @@ from reliability_rig import (CONTACT_PIN, DoorRig, duplicate_cmd, fake_latch_tim
                              none_cmd, on_intervals, raise_cmd, write_conf)
 
 from happyhouse.daemon.errors import ModelError, SourceError
-from happyhouse.daemon.service import State
+from happyhouse.daemon.door import State
 
 EXAMPLES = int(os.environ.get("HAPPYHOUSE_HYPOTHESIS_EXAMPLES", "1500"))
 STEPS = int(os.environ.get("HAPPYHOUSE_HYPOTHESIS_STEPS", "20"))

@@ -68,7 +68,7 @@ def adapt(*argv):
 @pytest.mark.slow
 def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys):
     from fakes import FakeClock, ScriptedSource, clocked_factory, open_times
-    from happyhouse.daemon import model_history, runner
+    from happyhouse.daemon import model_history, runner, service
     from happyhouse.daemon.cli import build_parser, service_options
 
     out = tmp_path / "my_bundle"
@@ -101,20 +101,20 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
                             {3: deploy_and_hup, 8: lambda: os.kill(os.getpid(), signal.SIGTERM)})
     factory = clocked_factory(clock)
     served = []
-    real_door = runner.Door
+    real_door = service.Door
 
     class SpyDoor(real_door):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             served.append(self.pipeline.model_sha256)
 
-    runner.Door = SpyDoor
+    service.Door = SpyDoor
     try:
         assert runner.run_service(load_config(str(conf), None, required=True),
                                   **service_options(build_parser().parse_args(["--config", str(conf)])),
                                   pin_factory=factory, source=source, clock=clock) == 0
     finally:
-        runner.Door = real_door
+        service.Door = real_door
     assert served == [load_bundle(default_bundle_path()).sha256, bundle.sha256]
     assert open_times(factory.pin("GPIO17"), 0.0) == []
     assert (dest.parent / "bundle.previous").is_dir()  # the one it replaced, for --rollback-model
