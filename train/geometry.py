@@ -139,8 +139,8 @@ def run(args) -> dict:
                         f"{int((~is_val).sum())} training images of --data: give the data it "
                         f"was trained on")
     mesh = FaceMesh(ASSET_DIR / MESH_FILE)
-    x = mesh_features(data.images, mesh)
-    train_x, train_y = x[~is_val], data.labels[~is_val]
+    # validation faces are measured in the loop below, once per version of them
+    train_x, train_y = mesh_features(data.images[~is_val], mesh), data.labels[~is_val]
     if args.lowres_copies:
         soft = augment_batch(data.images[~is_val], LOWRES_COPY, np.random.default_rng(args.seed))
         train_x = np.concatenate([train_x, mesh_features(soft, mesh)])
