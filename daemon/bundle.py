@@ -147,6 +147,13 @@ class Bundle:
         if crops is None or want is None or len(crops) == 0 or len(crops) != len(want):
             raise SelfTestError(f"{self.path}: {GOLDEN_FILE} has no geometry vectors: cannot "
                                 f"self-test the geometry stage, refusing to arm")
+        if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3 \
+                or crops.shape[1] != crops.shape[2] or crops.shape[1] < 16 \
+                or np.asarray(want).dtype.kind != "f":
+            raise ModelError(f"{self.path / GOLDEN_FILE}: geometry vectors are "
+                             f"{crops.dtype} {tuple(crops.shape)} crops with "
+                             f"{np.asarray(want).dtype} scores, expected uint8 N x S x S x 3 "
+                             f"face crops and float scores")
         got = np.array([geometry.score(crop) for crop in crops])
         worst = float(np.max(np.abs(got - np.asarray(want, np.float64)), initial=0.0))
         if not worst <= GEOMETRY_TOLERANCE:

@@ -149,6 +149,24 @@ def test_golden_geometry_scores_that_this_runtime_misses_refuse_to_arm(tmp_path,
         load_bundle(bundle.path).self_test_geometry(load_bundle(bundle.path).geometry_stage())
 
 
+@pytest.mark.parametrize("change", [
+    lambda a: a.update(geometry_inputs=a["geometry_inputs"].astype(np.float32)),
+    lambda a: a.update(geometry_inputs=a["geometry_inputs"][..., 0]),
+    lambda a: a.update(geometry_scores=np.array(["x"] * len(a["geometry_scores"]))),
+], ids=["float-crops", "grey-crops", "text-scores"])
+def test_malformed_golden_geometry_vectors_are_one_model_error(tmp_path, faces, mesh, change):
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    with np.load(bundle.path / "golden.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    np.savez(bundle.path / "golden.npz", **arrays)
+    reseal_bundle(bundle.path)
+    loaded = load_bundle(bundle.path)
+    with pytest.raises(ModelError, match="geometry vectors") as err:
+        loaded.self_test_geometry(loaded.geometry_stage())
+    assert "\n" not in str(err.value)
+
+
 def test_a_bundle_whose_mesh_asset_is_missing_is_refused_in_one_line(tmp_path, faces, mesh):
     bundle = _geometry_bundle(tmp_path, faces, mesh)
     meta = json.loads((bundle.path / "model.json").read_text())
