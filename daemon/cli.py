@@ -46,6 +46,7 @@ FLAG_KEYS: Dict[str, str] = {
     "threads": "model.threads",
     "log_level": "service.log_level",
     "state_dir": "service.state_dir",
+    "web": "web.address",
 }
 
 
@@ -104,6 +105,9 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="--collect: at most one frame per SECONDS (0.5)")
     parser.add_argument("--budget-mb", type=float, metavar="MB",
                         help="--collect: most disk this session may use (500)")
+    parser.add_argument("--web", metavar="ADDR:PORT",
+                        help="service: serve the door's page there (e.g. 127.0.0.1:8321; any "
+                             "other address needs [web] token_file)")
     parser.add_argument("--max-frames", type=int, metavar="N",
                         help="service: stop after N frames (demos and tests)")
     return parser
@@ -117,6 +121,7 @@ MODE_FLAGS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "test_latch": (("check",), "--check"),
     "json": (("once", "check"), "--once or --check"),
     "max_frames": (("service",), "the service (no mode flag)"),
+    "web": (("service",), "the service (no mode flag)"),
     "label": (("collect",), "--collect"),
     "count": (("collect",), "--collect"),
     "every": (("collect",), "--collect"),
@@ -141,7 +146,10 @@ def check_mode_flags(args: "argparse.Namespace") -> None:
 
 def flag_values(args: "argparse.Namespace") -> Dict[str, object]:
     """The config keys the command line sets (None: the flag was not given)."""
-    return {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
+    values = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
+    web = getattr(args, "web", None)
+    values["web.enabled"] = True if web else None  # --web turns the page on
+    return values
 
 
 def config_from_args(args: "argparse.Namespace") -> "Config":

@@ -51,6 +51,8 @@ DUPLICATE_LEVEL = 3.0
 #: free space the session always leaves on the disk (the journal and the service need it)
 RESERVE_MB = 100
 FRAME_EXT = ".png"
+#: frames the door's page collected, waiting for the technician's label (adapt ignores them)
+UNSORTED = "unsorted"
 
 
 def thumbnail(image_bgr: np.ndarray) -> np.ndarray:
@@ -69,7 +71,7 @@ class Folder:
 
     def __init__(self, root: Path, label: str, budget_mb: float,
                  disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> None:
-        if label not in CLASSES:
+        if label not in CLASSES + (UNSORTED,):
             raise DataError(f"--label must be one of {', '.join(CLASSES)}, got {label!r}")
         self.root, self.label = Path(root).expanduser(), label
         self.folder = self.root / label
@@ -158,24 +160,12 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
         if near_duplicate(last_thumb, thumb):
             skipped["too like the last"] += 1
             continue
-        ok, encoded = cv2.imencode(FRAME_EXT, frame.image)  # the frame as captured: no drawing
-        if not ok:
-            raise DataError("OpenCV could not encode the frame as PNG")
-        encoded = encoded.tobytes()
+        stem, encoded, sidecar = frame_record(frame, obs, pipeline, settings, folder.label)
         why = folder.room_for(len(encoded) + 4096)
         if why is not None:
             out.write(f"stopped after {kept}/{count} {folder.label} frames: {why}\n")
             return kept
-        wall = time.time() - (time.monotonic() - frame.timestamp)
-        stamp = datetime.fromtimestamp(wall, timezone.utc)
-        stem = stamp.strftime("%Y%m%dT%H%M%S") + f"-{int(stamp.microsecond / 1000):03d}-{frame.seq}"
-        folder.write(stem, encoded, {
-            "label": folder.label, "face": [int(v) for v in obs.face],
-            "score": None if obs.score is None else round(float(obs.score), 6),
-            "parts": {k: round(float(v), 6) for k, v in obs.parts.items()},
-            "threshold": pipeline.threshold, "model_sha256": pipeline.model_sha256,
-            "time": stamp.isoformat(timespec="milliseconds"), "camera": settings,
-            "face_gate": pipeline.gate.description})
+        folder.write(stem, encoded, sidecar)
         kept += 1
         last_thumb, last_time = thumb, now
         out.write(f"{kept}/{count} {folder.label} frames, {prompt}\n")
@@ -184,6 +174,27 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
               f"{skipped['no face']} without a face, {skipped['too like the last']} too like "
               f"the last kept)\n")
     return kept
+
+
+def frame_record(frame, obs, pipeline, settings: dict, label: str):
+    """``(stem, PNG bytes, sidecar)`` of one kept frame: the frame as captured (no
+    drawing), named by its capture time, with what the door made of it."""
+    import cv2
+
+    ok, encoded = cv2.imencode(FRAME_EXT, frame.image)
+    if not ok:
+        raise DataError("OpenCV could not encode the frame as PNG")
+    wall = time.time() - (time.monotonic() - frame.timestamp)
+    stamp = datetime.fromtimestamp(wall, timezone.utc)
+    stem = stamp.strftime("%Y%m%dT%H%M%S") + f"-{int(stamp.microsecond / 1000):03d}-{frame.seq}"
+    sidecar = {
+        "label": label, "face": [int(v) for v in obs.face],
+        "score": None if obs.score is None else round(float(obs.score), 6),
+        "parts": {k: round(float(v), 6) for k, v in obs.parts.items()},
+        "threshold": pipeline.threshold, "model_sha256": pipeline.model_sha256,
+        "time": stamp.isoformat(timespec="milliseconds"), "camera": settings,
+        "face_gate": pipeline.gate.description}
+    return stem, encoded.tobytes(), sidecar
 
 
 def run_collect(cfg, args, *, source=None, pipeline=None, out=None,

@@ -25,6 +25,7 @@ from . import detectors
 from .errors import ConfigError
 from .keys import Key
 from .logtext import clean
+from .web import keys as web_keys
 
 DEFAULT_PATH = "/etc/happyhouse/happyhouse.conf"
 
@@ -92,6 +93,8 @@ KEYS: Tuple[Key, ...] = (
         0.1, 100000),
     Key("service", "log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR",
         choices=LOG_LEVELS),
+    # the door's page declares its own keys (daemon/web/keys.py)
+    *web_keys.KEYS,
 )
 
 KEY_BY_NAME: Mapping[str, Key] = MappingProxyType({k.dotted: k for k in KEYS})
@@ -228,6 +231,7 @@ def _check_relations(v: Mapping[str, Any], origin: str) -> None:
         raise ConfigError(f"{origin}: [latch] pin, door_contact_pin and exit_button_pin "
                           f"must be different pins, got {', '.join(pins)}")
     detectors.detector_class(v["face.detector"]).check_config(v, origin)
+    web_keys.check_config(v, origin)
 
 
 #: a config file is a few kilobytes; anything bigger is not one (a log, /dev/zero)

@@ -45,6 +45,7 @@ from typing import Any, Callable, Deque, Dict, Optional
 from .audit import Audit, box_text
 from .errors import HappyHouseError
 from .notify import Notifier
+from .trail import DecisionTrail
 from .vote import Vote
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,20 @@ class Door:
     def __init__(self, cfg, source, pipeline, latch, notifier: Optional[Notifier] = None,
                  audit: Optional[Audit] = None, clock: Callable[[], float] = time.monotonic,
                  frame_timeout: float = FRAME_TIMEOUT,
-                 inherited: Optional[SafetyState] = None) -> None:
+                 inherited: Optional[SafetyState] = None,
+                 trail: Optional[DecisionTrail] = None) -> None:
         self.source = source
         self.pipeline = pipeline
         self.latch = latch
         self.notifier = notifier if notifier is not None else Notifier({})
         self.audit = audit if audit is not None else Audit.from_config(cfg)
         self.clock = clock
+        # sightings and openings for the door's page (the journal has them all)
+        self.trail = trail if trail is not None else DecisionTrail()
+        # the newest fresh frame and its observation (None when nothing was decided),
+        # replaced as one tuple so a reader in another thread (the page) never sees
+        # a frame with another frame's observation
+        self.latest: Optional[tuple] = None
         self.frame_timeout = min(frame_timeout, cfg.camera_stall_timeout / 2)
         self.stale_after = cfg.camera_stale_after
         self.stall_timeout = cfg.camera_stall_timeout
@@ -111,6 +119,7 @@ class Door:
         self.unlocks = 0
         self.ready_sent = False
         self.last_decision = "none yet"
+        self.vote_text = "no votes yet"  # the vote in words after the last decision (the page)
         # (clock time, state, reason): the door's recent history, bounded so a door that
         # runs for months does not grow (the journal keeps the full record)
         self.transitions: Deque[tuple] = deque(maxlen=TRANSITIONS_KEPT)
@@ -249,8 +258,10 @@ class Door:
             else:
                 self._enter(State.ARMED, now, "fresh frames")
         if self.state is not State.ARMED:
+            self.latest = (frame, None)
             return None  # unlocked or cooling down: nothing to decide, save the CPU
         obs = self.pipeline.observe(frame)
+        self.latest = (frame, obs)
         decided = self.clock()
         passed = self.vote.add(obs, now=decided)
         self._log_decision(obs, decided - frame.timestamp)
@@ -268,11 +279,14 @@ class Door:
         fields: Dict[str, Any] = {"seq": obs.seq, "verdict": verdict, "score": score or "-",
                                   "frame_age_ms": f"{age * 1000:.0f}",
                                   "votes": self.vote.describe()}
+        self.vote_text = fields["votes"]
         if obs.face is not None:
             fields["face"] = box_text(obs.face)
         # every decision at DEBUG; at INFO when the verdict changes (a face arrives, smiles,
         # leaves), so the journal shows each sighting without 15 lines a second
         level = logging.INFO if verdict != self._last_verdict else logging.DEBUG
+        if verdict != self._last_verdict:
+            self.trail.add(verdict, score=obs.score, face=obs.face)
         self._last_verdict = verdict
         log.log(level, "frame %s: %s", obs.seq, self.last_decision, extra={"journal": fields})
 
@@ -282,8 +296,11 @@ class Door:
         granted = self.latch.unlock(self.unlock_seconds)
         self._unlock_until = now + granted
         self.unlocks += 1
-        self.audit.record_unlock(reason, granted, self.vote.ballots, frame=frame, observation=obs,
-                                 frame_age=age, model_sha256=getattr(self.pipeline, "model_sha256", None))
+        snapshot = self.audit.record_unlock(
+            reason, granted, self.vote.ballots, frame=frame, observation=obs, frame_age=age,
+            model_sha256=getattr(self.pipeline, "model_sha256", None))
+        self.trail.add("unlocked", reason=reason, scores=[b.score for b in self.vote.ballots],
+                       face=getattr(obs, "face", None), snapshot=snapshot)
         self.vote.reset("unlocked")
         self.last_decision = f"unlocked ({reason})"
         self._enter(State.UNLOCKED, now, reason)
@@ -330,6 +347,13 @@ class Door:
         if self._last_ping is None or now - self._last_ping >= interval:
             self.notifier.watchdog()
             self._last_ping = now
+
+    def frame_age(self, now: Optional[float] = None) -> Optional[float]:
+        """Seconds since the newest fresh frame was captured (None before the first)."""
+        latest = self.latest
+        if latest is None:
+            return None
+        return (self.clock() if now is None else now) - latest[0].timestamp
 
     @property
     def fps(self) -> float:

@@ -11,6 +11,7 @@ signal, exception) before its parts are released.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -19,8 +20,11 @@ from typing import Any, Callable, Dict, Optional
 from .config import Config
 from .door import Door
 from .endsignals import ENDING_SIGNALS
+from .errors import HappyHouseError
 from .notify import Notifier
 from .service import Service
+
+log = logging.getLogger(__name__)
 
 
 # -- signals ----------------------------------------------------------------
@@ -90,15 +94,21 @@ def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
     signals = signals if signals is not None else Signals()
     installed = signals.install()
     error: Optional[BaseException] = None
+    page = None
     try:
+        page = open_page(cfg, service)  # a bad token file or address: an error, door locked
         service.start()
+        if page is not None:
+            page.start()
         while True:
             if signals.stop.is_set():
                 reason = signals.received or "stop"
                 break
             if signals.reload.is_set():
                 signals.reload.clear()
+                before = service.cfg
                 service.reload()
+                page = reopen_page(page, before, service)
                 continue
             if max_frames is not None and service.frames >= max_frames:
                 reason = "max-frames"
@@ -110,6 +120,37 @@ def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
         error = exc
         raise
     finally:
-        service.close(error)  # locks first
-        if installed:
-            signals.restore()
+        try:
+            service.close(error)  # locks first
+        finally:
+            if page is not None:
+                page.close()
+            if installed:
+                signals.restore()
+
+
+def open_page(cfg, service: Service):
+    """The door's page over ``service`` when ``[web] enabled`` (not yet serving), else None."""
+    if not cfg.web_enabled:
+        return None
+    from .web.server import DoorPage
+
+    return DoorPage(cfg, service)
+
+
+def reopen_page(page, before, service: Service):
+    """After a reload: the page again when its ``[web]`` settings changed. A page that
+    cannot start is logged and left off: the door itself keeps running."""
+    web = {k: v for k, v in service.cfg.values.items() if k.startswith("web.")}
+    if web == {k: v for k, v in before.values.items() if k.startswith("web.")}:
+        return page
+    if page is not None:
+        page.close()
+    try:
+        page = open_page(service.cfg, service)
+        if page is not None:
+            page.start()
+        return page
+    except HappyHouseError as exc:
+        log.error("reload: the door page is off: %s", exc)
+        return None

@@ -34,6 +34,7 @@ from .model_history import fingerprint
 from .notify import Notifier
 from .pipeline import Pipeline
 from .sources import open_source
+from .trail import DecisionTrail
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,11 @@ class Service:
         self._door_class = door_class
         self.door: Optional[Door] = None  # None while a reload rebuilds the parts
         self._frames_before = 0  # frames seen by the doors a reload replaced
+        self._unlocks_before = 0  # openings by the doors a reload replaced
         self._reason: Optional[str] = None  # what stop() was told
         self.closed = False
+        self.trail = DecisionTrail()  # sightings and openings, across reloads (the page)
+        self.started_at: Optional[float] = None  # self.clock() at start()
 
     @classmethod
     def from_config(cls, cfg, reload: Optional[Callable[[], Config]] = None, *, pin_factory=None,
@@ -80,8 +84,14 @@ class Service:
         """Frames seen since :meth:`start`, across reloads."""
         return self._frames_before + (self.door.frames if self.door is not None else 0)
 
+    @property
+    def unlocks(self) -> int:
+        """Openings since :meth:`start`, across reloads."""
+        return self._unlocks_before + (self.door.unlocks if self.door is not None else 0)
+
     def start(self) -> Door:
         """Build the parts (the latch first, locked) and start the first door."""
+        self.started_at = self.clock()
         self.notifier.status("starting: loading model, opening camera")
         self.parts.build(self.cfg)
         return self._start_door(None)
@@ -98,6 +108,7 @@ class Service:
         inherited = None
         if door is not None:
             self._frames_before += door.frames
+            self._unlocks_before += door.unlocks
             inherited = door.safety_state()
         self.notifier.reloading("reloading config (latch locked)")
         log.info("reloading config (latch locked)")
@@ -109,7 +120,7 @@ class Service:
         door_class = self._door_class if self._door_class is not None else Door
         door = door_class(self.cfg, self.parts.source, self.parts.pipeline, self.parts.latch,
                           self.notifier, Audit.from_config(self.cfg), self.clock,
-                          inherited=inherited)
+                          inherited=inherited, trail=self.trail)
         self.door = door
         door.start()
         return door

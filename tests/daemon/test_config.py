@@ -34,6 +34,9 @@ def invalid_values(key):
         bad += [""]
     if key.dotted in ("camera.source", "service.state_dir"):
         bad += ["", "   "]
+    if key.dotted == "web.address":
+        bad += ["", "8321", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:-1", "door.local:8321",
+                "127.0.0.1:80a", "[::1]"]
     return bad
 
 
@@ -41,7 +44,8 @@ CASES = [(key.dotted, value) for key in KEYS for value in invalid_values(key)]
 
 
 def test_every_key_kind_has_invalid_cases():
-    free_text = {"model.bundle", "face.yunet_model", "face.cascade"}  # paths checked where used
+    free_text = {"model.bundle", "face.yunet_model", "face.cascade",  # paths checked where used
+                 "web.token_file", "web.collect_dir"}
     covered = {dotted for dotted, _ in CASES}
     assert covered | free_text == set(KEY_BY_NAME)
 
