@@ -35,9 +35,10 @@ from happyhouse.daemon.errors import ConfigError
 from . import frames as bench_frames, stages as bench_stages
 from .daemon import measure_daemon
 from .model import time_models
+from .page import measure_page
 from .report import table
 
-SECTIONS = ("stages", "pipeline", "age", "daemon", "models")
+SECTIONS = ("stages", "pipeline", "age", "daemon", "models", "page")
 
 #: (key, description, target, direction, wall-clock key): the value must be >= target
 #: ("min") or <= target ("max"). Timing goals are judged on CPU time (what a dedicated
@@ -54,6 +55,12 @@ GOALS = (
     ("rss_anon_mb", "daemon private memory (RSS anon) <= 48 MB", 48.0, "max", None),
     ("ready_s", "READY=1 within 1.5 s of process start", 1.5, "max", None),
     ("frame_age_p95_ms", "frame age at decision (p95) within one frame period", None, "max", None),
+    # the door's page (issue 19): 20 viewers, stalled ones and a slowloris cost the door
+    # at most 10% of its decisions and no relock time
+    ("page_rate_drop_pct", "decision rate with the page loaded: at most 10% lower", 10.0, "max",
+     None),
+    ("page_relock_delay_ms", "relock with the page loaded: within 20 ms of unlock_seconds", 20.0,
+     "max", None),
 )
 
 
@@ -78,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-fps", type=float, default=30.0, help="live source rate (default 30)")
     p.add_argument("--daemon-warmup", type=float, default=3.0,
                    help="seconds the daemon runs after READY before RSS is read (default 3)")
+    p.add_argument("--page-seconds", type=float, default=4.0,
+                   help="door page: seconds per phase (default 4; 2 rounds of off/loaded)")
+    p.add_argument("--page-streams", type=int, default=20,
+                   help="door page: live-view viewers in the loaded phase (default 20)")
     p.add_argument("--skip", action="append", default=[], choices=SECTIONS,
                    help="leave a section out (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -176,7 +187,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result: Dict[str, Any] = {"machine": machine(cores), "notes": []}
     result["config"] = {k: getattr(args, k) for k in (
         "threads", "frames", "warmup", "rounds", "invokes", "keras_iters", "age_seconds",
-        "source_fps", "daemon_warmup")}
+        "source_fps", "daemon_warmup", "page_seconds", "page_streams")}
     # frames first: a bad --data is then refused before the model loads and logs
     frames = bench_frames.load_frames(args.data or bench_frames.default_data_path())
     parts = bench_stages.build_parts(args.model, args.threads, args.config)
@@ -218,7 +229,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     m = models or {}
     result["invoke_ms"] = {k: m.get(k) for k in ("int8", "float32", "keras", "keras_call")}
     result["ratios"] = ratios(m, result["pipeline_ms"])
-    for error in (stages, pipe, age, daemon):
+    page = None
+    if "page" not in skip:
+        page = measure_page(frames.bgr[:8], args.page_seconds, streams=args.page_streams,
+                            config=args.config)
+    result["page"] = page
+    for error in (stages, pipe, age, daemon, page):
         if error and error.get("error"):
             result["notes"].append(error["error"])
     result["notes"] = list(dict.fromkeys(result["notes"]))
@@ -231,7 +247,9 @@ def goals(result: Dict[str, Any]) -> List[Dict[str, Any]]:
     values = {**result["ratios"], "fps": result.get("fps"), "fps_cpu": result.get("fps_cpu"),
               "rss_mb": result.get("rss_mb"), "rss_anon_mb": result.get("rss_anon_mb"),
               "ready_s": result.get("ready_s"),
-              "frame_age_p95_ms": age.get("p95")}
+              "frame_age_p95_ms": age.get("p95"),
+              "page_rate_drop_pct": (result.get("page") or {}).get("rate_drop_pct"),
+              "page_relock_delay_ms": (result.get("page") or {}).get("relock_delay_loaded_ms")}
     out = []
     for key, text, target, direction, wall_key in GOALS:
         if target is None:

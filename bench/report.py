@@ -69,6 +69,14 @@ def table(result: Dict[str, Any]) -> str:
               f"frame age at decision ({_num(age.get('source_fps'), '{:g}')} fps source): median "
               f"{_num(age.get('median'), '{:.2f}')} ms, p95 {_num(age.get('p95'), '{:.2f}')} ms "
               f"over {age.get('decided', 0)} decisions, {age.get('dropped', 0)} frames dropped", ""]
+    page = result.get("page") or {}
+    if page and not page.get("error"):
+        lines += [f"door page: decisions {_num(page.get('rate_off_fps'), '{:.1f}')}/s idle, "
+                  f"{_num(page.get('rate_loaded_fps'), '{:.1f}')}/s with {page.get('streams')} "
+                  f"live viewers + {page.get('stalled')} stalled + a slowloris "
+                  f"({_num(page.get('rate_drop_pct'), '{:.1f}')}% lower); relock "
+                  f"{_num(page.get('relock_delay_off_ms'), '{:.1f}')} ms past unlock_seconds idle, "
+                  f"{_num(page.get('relock_delay_loaded_ms'), '{:.1f}')} ms loaded", ""]
     lines.append("goals (timings judged on CPU time: the machine is shared; wall clock in brackets):")
     for g in result.get("goals", []):
         mark = {True: "PASS", False: "FAIL", None: "----"}[g["pass"]]

@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import DataError, HappyHouseError
+from ..errors import DataError
 
 
 def read_frames(folder: Path) -> List[np.ndarray]:
@@ -109,11 +109,13 @@ def _main(argv: Optional[List[str]]) -> int:
     parser.add_argument("--frames", required=True, type=Path, help="folder of door frames to play")
     parser.add_argument("--config", help="INI config file (default: the defaults)")
     parser.add_argument("--web", default="127.0.0.1:8321", metavar="ADDR:PORT")
+    parser.add_argument("--token-file", default="", help="the page's token file (needed off-host)")
     parser.add_argument("--state-dir", default="/tmp/happyhouse-page-demo",
                         help="where unlock snapshots and collected frames go")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
     args = parser.parse_args(argv)
     cfg = config_from_flags(args.config, {"web.enabled": True, "web.address": args.web,
+                                          "web.token_file": args.token_file,
                                           "latch.gpio": "mock",
                                           "service.state_dir": args.state_dir,
                                           "service.snapshot_on_unlock": True})

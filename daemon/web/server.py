@@ -64,7 +64,9 @@ SECURITY_HEADERS = {
                                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the
+    # page's own form posts, and the origin check could not tell them from another site's
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _FRAME_PATH = re.compile(r"^/api/frames/([a-z_]{1,20})/([^/]{1,120})(/label)?$")
@@ -294,6 +296,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path in STATIC:  # no faces: served before login (the login page uses them)
             name, kind = STATIC[path]
             self._send(HTTPStatus.OK, _asset(name), kind)
+            return
+        if path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             return
         if path in ("/", "/index.html"):
             if session is None:

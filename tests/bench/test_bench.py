@@ -43,7 +43,8 @@ def check_stats(stats):
 @pytest.mark.slow
 def test_full_run_reports_every_figure(converted, happy_house_h5):
     bundle_path, convert_result = converted
-    rc, res, err = run_json(["--data", str(happy_house_h5), "--model", str(bundle_path)] + TINY)
+    rc, res, err = run_json(["--data", str(happy_house_h5), "--model", str(bundle_path),
+                             "--page-seconds", "1", "--page-streams", "6"] + TINY)
     assert rc == 0, err
     for key in ("invoke_ms", "pipeline_ms", "fps", "rss_mb", "ready_s", "frame_age_ms",
                 "stages_ms", "ratios", "goals", "machine"):
@@ -79,13 +80,18 @@ def test_full_run_reports_every_figure(converted, happy_house_h5):
     assert res["rss_mb"] == pytest.approx(daemon["rss_anon_mb"] + daemon["rss_file_mb"], abs=0.5)
     assert daemon["tensorflow_loaded"] is False
     assert daemon["exit_status"] == 0 and daemon["stopping_sent"]
+    page = res["page"]
+    assert page.get("error") is None, page
+    assert page["rate_off_fps"] > 0 and page["rate_loaded_fps"] > 0 and page["streams"] == 6
+    assert page["live_jpegs"] > 0  # the viewers were served
+    assert page["relock_delay_loaded_ms"] is not None and page["relock_delay_loaded_ms"] < 1000
     assert res["notes"] == []
 
 
 def test_missing_keras_model_leaves_null_rows_and_says_why(happy_house_h5, tmp_path):
     rc, res, err = run_json(["--data", str(happy_house_h5), "--keras", str(tmp_path / "none.keras"),
                              "--skip", "stages", "--skip", "pipeline", "--skip", "age",
-                             "--skip", "daemon"] + TINY)
+                             "--skip", "daemon", "--skip", "page"] + TINY)
     assert rc == 0, err
     check_stats(res["invoke_ms"]["int8"])
     assert res["invoke_ms"]["float32"] is None and res["invoke_ms"]["keras"] is None
@@ -99,7 +105,7 @@ def test_table_output_lists_goals(happy_house_h5, tmp_path):
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         rc = bench.main(["--data", str(happy_house_h5), "--keras", str(tmp_path / "none.keras"),
-                         "--skip", "daemon", "--skip", "age"] + TINY)
+                         "--skip", "daemon", "--skip", "age", "--skip", "page"] + TINY)
     assert rc == 0
     text = out.getvalue()
     assert "int8 TFLite (shipped bundle)" in text and "\ngoals (" in text
@@ -114,7 +120,7 @@ def test_bad_cores_is_a_one_line_error(capsys):
 
 
 def test_missing_data_is_a_one_line_error(tmp_path, capsys):
-    rc = bench.main(["--data", str(tmp_path / "absent.h5"), "--skip", "daemon"])
+    rc = bench.main(["--data", str(tmp_path / "absent.h5"), "--skip", "daemon", "--skip", "page"])
     assert rc == 2
     assert capsys.readouterr().err.count("\n") == 1
 
@@ -123,11 +129,13 @@ def test_goals_compare_against_their_targets():
     result = {"ratios": {"int8_speedup_cpu": 2.5, "int8_speedup": 1.5,
                          "keras_over_pipeline_cpu": 50.0}, "fps_cpu": 149.9, "fps": 200.0,
               "rss_mb": 80.0, "rss_anon_mb": 48.1, "ready_s": None,
-              "frame_age_ms": {"p95": 10.0, "frame_period_ms": 33.33}}
+              "frame_age_ms": {"p95": 10.0, "frame_period_ms": 33.33},
+              "page": {"rate_drop_pct": 10.5, "relock_delay_loaded_ms": 0.4}}
     goals = bench.goals(result)
     assert {g["key"]: g["pass"] for g in goals} == {
         "int8_speedup_cpu": True, "fps_cpu": False, "keras_over_pipeline_cpu": False,
-        "rss_mb": True, "rss_anon_mb": False, "ready_s": None, "frame_age_p95_ms": True}
+        "rss_mb": True, "rss_anon_mb": False, "ready_s": None, "frame_age_p95_ms": True,
+        "page_rate_drop_pct": False, "page_relock_delay_ms": True}
     assert goals[0]["wall_value"] == 1.5 and goals[1]["wall_value"] == 200.0
 
 
@@ -161,7 +169,7 @@ def test_config_file_settings_are_benchmarked(happy_house_h5, tmp_path):
     ini = tmp_path / "door.conf"
     ini.write_text("[face]\ndetect_width = 160\nmin_face = 144\n")
     rc, res, err = run_json(["--data", str(happy_house_h5), "--config", str(ini),
-                             "--skip", "daemon", "--skip", "models", "--skip", "age"] + TINY)
+                             "--skip", "daemon", "--skip", "models", "--skip", "age", "--skip", "page"] + TINY)
     assert rc == 0, err
     assert res["face_gate"]["detect_width"] == 160 and res["face_gate"]["min_face"] == 144
     assert res["config"]["daemon_config"] == str(ini)
@@ -171,7 +179,7 @@ def test_config_file_settings_are_benchmarked(happy_house_h5, tmp_path):
 def test_bad_config_file_is_a_one_line_error(tmp_path, capsys):
     ini = tmp_path / "door.conf"
     ini.write_text("[face]\ndetect_width = wide\n")
-    assert bench.main(["--config", str(ini), "--skip", "daemon"]) == 2
+    assert bench.main(["--config", str(ini), "--skip", "daemon", "--skip", "page"]) == 2
     err = capsys.readouterr().err
     assert "detect_width" in err and err.count("\n") == 1
 
@@ -188,7 +196,7 @@ def test_missing_data_is_refused_before_the_model_loads(tmp_path, capsys):
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        rc = bench.main(["--data", str(tmp_path / "absent.h5"), "--skip", "daemon"])
+        rc = bench.main(["--data", str(tmp_path / "absent.h5"), "--skip", "daemon", "--skip", "page"])
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
