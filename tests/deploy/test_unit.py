@@ -163,3 +163,17 @@ def test_the_documented_bound_on_a_frozen_daemon_matches_the_unit():
     assert f"`WatchdogSec={watchdog}s`" in section and f"`TimeoutAbortSec={abort}s`" in section
     assert f"**{watchdog + abort} s**" in section
     assert "ExecStopPost=happyhouse-daemon --force-lock" in section
+
+
+def test_only_the_door_page_may_listen(systemd_analyze, tmp_path):
+    """Issue 19: with the page enabled the unit allows its one TCP port and no other, and
+    its exposure stays at or below 2.0 (the page is on by config, not by the unit)."""
+    from happyhouse.daemon.web.keys import DEFAULT_ADDRESS, parse_address
+
+    unit = parse_unit(UNIT.read_text())
+    _, port = parse_address(DEFAULT_ADDRESS)
+    assert unit[("Service", "SocketBindDeny")] == ["any"]
+    tcp = [rule for rule in unit[("Service", "SocketBindAllow")] if "tcp" in rule]
+    assert tcp == [f"tcp:{port}"]
+    assert "AF_INET" in one(unit, "Service", "RestrictAddressFamilies")  # the page's family
+    assert exposure(systemd_analyze, checkable_copy(tmp_path, UNIT.read_text())) <= MAX_EXPOSURE

@@ -1,0 +1,81 @@
+"""The page as part of the door service: ``--web``, ``run_service``, reloads, refusals."""
+
+import http.client
+import socket
+import threading
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from happyhouse.daemon import cli
+from happyhouse.daemon.fakes import FakeSource
+from happyhouse.daemon.runner import Signals, run_service
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_service_serves_the_page_and_closes_it_on_stop(make_page_cfg, smiling_door_frames):
+    port = free_port()
+    cfg = make_page_cfg(**{"web.address": f"127.0.0.1:{port}"})
+    signals = Signals()
+    factory = MockFactory()
+    source = FakeSource(smiling_door_frames[1], fps=15, loop=True)
+    done = []
+    thread = threading.Thread(target=lambda: done.append(
+        run_service(cfg, pin_factory=factory, source=source, signals=signals)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    status = None
+    while time.monotonic() < deadline and status != 200:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/status.json", headers={"Host": f"127.0.0.1:{port}"})
+            status = conn.getresponse().status
+            conn.close()
+        except OSError:
+            time.sleep(0.1)
+    assert status == 200
+    signals.stop.set()
+    thread.join(timeout=20)
+    assert done == [0]
+    with pytest.raises(OSError):  # the page went with the service
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_web_flag_off_host_without_token_is_one_line_and_drives_nothing(tmp_path, capsys,
+                                                                        monkeypatch):
+    import happyhouse.daemon.latch as latch
+    import happyhouse.daemon.service as service
+
+    claimed = []
+    for module in (latch, service):
+        monkeypatch.setattr(module, "make_pin_factory", lambda *a, **k: claimed.append(a))
+    rc = cli.main(["--gpio", "mock", "--source", str(tmp_path), "--state-dir", str(tmp_path / "s"),
+                   "--web", "0.0.0.0:8321"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "token_file" in err
+    assert claimed == []  # refused before any pin factory was made
+
+
+def test_web_flag_belongs_to_the_service(tmp_path, capsys):
+    rc = cli.main(["--once", "--gpio", "mock", "--source", str(tmp_path), "--web", "127.0.0.1:8321"])
+    assert rc == 2 and "--web only works with the service" in capsys.readouterr().err
+
+
+def test_a_bad_token_file_stops_the_service_with_the_latch_locked(tmp_path, make_page_cfg, smiling_door_frames):
+    from happyhouse.daemon.errors import ConfigError
+
+    bad = tmp_path / "token"
+    bad.write_text("z" * 40)
+    bad.chmod(0o644)
+    cfg = make_page_cfg(**{"web.token_file": str(bad)})
+    factory = MockFactory()
+    with pytest.raises(ConfigError, match="chmod 600"):
+        run_service(cfg, pin_factory=factory, source=FakeSource(smiling_door_frames[0], loop=True),
+                    signals=Signals(), max_frames=5)
+    assert all(not s.state for p in factory.pins.values() for s in p.states) if factory.pins else True
