@@ -132,8 +132,6 @@ def camera_settings(cfg, source) -> dict:
 def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
             out=None, clock: Callable[[], float] = time.monotonic) -> int:
     """Keep ``count`` face frames in ``folder``; returns how many were kept."""
-    import cv2
-
     out = out if out is not None else sys.stdout
     kept, last_thumb, last_time = 0, None, None
     skipped = {"no face": 0, "too like the last": 0}

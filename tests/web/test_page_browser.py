@@ -145,7 +145,6 @@ def test_the_page_in_chromium(browser, start_door, token_path, token, tmp_path):
     until(discard, what="the discard button")
     until(lambda: not (root / "unsorted" / other_name).exists(), what="the discard")
     # what happyhouse-adapt reads: happy/ has the frame, with its sidecar saying so
-    from happyhouse.daemon.datasets import load_class_folders  # noqa: F401 (the reader adapt uses)
     assert (root / "happy" / name.replace(".png", ".json")).is_file()
     assert [s.state for s in door.pin.states].count(True) >= 1  # the door's own openings only
     assert door.error is None
