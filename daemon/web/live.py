@@ -154,7 +154,7 @@ class LiveView:
             if obs is not None:
                 image = annotate(image, _Scaled(obs, scale), threshold)
             else:
-                lines.append(("not deciding while " + state, AMBER))
+                lines.append((f"{state}: not deciding (no face box)", AMBER))
         colour = {"unlocked": GREEN, "fault": RED, "armed": (255, 255, 255)}.get(state, AMBER)
         lines.append((f"door: {state.upper()}", colour))
         if door is not None and state == "armed":

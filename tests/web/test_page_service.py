@@ -79,3 +79,29 @@ def test_a_bad_token_file_stops_the_service_with_the_latch_locked(tmp_path, make
         run_service(cfg, pin_factory=factory, source=FakeSource(smiling_door_frames[0], loop=True),
                     signals=Signals(), max_frames=5)
     assert all(not s.state for p in factory.pins.values() for s in p.states) if factory.pins else True
+
+
+def test_a_reload_that_changes_web_restarts_the_page_and_a_bad_one_leaves_it_off(
+        make_page_cfg, smiling_door_frames, tmp_path):
+    from happyhouse.daemon.runner import reopen_page
+    from happyhouse.daemon.service import Service
+
+    off = make_page_cfg(**{"web.enabled": False})
+    on = make_page_cfg(**{"web.address": f"127.0.0.1:{free_port()}"})
+    service = Service.from_config(on, pin_factory=MockFactory(),
+                                  source=FakeSource(smiling_door_frames[1], loop=True))
+    service.start()
+    try:
+        page = reopen_page(None, off, service)  # off -> on: the page starts
+        assert page is not None and page.httpd is not None
+        assert reopen_page(page, on, service) is page  # [web] unchanged: the same page
+        bad = tmp_path / "bad-token"
+        bad.write_text("q" * 30)
+        bad.chmod(0o644)
+        service.cfg = make_page_cfg(**{"web.token_file": str(bad)})
+        assert reopen_page(page, on, service) is None  # refused: the page is off, the door runs
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", page.httpd.server_address[1]), timeout=2)
+    finally:
+        service.stop("test")
+        service.close()
