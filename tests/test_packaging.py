@@ -31,7 +31,12 @@ def test_wheel_installs_and_imports_with_its_models(tmp_path):
                      "happyhouse/daemon/models/default/model.tflite",
                      "happyhouse/daemon/models/default/model.json",
                      "happyhouse/daemon/models/default/golden.npz",
-                     "happyhouse/daemon/models/blazeface/face_detection_short_range.tflite"):
+                     "happyhouse/daemon/models/blazeface/face_detection_short_range.tflite",
+                     # the door's page is served from package data
+                     "happyhouse/daemon/web/static/index.html",
+                     "happyhouse/daemon/web/static/login.html",
+                     "happyhouse/daemon/web/static/page.js",
+                     "happyhouse/daemon/web/static/page.css"):
         assert required in names
     assert not any(n.startswith(("daemon/", "train/", "convert/", "bench/")) for n in names)
     # every module of every subpackage (a subpackage missing from setup.cfg's
