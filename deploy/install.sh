@@ -21,6 +21,10 @@ Install:
                     /etc/happyhouse/bundle; a new config is pointed at it; the
                     bundle it replaces is kept in /etc/happyhouse/bundle.previous
                     (happyhouse-daemon --rollback-model restores it)
+  --bundle-only     with --bundle: install only the bundle on an installed
+                    door and reload the service (SIGHUP: the door locks, loads
+                    the new bundle and self-tests it; one that fails is refused
+                    and the old model keeps serving); nothing else changes
   --opencv MODE     pip (default): opencv-python-headless from PyPI, USB
                     cameras (/dev/videoN), files, rtsp:// URLs.
                     system: Debian's python3-opencv with GStreamer and
@@ -68,6 +72,7 @@ BUNDLE=""
 OPENCV=pip
 APT=1
 START=1
+BUNDLE_ONLY=0
 UNINSTALL=0
 PURGE=0
 
@@ -103,6 +108,7 @@ parse_args() {
       --root) [ $# -ge 2 ] || die "--root needs a folder"; ROOT=$2; shift ;;
       --no-apt) APT=0 ;;
       --no-start) START=0 ;;
+      --bundle-only) BUNDLE_ONLY=1 ;;
       --dry-run) DRY_RUN=1 ;;
       --uninstall) UNINSTALL=1 ;;
       --purge) PURGE=1 ;;
@@ -113,6 +119,8 @@ parse_args() {
   done
   case "$OPENCV" in pip|system) ;; *) die "--opencv must be pip or system, not '$OPENCV'" ;; esac
   [ "$PURGE" = 0 ] || [ "$UNINSTALL" = 1 ] || die "--purge only goes with --uninstall"
+  [ "$BUNDLE_ONLY" = 0 ] || [ -n "$BUNDLE" ] || die "--bundle-only needs --bundle DIR"
+  [ "$BUNDLE_ONLY" = 0 ] || [ "$UNINSTALL" = 0 ] || die "--bundle-only does not go with --uninstall"
   if [ -n "$ROOT" ]; then
     [ -d "$ROOT" ] || die "--root $ROOT is not a folder"
     ROOT=$(cd "$ROOT" && pwd)
@@ -352,6 +360,22 @@ do_install() {
   else note "installed: $VENV, $UNIT, config $CONF"; fi
 }
 
+do_bundle_only() {
+  [ -x "$ROOT$VENV/bin/happyhouse-daemon" ] ||
+    die "HappyHouse is not installed here ($VENV): run install.sh without --bundle-only first"
+  install_bundle
+  if ! grep -q "^bundle = $BUNDLE_DEST" "$ROOT$CONF" 2>/dev/null; then
+    note "set '[model] bundle = $BUNDLE_DEST' in $CONF to use the installed bundle"
+  fi
+  if [ "$START" = 1 ]; then
+    # Reload, not restart: a bundle that fails its self-test is refused and the
+    # running door keeps its model (a restart would leave it locked and failed).
+    # Nothing happens when the service is not running.
+    run systemctl try-reload-or-restart "$SERVICE"
+    note "reloaded; check it with: journalctl -u $SERVICE -n 20 (a refused bundle says so)"
+  fi
+}
+
 do_uninstall() {
   if [ -f "$ROOT$UNIT" ]; then
     run systemctl disable --now "$SERVICE" || true
@@ -376,7 +400,9 @@ do_uninstall() {
 
 main() {
   parse_args "$@"
-  if [ "$UNINSTALL" = 1 ]; then do_uninstall; else do_install; fi
+  if [ "$UNINSTALL" = 1 ]; then do_uninstall
+  elif [ "$BUNDLE_ONLY" = 1 ]; then do_bundle_only
+  else do_install; fi
 }
 
 main "$@"

@@ -103,6 +103,30 @@ def test_bundle_is_installed_and_a_new_config_points_at_it(fake_system, tmp_path
     assert (previous / "model.tflite").read_bytes() == b"TFL3-not-really"
 
 
+def test_bundle_only_swaps_the_bundle_and_reloads(fake_system, tmp_path):
+    """Issue 18: deploying an adapted bundle reloads (SIGHUP) instead of restarting, so a
+    bundle that fails its self-test is refused while the old model keeps serving."""
+    fs = fake_system
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.tflite").write_bytes(b"TFL3-general")
+    (bundle / "model.json").write_text("{}")
+    proc = fs.install("--bundle-only", "--bundle", str(bundle), check=False)
+    assert proc.returncode == 2 and "not installed" in proc.stderr  # nothing to reload yet
+    fs.install("--bundle", str(bundle))
+    before = {k: v for k, v in fs.tree().items() if "etc/happyhouse/bundle" not in str(k)}
+    fs.clear_log()
+    (bundle / "model.tflite").write_bytes(b"TFL3-adapted")
+    fs.install("--bundle-only", "--bundle", str(bundle))
+    assert fs.commands("systemctl") == ["try-reload-or-restart happyhouse"]
+    assert fs.commands("pip") == [] and fs.commands("apt-get") == []
+    assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-adapted"
+    assert (fs.path("/etc/happyhouse/bundle.previous") / "model.tflite").read_bytes() == b"TFL3-general"
+    after = {k: v for k, v in fs.tree().items() if "etc/happyhouse/bundle" not in str(k)}
+    assert after == before  # nothing but the bundle changed
+    assert fs.install("--bundle-only", check=False).returncode == 2
+
+
 def test_bad_bundle_is_refused_before_anything_changes(fake_system, tmp_path):
     fs = fake_system
     proc = fs.install("--bundle", str(tmp_path), check=False)
