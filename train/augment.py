@@ -75,6 +75,10 @@ PRESETS = {
     # since blur or down-sampling would erase the smile the label is about
     "light": Augment(shift=0.04, zoom=0.06, rotate=5.0, brightness=0.1, contrast=0.15, gamma=0.15,
                      blur=0.0, lowres=0.0, noise=0.0, gray=0.0),
+    # a door camera as the door-shifted validation copy imagines it (train/geometry.py's
+    # door_shift: 20-32 px, gamma 1.4-2.4, soft): small, dark and soft faces more often
+    "door-strong": Augment(gamma=0.9, blur=0.3, blur_sigma=1.2, lowres=0.4, lowres_min=0.3,
+                           noise=0.2),
 }
 
 

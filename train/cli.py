@@ -24,6 +24,7 @@ from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import HappyHouseError
 
 from . import models
+from .augment import PRESETS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,8 +63,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=0.0, help="face-crop margin (face mode)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--limit", type=int, help="at most this many images per class and source")
-    p.add_argument("--augment", default="door", choices=("door", "light", "none"),
-                   help="augmentation strength (door: from scratch; light: refining)")
+    p.add_argument("--augment", default="door", choices=tuple(PRESETS) + ("none",),
+                   help="augmentation strength (door: from scratch; light: refining; "
+                        "door-strong: smaller, darker, softer faces more often)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that augment the batches (the same batches as 1)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop after the epoch that passes this many seconds of fitting "
+                        "(the best checkpoint so far is the model)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
     return p
 
@@ -86,8 +93,8 @@ def _train(argv: Optional[List[str]]) -> int:
                       crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
                       augment=args.augment, freeze_bn=not args.train_bn,
                       door_frames=args.door_frames, mirror_average=args.mirror_average,
-                      normalize=args.normalize,
-                      verbose=0 if args.quiet else 2)
+                      normalize=args.normalize, workers=args.workers,
+                      time_limit=args.time_limit, verbose=0 if args.quiet else 2)
     result = train(cfg)
     r = result["report"]
     sys.stdout.write(

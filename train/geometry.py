@@ -44,7 +44,7 @@ FORMAT = "happyhouse-geometry"
 DEFAULT_L2 = 1e-3
 #: classifier : geometry weights of the fused logit. Chosen on the general
 #: validation split and its door-shifted copy (:func:`door_shift`), never on
-#: door frames: with the CLAHE classifier, 0.7:0.3 ranked best on both
+#: door frames: with the CLAHE classifier (models/general-stage3), 0.7:0.3 ranked best on both
 #: (AUC 0.979 clean, 0.969 shifted; 0.5:0.5 gave 0.977 and 0.967; the
 #: classifier alone 0.978 and 0.966)
 DEFAULT_WEIGHTS = (0.7, 0.3)

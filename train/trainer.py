@@ -60,6 +60,11 @@ class TrainConfig:
     #: the contract's light normalisation; None: the ``init`` model's, else "none"
     normalize: Optional[str] = None
     verbose: int = 2
+    #: processes that augment batches (Keras PyDataset workers); 1: in the training process
+    workers: int = 1
+    #: stop after the epoch that passes this many seconds of fitting (None: no limit);
+    #: the best checkpoint so far is the model, as after early stopping
+    time_limit: Optional[float] = None
     extra_meta: Dict = field(default_factory=dict)
 
 
@@ -95,7 +100,12 @@ def inherited_normalize(init: Optional[Path]) -> str:
 
 
 def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
-    """A Keras PyDataset of augmented, shuffled batches (seeded, one rng per epoch).
+    """A Keras PyDataset of augmented, shuffled batches (seeded).
+
+    The order is drawn once per epoch and each batch's augmentation from its
+    own generator (seed, epoch, batch), so a batch is the same whichever
+    worker makes it and in whichever order: ``cfg.workers`` processes give
+    the same batches as one.
 
     ``images`` are crops before the contract's normalisation; it runs here,
     after augmentation, as it runs at the door after the camera's light.
@@ -106,13 +116,13 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
 
     class Batches(k.utils.PyDataset):
         def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
+            workers = max(1, int(cfg.workers))
+            super().__init__(workers=workers, use_multiprocessing=workers > 1)
             self.epoch = 0
             self._shuffle()
 
         def _shuffle(self):
-            self.rng = np.random.default_rng([cfg.seed, self.epoch])
-            self.order = self.rng.permutation(len(labels))
+            self.order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(labels))
 
         def __len__(self):
             return int(np.ceil(len(labels) / cfg.batch_size))
@@ -121,7 +131,7 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
             idx = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             batch = images[idx]
             if aug is not None:
-                batch = augment_batch(batch, aug, self.rng)
+                batch = augment_batch(batch, aug, np.random.default_rng([cfg.seed, self.epoch, i]))
             return to_model_input(normalize_batch(batch, spec)), labels[idx].astype(np.float32)
 
         def on_epoch_end(self):
@@ -177,7 +187,32 @@ def _compile(model, cfg: TrainConfig, steps: int) -> None:
     model.compile(optimizer=k.optimizers.Adam(schedule),
                   loss=k.losses.BinaryCrossentropy(),
                   metrics=["accuracy", k.metrics.AUC(name="auc")],
-                  jit_compile=False)  # XLA compile costs more than it saves on tiny CPU runs
+                  jit_compile=_jit(k))
+
+
+def _jit(k) -> bool:
+    """Compile the train step only where an uncompiled one is unusably slow (JAX).
+
+    On TensorFlow, XLA compilation costs more than it saves on tiny CPU runs;
+    torch runs eagerly (its compiler is optional and slow to start).
+    """
+    return k.backend.backend() == "jax"
+
+
+def time_limit(seconds: float):
+    """A Keras callback: stop after the epoch that passes ``seconds`` of fitting."""
+    k = models.keras()
+
+    class TimeLimit(k.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.time() - self.started >= seconds:
+                self.model.stop_training = True
+                log.info("time limit %.0f s reached after epoch %d", seconds, epoch + 1)
+
+    return TimeLimit()
 
 
 def predict(model, images: np.ndarray, spec: Optional[Preprocess] = None,
@@ -226,6 +261,8 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
         # the per-epoch figures belong with the report the person reads
         k.callbacks.CSVLogger(str(report_dir / "history.csv")),
     ]
+    if cfg.time_limit is not None:
+        callbacks.append(time_limit(cfg.time_limit))
     val_images = normalize_batch(data.images[va], spec)
     val = (to_model_input(val_images), data.labels[va].astype(np.float32))
     fit = model.fit(batches, validation_data=val, epochs=cfg.epochs, verbose=cfg.verbose,
@@ -276,9 +313,6 @@ def fit_fixed(cfg: TrainConfig, data: Dataset, tr: np.ndarray):
 
 
 def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, model) -> Dict:
-    k = models.keras()
-    import tensorflow as tf
-
     return {
         "format": META_FORMAT, "version": 1,
         "model_file": MODEL_FILE,
@@ -300,14 +334,33 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
         "training": {"epochs": cfg.epochs, "epochs_run": len(history["loss"]),
                      "best_epoch": best_epoch, "batch_size": cfg.batch_size, "lr": cfg.lr,
                      "freeze_bn": bool(cfg.init and cfg.freeze_bn), "door_frames": cfg.door_frames,
+                     "time_limit": cfg.time_limit,
                      "augment": ({"preset": cfg.augment, **asdict(PRESETS[cfg.augment])}
                                  if cfg.augment != "none" else None),
                      "class_weights": class_weights(data.labels[tr])},
-        "versions": {"tensorflow": tf.__version__, "keras": k.__version__,
-                     "python": platform.python_version(), "numpy": np.__version__},
+        "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **cfg.extra_meta,
     }
+
+
+def versions() -> Dict[str, str]:
+    """The software a model was trained with: Keras, its backend and that backend's version.
+
+    Training runs on any Keras 3 backend (TensorFlow here, torch or JAX on a
+    GPU machine without TensorFlow); the backend is imported only to read its
+    version, and a backend that cannot say records "unknown".
+    """
+    k = models.keras()
+    backend = k.backend.backend()
+    found = {"keras": k.__version__, "backend": backend,
+             "python": platform.python_version(), "numpy": np.__version__}
+    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend, backend)
+    try:
+        found[backend] = str(__import__(module).__version__)
+    except Exception:  # an exotic or broken backend must not fail a finished training run
+        found[backend] = "unknown"
+    return found
 
 
 def _init_arch(init: Path) -> str:

@@ -22,3 +22,11 @@ def test_flip_only_mirrors():
                     blur=0, lowres=0, noise=0, gray=0)
     out = plain(image, np.random.default_rng(0))
     assert np.array_equal(out, image[:, ::-1])
+
+
+def test_door_strong_preset_is_a_stronger_door():
+    from happyhouse.train.augment import PRESETS
+
+    door, strong = PRESETS["door"], PRESETS["door-strong"]
+    assert strong.lowres > door.lowres and strong.lowres_min < door.lowres_min
+    assert strong.gamma > door.gamma and strong.blur > door.blur

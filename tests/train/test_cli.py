@@ -22,6 +22,9 @@ def test_short_training_run_writes_model_metadata_and_every_report_file(genki_ro
     assert Preprocess.from_dict(meta["preprocess"]) == Preprocess(crop="face", margin=0.0)
     assert meta["data"]["n"] == 80 and meta["split"]["seed"] == 3
     assert 0.5 <= meta["threshold"] <= 1.0
+    # the backend that trained it, and that backend's version (TensorFlow here)
+    versions = meta["versions"]
+    assert versions["backend"] == "tensorflow" and versions["tensorflow"][0].isdigit()
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix", "threshold"):
         assert key in metrics
@@ -130,3 +133,53 @@ def test_happymodel_trains_with_clahe_converts_and_a_fine_tune_inherits_it(genki
     bundle = load_bundle(tmp_path / "bundle")
     assert bundle.preprocess.normalize == "clahe" and bundle.meta["format_version"] == 2
     assert bundle.self_test(bundle.classifier()) >= 4
+
+
+def test_meta_versions_name_the_backend_and_survive_one_that_cannot_say(monkeypatch):
+    import builtins
+
+    from happyhouse.train import trainer
+
+    real_import = builtins.__import__
+
+    def no_backend(name, *args, **kwargs):
+        if name == "tensorflow":
+            raise ImportError("not installed here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_backend)
+    found = trainer.versions()
+    assert found["backend"] == "tensorflow" and found["tensorflow"] == "unknown"
+    assert found["keras"] and found["numpy"] and found["python"]
+
+
+def test_batches_do_not_depend_on_worker_count_or_call_order(tmp_path):
+    import numpy as np
+
+    from happyhouse.train.trainer import TrainConfig, _batches
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8)
+    labels = np.arange(40) % 2
+    one = _batches(images, labels, TrainConfig(data=[], out=tmp_path, batch_size=8))
+    four = _batches(images, labels, TrainConfig(data=[], out=tmp_path, batch_size=8, workers=4))
+    assert four.workers == 4 and four.use_multiprocessing and not one.use_multiprocessing
+    late = four[3]  # asked for first, as a worker may
+    for i in range(len(one)):
+        x, y = one[i]
+        assert np.array_equal(x, four[i][0]) and np.array_equal(y, four[i][1])
+    assert np.array_equal(late[0], one[3][0])
+    one.on_epoch_end()
+    assert not np.array_equal(one[0][0], four[0][0])  # a new epoch: new order and draws
+
+
+@pytest.mark.slow
+def test_workers_and_time_limit_train_and_stop_after_the_first_epoch(genki_root, tmp_path):
+    out = tmp_path / "model"
+    rc = cli.main(["--data", str(genki_root), "--limit", "16", "--epochs", "5",
+                   "--batch-size", "8", "--workers", "2", "--time-limit", "0", "--quiet",
+                   "--augment", "door-strong", "--arch", "smilenet-wide", "--out", str(out)])
+    assert rc == 0
+    meta = read_meta(out / MODEL_FILE)
+    assert meta["training"]["epochs_run"] == 1 and meta["training"]["time_limit"] == 0
+    assert meta["arch"] == "smilenet-wide" and meta["training"]["augment"]["preset"] == "door-strong"

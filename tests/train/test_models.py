@@ -44,3 +44,10 @@ def test_default_is_small_enough_for_an_int8_bundle():
 def test_unknown_arch_is_a_config_error():
     with pytest.raises(ConfigError, match="resnet"):
         models.build("resnet")
+
+
+def test_wide_stays_inside_the_int8_budget():
+    # ~1 byte per weight as int8 plus the graph: under the 150 KB classifier goal
+    model = models.build("smilenet-wide")
+    assert 100_000 < model.count_params() < 125_000
+    assert [type(layer).__name__ for layer in model.layers].count("DepthwiseConv2D") == 1
