@@ -200,6 +200,15 @@ def read_regular(dir_fd: int, name: str, limit: int) -> bytes:
         os.close(fd)
 
 
+def read_file(path: Path, limit: int) -> bytes:
+    """A regular file at ``path`` (the last part never followed as a link), at most ``limit``."""
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return read_regular(fd, path.name, limit)
+    finally:
+        os.close(fd)
+
+
 def _write_new(dir_fd: int, name: str, data: bytes) -> None:
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600, dir_fd=dir_fd)

@@ -41,12 +41,13 @@ from . import auth
 from .capture import Capture
 from .facts import LastError, status
 from .keys import is_loopback, parse_address
-from .labels import CollectFolder, LabelError
+from .labels import CollectFolder, LabelError, read_file
 from .live import LiveView, TooManyViewers
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4096
+MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
 REQUEST_TIMEOUT = 10.0
 #: a stream whose browser accepts nothing for this long is dropped
 SEND_TIMEOUT = 5.0
@@ -310,6 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
         if session is None:
             raise _Reply(HTTPStatus.UNAUTHORIZED, "log in first (the token is in [web] token_file)")
         page = self.page
+        snapshot, frame = _SNAPSHOT_PATH.match(path), _FRAME_PATH.match(path)
         if path == "/api/status.json":
             facts = status(page.service, page.last_error)
             facts["collect"] = page.capture.snapshot()
@@ -322,8 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
                 entry["snapshot"] = (f"/api/decisions/{entry['id']}/snapshot.jpg"
                                      if snap is not None else None)
             self._send_json(HTTPStatus.OK, {"decisions": entries})
-        elif _SNAPSHOT_PATH.match(path):
-            self._snapshot(int(_SNAPSHOT_PATH.match(path).group(1)))
+        elif snapshot:
+            self._snapshot(int(snapshot.group(1)))
         elif path == "/live.mjpg":
             self._stream()
         elif path == "/live.jpg":
@@ -333,8 +335,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, got[1], "image/jpeg")
         elif path == "/api/frames.json":
             self._send_json(HTTPStatus.OK, page.frames.listing())
-        elif _FRAME_PATH.match(path) and not _FRAME_PATH.match(path).group(3):
-            folder, name, _ = _FRAME_PATH.match(path).groups()
+        elif frame and not frame.group(3):  # a frame's image, not its /label action
+            folder, name, _ = frame.groups()
             try:
                 data = page.frames.frame_bytes(folder, name)
             except LabelError as exc:
@@ -348,14 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path is None:
             raise _Reply(HTTPStatus.NOT_FOUND, "no snapshot for this decision")
         try:  # a path the door itself wrote, never one from the request
-            from .labels import read_regular
-            import os
-
-            fd = os.open(Path(path).parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                data = read_regular(fd, Path(path).name, 16 * 1024 * 1024)
-            finally:
-                os.close(fd)
+            data = read_file(Path(path), MAX_SNAPSHOT_BYTES)
         except (OSError, LabelError):
             raise _Reply(HTTPStatus.NOT_FOUND, "the snapshot was pruned") from None
         self._send(HTTPStatus.OK, data, "image/jpeg")
@@ -363,10 +358,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self) -> None:
         live = self.page.live
         try:
-            slot = live.watch()
-            slot.__enter__()
+            with live.watch():  # TooManyViewers comes only from taking the slot
+                self._send_stream(live)
         except TooManyViewers as exc:
             raise _Reply(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+
+    def _send_stream(self, live: LiveView) -> None:
         try:
             self.connection.settimeout(SEND_TIMEOUT)
             self.close_connection = True
@@ -387,8 +384,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
         except (OSError, ValueError):  # the browser went away or stopped reading
             pass
-        finally:
-            slot.__exit__(None, None, None)
 
     # -- POST ------------------------------------------------------------------
     def _post(self, path: str, session: Optional[auth.Session]) -> None:
