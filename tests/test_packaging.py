@@ -36,7 +36,10 @@ def test_wheel_installs_and_imports_with_its_models(tmp_path):
                      "happyhouse/daemon/web/static/index.html",
                      "happyhouse/daemon/web/static/login.html",
                      "happyhouse/daemon/web/static/page.js",
-                     "happyhouse/daemon/web/static/page.css"):
+                     "happyhouse/daemon/web/static/page.css",
+                     # the expression architecture starts from these, with their licence
+                     "happyhouse/train/weights/fer2013_mini_xception.npz",
+                     "happyhouse/train/weights/LICENSE-fer2013-mini-xception.txt"):
         assert required in names
     assert not any(n.startswith(("daemon/", "train/", "convert/", "bench/")) for n in names)
     # every module of every subpackage (a subpackage missing from setup.cfg's

@@ -103,7 +103,15 @@ ARCHS: Dict[str, Callable] = {
     "smilenet": smilenet,
     "smilenet-plain": lambda input_shape=(64, 64, 3): smilenet(input_shape, SMILENET_PLAIN_LAYERS),
     "smilenet-wide": lambda input_shape=(64, 64, 3): smilenet(input_shape, SMILENET_WIDE_LAYERS),
+    # the FER2013-pretrained mini-Xception with a P(happy) head (train/expression.py)
+    "expression": lambda input_shape=(64, 64, 3): _expression(input_shape),
 }
+
+
+def _expression(input_shape):
+    from . import expression
+
+    return expression.build(input_shape)
 
 
 def build(name: str, input_shape: Tuple[int, int, int] = (64, 64, 3)):

@@ -7,7 +7,9 @@ from happyhouse.daemon.errors import ConfigError
 from happyhouse.train import models
 
 ALLOWED = {"InputLayer", "ZeroPadding2D", "Conv2D", "DepthwiseConv2D", "BatchNormalization",
-           "ReLU", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Dense"}
+           "ReLU", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Dense",
+           # the expression net's: SeparableConv2D becomes DEPTHWISE_CONV_2D + CONV_2D, Add ADD
+           "SeparableConv2D", "Add"}
 
 
 def test_happymodel_matches_the_tutorial():
