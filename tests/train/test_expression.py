@@ -27,6 +27,9 @@ def test_the_pretrained_network_already_tells_smiles_apart(faces):
     model = models.build("expression")
     scores = model.predict(images.astype(np.float32) / 255.0, verbose=0)[:, 0]
     assert roc_auc(labels, scores) > 0.85
+    import keras
+
+    keras.utils.set_random_seed(0)  # measured: unseeded, random weights ranked 0.32-0.57
     blank = expression.build(pretrained=False)
     blank_scores = blank.predict(images.astype(np.float32) / 255.0, verbose=0)[:, 0]
     assert roc_auc(labels, blank_scores) < roc_auc(labels, scores) - 0.2
