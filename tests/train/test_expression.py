@@ -68,6 +68,14 @@ def test_unreadable_weights_are_a_model_error_naming_the_fix(tmp_path):
     np.savez(partial, **arrays)
     with pytest.raises(ModelError, match="conv2d_7"):
         expression.load_pretrained(model, partial)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(expression.WEIGHTS.read_bytes()[:5000])
+    with pytest.raises(ModelError, match="import_fer_weights"):
+        expression.load_pretrained(model, truncated)
+    arrays["conv2d_1/kernel"] = np.zeros((5, 5, 1, 8), np.float32)
+    np.savez(partial, **arrays)
+    with pytest.raises(ModelError, match="conv2d_1"):
+        expression.load_pretrained(model, partial)
 
 
 def test_other_input_sizes_are_refused():
