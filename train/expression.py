@@ -22,6 +22,7 @@ Weights: ``weights/fer2013_mini_xception.npz`` (imported with
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Tuple
 
@@ -40,12 +41,6 @@ _MODULES = ((16, (1, 4, 2, 5, 3, 3)), (32, (3, 7, 4, 8, 4, 6)),
             (64, (5, 10, 6, 11, 5, 9)), (128, (7, 13, 8, 14, 6, 12)))
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
 def build(input_shape: Tuple[int, int, int] = (64, 64, 3), pretrained: bool = True):
     """The mini-Xception with a P(happy) head, FER2013 weights loaded when ``pretrained``."""
     from happyhouse.daemon.errors import ConfigError
@@ -53,7 +48,9 @@ def build(input_shape: Tuple[int, int, int] = (64, 64, 3), pretrained: bool = Tr
     if tuple(input_shape) != (64, 64, 3):
         raise ConfigError(f"the expression architecture reads 64x64x3 images, not {input_shape}: "
                           f"train it with --size 64")
-    k = _keras()
+    from .models import keras
+
+    k = keras()
     L = k.layers
     inp = L.Input(input_shape, name="image")
     x = L.Conv2D(1, 1, name="gray", trainable=False)(inp)
@@ -94,8 +91,6 @@ def build(input_shape: Tuple[int, int, int] = (64, 64, 3), pretrained: bool = Tr
 def load_pretrained(model, path: Path = WEIGHTS) -> None:
     """Copy the FER2013 weights into the layers of the same names."""
     from happyhouse.daemon.errors import ModelError
-
-    import zipfile
 
     try:
         arrays = np.load(path)
