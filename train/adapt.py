@@ -46,6 +46,8 @@ import numpy as np
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
 
+from . import house_rules
+
 log = logging.getLogger("happyhouse.train.adapt")
 
 EXIT_WRITTEN, EXIT_REFUSED = 0, 1
@@ -117,7 +119,8 @@ def protocol_args(args, work: Path) -> argparse.Namespace:
         data=args.frames, work=work, scratch=None, init=args.general, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
         patience=args.patience, max_false_open=args.max_false_open, crop="face",
-        inner_k=args.inner_k, protocol=args.protocol, train_frames=None, no_geometry=False)
+        inner_k=args.inner_k, protocol=args.protocol, train_frames=None, no_geometry=False,
+        threshold_rule=args.threshold_rule)
 
 
 def final_model(pargs, data, has_face, geo, weights, work: Path):
@@ -128,8 +131,8 @@ def final_model(pargs, data, has_face, geo, weights, work: Path):
     from .trainer import META_FILE, read_meta, write_meta
 
     everything = np.flatnonzero(has_face)
-    combine = house_cv._same if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
-    fit = house_cv._refit_fold if pargs.protocol == "refit" else house_cv._split_fold
+    combine = house_cv.same_score if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
+    fit = house_cv.refit_fold if pargs.protocol == "refit" else house_cv.split_fold
     last = FINAL_FOLD  # the protocol's fold number for "all frames" (its work folder)
     model, threshold, info, _ = fit(pargs, data, everything, last, np.array([], np.int64),
                                     combine)
@@ -148,7 +151,8 @@ def final_model(pargs, data, has_face, geo, weights, work: Path):
     return folder / "model.keras", float(threshold), info
 
 
-def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict) -> None:
+def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict,
+                   rule: str) -> None:
     """The general model's geometry head beside the house model, with the house's fused threshold."""
     from happyhouse.daemon.geometry import HEAD_FILE
 
@@ -156,8 +160,7 @@ def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict)
 
     sidecar = json.loads((general.parent / SIDECAR).read_text(encoding="utf-8"))
     sidecar.update(threshold=threshold, validation={"house_cv_fused": figures},
-                   threshold_rule="the house protocol's: lowest fused threshold >= 0.5 with "
-                                  "out-of-fold false-open rate <= --max-false-open",
+                   threshold_rule=f"the house protocol's: {rule}",
                    model_file="model.keras")
     shutil.copy2(general.parent / HEAD_FILE, folder / HEAD_FILE)
     (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
@@ -201,7 +204,8 @@ def run(args) -> dict:
         if stage is not None:
             carry_geometry(Path(args.general), model.parent, threshold,
                            {k: new[k] for k in ("n", "accuracy", "recall", "false_open_rate",
-                                                "roc_auc")})
+                                                "roc_auc")},
+                           house_rules.describe(args.threshold_rule, args.max_false_open))
         n_faces = int(has_face.sum())
         max_drop = args.max_drop if args.max_drop is not None else 100.0 / (0.2 * n_faces) + 0.01
         staged = work / "bundle"
@@ -214,6 +218,7 @@ def run(args) -> dict:
             scope=f"house {args.k}-fold CV, unseen frames", pred=cv["pred"],
             extra={"frames": str(args.frames), "frames_with_face": n_faces,
                    "general": str(args.general), "protocol": args.protocol,
+                   "threshold_rule": house_rules.describe(args.threshold_rule, args.max_false_open),
                    "fused": geo is not None, "current_bundle": str(now.bundle.path),
                    "current_bundle_sha256": now.model_sha256, "comparison": comparison,
                    "final_model": info, "bundle_threshold": bundle.threshold,
@@ -254,6 +259,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="folds of the estimate")
     p.add_argument("--protocol", choices=("refit", "split"), default="refit")
     p.add_argument("--inner-k", type=int, default=4)
+    p.add_argument("--threshold-rule", choices=sorted(house_rules.NAMES),
+                   default=house_rules.DEFAULT_RULE,
+                   help="how the house's out-of-fold scores give its threshold")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--patience", type=int, default=30)
     p.add_argument("--lr", type=float, default=2e-3)

@@ -109,7 +109,7 @@ def fit_head(x: np.ndarray, labels: np.ndarray, l2: float = DEFAULT_L2) -> Geome
     return GeometryHead(weights=coef, bias=float(result.x[k] - np.sum(coef * mean)))
 
 
-def _split(data_ids: Sequence[str], split_path: Path) -> np.ndarray:
+def validation_mask(data_ids: Sequence[str], split_path: Path) -> np.ndarray:
     from happyhouse.convert.metadata import normalise_id
 
     try:
@@ -133,7 +133,7 @@ def run(args) -> dict:
     if spec.crop != "face":
         raise ModelError("the geometry stage needs a face-crop model (crop mode 'face')")
     data = load_training_data(args.data, spec.geometric(), args.limit)
-    is_val = _split(data.ids, model_path.parent / "split.json")
+    is_val = validation_mask(data.ids, model_path.parent / "split.json")
     if is_val.sum() < 20 or (~is_val).sum() < 20:
         raise DataError(f"the classifier's split matches {int(is_val.sum())} validation and "
                         f"{int((~is_val).sum())} training images of --data: give the data it "

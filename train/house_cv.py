@@ -53,7 +53,7 @@ from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
 
-from . import report
+from . import house_rules, report
 from .data import door_face_crops, load_training_data, stratified_folds, stratified_split
 
 # The trainer (and so TensorFlow, which logs as it loads) is imported inside the
@@ -61,6 +61,8 @@ from .data import door_face_crops, load_training_data, stratified_folds, stratif
 
 log = logging.getLogger("happyhouse.train.house_cv")
 FOLDS_FILE = "folds.json"
+#: a fold's inner out-of-fold scores (refit protocol), kept out of the report
+OOF_KEY = "_inner_scores"
 
 
 def make_or_load_folds(path: Path, labels: np.ndarray, data_file: Path, k: int, seed: int) -> np.ndarray:
@@ -117,11 +119,11 @@ def subsample(labels: np.ndarray, rest: np.ndarray, n: int, seed: int) -> np.nda
     return np.sort(np.concatenate([rng.permutation(m)[:k] for m, k in zip(members, take)]))
 
 
-def _same(idx, scores):
+def same_score(idx, scores):
     return scores
 
 
-def _split_fold(args, data, rest, f: int, test, combine=_same):
+def split_fold(args, data, rest, f: int, test, combine=same_score):
     """96 frames train, 24 pick the best epoch and the threshold (on ``combine``d scores)."""
     from .trainer import predict, train_split
 
@@ -130,14 +132,14 @@ def _split_fold(args, data, rest, f: int, test, combine=_same):
     va = rest[va_local]
     result = train_split(cfg, data, rest[tr_local], va)
     threshold = float(result["meta"]["threshold"])
-    if combine is not _same:  # the door's score is fused: choose its threshold on that
+    if combine is not same_score:  # the door's score is fused: choose its threshold on that
         fused = combine(va, predict(result["keras_model"], data.images[va], _normalized(args)))
         threshold = float(report.choose_threshold(data.labels[va], fused, args.max_false_open))
     return (result["keras_model"], threshold,
             {"best_epoch": result["meta"]["training"]["best_epoch"]}, result["history"])
 
 
-def _refit_fold(args, data, rest, f: int, test, combine=_same):
+def refit_fold(args, data, rest, f: int, test, combine=same_score):
     """What a house would deploy: one model trained on all of its 120 frames.
 
     An inner K-fold CV over those frames first gives every one of them an
@@ -147,22 +149,27 @@ def _refit_fold(args, data, rest, f: int, test, combine=_same):
     from .trainer import fit_fixed, predict, train_split
 
     inner = stratified_folds(data.labels[rest], args.inner_k, args.seed + f)
-    oof = np.full(len(rest), np.nan)
+    oof, oof_raw = np.full(len(rest), np.nan), np.full(len(rest), np.nan)
     best, first_history = [], None
     for g in range(args.inner_k):
         cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / f"inner{g}",
                         args.seed + 100 * f + g, test, args.epochs, f)
         result = train_split(cfg, data, rest[inner != g], rest[inner == g])
         held = rest[inner == g]
-        oof[inner == g] = combine(held, predict(result["keras_model"], data.images[held],
-                                                _normalized(args)))
+        oof_raw[inner == g] = predict(result["keras_model"], data.images[held], _normalized(args))
+        oof[inner == g] = combine(held, oof_raw[inner == g])
         best.append(int(result["meta"]["training"]["best_epoch"]))
         first_history = first_history or result["history"]
-    threshold = float(report.choose_threshold(data.labels[rest], oof, args.max_false_open))
+    threshold = house_rules.choose(getattr(args, "threshold_rule", house_rules.DEFAULT_RULE),
+                                   data.labels[rest], oof, args.max_false_open)
     epochs = max(1, int(np.median(best)))
     cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / "refit", args.seed + f, test, epochs, f)
     model, _ = fit_fixed(cfg, data, rest)
-    return model, threshold, {"inner_best_epochs": best, "refit_epochs": epochs}, first_history
+    # the inner scores travel with the fold (cross_validate keeps them out of the
+    # report): a threshold rule can be studied on exactly these models
+    return model, threshold, {"inner_best_epochs": best, "refit_epochs": epochs,
+                              OOF_KEY: {"rest": rest, "inner": inner, "fused": oof,
+                                        "classifier": oof_raw}}, first_history
 
 
 def _normalized(args) -> Preprocess:
@@ -203,20 +210,21 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray, geo=None,
     from .trainer import predict
 
     normalized = _normalized(args)
-    combine = _same if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
+    combine = same_score if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
     n_train = getattr(args, "train_frames", None)
     scores = np.full(len(data), np.nan)
     classifier = np.full(len(data), np.nan)
     pred = np.full(len(data), -1, dtype=np.int64)
-    folds, histories = [], {}
+    folds, histories, inner_scores = [], {}, []
     k = int(fold.max()) + 1
     for f in range(k):
         test = np.flatnonzero(fold == f)
         rest = np.flatnonzero((fold != f) & has_face)  # no face: nothing to learn from
         if n_train:
             rest = subsample(data.labels, rest, n_train, args.seed + 1000 * f)
-        fit_fold = _refit_fold if args.protocol == "refit" else _split_fold
+        fit_fold = refit_fold if args.protocol == "refit" else split_fold
         model, threshold, info, histories[f] = fit_fold(args, data, rest, f, test, combine)
+        inner_scores.append(info.pop(OOF_KEY, None))
         raw = predict(model, data.images[test], normalized)
         s = np.where(has_face[test], combine(test, raw), 0.0)  # no face, no unlock
         if not np.isnan(scores[test]).all():
@@ -231,8 +239,29 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray, geo=None,
                  f, m["errors"], m["false_opens"], len(test), threshold, len(rest))
     assert (pred >= 0).all() and not np.isnan(scores).any(), "every frame predicted once"
     return {"scores": scores, "classifier": classifier, "pred": pred, "folds": folds,
-            "histories": histories,
+            "histories": histories, "inner_scores": inner_scores,
             "threshold": float(np.median([x["threshold"] for x in folds]))}
+
+
+def save_scores(path: Path, labels: np.ndarray, has_face: np.ndarray, fold: np.ndarray,
+                geo, cv: dict, weights) -> None:
+    """Every score the protocol made, for studying threshold and fusion rules offline.
+
+    Per frame: label, fold, gate, geometry score, the fold model's classifier
+    score; per fold (refit protocol): its training frames, their inner folds and
+    inner out-of-fold classifier scores.
+    """
+    arrays = {"labels": labels, "fold": fold, "has_face": has_face,
+              "geometry": np.full(len(labels), np.nan) if geo is None else geo,
+              "classifier": cv["classifier"], "scores": cv["scores"],
+              "thresholds": np.array([x["threshold"] for x in cv["folds"]]),
+              "weights": np.asarray(weights, np.float64)}
+    for f, inner in enumerate(cv["inner_scores"]):
+        if inner is not None:
+            for key in ("rest", "inner", "classifier"):
+                arrays[f"inner{f}_{key}"] = inner[key]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
 
 
 def run(args) -> dict:
@@ -263,6 +292,8 @@ def run(args) -> dict:
             base_scores = np.where(has_face, fuse(base_scores, np.nan_to_num(geo, nan=0.0),
                                                   weights), 0.0)
     cv = cross_validate(args, data, has_face, fold, geo, weights)
+    if getattr(args, "scores_out", None):
+        save_scores(Path(args.scores_out), data.labels, has_face, fold, geo, cv, weights)
     scores, pred, folds = cv["scores"], cv["pred"], cv["folds"]
     _plot_fold_curves(cv["histories"], out / report.PLOTS[0])
     base = None if args.scratch else report.metrics(data.labels, base_scores, 0.5)
@@ -289,6 +320,8 @@ def run(args) -> dict:
                "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                "seed": args.seed,  # training and inner folds; the outer folds are folds.json
                "augment": args.augment, "max_false_open": args.max_false_open,
+               "threshold_rule": (house_rules.describe(args.threshold_rule, args.max_false_open)
+                                  if args.protocol == "refit" else "the split protocol's"),
                "folds": folds,
                "general_model_untuned_at_0.5": base and {k: base[k] for k in (
                    "accuracy", "errors", "false_opens", "roc_auc")},
@@ -345,12 +378,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="refit",
                    help="per fold: split (96 train / 24 validate) or refit (inner CV, then all 120)")
     p.add_argument("--inner-k", type=int, default=4, help="refit: inner folds over the 120 frames")
+    p.add_argument("--threshold-rule", choices=sorted(house_rules.NAMES),
+                   default=house_rules.DEFAULT_RULE,
+                   help="refit: how the out-of-fold scores give the fold's threshold "
+                        "(happyhouse.train.house_rules)")
     p.add_argument("--crop", choices=("face", "frame"), default="face",
                    help="face: the door's own gate and face crop (default); frame: whole frames")
     p.add_argument("--train-frames", type=int, metavar="N",
                    help="keep N of each fold's training frames (stratified, seeded): the "
                         "learning curve")
     p.add_argument("--folds", type=Path, help="folds file (default OUT/folds.json)")
+    p.add_argument("--scores-out", type=Path, metavar="FILE.npz",
+                   help="also save every score (per frame, and each fold's inner out-of-fold "
+                        "scores) for studying threshold rules offline")
     p.add_argument("--no-geometry", action="store_true",
                    help="score the CNN alone even if the general model has a geometry stage")
     args = p.parse_args(argv)

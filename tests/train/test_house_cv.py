@@ -51,7 +51,7 @@ def test_refit_fold_thresholds_on_every_frame_and_trains_one_model_on_all(genki_
                      batch_size=8, lr=1e-3, seed=0, augment="none", patience=5,
                      max_false_open=0.01, crop="face", inner_k=2)
     rest, test = np.arange(16), np.arange(16, 20)
-    model, threshold, info, history = house_cv._refit_fold(args, data, rest, 0, test)
+    model, threshold, info, history = house_cv.refit_fold(args, data, rest, 0, test)
     assert len(info["inner_best_epochs"]) == 2
     assert info["refit_epochs"] == int(np.median(info["inner_best_epochs"]))
     assert 0.5 <= threshold <= 1.0 and "val_loss" in history

@@ -1,0 +1,139 @@
+"""A small house's threshold rules (issue 18): what one odd frame can and cannot do."""
+
+import numpy as np
+import pytest
+
+from happyhouse.daemon.geometry import fuse, logit
+from happyhouse.train import house_rules, report
+
+
+def _house(seed=0, n_not=53, n_happy=67):
+    rng = np.random.default_rng(seed)
+    neg = 1 / (1 + np.exp(-rng.normal(-3.0, 1.0, n_not)))
+    pos = 1 / (1 + np.exp(-rng.normal(3.0, 1.0, n_happy)))
+    return np.r_[np.zeros(n_not, int), np.ones(n_happy, int)], np.r_[neg, pos]
+
+
+def test_empirical_is_the_protocols_own_rule():
+    labels, scores = _house()
+    assert house_rules.empirical(labels, scores, 0.01) == report.choose_threshold(labels, scores, 0.01)
+
+
+def test_one_outlier_sets_the_empirical_threshold_but_not_the_robust_one():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(53, int), np.ones(67, int)]
+    scores = 1 / (1 + np.exp(-np.r_[rng.normal(0.5, 1.0, 53), rng.normal(6.0, 1.0, 67)]))
+    odd = scores.copy()
+    odd[0] = 0.9995  # a not-smiling frame that scores like a grin
+    assert house_rules.empirical(labels, odd) > 0.9995
+    before, after = house_rules.robust_gaussian(labels, scores), house_rules.robust_gaussian(labels, odd)
+    assert abs(logit(after) - logit(before)) < 0.2
+    # the normal 1% tail of the not-smiling logits: N(0.5, 1) -> about 0.5 + 2.33
+    assert abs(logit(after) - 2.83) < 0.6
+    assert ((odd >= after) & (labels == 1)).sum() >= 60  # the smiles still open
+    assert house_rules.tolerant(labels, odd, allowed=1) < 0.999
+
+
+def test_robust_threshold_follows_the_spread_of_the_not_smiling_scores():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(60, int), np.ones(60, int)]
+    tight = np.r_[1 / (1 + np.exp(-rng.normal(1.0, 0.2, 60))), np.full(60, 0.99)]
+    wide = np.r_[1 / (1 + np.exp(-rng.normal(1.0, 1.5, 60))), np.full(60, 0.99)]
+    t_tight, t_wide = house_rules.robust_gaussian(labels, tight), house_rules.robust_gaussian(labels, wide)
+    assert t_wide > t_tight > 0.5
+    assert abs(logit(t_wide) - (1.0 + 2.326 * 1.5)) < 0.6
+
+
+def test_rules_never_go_below_even_odds_or_above_one():
+    labels = np.r_[np.zeros(20, int), np.ones(20, int)]
+    low = np.r_[np.full(20, 1e-4), np.full(20, 0.3)]
+    for rule in house_rules.RULES.values():
+        t = rule(labels, low)
+        assert 0.5 <= t <= 1.0
+    assert house_rules.robust_gaussian(np.array([1, 1, 0]), np.array([0.9, 0.8, 0.1])) == 1.0
+
+
+def test_tolerant_allows_exactly_that_many_false_opens():
+    labels, scores = _house(2)
+    for allowed in (0, 1, 3):
+        t = house_rules.tolerant(labels, scores, allowed)
+        assert ((scores >= t) & (labels == 0)).sum() <= allowed
+        opened_negatives = np.sort(scores[labels == 0])[::-1]
+        assert t <= max(np.nextafter(opened_negatives[allowed], 1), 0.5)
+
+
+def test_stack_learns_which_score_carries_the_house():
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(60, int), np.ones(60, int)]
+    useful = 1 / (1 + np.exp(-(4 * (labels - 0.5) * 2 + rng.normal(0, 1, 120))))
+    noise = rng.uniform(0.05, 0.95, 120)
+    a, b, _ = house_rules.fit_stack(useful, noise, labels)
+    assert a > 5 * abs(b)
+    a, b, _ = house_rules.fit_stack(noise, useful, labels)
+    assert b > 5 * abs(a)
+
+
+def _saved(with_geometry=True):
+    """A --scores-out file of a 2-fold house with known inner scores."""
+    labels = np.array([0, 0, 0, 1, 1, 1] * 4)
+    fold = np.array([0] * 12 + [1] * 12)
+    rng = np.random.default_rng(4)
+    cls = np.clip(np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.05, 24), 0.01, 0.99)
+    geo = np.where(labels == 1, 0.7, 0.3) if with_geometry else np.full(24, np.nan)
+    has_face = np.ones(24, bool)
+    has_face[3] = False  # a smile the gate missed: never opened
+    saved = {"labels": labels, "fold": fold, "has_face": has_face, "geometry": geo,
+             "classifier": cls, "weights": np.array([0.7, 0.3])}
+    for f in (0, 1):
+        rest = np.flatnonzero(fold != f)
+        saved[f"inner{f}_rest"] = rest
+        saved[f"inner{f}_inner"] = np.arange(len(rest)) % 2
+        saved[f"inner{f}_classifier"] = cls[rest]
+    return saved
+
+
+def test_study_decides_every_frame_once_per_variant():
+    out = house_rules.study(_saved())
+    assert set(out) == {"FR0", "FR1", "FR2", "SR0", "SR1", "SR2"}
+    for res in out.values():
+        assert res["n"] == 24 and len(res["thresholds"]) == 2
+        assert res["correct"] + res["false_opens"] + res["missed"] == 24
+        assert res["missed"] >= 1  # the faceless smile
+    # the fixed fusion's R0 threshold is the protocol's: chosen on the fused inner scores
+    s = _saved()
+    rest = s["inner0_rest"]
+    want = report.choose_threshold(s["labels"][rest], fuse(s["classifier"][rest], s["geometry"][rest],
+                                                           (0.7, 0.3)), 0.01)
+    assert out["FR0"]["thresholds"][0] == pytest.approx(want, abs=1e-4)
+    assert set(house_rules.study(_saved(with_geometry=False))) == {"FR0", "FR1", "FR2"}
+
+
+def test_saved_scores_round_trip(tmp_path):
+    from happyhouse.train.house_cv import save_scores
+
+    s = _saved()
+    cv = {"classifier": s["classifier"], "scores": s["classifier"],
+          "folds": [{"threshold": 0.6}, {"threshold": 0.7}],
+          "inner_scores": [{"rest": s[f"inner{f}_rest"], "inner": s[f"inner{f}_inner"],
+                            "classifier": s[f"inner{f}_classifier"]} for f in (0, 1)]}
+    path = tmp_path / "scores.npz"
+    save_scores(path, s["labels"], s["has_face"], s["fold"], s["geometry"], cv, (0.7, 0.3))
+    back = dict(np.load(path))
+    assert house_rules.study(back) == house_rules.study(s)
+    assert back["thresholds"].tolist() == [0.6, 0.7]
+
+
+def test_rules_by_the_names_a_technician_gives():
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.zeros(50, int), np.ones(50, int)]
+    scores = 1 / (1 + np.exp(-np.r_[rng.normal(1.0, 1.0, 50), rng.normal(7.0, 1.0, 50)]))
+    assert house_rules.choose("empirical", labels, scores, 0.01) == house_rules.empirical(labels, scores, 0.01)
+    assert house_rules.choose("tolerant", labels, scores, 0.01) == house_rules.tolerant(labels, scores, 1)
+    strict = house_rules.choose("robust", labels, scores, 0.001)
+    loose = house_rules.choose("robust", labels, scores, 0.05)
+    assert strict > house_rules.choose("robust", labels, scores, 0.01) > loose
+    assert house_rules.choose("robust", labels, scores, 0.01) == pytest.approx(
+        house_rules.robust_gaussian(labels, scores), abs=1e-3)
+    with pytest.raises(ValueError, match="unknown threshold rule"):
+        house_rules.choose("median", labels, scores, 0.01)
+    assert "1% tail" in house_rules.describe("robust", 0.01)
