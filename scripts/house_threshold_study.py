@@ -45,11 +45,11 @@ def door_look(crops: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def pseudo(args) -> int:
+def build_house(args):
+    """Pseudo-house ``args.house``: 150 validation faces with one door look (deterministic)."""
     from happyhouse.convert.metadata import find_metadata, read_metadata
-    from happyhouse.train import house_cv
-    from happyhouse.train.data import load_training_data, stratified_folds
-    from happyhouse.train.geometry import stage_beside, validation_mask
+    from happyhouse.train.data import load_training_data
+    from happyhouse.train.geometry import validation_mask
 
     init = Path(args.init)
     spec = read_metadata(find_metadata(init)).preprocess
@@ -65,6 +65,16 @@ def pseudo(args) -> int:
         raise SystemExit(f"house {h}: the validation split has too few faces")
     house = data.subset(pick)
     house.images = door_look(house.images, 2000 + h)
+    return house
+
+
+def pseudo(args) -> int:
+    from happyhouse.train import house_cv
+    from happyhouse.train.data import stratified_folds
+    from happyhouse.train.geometry import stage_beside
+
+    init, h = Path(args.init), args.house
+    house = build_house(args)
     stage = stage_beside(init)[0]
     geo = np.array([stage.score(im) for im in house.images])
     has_face = np.ones(len(house), bool)
@@ -81,11 +91,46 @@ def pseudo(args) -> int:
     return 0
 
 
+def features(args) -> int:
+    """The 936 mesh features of every frame of a pseudo-house or of the Happy House frames."""
+    from happyhouse.daemon.geometry import ASSET_DIR, MESH_FILE, FaceMesh
+    from happyhouse.train.geometry import mesh_features
+
+    mesh = FaceMesh(ASSET_DIR / MESH_FILE)
+    if args.happy_house:
+        from happyhouse.daemon.preprocess import Preprocess
+        from happyhouse.train.data import door_face_crops, load_training_data
+
+        data = load_training_data([str(args.happy_house)], Preprocess(crop="frame", size=64))
+        crops, has_face = door_face_crops(data.images, Preprocess(crop="face", margin=0.0, size=64))
+        x = np.full((len(data), 936), np.nan)
+        x[has_face] = mesh_features(crops[has_face], mesh)
+        labels = data.labels
+    else:
+        house = build_house(args)
+        x, labels = mesh_features(house.images, mesh), house.labels
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, features=x, labels=labels)
+    sys.stdout.write(f"{args.out}: {x.shape}\n")
+    return 0
+
+
 def analyse(args) -> int:
+    from happyhouse.train.geometry import stage_beside
+
+    general = stage_beside(Path(args.init))[0].head if args.features else None
+    if args.features and len(args.features) not in (1, len(args.scores)):
+        raise SystemExit("give one --features file, or one per scores file")
     rows: Dict[str, List[dict]] = {}
-    for path in args.scores:
+    for i, path in enumerate(args.scores):
         saved = dict(np.load(path))
-        for name, result in house_rules.study(saved).items():
+        x = None
+        if args.features:
+            f = dict(np.load(args.features[min(i, len(args.features) - 1)]))
+            if not np.array_equal(f["labels"], saved["labels"]):
+                raise SystemExit(f"{path}: the features file is of other frames")
+            x = f["features"]
+        for name, result in house_rules.study(saved, x, general, args.only).items():
             rows.setdefault(name, []).append({"file": Path(path).name, **result})
     table = []
     for name, res in rows.items():
@@ -121,15 +166,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     a.add_argument("--sample-seed", type=int, default=77)
     b = sub.add_parser("analyse", help="compare threshold/fusion rules on saved scores")
     b.add_argument("scores", nargs="+")
+    b.add_argument("--features", action="append", help="mesh features (the `features` "
+                   "command): adds the house-head variants")
+    b.add_argument("--only", nargs="+", help="compute only these variants")
+    b.add_argument("--init", default="models/general/model.keras")
     b.add_argument("--json")
+    c = sub.add_parser("features", help="mesh features of a pseudo-house or the Happy House frames")
+    c.add_argument("--house", type=int)
+    c.add_argument("--happy-house", type=Path, help="test_happy.h5: the door's frames, gated")
+    c.add_argument("--data", type=Path, action="append")
+    c.add_argument("--init", default="models/general/model.keras")
+    c.add_argument("--sample-seed", type=int, default=77)
+    c.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    if args.cmd == "pseudo":
+    if args.cmd in ("pseudo", "features") and not getattr(args, "happy_house", None):
         if not args.data:
             from happyhouse.daemon.datasets import data_root
             root = data_root()
             if root is None:
                 p.error("give --data or set HAPPYHOUSE_DATA")
             args.data = [root / "genki4k-train", root / "smilesmiled"]
+    if args.cmd == "features":
+        return features(args)
+    if args.cmd == "pseudo":
         return pseudo(args)
     return analyse(args)
 

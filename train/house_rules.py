@@ -10,7 +10,7 @@ general validation faces, one door look per house), never on a door's frames.
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -108,38 +108,73 @@ def stacked(classifier: np.ndarray, geometry: np.ndarray, params: Sequence[float
     return sigmoid(a * logit(classifier) + b * logit(geometry) + c)
 
 
-def study(saved: Dict[str, np.ndarray]) -> Dict[str, dict]:
-    """Every rule x fusion on one ``house_cv --scores-out`` file: right decisions per variant.
+def house_geometry(features: np.ndarray, labels: np.ndarray, rest: np.ndarray,
+                   inner: np.ndarray, test: np.ndarray, general) -> Tuple[np.ndarray, np.ndarray]:
+    """(out-of-fold scores of ``rest``, scores of ``test``) of a house-corrected geometry head.
 
-    Each fold's threshold (and stack) comes from its own inner out-of-fold
-    scores only; its 30 test frames are then decided once.
+    The out-of-fold scores come from the same inner folds as the classifier's."""
+    from .geometry import fit_house_head
+
+    oof = np.full(len(rest), np.nan)
+    for g in np.unique(inner):
+        head = fit_house_head(general, features[rest[inner != g]], labels[rest[inner != g]])
+        oof[inner == g] = [head.score(v) for v in features[rest[inner == g]]]
+    head = fit_house_head(general, features[rest], labels[rest])
+    return oof, np.array([head.score(v) for v in np.nan_to_num(features[test])])
+
+
+def study(saved: Dict[str, np.ndarray], features: Optional[np.ndarray] = None,
+          general=None, only: Optional[Sequence[str]] = None) -> Dict[str, dict]:
+    """Every rule x fusion (x head) on one ``house_cv --scores-out`` file: decisions per variant.
+
+    Each fold's threshold (and stack, and house head) comes from its own
+    training frames and their inner out-of-fold scores only; its test frames
+    are then decided once. ``features`` (N x 936 mesh features) and the
+    ``general`` geometry head add the house-head variants ("G..."); ``only``
+    computes just the named variants.
     """
     labels, fold, has_face = saved["labels"], saved["fold"], saved["has_face"].astype(bool)
     geo, cls, weights = saved["geometry"], saved["classifier"], tuple(saved["weights"])
     with_geo = not np.isnan(geo[has_face]).all()
     fusions = ("F", "S") if with_geo else ("F",)
-    out = {f"{fu}{r}": {"n": 0, "correct": 0, "false_opens": 0, "missed": 0, "thresholds": []}
-           for fu in fusions for r in RULES}
+    heads = ("", "G") if with_geo and features is not None else ("",)
+    names = [f"{h}{fu}{r}" for h in heads for fu in fusions for r in RULES]
+    names = [n for n in names if only is None or n in only]
+    out = {n: {"n": 0, "correct": 0, "false_opens": 0, "missed": 0, "thresholds": []}
+           for n in names}
     for f in range(int(fold.max()) + 1):
         rest, oof_cls = saved[f"inner{f}_rest"], saved[f"inner{f}_classifier"]
         test = np.flatnonzero(fold == f)
         y_rest, y_test = labels[rest], labels[test]
-        for fu in fusions:
-            if fu == "F":
-                oof = fuse(oof_cls, geo[rest], weights) if with_geo else oof_cls
-                score = fuse(cls[test], geo[test], weights) if with_geo else cls[test]
+        for h in heads:
+            if not any(n.startswith(h) and (h or not n.startswith("G")) for n in names):
+                continue
+            if h == "G":
+                oof_geo, test_geo = house_geometry(features, labels, rest,
+                                                   saved[f"inner{f}_inner"], test, general)
             else:
-                params = fit_stack(oof_cls, geo[rest], y_rest)
-                oof = stacked(oof_cls, geo[rest], params)
-                score = stacked(cls[test], geo[test], params)
-            score = np.where(has_face[test], score, 0.0)  # no face, no unlock
-            for r, rule in RULES.items():
-                t = rule(y_rest, oof)
-                opened = score >= t
-                res = out[f"{fu}{r}"]
-                res["n"] += len(test)
-                res["correct"] += int((opened == (y_test == 1)).sum())
-                res["false_opens"] += int((opened & (y_test == 0)).sum())
-                res["missed"] += int((~opened & (y_test == 1)).sum())
-                res["thresholds"].append(round(float(t), 4))
+                oof_geo, test_geo = geo[rest], geo[test]
+            for fu in fusions:
+                if not any(n.startswith(h + fu) for n in names):
+                    continue
+                if fu == "F":
+                    oof = fuse(oof_cls, oof_geo, weights) if with_geo else oof_cls
+                    score = fuse(cls[test], test_geo, weights) if with_geo else cls[test]
+                else:
+                    params = fit_stack(oof_cls, oof_geo, y_rest)
+                    oof = stacked(oof_cls, oof_geo, params)
+                    score = stacked(cls[test], test_geo, params)
+                score = np.where(has_face[test], score, 0.0)  # no face, no unlock
+                for r, rule in RULES.items():
+                    name = f"{h}{fu}{r}"
+                    if name not in out:
+                        continue
+                    t = rule(y_rest, oof)
+                    opened = score >= t
+                    res = out[name]
+                    res["n"] += len(test)
+                    res["correct"] += int((opened == (y_test == 1)).sum())
+                    res["false_opens"] += int((opened & (y_test == 0)).sum())
+                    res["missed"] += int((~opened & (y_test == 1)).sum())
+                    res["thresholds"].append(round(float(t), 4))
     return out

@@ -85,7 +85,7 @@ def _saved(with_geometry=True):
     saved = {"labels": labels, "fold": fold, "has_face": has_face, "geometry": geo,
              "classifier": cls, "weights": np.array([0.7, 0.3])}
     for f in (0, 1):
-        rest = np.flatnonzero(fold != f)
+        rest = np.flatnonzero((fold != f) & has_face)  # as house_cv: no face, no training
         saved[f"inner{f}_rest"] = rest
         saved[f"inner{f}_inner"] = np.arange(len(rest)) % 2
         saved[f"inner{f}_classifier"] = cls[rest]
@@ -137,3 +137,48 @@ def test_rules_by_the_names_a_technician_gives():
     with pytest.raises(ValueError, match="unknown threshold rule"):
         house_rules.choose("median", labels, scores, 0.01)
     assert "1% tail" in house_rules.describe("robust", 0.01)
+
+
+def test_house_head_corrects_the_general_head_only_as_far_as_the_house_shows():
+    from happyhouse.daemon.geometry import GeometryHead
+    from happyhouse.train.geometry import fit_house_head
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 1, (120, 936))
+    labels = np.r_[np.zeros(60, int), np.ones(60, int)]
+    x[labels == 1, 7] += 2.0  # this house smiles along a feature the general head ignores
+    general = GeometryHead(weights=np.zeros(936), bias=0.0)
+    general.weights[3] = 0.3  # ... and the general head reads one that means nothing here
+    head = fit_house_head(general, x, labels)
+    assert head.weights.shape == (936,)
+    correction = head.weights - general.weights
+    assert np.argmax(np.abs(correction)) == 7 and correction[7] > 0
+    assert correction[3] < 0  # the general head's feature is toned down, not dropped
+    new = rng.normal(0, 1, (200, 936))
+    new_labels = np.r_[np.zeros(100, int), np.ones(100, int)]
+    new[new_labels == 1, 7] += 2.0
+    def auc(head):
+        scores = np.array([head.score(v) for v in new])
+        pos, neg = scores[new_labels == 1], scores[new_labels == 0]
+        return (pos[:, None] > neg[None, :]).mean()
+
+    assert auc(head) > max(auc(general) + 0.08, 0.6)  # it carries to new frames of the house
+    with pytest.raises(Exception, match="both classes"):
+        fit_house_head(general, x[:60], labels[:60])
+
+
+def test_study_adds_house_head_variants_with_features():
+    from happyhouse.daemon.geometry import GeometryHead
+
+    s = _saved()
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1, (24, 936))
+    x[3] = np.nan  # the frame without a face has no mesh
+    general = GeometryHead(weights=np.zeros(936), bias=0.0)
+    out = house_rules.study(s, x, general)
+    assert len(out) == 12 and {"GFR0", "GSR2"} <= set(out)
+    for res in out.values():
+        assert res["correct"] + res["false_opens"] + res["missed"] == 24
+    only = house_rules.study(s, x, general, only=["GFR1", "FR0"])
+    assert set(only) == {"GFR1", "FR0"}
+    assert only["FR0"] == out["FR0"] and only["GFR1"] == out["GFR1"]
