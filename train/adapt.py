@@ -46,7 +46,12 @@ import numpy as np
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
 
-from . import house_rules
+#: the geometry head a house's bundle carries (``--geometry-head``)
+HEAD_HOW = {"house": "the general head corrected on the house's own frames (fit_house_head)",
+            "general": "the general model's head, unchanged"}
+#: how a house's threshold is chosen (the house protocol's refit)
+THRESHOLD_RULE = ("lowest fused threshold >= 0.5 with out-of-fold false-open rate "
+                  "<= --max-false-open")
 
 log = logging.getLogger("happyhouse.train.adapt")
 
@@ -120,18 +125,18 @@ def protocol_args(args, work: Path) -> argparse.Namespace:
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
         patience=args.patience, max_false_open=args.max_false_open, crop="face",
         inner_k=args.inner_k, protocol=args.protocol, train_frames=None, no_geometry=False,
-        threshold_rule=args.threshold_rule)
+        geometry_head=args.geometry_head)
 
 
-def final_model(pargs, data, has_face, geo, weights, work: Path):
-    """The model the house deploys, trained on every face frame, in a folder the converter reads."""
-    from happyhouse.daemon.geometry import fuse
+def final_model(pargs, data, has_face, fusion, work: Path):
+    """The model the house deploys, trained on every face frame, in a folder the converter reads.
 
+    Returns (model path, fused threshold, training info, geometry head or None)."""
     from . import house_cv
     from .trainer import META_FILE, read_meta, write_meta
 
     everything = np.flatnonzero(has_face)
-    combine = house_cv.same_score if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
+    combine = house_cv.same_score if fusion is None else fusion
     fit = house_cv.refit_fold if pargs.protocol == "refit" else house_cv.split_fold
     last = FINAL_FOLD  # the protocol's fold number for "all frames" (its work folder)
     model, threshold, info, _ = fit(pargs, data, everything, last, np.array([], np.int64),
@@ -145,24 +150,30 @@ def final_model(pargs, data, has_face, geo, weights, work: Path):
     meta["house_adapt"] = {"frames": str(pargs.data), "protocol": pargs.protocol,
                            "from": str(pargs.init)}
     meta["data"] = data.summary()
-    if geo is None:
+    if fusion is None:
         meta["threshold"] = float(threshold)
     write_meta(folder / META_FILE, meta)
-    return folder / "model.keras", float(threshold), info
+    head = None if fusion is None else fusion.head(everything)
+    return folder / "model.keras", float(threshold), info, head
 
 
-def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict,
-                   rule: str) -> None:
-    """The general model's geometry head beside the house model, with the house's fused threshold."""
+def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict, head,
+                   how: str) -> None:
+    """The house's geometry head beside the house model, with the house's fused threshold.
+
+    The recipe (mesh, alignment, fusion weights) is the general model's; the
+    head is the one the estimate fused with (``how``), its sha256 recorded."""
+    from happyhouse.daemon.bundle import sha256_file
     from happyhouse.daemon.geometry import HEAD_FILE
 
     from .geometry import SIDECAR
 
     sidecar = json.loads((general.parent / SIDECAR).read_text(encoding="utf-8"))
+    head.save(folder / HEAD_FILE)
+    sidecar["geometry"]["head"]["sha256"] = sha256_file(folder / HEAD_FILE)
     sidecar.update(threshold=threshold, validation={"house_cv_fused": figures},
-                   threshold_rule=f"the house protocol's: {rule}",
+                   threshold_rule=f"the house protocol's: {THRESHOLD_RULE}", head=how,
                    model_file="model.keras")
-    shutil.copy2(general.parent / HEAD_FILE, folder / HEAD_FILE)
     (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
 
 
@@ -186,9 +197,8 @@ def run(args) -> dict:
     try:
         pargs = protocol_args(args, work)
         fold = stratified_folds(labels, args.k, args.seed)
-        stage, geo = house_cv.geometry_scores(pargs, data.images, has_face)
-        weights = stage.spec.weights if stage is not None else (0.5, 0.5)
-        cv = house_cv.cross_validate(pargs, data, has_face, fold, geo, weights)
+        stage, fusion = house_cv.fusion_for(pargs, data.images, has_face, labels)
+        cv = house_cv.cross_validate(pargs, data, has_face, fold, fusion)
         new = report.metrics(labels, cv["scores"], cv["threshold"], pred=cv["pred"])
         now_scores, now_pred, now = current_door(args.current, data.raw)
         old = report.metrics(labels, now_scores, now.threshold, pred=now_pred)
@@ -200,12 +210,11 @@ def run(args) -> dict:
                 f"(estimated by {args.k}-fold CV) makes {new['errors']} errors with "
                 f"{new['false_opens']} false opens, the bundle the door runs now "
                 f"({now.bundle.path.name}) {old['errors']} with {old['false_opens']}")
-        model, threshold, info = final_model(pargs, data, has_face, geo, weights, work)
-        if stage is not None:
+        model, threshold, info, head = final_model(pargs, data, has_face, fusion, work)
+        if head is not None:
             carry_geometry(Path(args.general), model.parent, threshold,
                            {k: new[k] for k in ("n", "accuracy", "recall", "false_open_rate",
-                                                "roc_auc")},
-                           house_rules.describe(args.threshold_rule, args.max_false_open))
+                                                "roc_auc")}, head, HEAD_HOW[args.geometry_head])
         n_faces = int(has_face.sum())
         max_drop = args.max_drop if args.max_drop is not None else 100.0 / (0.2 * n_faces) + 0.01
         staged = work / "bundle"
@@ -218,8 +227,8 @@ def run(args) -> dict:
             scope=f"house {args.k}-fold CV, unseen frames", pred=cv["pred"],
             extra={"frames": str(args.frames), "frames_with_face": n_faces,
                    "general": str(args.general), "protocol": args.protocol,
-                   "threshold_rule": house_rules.describe(args.threshold_rule, args.max_false_open),
-                   "fused": geo is not None, "current_bundle": str(now.bundle.path),
+                   "fused": fusion is not None,
+                   "geometry_head": None if fusion is None else HEAD_HOW[args.geometry_head], "current_bundle": str(now.bundle.path),
                    "current_bundle_sha256": now.model_sha256, "comparison": comparison,
                    "final_model": info, "bundle_threshold": bundle.threshold,
                    "bundle_sha256": bundle.sha256,
@@ -229,7 +238,7 @@ def run(args) -> dict:
                        "id": data.ids[i], "label": int(labels[i]), "face": bool(has_face[i]),
                        "fold": int(fold[i]), "score": round(float(cv["scores"][i]), 5),
                        "classifier": round(float(cv["classifier"][i]), 5),
-                       "geometry": None if geo is None or np.isnan(geo[i]) else round(float(geo[i]), 5),
+                       "geometry": None if np.isnan(cv["geometry"][i]) else round(float(cv["geometry"][i]), 5),
                        "pred": int(cv["pred"][i]), "current_score": round(float(now_scores[i]), 5),
                        "current_pred": int(now_pred[i])} for i in range(len(labels))]})
         out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
@@ -259,9 +268,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="folds of the estimate")
     p.add_argument("--protocol", choices=("refit", "split"), default="refit")
     p.add_argument("--inner-k", type=int, default=4)
-    p.add_argument("--threshold-rule", choices=sorted(house_rules.NAMES),
-                   default=house_rules.DEFAULT_RULE,
-                   help="how the house's out-of-fold scores give its threshold")
+    p.add_argument("--geometry-head", choices=sorted(HEAD_HOW), default="house",
+                   help="house: the general geometry head corrected on the house's frames "
+                        "(default); general: the general head as it is")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--patience", type=int, default=30)
     p.add_argument("--lr", type=float, default=2e-3)

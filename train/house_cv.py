@@ -53,7 +53,8 @@ from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
 
-from . import house_rules, report
+from . import report
+from .geometry import HOUSE_L2
 from .data import door_face_crops, load_training_data, stratified_folds, stratified_split
 
 # The trainer (and so TensorFlow, which logs as it loads) is imported inside the
@@ -119,8 +120,47 @@ def subsample(labels: np.ndarray, rest: np.ndarray, n: int, seed: int) -> np.nda
     return np.sort(np.concatenate([rng.permutation(m)[:k] for m, k in zip(members, take)]))
 
 
-def same_score(idx, scores):
+def same_score(trained_on, idx, scores):
+    """No geometry stage: the door's score is the classifier's."""
     return scores
+
+
+class Fusion:
+    """The door's score of a house's frames: the classifier's fused with the geometry head's.
+
+    With ``features`` (the frames' aligned mesh features) the head a model is
+    fused with is the general head corrected on the frames *that model* trained
+    on (:func:`happyhouse.train.geometry.fit_house_head`), so no out-of-fold or
+    test score comes from a head that saw its frame's label; without them it is
+    the general head's precomputed score.
+    """
+
+    def __init__(self, general_scores: np.ndarray, weights, features=None, general_head=None,
+                 labels=None) -> None:
+        self.general_scores = np.asarray(general_scores, np.float64)
+        self.weights = tuple(weights)
+        self.features, self.general_head, self.labels = features, general_head, labels
+
+    @property
+    def house_head(self) -> bool:
+        return self.features is not None
+
+    def head(self, trained_on: np.ndarray):
+        """The geometry head of a model trained on ``trained_on`` (the general one if not per house)."""
+        from .geometry import fit_house_head
+
+        if not self.house_head:
+            return self.general_head
+        return fit_house_head(self.general_head, self.features[trained_on], self.labels[trained_on])
+
+    def geometry(self, trained_on: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        if not self.house_head:
+            return self.general_scores[idx]
+        head = self.head(trained_on)
+        return np.array([head.score(x) for x in np.nan_to_num(self.features[idx])])
+
+    def __call__(self, trained_on: np.ndarray, idx: np.ndarray, classifier: np.ndarray) -> np.ndarray:
+        return fuse(classifier, self.geometry(trained_on, idx), self.weights)
 
 
 def split_fold(args, data, rest, f: int, test, combine=same_score):
@@ -133,7 +173,8 @@ def split_fold(args, data, rest, f: int, test, combine=same_score):
     result = train_split(cfg, data, rest[tr_local], va)
     threshold = float(result["meta"]["threshold"])
     if combine is not same_score:  # the door's score is fused: choose its threshold on that
-        fused = combine(va, predict(result["keras_model"], data.images[va], _normalized(args)))
+        fused = combine(rest[tr_local], va,
+                        predict(result["keras_model"], data.images[va], _normalized(args)))
         threshold = float(report.choose_threshold(data.labels[va], fused, args.max_false_open))
     return (result["keras_model"], threshold,
             {"best_epoch": result["meta"]["training"]["best_epoch"]}, result["history"])
@@ -157,11 +198,10 @@ def refit_fold(args, data, rest, f: int, test, combine=same_score):
         result = train_split(cfg, data, rest[inner != g], rest[inner == g])
         held = rest[inner == g]
         oof_raw[inner == g] = predict(result["keras_model"], data.images[held], _normalized(args))
-        oof[inner == g] = combine(held, oof_raw[inner == g])
+        oof[inner == g] = combine(rest[inner != g], held, oof_raw[inner == g])
         best.append(int(result["meta"]["training"]["best_epoch"]))
         first_history = first_history or result["history"]
-    threshold = house_rules.choose(getattr(args, "threshold_rule", house_rules.DEFAULT_RULE),
-                                   data.labels[rest], oof, args.max_false_open)
+    threshold = float(report.choose_threshold(data.labels[rest], oof, args.max_false_open))
     epochs = max(1, int(np.median(best)))
     cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / "refit", args.seed + f, test, epochs, f)
     model, _ = fit_fixed(cfg, data, rest)
@@ -179,10 +219,15 @@ def _normalized(args) -> Preprocess:
     return Preprocess(normalize=inherited_normalize(None if args.scratch else args.init))
 
 
-def geometry_scores(args, images: np.ndarray, has_face: np.ndarray):
-    """(stage, P(happy) of the general model's geometry head per frame) or (None, None).
+def fusion_for(args, crops: np.ndarray, has_face: np.ndarray, labels: np.ndarray):
+    """(stage, :class:`Fusion`) of the general model's geometry stage, or (None, None).
 
-    NaN where the gate found no face (such a frame is never scored)."""
+    ``args.geometry_head``: ``house`` (default) corrects the head on each
+    model's own training frames, ``general`` keeps the general head. The
+    general head's scores are NaN where the gate found no face (never scored).
+    """
+    from happyhouse.daemon.geometry import features
+
     from .geometry import stage_beside
 
     if args.scratch or getattr(args, "no_geometry", False):
@@ -191,29 +236,33 @@ def geometry_scores(args, images: np.ndarray, has_face: np.ndarray):
     if found is None:
         return None, None
     stage = found[0]
-    geo = np.full(len(images), np.nan)
+    x = np.full((len(crops), 936), np.nan)
     for i in np.flatnonzero(has_face):
-        geo[i] = stage.score(images[i])
-    log.info("geometry stage of %s: scored %d faces", args.init, int(has_face.sum()))
-    return stage, geo
+        x[i] = features(stage.mesh.points(crops[i], stage.spec.pad))
+    general = np.full(len(crops), np.nan)
+    general[has_face] = [stage.head.score(v) for v in x[has_face]]
+    log.info("geometry stage of %s: %d faces", args.init, int(has_face.sum()))
+    per_house = getattr(args, "geometry_head", "house") == "house"
+    return stage, Fusion(general, stage.spec.weights, x if per_house else None, stage.head, labels)
 
 
-def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray, geo=None,
-                   weights=(0.5, 0.5)) -> dict:
-    """Every frame scored once by the fold model that never saw it (fused with ``geo``).
+def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray,
+                   fusion: Optional[Fusion] = None) -> dict:
+    """Every frame scored once by the fold model that never saw it (``fusion``: the door's score).
 
     ``data.images`` are the gated crops before light normalisation; a frame
     without a face scores 0 and never trains. Returns per-frame ``scores``
-    (the door's score), ``classifier`` scores, ``pred`` (each fold's own
-    threshold), the per-fold figures and training histories.
+    (the door's score), ``classifier`` and ``geometry`` scores, ``pred`` (each
+    fold's own threshold), the per-fold figures and training histories.
     """
     from .trainer import predict
 
     normalized = _normalized(args)
-    combine = same_score if geo is None else (lambda idx, s: fuse(s, geo[idx], weights))
+    combine = same_score if fusion is None else fusion
     n_train = getattr(args, "train_frames", None)
     scores = np.full(len(data), np.nan)
     classifier = np.full(len(data), np.nan)
+    geometry = np.full(len(data), np.nan)
     pred = np.full(len(data), -1, dtype=np.int64)
     folds, histories, inner_scores = [], {}, []
     k = int(fold.max()) + 1
@@ -226,7 +275,12 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray, geo=None,
         model, threshold, info, histories[f] = fit_fold(args, data, rest, f, test, combine)
         inner_scores.append(info.pop(OOF_KEY, None))
         raw = predict(model, data.images[test], normalized)
-        s = np.where(has_face[test], combine(test, raw), 0.0)  # no face, no unlock
+        if fusion is not None:
+            geometry[test] = fusion.geometry(rest, test)
+            fused = fuse(raw, geometry[test], fusion.weights)
+        else:
+            fused = raw
+        s = np.where(has_face[test], fused, 0.0)  # no face, no unlock
         if not np.isnan(scores[test]).all():
             raise AssertionError("a frame was predicted twice")
         scores[test], classifier[test] = s, np.where(has_face[test], raw, 0.0)
@@ -238,7 +292,8 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray, geo=None,
         log.info("fold %d: %d errors, %d false opens of %d (threshold %.3f, %d training frames)",
                  f, m["errors"], m["false_opens"], len(test), threshold, len(rest))
     assert (pred >= 0).all() and not np.isnan(scores).any(), "every frame predicted once"
-    return {"scores": scores, "classifier": classifier, "pred": pred, "folds": folds,
+    return {"scores": scores, "classifier": classifier, "geometry": geometry, "pred": pred,
+            "folds": folds,
             "histories": histories, "inner_scores": inner_scores,
             "threshold": float(np.median([x["threshold"] for x in folds]))}
 
@@ -280,8 +335,9 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     folds_path = Path(getattr(args, "folds", None) or out / FOLDS_FILE)
     fold = make_or_load_folds(folds_path, data.labels, Path(args.data), args.k, args.seed)
-    stage, geo = (geometry_scores(args, data.images, has_face) if args.crop == "face"
-                  else (None, None))
+    stage, fusion = (fusion_for(args, data.images, has_face, data.labels) if args.crop == "face"
+                     else (None, None))
+    geo = None if fusion is None else fusion.general_scores
     weights = stage.spec.weights if stage is not None else (0.5, 0.5)
     if args.scratch:
         base_scores = np.full(len(data), 0.5)  # no general model: nothing to score untuned
@@ -291,7 +347,7 @@ def run(args) -> dict:
         if geo is not None:
             base_scores = np.where(has_face, fuse(base_scores, np.nan_to_num(geo, nan=0.0),
                                                   weights), 0.0)
-    cv = cross_validate(args, data, has_face, fold, geo, weights)
+    cv = cross_validate(args, data, has_face, fold, fusion)
     if getattr(args, "scores_out", None):
         save_scores(Path(args.scores_out), data.labels, has_face, fold, geo, cv, weights)
     scores, pred, folds = cv["scores"], cv["pred"], cv["folds"]
@@ -305,7 +361,9 @@ def run(args) -> dict:
                                                          else "fine-tune the general model (BatchNorm frozen)")
                + f" per fold on {n_train or 120} frames " + PROTOCOLS[args.protocol]
                + "; score 30 unseen frames"
-               + ("; fused with the general model's geometry head" if geo is not None else ""),
+               + ("" if fusion is None else "; fused with the geometry head ("
+                  + ("each fold's own, corrected on its training frames" if fusion.house_head
+                     else "the general model's") + ")"),
                "dataset": str(Path(args.data).name), "preprocess": spec.to_dict(),
                "frames_with_face": int(has_face.sum()),
                "init": None if args.scratch else str(args.init),
@@ -315,13 +373,14 @@ def run(args) -> dict:
                "train_frames": n_train,
                "fusion": None if stage is None else {
                    "rule": stage.spec.fusion, "weights": list(weights),
-                   "head": "the general model's geometry head (not refitted)",
+                   "head": ("each model's own: the general head corrected on the frames it "
+                            "trained on (fit_house_head, L2 on the correction "
+                            f"{HOUSE_L2:g})" if fusion.house_head else
+                            "the general model's geometry head (not refitted)"),
                    "threshold": "each fold's, chosen on its fused out-of-fold scores"},
                "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                "seed": args.seed,  # training and inner folds; the outer folds are folds.json
                "augment": args.augment, "max_false_open": args.max_false_open,
-               "threshold_rule": (house_rules.describe(args.threshold_rule, args.max_false_open)
-                                  if args.protocol == "refit" else "the split protocol's"),
                "folds": folds,
                "general_model_untuned_at_0.5": base and {k: base[k] for k in (
                    "accuracy", "errors", "false_opens", "roc_auc")},
@@ -329,7 +388,8 @@ def run(args) -> dict:
                                 "score": round(float(scores[i]), 5), "pred": int(pred[i]),
                                 **({} if geo is None else {
                                     "classifier": round(float(cv["classifier"][i]), 5),
-                                    "geometry": None if np.isnan(geo[i]) else round(float(geo[i]), 5)})}
+                                    "geometry": None if np.isnan(cv["geometry"][i])
+                                    else round(float(cv["geometry"][i]), 5)})}
                                for i in range(len(data))]})
 
 
@@ -378,10 +438,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="refit",
                    help="per fold: split (96 train / 24 validate) or refit (inner CV, then all 120)")
     p.add_argument("--inner-k", type=int, default=4, help="refit: inner folds over the 120 frames")
-    p.add_argument("--threshold-rule", choices=sorted(house_rules.NAMES),
-                   default=house_rules.DEFAULT_RULE,
-                   help="refit: how the out-of-fold scores give the fold's threshold "
-                        "(happyhouse.train.house_rules)")
     p.add_argument("--crop", choices=("face", "frame"), default="face",
                    help="face: the door's own gate and face crop (default); frame: whole frames")
     p.add_argument("--train-frames", type=int, metavar="N",
@@ -391,6 +447,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--scores-out", type=Path, metavar="FILE.npz",
                    help="also save every score (per frame, and each fold's inner out-of-fold "
                         "scores) for studying threshold rules offline")
+    p.add_argument("--geometry-head", choices=("house", "general"), default="house",
+                   help="house: each fold corrects the general geometry head on its own training "
+                        "frames (default); general: the general head as it is")
     p.add_argument("--no-geometry", action="store_true",
                    help="score the CNN alone even if the general model has a geometry stage")
     args = p.parse_args(argv)

@@ -54,33 +54,6 @@ def tolerant(labels: np.ndarray, scores: np.ndarray, allowed: int = 1) -> float:
 
 
 RULES = {"R0": empirical, "R1": robust_gaussian, "R2": tolerant}
-#: the names a technician sees (``--threshold-rule``) -> the study's short names
-NAMES = {"empirical": "R0", "robust": "R1", "tolerant": "R2"}
-DEFAULT_RULE = "empirical"
-DESCRIPTIONS = {
-    "empirical": "lowest fused threshold >= 0.5 with out-of-fold false-open rate <= {rate}",
-    "robust": "the not-smiling out-of-fold logits' {pct} tail from their median and MAD "
-              "(normal), never below 0.5",
-    "tolerant": "lowest fused threshold >= 0.5 with at most one out-of-fold false open",
-}
-
-
-def choose(rule: str, labels: np.ndarray, scores: np.ndarray, max_false_open: float) -> float:
-    """The house's threshold from its out-of-fold scores by the rule named ``rule``."""
-    if rule == "empirical":
-        return empirical(labels, scores, max_false_open)
-    if rule == "robust":
-        from scipy.stats import norm
-
-        return robust_gaussian(labels, scores, float(norm.ppf(1.0 - max_false_open)))
-    if rule == "tolerant":
-        return tolerant(labels, scores, 1)
-    raise ValueError(f"unknown threshold rule {rule!r} (one of {', '.join(NAMES)})")
-
-
-def describe(rule: str, max_false_open: float) -> str:
-    return DESCRIPTIONS[rule].format(rate=max_false_open, pct=f"{100 * max_false_open:g}%")
-
 
 def fit_stack(classifier: np.ndarray, geometry: np.ndarray, labels: np.ndarray,
               l2: float = 1e-2) -> Tuple[float, float, float]:

@@ -3,6 +3,7 @@ GENKI-4K faces in door frames into a --collect folder, a tiny adaptation run mak
 bundle, it is deployed into a scratch root and the running daemon reloads it; a worse
 model is refused and bad folders get one line each, with nothing written."""
 
+import hashlib
 import io
 import json
 import os
@@ -84,6 +85,12 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     rows = metrics["frames_scored"]
     assert len(rows) == 2 * PER_CLASS and all(0.0 <= r["score"] <= 1.0 for r in rows)
     assert (tmp_path / "my_bundle-report" / "roc.png").is_file()
+    # the bundle carries the house's own geometry head (the general one corrected on its
+    # frames), sealed by its sha256 in model.json: the daemon below loads and serves it
+    assert "corrected on the house" in metrics["geometry_head"]
+    head = out / "geometry_head.npz"
+    assert head.read_bytes() != (GENERAL.parent / "geometry_head.npz").read_bytes()
+    assert json.dumps(bundle.meta).count(hashlib.sha256(head.read_bytes()).hexdigest()) >= 1
 
     # deploy into a scratch root over the bundle the door runs, and SIGHUP the daemon
     dest = tmp_path / "root" / "etc" / "happyhouse" / "bundle"

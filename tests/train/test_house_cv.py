@@ -118,7 +118,7 @@ def test_cross_validation_scores_and_thresholds_the_fused_score(genki_root, tmp_
     has_face = np.ones(len(data), bool)
     has_face[0] = False
     geo = np.where(data.labels == 1, 0.999, 0.001)  # a geometry head that knows the answer
-    cv = house_cv.cross_validate(args, data, has_face, fold, geo)
+    cv = house_cv.cross_validate(args, data, has_face, fold, house_cv.Fusion(geo, (0.5, 0.5)))
     want = np.where(has_face, fuse(cv["classifier"], geo), 0.0)
     assert np.allclose(cv["scores"], want)
     assert cv["scores"][0] == 0.0 and cv["classifier"][0] == 0.0  # no face, no score
@@ -127,3 +127,31 @@ def test_cross_validation_scores_and_thresholds_the_fused_score(genki_root, tmp_
     # validation scores) lets no not-smiling face through
     assert all(f["false_opens"] == 0 for f in cv["folds"])
     assert cv["pred"][has_face & (data.labels == 1)].sum() > 0
+
+
+def test_house_head_fusion_learns_only_from_the_frames_its_model_trained_on():
+    """The house's geometry head (issue 18): each model is fused with the general head
+    corrected on its own training frames; the labels of the frames it scores never matter."""
+    from happyhouse.daemon.geometry import GeometryHead, fuse
+    from happyhouse.train.geometry import fit_house_head
+    from happyhouse.train.house_cv import Fusion
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (40, 936))
+    labels = np.r_[np.zeros(20, int), np.ones(20, int)]
+    x[labels == 1, 5] += 1.5
+    general = GeometryHead(weights=np.zeros(936), bias=0.0)
+    trained, scored = np.r_[0:15, 20:35], np.r_[15:20, 35:40]
+    fusion = Fusion(np.full(40, 0.5), (0.7, 0.3), x, general, labels)
+    want = fit_house_head(general, x[trained], labels[trained])
+    assert np.allclose(fusion.geometry(trained, scored), [want.score(v) for v in x[scored]])
+    flipped = labels.copy()
+    flipped[scored] = 1 - flipped[scored]
+    other = Fusion(np.full(40, 0.5), (0.7, 0.3), x, general, flipped)
+    assert np.array_equal(other.geometry(trained, scored), fusion.geometry(trained, scored))
+    cls = np.full(len(scored), 0.6)
+    assert np.allclose(fusion(trained, scored, cls), fuse(cls, fusion.geometry(trained, scored), (0.7, 0.3)))
+    # the general head's own scores, unchanged, when the house does not correct it
+    plain = Fusion(np.linspace(0.1, 0.9, 40), (0.7, 0.3), None, general, labels)
+    assert not plain.house_head and plain.head(trained) is general
+    assert np.array_equal(plain.geometry(trained, scored), np.linspace(0.1, 0.9, 40)[scored])

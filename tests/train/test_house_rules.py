@@ -123,22 +123,6 @@ def test_saved_scores_round_trip(tmp_path):
     assert back["thresholds"].tolist() == [0.6, 0.7]
 
 
-def test_rules_by_the_names_a_technician_gives():
-    rng = np.random.default_rng(5)
-    labels = np.r_[np.zeros(50, int), np.ones(50, int)]
-    scores = 1 / (1 + np.exp(-np.r_[rng.normal(1.0, 1.0, 50), rng.normal(7.0, 1.0, 50)]))
-    assert house_rules.choose("empirical", labels, scores, 0.01) == house_rules.empirical(labels, scores, 0.01)
-    assert house_rules.choose("tolerant", labels, scores, 0.01) == house_rules.tolerant(labels, scores, 1)
-    strict = house_rules.choose("robust", labels, scores, 0.001)
-    loose = house_rules.choose("robust", labels, scores, 0.05)
-    assert strict > house_rules.choose("robust", labels, scores, 0.01) > loose
-    assert house_rules.choose("robust", labels, scores, 0.01) == pytest.approx(
-        house_rules.robust_gaussian(labels, scores), abs=1e-3)
-    with pytest.raises(ValueError, match="unknown threshold rule"):
-        house_rules.choose("median", labels, scores, 0.01)
-    assert "1% tail" in house_rules.describe("robust", 0.01)
-
-
 def test_house_head_corrects_the_general_head_only_as_far_as_the_house_shows():
     from happyhouse.daemon.geometry import GeometryHead
     from happyhouse.train.geometry import fit_house_head
