@@ -84,7 +84,9 @@ def pseudo(args) -> int:
         seed=args.seed, epochs=100, patience=30, lr=2e-3, scratch=None, batch_size=16,
         augment="light", max_false_open=0.01, protocol="refit", inner_k=4, crop="face",
         train_frames=None, no_geometry=False)
-    cv = house_cv.cross_validate(pargs, house, has_face, fold, geo, stage.spec.weights)
+    # the general head here: the study fits house heads itself, from the saved scores
+    cv = house_cv.cross_validate(pargs, house, has_face, fold,
+                                 house_cv.Fusion(geo, stage.spec.weights, general_head=stage.head))
     out = Path(args.out) / f"house{h}-seed{args.seed}.npz"
     house_cv.save_scores(out, house.labels, has_face, fold, geo, cv, stage.spec.weights)
     sys.stdout.write(f"{out}: {json.dumps([{k: x[k] for k in ('fold', 'errors', 'false_opens', 'threshold')} for x in cv['folds']])}\n")
