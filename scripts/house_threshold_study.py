@@ -117,6 +117,40 @@ def features(args) -> int:
     return 0
 
 
+def soup(args) -> int:
+    """Score each fold's test frames with the weight average of its 5 models (4 inner + refit)."""
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train.trainer import inherited_normalize, load_model, predict
+
+    saved = dict(np.load(args.scores))
+    if args.happy_house:
+        from happyhouse.train.data import door_face_crops, load_training_data
+
+        data = load_training_data([str(args.happy_house)], Preprocess(crop="frame", size=64))
+        crops, _ = door_face_crops(data.images, Preprocess(crop="face", margin=0.0, size=64))
+    else:
+        crops = build_house(args).images
+    normalized = Preprocess(normalize=inherited_normalize(Path(args.init)))
+    soup_scores = saved["classifier"].copy()
+    fold = saved["fold"]
+    for f in range(int(fold.max()) + 1):
+        folder = Path(args.work) / f"fold{f}"
+        paths = sorted(folder.glob("inner*/model.keras")) + [folder / "refit" / "model.keras"]
+        models = [load_model(p) for p in paths]
+        base = models[0]
+        base.set_weights([np.mean(ws, axis=0) for ws in zip(*[m.get_weights() for m in models])])
+        test = np.flatnonzero(fold == f)
+        raw = predict(base, crops[test], normalized)
+        soup_scores[test] = np.where(saved["has_face"][test], raw, 0.0)
+        check = predict(models[-1], crops[test], normalized)  # the refit alone, as saved
+        gap = float(np.abs(np.where(saved["has_face"][test], check, 0.0) - saved["classifier"][test]).max())
+        sys.stdout.write(f"fold {f}: {len(paths)} models averaged; refit re-scored within {gap:.4f}\n")
+    saved["classifier"] = soup_scores
+    np.savez_compressed(args.out, **saved)
+    sys.stdout.write(f"{args.out}\n")
+    return 0
+
+
 def analyse(args) -> int:
     from happyhouse.train.geometry import stage_beside
 
@@ -173,6 +207,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--only", nargs="+", help="compute only these variants")
     b.add_argument("--init", default="models/general/model.keras")
     b.add_argument("--json")
+    d = sub.add_parser("soup", help="a scores file whose fold scores come from each fold's "
+                       "weight-averaged models (needs the run's --work folder)")
+    d.add_argument("--scores", required=True)
+    d.add_argument("--work", required=True)
+    d.add_argument("--house", type=int)
+    d.add_argument("--happy-house", type=Path)
+    d.add_argument("--data", type=Path, action="append")
+    d.add_argument("--init", default="models/general/model.keras")
+    d.add_argument("--sample-seed", type=int, default=77)
+    d.add_argument("--out", required=True)
     c = sub.add_parser("features", help="mesh features of a pseudo-house or the Happy House frames")
     c.add_argument("--house", type=int)
     c.add_argument("--happy-house", type=Path, help="test_happy.h5: the door's frames, gated")
@@ -181,7 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     c.add_argument("--sample-seed", type=int, default=77)
     c.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    if args.cmd in ("pseudo", "features") and not getattr(args, "happy_house", None):
+    if args.cmd in ("pseudo", "features", "soup") and not getattr(args, "happy_house", None):
         if not args.data:
             from happyhouse.daemon.datasets import data_root
             root = data_root()
@@ -190,6 +234,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.data = [root / "genki4k-train", root / "smilesmiled"]
     if args.cmd == "features":
         return features(args)
+    if args.cmd == "soup":
+        return soup(args)
     if args.cmd == "pseudo":
         return pseudo(args)
     return analyse(args)

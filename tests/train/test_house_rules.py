@@ -166,3 +166,54 @@ def test_study_adds_house_head_variants_with_features():
     only = house_rules.study(s, x, general, only=["GFR1", "FR0"])
     assert set(only) == {"GFR1", "FR0"}
     assert only["FR0"] == out["FR0"] and only["GFR1"] == out["GFR1"]
+
+
+def _study_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "house_threshold_study.py"
+    spec = importlib.util.spec_from_file_location("hh_house_threshold_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_study_script_compares_variants_from_saved_files(tmp_path, capsys):
+    import json
+
+    from happyhouse.train.house_cv import save_scores
+
+    s = _saved()
+    cv = {"classifier": s["classifier"], "scores": s["classifier"],
+          "folds": [{"threshold": 0.6}, {"threshold": 0.7}],
+          "inner_scores": [{"rest": s[f"inner{f}_rest"], "inner": s[f"inner{f}_inner"],
+                            "classifier": s[f"inner{f}_classifier"]} for f in (0, 1)]}
+    scores = tmp_path / "house.npz"
+    save_scores(scores, s["labels"], s["has_face"], s["fold"], s["geometry"], cv, (0.7, 0.3))
+    x = np.random.default_rng(8).normal(0, 1, (24, 936))
+    np.savez(tmp_path / "features.npz", features=x, labels=s["labels"])
+    script = _study_script()
+    out = tmp_path / "table.json"
+    assert script.main(["analyse", str(scores), "--features", str(tmp_path / "features.npz"),
+                        "--only", "FR0", "GFR0", "--json", str(out)]) == 0
+    table = {row["variant"]: row for row in json.loads(out.read_text())}
+    assert set(table) == {"FR0", "GFR0"}
+    assert table["FR0"]["accuracy"] == house_rules.study(s)["FR0"]["correct"] / 24
+    assert "FR0" in capsys.readouterr().out
+    np.savez(tmp_path / "other.npz", features=x, labels=s["labels"][::-1])
+    with pytest.raises(SystemExit, match="other frames"):
+        script.main(["analyse", str(scores), "--features", str(tmp_path / "other.npz")])
+
+
+def test_pseudo_house_door_look_is_one_look_for_every_face():
+    script = _study_script()
+    rng = np.random.default_rng(9)
+    faces = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    a, b = script.door_look(faces, 2000), script.door_look(faces, 2000)
+    assert np.array_equal(a, b) and a.shape == faces.shape and a.dtype == np.uint8
+    assert a.mean() < faces.mean()  # gamma >= 1.4 darkens
+    assert not np.array_equal(a, script.door_look(faces, 2001))
+    same = np.repeat(faces[:1], 2, axis=0)
+    out = script.door_look(same, 2000)
+    assert np.array_equal(out[0], out[1])  # one door: the same face looks the same
