@@ -123,6 +123,7 @@ def fit_house_head(general: GeometryHead, x: np.ndarray, labels: np.ndarray,
     its people add, and with few frames the correction stays near zero.
     """
     from scipy.optimize import minimize
+    from scipy.special import expit  # no overflow for a far-off frame
 
     y = np.asarray(labels, np.float64)
     if len(np.unique(y)) != 2:
@@ -136,7 +137,7 @@ def fit_house_head(general: GeometryHead, x: np.ndarray, labels: np.ndarray,
 
     def loss(p):
         logits = offset + z @ p[:k] + p[k]
-        prob = 1.0 / (1.0 + np.exp(-logits))
+        prob = expit(logits)
         value = np.sum(w * (np.logaddexp(0.0, logits) - y * logits)) + l2 * np.sum(p[:k] ** 2)
         grad = w * (prob - y)
         return value, np.concatenate([z.T @ grad + 2.0 * l2 * p[:k], [grad.sum()]])
