@@ -17,6 +17,7 @@ import numpy as np
 from happyhouse.daemon.geometry import fuse, logit, sigmoid
 
 from . import report
+from .house_cv import Fusion
 
 #: the normal quantile of a 1% false-open rate
 Z_1_PERCENT = 2.3263
@@ -81,21 +82,6 @@ def stacked(classifier: np.ndarray, geometry: np.ndarray, params: Sequence[float
     return sigmoid(a * logit(classifier) + b * logit(geometry) + c)
 
 
-def house_geometry(features: np.ndarray, labels: np.ndarray, rest: np.ndarray,
-                   inner: np.ndarray, test: np.ndarray, general) -> Tuple[np.ndarray, np.ndarray]:
-    """(out-of-fold scores of ``rest``, scores of ``test``) of a house-corrected geometry head.
-
-    The out-of-fold scores come from the same inner folds as the classifier's."""
-    from .geometry import fit_house_head
-
-    oof = np.full(len(rest), np.nan)
-    for g in np.unique(inner):
-        head = fit_house_head(general, features[rest[inner != g]], labels[rest[inner != g]])
-        oof[inner == g] = [head.score(v) for v in features[rest[inner == g]]]
-    head = fit_house_head(general, features[rest], labels[rest])
-    return oof, np.array([head.score(v) for v in np.nan_to_num(features[test])])
-
-
 def study(saved: Dict[str, np.ndarray], features: Optional[np.ndarray] = None,
           general=None, only: Optional[Sequence[str]] = None) -> Dict[str, dict]:
     """Every rule x fusion (x head) on one ``house_cv --scores-out`` file: decisions per variant.
@@ -122,11 +108,13 @@ def study(saved: Dict[str, np.ndarray], features: Optional[np.ndarray] = None,
         for h in heads:
             if not any(n.startswith(h) and (h or not n.startswith("G")) for n in names):
                 continue
-            if h == "G":
-                oof_geo, test_geo = house_geometry(features, labels, rest,
-                                                   saved[f"inner{f}_inner"], test, general)
-            else:
-                oof_geo, test_geo = geo[rest], geo[test]
+            # the protocol's own fusion: "G" corrects the head on each model's training frames
+            fusion = Fusion(geo, weights, features if h == "G" else None, general, labels)
+            inner = saved[f"inner{f}_inner"]
+            oof_geo = np.full(len(rest), np.nan)
+            for g in np.unique(inner):
+                oof_geo[inner == g] = fusion.geometry(rest[inner != g], rest[inner == g])
+            test_geo = fusion.geometry(rest, test)
             for fu in fusions:
                 if not any(n.startswith(h + fu) for n in names):
                     continue
