@@ -92,6 +92,18 @@ def _saved(with_geometry=True):
     return saved
 
 
+def _write_saved(path, s):
+    """``s`` through house_cv's own writer, as a --scores-out file."""
+    from happyhouse.train.house_cv import save_scores
+
+    cv = {"classifier": s["classifier"], "scores": s["classifier"],
+          "folds": [{"threshold": 0.6}, {"threshold": 0.7}],
+          "inner_scores": [{"rest": s[f"inner{f}_rest"], "inner": s[f"inner{f}_inner"],
+                            "classifier": s[f"inner{f}_classifier"]} for f in (0, 1)]}
+    save_scores(path, s["labels"], s["has_face"], s["fold"], s["geometry"], cv, (0.7, 0.3))
+    return path
+
+
 def test_study_decides_every_frame_once_per_variant():
     out = house_rules.study(_saved())
     assert set(out) == {"FR0", "FR1", "FR2", "SR0", "SR1", "SR2"}
@@ -109,15 +121,8 @@ def test_study_decides_every_frame_once_per_variant():
 
 
 def test_saved_scores_round_trip(tmp_path):
-    from happyhouse.train.house_cv import save_scores
-
     s = _saved()
-    cv = {"classifier": s["classifier"], "scores": s["classifier"],
-          "folds": [{"threshold": 0.6}, {"threshold": 0.7}],
-          "inner_scores": [{"rest": s[f"inner{f}_rest"], "inner": s[f"inner{f}_inner"],
-                            "classifier": s[f"inner{f}_classifier"]} for f in (0, 1)]}
-    path = tmp_path / "scores.npz"
-    save_scores(path, s["labels"], s["has_face"], s["fold"], s["geometry"], cv, (0.7, 0.3))
+    path = _write_saved(tmp_path / "scores.npz", s)
     back = dict(np.load(path))
     assert house_rules.study(back) == house_rules.study(s)
     assert back["thresholds"].tolist() == [0.6, 0.7]
@@ -182,15 +187,8 @@ def _study_script():
 def test_study_script_compares_variants_from_saved_files(tmp_path, capsys):
     import json
 
-    from happyhouse.train.house_cv import save_scores
-
     s = _saved()
-    cv = {"classifier": s["classifier"], "scores": s["classifier"],
-          "folds": [{"threshold": 0.6}, {"threshold": 0.7}],
-          "inner_scores": [{"rest": s[f"inner{f}_rest"], "inner": s[f"inner{f}_inner"],
-                            "classifier": s[f"inner{f}_classifier"]} for f in (0, 1)]}
-    scores = tmp_path / "house.npz"
-    save_scores(scores, s["labels"], s["has_face"], s["fold"], s["geometry"], cv, (0.7, 0.3))
+    scores = _write_saved(tmp_path / "house.npz", s)
     x = np.random.default_rng(8).normal(0, 1, (24, 936))
     np.savez(tmp_path / "features.npz", features=x, labels=s["labels"])
     script = _study_script()
