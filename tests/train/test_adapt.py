@@ -208,3 +208,25 @@ def test_bad_frame_folders_one_line_and_nothing_written(case, message, tmp_path,
     assert len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
     assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
+
+
+def test_the_house_geometry_head_is_sealed_beside_the_house_model(tmp_path):
+    """--geometry-head: the head the estimate fused with is the head the bundle carries,
+    its sha256 in the recipe; with `general` it is the general head byte for byte."""
+    from happyhouse.daemon.bundle import sha256_file
+    from happyhouse.daemon.geometry import HEAD_FILE, GeometryHead, GeometrySpec
+    from happyhouse.train.adapt import HEAD_HOW, carry_geometry
+
+    general = GeometryHead.load(GENERAL.parent / HEAD_FILE)
+    for name, head in (("general", general),
+                       ("house", GeometryHead(general.weights * 1.1, general.bias - 0.2))):
+        folder = tmp_path / name
+        folder.mkdir()
+        carry_geometry(GENERAL, folder, 0.9, {"accuracy": 1.0}, head, HEAD_HOW[name])
+        sidecar = json.loads((folder / "geometry.json").read_text())
+        spec = GeometrySpec.from_dict(sidecar["geometry"], "test")
+        assert spec.head_sha256 == sha256_file(folder / HEAD_FILE)
+        assert sidecar["threshold"] == 0.9 and sidecar["head"] == HEAD_HOW[name]
+        same = spec.head_sha256 == sha256_file(GENERAL.parent / HEAD_FILE)
+        assert same == (name == "general")
+        assert np.allclose(GeometryHead.load(folder / HEAD_FILE).weights, head.weights)
