@@ -23,7 +23,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from happyhouse.daemon.geometry import fuse, logit, sigmoid
 from happyhouse.train import house_rules
 
 N_HAPPY, N_NOT = 84, 66  # the Happy House frames' class sizes
