@@ -13,14 +13,15 @@ refuse, and nothing is written unless all pass:
 2. estimate: the house protocol (``happyhouse.train.house_cv``): K-fold CV
    over the house's frames, each fold fine-tuning the general model and
    scoring its unseen frames; with the general model's geometry stage the
-   scores are fused exactly as the door fuses them and thresholds are chosen
-   on fused out-of-fold scores;
+   scores are fused exactly as the door fuses them (each model with the
+   geometry head corrected on its own training frames, ``--geometry-head``)
+   and thresholds are chosen on fused out-of-fold scores;
 3. compare: the bundle the door runs now (``--current``, default the shipped
    one) scores the same frames through the door's own pipeline; an adapted
    model with more errors or more false opens is refused;
 4. the model the house deploys: one fine-tune on all face frames (the
    protocol's refit; the fused threshold from its own inner folds), with the
-   general model's geometry head, converted to int8 with parity and
+   house's geometry head (corrected on all its face frames), converted to int8 with parity and
    self-tested (``happyhouse.convert``);
 5. ``--out`` gets the bundle and ``--report`` (default ``OUT-report``)
    ``metrics.json`` and plots, with the per-frame scores.
@@ -197,7 +198,7 @@ def run(args) -> dict:
     try:
         pargs = protocol_args(args, work)
         fold = stratified_folds(labels, args.k, args.seed)
-        stage, fusion = house_cv.fusion_for(pargs, data.images, has_face, labels)
+        _, fusion = house_cv.fusion_for(pargs, data.images, has_face, labels)
         cv = house_cv.cross_validate(pargs, data, has_face, fold, fusion)
         new = report.metrics(labels, cv["scores"], cv["threshold"], pred=cv["pred"])
         now_scores, now_pred, now = current_door(args.current, data.raw)
@@ -228,7 +229,8 @@ def run(args) -> dict:
             extra={"frames": str(args.frames), "frames_with_face": n_faces,
                    "general": str(args.general), "protocol": args.protocol,
                    "fused": fusion is not None,
-                   "geometry_head": None if fusion is None else HEAD_HOW[args.geometry_head], "current_bundle": str(now.bundle.path),
+                   "geometry_head": None if fusion is None else HEAD_HOW[args.geometry_head],
+                   "current_bundle": str(now.bundle.path),
                    "current_bundle_sha256": now.model_sha256, "comparison": comparison,
                    "final_model": info, "bundle_threshold": bundle.threshold,
                    "bundle_sha256": bundle.sha256,

@@ -5,7 +5,10 @@ A house adapts on ~120 of its own frames: about 50 not-smiling ones. "At most
 a single odd frame (a grin labelled not smiling, a frame caught mid-word)
 sets the threshold, and the house loses most of its smiles to one outlier.
 The rules here are compared on pseudo-houses (``scripts/house_threshold_study.py``:
-general validation faces, one door look per house), never on a door's frames.
+general validation faces, one door look per house), never on a door's frames. What
+won is in the protocol itself: it keeps :func:`empirical` (``report.choose_threshold``)
+and fixed fusion, with the house-corrected head (``house_cv.Fusion``); the other rules
+and the stack stay here, as measured and not adopted (``reports/README.md``).
 """
 
 from __future__ import annotations
