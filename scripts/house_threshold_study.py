@@ -150,6 +150,79 @@ def soup(args) -> int:
     return 0
 
 
+def probe(args) -> int:
+    """The house protocol with a last-layer correction (``train/house_probe.py``) on pseudo-houses.
+
+    Seconds per house once its faces are embedded; every L2 and inner-fold seed
+    is run on the same faces and folds as ``pseudo`` (outer folds seeded by the
+    house, inner by ``--seed`` + fold).
+    """
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train import house_cv, house_probe
+    from happyhouse.train.data import stratified_folds
+    from happyhouse.train.geometry import stage_beside
+    from happyhouse.train.trainer import inherited_normalize, load_model
+
+    init = Path(args.init)
+    stage = stage_beside(init)[0]
+    model = load_model(init)
+    normalized = Preprocess(normalize=inherited_normalize(init))
+    rows = []
+    for h in args.houses:
+        args.house = h
+        feats = dict(np.load(Path(args.features_dir) / f"house{h}-features.npz"))
+        house = build_house(args)
+        if not np.array_equal(feats["labels"], house.labels):
+            raise SystemExit(f"house {h}: the features file is of other frames")
+        if args.door_statistics:  # AdaBN: statistics re-estimated on each training set
+            faces = house_probe.door_statistics_embedding(model, house.images, normalized)
+        else:
+            faces = house_probe.embed(model, house.images, normalized)
+        x = feats["features"]
+        general = np.array([stage.head.score(v) for v in x])
+        fusion = house_cv.Fusion(general, stage.spec.weights, x, stage.head, house.labels)
+        has_face = np.ones(len(house), bool)
+        fold = stratified_folds(house.labels, 5, h)
+        for seed in args.seeds:
+            for l2 in args.l2:
+                cv = house_probe.cross_validate(faces, house.labels, has_face, fold, fusion,
+                                                l2=l2, seed=seed)
+                wrong = cv["pred"] != house.labels
+                row = {"house": h, "seed": seed, "l2": l2, "n": len(house),
+                       "correct": int((~wrong).sum()),
+                       "false_opens": int((wrong & (house.labels == 0)).sum()),
+                       "missed": int((wrong & (house.labels == 1)).sum()),
+                       "thresholds": [round(x["threshold"], 4) for x in cv["folds"]]}
+                rows.append(row)
+                sys.stdout.write(json.dumps(row) + "\n")
+                sys.stdout.flush()
+    table = []
+    for l2 in args.l2:
+        res = [r for r in rows if r["l2"] == l2]
+        name = ("adabn-" if args.door_statistics else "") + f"probe-l2-{l2:g}"
+        table.append({**pooled(name, res), "house_seeds": len(res), "runs": res})
+    write_table(table, args.json)
+    return 0
+
+
+def pooled(variant: str, res: List[dict]) -> dict:
+    """One variant's figures summed over its houses (each row: n, correct, false_opens, missed)."""
+    n = sum(r["n"] for r in res)
+    return {"variant": variant, "accuracy": sum(r["correct"] for r in res) / n,
+            "false_opens": sum(r["false_opens"] for r in res),
+            "max_false_opens_one_house": max(r["false_opens"] for r in res),
+            "missed_smiles": sum(r["missed"] for r in res)}
+
+
+def write_table(table: List[dict], json_path: Optional[str]) -> None:
+    for t in table:
+        sys.stdout.write(f"{t['variant']:<14} acc {100 * t['accuracy']:.1f}%  false opens "
+                         f"{t['false_opens']} (max {t['max_false_opens_one_house']} in a house)  "
+                         f"missed {t['missed_smiles']}\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(table, indent=1) + "\n")
+
+
 def analyse(args) -> int:
     from happyhouse.train.geometry import stage_beside
 
@@ -167,21 +240,10 @@ def analyse(args) -> int:
             x = f["features"]
         for name, result in house_rules.study(saved, x, general, args.only).items():
             rows.setdefault(name, []).append({"file": Path(path).name, **result})
-    table = []
-    for name, res in rows.items():
-        n = sum(r["n"] for r in res)
-        table.append({"variant": name, "houses": len(res),
-                      "accuracy": sum(r["correct"] for r in res) / n,
-                      "false_opens": sum(r["false_opens"] for r in res),
-                      "max_false_opens_one_house": max(r["false_opens"] for r in res),
-                      "missed_smiles": sum(r["missed"] for r in res),
-                      "per_house": [(r["file"], r["correct"], r["false_opens"]) for r in res]})
-    for t in table:
-        sys.stdout.write(f"{t['variant']:<12} acc {100 * t['accuracy']:.1f}%  false opens "
-                         f"{t['false_opens']} (max {t['max_false_opens_one_house']} in a house)  "
-                         f"missed {t['missed_smiles']}   {t['per_house']}\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
+    table = [{**pooled(name, res), "houses": len(res),
+              "per_house": [(r["file"], r["correct"], r["false_opens"]) for r in res]}
+             for name, res in rows.items()]
+    write_table(table, args.json)
     return 0
 
 
@@ -223,8 +285,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     c.add_argument("--init", default="models/general/model.keras")
     c.add_argument("--sample-seed", type=int, default=77)
     c.add_argument("--out", required=True)
+    e = sub.add_parser("probe", help="the house protocol with a last-layer correction, "
+                       "on pseudo-houses (needs their `features` files)")
+    e.add_argument("--houses", type=int, nargs="+", default=[0, 1, 2, 3])
+    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    e.add_argument("--l2", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    e.add_argument("--features-dir", default="runs/pseudo-houses")
+    e.add_argument("--data", type=Path, action="append")
+    e.add_argument("--init", default="models/general/model.keras")
+    e.add_argument("--sample-seed", type=int, default=77)
+    e.add_argument("--door-statistics", action="store_true",
+                   help="re-estimate the BatchNorm statistics on each training set (AdaBN)")
+    e.add_argument("--json")
     args = p.parse_args(argv)
-    if args.cmd in ("pseudo", "features", "soup") and not getattr(args, "happy_house", None):
+    if args.cmd in ("pseudo", "features", "soup", "probe") and not getattr(args, "happy_house", None):
         if not args.data:
             from happyhouse.daemon.datasets import data_root
             root = data_root()
@@ -237,6 +311,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return soup(args)
     if args.cmd == "pseudo":
         return pseudo(args)
+    if args.cmd == "probe":
+        return probe(args)
     return analyse(args)
 
 

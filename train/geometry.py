@@ -29,6 +29,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from happyhouse.daemon.bundle import sha256_file
+
+from .logistic import fit_logistic
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
 from happyhouse.train.augment import Augment, augment_batch
 from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, MESH_FILE, MESH_PAD, MESH_SHA256,
@@ -83,39 +85,11 @@ def mesh_features(crops_rgb: np.ndarray, mesh: FaceMesh, pad: float = MESH_PAD) 
     return out
 
 
-def _logistic(x: np.ndarray, labels: np.ndarray, l2: float, offset=0.0):
-    """(weights, bias) on the raw features of a class-balanced L2 logistic regression.
-
-    The features are standardised for the fit (the penalty treats them alike)
-    and the standardisation is folded back into the weights; ``offset`` is a
-    fixed per-sample logit the fit adds to (a head it corrects)."""
-    from scipy.optimize import minimize
-    from scipy.special import expit  # no overflow for a far-off face
-
-    y = np.asarray(labels, np.float64)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    z = (x - mean) / std
-    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1.0 - y.mean()))
-    w = w / w.sum()
-    k = z.shape[1]
-
-    def loss(p):
-        logits = offset + z @ p[:k] + p[k]
-        value = np.sum(w * (np.logaddexp(0.0, logits) - y * logits)) + l2 * np.sum(p[:k] ** 2)
-        grad = w * (expit(logits) - y)
-        return value, np.concatenate([z.T @ grad + 2.0 * l2 * p[:k], [grad.sum()]])
-
-    result = minimize(loss, np.zeros(k + 1), jac=True, method="L-BFGS-B",
-                      options={"maxiter": 3000})
-    coef = result.x[:k] / std
-    return coef, float(result.x[k] - np.sum(coef * mean))
-
-
 def fit_head(x: np.ndarray, labels: np.ndarray, l2: float = DEFAULT_L2) -> GeometryHead:
     """Class-balanced L2 logistic regression; standardisation folded into the weights."""
     if len(np.unique(labels)) != 2:
         raise DataError("the geometry head needs faces of both classes")
-    coef, bias = _logistic(x, labels, l2)
+    coef, bias = fit_logistic(x, labels, l2)
     return GeometryHead(weights=coef, bias=bias)
 
 
@@ -134,7 +108,7 @@ def fit_house_head(general: GeometryHead, x: np.ndarray, labels: np.ndarray,
     """
     if len(np.unique(labels)) != 2:
         raise DataError("the house's geometry head needs frames of both classes")
-    coef, bias = _logistic(x, labels, l2, offset=x @ general.weights + general.bias)
+    coef, bias = fit_logistic(x, labels, l2, offset=x @ general.weights + general.bias)
     return GeometryHead(weights=general.weights + coef, bias=general.bias + bias)
 
 

@@ -29,6 +29,10 @@ The protocol (a report script, not a CI test)::
   not refitted; each fold's CNN scores are fused with it (the bundle's rule and
   weights) and the fold's threshold is chosen on fused out-of-fold scores, so the
   figures are the door's fused score. ``--no-geometry`` measures the CNN alone.
+* ``--adapt last-layer`` (a study, not the protocol): instead of fine-tuning,
+  each fold re-estimates the general model's BatchNorm statistics on its
+  training frames and corrects only its final layer (``train/house_probe.py``;
+  seconds per fold). Measured and not adopted: see ``reports/README.md``.
 * ``--train-frames N``: each fold keeps N of its training frames (stratified by
   class, seeded by ``--seed`` and the fold): the learning curve
   (``python -m happyhouse.train.learning_curve``).
@@ -64,6 +68,14 @@ log = logging.getLogger("happyhouse.train.house_cv")
 FOLDS_FILE = "folds.json"
 #: a fold's inner out-of-fold scores (refit protocol), kept out of the report
 OOF_KEY = "_inner_scores"
+#: how a fold adapts the general model: fine-tune the network, or re-estimate its
+#: BatchNorm statistics and correct its final layer (``train/house_probe.py``)
+ADAPT_FINE_TUNE, ADAPT_LAST_LAYER = "fine-tune", "last-layer"
+ADAPT_METHODS = {
+    ADAPT_FINE_TUNE: "fine-tune the general model (BatchNorm frozen)",
+    ADAPT_LAST_LAYER: "re-estimate the general model's BatchNorm statistics on the fold's frames "
+                      "and correct its final layer (L2 logistic, the general logit as offset)",
+}
 
 
 def make_or_load_folds(path: Path, labels: np.ndarray, data_file: Path, k: int, seed: int) -> np.ndarray:
@@ -246,6 +258,29 @@ def fusion_for(args, crops: np.ndarray, has_face: np.ndarray, labels: np.ndarray
     return stage, Fusion(general, stage.spec.weights, x if per_house else None, stage.head, labels)
 
 
+def cross_validate_last_layer(args, data, has_face: np.ndarray, fold: np.ndarray,
+                              fusion: Optional[Fusion] = None) -> dict:
+    """``--adapt last-layer``: statistics and final layer per fold (``train/house_probe.py``)."""
+    from . import house_probe
+    from .trainer import load_model
+
+    if args.protocol != "refit" or args.scratch:
+        raise DataError("--adapt last-layer needs the refit protocol and a general model (--init)")
+    n_train = getattr(args, "train_frames", None)
+    faces = house_probe.door_statistics_embedding(load_model(args.init), data.images,
+                                                  _normalized(args))
+    cv = house_probe.cross_validate(
+        faces, data.labels, has_face, fold, fusion, seed=args.seed, inner_k=args.inner_k,
+        max_false_open=args.max_false_open,
+        select=(lambda f, rest: subsample(data.labels, rest, n_train, args.seed + 1000 * f))
+        if n_train else None)
+    for x in cv["folds"]:
+        log.info("fold %d: %d errors, %d false opens of %d (threshold %.3f, %d training frames)",
+                 x["fold"], x["errors"], x["false_opens"], x["n_test"], x["threshold"], x["n_train"])
+    return {**cv, "histories": {}, "inner_scores": [None] * len(cv["folds"]),
+            "threshold": float(np.median([x["threshold"] for x in cv["folds"]]))}
+
+
 def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray,
                    fusion: Optional[Fusion] = None) -> dict:
     """Every frame scored once by the fold model that never saw it (``fusion``: the door's score).
@@ -257,6 +292,8 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray,
     """
     from .trainer import predict
 
+    if getattr(args, "adapt", ADAPT_FINE_TUNE) == ADAPT_LAST_LAYER:
+        return cross_validate_last_layer(args, data, has_face, fold, fusion)
     normalized = _normalized(args)
     combine = same_score if fusion is None else fusion
     n_train = getattr(args, "train_frames", None)
@@ -351,14 +388,15 @@ def run(args) -> dict:
     if getattr(args, "scores_out", None):
         save_scores(Path(args.scores_out), data.labels, has_face, fold, geo, cv, weights)
     scores, pred, folds = cv["scores"], cv["pred"], cv["folds"]
-    _plot_fold_curves(cv["histories"], out / report.PLOTS[0])
+    if cv["histories"]:
+        _plot_fold_curves(cv["histories"], out / report.PLOTS[0])
     base = None if args.scratch else report.metrics(data.labels, base_scores, 0.5)
     n_train = getattr(args, "train_frames", None)
     return report.write_report(
         out, {}, data.images, data.labels, scores, cv["threshold"],
         scope="house 5-fold CV, unseen frames", pred=pred,
         extra={"protocol": "5-fold stratified CV; " + (f"{args.scratch} from scratch" if args.scratch
-                                                         else "fine-tune the general model (BatchNorm frozen)")
+                                                         else ADAPT_METHODS[getattr(args, "adapt", ADAPT_FINE_TUNE)])
                + f" per fold on {n_train or 120} frames " + PROTOCOLS[args.protocol]
                + "; score 30 unseen frames"
                + ("" if fusion is None else "; fused with the geometry head ("
@@ -369,6 +407,7 @@ def run(args) -> dict:
                "init": None if args.scratch else str(args.init),
                "init_sha256": None if args.scratch else sha256_file(args.init),
                "from_scratch_arch": args.scratch,
+               "adapt": None if args.scratch else getattr(args, "adapt", ADAPT_FINE_TUNE),
                "fold_protocol": args.protocol, "inner_k": args.inner_k if args.protocol == "refit" else None,
                "train_frames": n_train,
                "fusion": None if stage is None else {
@@ -450,6 +489,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--geometry-head", choices=("house", "general"), default="house",
                    help="house: each fold corrects the general geometry head on its own training "
                         "frames (default); general: the general head as it is")
+    p.add_argument("--adapt", choices=sorted(ADAPT_METHODS), default=ADAPT_FINE_TUNE,
+                   help="fine-tune (default): fine-tune the network per fold; last-layer: "
+                        "re-estimate its BatchNorm statistics on the fold's frames and correct "
+                        "its final layer (seconds, deterministic)")
     p.add_argument("--no-geometry", action="store_true",
                    help="score the CNN alone even if the general model has a geometry stage")
     args = p.parse_args(argv)
