@@ -65,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="at most this many images per class and source")
     p.add_argument("--augment", default="door", choices=tuple(PRESETS) + ("none",),
                    help="augmentation strength (door: from scratch; light: refining; "
-                        "door-strong: smaller, darker, softer faces more often)")
+                        "door-strong: smaller, darker, softer faces more often; "
+                        "door-framing: door-strong, zoomed out as the door's gate frames a face)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes that augment the batches (the same batches as 1)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",

@@ -1,0 +1,48 @@
+"""How the door frames a face against how the datasets did (issue 15), on real faces."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def gate():
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.facegate import FaceGate
+
+    return FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
+
+
+def _faces(root, n=12):
+    from happyhouse.daemon.datasets import load_dataset
+
+    return load_dataset(root, size=64, limit=n // 2).images
+
+
+def test_the_gate_frames_genki_as_genki_did_and_smilesmiled_looser(gate, genki_root, smile_root):
+    from happyhouse.train.framing import door_framed
+
+    _, found_g, ratio_g, _ = door_framed(_faces(genki_root), gate)
+    _, found_s, ratio_s, offset_s = door_framed(_faces(smile_root), gate)
+    assert found_g.sum() >= 9 and found_s.sum() >= 8
+    assert 0.85 < np.nanmedian(ratio_g) < 1.15
+    # SMILEsmileD's crops are tighter than the door's: the gate's box is larger than the crop
+    assert np.nanmedian(ratio_s) > 1.15
+    assert np.all(np.isnan(ratio_s[~found_s]))
+
+
+def test_door_framed_crops_are_the_contracts_and_a_tighter_margin_zooms_in(gate, smile_root):
+    from happyhouse.train.framing import door_framed, on_canvas
+
+    faces = _faces(smile_root, 4)
+    assert on_canvas(faces[0]).shape == (480, 640, 3)
+    loose, found, _, _ = door_framed(faces, gate, 0.0)
+    tight, found_t, _, _ = door_framed(faces, gate, -0.1)
+    assert loose.shape == (4, 64, 64, 3) and loose.dtype == np.uint8
+    assert np.array_equal(found, found_t) and found.any()
+    i = int(np.flatnonzero(found)[0])
+    # the canvas's flat gray shows at the loose crop's edge, not inside the tighter one
+    def gray_edge(crop):
+        edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]]).astype(int)
+        return np.mean(np.all(np.abs(edge - 110) <= 3, axis=1))
+    assert gray_edge(loose[i]) > gray_edge(tight[i])
+    assert not found_t[~found].any() and (loose[~found] == 0).all()
