@@ -215,8 +215,13 @@ def geometry_stage(opts: Options):
     return stage
 
 
+#: how a path given on the build machine starts: absolute, or relative upward / here
+#: (``../shared/datasets/genki4k-train``): the shared data lives beside the checkout
+_PATH_STARTS = ("/", "../", "./")
+
+
 def portable(value, key: str = ""):
-    """``value`` with every absolute path replaced by its last part (a dataset's name).
+    """``value`` with every build-machine path replaced by its last part (a dataset's name).
 
     Shipped metadata names its data (``genki4k-train``), not the folders of the
     machine that built it. The training model's own files stay findable (the
@@ -232,7 +237,7 @@ def portable(value, key: str = ""):
         return {k: portable(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [portable(v, key) for v in value]
-    if isinstance(value, str) and value.startswith("/") and "\n" not in value:
+    if isinstance(value, str) and value.startswith(_PATH_STARTS) and "\n" not in value:
         path, sep, index = value.partition("#")
         return Path(path).name + sep + index
     return value

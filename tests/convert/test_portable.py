@@ -1,0 +1,18 @@
+"""Shipped metadata names datasets, not the build machine's folders (issue 15)."""
+
+from happyhouse.convert.build import portable
+
+
+def test_absolute_and_relative_data_paths_become_dataset_names():
+    meta = {"data": {"sources": ["/work/shared/datasets/genki4k-train",
+                                 "../shared/datasets/smilesmiled", "./my_house"]},
+            "holdout": "../shared/datasets/happy-house/test_happy.h5#12",
+            "note": "a sentence with a/slash stays", "threshold": 0.87}
+    assert portable(meta) == {"data": {"sources": ["genki4k-train", "smilesmiled", "my_house"]},
+                              "holdout": "test_happy.h5#12",
+                              "note": "a sentence with a/slash stays", "threshold": 0.87}
+
+
+def test_the_training_model_stays_findable_from_the_working_folder():
+    assert portable({"model_file": "models/general/model.keras"}) == {
+        "model_file": "models/general/model.keras"}
