@@ -224,6 +224,18 @@ def refit_fold(args, data, rest, f: int, test, combine=same_score):
                                         "classifier": oof_raw}}, first_history
 
 
+def door_crop(args) -> Preprocess:
+    """The face crop the door makes for the general model: its contract's crop (no light step).
+
+    A model trained from scratch has no contract yet: the default face crop.
+    """
+    from .trainer import read_meta
+
+    if args.scratch:
+        return Preprocess(crop="face", margin=0.0, size=64)
+    return Preprocess.from_dict(read_meta(Path(args.init))["preprocess"]).geometric()
+
+
 def _normalized(args) -> Preprocess:
     """The general model's light normalisation, applied after the crop as the door does."""
     from .trainer import inherited_normalize
@@ -361,7 +373,7 @@ def run(args) -> dict:
 
     normalized = _normalized(args)
     if args.crop == "face":
-        spec = Preprocess(crop="face", margin=0.0, size=64)
+        spec = door_crop(args)
         data = load_training_data([args.data], Preprocess(crop="frame", size=64))
         data.images, has_face = door_face_crops(data.images, spec)
     else:

@@ -155,3 +155,22 @@ def test_house_head_fusion_learns_only_from_the_frames_its_model_trained_on():
     plain = Fusion(np.linspace(0.1, 0.9, 40), (0.7, 0.3), None, general, labels)
     assert not plain.house_head and plain.head(trained) is general
     assert np.array_equal(plain.geometry(trained, scored), np.linspace(0.1, 0.9, 40)[scored])
+
+
+def test_the_house_frames_are_cropped_by_the_general_models_own_contract(tmp_path):
+    """One preprocessing contract: the house CV crops as the door crops for that model."""
+    import json
+    import shutil
+    from argparse import Namespace
+    from pathlib import Path
+
+    from happyhouse.train.house_cv import door_crop
+
+    general = Path(__file__).resolve().parents[2] / "models" / "general"
+    meta = json.loads((general / "train_meta.json").read_text())
+    meta["preprocess"]["margin"] = 0.2
+    (tmp_path / "train_meta.json").write_text(json.dumps(meta))
+    shutil.copy(general / "model.keras", tmp_path / "model.keras")
+    spec = door_crop(Namespace(scratch=None, init=tmp_path / "model.keras"))
+    assert spec.crop == "face" and spec.margin == 0.2 and spec.normalize == "none"
+    assert door_crop(Namespace(scratch="happymodel", init=None)).margin == 0.0
