@@ -180,7 +180,8 @@ class BlazeFace:
                         self.sha256[:12])
         try:
             self.runtime, interpreter_cls = pick_runtime()
-            self._interp = open_interpreter(interpreter_cls, model_content=data, num_threads=threads)
+            # from the file (mapped, shared) rather than the bytes just hashed: less private memory
+            self._interp = open_interpreter(interpreter_cls, model_path=str(path), num_threads=threads)
         except Exception as exc:  # the runtimes raise ValueError/RuntimeError on bad files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FaceGateError(f"BlazeFace model {path} cannot be loaded ({first[:120]}): "

@@ -126,7 +126,10 @@ class FaceMesh:
             raise ModelError(f"face landmark model {path}: sha256 {digest[:12]}... is not the "
                              f"{sha256[:12]}... the bundle was built with")
         self.path, self.sha256 = path, digest
-        self.runtime, self._interp = load_interpreter(data, threads, runtimes, label=str(path))
+        # loaded from the file (mapped, shared with the page cache) rather than from these
+        # bytes: 1.2 MB less of the daemon's private memory (the cost goal counts RSS anon)
+        del data
+        self.runtime, self._interp = load_interpreter(path, threads, runtimes, label=str(path))
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         shape = tuple(int(d) for d in inputs[0]["shape"]) if len(inputs) == 1 else ()
         sizes = {int(np.prod(o["shape"])): o["index"] for o in outputs}

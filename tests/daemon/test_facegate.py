@@ -361,3 +361,20 @@ def test_blazeface_has_no_detect_width():
     gate = FaceGate(BlazeFaceDetector(FixedDetector([]), min_face=60))
     assert not hasattr(gate.detector, "detect_width") and not hasattr(gate, "detect_width")
     assert gate.view == "sees the frame letterboxed into 128x128"
+
+
+def test_blazeface_is_mapped_from_its_file_after_its_hash_is_checked(monkeypatch):
+    """The detector's model is loaded from the file it hashed, not held as private bytes."""
+    from happyhouse.daemon import runtime
+    from happyhouse.daemon.blazeface import BlazeFace
+
+    given = []
+    real = runtime.open_interpreter
+
+    def spy(cls, **kwargs):
+        given.append(kwargs)
+        return real(cls, **kwargs)
+
+    monkeypatch.setattr(runtime, "open_interpreter", spy)
+    BlazeFace()
+    assert len(given) == 1 and "model_path" in given[0] and "model_content" not in given[0]

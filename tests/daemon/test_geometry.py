@@ -236,3 +236,22 @@ def test_the_manifest_covers_the_geometry_head(tmp_path, faces, mesh):
         handle.write(b"\0")
     with pytest.raises(ModelError, match=f"{HEAD_FILE}.*sha256"):
         load_bundle(bundle.path)
+
+
+def test_the_face_mesh_is_checked_by_hash_then_mapped_from_its_file(monkeypatch):
+    """The 1.2 MB mesh is loaded from its file (shared pages), not kept as private bytes:
+    the daemon's private memory is a cost goal (RSS anon <= 48 MB)."""
+    from happyhouse.daemon import runtime
+    from happyhouse.daemon.geometry import ASSET_DIR, MESH_FILE, FaceMesh
+
+    given = []
+    real = runtime.load_interpreter
+
+    def spy(model, *args, **kwargs):
+        given.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(runtime, "load_interpreter", spy)
+    mesh = FaceMesh(ASSET_DIR / MESH_FILE)
+    assert len(given) == 1 and not isinstance(given[0], (bytes, bytearray))
+    assert mesh.points(np.zeros((64, 64, 3), np.uint8)).shape == (468, 3)
