@@ -1,7 +1,6 @@
 """The light-normalisation and face-geometry steps on real faces, and bundles that use them."""
 
 import json
-import shutil
 
 import cv2
 import numpy as np
