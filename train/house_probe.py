@@ -61,21 +61,27 @@ class Embedded:
         return self.features @ w + b, self.mirrored @ w + b
 
 
-def embed(model, crops: np.ndarray, spec: Optional[Preprocess] = None,
-          batch_size: int = 256) -> Embedded:
-    """``crops`` (the contract's geometric crops) through the classifier up to its final layer."""
+def _embedded(features, last, x: np.ndarray) -> Embedded:
+    """Model inputs ``x`` and their mirror images through ``features`` (a model up to the
+    final layer ``last``), with that layer's weights."""
+    feats = np.asarray(features([x], training=False), np.float64)
+    mirrored = np.asarray(features([np.ascontiguousarray(x[:, :, ::-1])], training=False),
+                          np.float64)
+    w, b = last.get_weights()
+    return Embedded(feats, mirrored, np.asarray(w, np.float64).reshape(-1),
+                    float(np.asarray(b).reshape(-1)[0]))
+
+
+def _features_model(plain):
     from . import models
 
-    keras = models.keras()
+    return models.keras().Model(plain.inputs, plain.get_layer(FEATURES_LAYER).output)
+
+
+def embed(model, crops: np.ndarray, spec: Optional[Preprocess] = None) -> Embedded:
+    """``crops`` (the contract's geometric crops) through the classifier up to its final layer."""
     plain = classifier_of(model)
-    extractor = keras.Model(plain.inputs, plain.get_layer(FEATURES_LAYER).output)
-    images = normalize_batch(crops, spec) if spec is not None else crops
-    x = to_model_input(images)
-    feats = extractor.predict(x, batch_size=batch_size, verbose=0)
-    mirrored = extractor.predict(np.ascontiguousarray(x[:, :, ::-1]), batch_size=batch_size, verbose=0)
-    w, b = plain.get_layer(LAST_LAYER).get_weights()
-    return Embedded(np.asarray(feats, np.float64), np.asarray(mirrored, np.float64),
-                    np.asarray(w, np.float64).reshape(-1), float(np.asarray(b).reshape(-1)[0]))
+    return _embedded(_features_model(plain), plain.get_layer(LAST_LAYER), model_input(crops, spec))
 
 
 class DoorStatistics:
@@ -102,7 +108,7 @@ class DoorStatistics:
         self._norms = [layer for layer in plain.layers
                        if isinstance(layer, keras.layers.BatchNormalization)]
         self._inputs = [keras.Model(plain.inputs, layer.input) for layer in self._norms]
-        self._features = keras.Model(plain.inputs, plain.get_layer(FEATURES_LAYER).output)
+        self._features = _features_model(plain)
 
     def reset(self) -> None:
         self.work.set_weights(self.general.get_weights())
@@ -118,12 +124,8 @@ class DoorStatistics:
                               a.var(axis=axes).astype(gamma.dtype)])
 
     def embed(self, x: np.ndarray) -> Embedded:
-        feats = np.asarray(self._features([x], training=False), np.float64)
-        mirrored = np.asarray(self._features([np.ascontiguousarray(x[:, :, ::-1])], training=False),
-                              np.float64)
-        w, b = self._plain.get_layer(LAST_LAYER).get_weights()
-        return Embedded(feats, mirrored, np.asarray(w, np.float64).reshape(-1),
-                        float(np.asarray(b).reshape(-1)[0]))
+        """Model inputs ``x`` as the final layer of the adapted network sees them."""
+        return _embedded(self._features, self._plain.get_layer(LAST_LAYER), x)
 
 
 def model_input(crops: np.ndarray, spec: Optional[Preprocess] = None) -> np.ndarray:
@@ -254,18 +256,3 @@ def door_statistics_embedding(model, crops: np.ndarray, spec: Optional[Preproces
         return cache[key]
 
     return faces
-
-
-def adapted_model(model, crops: np.ndarray, labels: np.ndarray, spec: Optional[Preprocess] = None,
-                  l2: float = PROBE_L2):
-    """What a house deploys with this method: statistics and final layer fitted on all its frames."""
-    from . import models
-
-    stats = DoorStatistics(model)
-    x = model_input(crops, spec)
-    stats.estimate(with_mirrors(x))
-    correction = fit_correction(stats.embed(x), labels, l2)
-    keras = models.keras()
-    clone = keras.models.clone_model(stats.work)
-    clone.set_weights(stats.work.get_weights())
-    return corrected(clone, correction)
