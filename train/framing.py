@@ -25,7 +25,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -50,16 +50,17 @@ def on_canvas(face_rgb: np.ndarray) -> np.ndarray:
                               CANVAS[1] - FACE_SIDE - left, cv2.BORDER_CONSTANT, value=GRAY)
 
 
-def door_framed(faces_rgb: np.ndarray, gate, margin: float = 0.0, size: int = 64):
-    """(crops the door would make of these faces, found, box side / crop side, box centre offset).
+def door_framed(faces_rgb: np.ndarray, gate, margins: Sequence[float] = (0.0,), size: int = 64):
+    """({margin: crops the door would make of these faces}, found, box side / crop side, offset).
 
-    ``found`` is False where the gate finds no face (the crop is then left black).
-    The offset is the box centre's (dx, dy) from the face's, in crop sides.
+    The gate runs once per face; each margin crops its box. ``found`` is False
+    where the gate finds no face (the crops are then left black). The offset is
+    the box centre's (dx, dy) from the face's, in crop sides.
     """
     from happyhouse.daemon.preprocess import Preprocess, crop_box, prepare_frame
 
     spec = Preprocess(crop="face", margin=0.0, size=size)
-    crops = np.zeros((len(faces_rgb), size, size, 3), np.uint8)
+    crops = {m: np.zeros((len(faces_rgb), size, size, 3), np.uint8) for m in margins}
     found = np.zeros(len(faces_rgb), bool)
     ratio = np.full(len(faces_rgb), np.nan)
     offset = np.full((len(faces_rgb), 2), np.nan)
@@ -72,9 +73,10 @@ def door_framed(faces_rgb: np.ndarray, gate, margin: float = 0.0, size: int = 64
         found[i] = True
         ratio[i] = max(w, h) / FACE_SIDE
         offset[i] = ((x + w / 2 - CANVAS[1] / 2) / FACE_SIDE, (y + h / 2 - CANVAS[0] / 2) / FACE_SIDE)
-        # the contract's square crop; a negative margin (a tighter crop) is studied here only
-        x0, y0, x1, y1 = crop_box(canvas.shape, box, margin)
-        crops[i] = prepare_frame(canvas, (x0, y0, x1 - x0, y1 - y0), spec)
+        for m in margins:
+            # the contract's square crop; a negative margin (a tighter crop) is studied here only
+            x0, y0, x1, y1 = crop_box(canvas.shape, box, m)
+            crops[m][i] = prepare_frame(canvas, (x0, y0, x1 - x0, y1 - y0), spec)
     return crops, found, ratio, offset
 
 
@@ -125,10 +127,8 @@ def run(args) -> dict:
     for copy, faces in (("validation", data.images[val]),
                         ("door-shifted", door_shift(data.images[val]))):
         rows = {}
-        by_margin = {m: door_framed(faces, gate, m) for m in args.margins}
-        found = by_margin[args.margins[0]][1]
+        by_margin, found, ratio, offset = door_framed(faces, gate, args.margins)
         if copy == "validation":
-            ratio, offset = by_margin[args.margins[0]][2], by_margin[args.margins[0]][3]
             for src in sorted(set(sources)):
                 pick = found & (sources == src)
                 result["framing"][src] = {
@@ -144,7 +144,7 @@ def run(args) -> dict:
             return figures(y, cls, geo, stage.spec.weights if stage else (1, 0))
 
         rows["original crops"] = scored(faces[found])
-        for m, (crops, _, _, _) in by_margin.items():
+        for m, crops in by_margin.items():
             rows[f"door-framed, margin {m:g}"] = scored(crops[found])
         result["copies"][copy] = rows
         for name, r in rows.items():
@@ -160,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
                    help="its training data (default GENKI-4K and SMILEsmileD under $HAPPYHOUSE_DATA)")
     p.add_argument("--split", help="the split file (default split.json beside --model)")
     p.add_argument("--margins", type=float, nargs="+", default=[0.0],
-                   help="door crop margins to compare (the first one gives the framing figures)")
+                   help="door crop margins to compare")
     p.add_argument("--json", type=Path, help="write the figures here")
     return p
 
