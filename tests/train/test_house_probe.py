@@ -112,3 +112,37 @@ def test_cross_validation_never_learns_from_the_frames_it_scores(general, faces)
     other = house_probe.cross_validate(e, flipped, has_face, fold, inner_k=2)
     assert np.array_equal(other["scores"][fold == 0], cv["scores"][fold == 0])
     assert not np.array_equal(other["scores"][fold == 1], cv["scores"][fold == 1])
+
+
+def test_house_cv_last_layer_needs_the_refit_protocol_and_a_general_model():
+    from argparse import Namespace
+
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train import house_cv
+
+    for protocol, scratch in (("split", None), ("refit", "happymodel")):
+        args = Namespace(protocol=protocol, scratch=scratch, adapt="last-layer", init=GENERAL)
+        with pytest.raises(DataError, match="refit protocol and a general model"):
+            house_cv.cross_validate(args, None, np.ones(3, bool), np.zeros(3, int))
+
+
+def test_house_cv_last_layer_scores_every_frame_once_with_fold_thresholds(faces):
+    """``house_cv --adapt last-layer`` end to end on real faces: the report's keys, every
+    frame scored by the fold that never saw it, no face no unlock."""
+    from argparse import Namespace
+
+    from happyhouse.train import house_cv
+    from happyhouse.train.data import stratified_folds
+
+    data, _ = faces
+    args = Namespace(protocol="refit", scratch=None, adapt="last-layer", init=GENERAL, seed=0,
+                     inner_k=2, max_false_open=0.01, train_frames=None)
+    has_face = np.ones(len(data), bool)
+    has_face[3] = False
+    fold = stratified_folds(data.labels, 4, 0)
+    cv = house_cv.cross_validate(args, data, has_face, fold)
+    assert set(cv) >= {"scores", "classifier", "geometry", "pred", "folds", "histories",
+                       "inner_scores", "threshold"}
+    assert not np.isnan(cv["scores"]).any() and (cv["pred"] >= 0).all()
+    assert cv["scores"][3] == 0.0 and cv["pred"][3] == 0
+    assert [f["n_train"] for f in cv["folds"]] == [int(((fold != f) & has_face).sum()) for f in range(4)]
