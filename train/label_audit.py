@@ -1,0 +1,349 @@
+"""A second look at the general validation split's labels: blind review, audit, figures.
+
+The bundle's threshold is the lowest with <= 1% false opens on the general
+validation split, and recall at that point is one of issue #15's goals. Both
+depend on the split's labels as much as on the model. A blind review of the
+faces the model and the labels disagree on most (reports/label-audit/)
+found most of the highest-scoring ``not_happy`` faces smiling, and some of them
+no face at all (GENKI-4K's detector misses). This tool makes that review
+repeatable by anyone, and keeps it apart from what the product learns from:
+
+``sheets``
+    picks the faces worth a second look (the highest-scoring ``not_happy``,
+    the lowest-scoring ``happy``) and random faces of each class as a check
+    on the reviewer, shuffles them, and draws them numbered on contact sheets
+    with no label and no score: the reviewer judges the face, not the model.
+    ``review.json`` maps each number to its face (do not read it while
+    reviewing); ``verdicts.txt`` is the template the reviewer fills in.
+``record``
+    turns the filled-in verdicts (``S`` smiling, ``N`` not smiling, ``X`` no
+    face, ``?`` unsure) into an audit file that names each face by
+    ``source/class/file``, never by this machine's paths.
+``score``
+    the model's fused validation figures (as the bundle fuses classifier and
+    geometry) with the datasets' labels and with the audit applied: ``S`` ->
+    happy, ``N`` -> not happy, ``X`` left out, ``?`` as labelled.
+
+    python -m happyhouse.train.label_audit sheets --model models/general/model.keras --out DIR
+    python -m happyhouse.train.label_audit record --review DIR/review.json --verdicts DIR/verdicts.txt --out AUDIT.json
+    python -m happyhouse.train.label_audit score --model models/general/model.keras --audit AUDIT.json --json OUT.json
+
+The audit is a measurement: no training, threshold or checkpoint reads it.
+The Happy House frames are not read. Desktop-only (Keras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from happyhouse.daemon.errors import DataError
+
+log = logging.getLogger("happyhouse.train.label_audit")
+
+REVIEW_FORMAT = "happyhouse-label-review"
+AUDIT_FORMAT = "happyhouse-label-audit"
+#: what a reviewer may say of a face, and what the audit does with it
+VERDICTS = {"S": "smiling: counted happy", "N": "not smiling: counted not happy",
+            "X": "no face: left out (the door's gate scores faces only)",
+            "?": "unsure: counted as the dataset labels it"}
+#: faces per contact sheet (8 columns x 5 rows) and each tile's side
+PER_SHEET, COLUMNS, TILE = 40, 8, 160
+#: what ``sheets`` picks by default: (not_happy by score, random not_happy, happy by score, random happy)
+DEFAULT_PICKS = (80, 40, 60, 20)
+
+
+def face_name(image_id: str) -> str:
+    """A dataset face's name on any machine: ``source/class/file`` (the folder layout's last three parts)."""
+    parts = Path(str(image_id).split("#")[0]).parts
+    if len(parts) < 3:
+        raise DataError(f"{image_id}: not a class-folder face (ROOT/class/file)")
+    return "/".join(parts[-3:])
+
+
+def pick_for_review(labels: np.ndarray, scores: np.ndarray, counts: Sequence[int] = DEFAULT_PICKS,
+                    seed: int = 0) -> List[Tuple[int, str]]:
+    """(index, why picked) of the faces to review, shuffled.
+
+    Why: ``top-not-happy`` (labelled not happy, scored highest),
+    ``random-not-happy``, ``low-happy`` (labelled happy, scored lowest),
+    ``random-happy``. The random ones show how often the reviewer disagrees
+    with a label the model did not question.
+    """
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    rng = np.random.default_rng(seed)
+    top_n, random_n, low_n, random_p = (int(c) for c in counts)
+    picks: List[Tuple[int, str]] = []
+    for cls, worst, n_worst, n_random, names in (
+            (0, -1, top_n, random_n, ("top-not-happy", "random-not-happy")),
+            (1, 1, low_n, random_p, ("low-happy", "random-happy"))):
+        members = np.flatnonzero(labels == cls)
+        ranked = members[np.argsort(worst * scores[members], kind="stable")]
+        chosen = ranked[:n_worst]
+        rest = ranked[n_worst:]
+        others = rng.choice(rest, min(n_random, len(rest)), replace=False) if len(rest) else rest
+        picks += [(int(i), names[0]) for i in chosen] + [(int(i), names[1]) for i in others]
+    order = rng.permutation(len(picks))
+    return [picks[i] for i in order]
+
+
+def draw_sheets(images_rgb: np.ndarray, out: Path) -> List[Path]:
+    """Numbered contact sheets of uint8 RGB faces (number = position), nothing else drawn."""
+    import cv2
+
+    paths = []
+    for start in range(0, len(images_rgb), PER_SHEET):
+        tiles = []
+        for k, face in enumerate(images_rgb[start:start + PER_SHEET]):
+            tile = cv2.resize(cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2BGR),
+                              (TILE, TILE), interpolation=cv2.INTER_CUBIC)
+            cv2.putText(tile, str(start + k), (3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                        (0, 255, 255), 2)
+            tiles.append(tile)
+        while len(tiles) % COLUMNS:
+            tiles.append(np.zeros_like(tiles[0]))
+        rows = [np.hstack(tiles[r:r + COLUMNS]) for r in range(0, len(tiles), COLUMNS)]
+        path = out / f"sheet-{start // PER_SHEET:02d}.png"
+        cv2.imwrite(str(path), np.vstack(rows))
+        paths.append(path)
+    return paths
+
+
+def read_verdicts(text: str, review: Mapping) -> Dict[str, str]:
+    """{face name: verdict} from ``NUMBER VERDICT`` lines; ``#`` starts a comment.
+
+    A number the review does not have, a verdict not in :data:`VERDICTS` or a
+    number given twice is refused with its line; a number left out counts as ``?``.
+    """
+    faces = {int(f["number"]): str(f["face"]) for f in review.get("faces", ())}
+    verdicts: Dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit() or parts[1].upper() not in VERDICTS:
+            raise DataError(f"verdicts line {n}: {line!r} is not 'NUMBER VERDICT' with a verdict "
+                            f"in {' '.join(VERDICTS)}")
+        number, verdict = int(parts[0]), parts[1].upper()
+        if number not in faces:
+            raise DataError(f"verdicts line {n}: the review has no face number {number}")
+        if faces[number] in verdicts:
+            raise DataError(f"verdicts line {n}: face number {number} has a verdict already")
+        verdicts[faces[number]] = verdict
+    for face in faces.values():
+        verdicts.setdefault(face, "?")
+    return verdicts
+
+
+def load_audit(path: Path) -> Dict[str, str]:
+    """{face name: verdict} of an audit file, checked."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        faces = data["faces"] if data.get("format") == AUDIT_FORMAT else None
+    except (OSError, ValueError, AttributeError, KeyError) as exc:
+        raise DataError(f"{path}: not a readable label audit ({exc})") from None
+    if not isinstance(faces, dict) or not all(v in VERDICTS for v in faces.values()):
+        raise DataError(f"{path}: not a {AUDIT_FORMAT} file with verdicts in {' '.join(VERDICTS)}")
+    return {str(k): str(v) for k, v in faces.items()}
+
+
+def apply_audit(names: Sequence[str], labels: np.ndarray,
+                audit: Mapping[str, str]) -> Tuple[np.ndarray, np.ndarray]:
+    """(labels with the audit's verdicts, which faces stay): S -> 1, N -> 0, X out, ? kept."""
+    audited = np.asarray(labels).copy()
+    keep = np.ones(len(audited), bool)
+    for i, name in enumerate(names):
+        verdict = audit.get(name, "?")
+        if verdict == "S":
+            audited[i] = 1
+        elif verdict == "N":
+            audited[i] = 0
+        elif verdict == "X":
+            keep[i] = False
+    return audited, keep
+
+
+def figures(labels: np.ndarray, scores: np.ndarray, max_false_open: float = 0.01) -> dict:
+    """ROC AUC, the threshold the training rule would choose, recall and false opens there."""
+    from happyhouse.daemon.roc import roc_auc
+
+    from . import report
+
+    threshold = report.choose_threshold(labels, scores, max_false_open)
+    m = report.metrics(labels, scores, threshold)
+    return {"n": int(len(labels)), "happy": int(np.sum(labels == 1)),
+            "roc_auc": round(float(roc_auc(labels, scores)), 4),
+            "threshold_for_max_false_open": round(float(threshold), 4),
+            "recall": round(float(m["recall"]), 4), "false_open_rate": round(float(m["false_open_rate"]), 4)}
+
+
+def audited_figures(names: Sequence[str], labels: np.ndarray, scores: np.ndarray,
+                    audit: Mapping[str, str], max_false_open: float = 0.01,
+                    bundle_threshold: Optional[float] = None) -> dict:
+    """The same scores judged by the datasets' labels and by the audited ones."""
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    audited, keep = apply_audit(names, labels, audit)
+    out = {"max_false_open": max_false_open,
+           "reviewed_in_split": int(sum(1 for n in names if n in audit)),
+           "relabelled": int(np.sum((audited != labels) & keep)), "left_out": int(np.sum(~keep)),
+           "dataset_labels": figures(labels, scores, max_false_open),
+           "audited_labels": figures(audited[keep], scores[keep], max_false_open)}
+    if bundle_threshold is not None:
+        for key, (y, s) in (("dataset_labels", (labels, scores)),
+                            ("audited_labels", (audited[keep], scores[keep]))):
+            opened = s >= bundle_threshold
+            out[key]["at_bundle_threshold"] = {
+                "threshold": round(float(bundle_threshold), 4),
+                "recall": round(float(opened[y == 1].mean()), 4),
+                "false_opens": int(opened[y == 0].sum()), "not_happy": int(np.sum(y == 0))}
+    return out
+
+
+def validation_scores(model_path: Path, data_paths: Sequence[Path]):
+    """(face names, labels, uint8 crops, fused scores) of a general model's validation split."""
+    from happyhouse.daemon.errors import ModelError
+    from happyhouse.daemon.geometry import fuse
+    from happyhouse.daemon.preprocess import Preprocess
+
+    from .data import load_training_data
+    from .geometry import stage_beside, validation_mask
+    from .trainer import inherited_normalize, load_model, predict
+
+    spec = Preprocess(normalize=inherited_normalize(model_path))
+    data = load_training_data([str(d) for d in data_paths], spec.geometric())
+    val = np.flatnonzero(validation_mask(data.ids, model_path.parent / "split.json"))
+    if len(val) == 0:
+        raise DataError(f"none of the given faces is in {model_path.parent / 'split.json'}'s "
+                        f"validation split: give the data the model was trained on")
+    crops, labels = data.images[val], data.labels[val]
+    scores = predict(load_model(model_path), crops, spec)
+    found = stage_beside(model_path)
+    if found is None:
+        raise ModelError(f"{model_path.parent}: no geometry.json beside the model; the audit "
+                         f"scores faces as the bundle fuses them")
+    stage = found[0]
+    fused = fuse(scores, np.array([stage.score(c) for c in crops]), stage.spec.weights)
+    return [face_name(data.ids[i]) for i in val], labels, crops, np.asarray(fused, np.float64)
+
+
+def bundle_threshold_of(model_path: Path) -> Optional[float]:
+    from .geometry import SIDECAR
+
+    try:
+        return float(json.loads((model_path.parent / SIDECAR).read_text(encoding="utf-8"))["threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _sheets(args) -> dict:
+    names, labels, crops, scores = validation_scores(args.model, args.data)
+    picks = pick_for_review(labels, scores, args.picks, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    sheets = draw_sheets(crops[[i for i, _ in picks]], args.out)
+    review = {"format": REVIEW_FORMAT, "version": 1, "model": f"{args.model.parent.name}/{args.model.name}", "seed": args.seed,
+              "note": "the key to the sheets: do not read it while reviewing",
+              "verdicts": VERDICTS,
+              "faces": [{"number": n, "face": names[i], "label": int(labels[i]), "picked": why}
+                        for n, (i, why) in enumerate(picks)]}
+    (args.out / "review.json").write_text(json.dumps(review, indent=1) + "\n", encoding="utf-8")
+    template = ["# one line per face: NUMBER VERDICT (" + ", ".join(f"{k} {v}" for k, v in VERDICTS.items()) + ")"]
+    template += [f"{n} ?" for n in range(len(picks))]
+    (args.out / "verdicts.txt").write_text("\n".join(template) + "\n", encoding="utf-8")
+    return {"faces": len(picks), "sheets": [p.name for p in sheets], "out": str(args.out)}
+
+
+def _record(args) -> dict:
+    try:
+        review = json.loads(args.review.read_text(encoding="utf-8"))
+        text = args.verdicts.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the review or the verdicts: {exc}") from None
+    if review.get("format") != REVIEW_FORMAT:
+        raise DataError(f"{args.review}: not a {REVIEW_FORMAT} file (made by 'sheets')")
+    verdicts = read_verdicts(text, review)
+    by_group: Dict[str, Counter] = {}
+    for face in review["faces"]:
+        by_group.setdefault(face["picked"], Counter())[verdicts[face["face"]]] += 1
+    audit = {"format": AUDIT_FORMAT, "version": 1, "model": review.get("model"),
+             "how": args.how or "blind review of contact sheets made by 'label_audit sheets'",
+             "verdicts": VERDICTS,
+             "by_picked": {g: dict(sorted(c.items())) for g, c in sorted(by_group.items())},
+             "faces": dict(sorted(verdicts.items()))}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(audit, indent=1) + "\n", encoding="utf-8")
+    return {"faces": len(verdicts), "by_picked": audit["by_picked"], "out": str(args.out)}
+
+
+def _score(args) -> dict:
+    audit = load_audit(args.audit)
+    names, labels, _, scores = validation_scores(args.model, args.data)
+    result = {"model": f"{args.model.parent.name}/{args.model.name}", "audit": args.audit.name,
+              **audited_figures(names, labels, scores, audit, args.max_false_open,
+                                bundle_threshold_of(args.model))}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m happyhouse.train.label_audit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_args(q):
+        q.add_argument("--model", required=True, type=Path,
+                       help="a general model (.keras) with split.json and geometry.json beside it")
+        q.add_argument("--data", type=Path, action="append",
+                       help="its training data (default GENKI-4K and SMILEsmileD under $HAPPYHOUSE_DATA)")
+
+    q = sub.add_parser("sheets", help="blind contact sheets of the faces worth a second look")
+    model_args(q)
+    q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--picks", type=int, nargs=4, default=list(DEFAULT_PICKS),
+                   metavar=("TOP_NOT_HAPPY", "RANDOM_NOT_HAPPY", "LOW_HAPPY", "RANDOM_HAPPY"))
+    q.add_argument("--seed", type=int, default=0)
+    q = sub.add_parser("record", help="the filled-in verdicts -> an audit file")
+    q.add_argument("--review", required=True, type=Path)
+    q.add_argument("--verdicts", required=True, type=Path)
+    q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--how", help="who reviewed, when, how (kept in the audit)")
+    q = sub.add_parser("score", help="validation figures with the datasets' and the audited labels")
+    model_args(q)
+    q.add_argument("--audit", required=True, type=Path)
+    q.add_argument("--max-false-open", type=float, default=0.01)
+    q.add_argument("--json", type=Path)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from happyhouse.daemon.cli_errors import run_main
+
+    return run_main("label_audit", lambda: _main(argv))
+
+
+def _main(argv: Optional[List[str]]) -> int:
+    from happyhouse.daemon.datasets import data_root
+
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command in ("sheets", "score") and not args.data:
+        root = data_root()
+        if root is None:
+            raise DataError("give --data or set HAPPYHOUSE_DATA")
+        args.data = [root / "genki4k-train", root / "smilesmiled"]
+    result = {"sheets": _sheets, "record": _record, "score": _score}[args.command](args)
+    sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
