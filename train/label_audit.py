@@ -207,31 +207,78 @@ def audited_figures(names: Sequence[str], labels: np.ndarray, scores: np.ndarray
     return out
 
 
-def validation_scores(model_path: Path, data_paths: Sequence[Path]):
-    """(face names, labels, uint8 crops, fused scores) of a general model's validation split."""
+def model_contract(model_path: Path):
+    """The preprocessing contract ``model_path`` was trained with (its metadata)."""
+    from happyhouse.convert.metadata import find_metadata, read_metadata
+
+    return read_metadata(find_metadata(model_path)).preprocess
+
+
+def fused_scorer(model_path: Path):
+    """A function: uint8 face crops -> the fused scores the bundle of ``model_path`` would give."""
     from happyhouse.daemon.errors import ModelError
     from happyhouse.daemon.geometry import fuse
-    from happyhouse.daemon.preprocess import Preprocess
 
-    from .data import load_training_data
-    from .geometry import stage_beside, validation_mask
-    from .trainer import inherited_normalize, load_model, predict
+    from .geometry import stage_beside
+    from .trainer import load_model, predict
 
-    spec = Preprocess(normalize=inherited_normalize(model_path))
-    data = load_training_data([str(d) for d in data_paths], spec.geometric())
-    val = np.flatnonzero(validation_mask(data.ids, model_path.parent / "split.json"))
-    if len(val) == 0:
-        raise DataError(f"none of the given faces is in {model_path.parent / 'split.json'}'s "
-                        f"validation split: give the data the model was trained on")
-    crops, labels = data.images[val], data.labels[val]
-    scores = predict(load_model(model_path), crops, spec)
     found = stage_beside(model_path)
     if found is None:
         raise ModelError(f"{model_path.parent}: no geometry.json beside the model; the audit "
                          f"scores faces as the bundle fuses them")
-    stage = found[0]
-    fused = fuse(scores, np.array([stage.score(c) for c in crops]), stage.spec.weights)
-    return [face_name(data.ids[i]) for i in val], labels, crops, np.asarray(fused, np.float64)
+    stage, model = found[0], load_model(model_path)
+    spec = model_contract(model_path)
+
+    def score(crops: np.ndarray) -> np.ndarray:
+        geometry = np.array([stage.score(c) for c in crops])
+        return np.asarray(fuse(predict(model, crops, spec), geometry, stage.spec.weights), np.float64)
+    return score
+
+
+def validation_faces(model_path: Path, data_paths: Sequence[Path]):
+    """(face names, labels, uint8 crops) of a general model's validation split."""
+    from .data import load_training_data
+    from .geometry import validation_mask
+
+    data = load_training_data([str(d) for d in data_paths], model_contract(model_path).geometric())
+    val = np.flatnonzero(validation_mask(data.ids, model_path.parent / "split.json"))
+    if len(val) == 0:
+        raise DataError(f"none of the given faces is in {model_path.parent / 'split.json'}'s "
+                        f"validation split: give the data the model was trained on")
+    return [face_name(data.ids[i]) for i in val], data.labels[val], data.images[val]
+
+
+def door_copies(crops: np.ndarray) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """{copy: (which faces it holds, their crops)}: the validation faces as a door would show them.
+
+    ``door-shifted`` (small, dark, soft: :func:`happyhouse.train.geometry.door_shift`),
+    ``door-framed`` (re-cropped by the shipped face gate: :mod:`happyhouse.train.framing`)
+    and both; a face the gate does not find is not in the framed copies.
+    """
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.facegate import FaceGate
+
+    from .framing import door_framed
+    from .geometry import door_shift
+
+    gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
+    shifted = door_shift(crops)
+    out = {"door-shifted": (np.arange(len(crops)), shifted)}
+    for name, faces in (("door-framed", crops), ("door-framed door-shifted", shifted)):
+        by_margin, found, _, _ = door_framed(faces, gate, (0.0,))
+        out[name] = (np.flatnonzero(found), by_margin[0.0][found])
+    return out
+
+
+def door_threshold(labels_by_copy: Sequence[np.ndarray], scores_by_copy: Sequence[np.ndarray],
+                   max_false_open: float = 0.01) -> float:
+    """The lowest threshold (>= 0.5) whose false-open rate is within ``max_false_open`` in every copy."""
+    candidates = np.unique(np.concatenate([s for s in scores_by_copy] + [np.array([0.5])]))
+    for t in candidates[candidates >= 0.5]:
+        if all(np.mean(s[y == 0] >= t) <= max_false_open
+               for y, s in zip(labels_by_copy, scores_by_copy)):
+            return float(t)
+    return float(np.nextafter(candidates.max(), np.inf))
 
 
 def bundle_threshold_of(model_path: Path) -> Optional[float]:
@@ -244,7 +291,8 @@ def bundle_threshold_of(model_path: Path) -> Optional[float]:
 
 
 def _sheets(args) -> dict:
-    names, labels, crops, scores = validation_scores(args.model, args.data)
+    names, labels, crops = validation_faces(args.model, args.data)
+    scores = fused_scorer(args.model)(crops)
     picks = pick_for_review(labels, scores, args.picks, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     sheets = draw_sheets(crops[[i for i, _ in picks]], args.out)
@@ -284,10 +332,26 @@ def _record(args) -> dict:
 
 def _score(args) -> dict:
     audit = load_audit(args.audit)
-    names, labels, _, scores = validation_scores(args.model, args.data)
+    names, labels, crops = validation_faces(args.model, args.data)
+    score = fused_scorer(args.model)
+    scores = score(crops)
+    bundle_threshold = bundle_threshold_of(args.model)
     result = {"model": f"{args.model.parent.name}/{args.model.name}", "audit": args.audit.name,
-              **audited_figures(names, labels, scores, audit, args.max_false_open,
-                                bundle_threshold_of(args.model))}
+              **audited_figures(names, labels, scores, audit, args.max_false_open, bundle_threshold)}
+    if args.door_copies:
+        audited, keep = apply_audit(names, labels, audit)
+        copies = {"validation": (np.arange(len(crops)), scores)}
+        copies.update({name: (which, score(faces)) for name, (which, faces) in door_copies(crops).items()})
+        result["door_copies"] = {
+            name: audited_figures([names[i] for i in which], labels[which], s, audit,
+                                  args.max_false_open, bundle_threshold)
+            for name, (which, s) in copies.items() if name != "validation"}
+        kept = [(audited[which][keep[which]], s[keep[which]]) for which, s in copies.values()]
+        result["door_threshold_audited"] = {
+            "rule": f"lowest threshold >= 0.5 with false opens <= {args.max_false_open:.0%} "
+                    f"(audited labels) in the validation split and each door copy",
+            "threshold": round(door_threshold([y for y, _ in kept], [s for _, s in kept],
+                                              args.max_false_open), 4)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -320,6 +384,8 @@ def parser() -> argparse.ArgumentParser:
     model_args(q)
     q.add_argument("--audit", required=True, type=Path)
     q.add_argument("--max-false-open", type=float, default=0.01)
+    q.add_argument("--door-copies", action="store_true",
+                   help="also the door-shifted and door-framed copies of the split (2 min)")
     q.add_argument("--json", type=Path)
     return p
 

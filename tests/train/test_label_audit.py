@@ -174,12 +174,40 @@ def test_sheets_record_and_score_end_to_end_on_the_general_models_validation_fac
                     "--verdicts", str(sheets / "verdicts.txt"), "--out", str(audit)]) == 0
     capsys.readouterr()
     assert la.main(["score", "--model", str(model), "--data", str(data), "--audit", str(audit),
-                    "--json", str(tmp_path / "m.json")]) == 0
+                    "--door-copies", "--json", str(tmp_path / "m.json")]) == 0
     got = json.loads((tmp_path / "m.json").read_text())
     assert got["relabelled"] == 5 and got["reviewed_in_split"] == 10
     before, after = got["dataset_labels"], got["audited_labels"]
     assert after["happy"] == before["happy"] + 5 and after["n"] == before["n"]
     assert 0.0 <= after["roc_auc"] <= 1.0 and "at_bundle_threshold" in after
+    copies = got["door_copies"]
+    assert set(copies) == {"door-shifted", "door-framed", "door-framed door-shifted"}
+    assert copies["door-shifted"]["dataset_labels"]["n"] == before["n"]
+    assert 0 < copies["door-framed"]["dataset_labels"]["n"] <= before["n"]
+    assert got["door_threshold_audited"]["threshold"] >= 0.5
+
+
+def test_the_door_threshold_holds_false_opens_in_every_copy():
+    y = np.array([0] * 100 + [1] * 20)
+    clean = np.concatenate([np.linspace(0.0, 0.45, 100), np.full(20, 0.99)])
+    door = clean.copy()
+    door[:3] = [0.80, 0.85, 0.90]  # at the door three not-smiling faces score high
+    assert la.door_threshold([y], [clean]) == pytest.approx(0.5)
+    # one false open of 100 is allowed: the threshold clears all but the highest
+    assert la.door_threshold([y, y], [clean, door]) == pytest.approx(0.90)
+    assert la.door_threshold([y], [door], 0.0) > 0.90
+
+
+def test_door_copies_are_the_split_as_a_door_would_show_it(smile_root):
+    from happyhouse.daemon.datasets import load_dataset
+
+    faces = load_dataset(smile_root, size=64, limit=3).images
+    copies = la.door_copies(faces)
+    which, shifted = copies["door-shifted"]
+    assert which.tolist() == list(range(len(faces))) and shifted.shape == faces.shape
+    assert not np.array_equal(shifted, faces)
+    which, framed = copies["door-framed"]
+    assert 0 < len(which) <= len(faces) and framed.shape == (len(which), 64, 64, 3)
 
 
 def test_score_refuses_a_model_without_its_split_in_one_line(tiny_model, small_faces, tmp_path, capsys):
