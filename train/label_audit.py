@@ -69,22 +69,24 @@ def face_name(image_id: str) -> str:
 
 
 def pick_for_review(labels: np.ndarray, scores: np.ndarray, counts: Sequence[int] = DEFAULT_PICKS,
-                    seed: int = 0) -> List[Tuple[int, str]]:
+                    seed: int = 0, reviewed: Optional[np.ndarray] = None) -> List[Tuple[int, str]]:
     """(index, why picked) of the faces to review, shuffled.
 
     Why: ``top-not-happy`` (labelled not happy, scored highest),
     ``random-not-happy``, ``low-happy`` (labelled happy, scored lowest),
     ``random-happy``. The random ones show how often the reviewer disagrees
-    with a label the model did not question.
+    with a label the model did not question. Faces marked ``reviewed`` (an
+    earlier round's) are not picked again, so a second round goes deeper.
     """
     labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    fresh = np.ones(len(labels), bool) if reviewed is None else ~np.asarray(reviewed, bool)
     rng = np.random.default_rng(seed)
     top_n, random_n, low_n, random_p = (int(c) for c in counts)
     picks: List[Tuple[int, str]] = []
     for cls, worst, n_worst, n_random, names in (
             (0, -1, top_n, random_n, ("top-not-happy", "random-not-happy")),
             (1, 1, low_n, random_p, ("low-happy", "random-happy"))):
-        members = np.flatnonzero(labels == cls)
+        members = np.flatnonzero((labels == cls) & fresh)
         ranked = members[np.argsort(worst * scores[members], kind="stable")]
         chosen = ranked[:n_worst]
         rest = ranked[n_worst:]
@@ -153,6 +155,18 @@ def load_audit(path: Path) -> Dict[str, str]:
     if not isinstance(faces, dict) or not all(v in VERDICTS for v in faces.values()):
         raise DataError(f"{path}: not a {AUDIT_FORMAT} file with verdicts in {' '.join(VERDICTS)}")
     return {str(k): str(v) for k, v in faces.items()}
+
+
+def load_audits(paths: Sequence[Path]) -> Dict[str, str]:
+    """The verdicts of several audit files (review rounds); a face judged differently is refused."""
+    merged: Dict[str, str] = {}
+    for path in paths:
+        for face, verdict in load_audit(path).items():
+            if merged.get(face, verdict) != verdict:
+                raise DataError(f"{path}: {face} is {verdict} here but {merged[face]} in an "
+                                f"earlier audit file; settle it in one of them")
+            merged[face] = verdict
+    return merged
 
 
 def apply_audit(names: Sequence[str], labels: np.ndarray,
@@ -293,7 +307,9 @@ def bundle_threshold_of(model_path: Path) -> Optional[float]:
 def _sheets(args) -> dict:
     names, labels, crops = validation_faces(args.model, args.data)
     scores = fused_scorer(args.model)(crops)
-    picks = pick_for_review(labels, scores, args.picks, args.seed)
+    earlier = load_audits(args.skip or [])
+    picks = pick_for_review(labels, scores, args.picks, args.seed,
+                            reviewed=np.array([n in earlier for n in names]))
     args.out.mkdir(parents=True, exist_ok=True)
     sheets = draw_sheets(crops[[i for i, _ in picks]], args.out)
     review = {"format": REVIEW_FORMAT, "version": 1, "model": f"{args.model.parent.name}/{args.model.name}", "seed": args.seed,
@@ -331,12 +347,13 @@ def _record(args) -> dict:
 
 
 def _score(args) -> dict:
-    audit = load_audit(args.audit)
+    audit = load_audits(args.audit)
     names, labels, crops = validation_faces(args.model, args.data)
     score = fused_scorer(args.model)
     scores = score(crops)
     bundle_threshold = bundle_threshold_of(args.model)
-    result = {"model": f"{args.model.parent.name}/{args.model.name}", "audit": args.audit.name,
+    result = {"model": f"{args.model.parent.name}/{args.model.name}",
+              "audit": [p.name for p in args.audit],
               **audited_figures(names, labels, scores, audit, args.max_false_open, bundle_threshold)}
     if args.door_copies:
         audited, keep = apply_audit(names, labels, audit)
@@ -375,6 +392,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--picks", type=int, nargs=4, default=list(DEFAULT_PICKS),
                    metavar=("TOP_NOT_HAPPY", "RANDOM_NOT_HAPPY", "LOW_HAPPY", "RANDOM_HAPPY"))
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--skip", type=Path, action="append", metavar="AUDIT",
+                   help="an earlier round's audit: its faces are not picked again (repeatable)")
     q = sub.add_parser("record", help="the filled-in verdicts -> an audit file")
     q.add_argument("--review", required=True, type=Path)
     q.add_argument("--verdicts", required=True, type=Path)
@@ -382,7 +401,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--how", help="who reviewed, when, how (kept in the audit)")
     q = sub.add_parser("score", help="validation figures with the datasets' and the audited labels")
     model_args(q)
-    q.add_argument("--audit", required=True, type=Path)
+    q.add_argument("--audit", required=True, type=Path, action="append",
+                   help="an audit file; repeat for each review round")
     q.add_argument("--max-false-open", type=float, default=0.01)
     q.add_argument("--door-copies", action="store_true",
                    help="also the door-shifted and door-framed copies of the split (2 min)")

@@ -140,10 +140,13 @@ def test_the_committed_audit_is_readable_and_names_datasets_only():
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "reports" / "label-audit" / "validation-audit.json"
-    audit = la.load_audit(path)
-    assert len(audit) == 200
+    second = path.with_name("validation-audit-round2.json")
+    assert len(la.load_audit(path)) == 200 and len(la.load_audit(second)) == 160
+    audit = la.load_audits([path, second])  # the rounds judged different faces
+    assert len(audit) == 360
     assert all(name.split("/")[0] in ("genki4k-train", "smilesmiled") for name in audit)
-    assert "/work" not in path.read_text() and "/tmp" not in path.read_text()
+    for p in (path, second):
+        assert "/work" not in p.read_text() and "/tmp" not in p.read_text()
 
 
 def test_sheets_record_and_score_end_to_end_on_the_general_models_validation_faces(
@@ -218,3 +221,32 @@ def test_score_refuses_a_model_without_its_split_in_one_line(tiny_model, small_f
                   "--audit", str(audit)])
     err = capsys.readouterr().err
     assert rc != 0 and "validation split" in err and len(err.strip().splitlines()) == 1
+
+
+def test_review_rounds_merge_and_a_face_judged_twice_differently_is_refused(tmp_path):
+    def audit(name, faces):
+        path = tmp_path / name
+        path.write_text(json.dumps({"format": la.AUDIT_FORMAT, "faces": faces}))
+        return path
+
+    one = audit("one.json", {"a/happy/1.jpg": "N", "a/not_happy/2.jpg": "S"})
+    two = audit("two.json", {"a/happy/3.jpg": "X", "a/happy/1.jpg": "N"})
+    assert la.load_audits([one, two]) == {"a/happy/1.jpg": "N", "a/not_happy/2.jpg": "S",
+                                          "a/happy/3.jpg": "X"}
+    clash = audit("clash.json", {"a/not_happy/2.jpg": "N"})
+    with pytest.raises(DataError, match="a/not_happy/2.jpg is N here but S"):
+        la.load_audits([one, clash])
+
+
+def test_a_second_round_does_not_pick_a_reviewed_face_again():
+    labels = np.array([0] * 30 + [1] * 30)
+    scores = np.linspace(0, 1, 60)
+    first = la.pick_for_review(labels, scores, (4, 2, 4, 2), seed=0)
+    reviewed = np.zeros(60, bool)
+    reviewed[[i for i, _ in first]] = True
+    second = la.pick_for_review(labels, scores, (4, 2, 4, 2), seed=0, reviewed=reviewed)
+    assert not {i for i, _ in second} & {i for i, _ in first}
+    top_first = {i for i, why in first if why == "top-not-happy"}
+    top_second = {i for i, why in second if why == "top-not-happy"}
+    # the next-highest scoring not-happy faces: deeper, below the first round's
+    assert max(scores[list(top_second)]) <= min(scores[list(top_first)])
