@@ -104,6 +104,44 @@ def check_enough(labels: np.ndarray, has_face: np.ndarray, minimum: int) -> None
                         f"not-smiling frames; need >= {need} {WORDS[rare]} frames")
 
 
+#: how many frames of each class the report names for a person to check (the model disputes them most)
+DISPUTED_PER_CLASS = 3
+
+
+def disputed_frames(labels: np.ndarray, has_face: np.ndarray, scores: np.ndarray,
+                    n: int = DISPUTED_PER_CLASS) -> List[int]:
+    """Indices of the face frames whose label the estimate disputes most, worst first per class.
+
+    A not-smiling frame that scores high sets the house's threshold (it must
+    stay closed for it), so one smile collected under ``not_happy`` costs the
+    door many smiles; a smiling frame that scores low is a missed smile or a
+    neutral face under ``happy``. Either is worth a look before trusting the
+    figures: move a frame to its right class folder and run again.
+    """
+    out: List[int] = []
+    for label, order in ((0, -1), (1, 1)):
+        members = np.flatnonzero(has_face & (labels == label))
+        out += [int(i) for i in members[np.argsort(order * scores[members], kind="stable")][:n]]
+    return out
+
+
+def describe_frames(ids, labels: np.ndarray, scores: np.ndarray, frames: Path,
+                    which: List[int]) -> List[dict]:
+    """{frame (relative to the frames folder), label, score} of each frame in ``which``."""
+    out = []
+    for i in which:
+        try:
+            name = Path(ids[i]).relative_to(frames).as_posix()
+        except ValueError:
+            name = "/".join(Path(ids[i]).parts[-2:])
+        out.append({"frame": name, "label": CLASSES[int(labels[i])], "score": round(float(scores[i]), 5)})
+    return out
+
+
+def disputed_text(disputed: List[dict]) -> str:
+    return ", ".join(f"{d['frame']} ({d['score']:.2f})" for d in disputed)
+
+
 def current_door(bundle: Optional[Path], frames_rgb: np.ndarray):
     """(scores, happy) of the bundle the door runs now on whole frames, as the door scores them."""
     from happyhouse.daemon.bundle import load_bundle
@@ -184,6 +222,7 @@ def run(args) -> dict:
 
     from . import house_cv, report
     from .data import stratified_folds
+    from .label_audit import draw_sheets
     from .trainer import read_meta
 
     started = time.time()
@@ -205,12 +244,16 @@ def run(args) -> dict:
         old = report.metrics(labels, now_scores, now.threshold, pred=now_pred)
         comparison = {k: {"adapted": new[k], "current": old[k]}
                       for k in ("accuracy", "errors", "false_opens", "recall")}
+        which = disputed_frames(labels, has_face, cv["scores"])
+        disputed = describe_frames(data.ids, labels, cv["scores"], Path(args.frames), which)
         if new["errors"] > old["errors"] or new["false_opens"] > old["false_opens"]:
             raise Refused(
                 f"refused, nothing written: on the same {len(labels)} frames the adapted model "
                 f"(estimated by {args.k}-fold CV) makes {new['errors']} errors with "
                 f"{new['false_opens']} false opens, the bundle the door runs now "
-                f"({now.bundle.path.name}) {old['errors']} with {old['false_opens']}")
+                f"({now.bundle.path.name}) {old['errors']} with {old['false_opens']}; "
+                f"if a frame is in the wrong class folder, these are the likeliest: "
+                f"{disputed_text(disputed)}")
         model, threshold, info, head = final_model(pargs, data, has_face, fusion, work)
         if head is not None:
             carry_geometry(Path(args.general), model.parent, threshold,
@@ -235,6 +278,10 @@ def run(args) -> dict:
                    "final_model": info, "bundle_threshold": bundle.threshold,
                    "bundle_sha256": bundle.sha256,
                    "parity": bundle.meta["metrics"]["parity"],
+                   "disputed": {"why": "the face frames whose label the estimate disputes most "
+                                       "(not-smiling scored highest, smiling scored lowest): "
+                                       "check each is in its right class folder",
+                                "frames": disputed, "sheet": "disputed.png"},
                    "seconds": round(time.time() - started, 1),
                    "frames_scored": [{
                        "id": data.ids[i], "label": int(labels[i]), "face": bool(has_face[i]),
@@ -243,6 +290,7 @@ def run(args) -> dict:
                        "geometry": None if np.isnan(cv["geometry"][i]) else round(float(cv["geometry"][i]), 5),
                        "pred": int(cv["pred"][i]), "current_score": round(float(now_scores[i]), 5),
                        "current_pred": int(now_pred[i])} for i in range(len(labels))]})
+        draw_sheets(data.images[which], report_dir, name="disputed")  # numbered in report order
         out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
         for src, dst in ((staged, out), (report_dir, report_out)):
             if dst.exists():
@@ -250,7 +298,7 @@ def run(args) -> dict:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(src), str(dst))
         return {"bundle": str(out), "report": str(report_out), "estimate": result,
-                "comparison": comparison, "threshold": bundle.threshold}
+                "comparison": comparison, "threshold": bundle.threshold, "disputed": disputed}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -305,7 +353,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"estimated on the house's own unseen frames: accuracy {c['accuracy']['adapted']:.4f}, "
         f"{c['false_opens']['adapted']} false opens, recall {c['recall']['adapted']:.3f}\n"
         f"the bundle the door runs now, same frames: accuracy {c['accuracy']['current']:.4f}, "
-        f"{c['false_opens']['current']} false opens, recall {c['recall']['current']:.3f}\n")
+        f"{c['false_opens']['current']} false opens, recall {c['recall']['current']:.3f}\n"
+        f"frames to check are in their right class folder (the estimate disputes them most; "
+        f"disputed.png in the report): {disputed_text(result['disputed'])}\n")
     return EXIT_WRITTEN
 
 

@@ -96,8 +96,11 @@ def pick_for_review(labels: np.ndarray, scores: np.ndarray, counts: Sequence[int
     return [picks[i] for i in order]
 
 
-def draw_sheets(images_rgb: np.ndarray, out: Path) -> List[Path]:
-    """Numbered contact sheets of uint8 RGB faces (number = position), nothing else drawn."""
+def draw_sheets(images_rgb: np.ndarray, out: Path, name: str = "sheet") -> List[Path]:
+    """Numbered contact sheets of uint8 RGB faces (number = position), nothing else drawn.
+
+    One sheet is ``OUT/NAME.png``; more are ``OUT/NAME-00.png``, ``OUT/NAME-01.png``, ...
+    """
     import cv2
 
     paths = []
@@ -112,7 +115,8 @@ def draw_sheets(images_rgb: np.ndarray, out: Path) -> List[Path]:
         while len(tiles) % COLUMNS:
             tiles.append(np.zeros_like(tiles[0]))
         rows = [np.hstack(tiles[r:r + COLUMNS]) for r in range(0, len(tiles), COLUMNS)]
-        path = out / f"sheet-{start // PER_SHEET:02d}.png"
+        several = len(images_rgb) > PER_SHEET
+        path = out / (f"{name}-{start // PER_SHEET:02d}.png" if several else f"{name}.png")
         cv2.imwrite(str(path), np.vstack(rows))
         paths.append(path)
     return paths

@@ -78,6 +78,7 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     text = capsys.readouterr()
     assert rc == 0, text.err
     assert "estimated on the house's own unseen frames" in text.out
+    assert "frames to check are in their right class folder" in text.out
     bundle = load_bundle(out)
     assert bundle.meta["training"]["details"]["training"]["door_frames"] is True
     metrics = json.loads((tmp_path / "my_bundle-report" / "metrics.json").read_text())
@@ -85,6 +86,11 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     rows = metrics["frames_scored"]
     assert len(rows) == 2 * PER_CLASS and all(0.0 <= r["score"] <= 1.0 for r in rows)
     assert (tmp_path / "my_bundle-report" / "roc.png").is_file()
+    disputed = metrics["disputed"]["frames"]
+    assert [d["label"] for d in disputed] == ["not_happy"] * 3 + ["happy"] * 3
+    assert all((house / d["frame"]).is_file() for d in disputed)
+    assert all(d["frame"] in text.out for d in disputed)
+    assert (tmp_path / "my_bundle-report" / "disputed.png").is_file()
     # the bundle carries the house's own geometry head (the general one corrected on its
     # frames), sealed by its sha256 in model.json: the daemon below loads and serves it
     assert "corrected on the house" in metrics["geometry_head"]
@@ -153,7 +159,25 @@ def test_a_worse_model_is_refused_and_nothing_is_written(house, untrained, tmp_p
     err = capsys.readouterr().err
     assert rc == 1, err
     assert "refused, nothing written" in err and "the bundle the door runs now" in err
+    assert "the likeliest: not_happy/" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
+
+
+def test_the_frames_a_house_should_check_are_the_ones_the_estimate_disputes_most(tmp_path):
+    from happyhouse.train.adapt import describe_frames, disputed_frames
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.10, 0.97, 0.40, 0.99, 0.90, 0.05, 0.60, 0.02])
+    has_face = np.array([True, True, True, False, True, True, True, True])
+    # the highest-scoring not-smiling frames first (frame 3 has no face: the door never scored it),
+    # then the lowest-scoring smiling ones
+    which = disputed_frames(labels, has_face, scores, n=2)
+    assert which == [1, 2, 7, 5]
+    ids = [str(tmp_path / "my_house" / ("happy" if y else "not_happy") / f"{i}.png")
+           for i, y in enumerate(labels)]
+    got = describe_frames(ids, labels, scores, tmp_path / "my_house", which)
+    assert got[0] == {"frame": "not_happy/1.png", "label": "not_happy", "score": 0.97}
+    assert [d["frame"] for d in got] == ["not_happy/1.png", "not_happy/2.png", "happy/7.png", "happy/5.png"]
 
 
 def _frames(tmp_path, happy, not_happy, face=True):

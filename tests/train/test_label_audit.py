@@ -57,6 +57,7 @@ def test_sheets_hold_every_picked_face_numbered_on_tiles(genki_root, tmp_path):
                       interpolation=cv2.INTER_CUBIC)[la.TILE // 2:].astype(int)
     assert np.abs(tile - face).mean() < 2
     assert not second[:, 5 * la.TILE:].any()  # the empty places stay black
+    assert [p.name for p in la.draw_sheets(faces[:3], tmp_path, name="disputed")] == ["disputed.png"]
 
 
 REVIEW = {"format": la.REVIEW_FORMAT, "faces": [
@@ -168,7 +169,7 @@ def test_sheets_record_and_score_end_to_end_on_the_general_models_validation_fac
     faces = review["faces"]
     assert len(faces) == 10 and [f["number"] for f in faces] == list(range(10))
     assert all(f["face"].startswith("genki4k-train/") for f in faces)
-    assert (sheets / "sheet-00.png").is_file() and "/work" not in (sheets / "review.json").read_text()
+    assert (sheets / "sheet.png").is_file() and "/work" not in (sheets / "review.json").read_text()
     # the reviewer calls every picked "not happy" face smiling
     lines = [f"{f['number']} {'S' if f['label'] == 0 else '?'}" for f in faces]
     (sheets / "verdicts.txt").write_text("\n".join(lines) + "\n")
