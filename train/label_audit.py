@@ -232,17 +232,22 @@ def model_contract(model_path: Path):
     return read_metadata(find_metadata(model_path)).preprocess
 
 
-def fused_scorer(model_path: Path):
-    """A function: uint8 face crops -> the fused scores the bundle of ``model_path`` would give."""
+def fused_scorer(model_path: Path, geometry_from: Optional[Path] = None):
+    """A function: uint8 face crops -> the fused scores the bundle of ``model_path`` would give.
+
+    ``geometry_from``: take the geometry stage beside that model instead (a
+    candidate classifier judged with the shipped head).
+    """
     from happyhouse.daemon.errors import ModelError
     from happyhouse.daemon.geometry import fuse
 
     from .geometry import stage_beside
     from .trainer import load_model, predict
 
-    found = stage_beside(model_path)
+    stage_model = Path(geometry_from or model_path)
+    found = stage_beside(stage_model)
     if found is None:
-        raise ModelError(f"{model_path.parent}: no geometry.json beside the model; the audit "
+        raise ModelError(f"{stage_model.parent}: no geometry.json beside the model; the audit "
                          f"scores faces as the bundle fuses them")
     stage, model = found[0], load_model(model_path)
     spec = model_contract(model_path)
