@@ -72,6 +72,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop after the epoch that passes this many seconds of fitting "
                         "(the best checkpoint so far is the model)")
+    p.add_argument("--label-audit", type=Path, action="append", metavar="AUDIT",
+                   help="a label audit (python -m happyhouse.train.label_audit) applied to the "
+                        "training part: smiles relabelled, faces that are none left out; "
+                        "validation keeps the datasets' labels (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
     return p
 
@@ -95,7 +99,8 @@ def _train(argv: Optional[List[str]]) -> int:
                       augment=args.augment, freeze_bn=not args.train_bn,
                       door_frames=args.door_frames, mirror_average=args.mirror_average,
                       normalize=args.normalize, workers=args.workers,
-                      time_limit=args.time_limit, verbose=0 if args.quiet else 2)
+                      time_limit=args.time_limit, label_audits=tuple(args.label_audit or ()),
+                      verbose=0 if args.quiet else 2)
     result = train(cfg)
     r = result["report"]
     sys.stdout.write(

@@ -189,6 +189,25 @@ def apply_audit(names: Sequence[str], labels: np.ndarray,
     return audited, keep
 
 
+def audit_training_part(names: Sequence[str], labels: np.ndarray, train: np.ndarray,
+                        audit: Mapping[str, str]) -> Tuple[np.ndarray, np.ndarray, dict]:
+    """(labels, training indices, summary) with the audit applied to the training part only.
+
+    The validation part keeps the datasets' labels: the checkpoint and the
+    threshold are still chosen on them, as the product's rule says.
+    """
+    train = np.asarray(train)
+    audited, keep = apply_audit([names[i] for i in train], labels[train], audit)
+    new_labels = np.asarray(labels).copy()
+    new_labels[train] = audited
+    summary = {"relabelled": int(np.sum((audited != labels[train]) & keep)),
+               "to_happy": int(np.sum((audited == 1) & (labels[train] == 0) & keep)),
+               "to_not_happy": int(np.sum((audited == 0) & (labels[train] == 1) & keep)),
+               "left_out": int(np.sum(~keep)),
+               "applies_to": "the training part only; validation keeps the datasets' labels"}
+    return new_labels, train[keep], summary
+
+
 def figures(labels: np.ndarray, scores: np.ndarray, max_false_open: float = 0.01) -> dict:
     """ROC AUC, the threshold the training rule would choose, recall and false opens there."""
     from happyhouse.daemon.roc import roc_auc
@@ -258,16 +277,20 @@ def fused_scorer(model_path: Path, geometry_from: Optional[Path] = None):
     return score
 
 
-def validation_faces(model_path: Path, data_paths: Sequence[Path]):
-    """(face names, labels, uint8 crops) of a general model's validation split."""
+PARTS = ("validation", "training")
+
+
+def validation_faces(model_path: Path, data_paths: Sequence[Path], part: str = "validation"):
+    """(face names, labels, uint8 crops) of a general model's validation (or training) split."""
     from .data import load_training_data
     from .geometry import validation_mask
 
     data = load_training_data([str(d) for d in data_paths], model_contract(model_path).geometric())
-    val = np.flatnonzero(validation_mask(data.ids, model_path.parent / "split.json"))
-    if len(val) == 0:
+    in_val = validation_mask(data.ids, model_path.parent / "split.json")
+    if not in_val.any():
         raise DataError(f"none of the given faces is in {model_path.parent / 'split.json'}'s "
                         f"validation split: give the data the model was trained on")
+    val = np.flatnonzero(in_val if part == "validation" else ~in_val)
     return [face_name(data.ids[i]) for i in val], data.labels[val], data.images[val]
 
 
@@ -314,14 +337,15 @@ def bundle_threshold_of(model_path: Path) -> Optional[float]:
 
 
 def _sheets(args) -> dict:
-    names, labels, crops = validation_faces(args.model, args.data)
+    names, labels, crops = validation_faces(args.model, args.data, args.part)
     scores = fused_scorer(args.model)(crops)
     earlier = load_audits(args.skip or [])
     picks = pick_for_review(labels, scores, args.picks, args.seed,
                             reviewed=np.array([n in earlier for n in names]))
     args.out.mkdir(parents=True, exist_ok=True)
     sheets = draw_sheets(crops[[i for i, _ in picks]], args.out)
-    review = {"format": REVIEW_FORMAT, "version": 1, "model": f"{args.model.parent.name}/{args.model.name}", "seed": args.seed,
+    review = {"format": REVIEW_FORMAT, "version": 1, "model": f"{args.model.parent.name}/{args.model.name}",
+              "part": args.part, "seed": args.seed,
               "note": "the key to the sheets: do not read it while reviewing",
               "verdicts": VERDICTS,
               "faces": [{"number": n, "face": names[i], "label": int(labels[i]), "picked": why}
@@ -346,6 +370,7 @@ def _record(args) -> dict:
     for face in review["faces"]:
         by_group.setdefault(face["picked"], Counter())[verdicts[face["face"]]] += 1
     audit = {"format": AUDIT_FORMAT, "version": 1, "model": review.get("model"),
+             "part": review.get("part", "validation"),
              "how": args.how or "blind review of contact sheets made by 'label_audit sheets'",
              "verdicts": VERDICTS,
              "by_picked": {g: dict(sorted(c.items())) for g, c in sorted(by_group.items())},
@@ -401,6 +426,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--picks", type=int, nargs=4, default=list(DEFAULT_PICKS),
                    metavar=("TOP_NOT_HAPPY", "RANDOM_NOT_HAPPY", "LOW_HAPPY", "RANDOM_HAPPY"))
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--part", choices=PARTS, default="validation",
+                   help="the model's split to review (its training faces are scored in-sample)")
     q.add_argument("--skip", type=Path, action="append", metavar="AUDIT",
                    help="an earlier round's audit: its faces are not picked again (repeatable)")
     q = sub.add_parser("record", help="the filled-in verdicts -> an audit file")

@@ -12,9 +12,9 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -65,6 +65,8 @@ class TrainConfig:
     #: stop after the epoch that passes this many seconds of fitting (None: no limit);
     #: the best checkpoint so far is the model, as after early stopping
     time_limit: Optional[float] = None
+    #: label audits (``happyhouse.train.label_audit``) applied to the training part only
+    label_audits: Sequence[Path] = ()
     extra_meta: Dict = field(default_factory=dict)
 
 
@@ -231,7 +233,29 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
     else:
         data = load_training_data(cfg.data, spec, cfg.limit)
     tr, va = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
+    if cfg.label_audits:
+        cfg, data, tr = _audited(cfg, data, tr)
     return train_split(cfg, data, tr, va)
+
+
+def _audited(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
+    """The training part with the label audits' verdicts: smiles relabelled, non-faces left out.
+
+    The split is made first, on the datasets' labels, so an audit never moves a
+    face between training and validation.
+    """
+    from happyhouse.daemon.bundle import sha256_file
+
+    from .label_audit import audit_training_part, face_name, load_audits
+
+    audit = load_audits(cfg.label_audits)
+    labels, tr, summary = audit_training_part([face_name(i) for i in data.ids], data.labels, tr, audit)
+    log.info("label audit: %d training faces relabelled, %d left out", summary["relabelled"],
+             summary["left_out"])
+    audited = replace(data, labels=labels)
+    files = [{"file": Path(p).name, "sha256": sha256_file(Path(p))} for p in cfg.label_audits]
+    cfg = replace(cfg, extra_meta={**cfg.extra_meta, "label_audit": {"files": files, **summary}})
+    return cfg, audited, tr
 
 
 def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray) -> Dict[str, object]:

@@ -183,3 +183,50 @@ def test_workers_and_time_limit_train_and_stop_after_the_first_epoch(genki_root,
     meta = read_meta(out / MODEL_FILE)
     assert meta["training"]["epochs_run"] == 1 and meta["training"]["time_limit"] == 0
     assert meta["arch"] == "smilenet-wide" and meta["training"]["augment"]["preset"] == "door-strong"
+
+
+def test_a_label_audit_relabels_and_drops_training_faces_only(genki_root, tmp_path):
+    """--label-audit: the audit's verdicts reach the training part; validation keeps the
+    datasets' labels (the checkpoint and threshold are chosen on them) and the split is unmoved."""
+    import numpy as np
+
+    from happyhouse.train.data import load_training_data, stratified_split
+    from happyhouse.train.label_audit import AUDIT_FORMAT, face_name
+
+    data = load_training_data([str(genki_root)], Preprocess(), 12)
+    tr, va = stratified_split(data.labels, 0.15, 1)
+    names = [face_name(i) for i in data.ids]
+    neg = [i for i in tr if data.labels[i] == 0]
+    pos = [i for i in tr if data.labels[i] == 1]
+    audit = {names[neg[0]]: "S", names[pos[0]]: "N", names[neg[1]]: "X", names[neg[2]]: "?",
+             names[va[0]]: "S" if data.labels[va[0]] == 0 else "N"}
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps({"format": AUDIT_FORMAT, "faces": audit}))
+    out = tmp_path / "model"
+    assert cli.main(["--data", str(genki_root), "--limit", "12", "--epochs", "1", "--quiet",
+                     "--arch", "happymodel", "--label-audit", str(path), "--out", str(out)]) == 0
+    meta = read_meta(out / MODEL_FILE)
+    got = meta["label_audit"]
+    assert (got["relabelled"], got["to_happy"], got["to_not_happy"], got["left_out"]) == (2, 1, 1, 1)
+    assert got["files"][0]["file"] == "audit.json" and len(got["files"][0]["sha256"]) == 64
+    assert meta["split"]["n_train"] == len(tr) - 1 and meta["split"]["n_val"] == len(va)
+    split = json.loads((out / "split.json").read_text())
+    assert sorted(face_name(i) for i in split["validation_ids"]) == sorted(names[i] for i in va)
+    metrics = json.loads((out / "metrics.json").read_text())
+    # the validation face the audit names is scored with its dataset label
+    assert metrics["confusion_matrix"]["tp"] + metrics["confusion_matrix"]["fn"] == \
+        int(np.sum(data.labels[va] == 1))
+
+
+def test_audit_training_part_leaves_validation_labels_alone():
+    import numpy as np
+
+    from happyhouse.train.label_audit import audit_training_part
+
+    names = ["a/not_happy/0.jpg", "a/not_happy/1.jpg", "a/happy/2.jpg", "a/not_happy/3.jpg"]
+    labels = np.array([0, 0, 1, 0])
+    audit = {"a/not_happy/0.jpg": "S", "a/not_happy/1.jpg": "X", "a/not_happy/3.jpg": "S"}
+    new, train, summary = audit_training_part(names, labels, np.array([0, 1, 2]), audit)
+    assert new.tolist() == [1, 0, 1, 0]  # face 3 is a validation face: untouched
+    assert train.tolist() == [0, 2]
+    assert summary["relabelled"] == 1 and summary["left_out"] == 1
