@@ -28,7 +28,10 @@ repeatable by anyone, and keeps it apart from what the product learns from:
     python -m happyhouse.train.label_audit record --review DIR/review.json --verdicts DIR/verdicts.txt --out AUDIT.json
     python -m happyhouse.train.label_audit score --model models/general/model.keras --audit AUDIT.json --json OUT.json
 
-The audit is a measurement: no training, threshold or checkpoint reads it.
+A validation audit is a measurement: no threshold or checkpoint reads it (the
+product's rule chooses them on the datasets' labels). ``sheets --part
+training`` reviews the model's training faces instead; ``happyhouse-train
+--label-audit`` applies such an audit to the training part only.
 The Happy House frames are not read. Desktop-only (Keras).
 """
 
