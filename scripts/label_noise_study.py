@@ -90,7 +90,7 @@ def compare(args):
     from happyhouse.train import label_audit as la
     from happyhouse.train.framing import recall_at
 
-    names, labels, crops = la.validation_faces(GENERAL, data_paths(args))
+    names, labels, crops = la.split_faces(GENERAL, data_paths(args))
     audited, keep = la.apply_audit(names, labels, la.load_audits(AUDITS))
     copies = {"validation": (np.arange(len(crops)), crops)}
     copies.update(la.door_copies(crops))

@@ -283,7 +283,7 @@ def fused_scorer(model_path: Path, geometry_from: Optional[Path] = None):
 PARTS = ("validation", "training")
 
 
-def validation_faces(model_path: Path, data_paths: Sequence[Path], part: str = "validation"):
+def split_faces(model_path: Path, data_paths: Sequence[Path], part: str = "validation"):
     """(face names, labels, uint8 crops) of a general model's validation (or training) split."""
     from .data import load_training_data
     from .geometry import validation_mask
@@ -340,7 +340,7 @@ def bundle_threshold_of(model_path: Path) -> Optional[float]:
 
 
 def _sheets(args) -> dict:
-    names, labels, crops = validation_faces(args.model, args.data, args.part)
+    names, labels, crops = split_faces(args.model, args.data, args.part)
     scores = fused_scorer(args.model)(crops)
     earlier = load_audits(args.skip or [])
     picks = pick_for_review(labels, scores, args.picks, args.seed,
@@ -385,7 +385,7 @@ def _record(args) -> dict:
 
 def _score(args) -> dict:
     audit = load_audits(args.audit)
-    names, labels, crops = validation_faces(args.model, args.data)
+    names, labels, crops = split_faces(args.model, args.data)
     score = fused_scorer(args.model)
     scores = score(crops)
     bundle_threshold = bundle_threshold_of(args.model)
