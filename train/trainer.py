@@ -234,11 +234,11 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
         data = load_training_data(cfg.data, spec, cfg.limit)
     tr, va = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
     if cfg.label_audits:
-        cfg, data, tr = _audited(cfg, data, tr)
+        cfg, data, tr = apply_label_audits(cfg, data, tr)
     return train_split(cfg, data, tr, va)
 
 
-def _audited(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
+def apply_label_audits(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
     """The training part with the label audits' verdicts: smiles relabelled, non-faces left out.
 
     The split is made first, on the datasets' labels, so an audit never moves a

@@ -41,17 +41,20 @@ def test_one_variant_trains_and_returns_its_archive_and_figures(genki_root, smil
     out = tmp_path / "out"
     rc = _script().main(["--data", str(genki_root), "--data", str(smile_root), "--out", str(out),
                          "--work", str(tmp_path / "work"), "--backends", "tensorflow",
-                         "--variants", "default-strong", "--limit", "10", "--epochs", "1",
+                         "--variants", "default-framing-audited", "--limit", "10", "--epochs", "1",
                          "--budget", "120", "--workers", "2"])
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
-    entry = summary["variants"]["default-strong"]
+    entry = summary["variants"]["default-framing-audited"]
     assert summary["backend"] == "tensorflow" and entry["rc"] == 0
     assert entry["epochs_run"] == 1 and entry["versions"]["backend"] == "tensorflow"
     for part in ("validation", "door_shifted_validation"):
         assert entry["figures"][part]["n"] == 6 and 0.0 <= entry["figures"][part]["roc_auc"] <= 1.0
-    with tarfile.open(out / "default-strong.tar.gz") as tar:
+    with tarfile.open(out / "default-framing-audited.tar.gz") as tar:
         names = set(tar.getnames())
+        meta = json.load(tar.extractfile("default-framing-audited/train_meta.json"))
     for name in ("model.keras", "train_meta.json", "split.json", "eval.json", "report/history.csv",
                  "report/metrics.json"):
-        assert f"default-strong/{name}" in names
+        assert f"default-framing-audited/{name}" in names
+    # the variant's label audit reached the training part and is recorded with the model
+    assert [f["file"] for f in meta["label_audit"]["files"]] == ["training-audit.json"]
