@@ -46,7 +46,8 @@ from typing import Dict, List, Optional
 AUDIT = "reports/label-audit/training-audit.json"
 
 #: name -> TrainConfig fields (all: the contract's CLAHE, mirror averaging; the
-#: general split: val_fraction 0.15, seed 1). ``init: "shipped"`` fine-tunes --init-model.
+#: general split: val_fraction 0.15, seed 1; a variant's own "seed" is its training seed,
+#: with "split_seed": 1 keeping the split). ``init: "shipped"`` fine-tunes --init-model.
 VARIANTS: Dict[str, Dict] = {
     "default-door": {"arch": "default", "augment": "door", "epochs": 80, "patience": 20},
     "wide-door": {"arch": "smilenet-wide", "augment": "door", "epochs": 80, "patience": 20},
@@ -68,9 +69,22 @@ VARIANTS: Dict[str, Dict] = {
                                 "patience": 20, "label_audits": [AUDIT]},
     "wide-framing-audited": {"arch": "smilenet-wide", "augment": "door-framing", "epochs": 80,
                              "patience": 20, "label_audits": [AUDIT]},
+    # the same two with another training seed on the same split: how much of a difference
+    # between them one seed alone makes
+    "default-framing-seed2": {"arch": "default", "augment": "door-framing", "epochs": 80,
+                              "patience": 20, "seed": 2, "split_seed": 1},
+    "default-framing-audited-seed2": {"arch": "default", "augment": "door-framing",
+                                      "epochs": 80, "patience": 20, "seed": 2, "split_seed": 1,
+                                      "label_audits": [AUDIT]},
     "expression-framing-audited": {"arch": "expression", "augment": "door-framing",
                                    "epochs": 40, "lr": 1e-3, "patience": 12,
                                    "label_audits": [AUDIT]},
+    "wide-framing-audited-seed2": {"arch": "smilenet-wide", "augment": "door-framing",
+                                   "epochs": 80, "patience": 20, "seed": 2, "split_seed": 1,
+                                   "label_audits": [AUDIT]},
+    "expression-framing-audited-seed2": {"arch": "expression", "augment": "door-framing",
+                                         "epochs": 40, "lr": 1e-3, "patience": 12, "seed": 2,
+                                         "split_seed": 1, "label_audits": [AUDIT]},
 }
 COMMON = {"normalize": "clahe", "mirror_average": True, "val_fraction": 0.15, "seed": 1}
 
@@ -220,10 +234,10 @@ def one(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from happyhouse.train import report
-    from happyhouse.train.data import load_training_data, stratified_split
+    from happyhouse.train.data import load_training_data
     from happyhouse.train.geometry import door_shift
     from happyhouse.train.trainer import (TrainConfig, apply_label_audits, contract, predict,
-                                          train_split)
+                                          split_for, train_split)
 
     fields = {**COMMON, **VARIANTS[args.one]}
     if fields.get("init") == "shipped":
@@ -241,7 +255,7 @@ def one(args) -> int:
     started = time.time()
     spec = contract(cfg)
     data = load_training_data(cfg.data, spec.geometric(), cfg.limit)
-    tr, va = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
+    tr, va = split_for(cfg, data.labels)
     if cfg.label_audits:  # the training part only: validation keeps the datasets' labels
         cfg, data, tr = apply_label_audits(cfg, data, tr)
     result = train_split(cfg, data, tr, va)

@@ -46,7 +46,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="training seed (and the split's)")
+    p.add_argument("--split-seed", type=int,
+                   help="the split's own seed (default --seed): another training seed, same split")
     p.add_argument("--patience", type=int, default=12, help="early-stopping patience (epochs)")
     p.add_argument("--max-false-open", type=float, default=0.01,
                    help="target false-open rate for the validation-chosen threshold")
@@ -94,6 +96,7 @@ def _train(argv: Optional[List[str]]) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, report_dir=args.report, arch=args.arch,
                       init=args.init, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
+                      split_seed=args.split_seed,
                       patience=args.patience, max_false_open=args.max_false_open,
                       crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
                       augment=args.augment, freeze_bn=not args.train_bn,

@@ -47,6 +47,9 @@ class TrainConfig:
     lr: float = 2e-3
     val_fraction: float = 0.15
     seed: int = 1
+    #: the train/validation split's seed (None: ``seed``), so that a run can change its
+    #: training seed and keep the split every general model here is compared on
+    split_seed: Optional[int] = None
     patience: int = 12
     max_false_open: float = 0.01
     crop: str = "face"
@@ -232,10 +235,16 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
         data = load_door_frames(cfg.data, spec, cfg.limit)
     else:
         data = load_training_data(cfg.data, spec, cfg.limit)
-    tr, va = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
+    tr, va = split_for(cfg, data.labels)
     if cfg.label_audits:
         cfg, data, tr = apply_label_audits(cfg, data, tr)
     return train_split(cfg, data, tr, va)
+
+
+def split_for(cfg: "TrainConfig", labels: np.ndarray):
+    """(training, validation) indices of the run's split (``split_seed``, else ``seed``)."""
+    seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    return stratified_split(labels, cfg.val_fraction, seed)
 
 
 def apply_label_audits(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
@@ -353,12 +362,14 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
                           f"{cfg.max_false_open}",
         "max_false_open": cfg.max_false_open,
         "data": data.summary(),
-        "split": {"val_fraction": cfg.val_fraction, "seed": cfg.seed, "n_train": int(len(tr)),
+        "split": {"val_fraction": cfg.val_fraction,
+                  "seed": cfg.seed if cfg.split_seed is None else cfg.split_seed,
+                  "n_train": int(len(tr)),
                   "n_val": int(len(va)), "rule": "happyhouse.train.data.stratified_split"},
         "training": {"epochs": cfg.epochs, "epochs_run": len(history["loss"]),
                      "best_epoch": best_epoch, "batch_size": cfg.batch_size, "lr": cfg.lr,
                      "freeze_bn": bool(cfg.init and cfg.freeze_bn), "door_frames": cfg.door_frames,
-                     "time_limit": cfg.time_limit,
+                     "time_limit": cfg.time_limit, "seed": cfg.seed,
                      "augment": ({"preset": cfg.augment, **asdict(PRESETS[cfg.augment])}
                                  if cfg.augment != "none" else None),
                      "class_weights": class_weights(data.labels[tr])},

@@ -218,6 +218,27 @@ def test_a_label_audit_relabels_and_drops_training_faces_only(genki_root, tmp_pa
         int(np.sum(data.labels[va] == 1))
 
 
+def test_split_seed_changes_the_training_seed_and_keeps_the_split(genki_root, tmp_path):
+    """--split-seed: another training seed on the same validation faces (how much one seed moves)."""
+    from happyhouse.train.data import load_training_data, stratified_split
+    from happyhouse.train.label_audit import face_name
+
+    data = load_training_data([str(genki_root)], Preprocess(), 12)
+    _, va = stratified_split(data.labels, 0.15, 1)
+    runs = {}
+    for name, flags in (("seed2", ["--seed", "2", "--split-seed", "1"]), ("seed1", ["--seed", "1"])):
+        out = tmp_path / name
+        assert cli.main(["--data", str(genki_root), "--limit", "12", "--epochs", "1", "--quiet",
+                         "--arch", "happymodel", "--out", str(out)] + flags) == 0
+        runs[name] = (json.loads((out / "split.json").read_text())["validation_ids"],
+                      read_meta(out / MODEL_FILE))
+    assert sorted(map(face_name, runs["seed2"][0])) == sorted(face_name(data.ids[i]) for i in va)
+    assert sorted(runs["seed2"][0]) == sorted(runs["seed1"][0])
+    assert runs["seed2"][1]["split"]["seed"] == 1 and runs["seed2"][1]["training"]["seed"] == 2
+    _, va2 = stratified_split(data.labels, 0.15, 2)
+    assert sorted(va2) != sorted(va)  # a seed of 2 alone would have split differently
+
+
 def test_audit_training_part_leaves_validation_labels_alone():
     import numpy as np
 
