@@ -48,9 +48,17 @@ class TrainingMeta:
 
 
 def normalise_id(image_id: str) -> str:
-    """A dataset id ("path" or "file.h5#i") made comparable across working folders."""
+    """A dataset id ("ROOT/class/file" or "file.h5#i") made comparable across machines.
+
+    A model may be trained on another machine or from another folder (a GPU
+    machine, a colleague's desktop) than the one that converts or evaluates it,
+    so a face is named by its dataset folder, class and file
+    (``genki4k-train/happy/file0598.jpg``) and a door frame by its file and
+    index (``test_happy.h5#3``), wherever the datasets lie.
+    """
     path, sep, index = str(image_id).partition("#")
-    return os.path.realpath(path) + sep + index
+    parts = [p for p in os.path.normpath(path).replace("\\", "/").split("/") if p not in ("", ".")]
+    return "/".join(parts[-1 if sep else -3:]) + sep + index
 
 
 def _read_json(path: Path) -> Any:

@@ -16,3 +16,15 @@ def test_absolute_and_relative_data_paths_become_dataset_names():
 def test_the_training_model_stays_findable_from_the_working_folder():
     assert portable({"model_file": "models/general/model.keras"}) == {
         "model_file": "models/general/model.keras"}
+
+
+def test_a_face_is_the_same_face_wherever_its_dataset_lies():
+    from happyhouse.convert.metadata import normalise_id
+
+    here = normalise_id("../shared/datasets/genki4k-train/happy/file0598.jpg")
+    assert here == normalise_id("/tmp/data/genki4k-train/happy/file0598.jpg")
+    assert here == normalise_id("/work/shared/datasets/./genki4k-train/happy//file0598.jpg")
+    assert here != normalise_id("/tmp/data/smilesmiled/happy/file0598.jpg")
+    assert here != normalise_id("/tmp/data/genki4k-train/not_happy/file0598.jpg")
+    assert normalise_id("../x/test_happy.h5#12") == normalise_id("/y/test_happy.h5#12") != \
+        normalise_id("/y/test_happy.h5#13")
