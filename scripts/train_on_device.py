@@ -14,6 +14,10 @@ worker processes.
         --data $HAPPYHOUSE_DATA/smilesmiled --out OUT --budget 400 [--variants a,b] \\
         [--init-model models/general/model.keras]
 
+On a lent GPU machine that has no Keras and no datasets, ``scripts/prepare_device_run.sh``
+packs the wheels and the data into an ignored folder that travels with the repository
+and prints the whole device command.
+
 For each variant, ``OUT/<variant>.tar.gz`` holds what ``happyhouse-train`` writes
 (``model.keras`` with ``train_meta.json`` and ``split.json``, the report with
 ``history.csv``) and ``eval.json``: the classifier's validation figures and
