@@ -1,0 +1,209 @@
+"""Would landmark-aligned crops carry a smile to the door better than the gate's box? (a study)
+
+The classifier sees the square the face gate draws around a face. Datasets crop
+their faces their own way (SMILEsmileD tighter than GENKI-4K, GENKI's detector
+like the door's gate) and a door's visitor tilts and leans, so the same smile
+reaches the network framed differently at each source. The door already runs the
+face mesh for the geometry stage; its outer eye corners (33, 263) could place a
+crop instead: eyes level, at a fixed distance apart and a fixed height, the same
+framing for every source and the door.
+
+This script measures that before any contract change, on the general split only
+(never door frames):
+
+1. ``prepare``: every face's eye corners from the mesh (on the crop, as the door
+   runs it), the canonical framing (the medians of GENKI-4K's training faces,
+   whose crops are like the gate's boxes), and the aligned crops of the split and
+   of its three door copies (the door-framed ones aligned from the gray canvas the
+   gate searched, with the mesh run on the gate's box crop, as a door would).
+2. ``train``: the shipped classifier fine-tuned on aligned training crops.
+3. ``judge``: fused 0.7:0.3 with the shipped geometry head (its scores on the
+   door's box crops, from ``scripts/ensemble_study.py``'s cache), by the
+   datasets' labels and the audited ones; the shipped model on box crops beside it.
+
+::
+
+    python scripts/ensemble_study.py --model models/general/model.keras   # the cache
+    python scripts/aligned_crop_study.py prepare|train|judge [--work runs/aligned]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ensemble_study import AUDITS, SHIPPED, judged  # noqa: E402  (a sibling study script)
+
+SIZE = 64
+EYES = (33, 263)  # the subject's right and left outer eye corners
+
+
+def eye_corners(mesh, crop: np.ndarray) -> np.ndarray:
+    """(2, 2) outer eye corners (33, 263) in the crop's pixels, as the door's mesh finds them."""
+    from happyhouse.daemon.geometry import MESH_INPUT, MESH_PAD
+
+    side = crop.shape[0]
+    border = int(round(side * MESH_PAD))
+    xy = mesh.points(crop, MESH_PAD)[list(EYES), :2]
+    return xy * ((side + 2 * border) / MESH_INPUT) - border
+
+
+def aligned(image_rgb: np.ndarray, eyes: np.ndarray, canon: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """The size x size crop of ``image_rgb`` with the eyes level at the canonical framing.
+
+    ``canon``: (eye distance, eye-centre x, eye-centre y) as fractions of the side.
+    """
+    import cv2
+
+    right, left = np.asarray(eyes, np.float64)
+    span = left - right
+    distance = float(np.hypot(*span))
+    if not np.isfinite(distance) or distance < 1e-3:
+        return cv2.resize(image_rgb, (size, size), interpolation=cv2.INTER_AREA)
+    scale = canon[0] * size / distance
+    cos, sin = span / distance
+    rot = scale * np.array([[cos, sin], [-sin, cos]])
+    centre = (right + left) / 2.0
+    shift = np.array([canon[1] * size, canon[2] * size]) - rot @ centre
+    matrix = np.hstack([rot, shift[:, None]])
+    return cv2.warpAffine(np.ascontiguousarray(image_rgb), matrix, (size, size), flags=cv2.INTER_AREA
+                          if scale < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def canonical(eyes: np.ndarray, side: int) -> np.ndarray:
+    span = eyes[:, 1] - eyes[:, 0]
+    centre = eyes.mean(axis=1)
+    return np.array([np.median(np.hypot(span[:, 0], span[:, 1])) / side,
+                     np.median(centre[:, 0]) / side, np.median(centre[:, 1]) / side])
+
+
+def data_paths() -> List[Path]:
+    root = Path(os.environ.get("HAPPYHOUSE_DATA", "../shared/datasets"))
+    return [root / "genki4k-train", root / "smilesmiled"]
+
+
+def prepare(work: Path) -> None:
+    import cv2
+
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.facegate import FaceGate
+    from happyhouse.daemon.preprocess import Preprocess, crop_box, prepare_frame
+    from happyhouse.train.data import load_training_data
+    from happyhouse.train.framing import on_canvas
+    from happyhouse.train.geometry import door_shift, stage_beside, validation_mask
+    from happyhouse.train.label_audit import model_contract
+
+    mesh = stage_beside(SHIPPED)[0].mesh
+    data = load_training_data([str(p) for p in data_paths()], model_contract(SHIPPED).geometric())
+    in_val = validation_mask(data.ids, SHIPPED.parent / "split.json")
+    eyes = np.stack([eye_corners(mesh, c) for c in data.images])
+    genki = np.array(["genki4k-train" in i for i in data.ids]) & ~in_val
+    canon = canonical(eyes[genki], SIZE)
+    print("canonical framing (eye distance, centre x, centre y) / side:", np.round(canon, 3))
+    faces = np.stack([aligned(c, e, canon) for c, e in zip(data.images, eyes)])
+    val = np.flatnonzero(in_val)
+    shifted = door_shift(data.images[val])
+    copies = {"validation": faces[val],
+              "door-shifted": np.stack([aligned(c, eye_corners(mesh, c), canon) for c in shifted])}
+    gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
+    box_spec = Preprocess(crop="face", margin=0.0, size=SIZE)
+    for name, source in (("door-framed", data.images[val]), ("door-framed door-shifted", shifted)):
+        out = []
+        for face in source:
+            canvas = on_canvas(face)
+            box = gate.find(canvas)
+            if box is None:
+                continue  # not in the framed copies, as in label_audit.door_copies
+            x0, y0, x1, y1 = crop_box(canvas.shape, box, 0.0)
+            crop = prepare_frame(canvas, (x0, y0, x1 - x0, y1 - y0), box_spec)
+            e = eye_corners(mesh, crop) * ((x1 - x0) / SIZE) + (x0, y0)
+            out.append(aligned(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB), e, canon))
+        copies[name] = np.stack(out)
+    work.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(work / "aligned.npz", faces=faces, in_val=in_val, canon=canon,
+                        **{f"copy:{k}": v for k, v in copies.items()})
+    for k, v in copies.items():
+        print(k, v.shape)
+
+
+def train(work: Path, epochs: int) -> None:
+    from happyhouse.train.data import load_training_data
+    from happyhouse.train.label_audit import model_contract
+    from happyhouse.train.trainer import TrainConfig, train_split
+
+    stored = np.load(work / "aligned.npz")
+    data = load_training_data([str(p) for p in data_paths()], model_contract(SHIPPED).geometric())
+    data = replace(data, images=stored["faces"])
+    in_val = stored["in_val"]
+    cfg = TrainConfig(data=[str(p) for p in data_paths()], out=work / "model", init=SHIPPED,
+                      freeze_bn=False, mirror_average=True, augment="door-strong", lr=5e-4,
+                      epochs=epochs, patience=epochs, seed=1, workers=2,
+                      extra_meta={"study": "aligned crops (scripts/aligned_crop_study.py)",
+                                  "canonical_framing": stored["canon"].tolist()})
+    train_split(cfg, data, np.flatnonzero(~in_val), np.flatnonzero(in_val))
+
+
+def judge(work: Path, cache: Path, out: Optional[Path]) -> None:
+    from happyhouse.daemon.geometry import fuse
+    from happyhouse.train.label_audit import load_audits, model_contract, split_faces
+    from happyhouse.train.trainer import load_model, predict
+
+    stored = np.load(work / "aligned.npz")
+    geometry = dict(np.load(cache / "geometry.npz"))
+    box_probs = dict(np.load(cache / "models_general_model.npz"))
+    names, labels, crops = split_faces(SHIPPED, data_paths())
+    audit = load_audits([Path(a) for a in AUDITS])
+    from happyhouse.train.label_audit import door_copies
+    which = {"validation": np.arange(len(crops))}
+    which.update({k: w for k, (w, _) in door_copies(crops).items()})  # the same gate, same faces
+    model_path = work / "model" / "model.keras"
+    model, spec = load_model(model_path), model_contract(model_path)
+    rows = {}
+    probs = {c: predict(model, stored[f"copy:{c}"], spec) for c in which}
+    for c in which:
+        if len(probs[c]) != len(which[c]):
+            raise SystemExit(f"{c}: {len(probs[c])} aligned faces against {len(which[c])} box crops")
+    copies = {c: (w, None) for c, w in which.items()}
+    rows["shipped, box crops"] = judged(names, labels, copies, {
+        c: fuse(box_probs[c], geometry[c], (0.7, 0.3)) for c in which}, audit)
+    rows["fine-tuned on aligned crops"] = judged(names, labels, copies, {
+        c: fuse(probs[c], geometry[c], (0.7, 0.3)) for c in which}, audit)
+    rows["fine-tuned on aligned crops, classifier alone"] = judged(names, labels, copies, probs, audit)
+    rows["shipped, box crops, classifier alone"] = judged(names, labels, copies, box_probs, audit)
+    for name, row in rows.items():
+        print(f"{row['validation']['auc']:.4f} {row['validation']['auc_audited']:.4f} "
+              f"{row['validation']['recall_audited']:.3f} | doors {row['door_mean_auc']:.4f} "
+              f"{row['door_mean_auc_audited']:.4f}  {name}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"canonical_framing": stored["canon"].round(4).tolist(),
+                                   "rows": rows}, indent=1) + "\n")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("step", choices=("prepare", "train", "judge"))
+    p.add_argument("--work", type=Path, default=Path("runs/aligned"))
+    p.add_argument("--cache", type=Path, default=Path("runs/ensemble"))
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    if args.step == "prepare":
+        prepare(args.work)
+    elif args.step == "train":
+        train(args.work, args.epochs)
+    else:
+        judge(args.work, args.cache, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
