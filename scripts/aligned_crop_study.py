@@ -134,7 +134,7 @@ def prepare(work: Path) -> None:
         print(k, v.shape)
 
 
-def train(work: Path, epochs: int) -> None:
+def train(work: Path, epochs: int, init: Path = SHIPPED, out: str = "model") -> None:
     from happyhouse.train.data import load_training_data
     from happyhouse.train.label_audit import model_contract
     from happyhouse.train.trainer import TrainConfig, train_split
@@ -143,7 +143,7 @@ def train(work: Path, epochs: int) -> None:
     data = load_training_data([str(p) for p in data_paths()], model_contract(SHIPPED).geometric())
     data = replace(data, images=stored["faces"])
     in_val = stored["in_val"]
-    cfg = TrainConfig(data=[str(p) for p in data_paths()], out=work / "model", init=SHIPPED,
+    cfg = TrainConfig(data=[str(p) for p in data_paths()], out=work / out, init=init,
                       freeze_bn=False, mirror_average=True, augment="door-strong", lr=5e-4,
                       epochs=epochs, patience=epochs, seed=1, workers=2,
                       extra_meta={"study": "aligned crops (scripts/aligned_crop_study.py)",
@@ -151,7 +151,7 @@ def train(work: Path, epochs: int) -> None:
     train_split(cfg, data, np.flatnonzero(~in_val), np.flatnonzero(in_val))
 
 
-def judge(work: Path, cache: Path, out: Optional[Path]) -> None:
+def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") -> None:
     from happyhouse.daemon.geometry import fuse
     from happyhouse.train.label_audit import load_audits, model_contract, split_faces
     from happyhouse.train.trainer import load_model, predict
@@ -164,7 +164,7 @@ def judge(work: Path, cache: Path, out: Optional[Path]) -> None:
     from happyhouse.train.label_audit import door_copies
     which = {"validation": np.arange(len(crops))}
     which.update({k: w for k, (w, _) in door_copies(crops).items()})  # the same gate, same faces
-    model_path = work / "model" / "model.keras"
+    model_path = work / model / "model.keras"
     model, spec = load_model(model_path), model_contract(model_path)
     rows = {}
     probs = {c: predict(model, stored[f"copy:{c}"], spec) for c in which}
@@ -195,13 +195,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("runs/ensemble"))
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--json", type=Path)
+    p.add_argument("--init", type=Path, default=SHIPPED, help="train: the model to fine-tune")
+    p.add_argument("--model", default="model", help="the folder under --work to train into or judge")
     args = p.parse_args(argv)
     if args.step == "prepare":
         prepare(args.work)
     elif args.step == "train":
-        train(args.work, args.epochs)
+        train(args.work, args.epochs, args.init, args.model)
     else:
-        judge(args.work, args.cache, args.json)
+        judge(args.work, args.cache, args.json, args.model)
     return 0
 
 

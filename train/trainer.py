@@ -72,6 +72,10 @@ class TrainConfig:
     label_audits: Sequence[Path] = ()
     extra_meta: Dict = field(default_factory=dict)
 
+    @property
+    def split_seed_used(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
+
 
 def set_seeds(seed: int) -> None:
     models.keras().utils.set_random_seed(seed)
@@ -243,8 +247,7 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
 
 def split_for(cfg: "TrainConfig", labels: np.ndarray):
     """(training, validation) indices of the run's split (``split_seed``, else ``seed``)."""
-    seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    return stratified_split(labels, cfg.val_fraction, seed)
+    return stratified_split(labels, cfg.val_fraction, cfg.split_seed_used)
 
 
 def apply_label_audits(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
@@ -362,8 +365,7 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
                           f"{cfg.max_false_open}",
         "max_false_open": cfg.max_false_open,
         "data": data.summary(),
-        "split": {"val_fraction": cfg.val_fraction,
-                  "seed": cfg.seed if cfg.split_seed is None else cfg.split_seed,
+        "split": {"val_fraction": cfg.val_fraction, "seed": cfg.split_seed_used,
                   "n_train": int(len(tr)),
                   "n_val": int(len(va)), "rule": "happyhouse.train.data.stratified_split"},
         "training": {"epochs": cfg.epochs, "epochs_run": len(history["loss"]),
