@@ -134,7 +134,8 @@ def prepare(work: Path) -> None:
         print(k, v.shape)
 
 
-def train(work: Path, epochs: int, init: Path = SHIPPED, out: str = "model") -> None:
+def train(work: Path, epochs: int, init: Optional[Path] = SHIPPED, out: str = "model",
+          time_limit: Optional[float] = None) -> None:
     from happyhouse.train.data import load_training_data
     from happyhouse.train.label_audit import model_contract
     from happyhouse.train.trainer import TrainConfig, train_split
@@ -143,9 +144,13 @@ def train(work: Path, epochs: int, init: Path = SHIPPED, out: str = "model") -> 
     data = load_training_data([str(p) for p in data_paths()], model_contract(SHIPPED).geometric())
     data = replace(data, images=stored["faces"])
     in_val = stored["in_val"]
-    cfg = TrainConfig(data=[str(p) for p in data_paths()], out=work / out, init=init,
-                      freeze_bn=False, mirror_average=True, augment="door-strong", lr=5e-4,
-                      epochs=epochs, patience=epochs, seed=1, workers=2,
+    # from scratch: the shipped model's parent recipe (CLAHE, door-strong, lr 2e-3 with
+    # warm-up and cosine); else a fine-tune of ``init`` (BN trained, lr 5e-4)
+    recipe = (dict(arch="default", normalize="clahe", lr=2e-3, patience=20) if init is None
+              else dict(init=init, freeze_bn=False, lr=5e-4, patience=epochs))
+    cfg = TrainConfig(data=[str(p) for p in data_paths()], out=work / out, mirror_average=True,
+                      augment="door-strong", epochs=epochs, seed=1, workers=2,
+                      time_limit=time_limit, **recipe,
                       extra_meta={"study": "aligned crops (scripts/aligned_crop_study.py)",
                                   "canonical_framing": stored["canon"].tolist()})
     train_split(cfg, data, np.flatnonzero(~in_val), np.flatnonzero(in_val))
@@ -174,9 +179,9 @@ def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") ->
     copies = {c: (w, None) for c, w in which.items()}
     rows["shipped, box crops"] = judged(names, labels, copies, {
         c: fuse(box_probs[c], geometry[c], (0.7, 0.3)) for c in which}, audit)
-    rows["fine-tuned on aligned crops"] = judged(names, labels, copies, {
+    rows[f"aligned crops ({model})"] = judged(names, labels, copies, {
         c: fuse(probs[c], geometry[c], (0.7, 0.3)) for c in which}, audit)
-    rows["fine-tuned on aligned crops, classifier alone"] = judged(names, labels, copies, probs, audit)
+    rows[f"aligned crops ({model}), classifier alone"] = judged(names, labels, copies, probs, audit)
     rows["shipped, box crops, classifier alone"] = judged(names, labels, copies, box_probs, audit)
     for name, row in rows.items():
         print(f"{row['validation']['auc']:.4f} {row['validation']['auc_audited']:.4f} "
@@ -196,12 +201,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--json", type=Path)
     p.add_argument("--init", type=Path, default=SHIPPED, help="train: the model to fine-tune")
+    p.add_argument("--scratch", action="store_true", help="train: from scratch instead")
+    p.add_argument("--time-limit", type=float, help="train: stop after this many seconds")
     p.add_argument("--model", default="model", help="the folder under --work to train into or judge")
     args = p.parse_args(argv)
     if args.step == "prepare":
         prepare(args.work)
     elif args.step == "train":
-        train(args.work, args.epochs, args.init, args.model)
+        train(args.work, args.epochs, None if args.scratch else args.init, args.model,
+              args.time_limit)
     else:
         judge(args.work, args.cache, args.json, args.model)
     return 0
