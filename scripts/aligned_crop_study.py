@@ -25,6 +25,8 @@ This script measures that before any contract change, on the general split only
 
     python scripts/ensemble_study.py --model models/general/model.keras   # the cache
     python scripts/aligned_crop_study.py prepare|train|judge [--work runs/aligned]
+    python scripts/aligned_crop_study.py export --out .dev/aligned   # for a GPU machine:
+    # then train_on_device.py --data /tmp/data/aligned/genki4k-train --data .../smilesmiled
 """
 
 from __future__ import annotations
@@ -156,6 +158,24 @@ def train(work: Path, epochs: int, init: Optional[Path] = SHIPPED, out: str = "m
     train_split(cfg, data, np.flatnonzero(~in_val), np.flatnonzero(in_val))
 
 
+def export(work: Path, out: Path, quality: int = 92) -> None:
+    """The aligned crops as class-folder datasets under ``out`` (same source/class/file names,
+    so the general split and the label audits still name them), JPEG: small enough to travel
+    to a GPU machine with ``scripts/prepare_device_run.sh``-style packing and train there."""
+    import cv2
+
+    from happyhouse.train.data import load_training_data
+    from happyhouse.train.label_audit import face_name, model_contract
+
+    faces = np.load(work / "aligned.npz")["faces"]
+    data = load_training_data([str(p) for p in data_paths()], model_contract(SHIPPED).geometric())
+    for image_id, face in zip(data.ids, faces):
+        path = out / face_name(image_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    print(f"{len(faces)} aligned faces under {out}")
+
+
 def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") -> None:
     from happyhouse.daemon.geometry import fuse
     from happyhouse.train.label_audit import load_audits, model_contract, split_faces
@@ -195,7 +215,8 @@ def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") ->
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=("prepare", "train", "judge"))
+    p.add_argument("step", choices=("prepare", "train", "judge", "export"))
+    p.add_argument("--out", type=Path, help="export: the folder for the class-folder datasets")
     p.add_argument("--work", type=Path, default=Path("runs/aligned"))
     p.add_argument("--cache", type=Path, default=Path("runs/ensemble"))
     p.add_argument("--epochs", type=int, default=8)
@@ -210,6 +231,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.step == "train":
         train(args.work, args.epochs, None if args.scratch else args.init, args.model,
               args.time_limit)
+    elif args.step == "export":
+        export(args.work, args.out or args.work / "faces")
     else:
         judge(args.work, args.cache, args.json, args.model)
     return 0
