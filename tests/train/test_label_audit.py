@@ -150,6 +150,28 @@ def test_the_committed_audit_is_readable_and_names_datasets_only():
         assert "/work" not in p.read_text() and "/tmp" not in p.read_text()
 
 
+def test_the_committed_training_audits_name_training_faces_only():
+    """Both training rounds load together (disjoint faces) and never name a validation face,
+    which must keep the datasets' labels."""
+    import json
+    from pathlib import Path
+
+    from happyhouse.convert.metadata import normalise_id
+
+    root = Path(__file__).resolve().parents[2]
+    first = root / "reports" / "label-audit" / "training-audit.json"
+    second = first.with_name("training-audit-round2.json")
+    assert len(la.load_audit(first)) == 300 and len(la.load_audit(second)) == 160
+    audit = la.load_audits([first, second])
+    assert len(audit) == 460
+    validation = {normalise_id(i) for i in
+                  json.loads((root / "models" / "general" / "split.json").read_text())["validation_ids"]}
+    assert validation and not validation & set(audit)
+    for p in (first, second):
+        assert json.loads(p.read_text())["part"] == "training"
+        assert "/work" not in p.read_text() and "/tmp" not in p.read_text()
+
+
 def test_sheets_record_and_score_end_to_end_on_the_general_models_validation_faces(
         genki_root, tmp_path, capsys):
     """The shipped general model's own split: sheets, a reviewer's verdicts, the audited figures."""
