@@ -178,7 +178,7 @@ def export(work: Path, out: Path, quality: int = 92) -> None:
 
 def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") -> None:
     from happyhouse.daemon.geometry import fuse
-    from happyhouse.train.label_audit import load_audits, model_contract, split_faces
+    from happyhouse.train.label_audit import door_copies, load_audits, model_contract, split_faces
     from happyhouse.train.trainer import load_model, predict
 
     stored = np.load(work / "aligned.npz")
@@ -186,7 +186,6 @@ def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") ->
     box_probs = dict(np.load(cache / "models_general_model.npz"))
     names, labels, crops = split_faces(SHIPPED, data_paths())
     audit = load_audits([Path(a) for a in AUDITS])
-    from happyhouse.train.label_audit import door_copies
     which = {"validation": np.arange(len(crops))}
     which.update({k: w for k, (w, _) in door_copies(crops).items()})  # the same gate, same faces
     model_path = work / model / "model.keras"
