@@ -189,9 +189,9 @@ def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") ->
     which = {"validation": np.arange(len(crops))}
     which.update({k: w for k, (w, _) in door_copies(crops).items()})  # the same gate, same faces
     model_path = work / model / "model.keras"
-    model, spec = load_model(model_path), model_contract(model_path)
+    net, spec = load_model(model_path), model_contract(model_path)
     rows = {}
-    probs = {c: predict(model, stored[f"copy:{c}"], spec) for c in which}
+    probs = {c: predict(net, stored[f"copy:{c}"], spec) for c in which}
     for c in which:
         if len(probs[c]) != len(which[c]):
             raise SystemExit(f"{c}: {len(probs[c])} aligned faces against {len(which[c])} box crops")
