@@ -37,7 +37,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -137,10 +137,10 @@ def prepare(work: Path) -> None:
 
 
 def train(work: Path, epochs: int, init: Optional[Path] = SHIPPED, out: str = "model",
-          time_limit: Optional[float] = None) -> None:
+          time_limit: Optional[float] = None, label_audits: Sequence[Path] = ()) -> None:
     from happyhouse.train.data import load_training_data
     from happyhouse.train.label_audit import model_contract
-    from happyhouse.train.trainer import TrainConfig, train_split
+    from happyhouse.train.trainer import TrainConfig, apply_label_audits, train_split
 
     stored = np.load(work / "aligned.npz")
     data = load_training_data([str(p) for p in data_paths()], model_contract(SHIPPED).geometric())
@@ -152,10 +152,13 @@ def train(work: Path, epochs: int, init: Optional[Path] = SHIPPED, out: str = "m
               else dict(init=init, freeze_bn=False, lr=5e-4, patience=epochs))
     cfg = TrainConfig(data=[str(p) for p in data_paths()], out=work / out, mirror_average=True,
                       augment="door-strong", epochs=epochs, seed=1, workers=2,
-                      time_limit=time_limit, **recipe,
+                      time_limit=time_limit, label_audits=tuple(label_audits), **recipe,
                       extra_meta={"study": "aligned crops (scripts/aligned_crop_study.py)",
                                   "canonical_framing": stored["canon"].tolist()})
-    train_split(cfg, data, np.flatnonzero(~in_val), np.flatnonzero(in_val))
+    train_part = np.flatnonzero(~in_val)
+    if label_audits:  # the training part's audited labels, as happyhouse-train --label-audit
+        cfg, data, train_part = apply_label_audits(cfg, data, train_part)
+    train_split(cfg, data, train_part, np.flatnonzero(in_val))
 
 
 def export(work: Path, out: Path, quality: int = 92) -> None:
@@ -223,13 +226,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--init", type=Path, default=SHIPPED, help="train: the model to fine-tune")
     p.add_argument("--scratch", action="store_true", help="train: from scratch instead")
     p.add_argument("--time-limit", type=float, help="train: stop after this many seconds")
+    p.add_argument("--label-audit", type=Path, action="append", default=[],
+                   help="train: a training-label audit to apply (repeatable)")
     p.add_argument("--model", default="model", help="the folder under --work to train into or judge")
     args = p.parse_args(argv)
     if args.step == "prepare":
         prepare(args.work)
     elif args.step == "train":
         train(args.work, args.epochs, None if args.scratch else args.init, args.model,
-              args.time_limit)
+              args.time_limit, args.label_audit)
     elif args.step == "export":
         export(args.work, args.out or args.work / "faces")
     else:
