@@ -34,6 +34,8 @@ def test_variants_are_valid_training_configs(tmp_path):
         if fields.get("init") == "shipped":
             fields["init"] = tmp_path / "model.keras"
         TrainConfig(data=[], out=tmp_path, **fields)  # every field is a TrainConfig field
+        for audit in fields.get("label_audits", ()):  # resolved against the repository
+            assert (SCRIPT.parents[1] / audit).is_file(), (name, audit)
 
 
 @pytest.mark.slow
