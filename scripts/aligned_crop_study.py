@@ -176,7 +176,8 @@ def export(work: Path, out: Path, quality: int = 92) -> None:
     import cv2
 
     from happyhouse.train.data import load_training_data
-    from happyhouse.train.label_audit import face_name, model_contract
+    from happyhouse.train.audits import face_name
+    from happyhouse.train.label_audit import model_contract
 
     faces = np.load(work / "aligned.npz")["faces"]
     data = load_training_data([str(p) for p in data_paths()], model_contract(SHIPPED).geometric())
@@ -189,7 +190,8 @@ def export(work: Path, out: Path, quality: int = 92) -> None:
 
 def judge(work: Path, cache: Path, out: Optional[Path], model: str = "model") -> None:
     from happyhouse.daemon.geometry import fuse
-    from happyhouse.train.label_audit import door_copies, load_audits, model_contract, split_faces
+    from happyhouse.train.audits import load_audits
+    from happyhouse.train.label_audit import door_copies, model_contract, split_faces
     from happyhouse.train.trainer import load_model, predict
 
     stored = np.load(work / "aligned.npz")

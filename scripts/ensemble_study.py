@@ -80,7 +80,7 @@ def judged(names, labels, copies, fused: Dict[str, np.ndarray], audit) -> dict:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from happyhouse.daemon.geometry import fuse, logit, sigmoid
-    from happyhouse.train.label_audit import load_audits
+    from happyhouse.train.audits import load_audits
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", type=Path, required=True)

@@ -48,9 +48,8 @@ def build(input_shape: Tuple[int, int, int] = (64, 64, 3), pretrained: bool = Tr
     if tuple(input_shape) != (64, 64, 3):
         raise ConfigError(f"the expression architecture reads 64x64x3 images, not {input_shape}: "
                           f"train it with --size 64")
-    from .models import keras
+    import keras as k  # lazily, as models.keras(): the daemon package never pulls it in
 
-    k = keras()
     L = k.layers
     inp = L.Input(input_shape, name="image")
     x = L.Conv2D(1, 1, name="gray", trainable=False)(inp)

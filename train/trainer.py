@@ -258,7 +258,7 @@ def apply_label_audits(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
     """
     from happyhouse.daemon.bundle import sha256_file
 
-    from .label_audit import audit_training_part, face_name, load_audits
+    from .audits import audit_training_part, face_name, load_audits
 
     audit = load_audits(cfg.label_audits)
     labels, tr, summary = audit_training_part([face_name(i) for i in data.ids], data.labels, tr, audit)

@@ -191,7 +191,7 @@ def test_a_label_audit_relabels_and_drops_training_faces_only(genki_root, tmp_pa
     import numpy as np
 
     from happyhouse.train.data import load_training_data, stratified_split
-    from happyhouse.train.label_audit import AUDIT_FORMAT, face_name
+    from happyhouse.train.audits import AUDIT_FORMAT, face_name
 
     data = load_training_data([str(genki_root)], Preprocess(), 12)
     tr, va = stratified_split(data.labels, 0.15, 1)
@@ -221,7 +221,7 @@ def test_a_label_audit_relabels_and_drops_training_faces_only(genki_root, tmp_pa
 def test_split_seed_changes_the_training_seed_and_keeps_the_split(genki_root, tmp_path):
     """--split-seed: another training seed on the same validation faces (how much one seed moves)."""
     from happyhouse.train.data import load_training_data, stratified_split
-    from happyhouse.train.label_audit import face_name
+    from happyhouse.train.audits import face_name
 
     data = load_training_data([str(genki_root)], Preprocess(), 12)
     _, va = stratified_split(data.labels, 0.15, 1)
@@ -242,7 +242,7 @@ def test_split_seed_changes_the_training_seed_and_keeps_the_split(genki_root, tm
 def test_audit_training_part_leaves_validation_labels_alone():
     import numpy as np
 
-    from happyhouse.train.label_audit import audit_training_part
+    from happyhouse.train.audits import audit_training_part
 
     names = ["a/not_happy/0.jpg", "a/not_happy/1.jpg", "a/happy/2.jpg", "a/not_happy/3.jpg"]
     labels = np.array([0, 0, 1, 0])

@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 
 from happyhouse.daemon.errors import DataError
+from happyhouse.train import audits
 from happyhouse.train import label_audit as la
 
 
 def test_a_face_is_named_by_dataset_class_and_file_not_by_this_machines_folders():
-    assert la.face_name("/work/shared/datasets/smilesmiled/not_happy/6630.jpg") == \
+    assert audits.face_name("/work/shared/datasets/smilesmiled/not_happy/6630.jpg") == \
         "smilesmiled/not_happy/6630.jpg"
-    assert la.face_name("../shared/datasets/genki4k-train/happy/file1.jpg") == \
+    assert audits.face_name("../shared/datasets/genki4k-train/happy/file1.jpg") == \
         "genki4k-train/happy/file1.jpg"
     with pytest.raises(DataError):
-        la.face_name("x.jpg")
+        audits.face_name("x.jpg")
 
 
 def test_review_picks_the_disputed_faces_and_random_checks_of_each_class_shuffled():
@@ -88,7 +89,7 @@ def test_the_audit_relabels_smiles_and_neutrals_leaves_out_non_faces_and_keeps_u
     names = ["a/not_happy/1.jpg", "a/not_happy/2.jpg", "a/happy/3.jpg", "a/happy/4.jpg", "b/happy/5.jpg"]
     audit = {"a/not_happy/1.jpg": "S", "a/not_happy/2.jpg": "?", "a/happy/3.jpg": "X",
              "a/happy/4.jpg": "N"}
-    labels, keep = la.apply_audit(names, np.array([0, 0, 1, 1, 1]), audit)
+    labels, keep = audits.apply_audit(names, np.array([0, 0, 1, 1, 1]), audit)
     assert labels.tolist() == [1, 0, 1, 0, 1]
     assert keep.tolist() == [True, True, False, True, True]
 
@@ -119,15 +120,15 @@ def test_record_then_load_round_trip_and_a_broken_audit_is_refused(tmp_path, cap
     verdicts.write_text("0 S\n2 X\n3 N\n")
     assert la.main(["record", "--review", str(review), "--verdicts", str(verdicts),
                     "--out", str(out), "--how", "test"]) == 0
-    audit = la.load_audit(out)
+    audit = audits.load_audit(out)
     assert audit == {"a/not_happy/1.jpg": "S", "a/not_happy/2.jpg": "?", "a/happy/3.jpg": "X",
                      "a/happy/4.jpg": "N"}
     data = json.loads(out.read_text())
     assert data["by_picked"]["low-happy"] == {"N": 1, "X": 1}
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"format": la.AUDIT_FORMAT, "faces": {"x": "maybe"}}))
+    bad.write_text(json.dumps({"format": audits.AUDIT_FORMAT, "faces": {"x": "maybe"}}))
     with pytest.raises(DataError):
-        la.load_audit(bad)
+        audits.load_audit(bad)
     verdicts.write_text("7 S\n")
     capsys.readouterr()
     assert la.main(["record", "--review", str(review), "--verdicts", str(verdicts),
@@ -142,8 +143,8 @@ def test_the_committed_audit_is_readable_and_names_datasets_only():
 
     path = Path(__file__).resolve().parents[2] / "reports" / "label-audit" / "validation-audit.json"
     second = path.with_name("validation-audit-round2.json")
-    assert len(la.load_audit(path)) == 200 and len(la.load_audit(second)) == 160
-    audit = la.load_audits([path, second])  # the rounds judged different faces
+    assert len(audits.load_audit(path)) == 200 and len(audits.load_audit(second)) == 160
+    audit = audits.load_audits([path, second])  # the rounds judged different faces
     assert len(audit) == 360
     assert all(name.split("/")[0] in ("genki4k-train", "smilesmiled") for name in audit)
     for p in (path, second):
@@ -161,8 +162,8 @@ def test_the_committed_training_audits_name_training_faces_only():
     root = Path(__file__).resolve().parents[2]
     first = root / "reports" / "label-audit" / "training-audit.json"
     second = first.with_name("training-audit-round2.json")
-    assert len(la.load_audit(first)) == 300 and len(la.load_audit(second)) == 160
-    audit = la.load_audits([first, second])
+    assert len(audits.load_audit(first)) == 300 and len(audits.load_audit(second)) == 160
+    audit = audits.load_audits([first, second])
     assert len(audit) == 460
     validation = {normalise_id(i) for i in
                   json.loads((root / "models" / "general" / "split.json").read_text())["validation_ids"]}
@@ -238,7 +239,7 @@ def test_door_copies_are_the_split_as_a_door_would_show_it(smile_root):
 
 def test_score_refuses_a_model_without_its_split_in_one_line(tiny_model, small_faces, tmp_path, capsys):
     audit = tmp_path / "audit.json"
-    audit.write_text(json.dumps({"format": la.AUDIT_FORMAT, "faces": {}}))
+    audit.write_text(json.dumps({"format": audits.AUDIT_FORMAT, "faces": {}}))
     capsys.readouterr()
     rc = la.main(["score", "--model", str(tiny_model), "--data", str(small_faces),
                   "--audit", str(audit)])
@@ -249,16 +250,16 @@ def test_score_refuses_a_model_without_its_split_in_one_line(tiny_model, small_f
 def test_review_rounds_merge_and_a_face_judged_twice_differently_is_refused(tmp_path):
     def audit(name, faces):
         path = tmp_path / name
-        path.write_text(json.dumps({"format": la.AUDIT_FORMAT, "faces": faces}))
+        path.write_text(json.dumps({"format": audits.AUDIT_FORMAT, "faces": faces}))
         return path
 
     one = audit("one.json", {"a/happy/1.jpg": "N", "a/not_happy/2.jpg": "S"})
     two = audit("two.json", {"a/happy/3.jpg": "X", "a/happy/1.jpg": "N"})
-    assert la.load_audits([one, two]) == {"a/happy/1.jpg": "N", "a/not_happy/2.jpg": "S",
+    assert audits.load_audits([one, two]) == {"a/happy/1.jpg": "N", "a/not_happy/2.jpg": "S",
                                           "a/happy/3.jpg": "X"}
     clash = audit("clash.json", {"a/not_happy/2.jpg": "N"})
     with pytest.raises(DataError, match="a/not_happy/2.jpg is N here but S"):
-        la.load_audits([one, clash])
+        audits.load_audits([one, clash])
 
 
 def test_a_second_round_does_not_pick_a_reviewed_face_again():
