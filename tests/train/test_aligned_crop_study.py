@@ -81,3 +81,16 @@ def test_the_canonical_framing_is_the_medians_of_the_eyes(study):
     distance, cx, cy = study.canonical(eyes, 64)
     assert distance == pytest.approx(32 / 64) and cx == pytest.approx(26 / 64)
     assert cy == pytest.approx(20 / 64)
+
+
+def test_validation_auc_by_source_scores_each_source_on_its_own(study):
+    # pooled, the source alone ranks (A's faces score high and are mostly happy); within each
+    # source the scores are perfect for A and inverted for B, whatever the other source does
+    names = [f"A/happy/{i}.jpg" for i in range(3)] + ["A/not_happy/9.jpg"] + \
+            ["B/happy/1.jpg", "B/not_happy/2.jpg", "B/not_happy/3.jpg"]
+    labels = np.array([1, 1, 1, 0, 1, 0, 0])
+    scores = np.array([0.9, 0.95, 0.97, 0.8, 0.1, 0.2, 0.3])
+    audit = {"B/not_happy/3.jpg": "X", "A/not_happy/9.jpg": "S"}  # left out; relabelled
+    got = study.by_source_auc(names, labels, scores, audit)
+    assert got["A"] == {"n": 4, "auc": 1.0, "auc_audited": None}  # audited: one class only
+    assert got["B"]["n"] == 3 and got["B"]["auc"] == 0.0 and got["B"]["auc_audited"] == 0.0
