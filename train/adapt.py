@@ -180,6 +180,7 @@ def final_model(pargs, data, has_face, fusion, work: Path):
     last = FINAL_FOLD  # the protocol's fold number for "all frames" (its work folder)
     model, threshold, info, _ = fit(pargs, data, everything, last, np.array([], np.int64),
                                     combine)
+    info = house_cv.fold_record(info)  # the refit protocol also hands back its inner scores
     folder = work / "final"
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")

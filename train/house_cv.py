@@ -45,6 +45,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -68,6 +69,8 @@ log = logging.getLogger("happyhouse.train.house_cv")
 FOLDS_FILE = "folds.json"
 #: a fold's inner out-of-fold scores (refit protocol), kept out of the report
 OOF_KEY = "_inner_scores"
+#: every interpolation's test scores and threshold (``--interpolate``), kept out of the fold row
+BY_ALPHA_KEY = "_by_alpha"
 #: how a fold adapts the general model: fine-tune the network, or re-estimate its
 #: BatchNorm statistics and correct its final layer (``train/house_probe.py``)
 ADAPT_FINE_TUNE, ADAPT_LAST_LAYER = "fine-tune", "last-layer"
@@ -199,29 +202,50 @@ def refit_fold(args, data, rest, f: int, test, combine=same_score):
     out-of-fold score (the threshold is chosen on all 120, not on 24) and a
     best epoch per inner model; the refit then trains for their median.
     """
-    from .trainer import fit_fixed, predict, train_split
+    from . import interpolate
+    from .trainer import fit_fixed, load_model, predict, train_split
 
+    # --interpolate: every alpha is scored by the same inner models, and the fold's
+    # own out-of-fold scores choose one (train/interpolate.py); 1 alone is plain fine-tuning
+    alphas = getattr(args, "interpolate", None) or (1.0,)
+    general = load_model(args.init).get_weights() if alphas != (1.0,) else None
     inner = stratified_folds(data.labels[rest], args.inner_k, args.seed + f)
-    oof, oof_raw = np.full(len(rest), np.nan), np.full(len(rest), np.nan)
+    oof = {a: np.full(len(rest), np.nan) for a in alphas}
+    oof_raw = {a: np.full(len(rest), np.nan) for a in alphas}
     best, first_history = [], None
     for g in range(args.inner_k):
         cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / f"inner{g}",
                         args.seed + 100 * f + g, test, args.epochs, f)
         result = train_split(cfg, data, rest[inner != g], rest[inner == g])
         held = rest[inner == g]
-        oof_raw[inner == g] = predict(result["keras_model"], data.images[held], _normalized(args))
-        oof[inner == g] = combine(rest[inner != g], held, oof_raw[inner == g])
+        for a in alphas:
+            with (nullcontext(result["keras_model"]) if general is None
+                  else interpolate.blended(result["keras_model"], general, a)) as model:
+                oof_raw[a][inner == g] = predict(model, data.images[held], _normalized(args))
+            oof[a][inner == g] = combine(rest[inner != g], held, oof_raw[a][inner == g])
         best.append(int(result["meta"]["training"]["best_epoch"]))
         first_history = first_history or result["history"]
-    threshold = float(report.choose_threshold(data.labels[rest], oof, args.max_false_open))
+    chosen = interpolate.choose_alpha(data.labels[rest], oof, args.max_false_open)
+    alpha, threshold = chosen["alpha"], chosen["threshold"]
     epochs = max(1, int(np.median(best)))
     cfg = _fold_cfg(args, Path(args.work) / f"fold{f}" / "refit", args.seed + f, test, epochs, f)
     model, _ = fit_fixed(cfg, data, rest)
+    info = {"inner_best_epochs": best, "refit_epochs": epochs}
+    if general is not None:
+        # every alpha's scores of the test frames, for a paired comparison in the report
+        by_alpha = {}
+        for a in alphas:
+            with interpolate.blended(model, general, a):
+                raw = predict(model, data.images[test], _normalized(args))
+            by_alpha[a] = {"threshold": chosen["inner"][f"{a:g}"]["threshold"],
+                           "scores": combine(rest, test, raw)}
+        interpolate.settle(model, general, alpha)
+        info.update(interpolation={"alpha": alpha, "inner": chosen["inner"]},
+                    **{BY_ALPHA_KEY: by_alpha})
     # the inner scores travel with the fold (cross_validate keeps them out of the
     # report): a threshold rule can be studied on exactly these models
-    return model, threshold, {"inner_best_epochs": best, "refit_epochs": epochs,
-                              OOF_KEY: {"rest": rest, "inner": inner, "fused": oof,
-                                        "classifier": oof_raw}}, first_history
+    info[OOF_KEY] = {"rest": rest, "inner": inner, "fused": oof[alpha], "classifier": oof_raw[alpha]}
+    return model, threshold, info, first_history
 
 
 def door_crop(args) -> Preprocess:
@@ -314,6 +338,7 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray,
     geometry = np.full(len(data), np.nan)
     pred = np.full(len(data), -1, dtype=np.int64)
     folds, histories, inner_scores = [], {}, []
+    by_alpha = {}  # --interpolate: each alpha's decisions on the test frames, for comparison
     k = int(fold.max()) + 1
     for f in range(k):
         test = np.flatnonzero(fold == f)
@@ -323,6 +348,9 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray,
         fit_fold = refit_fold if args.protocol == "refit" else split_fold
         model, threshold, info, histories[f] = fit_fold(args, data, rest, f, test, combine)
         inner_scores.append(info.pop(OOF_KEY, None))
+        for a, row in info.pop(BY_ALPHA_KEY, {}).items():
+            by_alpha.setdefault(a, np.full(len(data), -1, dtype=np.int64))[test] = (
+                np.where(has_face[test], row["scores"], 0.0) >= row["threshold"]).astype(int)
         raw = predict(model, data.images[test], normalized)
         if fusion is not None:
             geometry[test] = fusion.geometry(rest, test)
@@ -342,9 +370,22 @@ def cross_validate(args, data, has_face: np.ndarray, fold: np.ndarray,
                  f, m["errors"], m["false_opens"], len(test), threshold, len(rest))
     assert (pred >= 0).all() and not np.isnan(scores).any(), "every frame predicted once"
     return {"scores": scores, "classifier": classifier, "geometry": geometry, "pred": pred,
-            "folds": folds,
+            "folds": folds, "by_alpha": {f"{a:g}": _decided(data.labels, p) for a, p in sorted(by_alpha.items())},
             "histories": histories, "inner_scores": inner_scores,
             "threshold": float(np.median([x["threshold"] for x in folds]))}
+
+
+def fold_record(info: dict) -> dict:
+    """A fold's training info as a report or a model's metadata keeps it: without the
+    scores the protocol hands back for studying (``OOF_KEY``, ``BY_ALPHA_KEY``)."""
+    return {k: v for k, v in info.items() if k not in (OOF_KEY, BY_ALPHA_KEY)}
+
+
+def _decided(labels: np.ndarray, pred: np.ndarray) -> dict:
+    """Pooled figures of fixed decisions (one alpha at every fold's own threshold for it)."""
+    return {"accuracy": round(float(np.mean(pred == labels)), 4), "errors": int(np.sum(pred != labels)),
+            "false_opens": int(np.sum((pred == 1) & (labels == 0))),
+            "missed_smiles": int(np.sum((pred == 0) & (labels == 1)))}
 
 
 def save_scores(path: Path, labels: np.ndarray, has_face: np.ndarray, fold: np.ndarray,
@@ -433,6 +474,11 @@ def run(args) -> dict:
                "seed": args.seed,  # training and inner folds; the outer folds are folds.json
                "augment": args.augment, "max_false_open": args.max_false_open,
                "folds": folds,
+               "interpolate": None if not getattr(args, "interpolate", None) else {
+                   "alphas": list(args.interpolate),
+                   "rule": "each fold: the alpha whose inner out-of-fold fused scores are most "
+                           "accurate at their own threshold (ties: the larger alpha)",
+                   "by_alpha_at_its_fold_thresholds": cv["by_alpha"]},
                "general_model_untuned_at_0.5": base and {k: base[k] for k in (
                    "accuracy", "errors", "false_opens", "roc_auc")},
                "predictions": [{"index": i, "label": int(data.labels[i]), "fold": int(fold[i]),
@@ -461,6 +507,15 @@ def _plot_fold_curves(histories, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _alphas(text: str) -> tuple:
+    from .interpolate import parse_alphas
+
+    try:
+        return parse_alphas(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -505,11 +560,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="fine-tune (default): fine-tune the network per fold; last-layer: "
                         "re-estimate its BatchNorm statistics on the fold's frames and correct "
                         "its final layer (seconds, deterministic)")
+    p.add_argument("--interpolate", type=_alphas, metavar="A,B,...",
+                   help="refit protocol: also blend each adapted model's weights with the general "
+                        "model's (alpha * adapted + (1 - alpha) * general) and let each fold's "
+                        "inner out-of-fold scores choose alpha among these (train/interpolate.py)")
     p.add_argument("--no-geometry", action="store_true",
                    help="score the CNN alone even if the general model has a geometry stage")
     args = p.parse_args(argv)
     if args.train_frames is not None and args.train_frames < 8:
         p.error("--train-frames must be at least 8")
+    if args.interpolate and (args.protocol != "refit" or args.scratch or args.adapt != ADAPT_FINE_TUNE):
+        p.error("--interpolate needs the refit protocol, fine-tuning and a general model (--init)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.data is None:
         sys.stderr.write("house_cv: give --data or set HAPPYHOUSE_DATA\n")

@@ -255,3 +255,26 @@ def test_the_house_geometry_head_is_sealed_beside_the_house_model(tmp_path):
         same = spec.head_sha256 == sha256_file(GENERAL.parent / HEAD_FILE)
         assert same == (name == "general")
         assert np.allclose(GeometryHead.load(folder / HEAD_FILE).weights, head.weights)
+
+
+@pytest.mark.slow
+def test_the_default_refit_protocol_writes_the_house_model_and_its_metadata(genki_root, tmp_path):
+    """The refit protocol (the default) hands back its inner out-of-fold scores with the
+    fold's info; the house model's metadata keeps the epochs, not those arrays (it was a
+    TypeError traceback after the whole estimate)."""
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train.adapt import final_model, protocol_args
+    from happyhouse.train.data import load_training_data
+    from happyhouse.train.trainer import META_FILE
+
+    data = load_training_data([str(genki_root)], Preprocess(crop="face"), limit=8)
+    options = Namespace(frames=genki_root, general=GENERAL, epochs=1, batch_size=8, lr=1e-3,
+                        seed=0, augment="light", patience=1, max_false_open=0.01, inner_k=2,
+                        protocol="refit", geometry_head="general")
+    path, threshold, info, head = final_model(protocol_args(options, tmp_path), data,
+                                              np.ones(len(data), bool), None, tmp_path)
+    meta = json.loads((path.parent / META_FILE).read_text())
+    assert meta["training"]["refit_epochs"] == 1 and len(meta["training"]["inner_best_epochs"]) == 2
+    assert not any(key.startswith("_") for key in meta["training"]) and set(info) == {
+        "inner_best_epochs", "refit_epochs"}
+    assert 0.5 <= threshold <= 1.0 and head is None and path.is_file()
