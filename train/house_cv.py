@@ -203,7 +203,7 @@ def refit_fold(args, data, rest, f: int, test, combine=same_score):
     best epoch per inner model; the refit then trains for their median.
     """
     from . import interpolate
-    from .trainer import fit_fixed, load_model, predict, train_split
+    from .trainer import fit_fixed, load_model, train_split
 
     # --interpolate: every alpha is scored by the same inner models, and the fold's
     # own out-of-fold scores choose one (train/interpolate.py); 1 alone is plain fine-tuning
@@ -218,11 +218,10 @@ def refit_fold(args, data, rest, f: int, test, combine=same_score):
                         args.seed + 100 * f + g, test, args.epochs, f)
         result = train_split(cfg, data, rest[inner != g], rest[inner == g])
         held = rest[inner == g]
-        for a in alphas:
-            with (nullcontext(result["keras_model"]) if general is None
-                  else interpolate.blended(result["keras_model"], general, a)) as model:
-                oof_raw[a][inner == g] = predict(model, data.images[held], _normalized(args))
-            oof[a][inner == g] = combine(rest[inner != g], held, oof_raw[a][inner == g])
+        for a, raw in _scores_by_alpha(args, result["keras_model"], general, alphas,
+                                       data.images[held]).items():
+            oof_raw[a][inner == g] = raw
+            oof[a][inner == g] = combine(rest[inner != g], held, raw)
         best.append(int(result["meta"]["training"]["best_epoch"]))
         first_history = first_history or result["history"]
     chosen = interpolate.choose_alpha(data.labels[rest], oof, args.max_false_open)
@@ -232,20 +231,31 @@ def refit_fold(args, data, rest, f: int, test, combine=same_score):
     model, _ = fit_fixed(cfg, data, rest)
     info = {"inner_best_epochs": best, "refit_epochs": epochs}
     if general is not None:
-        # every alpha's scores of the test frames, for a paired comparison in the report
-        by_alpha = {}
-        for a in alphas:
-            with interpolate.blended(model, general, a):
-                raw = predict(model, data.images[test], _normalized(args))
-            by_alpha[a] = {"threshold": chosen["inner"][f"{a:g}"]["threshold"],
-                           "scores": combine(rest, test, raw)}
+        if len(test):  # every alpha's scores of the test frames, for a paired comparison
+            info[BY_ALPHA_KEY] = {a: {"threshold": chosen["inner"][f"{a:g}"]["threshold"],
+                                      "scores": combine(rest, test, raw)}
+                                  for a, raw in _scores_by_alpha(args, model, general, alphas,
+                                                                 data.images[test]).items()}
         interpolate.settle(model, general, alpha)
-        info.update(interpolation={"alpha": alpha, "inner": chosen["inner"]},
-                    **{BY_ALPHA_KEY: by_alpha})
+        info["interpolation"] = {"alpha": alpha, "inner": chosen["inner"]}
     # the inner scores travel with the fold (cross_validate keeps them out of the
     # report): a threshold rule can be studied on exactly these models
     info[OOF_KEY] = {"rest": rest, "inner": inner, "fused": oof[alpha], "classifier": oof_raw[alpha]}
     return model, threshold, info, first_history
+
+
+def _scores_by_alpha(args, model, general, alphas, images) -> dict:
+    """{alpha: the classifier's scores of ``images`` with ``model`` blended that far from
+    ``general``} (``general`` None: the model as it is, alpha 1 only)."""
+    from . import interpolate
+    from .trainer import predict
+
+    out = {}
+    for a in alphas:
+        with (nullcontext(model) if general is None
+              else interpolate.blended(model, general, a)) as blended:
+            out[a] = predict(blended, images, _normalized(args))
+    return out
 
 
 def door_crop(args) -> Preprocess:
