@@ -110,7 +110,8 @@ def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec,
     if opts.holdout:
         return (np.arange(len(data)),
                 load_images(opts.holdout, spec.geometric(), shape, door_frames(train_meta)),
-                "--holdout " + ", ".join(str(p) for p in opts.holdout))
+                # shipped: the datasets' names, never the build machine's folders (portable)
+                "--holdout " + ", ".join(Path(p).name for p in opts.holdout))
     if train_meta.validation_ids:
         is_val = np.array([normalise_id(i) in train_meta.validation_ids for i in data.ids])
         counts = [int(np.sum(is_val & (data.labels == c))) for c in (0, 1)]

@@ -1,5 +1,7 @@
 """Shipped metadata names datasets, not the build machine's folders (issue 15)."""
 
+import pytest
+
 from happyhouse.convert.build import portable
 
 
@@ -28,3 +30,22 @@ def test_a_face_is_the_same_face_wherever_its_dataset_lies():
     assert here != normalise_id("/tmp/data/genki4k-train/not_happy/file0598.jpg")
     assert normalise_id("../x/test_happy.h5#12") == normalise_id("/y/test_happy.h5#12") != \
         normalise_id("/y/test_happy.h5#13")
+
+
+@pytest.mark.slow
+def test_a_holdout_given_by_path_is_named_by_its_dataset_in_the_shipped_bundle(
+        tiny_model, small_faces, tmp_path, capsys):
+    """--holdout was written into model.json and MODEL_CARD.md as the build machine's
+    path (inside a sentence, where the path rule did not reach it)."""
+    import json
+
+    from happyhouse.convert.cli import main
+
+    out = tmp_path / "bundle"
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--holdout",
+               str(small_faces), "--out", str(out), "--max-drop", "100"])
+    assert rc == 0, capsys.readouterr().err
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["metrics"]["parity"]["holdout"] == f"--holdout {small_faces.name}"
+    for name in ("model.json", "MODEL_CARD.md"):
+        assert str(small_faces.parent) not in (out / name).read_text(), name
