@@ -70,8 +70,8 @@ def versions() -> dict:
     return found
 
 
-def check_writable(out: Path) -> None:
-    """Fail before the slow work if the bundle cannot be written where asked."""
+def check_writable(out: Path, what: str = "the bundle") -> None:
+    """Fail before the slow work if ``what`` cannot be written where asked."""
     parent = out.resolve().parent
     if out.exists() and not out.is_dir():
         raise ModelError(f"output {out} exists and is not a folder")
@@ -80,7 +80,7 @@ def check_writable(out: Path) -> None:
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.probe.", dir=parent):
             pass
     except OSError as exc:
-        raise ModelError(f"cannot write the bundle to {out}: {exc.strerror or exc}") from None
+        raise ModelError(f"cannot write {what} to {out}: {exc.strerror or exc}") from None
 
 
 def golden_indices(labels: np.ndarray, scores: np.ndarray, per_class: int = GOLDEN_PER_CLASS) -> np.ndarray:

@@ -227,13 +227,18 @@ def run(args) -> dict:
     from .trainer import read_meta
 
     started = time.time()
-    check_writable(args.out)
+    out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
+    check_writable(out)
+    check_writable(report_out, "the report")
     if not Path(args.general).is_file():
         raise ModelError(f"general model {args.general} does not exist (--general)")
     spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()
     data, has_face = load_frames(args.frames, spec, args.limit)
     labels = data.labels
     check_enough(labels, has_face, args.min_per_class)
+    # the bundle to beat first: a wrong --current is a fixable error before the estimate
+    # (hours with the defaults), not after it
+    now_scores, now_pred, now = current_door(args.current, data.raw)
     work = Path(tempfile.mkdtemp(prefix="happyhouse-adapt."))
     try:
         pargs = protocol_args(args, work)
@@ -241,7 +246,6 @@ def run(args) -> dict:
         _, fusion = house_cv.fusion_for(pargs, data.images, has_face, labels)
         cv = house_cv.cross_validate(pargs, data, has_face, fold, fusion)
         new = report.metrics(labels, cv["scores"], cv["threshold"], pred=cv["pred"])
-        now_scores, now_pred, now = current_door(args.current, data.raw)
         old = report.metrics(labels, now_scores, now.threshold, pred=now_pred)
         comparison = {k: {"adapted": new[k], "current": old[k]}
                       for k in ("accuracy", "errors", "false_opens", "recall")}
@@ -292,7 +296,6 @@ def run(args) -> dict:
                        "pred": int(cv["pred"][i]), "current_score": round(float(now_scores[i]), 5),
                        "current_pred": int(now_pred[i])} for i in range(len(labels))]})
         draw_sheets(data.images[which], report_dir, name="disputed")  # numbered in report order
-        out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
         for src, dst in ((staged, out), (report_dir, report_out)):
             if dst.exists():
                 shutil.rmtree(dst)
@@ -338,15 +341,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from happyhouse.daemon.cli_errors import run_main
+
+    # a fixable error is one line (run_main), and so is Ctrl-C during hours of estimate
+    return run_main("happyhouse-adapt", lambda: _adapt(argv))
+
+
+def _adapt(argv: Optional[List[str]]) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.k < 2 or args.min_per_class < args.k:
-        sys.stderr.write("happyhouse-adapt: error: --k must be >= 2 and --min-per-class >= --k\n")
-        return 2
+        raise HappyHouseError("--k must be >= 2 and --min-per-class >= --k")
     try:
         result = run(args)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"happyhouse-adapt: {'' if isinstance(exc, Refused) else 'error: '}{exc}\n")
+    except Refused as exc:  # a verdict, not an error
+        sys.stderr.write(f"happyhouse-adapt: {exc}\n")
         return exc.exit_code
     c = result["comparison"]
     sys.stdout.write(

@@ -278,3 +278,56 @@ def test_the_default_refit_protocol_writes_the_house_model_and_its_metadata(genk
     assert not any(key.startswith("_") for key in meta["training"]) and set(info) == {
         "inner_best_epochs", "refit_epochs"}
     assert 0.5 <= threshold <= 1.0 and head is None and path.is_file()
+
+
+@pytest.fixture
+def no_estimate(monkeypatch):
+    """The house estimate (hours with the defaults) must not start: it raises if it does."""
+    from happyhouse.train import house_cv
+
+    def started(*args, **kwargs):
+        raise AssertionError("the estimate started")
+
+    monkeypatch.setattr(house_cv, "fusion_for", started)
+    monkeypatch.setattr(house_cv, "cross_validate", started)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-current", "does not exist"),
+    ("report-unwritable", "cannot write the report to"),
+])
+def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
+        case, message, tmp_path, capsys, genki_root, no_estimate):
+    """Both were found only after the whole estimate: a missing --current as one line, an
+    unwritable --report as a traceback with exit 1 ("refused") and the bundle written."""
+    frames = _frames(tmp_path, 8, 8)
+    out, report = tmp_path / "my_bundle", tmp_path / "my_bundle-report"
+    extra = ["--current", tmp_path / "nowhere"]
+    if case == "report-unwritable":
+        (tmp_path / "a_file").write_text("not a folder")
+        report, extra = tmp_path / "a_file" / "report", []
+    rc = adapt("--frames", frames, "--out", out, "--report", report, "--general", GENERAL,
+               *extra, *TINY)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("happyhouse-adapt:")]
+    assert rc == 2 and len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    assert not out.exists() and not report.exists()
+
+
+def test_ctrl_c_during_the_estimate_is_one_line_and_exit_130(tmp_path, capsys, genki_root,
+                                                             monkeypatch):
+    from happyhouse.train import house_cv
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(house_cv, "fusion_for", interrupted)
+    out = tmp_path / "my_bundle"
+    try:
+        rc = adapt("--frames", _frames(tmp_path, 8, 8), "--out", out, "--general", GENERAL, *TINY)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped happyhouse-adapt's main as a traceback")
+    err = capsys.readouterr().err
+    assert rc == 130 and err.strip().splitlines()[-1].startswith("happyhouse-adapt: interrupted by SIGINT")
+    assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
