@@ -56,6 +56,9 @@ class Options:
     seed: int = 0
     notes: str = ""
     no_geometry: bool = False  # ignore a geometry.json beside the model
+    #: False: the model lies in a temporary folder deleted after the conversion
+    #: (happyhouse-adapt); the bundle names it by its file name and sha256, not that folder
+    model_kept: bool = True
 
 
 def versions() -> dict:
@@ -262,9 +265,9 @@ def bundle_meta(opts: Options, train_meta: TrainingMeta, clf: Classifier, calib:
                             "seed": opts.seed, "door_frames": door_frames(train_meta)},
         },
         "training": {
-            "model_file": str(opts.model),
+            "model_file": str(opts.model) if opts.model_kept else opts.model.name,
             "model_sha256": sha256_file(opts.model),
-            "metadata_file": str(train_meta.path),
+            "metadata_file": str(train_meta.path) if opts.model_kept else Path(train_meta.path).name,
             "data": train_meta.data,
             **({"details": train_meta.extra} if train_meta.extra else {}),
         },

@@ -268,7 +268,7 @@ def run(args) -> dict:
         max_drop = args.max_drop if args.max_drop is not None else 100.0 / (0.2 * n_faces) + 0.01
         staged = work / "bundle"
         bundle = convert(Options(model=model, calibration=[Path(args.frames)], out=staged,
-                                 max_drop=max_drop, seed=args.seed,
+                                 max_drop=max_drop, seed=args.seed, model_kept=False,
                                  notes=f"adapted to the house frames {Path(args.frames).name}"))
         report_dir = work / "report"
         result = report.write_report(

@@ -81,6 +81,12 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     assert "frames to check are in their right class folder" in text.out
     bundle = load_bundle(out)
     assert bundle.meta["training"]["details"]["training"]["door_frames"] is True
+    # what ships names no folder of the machine that adapted it: not the frames' folder,
+    # not the temporary folder the house model was trained and converted in (deleted)
+    assert bundle.meta["training"]["model_file"] == "model.keras"
+    for name in ("model.json", "MODEL_CARD.md"):
+        written = (out / name).read_text()
+        assert "happyhouse-adapt." not in written and str(house.parent) not in written, name
     metrics = json.loads((tmp_path / "my_bundle-report" / "metrics.json").read_text())
     assert metrics["n"] == 2 * PER_CLASS and metrics["comparison"]["errors"]["current"] == PER_CLASS
     rows = metrics["frames_scored"]
