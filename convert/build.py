@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from happyhouse.daemon.bundle import Bundle, sha256_file, write_bundle
+from happyhouse.daemon.bundle import MODEL_FILE, Bundle, sha256_file, write_bundle
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import ModelError
 from happyhouse.daemon.evidence import evidence_problems, roc_table
@@ -73,11 +73,18 @@ def versions() -> dict:
     return found
 
 
-def check_writable(out: Path, what: str = "the bundle") -> None:
-    """Fail before the slow work if ``what`` cannot be written where asked."""
+def check_writable(out: Path, what: str = "a model bundle", marker: str = MODEL_FILE) -> None:
+    """Fail before the slow work if ``what`` cannot be written where asked.
+
+    The folder is replaced whole, so an existing one must be an earlier ``what`` (it
+    holds ``marker``) or empty: never a model's own folder, a house's frames or notes.
+    """
     parent = out.resolve().parent
     if out.exists() and not out.is_dir():
         raise ModelError(f"output {out} exists and is not a folder")
+    if out.is_dir() and not (out / marker).is_file() and any(out.iterdir()):
+        raise ModelError(f"output {out} exists and is not {what} (no {marker}): it would be "
+                         f"replaced whole with what is in it; give a new folder")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.probe.", dir=parent):
@@ -139,6 +146,8 @@ def door_frames(train_meta: TrainingMeta) -> bool:
 def convert(opts: Options) -> Bundle:
     """Build, prove and write the bundle; raises a HappyHouseError on any refusal."""
     check_writable(opts.out)
+    if opts.out.resolve() in opts.model.resolve().parents:  # replacing --out would delete it
+        raise ModelError(f"output {opts.out} holds the model {opts.model}: give a new folder")
     train_meta = read_metadata(find_metadata(opts.model, opts.metadata), opts.metrics)
     model = load_keras_model(opts.model)
     shape = model_input_shape(model, opts.model)

@@ -229,7 +229,7 @@ def run(args) -> dict:
     started = time.time()
     out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
     check_writable(out)
-    check_writable(report_out, "the report")
+    check_writable(report_out, "a report", "metrics.json")
     if not Path(args.general).is_file():
         raise ModelError(f"general model {args.general} does not exist (--general)")
     spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()

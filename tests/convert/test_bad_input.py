@@ -82,6 +82,29 @@ def test_unwritable_output_fails_before_converting(tiny_model, small_faces, tmp_
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("where", ["the model's own folder", "a folder of other files",
+                                   "the model's folder with an earlier bundle"])
+def test_an_output_folder_that_is_not_a_bundle_is_never_replaced(where, tiny_model, small_faces,
+                                                                 tmp_path, capsys):
+    """--out was replaced whole, whatever it held: --out beside the model deleted the
+    trained model, its metadata and its split after a successful conversion."""
+    if where.startswith("the model's"):
+        out = tmp_path / "trained"
+        shutil.copytree(tiny_model.parent, out)
+        model = out / tiny_model.name
+        if where.endswith("earlier bundle"):
+            (out / "model.tflite").write_bytes(b"an earlier conversion")
+    else:
+        out, model = tmp_path / "notes", tiny_model
+        out.mkdir()
+        (out / "todo.txt").write_text("keep me")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rc, err = _run(capsys, model, "--calibration", small_faces, "--out", out, "--max-drop", "100")
+    assert rc == 2 and err.count("\n") == 1, err
+    assert ("holds the model" if "bundle" in where else "is not a model bundle") in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_model_with_wrong_input_channels(small_faces, tmp_path, capsys):
     import keras
 

@@ -300,7 +300,9 @@ def no_estimate(monkeypatch):
 
 @pytest.mark.parametrize("case, message", [
     ("no-current", "does not exist"),
-    ("report-unwritable", "cannot write the report to"),
+    ("report-unwritable", "cannot write a report to"),
+    ("out-is-the-frames", "is not a model bundle"),
+    ("report-is-the-frames", "is not a report"),
 ])
 def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
         case, message, tmp_path, capsys, genki_root, no_estimate):
@@ -312,13 +314,20 @@ def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
     if case == "report-unwritable":
         (tmp_path / "a_file").write_text("not a folder")
         report, extra = tmp_path / "a_file" / "report", []
+    elif case.endswith("is-the-frames"):  # replaced whole on success: the house's frames gone
+        extra = []
+        out, report = (frames, report) if case.startswith("out") else (out, frames)
+    kept = sorted(p for p in frames.rglob("*"))
     rc = adapt("--frames", frames, "--out", out, "--report", report, "--general", GENERAL,
                *extra, *TINY)
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("happyhouse-adapt:")]
     assert rc == 2 and len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
-    assert not out.exists() and not report.exists()
+    if case.endswith("is-the-frames"):
+        assert sorted(p for p in frames.rglob("*")) == kept
+    else:
+        assert not out.exists() and not report.exists()
 
 
 def test_ctrl_c_during_the_estimate_is_one_line_and_exit_130(tmp_path, capsys, genki_root,
