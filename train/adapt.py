@@ -192,6 +192,19 @@ def final_model(pargs, data, has_face, fusion, work: Path):
     meta["data"] = data.summary()
     if fusion is None:
         meta["threshold"] = float(threshold)
+    if pargs.protocol == "refit":
+        # inner fold 0 lent its metadata (the refit writes none): say what was shipped, a
+        # model trained on every face frame for the inner folds' median epochs, whose
+        # threshold the inner folds' out-of-fold scores chose; it has no validation of its own
+        meta.pop("validation", None)
+        meta["split"] = {"n_train": int(len(everything)), "n_val": 0,
+                         "rule": "the house protocol's refit: every face frame trains"}
+        meta["training"].update(epochs=info["refit_epochs"], epochs_run=info["refit_epochs"],
+                                best_epoch=None)
+        meta["threshold"] = float(threshold)
+        meta["threshold_rule"] = ("the house protocol's: lowest " + ("" if fusion is None else
+                                  "fused ") + "threshold >= 0.5 with the inner folds' "
+                                  f"out-of-fold false-open rate <= {pargs.max_false_open}")
     write_meta(folder / META_FILE, meta)
     head = None if fusion is None else fusion.head(everything)
     return folder / "model.keras", float(threshold), info, head

@@ -284,6 +284,11 @@ def test_the_default_refit_protocol_writes_the_house_model_and_its_metadata(genk
     assert not any(key.startswith("_") for key in meta["training"]) and set(info) == {
         "inner_best_epochs", "refit_epochs"}
     assert 0.5 <= threshold <= 1.0 and head is None and path.is_file()
+    # the metadata describes the model shipped, refit on every face frame for the inner
+    # folds' median epochs, not inner fold 0 (trained on half, validated on the other half)
+    assert meta["split"]["n_train"] == len(data) and meta["split"]["n_val"] == 0
+    assert "validation" not in meta and meta["training"]["epochs_run"] == info["refit_epochs"]
+    assert meta["threshold"] == threshold and "out-of-fold" in meta["threshold_rule"]
 
 
 @pytest.fixture
