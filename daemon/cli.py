@@ -268,9 +268,10 @@ def _main(argv: Optional[List[str]]) -> int:
     from .endsignals import raising
 
     args = build_parser().parse_args(argv)
-    # the tools end on any ending signal through their finally blocks (the latch locks);
-    # the service installs its own handlers (a stop request, a SIGHUP reload)
-    tool = args.once or args.check or args.force_lock or args.print_config
+    # the tools end on any ending signal through their finally blocks (the latch locks,
+    # --collect closes the camera and says where it stopped); the service installs its own
+    # handlers (a stop request, a SIGHUP reload)
+    tool = args.once or args.check or args.force_lock or args.print_config or args.collect
     with raising() if tool else nullcontext():
         try:
             if not args.force_lock:  # ExecStopPost= must lock whatever else it was given

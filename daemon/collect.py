@@ -16,8 +16,8 @@ renamed into place with its sidecar, so a full disk or a stop leaves no half
 frame; the session stops, with one line saying why, when it would use more than
 ``--budget-mb`` or leave less than :data:`RESERVE_MB` free.
 
-Exit codes: 0 all frames collected, 1 stopped early (Ctrl-C, budget), 2 a
-fixable error (camera, model, folder, disk).
+Exit codes: 0 all frames collected, 1 stopped early (Ctrl-C or another ending
+signal, budget), 2 a fixable error (camera, model, folder, disk).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -37,7 +38,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from .datasets import CLASSES
-from .errors import DataError
+from .endsignals import signal_name
+from .errors import DataError, Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +223,10 @@ def run_collect(cfg, args, *, source=None, pipeline=None, out=None,
         pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
         try:
             kept = collect(cfg, folder, count, every, source=source, pipeline=pipeline, out=out)
-        except KeyboardInterrupt:
-            (out or sys.stdout).write("stopped (Ctrl-C); every frame kept so far is whole\n")
+        except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, kill, an SSH session lost
+            ctrl_c = not isinstance(exc, Interrupted) or exc.signum == signal.SIGINT
+            why = "Ctrl-C" if ctrl_c else signal_name(exc.signum)
+            (out or sys.stdout).write(f"stopped ({why}); every frame kept so far is whole\n")
             return EXIT_STOPPED
     finally:
         source.close()

@@ -146,3 +146,42 @@ def test_collect_is_refused_beside_the_service(tmp_path, capsys, no_latch):
     err = capsys.readouterr().err
     assert rc != 0 and "refused to start --collect" in err and "the door service" in err
     assert not (tmp_path / "h" / "happy").exists() or not list((tmp_path / "h").rglob("*.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_stop_signal_while_collecting_is_one_line_and_exit_1(signame, tmp_path, faces):
+    """kill, or a dropped SSH session (SIGHUP), ended --collect silently (exit 143/129, no
+    line, the camera not closed): it was left out of the tools that turn an ending signal
+    into an orderly exit. Now it stops as Ctrl-C does, saying so."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    camera_folder = tmp_path / "camera"
+    camera_folder.mkdir()
+    for i, frame in enumerate(faces):
+        cv2.imwrite(str(camera_folder / f"{i}.png"), frame)
+    house = tmp_path / "my_house"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "happyhouse.daemon.cli", "--gpio", "mock", "--state-dir",
+         str(tmp_path / "state"), "--source", str(camera_folder), "--collect", str(house),
+         "--label", "happy", "--count", "10000", "--every", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list((house / "happy").glob("*.png")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (proc.returncode, out, err)
+    said = "Ctrl-C" if signame == "SIGINT" else signame
+    assert f"stopped ({said}); every frame kept so far is whole" in out, (out, err)
+    assert "Traceback" not in err
+    kept = list((house / "happy").glob("*.png"))
+    assert kept and all(p.with_suffix(".json").is_file() for p in kept)
