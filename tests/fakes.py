@@ -283,3 +283,12 @@ def reseal_bundle(root) -> None:
     meta["files"] = {name: sha256_file(root / name) for name in meta["files"]}
     meta["meta_sha256"] = seal(meta)
     meta_path.write_text(json.dumps(meta))
+
+
+def forbid(monkeypatch, module, names, message: str) -> None:
+    """Each of ``module``'s ``names`` raises AssertionError(message) if anything calls it."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(message)
+
+    for name in names:
+        monkeypatch.setattr(module, name, refuse)

@@ -50,12 +50,10 @@ def args(tmp_path, **kw):
 def no_latch(monkeypatch):
     """Collecting must never build a pin factory or a latch."""
     import happyhouse.daemon.latch as latch
+    from fakes import forbid
 
-    def refuse(*a, **k):
-        raise AssertionError("--collect touched the latch")
-
-    monkeypatch.setattr(latch, "make_pin_factory", refuse)
-    monkeypatch.setattr(latch, "latch_from_config", refuse)
+    forbid(monkeypatch, latch, ("make_pin_factory", "latch_from_config"),
+           "--collect touched the latch")
 
 
 def test_collects_clean_face_frames_with_sidecars_skipping_empty_and_repeated(
