@@ -94,21 +94,27 @@ def _side_split(folder: Path) -> Optional[FrozenSet[str]]:
     return frozenset(normalise_id(i) for i in ids)
 
 
-def find_metadata(model_path: Union[str, Path], explicit: Optional[Union[str, Path]] = None) -> Path:
+def find_metadata(model_path: Union[str, Path], explicit: Optional[Union[str, Path]] = None,
+                  flag: Optional[str] = "--metadata") -> Path:
+    """The training metadata: ``explicit``, else beside the model. ``flag``: the caller's
+    option that names it (None: the caller has none, so the error does not suggest one)."""
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise ModelError(f"training metadata {path} does not exist")
         return path
     model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ModelError(f"model {model_path} does not exist")
     for pattern in CANDIDATES:
         path = model_path.with_name(pattern.format(stem=model_path.stem))
         if path.is_file() and path.name != model_path.name:
             return path
     names = ", ".join(p.format(stem=model_path.stem) for p in CANDIDATES)
-    raise ModelError(f"no training metadata beside {model_path} (looked for {names}); pass "
-                     f"--metadata PATH: the bundle needs the preprocess contract and the "
-                     f"threshold chosen on validation data")
+    raise ModelError(f"no training metadata beside {model_path} (looked for {names})"
+                     + (f"; pass {flag} PATH" if flag else "")
+                     + ": the model's preprocess contract and threshold are read from it "
+                       "(happyhouse-train writes it)")
 
 
 def _first(data: dict, keys, path: Path, required: bool = True):

@@ -132,7 +132,7 @@ def run(args) -> dict:
 
     started = time.time()
     model_path = Path(args.model)
-    spec = read_metadata(find_metadata(model_path)).preprocess
+    spec = read_metadata(find_metadata(model_path, flag=None)).preprocess
     if spec.crop != "face":
         raise ModelError("the geometry stage needs a face-crop model (crop mode 'face')")
     data = load_training_data(args.data, spec.geometric(), args.limit)

@@ -181,7 +181,7 @@ def model_contract(model_path: Path):
     """The preprocessing contract ``model_path`` was trained with (its metadata)."""
     from happyhouse.convert.metadata import find_metadata, read_metadata
 
-    return read_metadata(find_metadata(model_path)).preprocess
+    return read_metadata(find_metadata(model_path, flag=None)).preprocess
 
 
 def fused_scorer(model_path: Path, geometry_from: Optional[Path] = None):

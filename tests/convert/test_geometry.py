@@ -85,3 +85,20 @@ def test_no_geometry_flag_keeps_a_plain_format_1_bundle(fused_model, small_faces
                      "--max-drop", "50", "--no-geometry"]) == 0
     bundle = load_bundle(tmp_path / "b")
     assert bundle.geometry is None and bundle.meta["format_version"] == 1
+
+
+@pytest.mark.parametrize("case", ["no model", "no metadata"])
+def test_the_geometry_tool_names_what_is_missing_and_no_flag_it_lacks(case, tiny_model, tmp_path,
+                                                                      capsys):
+    """A mistyped --model was reported as 'no training metadata beside it; pass --metadata
+    PATH', a flag this tool does not have (the converter's advice, shared)."""
+    from happyhouse.train.geometry import main
+
+    model = tmp_path / "model.keras"
+    if case == "no metadata":
+        shutil.copy(tiny_model, model)
+    rc = main(["--data", str(tmp_path), "--model", str(model)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "--metadata" not in err
+    assert ("does not exist" if case == "no model" else "no training metadata beside") in err
