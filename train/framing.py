@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from happyhouse.daemon.errors import HappyHouseError
+from happyhouse.daemon.errors import HappyHouseError, ModelError
 
 log = logging.getLogger("happyhouse.train.framing")
 
@@ -111,6 +111,8 @@ def run(args) -> dict:
     from .trainer import inherited_normalize, load_model, predict
 
     model_path = Path(args.model)
+    if not model_path.is_file():  # before minutes of loading the training faces
+        raise ModelError(f"model {model_path} does not exist")
     spec = Preprocess(normalize=inherited_normalize(model_path))
     data = load_training_data([str(d) for d in args.data], spec.geometric())
     split = Path(args.split) if args.split else model_path.parent / "split.json"

@@ -46,3 +46,15 @@ def test_door_framed_crops_are_the_contracts_and_a_tighter_margin_zooms_in(gate,
         return np.mean(np.all(np.abs(edge - 110) <= 3, axis=1))
     assert gray_edge(loose[i]) > gray_edge(tight[i])
     assert (loose[~found] == 0).all() and (tight[~found] == 0).all()
+
+
+def test_a_missing_model_is_named_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    """A mistyped --model loaded every training face first, then blamed split.json."""
+    from fakes import forbid
+    from happyhouse.train import data, framing
+
+    forbid(monkeypatch, data, ("load_training_data",), "the data loaded")
+    model = tmp_path / "model.keras"
+    assert framing.main(["--model", str(model), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"framing: model {model} does not exist\n"
