@@ -235,6 +235,7 @@ def predict(model, images: np.ndarray, spec: Optional[Preprocess] = None,
 def train(cfg: TrainConfig) -> Dict[str, object]:
     """Load ``cfg.data``, split it, train (or fine-tune), save model + metadata + report."""
     spec = contract(cfg).geometric()  # normalised per batch, after augmentation
+    output_folders(cfg)  # before minutes of loading: a folder that cannot be made is one line
     if cfg.door_frames:
         data = load_door_frames(cfg.data, spec, cfg.limit)
     else:
@@ -243,6 +244,18 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
     if cfg.label_audits:
         cfg, data, tr = apply_label_audits(cfg, data, tr)
     return train_split(cfg, data, tr, va)
+
+
+def output_folders(cfg: "TrainConfig"):
+    """(model folder, report folder), created; ConfigError naming the one that cannot be."""
+    out = Path(cfg.out)
+    report_dir = Path(cfg.report_dir or out)
+    for what, folder in (("model folder (--out)", out), ("report folder (--report)", report_dir)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
+    return out, report_dir
 
 
 def split_for(cfg: "TrainConfig", labels: np.ndarray):
@@ -280,10 +293,7 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     set_seeds(cfg.seed)
     spec = contract(cfg)
     log.info("data %s; train %d, validation %d", data.summary(), len(tr), len(va))
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    report_dir = Path(cfg.report_dir or out)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    out, report_dir = output_folders(cfg)
 
     model = _model(cfg)
     batches = _batches(data.images[tr], data.labels[tr], cfg)

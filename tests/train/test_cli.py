@@ -251,3 +251,21 @@ def test_audit_training_part_leaves_validation_labels_alone():
     assert new.tolist() == [1, 0, 1, 0]  # face 3 is a validation face: untouched
     assert train.tolist() == [0, 2]
     assert summary["relabelled"] == 1 and summary["left_out"] == 1
+
+
+@pytest.mark.parametrize("where", ["--out", "--report"])
+def test_an_unwritable_output_folder_is_one_line_before_the_data_loads(where, genki_root, tmp_path,
+                                                                       capsys, monkeypatch):
+    """It was a FileNotFoundError traceback (exit 1) after every training image had loaded."""
+    from fakes import forbid
+    from happyhouse.train import trainer
+
+    forbid(monkeypatch, trainer, ("load_training_data", "load_door_frames"), "the data loaded")
+    (tmp_path / "a_file").write_text("not a folder")
+    folders = {"--out": tmp_path / "o", "--report": tmp_path / "r"}
+    folders[where] = tmp_path / "a_file" / "x"
+    rc = cli.main(["--data", str(genki_root), "--limit", "4", "--quiet",
+                   "--out", str(folders["--out"]), "--report", str(folders["--report"])])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "cannot create the" in err and f"({where}) {folders[where]}" in err
