@@ -301,11 +301,9 @@ def run(args) -> dict:
     if plot:
         from .plots import plot_misses, plot_roc
 
-        folder = Path(plot).expanduser()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(f"--plot {folder} cannot be created: {exc.strerror or exc}") from None
+        from .filesafety import make_folder
+
+        folder = make_folder(plot, "--plot")
         scored = [r for r in results if r.score is not None]
         roc_png = plot_roc(np.asarray([r.label for r in scored]),
                            np.asarray([r.score for r in scored]), pipeline.threshold,

@@ -1,4 +1,5 @@
-"""Who else could change what the door trusts: the config file and the model bundle.
+"""Who else could change what the door trusts (the config file and the model bundle), and
+the folders the tools write to.
 
 A config or bundle that another user can write is a way to open the door (a lower
 threshold, another model) without being root. Loading one is not refused (a
@@ -14,6 +15,8 @@ import stat
 from pathlib import Path
 from typing import List, Tuple
 
+from .errors import DataError
+
 #: group- or world-writable
 OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
@@ -24,6 +27,18 @@ def _writable_by_others(path: Path) -> bool:
         return False
     # a sticky folder (/tmp) lets others add files but not replace this one's
     return not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX)
+
+
+def make_folder(folder: os.PathLike, what: str) -> Path:
+    """``folder``, created with its parents, or DataError "``what`` ``folder`` cannot be
+    created". The tools make their output folders before their work: a wrong path is then
+    one line at the start, not a traceback after minutes of work."""
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{what} {folder} cannot be created: {exc.strerror or exc}") from None
+    return folder
 
 
 def exposure(path: os.PathLike, what: str) -> Tuple[List[str], List[str]]:

@@ -48,6 +48,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from happyhouse.daemon.errors import DataError
+from happyhouse.daemon.filesafety import make_folder
 
 from .audits import AUDIT_FORMAT, VERDICTS, apply_audit, face_name, load_audits
 
@@ -275,7 +276,6 @@ def _sheets(args) -> dict:
     earlier = load_audits(args.skip or [])
     picks = pick_for_review(labels, scores, args.picks, args.seed,
                             reviewed=np.array([n in earlier for n in names]))
-    args.out.mkdir(parents=True, exist_ok=True)
     sheets = draw_sheets(crops[[i for i, _ in picks]], args.out)
     review = {"format": REVIEW_FORMAT, "version": 1, "model": f"{args.model.parent.name}/{args.model.name}",
               "part": args.part, "seed": args.seed,
@@ -308,7 +308,6 @@ def _record(args) -> dict:
              "verdicts": VERDICTS,
              "by_picked": {g: dict(sorted(c.items())) for g, c in sorted(by_group.items())},
              "faces": dict(sorted(verdicts.items()))}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(audit, indent=1) + "\n", encoding="utf-8")
     return {"faces": len(verdicts), "by_picked": audit["by_picked"], "out": str(args.out)}
 
@@ -337,7 +336,6 @@ def _score(args) -> dict:
             "threshold": round(door_threshold([y for y, _ in kept], [s for _, s in kept],
                                               args.max_false_open), 4)}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
 
@@ -395,6 +393,12 @@ def _main(argv: Optional[List[str]]) -> int:
         if root is None:
             raise DataError("give --data or set HAPPYHOUSE_DATA")
         args.data = [root / "genki4k-train", root / "smilesmiled"]
+    # the output's folder first: a wrong path is one line before the work, not after it
+    if args.command == "sheets":
+        make_folder(args.out, "--out")
+    elif args.command == "record" or args.json:
+        make_folder((args.out if args.command == "record" else args.json).parent,
+                    "the output's folder")
     result = {"sheets": _sheets, "record": _record, "score": _score}[args.command](args)
     sys.stdout.write(json.dumps(result, indent=1) + "\n")
     return 0

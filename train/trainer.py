@@ -247,15 +247,11 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
 
 
 def output_folders(cfg: "TrainConfig"):
-    """(model folder, report folder), created; ConfigError naming the one that cannot be."""
-    out = Path(cfg.out)
-    report_dir = Path(cfg.report_dir or out)
-    for what, folder in (("model folder (--out)", out), ("report folder (--report)", report_dir)):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
-    return out, report_dir
+    """(model folder, report folder), created; DataError naming the one that cannot be."""
+    from happyhouse.daemon.filesafety import make_folder
+
+    out = make_folder(cfg.out, "the model folder (--out)")
+    return out, make_folder(cfg.report_dir or out, "the report folder (--report)")
 
 
 def split_for(cfg: "TrainConfig", labels: np.ndarray):

@@ -58,3 +58,4 @@ def test_a_missing_model_is_named_before_the_data_loads(tmp_path, capsys, monkey
     assert framing.main(["--model", str(model), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == f"framing: model {model} does not exist\n"
+

@@ -1,0 +1,29 @@
+"""The desktop analysis tools (framing, geometry, label_audit): an output they cannot write
+is one line and exit 2 before the work, not a traceback after it."""
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("tool", ["framing --json", "geometry --out", "label_audit sheets --out",
+                                  "label_audit score --json"])
+def test_an_output_that_cannot_be_written_is_one_line_before_the_work(tool, tmp_path, capsys,
+                                                                      monkeypatch):
+    """Each was a FileNotFoundError traceback after the whole run (minutes of scoring)."""
+    from fakes import forbid
+    from happyhouse.train import data, framing, geometry, label_audit
+
+    forbid(monkeypatch, data, ("load_training_data",), "the work started")
+    model = Path(__file__).resolve().parents[2] / "models" / "general" / "model.keras"
+    (tmp_path / "a_file").write_text("not a folder")
+    bad = tmp_path / "a_file" / "x"
+    given = ["--model", str(model), "--data", str(tmp_path)]
+    runs = {"framing --json": lambda: framing.main(given + ["--json", str(bad / "f.json")]),
+            "geometry --out": lambda: geometry.main(given + ["--out", str(bad)]),
+            "label_audit sheets --out": lambda: label_audit.main(["sheets", *given, "--out", str(bad)]),
+            "label_audit score --json": lambda: label_audit.main(
+                ["score", *given, "--audit", str(tmp_path / "a.json"), "--json", str(bad / "s.json")])}
+    assert runs[tool]() == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be created" in err and str(bad) in err, err
