@@ -23,6 +23,7 @@ from happyhouse.daemon.bundle import MODEL_FILE, Bundle, sha256_file, write_bund
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import ModelError
 from happyhouse.daemon.evidence import evidence_problems, roc_table
+from happyhouse.daemon.filesafety import check_creatable
 from happyhouse.daemon.geometry import HEAD_FILE, fuse
 from happyhouse.daemon.preprocess import normalize_batch
 from happyhouse.daemon.runtime import Classifier
@@ -85,8 +86,10 @@ def check_writable(out: Path, what: str = "a model bundle", marker: str = MODEL_
     if out.is_dir() and not (out / marker).is_file() and any(out.iterdir()):
         raise ModelError(f"output {out} exists and is not {what} (no {marker}): it would be "
                          f"replaced whole with what is in it; give a new folder")
+    if not parent.is_dir():  # made when the bundle is written: a refused run leaves none
+        check_creatable(out, "the output folder")
+        return
     try:
-        parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.probe.", dir=parent):
             pass
     except OSError as exc:

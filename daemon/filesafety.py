@@ -29,10 +29,24 @@ def _writable_by_others(path: Path) -> bool:
     return not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX)
 
 
+def check_creatable(folder: os.PathLike, what: str) -> None:
+    """DataError "``what`` ``folder`` cannot be created" when it plainly cannot (its nearest
+    existing ancestor is a file or not writable), creating nothing. The tools check their
+    output folders before their work: a wrong path is one line at the start, not a
+    traceback after minutes of work, and a run refused for its input leaves no folder."""
+    folder = Path(folder).expanduser().absolute()
+    there = folder
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise DataError(f"{what} {folder} cannot be created: {there} is not a folder")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise DataError(f"{what} {folder} cannot be created: {there} is not writable")
+
+
 def make_folder(folder: os.PathLike, what: str) -> Path:
     """``folder``, created with its parents, or DataError "``what`` ``folder`` cannot be
-    created". The tools make their output folders before their work: a wrong path is then
-    one line at the start, not a traceback after minutes of work."""
+    created" (one line, where :func:`check_creatable` could not tell beforehand)."""
     folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from happyhouse.daemon.errors import HappyHouseError, ModelError
-from happyhouse.daemon.filesafety import make_folder
+from happyhouse.daemon.filesafety import check_creatable, make_folder
 
 log = logging.getLogger("happyhouse.train.framing")
 
@@ -180,15 +180,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         args.data = [root / "genki4k-train", root / "smilesmiled"]
     try:
-        if args.json:  # made before the work, so a wrong path is not found after it
-            make_folder(args.json.parent, "--json's folder")
+        if args.json:  # checked before the work, so a wrong path is not found after it
+            check_creatable(args.json.parent, "--json's folder")
         result = run(args)
+        text = json.dumps(result, indent=1) + "\n"
+        if args.json:
+            make_folder(args.json.parent, "--json's folder")
+            args.json.write_text(text)
     except HappyHouseError as exc:
         sys.stderr.write(f"framing: {exc}\n")
         return 2
-    text = json.dumps(result, indent=1) + "\n"
-    if args.json:
-        args.json.write_text(text)
     sys.stdout.write(text)
     return 0
 

@@ -32,7 +32,7 @@ from happyhouse.daemon.bundle import sha256_file
 
 from .logistic import fit_logistic
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
-from happyhouse.daemon.filesafety import make_folder
+from happyhouse.daemon.filesafety import check_creatable, make_folder
 from happyhouse.train.augment import Augment, augment_batch
 from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, MESH_FILE, MESH_PAD, MESH_SHA256,
                                         FaceMesh, GeometryHead, GeometrySpec, features, fuse)
@@ -134,7 +134,8 @@ def run(args) -> dict:
     started = time.time()
     model_path = Path(args.model)
     spec = read_metadata(find_metadata(model_path, flag=None)).preprocess
-    out = make_folder(args.out or model_path.parent, "--out")
+    out = Path(args.out or model_path.parent)
+    check_creatable(out, "--out")  # before the work
     if spec.crop != "face":
         raise ModelError("the geometry stage needs a face-crop model (crop mode 'face')")
     data = load_training_data(args.data, spec.geometric(), args.limit)
@@ -169,6 +170,7 @@ def run(args) -> dict:
             m = report.metrics(y, scores, own[name])
             figures[part][name] = {k: m[k] for k in ("n", "threshold", "accuracy", "recall",
                                                      "false_open_rate", "roc_auc")}
+    make_folder(out, "--out")
     head.save(out / HEAD_FILE)
     geometry = GeometrySpec(mesh_file=MESH_FILE, mesh_sha256=MESH_SHA256, head_file=HEAD_FILE,
                             head_sha256=sha256_file(out / HEAD_FILE),

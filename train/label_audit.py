@@ -48,7 +48,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from happyhouse.daemon.errors import DataError
-from happyhouse.daemon.filesafety import make_folder
+from happyhouse.daemon.filesafety import check_creatable, make_folder
 
 from .audits import AUDIT_FORMAT, VERDICTS, apply_audit, face_name, load_audits
 
@@ -276,6 +276,7 @@ def _sheets(args) -> dict:
     earlier = load_audits(args.skip or [])
     picks = pick_for_review(labels, scores, args.picks, args.seed,
                             reviewed=np.array([n in earlier for n in names]))
+    make_folder(args.out, "--out")
     sheets = draw_sheets(crops[[i for i, _ in picks]], args.out)
     review = {"format": REVIEW_FORMAT, "version": 1, "model": f"{args.model.parent.name}/{args.model.name}",
               "part": args.part, "seed": args.seed,
@@ -308,6 +309,7 @@ def _record(args) -> dict:
              "verdicts": VERDICTS,
              "by_picked": {g: dict(sorted(c.items())) for g, c in sorted(by_group.items())},
              "faces": dict(sorted(verdicts.items()))}
+    make_folder(args.out.parent, "the output's folder")
     args.out.write_text(json.dumps(audit, indent=1) + "\n", encoding="utf-8")
     return {"faces": len(verdicts), "by_picked": audit["by_picked"], "out": str(args.out)}
 
@@ -336,6 +338,7 @@ def _score(args) -> dict:
             "threshold": round(door_threshold([y for y, _ in kept], [s for _, s in kept],
                                               args.max_false_open), 4)}
     if args.json:
+        make_folder(args.json.parent, "the output's folder")
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
 
@@ -395,10 +398,10 @@ def _main(argv: Optional[List[str]]) -> int:
         args.data = [root / "genki4k-train", root / "smilesmiled"]
     # the output's folder first: a wrong path is one line before the work, not after it
     if args.command == "sheets":
-        make_folder(args.out, "--out")
+        check_creatable(args.out, "--out")
     elif args.command == "record" or args.json:
-        make_folder((args.out if args.command == "record" else args.json).parent,
-                    "the output's folder")
+        check_creatable((args.out if args.command == "record" else args.json).parent,
+                        "the output's folder")
     result = {"sheets": _sheets, "record": _record, "score": _score}[args.command](args)
     sys.stdout.write(json.dumps(result, indent=1) + "\n")
     return 0

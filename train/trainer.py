@@ -235,7 +235,7 @@ def predict(model, images: np.ndarray, spec: Optional[Preprocess] = None,
 def train(cfg: TrainConfig) -> Dict[str, object]:
     """Load ``cfg.data``, split it, train (or fine-tune), save model + metadata + report."""
     spec = contract(cfg).geometric()  # normalised per batch, after augmentation
-    output_folders(cfg)  # before minutes of loading: a folder that cannot be made is one line
+    check_output_folders(cfg)  # before minutes of loading: a folder that cannot be is one line
     if cfg.door_frames:
         data = load_door_frames(cfg.data, spec, cfg.limit)
     else:
@@ -246,12 +246,25 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
     return train_split(cfg, data, tr, va)
 
 
+def _output_folders(cfg: "TrainConfig"):
+    out = Path(cfg.out)
+    return (("the model folder (--out)", out),
+            ("the report folder (--report)", Path(cfg.report_dir or out)))
+
+
+def check_output_folders(cfg: "TrainConfig") -> None:
+    """DataError if the model or report folder plainly cannot be created (nothing is made)."""
+    from happyhouse.daemon.filesafety import check_creatable
+
+    for what, folder in _output_folders(cfg):
+        check_creatable(folder, what)
+
+
 def output_folders(cfg: "TrainConfig"):
     """(model folder, report folder), created; DataError naming the one that cannot be."""
     from happyhouse.daemon.filesafety import make_folder
 
-    out = make_folder(cfg.out, "the model folder (--out)")
-    return out, make_folder(cfg.report_dir or out, "the report folder (--report)")
+    return tuple(make_folder(folder, what) for what, folder in _output_folders(cfg))
 
 
 def split_for(cfg: "TrainConfig", labels: np.ndarray):

@@ -25,6 +25,9 @@ def test_missing_model(small_faces, tmp_path, capsys):
                    "--out", tmp_path / "out")
     assert rc == 2 and "does not exist" in err
     assert not (tmp_path / "out").exists()
+    # a refused run makes no folder on the way: the output's parent was created first
+    rc, err = _run(capsys, missing, "--calibration", small_faces, "--out", tmp_path / "new" / "out")
+    assert rc == 2 and not (tmp_path / "new").exists()
 
 
 def test_corrupt_model_is_named(tiny_model, small_faces, tmp_path, capsys):

@@ -302,7 +302,7 @@ def no_estimate(monkeypatch):
 
 @pytest.mark.parametrize("case, message", [
     ("no-current", "does not exist"),
-    ("report-unwritable", "cannot write a report to"),
+    ("report-unwritable", "cannot be created"),
     ("out-is-the-frames", "is not a model bundle"),
     ("report-is-the-frames", "is not a report"),
 ])

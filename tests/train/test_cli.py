@@ -269,3 +269,10 @@ def test_an_unwritable_output_folder_is_one_line_before_the_data_loads(where, ge
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert f"({where}) {folders[where]} cannot be created" in err
+
+
+def test_a_run_refused_for_its_data_leaves_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "new" / "model"
+    rc = cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(out), "--quiet"])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
