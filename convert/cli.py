@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", metavar="MODEL", help="trained Keras model (.keras or .h5)")
     parser.add_argument("--calibration", metavar="DATA", action="append", required=True,
                         help="labelled TRAINING data (class folders or course .h5); repeatable")
-    parser.add_argument("--out", metavar="DIR", required=True, help="bundle folder to write")
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="bundle folder to write (an existing one is replaced, so it must "
+                             "hold an earlier bundle or nothing)")
     parser.add_argument("--holdout", metavar="DATA", action="append", default=[],
                         help="separate labelled data for the parity proof (default: a seeded "
                              f"stratified {DEFAULT_HOLDOUT_FRACTION:g} split of the calibration "

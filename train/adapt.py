@@ -325,8 +325,12 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", required=True, type=Path,
                    help="the house's frames: FOLDER/happy and FOLDER/not_happy (--collect)")
-    p.add_argument("--out", required=True, type=Path, help="the bundle folder to write")
-    p.add_argument("--report", type=Path, help="report folder (default OUT-report)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="the bundle folder to write (an existing one is replaced, so it must "
+                        "hold an earlier bundle or nothing)")
+    p.add_argument("--report", type=Path,
+                   help="report folder (default OUT-report; an existing one must hold an "
+                        "earlier report or nothing)")
     p.add_argument("--general", type=Path, default=Path("models/general/model.keras"),
                    help="the shipped general model to fine-tune (its geometry.json, if any, "
                         "gives the geometry stage)")
