@@ -519,6 +519,16 @@ def _plot_fold_curves(histories, path: Path) -> None:
     plt.close(fig)
 
 
+def work_folder(given: Optional[Path]) -> Path:
+    """Where a run's fold models go: ``given``, or a new temporary folder of its own.
+
+    Training reloads each fold's best checkpoint from there, so a folder shared by two
+    runs at once (a fixed default) would let one score the other's models."""
+    import tempfile
+
+    return Path(given) if given else Path(tempfile.mkdtemp(prefix="happyhouse-house-cv."))
+
+
 def _alphas(text: str) -> tuple:
     from .interpolate import parse_alphas
 
@@ -536,8 +546,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="the Happy House frames (default $HAPPYHOUSE_DATA/happy-house/test_happy.h5)")
     p.add_argument("--init", type=Path, default=Path("models/general/model.keras"))
     p.add_argument("--out", type=Path, default=Path("reports/house-cv"))
-    p.add_argument("--work", type=Path, default=Path("/tmp/happyhouse-house-cv"),
-                   help="where the per-fold models go (not committed)")
+    p.add_argument("--work", type=Path,
+                   help="where the per-fold models go (not committed; default: a new temporary "
+                        "folder for each run, so two runs never score each other's checkpoints)")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=100, help="at most; early stopping on the "
@@ -586,6 +597,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write("house_cv: give --data or set HAPPYHOUSE_DATA\n")
         return 2
     started = time.time()
+    args.work = work_folder(args.work)
+    log.info("per-fold models in %s", args.work)
     try:
         r = run(args)
     except HappyHouseError as exc:

@@ -113,7 +113,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 started = time.time()
                 rc = house_cv.main(["--out", str(folder), "--folds", str(args.folds),
                                     "--seed", str(seed), "--train-frames", str(size),
-                                    "--work", f"/tmp/happyhouse-curve/n{size}-s{seed}",
                                     *passthrough])
                 if rc != 0:
                     sys.stderr.write(f"learning_curve: the point n={size} seed={seed} failed\n")

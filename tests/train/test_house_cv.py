@@ -174,3 +174,18 @@ def test_the_house_frames_are_cropped_by_the_general_models_own_contract(tmp_pat
     spec = door_crop(Namespace(scratch=None, init=tmp_path / "model.keras"))
     assert spec.crop == "face" and spec.margin == 0.2 and spec.normalize == "none"
     assert door_crop(Namespace(scratch="happymodel", init=None)).margin == 0.0
+
+
+def test_each_run_trains_its_folds_in_a_folder_of_its_own(tmp_path):
+    """The fold models' folder was one fixed /tmp path: training reloads each fold's best
+    checkpoint from it, so two runs at once could score each other's models."""
+    import shutil
+
+    from happyhouse.train.house_cv import work_folder
+
+    first, second = work_folder(None), work_folder(None)
+    try:
+        assert first != second and first.is_dir() and second.is_dir()
+    finally:
+        shutil.rmtree(first), shutil.rmtree(second)
+    assert work_folder(tmp_path / "mine") == tmp_path / "mine"
