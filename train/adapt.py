@@ -71,8 +71,8 @@ class Refused(HappyHouseError):
     exit_code = EXIT_REFUSED
 
 
-def load_frames(path: Path, spec, limit: Optional[int] = None):
-    """(dataset of gated crops, has_face): every frame as the door would crop it."""
+def load_frames(path: Path, spec, limit: Optional[int] = None, cfg=None):
+    """(dataset of gated crops, has_face): every frame as the door (``cfg``) would crop it."""
     from happyhouse.daemon.datasets import load_dataset
 
     from .data import door_face_crops
@@ -82,7 +82,7 @@ def load_frames(path: Path, spec, limit: Optional[int] = None):
                         f"(with happy/ and not_happy/)")
     data = load_dataset(path, size=None, limit=limit)  # wrong layout, empty class: DataError
     data.raw = data.images
-    data.images, has_face = door_face_crops(data.images, spec)
+    data.images, has_face = door_face_crops(data.images, spec, cfg)
     return data, has_face
 
 
@@ -142,14 +142,21 @@ def disputed_text(disputed: List[dict]) -> str:
     return ", ".join(f"{d['frame']} ({d['score']:.2f})" for d in disputed)
 
 
-def current_door(bundle: Optional[Path], frames_rgb: np.ndarray):
+def door_config(path: Optional[Path]):
+    """The door's config (``--config``: a copy of its config file), the latch never driven;
+    without one, this machine's default config file if it has one, else the built-in defaults."""
+    from happyhouse.daemon.config import load_config
+
+    return load_config(str(path) if path else None, {"latch.gpio": "mock"}, required=bool(path))
+
+
+def current_door(bundle: Optional[Path], frames_rgb: np.ndarray, cfg=None):
     """(scores, happy) of the bundle the door runs now on whole frames, as the door scores them."""
     from happyhouse.daemon.bundle import load_bundle
-    from happyhouse.daemon.config import load_config
     from happyhouse.daemon.evaluate import observe_whole_frame
     from happyhouse.daemon.pipeline import Pipeline
 
-    cfg = load_config(None, {"latch.gpio": "mock"})
+    cfg = cfg or door_config(None)
     pipeline = Pipeline.from_config(cfg, load_bundle(bundle))
     size = (cfg.camera_width, cfg.camera_height)
     observed = [observe_whole_frame(pipeline, rgb, size)[0] for rgb in frames_rgb]
@@ -246,12 +253,13 @@ def run(args) -> dict:
     if not Path(args.general).is_file():
         raise ModelError(f"general model {args.general} does not exist (--general)")
     spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()
-    data, has_face = load_frames(args.frames, spec, args.limit)
+    cfg = door_config(args.config)  # the door's gate and camera: crop as that door does
+    data, has_face = load_frames(args.frames, spec, args.limit, cfg)
     labels = data.labels
     check_enough(labels, has_face, args.min_per_class)
     # the bundle to beat first: a wrong --current is a fixable error before the estimate
     # (hours with the defaults), not after it
-    now_scores, now_pred, now = current_door(args.current, data.raw)
+    now_scores, now_pred, now = current_door(args.current, data.raw, cfg)
     work = Path(tempfile.mkdtemp(prefix="happyhouse-adapt."))
     try:
         pargs = protocol_args(args, work)
@@ -331,6 +339,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path,
                    help="report folder (default OUT-report; an existing one must hold an "
                         "earlier report or nothing)")
+    p.add_argument("--config", type=Path,
+                   help="the door's config file (a copy of /etc/happyhouse/happyhouse.conf): "
+                        "frames are gated and cropped with its camera size and [face] settings "
+                        "(default: this machine's config file if any, else the built-in one)")
     p.add_argument("--general", type=Path, default=Path("models/general/model.keras"),
                    help="the shipped general model to fine-tune (its geometry.json, if any, "
                         "gives the geometry stage)")

@@ -66,25 +66,27 @@ def load_training_data(paths: Sequence[str], spec: Preprocess, limit: Optional[i
     return data
 
 
-def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess):
+def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess, cfg=None):
     """Whole door frames -> (face crops exactly as the daemon would make them, has_face).
 
-    Each frame is scaled to the camera's 640x480 (``to_door_frame``), passed
-    through the shipped face gate with its default settings, and cropped by
-    the preprocessing contract, so a house model learns from the pixels the
-    door will score.
+    Each frame is scaled to the camera's size (``to_door_frame``), passed
+    through the face gate, and cropped by the preprocessing contract, so a
+    house model learns from the pixels the door will score. ``cfg``: the
+    door's own config (its camera size and ``[face]`` settings); default, the
+    built-in one (640x480, the shipped gate).
     """
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.facegate import FaceGate
     from happyhouse.daemon.preprocess import prepare_frame
     from happyhouse.daemon.preprocess import to_door_frame
 
-    gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
+    cfg = cfg or load_config(None, {"latch.gpio": "mock"})
+    gate = FaceGate.from_config(cfg)
     crops = np.zeros((len(frames_rgb), spec.size, spec.size, 3), np.uint8)
     found = np.zeros(len(frames_rgb), bool)
     started = time.time()
     for i, rgb in enumerate(frames_rgb):
-        frame = to_door_frame(rgb)
+        frame = to_door_frame(rgb, cfg.camera_width, cfg.camera_height)
         box = gate.find(frame)
         if box is not None:
             crops[i] = prepare_frame(frame, box, spec)

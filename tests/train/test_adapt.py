@@ -348,3 +348,27 @@ def test_ctrl_c_during_the_estimate_is_one_line_and_exit_130(tmp_path, capsys, g
     err = capsys.readouterr().err
     assert rc == 130 and err.strip().splitlines()[-1].startswith("happyhouse-adapt: interrupted by SIGINT")
     assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
+
+
+def test_the_doors_own_config_gates_the_frames(tmp_path, capsys, genki_root):
+    """--config: the house's frames are gated with the door's own [face] settings (here a
+    min_face no face reaches, so none passes), not the built-in ones; a missing file is one
+    line before any work."""
+    from happyhouse.train.adapt import door_config, load_frames
+    from happyhouse.daemon.preprocess import Preprocess
+
+    frames = _frames(tmp_path, 6, 6)
+    door = tmp_path / "door.conf"
+    door.write_text("[face]\nmin_face = 2000\n")
+    spec = Preprocess(crop="face", size=64)
+    assert load_frames(frames, spec)[1].sum() >= 10  # the built-in gate finds the faces
+    assert not load_frames(frames, spec, cfg=door_config(door))[1].any()
+    rc = adapt("--frames", frames, "--out", tmp_path / "b", "--general", GENERAL,
+               "--config", door, *TINY)
+    err = capsys.readouterr().err
+    assert rc == 2 and "have 0 (6 more had no face the door's gate could find)" in err, err
+    rc = adapt("--frames", frames, "--out", tmp_path / "b", "--general", GENERAL,
+               "--config", tmp_path / "missing.conf", *TINY)
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing.conf" in err and "Traceback" not in err, err
+    assert not (tmp_path / "b").exists()
