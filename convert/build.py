@@ -21,7 +21,7 @@ import numpy as np
 
 from happyhouse.daemon.bundle import MODEL_FILE, Bundle, sha256_file, write_bundle
 from happyhouse.daemon.datasets import Dataset
-from happyhouse.daemon.errors import ModelError
+from happyhouse.daemon.errors import DataError, ModelError
 from happyhouse.daemon.evidence import evidence_problems, roc_table
 from happyhouse.daemon.filesafety import check_creatable
 from happyhouse.daemon.geometry import HEAD_FILE, fuse
@@ -49,6 +49,12 @@ class Options:
     calibration: Sequence[Path]
     out: Path
     holdout: Sequence[Path] = ()
+    #: a hold-out the caller made in memory (happyhouse-adapt: a house's face crops and
+    #: their mirror images), as ``load_images`` returns data: crops of the contract's
+    #: geometric step at the model's input size; used instead of ``holdout`` or a split
+    holdout_data: Optional[Dataset] = None
+    #: what ``holdout_data`` is, in words (shipped: dataset or folder names, no paths)
+    holdout_description: str = ""
     metadata: Optional[Path] = None
     metrics: Optional[Path] = None
     max_drop: float = parity_mod.DEFAULT_MAX_DROP
@@ -116,10 +122,20 @@ def golden_indices(labels: np.ndarray, scores: np.ndarray, per_class: int = GOLD
 def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec, shape):
     """(calibration pool indices, hold-out data, description), best evidence first.
 
+    0. the caller's in-memory hold-out (``Options.holdout_data``), checked against the
+    model input like any data; every calibration image may then calibrate;
     1. ``--holdout`` data; 2. the images training validated on (``split.json``),
     so calibration sees training images only and parity is measured on unseen
     ones; 3. a seeded stratified split of the calibration data.
     """
+    if opts.holdout_data is not None:
+        got = opts.holdout_data.images.shape[1:]
+        if got != tuple(shape):
+            raise DataError(f"the hold-out images are {'x'.join(map(str, got))} but the model "
+                            f"input is {'x'.join(map(str, shape))}")
+        if opts.holdout or not opts.holdout_description:
+            raise DataError("an in-memory hold-out needs its description and no --holdout")
+        return np.arange(len(data)), opts.holdout_data, opts.holdout_description
     if opts.holdout:
         return (np.arange(len(data)),
                 load_images(opts.holdout, spec.geometric(), shape, door_frames(train_meta)),

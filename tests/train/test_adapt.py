@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 from argparse import Namespace
@@ -22,7 +23,9 @@ from happyhouse.daemon.demo import face_in_door_frame
 
 REPO = Path(__file__).resolve().parents[2]
 GENERAL = REPO / "models" / "general" / "model.keras"
-PER_CLASS = 8
+#: 50 face frames: the fewest whose parity hold-out (each frame and its mirror image)
+#: --check accepts
+PER_CLASS = 25
 TINY = ["--k", "2", "--protocol", "split", "--epochs", "1", "--patience", "1",
         "--min-per-class", "6", "--max-drop", "100", "--batch-size", "8"]
 
@@ -38,7 +41,7 @@ def house(genki_root, tmp_path_factory):
 
     cfg = load_config(None, {"latch.gpio": "mock"})
     pipeline = Pipeline.from_config(cfg)
-    faces = load_class_folders(genki_root, size=None, limit=PER_CLASS + 4)
+    faces = load_class_folders(genki_root, size=None, limit=PER_CLASS + 10)  # spares: the gate misses a few
     root = tmp_path_factory.mktemp("house") / "my_house"
     for label, name in ((1, "happy"), (0, "not_happy")):
         frames = [face_in_door_frame(faces.images[i]) for i in np.flatnonzero(faces.labels == label)]
@@ -70,7 +73,9 @@ def adapt(*argv):
 def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys):
     from fakes import FakeClock, ScriptedSource, clocked_factory, open_times
     from happyhouse.daemon import model_history, runner, service
+    from happyhouse.daemon.check import FAIL, check_model
     from happyhouse.daemon.cli import build_parser, service_options
+    from happyhouse.daemon.evidence import MIN_HOLDOUT, evidence_problems
 
     out = tmp_path / "my_bundle"
     rc = adapt("--frames", house, "--out", out, "--general", GENERAL,
@@ -81,6 +86,16 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     assert "frames to check are in their right class folder" in text.out
     bundle = load_bundle(out)
     assert bundle.meta["training"]["details"]["training"]["door_frames"] is True
+    # --check says GO to it: every adapted bundle was NO-GO, the converter holding back a
+    # fifth of the house's frames for parity (~16 of a 40+40 house), under the rule's 100
+    parity = bundle.meta["metrics"]["parity"]
+    assert parity["n"] == 4 * PER_CLASS >= MIN_HOLDOUT
+    assert parity["holdout_summary"]["happy"] == parity["holdout_summary"]["not_happy"] == 2 * PER_CLASS
+    assert "mirror image" in parity["holdout"] and house.name in parity["holdout"]
+    assert "/" not in parity["holdout"]
+    assert evidence_problems(bundle.meta) == []
+    item = check_model(load_config(None, {"model.bundle": str(out), "latch.gpio": "mock"}), {})
+    assert item.status != FAIL, item.detail
     # what ships names no folder of the machine that adapted it: not the frames' folder,
     # not the temporary folder the house model was trained and converted in (deleted)
     assert bundle.meta["training"]["model_file"] == "model.keras"
@@ -310,7 +325,7 @@ def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
         case, message, tmp_path, capsys, genki_root, no_estimate):
     """Both were found only after the whole estimate: a missing --current as one line, an
     unwritable --report as a traceback with exit 1 ("refused") and the bundle written."""
-    frames = _frames(tmp_path, 8, 8)
+    frames = _frames(tmp_path, 28, 28)
     out, report = tmp_path / "my_bundle", tmp_path / "my_bundle-report"
     extra = ["--current", tmp_path / "nowhere"]
     if case == "report-unwritable":
@@ -332,6 +347,26 @@ def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
         assert not out.exists() and not report.exists()
 
 
+def test_too_few_face_frames_in_all_are_refused_before_the_estimate(tmp_path, capsys, no_estimate,
+                                                                  genki_root, monkeypatch):
+    """24 + 24 frames (a few lose their face at the gate) pass the per-class minimum, but
+    their parity hold-out (each face frame and its mirror image, <= 96) is under --check's 100: the bundle would be NO-GO after hours
+    of estimate. Refused first, one line, exit 2, nothing written."""
+    from fakes import forbid
+    from happyhouse.train import adapt as adapt_mod
+
+    forbid(monkeypatch, adapt_mod, ("current_door",), "the current bundle was scored")
+    frames = _frames(tmp_path, 24, 24)
+    out = tmp_path / "my_bundle"
+    rc = adapt("--frames", frames, "--out", out, "--general", GENERAL, *TINY)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("happyhouse-adapt:")]
+    assert rc == 2 and len(errors) == 1, err
+    assert re.search(r"need >= 50 face frames in all for a bundle --check accepts \(parity on "
+                     r"each frame and its mirror image\); have 4\d\b", errors[0]), errors[0]
+    assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
+
+
 def test_ctrl_c_during_the_estimate_is_one_line_and_exit_130(tmp_path, capsys, genki_root,
                                                              monkeypatch):
     from happyhouse.train import house_cv
@@ -342,7 +377,7 @@ def test_ctrl_c_during_the_estimate_is_one_line_and_exit_130(tmp_path, capsys, g
     monkeypatch.setattr(house_cv, "fusion_for", interrupted)
     out = tmp_path / "my_bundle"
     try:
-        rc = adapt("--frames", _frames(tmp_path, 8, 8), "--out", out, "--general", GENERAL, *TINY)
+        rc = adapt("--frames", _frames(tmp_path, 28, 28), "--out", out, "--general", GENERAL, *TINY)
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped happyhouse-adapt's main as a traceback")
     err = capsys.readouterr().err
