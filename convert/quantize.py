@@ -5,9 +5,9 @@ activations and an int8 input and output tensor, so the device never runs a
 float op and never guesses a scale: the interpreter carries scale and zero
 point, and ``happyhouse.daemon.runtime.Classifier`` reads them from there.
 
-Calibration images go through ``happyhouse.daemon.preprocess`` exactly as the
-door's crops do; a calibration set that disagrees with the model input is
-refused rather than resized behind the user's back.
+Calibration images go through ``happyhouse.daemon.preprocess`` exactly as
+training's did (sized to the contract's ``size``, as ``happyhouse-train
+--size N`` sized them), and the door's crops do.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Callable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
-from happyhouse.daemon.datasets import Dataset, load_dataset
+from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import DataError, ModelError
-from happyhouse.daemon.preprocess import Preprocess, prepare_image, to_model_input
+from happyhouse.daemon.preprocess import Preprocess, to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +81,19 @@ def model_input_shape(model, label: Union[str, Path] = "model") -> Tuple[int, in
 
 def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
                 input_shape: Tuple[int, int, int], door_frames: bool = False) -> Dataset:
-    """Labelled images from each path, at their own size, checked against the model input.
+    """Labelled images from each path, sized and prepared as training prepared them.
 
-    The images are not resized here: training and calibration data for this
-    model are face crops of the model's input size, and a different size
-    means the wrong data set (or the wrong model) was given. A model trained
-    with ``--door-frames`` (its metadata says so) learnt from whole frames
-    gated and cropped like the door does; its data get the same treatment,
-    or calibration and parity would see different pixels than training did.
+    The contract's ``size`` is the model's input size (a contract that
+    disagrees with the model is refused: it describes another model), and the
+    images go through the loader training used (``load_training_data``): face
+    crops of another size are resized exactly as ``happyhouse-train --size N``
+    resized them, so calibration and parity see the pixels training saw. A
+    model trained with ``--door-frames`` (its metadata says so) learnt from
+    whole frames gated and cropped like the door does; its data get the same
+    treatment.
     """
+    from happyhouse.train.data import load_door_frames, load_training_data
+
     if not paths:
         raise DataError("no calibration data given (--calibration DATA)")
     h, w, _ = input_shape
@@ -97,28 +101,15 @@ def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
         raise ModelError(f"the training metadata's preprocess size {spec.size} disagrees with "
                          f"the model input {h}x{w}")
     if door_frames:
-        from happyhouse.train.data import load_door_frames
-
         data = load_door_frames(list(paths), spec)
         if data.skipped:
             log.warning("door frames: skipped %d (no face or unreadable)", len(data.skipped))
         return data
-    parts: List[Dataset] = []
-    for path in paths:
-        part = load_dataset(path, size=None)
-        got = part.images.shape[1:]
-        if got != (h, w, 3):
-            raise DataError(f"{path}: images are {got[0]}x{got[1]}x{got[2]} but the model "
-                            f"input is {h}x{w}x3: give data prepared for this model")
-        if part.skipped:
-            log.warning("%s: skipped %d unreadable image(s)", path, len(part.skipped))
-        prepared = np.stack([prepare_image(im, spec) for im in part.images])
-        parts.append(Dataset(prepared, part.labels, part.ids, part.skipped, part.sources))
-    return Dataset(np.concatenate([p.images for p in parts]),
-                   np.concatenate([p.labels for p in parts]),
-                   [i for p in parts for i in p.ids],
-                   [s for p in parts for s in p.skipped],
-                   [s for p in parts for s in p.sources])
+    data = load_training_data([str(p) for p in paths], spec)
+    if data.skipped:
+        log.warning("%s: skipped %d unreadable image(s)", ", ".join(map(str, paths)),
+                    len(data.skipped))
+    return data
 
 
 def calibration_sample(labels: np.ndarray, pool: np.ndarray, count: int,

@@ -193,3 +193,30 @@ def test_a_small_holdout_is_warned_about_and_its_roc_recorded(converted, tmp_pat
                           "--source", str(tmp_path / "none.png")])
     model = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}["model"]
     assert rc == daemon_cli.EXIT_NO and model["status"] == "fail" and f"{n} images" in model["detail"]
+
+
+def test_a_model_trained_at_another_size_converts_from_its_own_training_data(small_faces, tmp_path,
+                                                                           capsys):
+    """happyhouse-train --size 48 resizes the 64x64 faces; the converter refused those same
+    faces ("images are 64x64x3 but the model input is 48x48x3"). It sizes them through the
+    contract as training did, so the model converts, with parity on its validation split."""
+    from happyhouse.train import cli as train_cli
+
+    trained = tmp_path / "trained"
+    assert train_cli.main(["--data", str(small_faces), "--limit", "20", "--size", "48",
+                           "--arch", "happymodel", "--epochs", "1", "--batch-size", "16",
+                           "--augment", "none", "--out", str(trained), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "bundle48"
+    rc = main([str(trained / "model.keras"), "--calibration", str(small_faces), "--out", str(out),
+               "--max-drop", "100", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    bundle = load_bundle(out)
+    assert bundle.meta["input"]["shape"] == [1, 48, 48, 3]
+    assert bundle.meta["preprocess"]["size"] == 48
+    parity = bundle.meta["metrics"]["parity"]
+    assert parity["holdout"].startswith("the training validation split") and parity["n"] >= 4
+    # float and int8 decide alike on the resized faces: the int8 model saw them calibrated
+    assert parity["agreement"] >= 0.75 and parity["max_score_diff"] < 0.1, parity
+    assert bundle.self_test(bundle.classifier()) >= 2
