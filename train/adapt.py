@@ -138,7 +138,7 @@ def parity_holdout(data, has_face: np.ndarray, frames: Path):
                    list(faces.ids) + [f"{i}#mirror" for i in faces.ids],
                    sources=[Path(frames).name])
     n, happy = len(faces), int(faces.labels.sum())
-    words = (f"every face frame of the house frames {Path(frames).name} ({n}: {happy} smiling, "
+    words = (f"every face frame of {Path(frames).name} ({n}: {happy} smiling, "
              f"{n - happy} not; calibration draws on them too) and its mirror image ({n}, "
              f"never calibrated on): {2 * n} images")
     return held, words

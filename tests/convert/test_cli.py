@@ -220,3 +220,17 @@ def test_a_model_trained_at_another_size_converts_from_its_own_training_data(sma
     # float and int8 decide alike on the resized faces: the int8 model saw them calibrated
     assert parity["agreement"] >= 0.75 and parity["max_score_diff"] < 0.1, parity
     assert bundle.self_test(bundle.classifier()) >= 2
+
+
+def test_an_in_memory_holdout_of_another_size_is_refused(tiny_model, small_faces, tmp_path):
+    """Options.holdout_data (happyhouse-adapt's faces and their mirror images) is checked
+    against the model input like data read from disk, before anything is converted."""
+    from happyhouse.convert.build import convert_paths
+    from happyhouse.daemon.datasets import Dataset
+    from happyhouse.daemon.errors import DataError
+
+    held = Dataset(np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 0, 1, 1]), ["a", "b", "c", "d"])
+    with pytest.raises(DataError, match="hold-out images are 32x32x3 but the model input is 64x64x3"):
+        convert_paths(tiny_model, [small_faces], tmp_path / "out", holdout_data=held,
+                      holdout_description="four grey squares")
+    assert not (tmp_path / "out").exists()
