@@ -64,9 +64,9 @@ EXIT_WRITTEN, EXIT_REFUSED = 0, 1
 MIN_PER_CLASS = 20
 #: the rarer class must be at least this share of the larger one
 MIN_BALANCE = 0.25
-#: fewest face frames in all: the bundle's parity hold-out is each face frame and its
-#: mirror image (``parity_holdout``), and ``--check`` wants >= MIN_HOLDOUT of them
-MIN_FACE_FRAMES = (MIN_HOLDOUT + 1) // 2
+#: fewest face frames in all: the bundle's parity hold-out is every face frame
+#: (``parity_holdout``), and ``--check`` wants >= MIN_HOLDOUT of them
+MIN_FACE_FRAMES = MIN_HOLDOUT
 WORDS = {0: "not-smiling", 1: "smiling"}
 FINAL_FOLD = 99
 
@@ -110,38 +110,28 @@ def check_enough(labels: np.ndarray, has_face: np.ndarray, minimum: int) -> None
                         f"not-smiling frames; need >= {need} {WORDS[rare]} frames")
     if sum(faces) < MIN_FACE_FRAMES:  # else hours of estimate for a bundle --check says NO-GO to
         raise DataError(f"need >= {MIN_FACE_FRAMES} face frames in all for a bundle --check "
-                        f"accepts (parity on each frame and its mirror image); have {sum(faces)}: "
+                        f"accepts (its int8 parity is proven on every face frame); have {sum(faces)}: "
                         f"collect more with happyhouse-daemon --collect DIR --label "
                         f"{CLASSES[1]} (or {CLASSES[0]})")
 
 
 def parity_holdout(data, has_face: np.ndarray, frames: Path):
-    """(hold-out, description): every face crop of the house and its mirror image, labelled.
+    """(hold-out, description): every face crop of the house, labelled.
 
     The converter's own split would hold back a fifth of a house's frames, far
     fewer than the evidence rule's MIN_HOLDOUT. Float/int8 agreement is a
-    question about the model's arithmetic on real inputs, and a mirrored face is
-    one (a person turned the other way); the mirror images are never in the
-    calibration set, the frames themselves are (they are all the house has).
-    A model with mirror averaging built in (``happyhouse.train.mirror``, the
-    shipped general model and so every model adapted from it) gives a face and
-    its mirror image the same classifier score, float and int8 alike: for it the
-    mirror half repeats the classifier's figures and only the geometry stage's
-    scores differ.
+    question about the model's arithmetic on real inputs, so every face frame
+    proves it, although calibration drew on the same frames (they are all the
+    house has). Mirror images would double the count but not the evidence: the
+    shipped general model, and so every model adapted from it, averages a face
+    with its mirror image inside the model and scores both the same.
     """
-    from happyhouse.daemon.datasets import Dataset
-
     faces = data.subset(np.flatnonzero(has_face))  # the contract's crops (load_frames)
-    mirrored = faces.images[:, :, ::-1]
-    held = Dataset(np.concatenate([faces.images, mirrored]),
-                   np.concatenate([faces.labels, faces.labels]),
-                   list(faces.ids) + [f"{i}#mirror" for i in faces.ids],
-                   sources=[Path(frames).name])
+    faces.sources = [Path(frames).name]  # shipped in words: the folder's name, not its path
     n, happy = len(faces), int(faces.labels.sum())
-    words = (f"every face frame of {Path(frames).name} ({n}: {happy} smiling, "
-             f"{n - happy} not; calibration draws on them too) and its mirror image ({n}, "
-             f"never calibrated on): {2 * n} images")
-    return held, words
+    words = (f"every face frame of {Path(frames).name} ({n}: {happy} smiling, {n - happy} not; "
+             f"calibration draws on them too)")
+    return faces, words
 
 
 #: how many frames of each class the report names for a person to check (the model disputes them most)
