@@ -33,6 +33,10 @@ The protocol (a report script, not a CI test)::
   each fold re-estimates the general model's BatchNorm statistics on its
   training frames and corrects only its final layer (``train/house_probe.py``;
   seconds per fold). Measured and not adopted: see ``reports/README.md``.
+* ``--interpolate A,B,...`` (refit protocol, a study, not the protocol): each
+  fold's adapted model is blended back toward the general one, the alpha chosen
+  among these by the fold's own inner out-of-fold scores (``train/interpolate.py``).
+  Measured and not adopted: see ``reports/README.md``.
 * ``--train-frames N``: each fold keeps N of its training frames (stratified by
   class, seeded by ``--seed`` and the fold): the learning curve
   (``python -m happyhouse.train.learning_curve``).
