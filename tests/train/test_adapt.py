@@ -420,3 +420,18 @@ def test_the_doors_own_config_gates_the_frames(tmp_path, capsys, genki_root):
     err = capsys.readouterr().err
     assert rc == 2 and "missing.conf" in err and "Traceback" not in err, err
     assert not (tmp_path / "b").exists()
+
+
+def test_an_adapted_model_may_add_one_false_open_per_66_not_smiling_frames_and_no_error():
+    """The comparison with the current bundle: a door that hardly ever opens (the shipped
+    bundle on the Happy House frames: 51 errors, 0 false opens) must not block a model
+    that opens for 29 more smiles with 1 false open of 66, the house goal's allowance."""
+    from happyhouse.train.adapt import worse_than_current
+
+    current = {"errors": 51, "false_opens": 0}
+    assert worse_than_current({"errors": 22, "false_opens": 1}, current, 66) is None
+    assert "false opens" in worse_than_current({"errors": 22, "false_opens": 2}, current, 66)
+    assert "false opens" in worse_than_current({"errors": 22, "false_opens": 1}, current, 65)
+    assert worse_than_current({"errors": 22, "false_opens": 2}, current, 132) is None
+    assert worse_than_current({"errors": 52, "false_opens": 0}, current, 66) == "more errors"
+    assert worse_than_current({"errors": 51, "false_opens": 0}, current, 66) is None
