@@ -126,8 +126,8 @@ def time_models(parts, threads: int, rounds: int, per_round: int, keras_iters: i
     out["keras"] = out["keras_call"] = None
     if model is not None:
         out.update(_time_keras(model, unit, keras_iters))
-        scores = {name: float(runners[name].dequantize_output(runners[name].invoke_raw(inputs[name]))
-                              .reshape(())) for name in runners}
+        scores = {name: float(runners[name].score_from_raw(runners[name].invoke_raw(inputs[name]))[0])
+                  for name in runners}
         scores["keras"] = float(np.asarray(model.predict(unit, verbose=0)).reshape(()))
         out["scores"] = {k: round(v, 4) for k, v in scores.items()}
     return out

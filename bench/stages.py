@@ -116,7 +116,7 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
             t3 = now_ns()
             raw = clf.invoke_raw(model_input)
             t4 = now_ns()
-            score = float(clf.dequantize_output(raw).reshape(()))
+            score = float(clf.score_from_raw(raw)[0])
             if pipeline.geometry is not None:
                 score = pipeline.geometry.fuse(score, pipeline.geometry.score(crop))
             t4g = now_ns()

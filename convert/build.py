@@ -26,13 +26,13 @@ from happyhouse.daemon.evidence import evidence_problems, roc_table
 from happyhouse.daemon.filesafety import check_creatable
 from happyhouse.daemon.geometry import HEAD_FILE, fuse
 from happyhouse.daemon.preprocess import normalize_batch
-from happyhouse.daemon.runtime import Classifier
+from happyhouse.daemon.runtime import PROBABILITY, VIEW_LOGITS, Classifier
 
 from . import parity as parity_mod
 from .card import model_card
 from .metadata import TrainingMeta, find_metadata, normalise_id, read_metadata
 from .quantize import (DEFAULT_CALIBRATION_SIZE, calibration_sample, keras_scores, load_images,
-                       load_keras_model, model_input_shape, to_int8_tflite)
+                       load_keras_model, model_input_shape, to_int8_tflite, view_logits)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class Options:
     #: False: the model lies in a temporary folder deleted after the conversion
     #: (happyhouse-adapt); the bundle names it by its file name and sha256, not that folder
     model_kept: bool = True
+    #: what the int8 model outputs (runtime.SCORE_KINDS): logits by default, the
+    #: sigmoid's 256 int8 levels only for a daemon older than bundle format 3
+    score: str = VIEW_LOGITS
 
 
 def versions() -> dict:
@@ -180,8 +183,9 @@ def convert(opts: Options) -> Bundle:
     calib = data.subset(calib_idx)
     log.info("calibrating on %d of %d images, hold-out %d", len(calib), len(data), len(held_data))
 
-    tflite = to_int8_tflite(model, normalize_batch(calib.images, spec))
-    clf = Classifier(tflite)
+    served, score_kind = served_graph(model, opts.score)
+    tflite = to_int8_tflite(served, normalize_batch(calib.images, spec))
+    clf = Classifier(tflite, score=score_kind)
     held_input = normalize_batch(held_data.images, spec)
     float_scores = keras_scores(model, held_input)
     int8_scores = clf.scores(held_input).reshape(-1)
@@ -211,8 +215,8 @@ def convert(opts: Options) -> Bundle:
     if stage is not None:
         meta = {**meta, "threshold": threshold, "geometry": stage[0].spec.to_dict(),
                 "metrics": {**meta["metrics"], "fusion": stage[1]["validation"]},
-                "output": {**meta["output"], "meaning": "classifier happy score (sigmoid), "
-                           "quantized; the door fuses it with the geometry stage's score"}}
+                "output": {**meta["output"], "meaning": meta["output"]["meaning"]
+                           + "; the door fuses it with the geometry stage's score"}}
     meta = portable(meta)
     # the served scores' ROC on the hold-out (fused when there is a geometry stage):
     # the daemon's threshold floor comes from it
@@ -230,6 +234,26 @@ def convert(opts: Options) -> Bundle:
         log.warning("%s: %s; happyhouse-daemon --check will say NO-GO for this bundle",
                     bundle.path, problem)
     return bundle
+
+
+def served_graph(model, score: str):
+    """(the Keras graph to quantize, what its output holds) for ``Options.score``."""
+    if score == PROBABILITY:
+        return model, PROBABILITY
+    if score != VIEW_LOGITS:
+        raise ModelError(f"unknown output kind {score!r}; choose {PROBABILITY} or {VIEW_LOGITS}")
+    logits = view_logits(model)
+    if logits is None:
+        log.warning("the model does not end in one sigmoid unit: its int8 output stays the "
+                    "probability (256 levels)")
+        return model, PROBABILITY
+    return logits, VIEW_LOGITS
+
+
+#: model.json's words for each output kind
+MEANINGS = {PROBABILITY: "happy score (sigmoid), quantized",
+            VIEW_LOGITS: "one logit per view (the face, then its mirror image when there are "
+                         "two), quantized; happy score = mean of their sigmoids, in float"}
 
 
 def geometry_stage(opts: Options):
@@ -282,7 +306,8 @@ def bundle_meta(opts: Options, train_meta: TrainingMeta, clf: Classifier, calib:
         "name": opts.model.parent.name if opts.model.stem == "model" else opts.model.stem,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": {**clf.input.to_dict(), "layout": "NHWC", "color": spec_color(train_meta)},
-        "output": {**clf.output.to_dict(), "meaning": "happy score (sigmoid), quantized"},
+        "output": {**clf.output.to_dict(), "score": clf.score_kind,
+                   "meaning": MEANINGS[clf.score_kind]},
         "preprocess": train_meta.preprocess.to_dict(),
         "labels": list(train_meta.labels),
         "threshold": train_meta.threshold,

@@ -20,6 +20,7 @@ from typing import List, Optional
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import HappyHouseError
 from happyhouse.daemon.evidence import evidence_problems
+from happyhouse.daemon.runtime import SCORE_KINDS, VIEW_LOGITS
 
 from .parity import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MAX_DROP
 from .quantize import DEFAULT_CALIBRATION_SIZE
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-geometry", action="store_true",
                         help="leave out the geometry stage even if geometry.json (written by "
                              "python -m happyhouse.train.geometry) lies beside the model")
+    parser.add_argument("--output", choices=SCORE_KINDS, default=VIEW_LOGITS,
+                        help="what the int8 model outputs: view_logits (default; the door "
+                             "applies the sigmoid, fine scores near 0 and 1; needs a daemon "
+                             "that reads bundle format 3) or probability (the sigmoid in int8, "
+                             "256 levels; a bundle older daemons serve)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
@@ -90,7 +96,7 @@ def _convert(argv: Optional[List[str]]) -> int:
         metadata=Path(args.metadata) if args.metadata else None,
         metrics=Path(args.metrics) if args.metrics else None, max_drop=args.max_drop,
         calibration_size=args.calibration_size, seed=args.seed, notes=notes,
-        no_geometry=args.no_geometry))
+        no_geometry=args.no_geometry, score=args.output))
     parity = bundle.meta["metrics"]["parity"]
     result = {"bundle": str(bundle.path), "sha256": bundle.sha256,
               "size_bytes": bundle.meta["size_bytes"], "threshold": bundle.threshold,

@@ -145,6 +145,46 @@ def batch_one(model):
     return keras.Model(inputs, model(inputs), name=f"{model.name}_batch1")
 
 
+def view_logits(model):
+    """The same weights with the final sigmoid left out: one logit per view, or None.
+
+    What the int8 file outputs (``view_logits``; the daemon applies the sigmoid
+    in float, ``runtime.VIEW_LOGITS`` says why). A mirror-averaged model gives
+    two logits per image, the face's and its mirror image's, in ``MirrorPair``'s
+    order; the mean of their sigmoids is the Keras model's own score, so parity
+    compares like with like. None when the model does not end in a sigmoid Dense
+    unit (it is then converted as it is, with a probability output).
+    """
+    import keras
+
+    from happyhouse.train.mirror import MirrorPair, is_mirror_averaged
+
+    if is_mirror_averaged(model):
+        nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+        if len(nested) != 1:
+            return None
+        inner = _logit_model(nested[0])
+        if inner is None:
+            return None
+        image = keras.Input(tuple(model.inputs[0].shape[1:]), name="image")
+        return keras.Model(image, inner(MirrorPair(name="mirror_pair")(image)),
+                           name=model.name + "_view_logits")
+    return _logit_model(model)
+
+
+def _logit_model(model):
+    import keras
+
+    last = model.layers[-1]
+    if not (isinstance(last, keras.layers.Dense) and last.units == 1
+            and getattr(last.activation, "__name__", "") == "sigmoid"):
+        return None
+    logit = keras.layers.Dense(1, use_bias=last.use_bias, name=last.name + "_logit")
+    out = logit(last.input)
+    logit.set_weights(last.get_weights())
+    return keras.Model(model.inputs, out, name=model.name + "_logit")
+
+
 def to_int8_tflite(model, calibration_uint8: np.ndarray) -> bytes:
     """Full-integer quantization: int8 weights, activations, input and output."""
     if len(calibration_uint8) == 0:

@@ -30,6 +30,7 @@ from .errors import ModelError, SelfTestError
 from .evidence import require_threshold
 from .geometry import GeometrySpec
 from .preprocess import Preprocess
+from .runtime import PROBABILITY
 
 #: raw output steps a different runtime/kernel may round differently
 GOLDEN_TOLERANCE = 2
@@ -79,6 +80,16 @@ class Bundle:
         return path
 
     @property
+    def score_kind(self) -> str:
+        """What the model's output holds (``probability`` before format 3; see runtime)."""
+        return self.meta["output"].get("score", PROBABILITY)
+
+    @property
+    def views(self) -> int:
+        """Output values per image: golden outputs hold this many per input."""
+        return int(np.prod(self.meta["output"]["shape"]))
+
+    @property
     def labels(self) -> Tuple[str, ...]:
         return tuple(self.meta.get("labels", ("not_happy", "happy")))
 
@@ -86,11 +97,15 @@ class Bundle:
         """Load the interpreter and check it against the metadata."""
         from .runtime import Classifier
 
-        clf = Classifier(self.model_path, threads=threads, runtimes=runtimes)
+        clf = Classifier(self.model_path, threads=threads, runtimes=runtimes,
+                         score=self.score_kind)
         want = tuple(self.meta["input"]["shape"])
         if clf.input.shape != want or clf.input.dtype != self.meta["input"]["dtype"]:
             raise ModelError(f"{self.model_path}: model input {clf.input.shape} {clf.input.dtype} "
                              f"disagrees with {META_FILE} ({want} {self.meta['input']['dtype']})")
+        if clf.views != self.views:
+            raise ModelError(f"{self.model_path}: model output {clf.output.shape} disagrees with "
+                             f"{META_FILE} ({self.meta['output']['shape']})")
         size = self.preprocess.size
         if clf.input_size != (size, size):
             raise ModelError(f"{self.path}: preprocess size {size} disagrees with the model "
@@ -120,9 +135,9 @@ class Bundle:
         count = (self.meta.get("golden") or {}).get("count")
         if count is not None and count != len(inputs):
             raise ModelError(f"{path} holds {len(inputs)} golden vectors, {META_FILE} says {count}")
-        if outputs.size != len(inputs) or outputs.dtype.kind not in "iuf":
+        if outputs.size != len(inputs) * self.views or outputs.dtype.kind not in "iuf":
             raise ModelError(f"{path}: {len(inputs)} golden inputs but {outputs.size} "
-                             f"{outputs.dtype} outputs")
+                             f"{outputs.dtype} outputs ({self.views} per input expected)")
         return inputs, outputs
 
     def _golden_arrays(self) -> Optional[dict]:
@@ -259,6 +274,8 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
 
 def format_version(meta: Mapping[str, Any]) -> int:
     """The oldest format that can carry ``meta``'s steps (older daemons serve version 1)."""
+    if (meta.get("output") or {}).get("score", PROBABILITY) != PROBABILITY:
+        return 3
     pre = meta.get("preprocess") or {}
     needs_2 = "geometry" in meta or pre.get("normalize", "none") != "none"
     return 2 if needs_2 else 1

@@ -27,15 +27,18 @@ from typing import Any, Dict, Mapping
 from .errors import ModelError
 from .evidence import validate_metrics
 from .preprocess import Preprocess
+from .runtime import PROBABILITY, SCORE_KINDS
 
 FORMAT = "happyhouse-bundle"
-#: what this build writes for a bundle with the steps of version 2 (light
-#: normalisation, the geometry stage); bundles without them are still written
-#: as version 1, so an older daemon keeps serving them
-FORMAT_VERSION = 2
-#: every version this build can serve; an older daemon refuses a version 2
-#: bundle by its format_version instead of serving it without its new steps
-SERVED_VERSIONS = (1, 2)
+#: what this build writes for a bundle whose model outputs logits (version 3,
+#: ``output.score`` = ``view_logits``); a bundle with the steps of version 2 (light
+#: normalisation, the geometry stage) and a probability output is still written as
+#: 2, one with neither as 1, so an older daemon keeps serving what it can
+FORMAT_VERSION = 3
+#: every version this build can serve; an older daemon refuses a newer bundle by
+#: its format_version instead of serving it without its new steps (a version-2
+#: daemon would read a logit as a probability)
+SERVED_VERSIONS = (1, 2, 3)
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
 GOLDEN_FILE = "golden.npz"
@@ -117,6 +120,17 @@ def validate_meta(meta: Any, where: Path) -> None:
     if len(meta["input"]["shape"]) != 4:
         raise _bad(where, "input.shape", meta["input"]["shape"], "[1, height, width, 3]")
     _tensor(where, meta, "output")
+    score = meta["output"].get("score", PROBABILITY)
+    if score not in SCORE_KINDS:
+        raise _bad(where, "output.score", score, f"one of {', '.join(SCORE_KINDS)}")
+    if score != PROBABILITY and meta["format_version"] < 3:
+        raise ModelError(f"{where}: output.score {score!r} needs format_version 3")
+    views = 1
+    for dim in meta["output"]["shape"]:
+        views *= dim
+    if views != 1 and score == PROBABILITY or views > 2:
+        raise _bad(where, "output.shape", meta["output"]["shape"],
+                   "one probability, or one logit per view (at most 2)")
     if not isinstance(meta["preprocess"], dict):
         raise _bad(where, "preprocess", meta["preprocess"], "an object")
     try:

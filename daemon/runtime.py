@@ -222,12 +222,37 @@ class TensorSpec:
                 "zero_point": self.zero_point}
 
 
+#: what a classifier's output tensor holds. ``probability``: the happy score
+#: itself (every bundle before format 3). ``view_logits``: one logit per view of
+#: the face (the crop and its mirror image); the happy score is the mean of their
+#: sigmoids, computed here in float. An int8 sigmoid output has 256 fixed levels
+#: (scale 1/256), three of them above 0.99, so a threshold a house's confident
+#: model needs up there cannot be served; an int8 logit has its calibrated range
+#: instead and stays fine where the sigmoid is flat.
+PROBABILITY, VIEW_LOGITS = "probability", "view_logits"
+SCORE_KINDS = (PROBABILITY, VIEW_LOGITS)
+
+
+def mean_sigmoid(logits: np.ndarray) -> np.ndarray:
+    """The mean over the last axis of sigmoid(logits), computed without overflow."""
+    logits = np.asarray(logits, np.float64)
+    return np.mean(0.5 * (1.0 + np.tanh(0.5 * logits)), axis=-1)
+
+
 class Classifier:
-    """Scores prepared uint8 RGB crops with a single-output TFLite model."""
+    """Scores prepared uint8 RGB crops with a single-output TFLite model.
+
+    ``score`` says what the output tensor holds (:data:`SCORE_KINDS`); the
+    bundle says which (``output.score`` in ``model.json``).
+    """
 
     def __init__(self, model: Union[str, Path, bytes], threads: int = 1,
-                 runtimes: Optional[Sequence[str]] = None) -> None:
+                 runtimes: Optional[Sequence[str]] = None, score: str = PROBABILITY) -> None:
         label = "<bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
+        if score not in SCORE_KINDS:
+            raise ModelError(f"model {label}: unknown output kind {score!r}; this build serves "
+                             f"{', '.join(SCORE_KINDS)}: upgrade happyhouse")
+        self.score_kind = score
         self.runtime, self._interp = load_interpreter(model, threads, runtimes, label)
         self.runtime_version = runtime_version(self.runtime)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
@@ -239,9 +264,18 @@ class Classifier:
         self.output = TensorSpec.from_detail(outputs[0])
         if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[3] != 3:
             raise ModelError(f"model {label} input must be 1xHxWx3, got {self.input.shape}")
-        if int(np.prod(self.output.shape)) != 1:
+        if score == PROBABILITY and self.views != 1:
             raise ModelError(f"model {label} must output one score, got shape {self.output.shape}")
-        log.debug("model %s on %s: input %s, output %s", label, self.runtime, self.input, self.output)
+        if not 1 <= self.views <= 2:
+            raise ModelError(f"model {label} must output one logit per view (1 or 2), got "
+                             f"shape {self.output.shape}")
+        log.debug("model %s on %s: input %s, output %s (%s)", label, self.runtime, self.input,
+                  self.output, score)
+
+    @property
+    def views(self) -> int:
+        """How many values the output holds per image (2: the face and its mirror image)."""
+        return int(np.prod(self.output.shape))
 
     @property
     def runtime_label(self) -> str:
@@ -261,9 +295,18 @@ class Classifier:
         return np.clip(q, info.min, info.max).astype(self.input.dtype)
 
     def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output values as floats (a probability or logits, as :attr:`score_kind` says)."""
         if not self.output.quantized:
             return raw.astype(np.float32)
         return (raw.astype(np.float32) - self.output.zero_point) * np.float32(self.output.scale)
+
+    def score_from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Happy scores (a 1-d array) from raw outputs: one invoke's tensor, or
+        :meth:`raw_outputs`' rows."""
+        values = self.dequantize_output(np.asarray(raw))
+        if self.score_kind == PROBABILITY:
+            return values.reshape(-1)
+        return mean_sigmoid(values.reshape(-1, self.views)).astype(np.float32)
 
     def invoke_raw(self, model_input: np.ndarray) -> np.ndarray:
         """One invoke on an already-typed 1xHxWxC tensor; returns the raw output tensor."""
@@ -272,18 +315,21 @@ class Classifier:
         return self._interp.get_tensor(self._out_index).copy()
 
     def raw_outputs(self, images_uint8: np.ndarray) -> np.ndarray:
-        """Raw (still quantized) outputs, one per image: what golden vectors compare."""
+        """Raw (still quantized) outputs, one per image (a row per image when there are
+        two views): what golden vectors compare."""
         batch = to_model_input(images_uint8)
         if batch.shape[1:3] != self.input_size:
             raise ModelError(f"model expects {self.input_size[0]}x{self.input_size[1]} input, "
                              f"got {batch.shape[1]}x{batch.shape[2]}: preprocessing does not "
                              f"match this model")
         quantized = self.quantize_input(batch)
-        return np.stack([self.invoke_raw(quantized[i:i + 1]).reshape(()) for i in range(len(batch))])
+        shape = () if self.views == 1 else (self.views,)
+        return np.stack([self.invoke_raw(quantized[i:i + 1]).reshape(shape)
+                         for i in range(len(batch))])
 
     def scores(self, images_uint8: np.ndarray) -> np.ndarray:
         """Happy probabilities in [0, 1] for uint8 RGB image(s) of the model's input size."""
-        return self.dequantize_output(self.raw_outputs(images_uint8))
+        return self.score_from_raw(self.raw_outputs(images_uint8))
 
     def score(self, image_uint8: np.ndarray) -> float:
         return float(self.scores(image_uint8[None] if image_uint8.ndim == 3 else image_uint8)[0])

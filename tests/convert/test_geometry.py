@@ -56,7 +56,7 @@ def test_fused_bundle_proves_float_int8_parity_and_serves_the_door(fused_model, 
                      "--max-drop", "50", "--json"]) == 0
     bundle = load_bundle(out)
     sidecar = json.loads((model.parent / "geometry.json").read_text())
-    assert bundle.meta["format_version"] == 2 and bundle.geometry is not None
+    assert bundle.meta["format_version"] == 3 and bundle.geometry is not None
     assert bundle.threshold == pytest.approx(sidecar["threshold"])
     parity = bundle.meta["metrics"]["parity"]
     # the hold-out is the split's 30 validation faces: fused float vs fused int8 scores
@@ -76,15 +76,19 @@ def test_fused_bundle_proves_float_int8_parity_and_serves_the_door(fused_model, 
     assert pipe.geometry.spec.weights == tuple(sidecar["geometry"]["fusion"]["weights"])
 
 
-def test_no_geometry_flag_keeps_a_plain_format_1_bundle(fused_model, small_faces, tmp_path):
+@pytest.mark.parametrize("output,version", [("probability", 1), ("view_logits", 3)])
+def test_no_geometry_flag_keeps_a_plain_bundle(fused_model, small_faces, tmp_path, output,
+                                               version):
+    """Without the geometry stage a probability bundle is format 1 (any daemon serves it);
+    a logit output needs format 3 whatever the steps."""
     from happyhouse.convert.cli import main
 
     model, _ = fused_model
     with contextlib.redirect_stdout(io.StringIO()):
         assert main([str(model), "--calibration", str(small_faces), "--out", str(tmp_path / "b"),
-                     "--max-drop", "50", "--no-geometry"]) == 0
+                     "--max-drop", "50", "--no-geometry", "--output", output]) == 0
     bundle = load_bundle(tmp_path / "b")
-    assert bundle.geometry is None and bundle.meta["format_version"] == 1
+    assert bundle.geometry is None and bundle.meta["format_version"] == version
 
 
 @pytest.mark.parametrize("case", ["no model", "no metadata"])

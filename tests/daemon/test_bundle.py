@@ -255,6 +255,12 @@ MALFORMED = {
     "parity-n-string": lambda m: m["metrics"]["parity"].update(n="many"),
     "training-auc-string": lambda m: m["metrics"]["training"].update(roc_auc="high"),
     "model-file": lambda m: m.update(model_file="other.tflite"),
+    "output-score-unknown": lambda m: m["output"].update(score="softmax"),
+    # a logit output read as a probability by an older daemon is what format 3 prevents
+    "output-logits-format-1": lambda m: m["output"].update(score="view_logits"),
+    "output-shape-two-probabilities": lambda m: m["output"].update(shape=[2, 1]),
+    "output-shape-three-logits": lambda m: m.update(format_version=3) or m["output"].update(
+        score="view_logits", shape=[3, 1]),
 }
 
 
