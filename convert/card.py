@@ -85,7 +85,11 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
            if pre.get("normalize", "none") != "none" else "")
         + f"pixels scaled `{pre['scale']}` (uint8 / 255) before quantization\n"
         f"- output: {out['shape']} {out['dtype']} (scale {out['scale']:.8g}, zero point "
-        f"{out['zero_point']}) = happy score in [0, 1]\n",
+        f"{out['zero_point']}) = "
+        + ("one logit per view of the face (the crop, then its mirror image when there are "
+           "two); the happy score is the mean of their sigmoids, computed by the daemon in "
+           "float (bundle format 3)\n" if out.get("score") == "view_logits"
+           else "happy score in [0, 1]\n"),
         _geometry_section(meta),
         "## Training data\n",
         (f"```json\n{json.dumps(data, indent=2, sort_keys=True)}\n```\n" if data

@@ -226,7 +226,7 @@ class TensorSpec:
 #: itself (every bundle before format 3). ``view_logits``: one logit per view of
 #: the face (the crop and its mirror image); the happy score is the mean of their
 #: sigmoids, computed here in float. An int8 sigmoid output has 256 fixed levels
-#: (scale 1/256), three of them above 0.99, so a threshold a house's confident
+#: (scale about 1/256), at most three above 0.99, so a threshold a house's confident
 #: model needs up there cannot be served; an int8 logit has its calibrated range
 #: instead and stays fine where the sigmoid is flat.
 PROBABILITY, VIEW_LOGITS = "probability", "view_logits"

@@ -44,7 +44,7 @@ from happyhouse.daemon.geometry import MESH_FILE, FaceMesh
 from happyhouse.daemon.pipeline import Pipeline
 from happyhouse.daemon.preprocess import to_door_frame
 from happyhouse.daemon.runner import run_service
-from happyhouse.daemon.runtime import importable_runtime, runtime_report
+from happyhouse.daemon.runtime import PROBABILITY, importable_runtime, runtime_report
 
 MODELS = Path(__file__).resolve().parent.parent / "daemon" / "models"
 
@@ -123,7 +123,14 @@ def scores(args) -> dict:
                      "parts": {k: float(v) for k, v in obs.parts.items()}})
     return {"runtime": pipeline.runtime_label, "machine": platform.machine(),
             "threshold": pipeline.threshold, "stages": pipeline.stages,
-            "output_scale": pipeline.classifier.output.scale, "rows": rows}
+            "output_scale": score_step(pipeline.classifier), "rows": rows}
+
+
+def score_step(classifier) -> float:
+    """How far one int8 output step moves the happy score: the output's scale for a
+    probability, at most a quarter of it for a logit (the sigmoid's slope is <= 1/4)."""
+    scale = float(classifier.output.scale)
+    return scale if classifier.score_kind == PROBABILITY else 0.25 * scale
 
 
 def frames(args) -> dict:

@@ -187,3 +187,21 @@ def test_the_emulated_steps_run_on_x86_too(step, happy_house_h5):
         assert all(a["ok"] for a in report["assets"]) and "unknown" not in kinds.values()
     else:
         assert len(report["rows"]) >= 2 and report["machine"] == "x86_64"
+        # the shipped bundle outputs a probability: one int8 step is one output scale
+        assert report["output_scale"] == pytest.approx(1 / 255, rel=1e-3)
+
+
+def test_a_logit_outputs_score_step_is_a_quarter_of_its_scale():
+    """A format-3 bundle's output is a logit: one int8 step moves the sigmoid by at most
+    scale / 4, so the arm64 comparison's tolerance must not read the scale as a score."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("pi_userland_steps",
+                                                  SCRIPT.parent / "pi_userland_steps.py")
+    steps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(steps)
+    logit = SimpleNamespace(output=SimpleNamespace(scale=0.08), score_kind="view_logits")
+    prob = SimpleNamespace(output=SimpleNamespace(scale=1 / 256), score_kind="probability")
+    assert steps.score_step(logit) == pytest.approx(0.02)
+    assert steps.score_step(prob) == pytest.approx(1 / 256)

@@ -1,6 +1,6 @@
 """The int8 model outputs logits (bundle format 3): a confident model keeps fine scores near 1.
 
-An int8 sigmoid output has 256 fixed levels (scale 1/256), three above 0.99. A
+An int8 sigmoid output has 256 fixed levels (scale about 1/256), at most three above 0.99. A
 house's fine-tuned model puts its threshold up there (0.994 on the Happy House
 frames), where int8 then decided 58.5% of the frames right against float's 83.7%,
 and the converter refused the bundle. The logit output has its calibrated range.
