@@ -125,9 +125,7 @@ def validate_meta(meta: Any, where: Path) -> None:
         raise _bad(where, "output.score", score, f"one of {', '.join(SCORE_KINDS)}")
     if score != PROBABILITY and meta["format_version"] < 3:
         raise ModelError(f"{where}: output.score {score!r} needs format_version 3")
-    views = 1
-    for dim in meta["output"]["shape"]:
-        views *= dim
+    views = math.prod(meta["output"]["shape"])
     if views != 1 and score == PROBABILITY or views > 2:
         raise _bad(where, "output.shape", meta["output"]["shape"],
                    "one probability, or one logit per view (at most 2)")
