@@ -143,3 +143,14 @@ def test_the_general_models_logits_in_int8_follow_float_on_real_faces(genki_root
     assert clf.views == 2 and len(faces) == 120
     assert np.max(np.abs(got - want)) < 0.05 and np.mean(np.abs(got - want)) < 0.01
     assert np.mean((got >= 0.866) == (want >= 0.866)) >= 0.97  # the shipped threshold
+
+
+def test_a_daemon_that_serves_formats_1_and_2_refuses_the_logit_bundle(converted, monkeypatch):
+    """What a Pi with the previous release does with a logit bundle: one line, no serving a
+    logit as if it were a probability (its validate_meta is this one's with (1, 2))."""
+    from happyhouse.daemon import bundleschema
+
+    out, _ = converted
+    monkeypatch.setattr(bundleschema, "SERVED_VERSIONS", (1, 2))
+    with pytest.raises(ModelError, match="format_version 3 is not supported.*upgrade happyhouse"):
+        load_bundle(out)
