@@ -180,7 +180,7 @@ class Bundle:
     def self_test(self, clf) -> int:
         """Reproduce the golden vectors; raise SelfTestError if the runtime disagrees.
 
-        Returns how many vectors were checked. A bundle without golden vectors
+        Returns how many golden images were checked. A bundle without golden vectors
         cannot be proven and is refused.
         """
         golden = self.golden()
@@ -202,7 +202,7 @@ class Bundle:
             raise SelfTestError(f"{self.path}: runtime {clf.runtime} does not reproduce the golden "
                                 f"outputs (largest difference {worst:g}, allowed {allowed:g}); "
                                 f"refusing to arm")
-        return len(want)
+        return len(inputs)  # golden images (a two-view model has two outputs for each)
 
 
 def _read_meta(path: Path) -> dict:

@@ -66,8 +66,10 @@ def selftest(args) -> dict:
     out.update(runtime_report(_runtime_name()))
     if names != shipped:
         out["missing"] = sorted(set(shipped) - set(names))
-    for name in names:
-        folder = installed / name
+    folders = [(name, installed / name) for name in names]
+    if args.bundle:  # a bundle of the caller's (an adapted one, another format) as well
+        folders.append((f"bundle {Path(args.bundle).name}", Path(args.bundle)))
+    for name, folder in folders:
         if (folder / "model.json").is_file():
             bundle = load_bundle(folder)
             clf = bundle.classifier()
@@ -104,6 +106,11 @@ def selftest(args) -> dict:
     return out
 
 
+def _model(args) -> dict:
+    """The config override for ``--bundle`` ({} for the shipped bundle)."""
+    return {"model.bundle": str(Path(args.bundle).resolve())} if args.bundle else {}
+
+
 def _runtime_name() -> str:
     return importable_runtime()[0]
 
@@ -111,7 +118,7 @@ def _runtime_name() -> str:
 def scores(args) -> dict:
     """The door pipeline on each frame: face box, score, verdict and the score's parts
     (the int8 classifier's dequantized output, the geometry stage's, if any)."""
-    pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
+    pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock", **_model(args)}))
     frames, labels = _door_frames(args.data, args.limit)
     rows = []
     for index, frame in enumerate(frames):
@@ -158,7 +165,7 @@ def service(args) -> dict:
     state = tempfile.mkdtemp(prefix="pi-userland-state-")
     # one opening only: the smiles last long enough for a loaded, emulated pipeline
     # (~1 frame/s) to gather its votes, and the cooldown outlasts them
-    cfg = load_config(None, {"latch.gpio": "mock", "service.state_dir": state,
+    cfg = load_config(None, {"latch.gpio": "mock", "service.state_dir": state, **_model(args),
                              "decision.unlock_seconds": args.unlock_seconds,
                              "decision.cooldown_seconds": 60.0,
                              # emulated time is not a Pi's: a loaded emulator scores a frame in
@@ -221,6 +228,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=10, help="service: frames per smile")
     parser.add_argument("--empty-seconds", type=float, default=6.0)
     parser.add_argument("--unlock-seconds", type=float, default=2.0)
+    parser.add_argument("--bundle", help="a model bundle to use instead of the shipped one "
+                                         "(selftest: as well as the installed ones)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     result = {"selftest": selftest, "scores": scores, "frames": frames, "service": service}[args.step](args)

@@ -205,3 +205,33 @@ def test_a_logit_outputs_score_step_is_a_quarter_of_its_scale():
     prob = SimpleNamespace(output=SimpleNamespace(scale=1 / 256), score_kind="probability")
     assert steps.score_step(logit) == pytest.approx(0.02)
     assert steps.score_step(prob) == pytest.approx(1 / 256)
+
+
+def test_the_steps_serve_a_bundle_given_with_bundle(happy_house_h5, converted):
+    """``--bundle``: an adapted (format-3, logit) bundle is self-tested beside the installed
+    assets and scores the frames instead of the shipped one."""
+    import json
+
+    out, _ = converted
+    steps = SCRIPT.parent / "pi_userland_steps.py"
+
+    def step(name):
+        proc = subprocess.run([sys.executable, str(steps), name, "--data", str(happy_house_h5),
+                               "--limit", "2", "--bundle", str(out)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assets = {a["asset"]: a for a in step("selftest")["assets"]}
+    given = assets[f"bundle {out.name}"]
+    assert given["kind"] == "bundle" and given["ok"] and given["max_diff"] == 0
+    assert "default" in assets
+    meta = json.loads((out / "model.json").read_text())
+    scores = step("scores")
+    assert scores["threshold"] == meta["threshold"]
+    assert scores["output_scale"] == pytest.approx(meta["output"]["scale"] / 4)
+
+
+def test_the_check_refuses_a_bundle_folder_that_is_not_one(puc, tmp_path, happy_house_h5, capsys):
+    assert puc.main(["--data", str(happy_house_h5), "--bundle", str(tmp_path)]) == 2
+    assert "not a model bundle" in capsys.readouterr().err

@@ -101,6 +101,8 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     assert bundle.meta["training"]["details"]["training"]["door_frames"] is True
     # logits (format 3): a house's strict threshold near 1 stays servable in int8
     assert bundle.meta["format_version"] == 3 and bundle.score_kind == "view_logits"
+    # two logits (the face, its mirror image) per golden image; the self-test counts images
+    assert bundle.views == 2 and bundle.self_test(bundle.classifier()) == bundle.meta["golden"]["count"]
     # --check says GO to it: every adapted bundle was NO-GO, the converter holding back a
     # fifth of the house's frames for parity (~16 of a 40+40 house), under the rule's 100
     parity = bundle.meta["metrics"]["parity"]
