@@ -48,12 +48,19 @@ def test_view_logits_give_the_keras_models_own_score(name):
         np.testing.assert_allclose(mean_sigmoid(per_image), keras_scores(model, x), atol=1e-5)
 
 
-def test_a_model_without_a_final_sigmoid_unit_has_no_view_logits():
+def test_a_model_without_a_final_sigmoid_unit_has_no_view_logits_and_keeps_its_output():
     import keras
+
+    from happyhouse.convert.build import served_graph
 
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(1, activation="relu")])
     assert view_logits(model) is None
+    # the converter then quantizes the model as it is, and says its output is a probability
+    assert served_graph(model, VIEW_LOGITS) == (model, PROBABILITY)
+    assert served_graph(model, PROBABILITY) == (model, PROBABILITY)
+    with pytest.raises(ModelError, match="unknown output kind"):
+        served_graph(model, "softmax")
 
 
 @pytest.mark.slow
@@ -92,6 +99,8 @@ def test_the_converted_bundle_says_its_output_holds_logits(converted):
     meta = json.loads((out / META_FILE).read_text())
     assert meta["format_version"] == 3
     assert meta["output"]["score"] == VIEW_LOGITS and "sigmoid" in meta["output"]["meaning"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "one logit per view" in card and "mean of their sigmoids" in card
     bundle = load_bundle(out)
     clf = bundle.classifier()
     assert clf.score_kind == VIEW_LOGITS and bundle.self_test(clf) >= 2
