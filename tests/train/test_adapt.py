@@ -123,6 +123,13 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     assert metrics["n"] == 2 * PER_CLASS and metrics["comparison"]["errors"]["current"] == PER_CLASS
     rows = metrics["frames_scored"]
     assert len(rows) == 2 * PER_CLASS and all(0.0 <= r["score"] <= 1.0 for r in rows)
+    # what the door can expect: the same unseen-frame scores at the bundle's own threshold
+    at = metrics["comparison"]["at_bundle_threshold"]
+    assert at["threshold"] == pytest.approx(bundle.threshold)
+    opened = [r["face"] and r["score"] >= at["threshold"] for r in rows]
+    assert at["errors"] == sum(o != bool(r["label"]) for o, r in zip(opened, rows))
+    assert at["false_opens"] == sum(o and not r["label"] for o, r in zip(opened, rows))
+    assert f"at the bundle's own threshold ({bundle.threshold:.3f})" in text.out
     assert (tmp_path / "my_bundle-report" / "roc.png").is_file()
     disputed = metrics["disputed"]["frames"]
     assert [d["label"] for d in disputed] == ["not_happy"] * 3 + ["happy"] * 3
@@ -169,6 +176,33 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     assert served == [load_bundle(default_bundle_path()).sha256, bundle.sha256]
     assert open_times(factory.pin("GPIO17"), 0.0) == []
     assert (dest.parent / "bundle.previous").is_dir()  # the one it replaced, for --rollback-model
+
+
+@pytest.mark.slow
+def test_a_bundle_whose_own_threshold_would_do_worse_than_the_door_is_refused(
+        house, tmp_path, capsys, monkeypatch):
+    """The estimate decides at each fold's threshold; the bundle ships with its own, set over
+    every frame. At the shipped one the unseen-frame scores must beat the door too: a house
+    model whose threshold would open for the not-smiling faces is refused, nothing written."""
+    from happyhouse.train import adapt as adapt_mod
+
+    real = adapt_mod.final_model
+
+    def opens_for_every_face(*args, **kwargs):
+        model, _, info, head = real(*args, **kwargs)
+        return model, 0.0, info, head
+
+    monkeypatch.setattr(adapt_mod, "final_model", opens_for_every_face)
+    out = tmp_path / "my_bundle"
+    rc = adapt("--frames", house, "--out", out, "--general", GENERAL,
+               "--current", never_opens(tmp_path), *TINY)
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    refusal = err.strip().splitlines()[-1]
+    assert "refused, nothing written (more " in refusal
+    assert "at the threshold the house model would ship with, 0.000" in refusal
+    assert f"{PER_CLASS} false opens" in refusal and "\n" not in refusal
+    assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
 
 
 @pytest.fixture(scope="module")
