@@ -44,8 +44,10 @@ def door_look(crops: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def build_house(args):
-    """Pseudo-house ``args.house``: 150 validation faces with one door look (deterministic)."""
+def build_house(args, look: Optional[int] = None):
+    """Pseudo-house ``args.house``: 150 validation faces with one door look (deterministic).
+
+    ``look``: another house's look for these faces (fresh faces of that house's door)."""
     from happyhouse.convert.metadata import find_metadata, read_metadata
     from happyhouse.train.data import load_training_data
     from happyhouse.train.geometry import validation_mask
@@ -63,7 +65,7 @@ def build_house(args):
     if len(pick) != N_HAPPY + N_NOT:
         raise SystemExit(f"house {h}: the validation split has too few faces")
     house = data.subset(pick)
-    house.images = door_look(house.images, 2000 + h)
+    house.images = door_look(house.images, 2000 + (h if look is None else look))
     return house
 
 
@@ -89,6 +91,53 @@ def pseudo(args) -> int:
     out = Path(args.out) / f"house{h}-seed{args.seed}.npz"
     house_cv.save_scores(out, house.labels, has_face, fold, geo, cv, stage.spec.weights)
     sys.stdout.write(f"{out}: {json.dumps([{k: x[k] for k in ('fold', 'errors', 'false_opens', 'threshold')} for x in cv['folds']])}\n")
+    return 0
+
+
+def deployed(args) -> int:
+    """What a pseudo-house's deployed door does on fresh faces of its own door.
+
+    The protocol's refit, as ``happyhouse-adapt`` ships it: one model on all 150
+    faces, its fused threshold from its 4 inner folds, the house-corrected geometry
+    head. Then 150 faces it never saw (the next house's) given this house's look
+    are scored by that door: false opens and recall at the shipped threshold.
+    """
+    from happyhouse.daemon.datasets import Dataset
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train import house_cv
+    from happyhouse.train.trainer import inherited_normalize, predict
+
+    init, h = Path(args.init), args.house
+    house = build_house(args)
+    fresh = build_house(argparse.Namespace(**{**vars(args), "house": (h + 1) % 4}), look=h)
+    both = Dataset(np.concatenate([house.images, fresh.images]),
+                   np.concatenate([house.labels, fresh.labels]), house.ids + fresh.ids)
+    has_face = np.ones(len(both), bool)
+    rest, test = np.arange(len(house)), np.arange(len(house), len(both))
+    pargs = argparse.Namespace(
+        data=Path(f"pseudo-house-{h}"), init=init, work=Path(args.work) / f"deployed{h}", k=5,
+        seed=args.seed, epochs=100, patience=30, lr=2e-3, scratch=None, batch_size=16,
+        augment="light", max_false_open=0.01, protocol="refit", inner_k=4, crop="face",
+        train_frames=None, no_geometry=False, geometry_head="house")
+    _, fusion = house_cv.fusion_for(pargs, both.images, has_face, both.labels)
+    model, threshold, info, _ = house_cv.refit_fold(pargs, both, rest, 0, test, fusion)
+    raw = predict(model, fresh.images, Preprocess(normalize=inherited_normalize(init)))
+    scores = fusion(rest, test, raw)
+    inner = info[house_cv.OOF_KEY]["fused"]
+    y = fresh.labels
+    opened = scores >= threshold
+    row = {"house": h, "seed": args.seed, "threshold": round(float(threshold), 5),
+           "inner_not_smiling_max": round(float(np.max(inner[house.labels == 0])), 5),
+           "inner_recall": round(float(np.mean(inner[house.labels == 1] >= threshold)), 4),
+           "fresh_false_opens": int(np.sum(opened & (y == 0))), "fresh_not_smiling": int(np.sum(y == 0)),
+           "fresh_recall": round(float(np.mean(opened[y == 1])), 4),
+           "fresh_accuracy": round(float(np.mean(opened == (y == 1))), 4),
+           "fresh_scores": [round(float(v), 5) for v in scores], "fresh_labels": y.tolist()}
+    out = Path(args.out) / f"deployed-house{h}-seed{args.seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row) + "\n")
+    sys.stdout.write(json.dumps({k: v for k, v in row.items() if not k.startswith("fresh_s")
+                                 and k != "fresh_labels"}) + "\n")
     return 0
 
 
@@ -261,6 +310,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     a.add_argument("--work", default="/tmp/happyhouse-pseudo-houses")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--sample-seed", type=int, default=77)
+    f = sub.add_parser("deployed", help="the door a pseudo-house deploys, on fresh faces of "
+                       "its own look")
+    f.add_argument("--house", type=int, required=True)
+    f.add_argument("--data", type=Path, action="append")
+    f.add_argument("--init", default="models/general/model.keras")
+    f.add_argument("--out", default="runs/pseudo-houses")
+    f.add_argument("--work", default="/tmp/happyhouse-pseudo-houses")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--sample-seed", type=int, default=77)
     b = sub.add_parser("analyse", help="compare threshold/fusion rules on saved scores")
     b.add_argument("scores", nargs="+")
     b.add_argument("--features", action="append", help="mesh features (the `features` "
@@ -298,7 +356,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="re-estimate the BatchNorm statistics on each training set (AdaBN)")
     e.add_argument("--json")
     args = p.parse_args(argv)
-    if args.cmd in ("pseudo", "features", "soup", "probe") and not getattr(args, "happy_house", None):
+    if args.cmd in ("pseudo", "features", "soup", "probe", "deployed") and \
+            not getattr(args, "happy_house", None):
         if not args.data:
             from happyhouse.daemon.datasets import data_root
             root = data_root()
@@ -311,6 +370,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return soup(args)
     if args.cmd == "pseudo":
         return pseudo(args)
+    if args.cmd == "deployed":
+        return deployed(args)
     if args.cmd == "probe":
         return probe(args)
     return analyse(args)
