@@ -96,6 +96,17 @@ def worse_than_current(new: dict, old: dict, not_smiling: int) -> Optional[str]:
     return None
 
 
+def refuse_if_worse(new: dict, old: dict, not_smiling: int, current: str, what: str,
+                    hint: str = "") -> None:
+    """Raise :class:`Refused` (one line) when ``what``'s figures ``new`` must not replace
+    the bundle ``current`` whose figures on the same frames are ``old``."""
+    why = worse_than_current(new, old, not_smiling)
+    if why:
+        raise Refused(f"refused, nothing written ({why}): {what} makes {new['errors']} errors "
+                      f"with {new['false_opens']} false opens, the bundle the door runs now "
+                      f"({current}) {old['errors']} with {old['false_opens']}{hint}")
+
+
 class Refused(HappyHouseError):
     """The adapted model is not better than the bundle the door runs now."""
 
@@ -327,15 +338,12 @@ def run(args) -> dict:
                       for k in ("accuracy", "errors", "false_opens", "recall")}
         which = disputed_frames(labels, has_face, cv["scores"])
         disputed = describe_frames(data.ids, labels, cv["scores"], Path(args.frames), which)
-        why = worse_than_current(new, old, int(np.sum(labels == 0)))
-        if why:
-            raise Refused(
-                f"refused, nothing written ({why}): on the same {len(labels)} frames the adapted model "
-                f"(estimated by {args.k}-fold CV) makes {new['errors']} errors with "
-                f"{new['false_opens']} false opens, the bundle the door runs now "
-                f"({now.bundle.path.name}) {old['errors']} with {old['false_opens']}; "
-                f"if a frame is in the wrong class folder, these are the likeliest: "
-                f"{disputed_text(disputed)}")
+        not_smiling, current = int(np.sum(labels == 0)), now.bundle.path.name
+        refuse_if_worse(new, old, not_smiling, current,
+                        f"on the same {len(labels)} frames the adapted model (estimated by "
+                        f"{args.k}-fold CV)",
+                        f"; if a frame is in the wrong class folder, these are the likeliest: "
+                        f"{disputed_text(disputed)}")
         model, threshold, info, head = final_model(pargs, data, has_face, fusion, work)
         # the house model ships with its own threshold, set over all the house's frames:
         # usually above the folds' (more not-smiling frames to stay above), so the door
@@ -343,14 +351,9 @@ def run(args) -> dict:
         # are what to expect, and they too must beat the door's current bundle
         shipped = report.metrics(labels, cv["scores"], threshold,
                                  pred=(has_face & (cv["scores"] >= threshold)).astype(int))
-        why = worse_than_current(shipped, old, int(np.sum(labels == 0)))
-        if why:
-            raise Refused(
-                f"refused, nothing written ({why} at the threshold the house model would ship "
-                f"with, {threshold:.3f}, set over all {len(labels)} frames): at it the "
-                f"estimate's unseen-frame scores make {shipped['errors']} errors with "
-                f"{shipped['false_opens']} false opens, the bundle the door runs now "
-                f"({now.bundle.path.name}) {old['errors']} with {old['false_opens']}")
+        refuse_if_worse(shipped, old, not_smiling, current,
+                        f"at the threshold the house model would ship with, {threshold:.3f} "
+                        f"(set over all {len(labels)} frames), the estimate's unseen-frame scores")
         comparison["at_bundle_threshold"] = {
             "threshold": float(threshold), "accuracy": shipped["accuracy"],
             "errors": shipped["errors"], "false_opens": shipped["false_opens"],
