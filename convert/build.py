@@ -188,7 +188,7 @@ def convert(opts: Options) -> Bundle:
     clf = Classifier(tflite, score=score_kind)
     held_input = normalize_batch(held_data.images, spec)
     float_scores = keras_scores(model, held_input)
-    int8_scores = clf.scores(held_input).reshape(-1)
+    int8_scores = clf.scores(held_input)
     stage = geometry_stage(opts)
     threshold = train_meta.threshold
     golden_extra, extra_files = {}, {}

@@ -27,7 +27,7 @@ from typing import Any, Dict, Mapping
 from .errors import ModelError
 from .evidence import validate_metrics
 from .preprocess import Preprocess
-from .runtime import PROBABILITY, SCORE_KINDS
+from .runtime import MAX_VIEWS, PROBABILITY, SCORE_KINDS
 
 FORMAT = "happyhouse-bundle"
 #: what this build writes for a bundle whose model outputs logits (version 3,
@@ -126,9 +126,9 @@ def validate_meta(meta: Any, where: Path) -> None:
     if score != PROBABILITY and meta["format_version"] < 3:
         raise ModelError(f"{where}: output.score {score!r} needs format_version 3")
     views = math.prod(meta["output"]["shape"])
-    if views != 1 and score == PROBABILITY or views > 2:
+    if views != 1 and score == PROBABILITY or views > MAX_VIEWS:
         raise _bad(where, "output.shape", meta["output"]["shape"],
-                   "one probability, or one logit per view (at most 2)")
+                   f"one probability, or one logit per view (at most {MAX_VIEWS})")
     if not isinstance(meta["preprocess"], dict):
         raise _bad(where, "preprocess", meta["preprocess"], "an object")
     try:

@@ -231,6 +231,8 @@ class TensorSpec:
 #: instead and stays fine where the sigmoid is flat.
 PROBABILITY, VIEW_LOGITS = "probability", "view_logits"
 SCORE_KINDS = (PROBABILITY, VIEW_LOGITS)
+#: views a logit output may hold per image: the face, and its mirror image
+MAX_VIEWS = 2
 
 
 def mean_sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -266,8 +268,8 @@ class Classifier:
             raise ModelError(f"model {label} input must be 1xHxWx3, got {self.input.shape}")
         if score == PROBABILITY and self.views != 1:
             raise ModelError(f"model {label} must output one score, got shape {self.output.shape}")
-        if not 1 <= self.views <= 2:
-            raise ModelError(f"model {label} must output one logit per view (1 or 2), got "
+        if not 1 <= self.views <= MAX_VIEWS:
+            raise ModelError(f"model {label} must output one logit per view (1 to {MAX_VIEWS}), got "
                              f"shape {self.output.shape}")
         log.debug("model %s on %s: input %s, output %s (%s)", label, self.runtime, self.input,
                   self.output, score)
