@@ -21,6 +21,25 @@ if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_as_it_was():
+    """Each test leaves the root logger as it found it.
+
+    A daemon CLI run in-process installs its stderr/journal handler at INFO
+    (``journal.setup_logging``); left behind, it printed a later tool's INFO lines
+    into that tool's one-line stderr (test order decided whether a test failed).
+    """
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if getattr(handler, "_happyhouse", False) and handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
 def _missing(reason: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: real-data tests must run; CI sets {DATA_ENV}=../shared/datasets)")
