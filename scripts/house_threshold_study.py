@@ -296,6 +296,58 @@ def analyse(args) -> int:
     return 0
 
 
+def either(args) -> int:
+    """Open when the adapted door (GFR0) or the general bundle would open, on pseudo-houses.
+
+    The adapted door misses faint smiles (its threshold sits above every not-smiling
+    out-of-fold score); the general bundle opens rarely, with few false opens. Decided
+    from the saved scores of ``pseudo`` (every seed given) and the general model's own
+    fused score of the same faces at its bundle threshold; never reads door frames.
+    """
+    from happyhouse.daemon.bundle import load_bundle
+    from happyhouse.daemon.geometry import fuse
+    from happyhouse.train.geometry import stage_beside
+    from happyhouse.train.label_audit import model_contract
+    from happyhouse.train.trainer import load_model, predict
+
+    init = Path(args.init)
+    stage = stage_beside(init)[0]
+    net, spec = load_model(init), model_contract(init)
+    threshold = load_bundle(args.bundle).threshold
+    rows, pooled = [], {}
+    for h in args.houses:
+        args.house = h
+        house = build_house(args)
+        x = dict(np.load(Path(args.scores_dir) / f"house{h}-features.npz"))["features"]
+        general = fuse(predict(net, house.images, spec),
+                       np.array([stage.head.score(v) for v in x]), stage.spec.weights) >= threshold
+        y = house.labels == 1
+        for seed in args.seeds:
+            saved = dict(np.load(Path(args.scores_dir) / f"house{h}-seed{seed}.npz"))
+            if not np.array_equal(saved["labels"], house.labels):
+                raise SystemExit(f"house {h}, seed {seed}: the scores file is of other frames")
+            adapted = house_rules.study(saved, x, stage.head, ["GFR0"], decisions=True)["GFR0"]["opened"]
+            row = {"house": h, "seed": seed}
+            for name, opened in (("GFR0", adapted), ("general bundle", general),
+                                 ("GFR0 or general bundle", adapted | general)):
+                row[name] = {"correct": int((opened == y).sum()), "false_opens": int((opened & ~y).sum())}
+                total = pooled.setdefault(name, {"n": 0, "correct": 0, "false_opens": 0,
+                                                 "not_smiling": 0})
+                total["n"] += len(y)
+                total["not_smiling"] += int((~y).sum())
+                for k in ("correct", "false_opens"):
+                    total[k] += row[name][k]
+            rows.append(row)
+            sys.stdout.write(json.dumps(row) + "\n")
+    for total in pooled.values():
+        total["accuracy"] = round(total["correct"] / total["n"], 4)
+    sys.stdout.write(json.dumps(pooled) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"general_threshold": threshold, "pooled": pooled,
+                                               "per_house": rows}, indent=1) + "\n")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -326,6 +378,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--only", nargs="+", help="compute only these variants")
     b.add_argument("--init", default="models/general/model.keras")
     b.add_argument("--json")
+    g = sub.add_parser("either", help="open when the adapted door or the general bundle would "
+                       "(saved scores of `pseudo` and `features`)")
+    g.add_argument("--houses", type=int, nargs="+", default=[0, 1, 2, 3])
+    g.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    g.add_argument("--scores-dir", default="runs/pseudo-houses")
+    g.add_argument("--data", type=Path, action="append")
+    g.add_argument("--init", default="models/general/model.keras")
+    g.add_argument("--bundle", default="daemon/models/default", help="whose threshold")
+    g.add_argument("--sample-seed", type=int, default=77)
+    g.add_argument("--json")
     d = sub.add_parser("soup", help="a scores file whose fold scores come from each fold's "
                        "weight-averaged models (needs the run's --work folder)")
     d.add_argument("--scores", required=True)
@@ -356,7 +418,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="re-estimate the BatchNorm statistics on each training set (AdaBN)")
     e.add_argument("--json")
     args = p.parse_args(argv)
-    if args.cmd in ("pseudo", "features", "soup", "probe", "deployed") and \
+    if args.cmd in ("pseudo", "features", "soup", "probe", "deployed", "either") and \
             not getattr(args, "happy_house", None):
         if not args.data:
             from happyhouse.daemon.datasets import data_root
@@ -374,6 +436,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return deployed(args)
     if args.cmd == "probe":
         return probe(args)
+    if args.cmd == "either":
+        return either(args)
     return analyse(args)
 
 

@@ -86,14 +86,16 @@ def stacked(classifier: np.ndarray, geometry: np.ndarray, params: Sequence[float
 
 
 def study(saved: Dict[str, np.ndarray], features: Optional[np.ndarray] = None,
-          general=None, only: Optional[Sequence[str]] = None) -> Dict[str, dict]:
+          general=None, only: Optional[Sequence[str]] = None,
+          decisions: bool = False) -> Dict[str, dict]:
     """Every rule x fusion (x head) on one ``house_cv --scores-out`` file: decisions per variant.
 
     Each fold's threshold (and stack, and house head) comes from its own
     training frames and their inner out-of-fold scores only; its test frames
     are then decided once. ``features`` (N x 936 mesh features) and the
     ``general`` geometry head add the house-head variants ("G..."); ``only``
-    computes just the named variants.
+    computes just the named variants; ``decisions`` adds each variant's per-frame
+    ``opened`` (a bool array in the file's frame order).
     """
     labels, fold, has_face = saved["labels"], saved["fold"], saved["has_face"].astype(bool)
     geo, cls, weights = saved["geometry"], saved["classifier"], tuple(saved["weights"])
@@ -102,7 +104,8 @@ def study(saved: Dict[str, np.ndarray], features: Optional[np.ndarray] = None,
     heads = ("", "G") if with_geo and features is not None else ("",)
     names = [f"{h}{fu}{r}" for h in heads for fu in fusions for r in RULES]
     names = [n for n in names if only is None or n in only]
-    out = {n: {"n": 0, "correct": 0, "false_opens": 0, "missed": 0, "thresholds": []}
+    out = {n: {"n": 0, "correct": 0, "false_opens": 0, "missed": 0, "thresholds": [],
+               **({"opened": np.zeros(len(labels), bool)} if decisions else {})}
            for n in names}
     for f in range(int(fold.max()) + 1):
         rest, oof_cls = saved[f"inner{f}_rest"], saved[f"inner{f}_classifier"]
@@ -141,4 +144,6 @@ def study(saved: Dict[str, np.ndarray], features: Optional[np.ndarray] = None,
                     res["false_opens"] += int((opened & (y_test == 0)).sum())
                     res["missed"] += int((~opened & (y_test == 1)).sum())
                     res["thresholds"].append(round(float(t), 4))
+                    if decisions:
+                        res["opened"][test] = opened
     return out

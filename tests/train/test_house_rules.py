@@ -120,6 +120,21 @@ def test_study_decides_every_frame_once_per_variant():
     assert set(house_rules.study(_saved(with_geometry=False))) == {"FR0", "FR1", "FR2"}
 
 
+def test_study_hands_out_the_per_frame_decisions_its_counts_come_from():
+    s = _saved()
+    counts = house_rules.study(s)
+    out = house_rules.study(s, decisions=True)
+    y = s["labels"] == 1
+    for name, res in out.items():
+        opened = res.pop("opened")
+        assert opened.shape == (24,) and opened.dtype == bool
+        assert res == counts[name]  # the same decisions, only handed out as well
+        assert int((opened == y).sum()) == res["correct"]
+        assert int((opened & ~y).sum()) == res["false_opens"]
+        assert not opened[3]  # the smile without a face stays shut
+    assert "opened" not in counts["FR0"]  # off unless asked: analyse writes JSON
+
+
 def test_saved_scores_round_trip(tmp_path):
     s = _saved()
     path = _write_saved(tmp_path / "scores.npz", s)
