@@ -10,7 +10,9 @@ compares threshold and fusion rules on them. The Happy House frames are not read
     python scripts/house_threshold_study.py pseudo --house 0 --out runs/pseudo   # ~8 min each
     python scripts/house_threshold_study.py analyse runs/pseudo/house*.npz
 
-``analyse`` works on any ``--scores-out`` file of house_cv as well.
+``analyse`` works on any ``--scores-out`` file of house_cv as well. ``deployed`` scores
+the door a pseudo-house ships on fresh faces of its look; ``either`` opens when the
+adapted door or the general bundle would (from the saved scores and ``features``).
 """
 
 from __future__ import annotations
