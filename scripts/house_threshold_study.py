@@ -47,7 +47,8 @@ def door_look(crops: np.ndarray, seed: int) -> np.ndarray:
 
 
 def build_house(args, look: Optional[int] = None):
-    """Pseudo-house ``args.house``: 150 validation faces with one door look (deterministic).
+    """Pseudo-house ``args.house``: 84 smiling and 66 (``args.not_smiling`` if set) not-smiling
+    validation faces with one door look (deterministic).
 
     ``look``: another house's look for these faces (fresh faces of that house's door)."""
     from happyhouse.convert.metadata import find_metadata, read_metadata
@@ -61,10 +62,10 @@ def build_house(args, look: Optional[int] = None):
     rng = np.random.default_rng(args.sample_seed)  # one permutation: houses are disjoint
     happy = rng.permutation(val[data.labels[val] == 1])
     nothappy = rng.permutation(val[data.labels[val] == 0])
-    h = args.house
+    h, n_not = args.house, getattr(args, "not_smiling", None) or N_NOT
     pick = np.concatenate([happy[h * N_HAPPY:(h + 1) * N_HAPPY],
-                           nothappy[h * N_NOT:(h + 1) * N_NOT]])
-    if len(pick) != N_HAPPY + N_NOT:
+                           nothappy[h * n_not:(h + 1) * n_not]])
+    if len(pick) != N_HAPPY + n_not:
         raise SystemExit(f"house {h}: the validation split has too few faces")
     house = data.subset(pick)
     house.images = door_look(house.images, 2000 + (h if look is None else look))
@@ -99,10 +100,11 @@ def pseudo(args) -> int:
 def deployed(args) -> int:
     """What a pseudo-house's deployed door does on fresh faces of its own door.
 
-    The protocol's refit, as ``happyhouse-adapt`` ships it: one model on all 150
-    faces, its fused threshold from its 4 inner folds, the house-corrected geometry
-    head. Then 150 faces it never saw (the next house's) given this house's look
-    are scored by that door: false opens and recall at the shipped threshold.
+    The protocol's refit, as ``happyhouse-adapt`` ships it: one model on all the
+    house's faces, its fused threshold from its 4 inner folds, the house-corrected
+    geometry head. Then as many faces it never saw (the next house's) given this
+    house's look are scored by that door: false opens and recall at the shipped
+    threshold. ``--not-smiling N``: houses that collected N not-smiling faces.
     """
     from happyhouse.daemon.datasets import Dataset
     from happyhouse.daemon.preprocess import Preprocess
@@ -128,14 +130,16 @@ def deployed(args) -> int:
     inner = info[house_cv.OOF_KEY]["fused"]
     y = fresh.labels
     opened = scores >= threshold
-    row = {"house": h, "seed": args.seed, "threshold": round(float(threshold), 5),
+    row = {"house": h, "seed": args.seed, "house_not_smiling": int(np.sum(house.labels == 0)),
+           "threshold": round(float(threshold), 5),
            "inner_not_smiling_max": round(float(np.max(inner[house.labels == 0])), 5),
            "inner_recall": round(float(np.mean(inner[house.labels == 1] >= threshold)), 4),
            "fresh_false_opens": int(np.sum(opened & (y == 0))), "fresh_not_smiling": int(np.sum(y == 0)),
            "fresh_recall": round(float(np.mean(opened[y == 1])), 4),
            "fresh_accuracy": round(float(np.mean(opened == (y == 1))), 4),
            "fresh_scores": [round(float(v), 5) for v in scores], "fresh_labels": y.tolist()}
-    out = Path(args.out) / f"deployed-house{h}-seed{args.seed}.json"
+    more = f"-not{args.not_smiling}" if args.not_smiling else ""
+    out = Path(args.out) / f"deployed-house{h}-seed{args.seed}{more}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row) + "\n")
     sys.stdout.write(json.dumps({k: v for k, v in row.items() if not k.startswith("fresh_s")
@@ -367,6 +371,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     f = sub.add_parser("deployed", help="the door a pseudo-house deploys, on fresh faces of "
                        "its own look")
     f.add_argument("--house", type=int, required=True)
+    f.add_argument("--not-smiling", type=int, metavar="N",
+                   help=f"not-smiling faces per house (default {N_NOT}, the Happy House's)")
     f.add_argument("--data", type=Path, action="append")
     f.add_argument("--init", default="models/general/model.keras")
     f.add_argument("--out", default="runs/pseudo-houses")

@@ -230,3 +230,24 @@ def test_pseudo_house_door_look_is_one_look_for_every_face():
     same = np.repeat(faces[:1], 2, axis=0)
     out = script.door_look(same, 2000)
     assert np.array_equal(out[0], out[1])  # one door: the same face looks the same
+
+
+def test_pseudo_houses_can_collect_more_not_smiling_faces_and_stay_disjoint(genki_root, smile_root):
+    import argparse
+    from pathlib import Path
+
+    script = _study_script()
+    root = Path(__file__).resolve().parents[2]
+
+    def house(h, not_smiling=None):
+        args = argparse.Namespace(house=h, init=str(root / "models/general/model.keras"),
+                                  data=[genki_root, smile_root], sample_seed=77,
+                                  not_smiling=not_smiling)
+        return script.build_house(args)
+
+    plain, more, next_more = house(1), house(1, 132), house(2, 132)
+    assert (plain.labels == 1).sum() == 84 and (plain.labels == 0).sum() == 66
+    assert (more.labels == 1).sum() == 84 and (more.labels == 0).sum() == 132
+    # the same smiles; the fresh faces a deployed door is scored on share none with its own
+    assert set(plain.ids[:84]) == set(more.ids[:84])
+    assert not set(more.ids) & set(next_more.ids)
