@@ -47,6 +47,24 @@ def _missing(reason: str):
 
 
 @pytest.fixture(scope="session")
+def study_script():
+    """A function: the name of a file in ``scripts/`` -> that script loaded as a module.
+
+    The study scripts are not part of the package; their tests load them by path."""
+    import importlib.util
+
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+
+    def load(filename: str):
+        spec = importlib.util.spec_from_file_location(f"hh_{Path(filename).stem}", scripts / filename)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def data_root() -> Path:
     root = _data_root()
     if root is None:

@@ -6,21 +6,13 @@ whatever the source's own framing. Checked with the door's face mesh on real fac
 of both sources, as the study runs it.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "aligned_crop_study.py"
-
 
 @pytest.fixture(scope="module")
-def study():
-    spec = importlib.util.spec_from_file_location("hh_aligned_crop_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def study(study_script):
+    return study_script("aligned_crop_study.py")
 
 
 @pytest.fixture(scope="module")

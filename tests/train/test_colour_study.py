@@ -6,21 +6,13 @@ colour and is only mildly sensitive to a camera's colour balance; that reading n
 face's colour balance (one cast per face, the same every run) without washing it out.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "colour_study.py"
-
 
 @pytest.fixture(scope="module")
-def study():
-    spec = importlib.util.spec_from_file_location("hh_colour_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def study(study_script):
+    return study_script("colour_study.py")
 
 
 def _faces():
