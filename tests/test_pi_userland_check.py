@@ -191,16 +191,12 @@ def test_the_emulated_steps_run_on_x86_too(step, happy_house_h5):
         assert report["output_scale"] == pytest.approx(1 / 255, rel=1e-3)
 
 
-def test_a_logit_outputs_score_step_is_a_quarter_of_its_scale():
+def test_a_logit_outputs_score_step_is_a_quarter_of_its_scale(study_script):
     """A format-3 bundle's output is a logit: one int8 step moves the sigmoid by at most
     scale / 4, so the arm64 comparison's tolerance must not read the scale as a score."""
-    import importlib.util
     from types import SimpleNamespace
 
-    spec = importlib.util.spec_from_file_location("pi_userland_steps",
-                                                  SCRIPT.parent / "pi_userland_steps.py")
-    steps = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(steps)
+    steps = study_script("pi_userland_steps.py")
     logit = SimpleNamespace(output=SimpleNamespace(scale=0.08), score_kind="view_logits")
     prob = SimpleNamespace(output=SimpleNamespace(scale=1 / 256), score_kind="probability")
     assert steps.score_step(logit) == pytest.approx(0.02)

@@ -12,9 +12,6 @@ to tune the gate, as issue 5 asks, never the classifier):
 The floors below guard those figures.
 """
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -27,21 +24,11 @@ from happyhouse.daemon.detectors.blazeface import BlazeFaceDetector
 from happyhouse.daemon.detectors.haar import Haar, HaarPass, find_cascade
 from happyhouse.daemon.facegate import FaceGate
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _report_module():
-    spec = importlib.util.spec_from_file_location("facegate_report",
-                                                  ROOT / "scripts" / "facegate_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def report():
+def report(study_script):
     pytest.importorskip("skimage")
-    return _report_module()
+    return study_script("facegate_report.py")
 
 
 @pytest.fixture(scope="module")

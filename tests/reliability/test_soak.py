@@ -2,7 +2,6 @@
 (scripts/soak.py), sampling RSS, open fds and threads; growth after warm-up must stay
 small. ``HAPPYHOUSE_SOAK_FRAMES`` sets the length (default 20000)."""
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -12,10 +11,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
 
 
 @pytest.mark.soak
-def test_soak_memory_fds_and_threads_stay_flat(data_root, tmp_path):
-    spec = importlib.util.spec_from_file_location("hh_soak", SCRIPT)
-    soak = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(soak)
+def test_soak_memory_fds_and_threads_stay_flat(data_root, tmp_path, study_script):
+    soak = study_script(SCRIPT.name)
     frames = int(os.environ.get("HAPPYHOUSE_SOAK_FRAMES", "20000"))
     h5 = data_root / "happy-house" / "test_happy.h5"
     report = soak.soak(frames, str(h5) if h5.is_file() else None, every=max(100, frames // 20),

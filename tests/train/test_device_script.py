@@ -4,7 +4,6 @@ CI has no GPU; this checks that the driver, a variant and their artefacts work w
 the backend that is here, on a tiny subset, so the script cannot rot unnoticed.
 """
 
-import importlib.util
 import json
 import tarfile
 from pathlib import Path
@@ -14,19 +13,12 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_on_device.py"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("hh_train_on_device", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_variants_are_valid_training_configs(tmp_path):
+def test_variants_are_valid_training_configs(tmp_path, study_script):
     from happyhouse.train import models
     from happyhouse.train.augment import PRESETS
     from happyhouse.train.trainer import TrainConfig
 
-    script = _script()
+    script = study_script(SCRIPT.name)
     for name, fields in script.VARIANTS.items():
         fields = {**script.COMMON, **fields}
         assert fields.get("arch", "default") in models.ARCHS, name
@@ -39,9 +31,10 @@ def test_variants_are_valid_training_configs(tmp_path):
 
 
 @pytest.mark.slow
-def test_one_variant_trains_and_returns_its_archive_and_figures(genki_root, smile_root, tmp_path):
+def test_one_variant_trains_and_returns_its_archive_and_figures(genki_root, smile_root, tmp_path,
+                                                                study_script):
     out = tmp_path / "out"
-    rc = _script().main(["--data", str(genki_root), "--data", str(smile_root), "--out", str(out),
+    rc = study_script(SCRIPT.name).main(["--data", str(genki_root), "--data", str(smile_root), "--out", str(out),
                          "--work", str(tmp_path / "work"), "--backends", "tensorflow",
                          "--variants", "default-framing-audited", "--limit", "10", "--epochs", "1",
                          "--budget", "120", "--workers", "2"])

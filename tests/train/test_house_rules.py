@@ -188,25 +188,18 @@ def test_study_adds_house_head_variants_with_features():
     assert only["FR0"] == out["FR0"] and only["GFR1"] == out["GFR1"]
 
 
-def _study_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "scripts" / "house_threshold_study.py"
-    spec = importlib.util.spec_from_file_location("hh_house_threshold_study", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def script(study_script):
+    return study_script("house_threshold_study.py")
 
 
-def test_study_script_compares_variants_from_saved_files(tmp_path, capsys):
+def test_study_script_compares_variants_from_saved_files(tmp_path, capsys, script):
     import json
 
     s = _saved()
     scores = _write_saved(tmp_path / "house.npz", s)
     x = np.random.default_rng(8).normal(0, 1, (24, 936))
     np.savez(tmp_path / "features.npz", features=x, labels=s["labels"])
-    script = _study_script()
     out = tmp_path / "table.json"
     assert script.main(["analyse", str(scores), "--features", str(tmp_path / "features.npz"),
                         "--only", "FR0", "GFR0", "--json", str(out)]) == 0
@@ -219,8 +212,7 @@ def test_study_script_compares_variants_from_saved_files(tmp_path, capsys):
         script.main(["analyse", str(scores), "--features", str(tmp_path / "other.npz")])
 
 
-def test_pseudo_house_door_look_is_one_look_for_every_face():
-    script = _study_script()
+def test_pseudo_house_door_look_is_one_look_for_every_face(script):
     rng = np.random.default_rng(9)
     faces = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
     a, b = script.door_look(faces, 2000), script.door_look(faces, 2000)
@@ -232,11 +224,11 @@ def test_pseudo_house_door_look_is_one_look_for_every_face():
     assert np.array_equal(out[0], out[1])  # one door: the same face looks the same
 
 
-def test_pseudo_houses_can_collect_more_not_smiling_faces_and_stay_disjoint(genki_root, smile_root):
+def test_pseudo_houses_can_collect_more_not_smiling_faces_and_stay_disjoint(genki_root, smile_root,
+                                                                          script):
     import argparse
     from pathlib import Path
 
-    script = _study_script()
     root = Path(__file__).resolve().parents[2]
 
     def house(h, not_smiling=None):
