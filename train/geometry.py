@@ -24,7 +24,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -113,6 +113,46 @@ def fit_house_head(general: GeometryHead, x: np.ndarray, labels: np.ndarray,
     return GeometryHead(weights=general.weights + coef, bias=general.bias + bias)
 
 
+#: how the head's training faces are capped per source (``--source-cap``), when asked
+DEFAULT_CAP_SEED = 0
+
+
+def parse_source_caps(items: Sequence[str]) -> Dict[str, int]:
+    """``["smilesmiled=1500"]`` -> ``{"smilesmiled": 1500}``; a clear error for anything else."""
+    caps: Dict[str, int] = {}
+    for item in items:
+        name, _, count = str(item).partition("=")
+        try:
+            n = int(count)
+        except ValueError:
+            n = -1
+        if not name or n < 1 or name in caps:
+            raise DataError(f"--source-cap {item!r}: give SOURCE=N once per source, SOURCE the "
+                            f"data folder's name and N a positive number of faces")
+        caps[name] = n
+    return caps
+
+
+def capped(face_ids: Sequence[str], caps: Mapping[str, int], seed: int = DEFAULT_CAP_SEED) -> np.ndarray:
+    """Which faces the head learns from: every face, except at most ``caps[source]`` of a
+    capped source, picked at random (``seed``) from that source's faces."""
+    from .audits import face_name
+
+    source = np.array([face_name(i).split("/")[0] for i in face_ids])
+    unknown = sorted(set(caps) - set(source))
+    if unknown:
+        raise DataError(f"--source-cap names {', '.join(unknown)}, which is not among the "
+                        f"training faces' sources ({', '.join(sorted(set(source)))})")
+    keep = np.ones(len(source), bool)
+    rng = np.random.default_rng(seed)
+    for name in sorted(caps):
+        faces = np.flatnonzero(source == name)
+        if len(faces) > caps[name]:
+            keep[faces] = False
+            keep[rng.choice(faces, caps[name], replace=False)] = True
+    return keep
+
+
 def validation_mask(data_ids: Sequence[str], split_path: Path) -> np.ndarray:
     from happyhouse.convert.metadata import normalise_id
 
@@ -144,11 +184,15 @@ def run(args) -> dict:
         raise DataError(f"the classifier's split matches {int(is_val.sum())} validation and "
                         f"{int((~is_val).sum())} training images of --data: give the data it "
                         f"was trained on")
+    caps = parse_source_caps(args.source_cap)
+    train_images, train_ids = data.images[~is_val], [data.ids[i] for i in np.flatnonzero(~is_val)]
+    learn = capped(train_ids, caps, args.cap_seed)
     mesh = FaceMesh(ASSET_DIR / MESH_FILE)
     # validation faces are measured in the loop below, once per version of them
-    train_x, train_y = mesh_features(data.images[~is_val], mesh), data.labels[~is_val]
+    train_x, train_y = mesh_features(train_images[learn], mesh), data.labels[~is_val][learn]
     if args.lowres_copies:
-        soft = augment_batch(data.images[~is_val], LOWRES_COPY, np.random.default_rng(args.seed))
+        # drawn for every training face, then capped: a face's copy does not depend on the caps
+        soft = augment_batch(train_images, LOWRES_COPY, np.random.default_rng(args.seed))[learn]
         train_x = np.concatenate([train_x, mesh_features(soft, mesh)])
         train_y = np.concatenate([train_y, train_y])
     head = fit_head(train_x, train_y, args.l2)
@@ -180,9 +224,11 @@ def run(args) -> dict:
                "threshold_rule": f"lowest fused threshold >= 0.5 with validation false-open "
                                  f"rate <= {args.max_false_open}",
                "l2": args.l2, "lowres_copies": bool(args.lowres_copies),
+               "source_caps": caps, "cap_seed": args.cap_seed if caps else None,
                "door_shift": "door_shift(): 20-32 px, gamma 1.4-2.4, blur 0.6 px, seed 123",
                "data": data.summary(),
                "split": {"n_train": int((~is_val).sum()), "n_val": int(is_val.sum()),
+                         "n_head_train": int(learn.sum()),
                          "from": "split.json of the classifier"},
                "validation": figures["validation"],
                "door_shifted_validation": figures["door_shifted_validation"], "seconds": round(time.time() - started, 1)}
@@ -224,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
                    metavar=("CLASSIFIER", "GEOMETRY"), help="fusion weights of the two logits")
     p.add_argument("--no-lowres-copies", dest="lowres_copies", action="store_false",
                    help="learn the head from the faces as they are only")
+    p.add_argument("--source-cap", action="append", default=[], metavar="SOURCE=N",
+                   help="the head learns from at most N training faces of this source (the "
+                        "data folder's name), picked at random; repeatable. The shipped head: "
+                        "smilesmiled=1500 (its gray, tightly cropped faces outnumber the "
+                        "colour ones 4 to 1 and taught the head less about a door)")
+    p.add_argument("--cap-seed", type=int, default=DEFAULT_CAP_SEED,
+                   help="which faces a --source-cap keeps")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-false-open", type=float, default=0.01)
     p.add_argument("--limit", type=int, help="at most this many images per class and source")

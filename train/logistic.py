@@ -9,19 +9,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def fit_logistic(x: np.ndarray, labels: np.ndarray, l2: float, offset=0.0):
+def fit_logistic(x: np.ndarray, labels: np.ndarray, l2: float, offset=0.0,
+                 sample_weight=None):
     """(weights, bias) on the raw features of a class-balanced L2 logistic regression.
 
     The features are standardised for the fit (the penalty treats them alike)
     and the standardisation is folded back into the weights; ``offset`` is a
-    fixed per-sample logit the fit adds to (a head it corrects)."""
+    fixed per-sample logit the fit adds to (a head it corrects);
+    ``sample_weight`` weighs faces within their class (a face weighted 0 is as
+    good as left out), the two classes still weigh half each."""
     from scipy.optimize import minimize
     from scipy.special import expit  # no overflow for a far-off face
 
     y = np.asarray(labels, np.float64)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    s = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    keep = s > 0
+    mean, std = x[keep].mean(axis=0), x[keep].std(axis=0) + 1e-6
     z = (x - mean) / std
-    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1.0 - y.mean()))
+    share = np.sum(s * y) / np.sum(s)
+    w = s * np.where(y == 1, 0.5 / share, 0.5 / (1.0 - share))
     w = w / w.sum()
     k = z.shape[1]
 

@@ -106,3 +106,48 @@ def test_the_geometry_tool_names_what_is_missing_and_no_flag_it_lacks(case, tiny
     assert rc == 2 and err.count("\n") == 1, err
     assert "--metadata" not in err
     assert ("does not exist" if case == "no model" else "no training metadata beside") in err
+
+
+def test_source_caps_keep_at_most_n_faces_of_a_source_the_same_every_run():
+    from happyhouse.train.geometry import capped, parse_source_caps
+
+    ids = [f"/d/{src}/{cls}/{i}.jpg" for src, n in (("genki4k-train", 30), ("smilesmiled", 70))
+           for i in range(n) for cls in ("happy",)]
+    keep = capped(ids, parse_source_caps(["smilesmiled=20"]), seed=0)
+    assert keep[:30].all() and keep[30:].sum() == 20  # the other source untouched
+    assert np.array_equal(keep, capped(ids, {"smilesmiled": 20}, seed=0))
+    assert not np.array_equal(keep, capped(ids, {"smilesmiled": 20}, seed=1))
+    assert capped(ids, {"smilesmiled": 500}).all()  # a cap above the source's size keeps all
+    assert capped(ids, {}).all()
+
+
+@pytest.mark.parametrize("items, words", [
+    (["smilesmiled"], "SOURCE=N"), (["smilesmiled=0"], "positive"), (["=5"], "SOURCE=N"),
+    (["a=1", "a=2"], "once per source"), (["smilesmiled=x"], "SOURCE=N")])
+def test_a_malformed_source_cap_is_one_clear_error(items, words):
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.geometry import parse_source_caps
+
+    with pytest.raises(DataError, match=words):
+        parse_source_caps(items)
+
+
+def test_the_head_learns_from_the_capped_faces_and_says_so(fused_model, small_faces, tmp_path,
+                                                          capsys):
+    from happyhouse.train.geometry import main
+
+    model, _ = fused_model
+    out = tmp_path / "capped"
+    assert main(["--data", str(small_faces), "--model", str(model), "--out", str(out),
+                 "--source-cap", f"{small_faces.name}=40"]) == 0
+    sidecar = json.loads((out / "geometry.json").read_text())
+    assert sidecar["split"]["n_train"] == 90 and sidecar["split"]["n_head_train"] == 40
+    assert sidecar["source_caps"] == {small_faces.name: 40} and sidecar["cap_seed"] == 0
+    head = np.load(out / HEAD_FILE)["weights"]
+    assert not np.allclose(head, np.load(model.parent / HEAD_FILE)["weights"])
+    capsys.readouterr()
+    assert main(["--data", str(small_faces), "--model", str(model), "--out", str(tmp_path / "x"),
+                 "--source-cap", "genki=40"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "genki" in err and small_faces.name in err
+    assert not (tmp_path / "x").exists()  # nothing half-written

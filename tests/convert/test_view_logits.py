@@ -151,7 +151,7 @@ def test_the_general_models_logits_in_int8_follow_float_on_real_faces(genki_root
     want, got = keras_scores(model, held), clf.scores(held)
     assert clf.views == 2 and len(faces) == 120
     assert np.max(np.abs(got - want)) < 0.05 and np.mean(np.abs(got - want)) < 0.01
-    assert np.mean((got >= 0.866) == (want >= 0.866)) >= 0.97  # the shipped threshold
+    assert np.mean((got >= 0.855) == (want >= 0.855)) >= 0.97  # the shipped threshold
 
 
 def test_a_daemon_that_serves_formats_1_and_2_refuses_the_logit_bundle(converted, monkeypatch):
