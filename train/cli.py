@@ -78,6 +78,10 @@ def parser() -> argparse.ArgumentParser:
                    help="a label audit (python -m happyhouse.train.label_audit) applied to the "
                         "training part: smiles relabelled, faces that are none left out; "
                         "validation keeps the datasets' labels (repeatable)")
+    p.add_argument("--source-cap", action="append", default=[], metavar="SOURCE=N",
+                   help="learn from at most N training faces of this source (the data folder's "
+                        "name), picked at random; validation keeps every face (repeatable)")
+    p.add_argument("--cap-seed", type=int, default=0, help="which faces a --source-cap keeps")
     p.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
     return p
 
@@ -89,6 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _train(argv: Optional[List[str]]) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .data import parse_source_caps
     from .trainer import TrainConfig, train
 
     if not 0.0 <= args.max_false_open < 1.0:
@@ -103,6 +108,7 @@ def _train(argv: Optional[List[str]]) -> int:
                       door_frames=args.door_frames, mirror_average=args.mirror_average,
                       normalize=args.normalize, workers=args.workers,
                       time_limit=args.time_limit, label_audits=tuple(args.label_audit or ()),
+                      source_caps=parse_source_caps(args.source_cap), cap_seed=args.cap_seed,
                       verbose=0 if args.quiet else 2)
     result = train(cfg)
     r = result["report"]

@@ -7,7 +7,7 @@ files train and which validate.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import logging
 import time
@@ -42,6 +42,46 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> Tupl
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+#: which faces a ``--source-cap`` keeps, unless told otherwise
+DEFAULT_CAP_SEED = 0
+
+
+def parse_source_caps(items: Sequence[str]) -> Dict[str, int]:
+    """``["smilesmiled=1500"]`` -> ``{"smilesmiled": 1500}``; a clear error for anything else."""
+    caps: Dict[str, int] = {}
+    for item in items:
+        name, _, count = str(item).partition("=")
+        try:
+            n = int(count)
+        except ValueError:
+            n = -1
+        if not name or n < 1 or name in caps:
+            raise DataError(f"--source-cap {item!r}: give SOURCE=N once per source, SOURCE the "
+                            f"data folder's name and N a positive number of faces")
+        caps[name] = n
+    return caps
+
+
+def capped(face_ids: Sequence[str], caps: Mapping[str, int], seed: int = DEFAULT_CAP_SEED) -> np.ndarray:
+    """Which faces a model learns from: every face, except at most ``caps[source]`` of a
+    capped source (its data folder's name), picked at random (``seed``) from its faces."""
+    from .audits import face_name
+
+    source = np.array([face_name(i).split("/")[0] for i in face_ids])
+    unknown = sorted(set(caps) - set(source))
+    if unknown:
+        raise DataError(f"--source-cap names {', '.join(unknown)}, which is not among the "
+                        f"training faces' sources ({', '.join(sorted(set(source)))})")
+    keep = np.ones(len(source), bool)
+    rng = np.random.default_rng(seed)
+    for name in sorted(caps):
+        faces = np.flatnonzero(source == name)
+        if len(faces) > caps[name]:
+            keep[faces] = False
+            keep[rng.choice(faces, caps[name], replace=False)] = True
+    return keep
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:

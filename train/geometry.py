@@ -24,7 +24,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -113,46 +113,6 @@ def fit_house_head(general: GeometryHead, x: np.ndarray, labels: np.ndarray,
     return GeometryHead(weights=general.weights + coef, bias=general.bias + bias)
 
 
-#: how the head's training faces are capped per source (``--source-cap``), when asked
-DEFAULT_CAP_SEED = 0
-
-
-def parse_source_caps(items: Sequence[str]) -> Dict[str, int]:
-    """``["smilesmiled=1500"]`` -> ``{"smilesmiled": 1500}``; a clear error for anything else."""
-    caps: Dict[str, int] = {}
-    for item in items:
-        name, _, count = str(item).partition("=")
-        try:
-            n = int(count)
-        except ValueError:
-            n = -1
-        if not name or n < 1 or name in caps:
-            raise DataError(f"--source-cap {item!r}: give SOURCE=N once per source, SOURCE the "
-                            f"data folder's name and N a positive number of faces")
-        caps[name] = n
-    return caps
-
-
-def capped(face_ids: Sequence[str], caps: Mapping[str, int], seed: int = DEFAULT_CAP_SEED) -> np.ndarray:
-    """Which faces the head learns from: every face, except at most ``caps[source]`` of a
-    capped source, picked at random (``seed``) from that source's faces."""
-    from .audits import face_name
-
-    source = np.array([face_name(i).split("/")[0] for i in face_ids])
-    unknown = sorted(set(caps) - set(source))
-    if unknown:
-        raise DataError(f"--source-cap names {', '.join(unknown)}, which is not among the "
-                        f"training faces' sources ({', '.join(sorted(set(source)))})")
-    keep = np.ones(len(source), bool)
-    rng = np.random.default_rng(seed)
-    for name in sorted(caps):
-        faces = np.flatnonzero(source == name)
-        if len(faces) > caps[name]:
-            keep[faces] = False
-            keep[rng.choice(faces, caps[name], replace=False)] = True
-    return keep
-
-
 def validation_mask(data_ids: Sequence[str], split_path: Path) -> np.ndarray:
     from happyhouse.convert.metadata import normalise_id
 
@@ -168,7 +128,7 @@ def run(args) -> dict:
     from happyhouse.convert.metadata import find_metadata, read_metadata
 
     from . import report
-    from .data import load_training_data
+    from .data import capped, load_training_data, parse_source_caps
     from .trainer import load_model, predict
 
     started = time.time()
@@ -176,6 +136,7 @@ def run(args) -> dict:
     spec = read_metadata(find_metadata(model_path, flag=None)).preprocess
     out = Path(args.out or model_path.parent)
     check_creatable(out, "--out")  # before the work
+    caps = parse_source_caps(args.source_cap)  # so is a mistyped cap
     if spec.crop != "face":
         raise ModelError("the geometry stage needs a face-crop model (crop mode 'face')")
     data = load_training_data(args.data, spec.geometric(), args.limit)
@@ -184,7 +145,6 @@ def run(args) -> dict:
         raise DataError(f"the classifier's split matches {int(is_val.sum())} validation and "
                         f"{int((~is_val).sum())} training images of --data: give the data it "
                         f"was trained on")
-    caps = parse_source_caps(args.source_cap)
     train_images, train_ids = data.images[~is_val], [data.ids[i] for i in np.flatnonzero(~is_val)]
     learn = capped(train_ids, caps, args.cap_seed)
     mesh = FaceMesh(ASSET_DIR / MESH_FILE)
@@ -275,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
                         "data folder's name), picked at random; repeatable. The shipped head: "
                         "smilesmiled=1500 (its gray, tightly cropped faces outnumber the "
                         "colour ones 4 to 1 and taught the head less about a door)")
-    p.add_argument("--cap-seed", type=int, default=DEFAULT_CAP_SEED,
+    p.add_argument("--cap-seed", type=int, default=0,
                    help="which faces a --source-cap keeps")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-false-open", type=float, default=0.01)

@@ -14,7 +14,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -70,6 +70,10 @@ class TrainConfig:
     time_limit: Optional[float] = None
     #: label audits (``happyhouse.train.label_audit``) applied to the training part only
     label_audits: Sequence[Path] = ()
+    #: at most this many training faces of a source (its data folder's name), picked at
+    #: random with ``cap_seed``; the training part only, so the split never moves
+    source_caps: Mapping[str, int] = field(default_factory=dict)
+    cap_seed: int = 0
     extra_meta: Dict = field(default_factory=dict)
 
     @property
@@ -243,6 +247,8 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
     tr, va = split_for(cfg, data.labels)
     if cfg.label_audits:
         cfg, data, tr = apply_label_audits(cfg, data, tr)
+    if cfg.source_caps:
+        cfg, tr = apply_source_caps(cfg, data, tr)
     return train_split(cfg, data, tr, va)
 
 
@@ -290,6 +296,18 @@ def apply_label_audits(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
     files = [{"file": Path(p).name, "sha256": sha256_file(Path(p))} for p in cfg.label_audits]
     cfg = replace(cfg, extra_meta={**cfg.extra_meta, "label_audit": {"files": files, **summary}})
     return cfg, audited, tr
+
+
+def apply_source_caps(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
+    """The training part with at most ``cfg.source_caps[source]`` faces of each capped source."""
+    from .data import capped
+
+    keep = capped([data.ids[i] for i in tr], cfg.source_caps, cfg.cap_seed)
+    log.info("source caps %s: %d of %d training faces kept", dict(cfg.source_caps),
+             int(keep.sum()), len(tr))
+    summary = {"caps": dict(cfg.source_caps), "seed": cfg.cap_seed,
+               "training_faces_before": int(len(tr)), "training_faces": int(keep.sum())}
+    return replace(cfg, extra_meta={**cfg.extra_meta, "source_caps": summary}), tr[keep]
 
 
 def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray) -> Dict[str, object]:

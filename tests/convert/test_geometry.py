@@ -109,7 +109,7 @@ def test_the_geometry_tool_names_what_is_missing_and_no_flag_it_lacks(case, tiny
 
 
 def test_source_caps_keep_at_most_n_faces_of_a_source_the_same_every_run():
-    from happyhouse.train.geometry import capped, parse_source_caps
+    from happyhouse.train.data import capped, parse_source_caps
 
     ids = [f"/d/{src}/{cls}/{i}.jpg" for src, n in (("genki4k-train", 30), ("smilesmiled", 70))
            for i in range(n) for cls in ("happy",)]
@@ -126,7 +126,7 @@ def test_source_caps_keep_at_most_n_faces_of_a_source_the_same_every_run():
     (["a=1", "a=2"], "once per source"), (["smilesmiled=x"], "SOURCE=N")])
 def test_a_malformed_source_cap_is_one_clear_error(items, words):
     from happyhouse.daemon.errors import DataError
-    from happyhouse.train.geometry import parse_source_caps
+    from happyhouse.train.data import parse_source_caps
 
     with pytest.raises(DataError, match=words):
         parse_source_caps(items)

@@ -219,6 +219,32 @@ def test_a_label_audit_relabels_and_drops_training_faces_only(genki_root, tmp_pa
         int(np.sum(data.labels[va] == 1))
 
 
+def test_a_source_cap_thins_one_sources_training_faces_and_keeps_the_split(genki_root, smile_root,
+                                                                          tmp_path, capsys):
+    """--source-cap: at most N training faces of one source; the validation faces, the other
+    source's faces and the record of what was kept are as the option says."""
+    from happyhouse.train.data import load_training_data, stratified_split
+
+    data = load_training_data([str(genki_root), str(smile_root)], Preprocess(), 12)
+    tr, va = stratified_split(data.labels, 0.15, 1)
+    out = tmp_path / "model"
+    assert cli.main(["--data", str(genki_root), "--data", str(smile_root), "--limit", "12",
+                     "--epochs", "1", "--quiet", "--arch", "happymodel",
+                     "--source-cap", f"{smile_root.name}=5", "--out", str(out)]) == 0
+    meta = read_meta(out / MODEL_FILE)
+    genki_train = sum(1 for i in tr if genki_root.name in data.ids[i])
+    assert meta["source_caps"] == {"caps": {smile_root.name: 5}, "seed": 0,
+                                   "training_faces_before": len(tr), "training_faces": genki_train + 5}
+    assert meta["split"]["n_train"] == genki_train + 5 and meta["split"]["n_val"] == len(va)
+    split = json.loads((out / "split.json").read_text())
+    assert sorted(split["validation_ids"]) == sorted(data.ids[i] for i in va)
+    capsys.readouterr()
+    assert cli.main(["--data", str(genki_root), "--limit", "12", "--epochs", "1", "--quiet",
+                     "--source-cap", "smilesmiled", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SOURCE=N" in err and not (tmp_path / "x").exists()
+
+
 def test_split_seed_changes_the_training_seed_and_keeps_the_split(genki_root, tmp_path):
     """--split-seed: another training seed on the same validation faces (how much one seed moves)."""
     from happyhouse.train.data import load_training_data, stratified_split
