@@ -11,7 +11,7 @@ import pytest
 from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.datasets import load_dataset
-from happyhouse.daemon.geometry import HEAD_FILE, fuse
+from happyhouse.daemon.geometry import HEAD_FILE
 from happyhouse.daemon.pipeline import Pipeline
 
 
