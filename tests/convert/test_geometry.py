@@ -119,6 +119,8 @@ def test_source_caps_keep_at_most_n_faces_of_a_source_the_same_every_run():
     assert not np.array_equal(keep, capped(ids, {"smilesmiled": 20}, seed=1))
     assert capped(ids, {"smilesmiled": 500}).all()  # a cap above the source's size keeps all
     assert capped(ids, {}).all()
+    # without a cap no face needs a class-folder name (a course .h5 trains a head too)
+    assert capped(["/d/test_happy.h5#0", "test_happy.h5#1"], {}).all()
 
 
 @pytest.mark.parametrize("items, words", [
