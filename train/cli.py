@@ -28,6 +28,8 @@ from .augment import PRESETS
 
 
 def parser() -> argparse.ArgumentParser:
+    from .data import DEFAULT_CAP_SEED
+
     p = argparse.ArgumentParser(prog="happyhouse-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", action="append", required=True, metavar="PATH",
@@ -81,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--source-cap", action="append", default=[], metavar="SOURCE=N",
                    help="learn from at most N training faces of this source (the data folder's "
                         "name), picked at random; validation keeps every face (repeatable)")
-    p.add_argument("--cap-seed", type=int, default=0, help="which faces a --source-cap keeps")
+    p.add_argument("--cap-seed", type=int, default=DEFAULT_CAP_SEED,
+                   help="which faces a --source-cap keeps")
     p.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
     return p
 

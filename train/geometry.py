@@ -30,6 +30,7 @@ import numpy as np
 
 from happyhouse.daemon.bundle import sha256_file
 
+from .data import DEFAULT_CAP_SEED
 from .logistic import fit_logistic
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
 from happyhouse.daemon.filesafety import check_creatable, make_folder
@@ -235,7 +236,7 @@ def parser() -> argparse.ArgumentParser:
                         "data folder's name), picked at random; repeatable. The shipped head: "
                         "smilesmiled=1500 (its gray, tightly cropped faces outnumber the "
                         "colour ones 4 to 1 and taught the head less about a door)")
-    p.add_argument("--cap-seed", type=int, default=0,
+    p.add_argument("--cap-seed", type=int, default=DEFAULT_CAP_SEED,
                    help="which faces a --source-cap keeps")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-false-open", type=float, default=0.01)

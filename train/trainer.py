@@ -25,7 +25,7 @@ from happyhouse.daemon.preprocess import Preprocess, normalize_batch, to_model_i
 from . import models, report
 from .mirror import all_layers, is_mirror_averaged, mirror_average
 from .augment import PRESETS, augment_batch
-from .data import load_door_frames, load_training_data, stratified_split
+from .data import DEFAULT_CAP_SEED, load_door_frames, load_training_data, stratified_split
 
 log = logging.getLogger("happyhouse.train")
 
@@ -73,7 +73,7 @@ class TrainConfig:
     #: at most this many training faces of a source (its data folder's name), picked at
     #: random with ``cap_seed``; the training part only, so the split never moves
     source_caps: Mapping[str, int] = field(default_factory=dict)
-    cap_seed: int = 0
+    cap_seed: int = DEFAULT_CAP_SEED
     extra_meta: Dict = field(default_factory=dict)
 
     @property
