@@ -40,7 +40,10 @@ def faces_and_geometry(data: List[Path], cache: Path):
     names, labels, crops = split_faces(SHIPPED, data)
     copies = {"validation": (np.arange(len(crops)), crops)}
     copies.update(door_copies(crops))
-    file = cache / "geometry.npz"
+    from happyhouse.daemon.bundle import sha256_file
+
+    # keyed by the head's content: a refitted head must not reuse the old one's scores
+    file = cache / f"geometry-{sha256_file(SHIPPED.parent / 'geometry_head.npz')[:12]}.npz"
     if file.is_file():
         geometry = dict(np.load(file))
     else:
@@ -54,8 +57,12 @@ def classifier_scores(model: Path, copies, cache: Path) -> Dict[str, np.ndarray]
     from happyhouse.train.label_audit import model_contract
     from happyhouse.train.trainer import load_model, predict
 
+    from happyhouse.daemon.bundle import sha256_file
+
+    # keyed by the file's content too: a path such as models/general/model.keras names
+    # another model once the shipped one is replaced, and must not reuse its scores
     key = str(model).replace(os.sep, "_").replace(".keras", "")
-    file = cache / f"{key}.npz"
+    file = cache / f"{key}-{sha256_file(model)[:12]}.npz"
     if file.is_file():
         return dict(np.load(file))
     net, spec = load_model(model), model_contract(model)

@@ -1,0 +1,160 @@
+"""Average fine-tuned classifiers into one model of the same size (a uniform "model soup").
+
+Fine-tunes of one model, started from the same weights with a low rate and
+differing only in their training seed, land near each other; the mean of their
+weights (BatchNorm statistics included) is one network that often ranks like
+their ensemble at a single model's cost. The shipped general classifier is such
+a soup (``reports/README.md``, ``classifier-mix/``)::
+
+    python -m happyhouse.train.soup --model runs/classifier-mix/model/model.keras \\
+        --model runs/classifier-mix-s2/model/model.keras \\
+        --data $D/genki4k-train --data $D/smilesmiled --out models/general --report reports/general
+
+Every member must have the same architecture, preprocessing contract and
+validation split (their ``train_meta.json`` and ``split.json``), or nothing is
+written. The soup's threshold is chosen on that validation split by the
+training rule (<= 1% false opens), and the report is training's (metrics.json,
+ROC, confusion matrix, misclassified faces), so the geometry head and the
+converter read the soup as they read a trained model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from happyhouse.daemon.cli_errors import run_main
+from happyhouse.daemon.errors import ConfigError, ModelError
+
+log = logging.getLogger("happyhouse.train.soup")
+PROG = "python -m happyhouse.train.soup"
+
+
+def average(members: Sequence[Sequence[np.ndarray]]) -> List[np.ndarray]:
+    """The uniform mean of several models' weight lists, array by array, in their own dtypes."""
+    first = members[0]
+    for other in members[1:]:
+        if len(other) != len(first) or any(a.shape != b.shape for a, b in zip(first, other)):
+            raise ModelError("the models to average do not have the same architecture "
+                             "(a soup needs fine-tunes of one model)")
+    return [np.mean(np.stack(arrays), axis=0).astype(arrays[0].dtype) for arrays in zip(*members)]
+
+
+def _validation_ids(model: Path) -> List[str]:
+    split = model.parent / "split.json"
+    if not split.is_file():
+        raise ModelError(f"{split} is missing: a soup's members need the split they validated on")
+    return sorted(json.loads(split.read_text())["validation_ids"])
+
+
+def check_members(models: Sequence[Path]) -> List[dict]:
+    """Each member's ``train_meta.json``; ModelError unless all share contract and split."""
+    from .trainer import read_meta
+
+    if len(models) < 2:
+        raise ConfigError("a soup needs at least two models (--model twice or more)")
+    if len(set(Path(m).resolve() for m in models)) != len(models):
+        raise ConfigError("the same model is given twice: a soup averages different fine-tunes")
+    metas = [read_meta(Path(m)) for m in models]
+    first, ids = metas[0], _validation_ids(Path(models[0]))
+    for model, meta in zip(models[1:], metas[1:]):
+        for key in ("preprocess", "input", "output", "labels", "mirror_average"):
+            if meta.get(key) != first.get(key):
+                raise ModelError(f"{model}: its {key} differs from {models[0]}'s: "
+                                 "a soup averages fine-tunes of one model with one contract")
+        if _validation_ids(Path(model)) != ids:
+            raise ModelError(f"{model}: it validated on other faces than {models[0]}: "
+                             "a soup's threshold needs the split its members share")
+    return metas
+
+
+def run(args) -> dict:
+    from happyhouse.daemon.bundle import sha256_file
+    from happyhouse.daemon.filesafety import check_creatable, make_folder
+    from happyhouse.daemon.preprocess import Preprocess
+
+    from . import report
+    from .label_audit import split_faces
+    from .trainer import load_model, normalize_batch, predict, write_meta
+
+    started = time.time()
+    models = [Path(m) for m in args.model]
+    metas = check_members(models)
+    out = Path(args.out)
+    report_dir = Path(args.report or out)
+    if out.resolve() in {m.parent.resolve() for m in models}:
+        raise ConfigError(f"--out {out} holds one of the models being averaged: choose another folder")
+    for what, folder in (("the model folder (--out)", out), ("the report folder (--report)", report_dir)):
+        check_creatable(folder, what)
+
+    nets = [load_model(m) for m in models]
+    soup = nets[0]
+    soup.set_weights(average([n.get_weights() for n in nets]))
+
+    _, labels, crops = split_faces(models[0], [Path(d) for d in args.data])
+    spec = Preprocess.from_dict(metas[0]["preprocess"])
+    images = normalize_batch(crops, spec)
+    scores = predict(soup, images)
+    threshold = report.choose_threshold(labels, scores, metas[0]["max_false_open"])
+
+    make_folder(out, "the model folder (--out)")
+    model_file = out / "model.keras"
+    soup.save(model_file)
+    shutil.copyfile(models[0].parent / "split.json", out / "split.json")
+    meta = dict(metas[0])
+    meta.update({
+        "threshold": float(threshold),
+        "soup": {"rule": "uniform mean of every weight array (BatchNorm statistics included)",
+                 "members": [{"model": str(m), "sha256": sha256_file(m),
+                              "seed": meta_m["training"].get("seed"),
+                              "best_epoch": meta_m["training"].get("best_epoch")}
+                             for m, meta_m in zip(models, metas)]},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    result = report.write_report(
+        report_dir, {}, images, labels, scores, threshold,
+        extra={"max_false_open": meta["max_false_open"], "split": meta["split"],
+               "data": {**meta["data"], "sources": [Path(p).name for p in meta["data"]["sources"]]},
+               "model": str(model_file), "soup": meta["soup"],
+               "seconds": round(time.time() - started, 1)})
+    report.write_architecture(report_dir, soup)
+    meta["validation"] = {k: result[k] for k in ("n", "accuracy", "precision", "recall", "f1",
+                                                 "roc_auc", "false_open_rate")}
+    write_meta(out / "train_meta.json", meta)
+    log.info("soup of %d models -> %s: validation AUC %.4f, recall %.3f at threshold %.3f",
+             len(models), model_file, result["roc_auc"], result["recall"], threshold)
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n", 1)[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", required=True, type=Path,
+                   help="a fine-tuned model.keras (with its train_meta.json and split.json); twice or more")
+    p.add_argument("--data", action="append", required=True, metavar="PATH",
+                   help="the members' training data, as given to training (for the validation split)")
+    p.add_argument("--out", required=True, type=Path, help="folder for the soup's model.keras + metadata")
+    p.add_argument("--report", type=Path, help="folder for metrics.json and plots (default: --out)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    def body() -> int:
+        run(args)
+        return 0
+
+    return run_main(PROG, body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
