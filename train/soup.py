@@ -48,7 +48,9 @@ def average(members: Sequence[Sequence[np.ndarray]]) -> List[np.ndarray]:
 
 
 def _validation_ids(model: Path) -> List[str]:
-    split = model.parent / "split.json"
+    from .trainer import SPLIT_FILE
+
+    split = model.parent / SPLIT_FILE
     if not split.is_file():
         raise ModelError(f"{split} is missing: a soup's members need the split they validated on")
     return sorted(json.loads(split.read_text())["validation_ids"])
@@ -82,7 +84,7 @@ def run(args) -> dict:
 
     from . import report
     from .label_audit import split_faces
-    from .trainer import load_model, normalize_batch, predict, write_meta
+    from .trainer import META_FILE, MODEL_FILE, SPLIT_FILE, load_model, normalize_batch, predict, write_meta
 
     started = time.time()
     models = [Path(m) for m in args.model]
@@ -105,16 +107,17 @@ def run(args) -> dict:
     threshold = report.choose_threshold(labels, scores, metas[0]["max_false_open"])
 
     make_folder(out, "the model folder (--out)")
-    model_file = out / "model.keras"
+    model_file = out / MODEL_FILE
     soup.save(model_file)
-    shutil.copyfile(models[0].parent / "split.json", out / "split.json")
+    shutil.copyfile(models[0].parent / SPLIT_FILE, out / SPLIT_FILE)
     meta = dict(metas[0])
     meta.update({
         "threshold": float(threshold),
         "soup": {"rule": "uniform mean of every weight array (BatchNorm statistics included)",
+                 "training": "the first member's (every member's seed and best epoch below)",
                  "members": [{"model": str(m), "sha256": sha256_file(m),
-                              "seed": meta_m["training"].get("seed"),
-                              "best_epoch": meta_m["training"].get("best_epoch")}
+                              "seed": meta_m.get("training", {}).get("seed"),
+                              "best_epoch": meta_m.get("training", {}).get("best_epoch")}
                              for m, meta_m in zip(models, metas)]},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
@@ -127,7 +130,7 @@ def run(args) -> dict:
     report.write_architecture(report_dir, soup)
     meta["validation"] = {k: result[k] for k in ("n", "accuracy", "precision", "recall", "f1",
                                                  "roc_auc", "false_open_rate")}
-    write_meta(out / "train_meta.json", meta)
+    write_meta(out / META_FILE, meta)
     log.info("soup of %d models -> %s: validation AUC %.4f, recall %.3f at threshold %.3f",
              len(models), model_file, result["roc_auc"], result["recall"], threshold)
     return result
