@@ -34,14 +34,13 @@ COPIES = ("validation", "door-shifted", "door-framed", "door-framed door-shifted
 
 def faces_and_geometry(data: List[Path], cache: Path):
     """The split's faces, their door copies and the shipped geometry head's scores (cached)."""
+    from happyhouse.daemon.bundle import sha256_file
     from happyhouse.train.geometry import stage_beside
     from happyhouse.train.label_audit import door_copies, split_faces
 
     names, labels, crops = split_faces(SHIPPED, data)
     copies = {"validation": (np.arange(len(crops)), crops)}
     copies.update(door_copies(crops))
-    from happyhouse.daemon.bundle import sha256_file
-
     # keyed by the head's content: a refitted head must not reuse the old one's scores
     file = cache / f"geometry-{sha256_file(SHIPPED.parent / 'geometry_head.npz')[:12]}.npz"
     if file.is_file():
@@ -54,10 +53,9 @@ def faces_and_geometry(data: List[Path], cache: Path):
 
 
 def classifier_scores(model: Path, copies, cache: Path) -> Dict[str, np.ndarray]:
+    from happyhouse.daemon.bundle import sha256_file
     from happyhouse.train.label_audit import model_contract
     from happyhouse.train.trainer import load_model, predict
-
-    from happyhouse.daemon.bundle import sha256_file
 
     # keyed by the file's content too: a path such as models/general/model.keras names
     # another model once the shipped one is replaced, and must not reuse its scores

@@ -151,8 +151,6 @@ def test_the_general_models_logits_in_int8_follow_float_on_real_faces(genki_root
     want, got = keras_scores(model, held), clf.scores(held)
     assert clf.views == 2 and len(faces) == 120
     assert np.max(np.abs(got - want)) < 0.05 and np.mean(np.abs(got - want)) < 0.01
-    import json
-
     shipped = json.loads((general.parents[2] / "daemon" / "models" / "default" / "model.json").read_text())
     threshold = shipped["threshold"]  # the shipped bundle's, made from this model
     assert 0.5 <= threshold < 1.0
