@@ -174,6 +174,7 @@ def features(args) -> int:
 def soup(args) -> int:
     """Score each fold's test frames with the weight average of its 5 models (4 inner + refit)."""
     from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train.soup import average
     from happyhouse.train.trainer import inherited_normalize, load_model, predict
 
     saved = dict(np.load(args.scores))
@@ -192,7 +193,7 @@ def soup(args) -> int:
         paths = sorted(folder.glob("inner*/model.keras")) + [folder / "refit" / "model.keras"]
         models = [load_model(p) for p in paths]
         base = models[0]
-        base.set_weights([np.mean(ws, axis=0) for ws in zip(*[m.get_weights() for m in models])])
+        base.set_weights(average([m.get_weights() for m in models]))
         test = np.flatnonzero(fold == f)
         raw = predict(base, crops[test], normalized)
         soup_scores[test] = np.where(saved["has_face"][test], raw, 0.0)
