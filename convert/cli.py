@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -82,6 +83,8 @@ def _convert(argv: Optional[List[str]]) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from .build import Options, convert
 
+    if not math.isfinite(args.max_drop):  # a NaN allowance would let any drop through
+        raise HappyHouseError(f"--max-drop must be a number of percentage points, got {args.max_drop}")
     if args.calibration_size < 1:
         raise HappyHouseError(f"--calibration-size must be at least 1, got {args.calibration_size}")
     notes = ""

@@ -95,7 +95,8 @@ def measure(float_scores: np.ndarray, int8_scores: np.ndarray, labels: np.ndarra
 
 def require(parity: Parity, max_drop: float = DEFAULT_MAX_DROP) -> Parity:
     """Raise ParityError unless int8 accuracy is within ``max_drop`` points of float."""
-    if parity.drop_pp > max_drop + _EPS:
+    # written as "not within" so that a NaN drop or allowance refuses rather than passes
+    if not parity.drop_pp <= max_drop + _EPS:
         raise ParityError(f"int8 model refused: accuracy drops {parity.drop_pp:.2f} pp "
                           f"(allowed {max_drop:g}); {parity.summary()}. No bundle written. "
                           f"Try more or more representative --calibration data.")

@@ -68,6 +68,10 @@ def near_duplicate(a: Optional[np.ndarray], b: np.ndarray, level: float = DUPLIC
     return a is not None and float(np.mean(np.abs(a - b))) < level
 
 
+#: the largest --budget-mb accepted (1 TB): more is a typo, not a plan
+MAX_BUDGET_MB = 1_000_000
+
+
 class Folder:
     """Where frames go, atomically, within a disk budget."""
 
@@ -77,6 +81,10 @@ class Folder:
             raise DataError(f"--label must be one of {', '.join(CLASSES)}, got {label!r}")
         self.root, self.label = Path(root).expanduser(), label
         self.folder = self.root / label
+        # NaN fails both comparisons, so it is refused here too (not a traceback at int())
+        if not 0 < budget_mb <= MAX_BUDGET_MB:
+            raise DataError(f"--budget-mb must be more than 0 and at most {MAX_BUDGET_MB} MB, "
+                            f"got {budget_mb:g}")
         self.budget = int(budget_mb * 1024 * 1024)
         self.used = 0
         self.disk_free = disk_free

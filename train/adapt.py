@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import sys
 import tempfile
@@ -52,6 +53,8 @@ import numpy as np
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
 from happyhouse.daemon.evidence import MIN_HOLDOUT
+
+from .house_cv import GENERAL_MODEL
 
 #: the geometry head a house's bundle carries (``--geometry-head``)
 HEAD_HOW = {"house": "the general head corrected on the house's own frames (fit_house_head)",
@@ -317,7 +320,8 @@ def run(args) -> dict:
     check_writable(out)
     check_writable(report_out, "a report", "metrics.json")
     if not Path(args.general).is_file():
-        raise ModelError(f"general model {args.general} does not exist (--general)")
+        raise ModelError(f"general model {args.general} does not exist (--general: the "
+                         f"models/general/model.keras of a HappyHouse checkout)")
     spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()
     cfg = door_config(args.config)  # the door's gate and camera: crop as that door does
     data, has_face = load_frames(args.frames, spec, args.limit, cfg)
@@ -425,9 +429,10 @@ def parser() -> argparse.ArgumentParser:
                    help="the door's config file (a copy of /etc/happyhouse/happyhouse.conf): "
                         "frames are gated and cropped with its camera size and [face] settings "
                         "(default: this machine's config file if any, else the built-in one)")
-    p.add_argument("--general", type=Path, default=Path("models/general/model.keras"),
+    p.add_argument("--general", type=Path, default=GENERAL_MODEL,
                    help="the shipped general model to fine-tune (its geometry.json, if any, "
-                        "gives the geometry stage)")
+                        "gives the geometry stage; default: this checkout's "
+                        "models/general/model.keras, from any folder)")
     p.add_argument("--current", type=Path,
                    help="the bundle the door runs now (default: the shipped bundle)")
     p.add_argument("--k", type=int, default=5, help="folds of the estimate")
@@ -458,11 +463,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_main("happyhouse-adapt", lambda: _adapt(argv))
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse a number the estimate cannot use, in one line, before any frame is read.
+
+    Written as ``ok`` tests so that NaN, which fails every comparison, is refused too.
+    """
+    checks = (
+        (args.k >= 2 and args.min_per_class >= args.k,
+         "--k must be >= 2 and --min-per-class >= --k"),
+        (args.inner_k >= 2, f"--inner-k must be >= 2, got {args.inner_k}"),
+        (args.epochs >= 1 and args.batch_size >= 1,
+         "--epochs and --batch-size must be at least 1"),
+        (args.patience >= 0, f"--patience must be 0 or more, got {args.patience}"),
+        (0 < args.lr <= 1, f"--lr must be more than 0 and at most 1, got {args.lr}"),
+        (0 <= args.max_false_open < 1,
+         f"--max-false-open must be in [0, 1), got {args.max_false_open}"),
+        (args.max_drop is None or math.isfinite(args.max_drop),
+         f"--max-drop must be a number of percentage points, got {args.max_drop}"),
+        (args.limit is None or args.limit >= 1, f"--limit must be at least 1, got {args.limit}"),
+    )
+    for ok, why in checks:
+        if not ok:
+            raise HappyHouseError(why)
+
+
 def _adapt(argv: Optional[List[str]]) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.k < 2 or args.min_per_class < args.k:
-        raise HappyHouseError("--k must be >= 2 and --min-per-class >= --k")
+    check_numbers(args)
     try:
         result = run(args)
     except Refused as exc:  # a verdict, not an error

@@ -70,6 +70,9 @@ from .data import door_face_crops, load_training_data, stratified_folds, stratif
 # functions that train: `--help` and a bad argument answer at once and quietly.
 
 log = logging.getLogger("happyhouse.train.house_cv")
+#: the shipped general model of this checkout, found from any working folder (the
+#: project installs editable; models/ is not package data)
+GENERAL_MODEL = Path(__file__).resolve().parents[1] / "models" / "general" / "model.keras"
 FOLDS_FILE = "folds.json"
 #: a fold's inner out-of-fold scores (refit protocol), kept out of the report
 OOF_KEY = "_inner_scores"
@@ -548,7 +551,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=(root / "happy-house" / "test_happy.h5") if root else None,
                    help="the Happy House frames (default $HAPPYHOUSE_DATA/happy-house/test_happy.h5)")
-    p.add_argument("--init", type=Path, default=Path("models/general/model.keras"))
+    p.add_argument("--init", type=Path, default=GENERAL_MODEL,
+                   help="the general model to adapt (default: this checkout's models/general)")
     p.add_argument("--out", type=Path, default=Path("reports/house-cv"))
     p.add_argument("--work", type=Path,
                    help="where the per-fold models go (not committed; default: a new temporary "

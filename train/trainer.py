@@ -76,6 +76,26 @@ class TrainConfig:
     cap_seed: int = DEFAULT_CAP_SEED
     extra_meta: Dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # every number a command line can hand in, checked before hours of training:
+        # NaN fails each comparison, so it is refused too (a NaN rate trains a NaN model)
+        checks = (
+            (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch size must be at least 1"),
+            (0 < self.lr <= 1, f"the learning rate must be more than 0 and at most 1, got {self.lr}"),
+            (0 < self.val_fraction < 1,
+             f"the validation fraction must be between 0 and 1, got {self.val_fraction}"),
+            (0 <= self.max_false_open < 1,
+             f"the false-open rate must be in [0, 1), got {self.max_false_open}"),
+            (0 <= self.margin <= 1, f"the face-crop margin must be 0 to 1, got {self.margin}"),
+            (self.patience >= 0, f"patience must be 0 or more epochs, got {self.patience}"),
+            (self.workers >= 1, f"workers must be at least 1, got {self.workers}"),
+            (self.time_limit is None or self.time_limit > 0,
+             f"the time limit must be more than 0 seconds, got {self.time_limit}"),
+        )
+        for ok, why in checks:
+            if not ok:
+                raise ConfigError(why)
+
     @property
     def split_seed_used(self) -> int:
         return self.seed if self.split_seed is None else self.split_seed

@@ -100,6 +100,16 @@ def test_parity_failure_writes_nothing(tiny_model, small_faces, tmp_path, capsys
     assert not _leftovers(tmp_path, "refused")
 
 
+def test_a_max_drop_that_is_not_a_number_is_refused_before_converting(tiny_model, small_faces,
+                                                                     tmp_path, capsys):
+    out = tmp_path / "nan"
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
+               "--max-drop", "nan"])
+    assert rc == 2
+    assert "--max-drop must be a number" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_parity_failure_keeps_the_previous_bundle(converted, tiny_model, small_faces, tmp_path, capsys):
     import shutil
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from happyhouse.convert.build import golden_indices
-from happyhouse.convert.parity import ParityError, measure, require, stratified_split
+from happyhouse.convert.parity import Parity, ParityError, measure, require, stratified_split
 from happyhouse.convert.quantize import calibration_sample
 from happyhouse.daemon.errors import DataError
 
@@ -28,6 +28,18 @@ def test_require_refuses_a_drop_above_the_margin():
     assert require(p, max_drop=0.5) is p
     with pytest.raises(ParityError, match="0.50 pp"):
         require(p, max_drop=0.4)
+
+
+def test_require_refuses_when_the_drop_or_the_allowance_is_not_a_number():
+    """A comparison with NaN is False, so "drop > allowed" once let any drop through."""
+    labels = np.array([1, 0])
+    p = measure(np.array([0.9, 0.1]), np.array([0.9, 0.1]), labels, 0.5)
+    with pytest.raises(ParityError):
+        require(p, max_drop=float("nan"))
+    nan_drop = Parity(n=2, threshold=0.5, float_accuracy=float("nan"), int8_accuracy=1.0,
+                      agreement=1.0, max_score_diff=0.0, mean_score_diff=0.0)
+    with pytest.raises(ParityError):
+        require(nan_drop, max_drop=1.0)
 
 
 def test_int8_better_than_float_is_not_a_drop():

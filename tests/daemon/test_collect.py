@@ -130,6 +130,19 @@ def test_collect_flags_and_labels_are_checked_before_anything_opens(tmp_path, ca
     assert "--count must be 1 to 10000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("budget", ["nan", "inf", "0", "-5", "2e6"])
+def test_a_disk_budget_that_is_not_a_size_is_one_line_and_creates_nothing(budget, tmp_path, capsys):
+    """Found by trying it: --budget-mb nan or inf was a traceback, 0 or -5 a session that
+    opened the camera to keep nothing."""
+    from happyhouse.daemon.cli import main
+
+    assert main(["--gpio", "mock", "--collect", str(tmp_path / "x"), "--label", "happy",
+                 "--budget-mb", budget]) == 2
+    err = capsys.readouterr().err
+    assert "--budget-mb must be more than 0" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_collect_is_refused_beside_the_service(tmp_path, capsys, no_latch):
     """The door service holds the state folder's lock: --collect on its camera is refused."""
     from happyhouse.daemon.cli import main

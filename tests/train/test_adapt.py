@@ -398,6 +398,33 @@ def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
         assert not out.exists() and not report.exists()
 
 
+@pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--lr", "0"),
+                                         ("--max-false-open", "nan"), ("--max-false-open", "1"),
+                                         ("--max-drop", "nan"), ("--inner-k", "1"),
+                                         ("--limit", "0"), ("--epochs", "0")])
+def test_a_number_the_estimate_cannot_use_is_one_line_before_any_frame_is_read(
+        flag, value, tmp_path, capsys, monkeypatch):
+    from fakes import forbid
+    from happyhouse.train import adapt as adapt_mod
+
+    forbid(monkeypatch, adapt_mod, ("load_frames",), "frames were read")
+    out = tmp_path / "my_bundle"
+    rc = adapt("--frames", tmp_path / "none", "--out", out, flag, value)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("happyhouse-adapt:") == 1 and flag in err, err
+    assert not out.exists()
+
+
+def test_the_general_model_is_found_from_any_working_folder(tmp_path, monkeypatch):
+    """A technician adapts in the folder the frames were copied to, not in the checkout."""
+    from happyhouse.train.adapt import parser
+
+    monkeypatch.chdir(tmp_path)
+    general = parser().parse_args(["--frames", "f", "--out", "o"]).general
+    assert general.is_absolute() and general.is_file()
+    assert general.resolve() == GENERAL.resolve()
+
+
 def test_too_few_face_frames_in_all_are_refused_before_the_estimate(tmp_path, capsys, no_estimate,
                                                                   genki_root, monkeypatch):
     """48 + 48 frames (a few lose their face at the gate) pass the per-class minimum, but

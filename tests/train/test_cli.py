@@ -46,6 +46,18 @@ def test_bad_data_path_is_a_one_line_error(tmp_path, capsys):
     assert "nowhere" in err and "does not exist" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--lr", "-1"), ("--val-fraction", "1"),
+                                         ("--max-false-open", "nan"), ("--margin", "inf"),
+                                         ("--time-limit", "0"), ("--workers", "0")])
+def test_a_number_training_cannot_use_is_one_line_before_any_data_is_read(flag, value, tmp_path,
+                                                                          capsys):
+    """A NaN learning rate once trained for hours into a NaN model."""
+    rc = cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nowhere" not in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_init_model_is_a_clear_error(genki_root, tmp_path, capsys):
     rc = cli.main(["--data", str(genki_root), "--limit", "4", "--init", str(tmp_path / "m.keras"),
                    "--out", str(tmp_path / "o"), "--quiet"])
