@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from happyhouse.daemon.collect import Folder, collect, run_collect
+from happyhouse.daemon.collect import Folder, run_collect
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.demo import face_in_door_frame
 from happyhouse.daemon.errors import DataError
