@@ -269,8 +269,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run_main("happyhouse-bench", lambda: _bench(argv))
 
 
+#: (flag, smallest, largest) of every count and duration the command line takes
+LIMITS = (("--frames", 1, 100_000), ("--warmup", 0, 100_000), ("--rounds", 1, 1000),
+          ("--invokes", 1, 1_000_000), ("--keras-iters", 1, 100_000),
+          ("--age-seconds", 0.1, 3600), ("--source-fps", 1, 240), ("--daemon-warmup", 0, 600),
+          ("--page-seconds", 0.1, 600), ("--page-streams", 1, 200))
+
+
+def check_limits(args: argparse.Namespace) -> None:
+    """One line for a count or duration no measurement can use (0 frames once divided by
+    zero; a negative or NaN one ran and printed n/a), whichever sections are skipped."""
+    for flag, low, high in LIMITS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if not low <= value <= high:  # NaN fails too
+            raise ConfigError(f"{flag} must be {low:g} to {high:g}, got {value:g}")
+
+
 def _bench(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
+    check_limits(args)
     result = run(args)
     if args.json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")

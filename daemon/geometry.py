@@ -71,6 +71,12 @@ def sigmoid(z: Union[float, np.ndarray]) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))
 
 
+def fusion_weights_valid(weights: Sequence[float]) -> bool:
+    """Two finite, non-negative weights, not both 0 (written as tests that NaN fails)."""
+    return (len(weights) == 2 and all(np.isfinite(w) and w >= 0 for w in weights)
+            and sum(weights) > 0)
+
+
 def fuse(appearance: Union[float, np.ndarray], geometry: Union[float, np.ndarray],
          weights: Sequence[float] = (0.5, 0.5)) -> np.ndarray:
     """``mean-logit`` fusion of the classifier's and the geometry head's probabilities."""
@@ -212,9 +218,9 @@ class GeometrySpec:
             if value not in known:
                 raise ModelError(f"{where}: geometry {name} {value!r} is not one this build "
                                  f"serves ({', '.join(known)}): the bundle needs a newer happyhouse")
-        if len(spec.weights) != 2 or min(spec.weights) < 0 or sum(spec.weights) <= 0:
-            raise ModelError(f"{where}: fusion weights must be two non-negative numbers, "
-                             f"got {spec.weights}")
+        if not fusion_weights_valid(spec.weights):
+            raise ModelError(f"{where}: fusion weights must be two finite non-negative numbers, "
+                             f"not both 0, got {spec.weights}")
         if not 0.0 <= spec.pad <= 1.0:
             raise ModelError(f"{where}: landmark pad must be within 0..1, got {spec.pad}")
         for name in (spec.mesh_file, spec.head_file):

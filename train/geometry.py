@@ -32,11 +32,12 @@ from happyhouse.daemon.bundle import sha256_file
 
 from .data import DEFAULT_CAP_SEED
 from .logistic import fit_logistic
-from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
+from happyhouse.daemon.errors import ConfigError, DataError, ModelError
 from happyhouse.daemon.filesafety import check_creatable, make_folder
 from happyhouse.train.augment import Augment, augment_batch
 from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, MESH_FILE, MESH_PAD, MESH_SHA256,
-                                        FaceMesh, GeometryHead, GeometrySpec, features, fuse)
+                                        FaceMesh, GeometryHead, GeometrySpec, features, fuse,
+                                        fusion_weights_valid)
 
 log = logging.getLogger("happyhouse.train")
 
@@ -125,6 +126,20 @@ def validation_mask(data_ids: Sequence[str], split_path: Path) -> np.ndarray:
     return np.array([normalise_id(i) in wanted for i in data_ids])
 
 
+def check_numbers(args) -> None:
+    """One line, before any face is read, for numbers a head cannot be fitted or fused with
+    (a NaN L2 or weight once wrote a head; weights 0 0 one no bundle can serve)."""
+    if not 0 <= args.l2 < float("inf"):
+        raise ConfigError(f"--l2 must be a finite number >= 0, got {args.l2}")
+    if not fusion_weights_valid(args.weights):
+        raise ConfigError(f"--weights must be two finite non-negative numbers, not both 0, "
+                          f"got {' '.join(f'{w:g}' for w in args.weights)}")
+    if not 0 <= args.max_false_open < 1:
+        raise ConfigError(f"--max-false-open must be in [0, 1), got {args.max_false_open}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+
+
 def run(args) -> dict:
     from happyhouse.convert.metadata import find_metadata, read_metadata
 
@@ -132,6 +147,7 @@ def run(args) -> dict:
     from .data import capped, load_training_data, parse_source_caps
     from .trainer import load_model, predict
 
+    check_numbers(args)
     started = time.time()
     model_path = Path(args.model)
     spec = read_metadata(find_metadata(model_path, flag=None)).preprocess
@@ -245,13 +261,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from happyhouse.daemon.cli_errors import run_main
+
+    # the shared mapping: a fixable error or Ctrl-C is one line, never a traceback
+    return run_main("happyhouse-train-geometry", lambda: _main(argv))
+
+
+def _main(argv: Optional[List[str]]) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = run(args)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"happyhouse-train-geometry: error: {exc}\n")
-        return exc.exit_code
+    result = run(args)
     for part in ("validation", "door_shifted_validation"):
         v = result[part]
         sys.stdout.write(f"{part.replace('_', ' ')}:\n" + "".join(

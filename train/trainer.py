@@ -89,8 +89,11 @@ class TrainConfig:
             (0 <= self.margin <= 1, f"the face-crop margin must be 0 to 1, got {self.margin}"),
             (self.patience >= 0, f"patience must be 0 or more epochs, got {self.patience}"),
             (self.workers >= 1, f"workers must be at least 1, got {self.workers}"),
-            (self.time_limit is None or self.time_limit > 0,
-             f"the time limit must be more than 0 seconds, got {self.time_limit}"),
+            # 0 once read as "this folder holds no images"
+            (self.limit is None or self.limit >= 1,
+             f"the limit of images per class and source must be at least 1, got {self.limit}"),
+            (self.time_limit is None or self.time_limit >= 0,  # 0: stop after one epoch
+             f"the time limit must be 0 or more seconds, got {self.time_limit}"),
         )
         for ok, why in checks:
             if not ok:

@@ -119,6 +119,17 @@ def test_bad_cores_is_a_one_line_error(capsys):
     assert err.startswith("happyhouse-bench: error: --cores") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("flag, value", [("--frames", "0"), ("--frames", "-5"), ("--rounds", "0"),
+                                         ("--source-fps", "nan"), ("--page-seconds", "inf"),
+                                         ("--daemon-warmup", "-1"), ("--page-streams", "0")])
+def test_a_count_or_duration_no_measurement_can_use_is_one_line(flag, value, capsys, monkeypatch):
+    """--frames 0 once divided by zero; the others ran and printed n/a."""
+    monkeypatch.setattr(bench, "run", lambda args: pytest.fail("the benchmark ran"))
+    assert bench.main([flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"happyhouse-bench: error: {flag} must be") and err.count("\n") == 1
+
+
 def test_missing_data_is_a_one_line_error(tmp_path, capsys):
     rc = bench.main(["--data", str(tmp_path / "absent.h5"), "--skip", "daemon", "--skip", "page"])
     assert rc == 2

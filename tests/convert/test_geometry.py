@@ -153,3 +153,22 @@ def test_the_head_learns_from_the_capped_faces_and_says_so(fused_model, small_fa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "genki" in err and small_faces.name in err
     assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("flag", [["--l2", "nan"], ["--weights", "nan", "0.3"], ["--weights", "0", "0"],
+                                  ["--weights", "-1", "2"], ["--max-false-open", "nan"],
+                                  ["--limit", "0"]])
+def test_a_head_that_cannot_be_fitted_or_fused_is_one_line_before_any_face_is_read(
+        flag, tmp_path, capsys, monkeypatch):
+    """A NaN L2 or weight once fitted and wrote a head; weights 0 0 one no bundle serves."""
+    from fakes import forbid
+    from happyhouse.train import data
+    from happyhouse.train.geometry import main
+
+    forbid(monkeypatch, data, ("load_training_data",), "faces were read")
+    out = tmp_path / "head"
+    assert main(["--data", str(tmp_path), "--model", str(tmp_path / "m.keras"), "--out", str(out),
+                 *flag]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag[0] in err, err
+    assert not out.exists()

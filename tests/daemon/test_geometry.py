@@ -189,6 +189,18 @@ def test_a_geometry_step_this_build_does_not_know_is_refused(tmp_path, faces, me
         load_bundle(bundle.path)
 
 
+@pytest.mark.parametrize("weights", [[float("nan"), 0.3], [0.7, float("inf")], [-0.1, 1.0],
+                                     [0.0, 0.0], [0.7]])
+def test_fusion_weights_that_cannot_fuse_are_refused(tmp_path, faces, mesh, weights):
+    """NaN passed "min < 0 or sum <= 0" (every comparison with NaN is False): a door
+    that never opens and never says why."""
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    section = json.loads((bundle.path / "model.json").read_text())["geometry"]
+    section["fusion"]["weights"] = weights
+    with pytest.raises(ModelError, match="fusion weights must be two finite"):
+        GeometrySpec.from_dict(section, "model.json")
+
+
 def test_an_older_daemon_would_refuse_a_format_2_bundle(tmp_path, faces, mesh):
     # what a version-1 reader checks first: the format_version it knows
     bundle = _geometry_bundle(tmp_path, faces, mesh)

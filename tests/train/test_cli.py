@@ -48,7 +48,8 @@ def test_bad_data_path_is_a_one_line_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--lr", "-1"), ("--val-fraction", "1"),
                                          ("--max-false-open", "nan"), ("--margin", "inf"),
-                                         ("--time-limit", "0"), ("--workers", "0")])
+                                         ("--time-limit", "nan"), ("--workers", "0"),
+                                         ("--limit", "0")])
 def test_a_number_training_cannot_use_is_one_line_before_any_data_is_read(flag, value, tmp_path,
                                                                           capsys):
     """A NaN learning rate once trained for hours into a NaN model."""
