@@ -54,7 +54,7 @@ from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
 from happyhouse.daemon.evidence import MIN_HOLDOUT
 
-from .house_cv import GENERAL_MODEL
+from .house_cv import GENERAL_MODEL, check_protocol_numbers
 
 #: the geometry head a house's bundle carries (``--geometry-head``)
 HEAD_HOW = {"house": "the general head corrected on the house's own frames (fit_house_head)",
@@ -468,16 +468,9 @@ def check_numbers(args: argparse.Namespace) -> None:
 
     Written as ``ok`` tests so that NaN, which fails every comparison, is refused too.
     """
+    check_protocol_numbers(args)  # the estimate is the house protocol: its numbers first
     checks = (
-        (args.k >= 2 and args.min_per_class >= args.k,
-         "--k must be >= 2 and --min-per-class >= --k"),
-        (args.inner_k >= 2, f"--inner-k must be >= 2, got {args.inner_k}"),
-        (args.epochs >= 1 and args.batch_size >= 1,
-         "--epochs and --batch-size must be at least 1"),
-        (args.patience >= 0, f"--patience must be 0 or more, got {args.patience}"),
-        (0 < args.lr <= 1, f"--lr must be more than 0 and at most 1, got {args.lr}"),
-        (0 <= args.max_false_open < 1,
-         f"--max-false-open must be in [0, 1), got {args.max_false_open}"),
+        (args.min_per_class >= args.k, "--min-per-class must be at least --k"),
         (args.max_drop is None or math.isfinite(args.max_drop),
          f"--max-drop must be a number of percentage points, got {args.max_drop}"),
         (args.limit is None or args.limit >= 1, f"--limit must be at least 1, got {args.limit}"),

@@ -600,18 +600,39 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--train-frames must be at least 8")
     if args.interpolate and (args.protocol != "refit" or args.scratch or args.adapt != ADAPT_FINE_TUNE):
         p.error("--interpolate needs the refit protocol, fine-tuning and a general model (--init)")
+    from happyhouse.daemon.cli_errors import run_main
+
+    return run_main("house_cv", lambda: _main(args))
+
+
+def check_protocol_numbers(args: argparse.Namespace) -> None:
+    """One line for a number the protocol cannot use, before any frame is read or folds
+    file written (``--k 1`` once wrote a folds file every later run then failed on).
+    Written as ``ok`` tests, so NaN, which fails every comparison, is refused too."""
+    checks = (
+        (args.k >= 2, f"--k must be at least 2, got {args.k}"),
+        (args.inner_k >= 2, f"--inner-k must be at least 2, got {args.inner_k}"),
+        (args.epochs >= 1 and args.batch_size >= 1,
+         "--epochs and --batch-size must be at least 1"),
+        (args.patience >= 0, f"--patience must be 0 or more, got {args.patience}"),
+        (0 < args.lr <= 1, f"--lr must be more than 0 and at most 1, got {args.lr}"),
+        (0 <= args.max_false_open < 1,
+         f"--max-false-open must be in [0, 1), got {args.max_false_open}"),
+    )
+    for ok, why in checks:
+        if not ok:
+            raise HappyHouseError(why)
+
+
+def _main(args: argparse.Namespace) -> int:
+    check_protocol_numbers(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.data is None:
-        sys.stderr.write("house_cv: give --data or set HAPPYHOUSE_DATA\n")
-        return 2
+        raise HappyHouseError("give --data or set HAPPYHOUSE_DATA")
     started = time.time()
     args.work = work_folder(args.work)
     log.info("per-fold models in %s", args.work)
-    try:
-        r = run(args)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"house_cv: {exc}\n")
-        return 2
+    r = run(args)
     sys.stdout.write(f"house CV: n={r['n']} accuracy={r['accuracy']:.4f} errors={r['errors']} "
                      f"false_opens={r['false_opens']} auc={r['roc_auc']:.4f} "
                      f"({time.time() - started:.0f}s)\n")
