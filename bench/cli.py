@@ -30,7 +30,7 @@ from importlib import metadata
 from typing import Any, Dict, List, Optional, Sequence
 
 from happyhouse.daemon.cli_errors import run_main
-from happyhouse.daemon.errors import ConfigError
+from happyhouse.daemon.errors import ConfigError, refuse_unless
 
 from . import frames as bench_frames, stages as bench_stages
 from .daemon import measure_daemon
@@ -279,10 +279,10 @@ LIMITS = (("--frames", 1, 100_000), ("--warmup", 0, 100_000), ("--rounds", 1, 10
 def check_limits(args: argparse.Namespace) -> None:
     """One line for a count or duration no measurement can use (0 frames once divided by
     zero; a negative or NaN one ran and printed n/a), whichever sections are skipped."""
-    for flag, low, high in LIMITS:
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if not low <= value <= high:  # NaN fails too
-            raise ConfigError(f"{flag} must be {low:g} to {high:g}, got {value:g}")
+    given = {flag: getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in LIMITS}
+    refuse_unless((low <= given[flag] <= high,
+                   f"{flag} must be {low:g} to {high:g}, got {given[flag]:g}")
+                  for flag, low, high in LIMITS)
 
 
 def _bench(argv: Optional[Sequence[str]]) -> int:

@@ -84,7 +84,8 @@ def _convert(argv: Optional[List[str]]) -> int:
     from .build import Options, convert
 
     if not math.isfinite(args.max_drop):  # a NaN allowance would let any drop through
-        raise HappyHouseError(f"--max-drop must be a number of percentage points, got {args.max_drop}")
+        raise HappyHouseError(f"--max-drop must be a number of percentage points, "
+                              f"got {args.max_drop}")
     if args.calibration_size < 1:
         raise HappyHouseError(f"--calibration-size must be at least 1, got {args.calibration_size}")
     notes = ""

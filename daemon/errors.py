@@ -6,6 +6,8 @@ what to fix. CLIs catch it, print one line and exit non-zero; anything else is
 a bug.
 """
 
+from typing import Iterable, Tuple, Type
+
 
 class HappyHouseError(Exception):
     """Base of every error the project raises on purpose."""
@@ -58,3 +60,16 @@ class Interrupted(BaseException):
 
 class BusyError(HappyHouseError):
     """Another door program holds the state folder (and with it the latch)."""
+
+
+def refuse_unless(checks: Iterable[Tuple[bool, str]],
+                  error: Type[HappyHouseError] = ConfigError) -> None:
+    """Raise ``error(why)`` for the first ``(ok, why)`` that is not ok.
+
+    Checks of numbers from a command line are written as what is *allowed*
+    (``0 < lr <= 1``), never as what is refused: NaN fails every comparison,
+    so it is refused too instead of slipping past a ``lr <= 0`` test.
+    """
+    for ok, why in checks:
+        if not ok:
+            raise error(why)

@@ -3,11 +3,13 @@ on one line with its exit code, Ctrl-C is 130 with one line, never a traceback, 
 the tool and whether or not its logging was already set up."""
 
 import importlib
+import math
 
 import pytest
 
 from happyhouse.daemon.cli_errors import run_main
-from happyhouse.daemon.errors import Interrupted, ModelError, SourceError
+from happyhouse.daemon.errors import (ConfigError, DataError, Interrupted, ModelError, SourceError,
+                                      refuse_unless)
 
 # prog -> (module, its argument parser's name, argv that is a project error, a word of it)
 TOOLS = {
@@ -89,3 +91,12 @@ def test_run_main_mapping():
     with pytest.raises(RuntimeError):  # a bug in a tool without bug_exit: Python reports it
         run_main("p", raise_(RuntimeError("bug")))
     assert run_main("p", raise_(RuntimeError("bug")), bug_exit=70) == 70
+
+
+def test_refuse_unless_raises_the_first_failed_check_with_its_reason():
+    nan = math.nan
+    refuse_unless(((0 < 0.5 <= 1, "fine"),))  # all allowed: nothing raised
+    with pytest.raises(ConfigError, match="^first$"):
+        refuse_unless(((True, "ok"), (0 < nan <= 1, "first"), (False, "second")))
+    with pytest.raises(DataError, match="budget"):
+        refuse_unless(((0 < nan, "budget"),), DataError)

@@ -51,7 +51,7 @@ from typing import List, Optional
 import numpy as np
 
 from happyhouse.daemon.datasets import CLASSES
-from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError
+from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError, refuse_unless
 from happyhouse.daemon.evidence import MIN_HOLDOUT
 
 from .house_cv import GENERAL_MODEL, check_protocol_numbers
@@ -464,20 +464,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def check_numbers(args: argparse.Namespace) -> None:
-    """Refuse a number the estimate cannot use, in one line, before any frame is read.
-
-    Written as ``ok`` tests so that NaN, which fails every comparison, is refused too.
-    """
+    """Refuse a number the estimate cannot use, in one line, before any frame is read."""
     check_protocol_numbers(args)  # the estimate is the house protocol: its numbers first
-    checks = (
+    refuse_unless((
         (args.min_per_class >= args.k, "--min-per-class must be at least --k"),
         (args.max_drop is None or math.isfinite(args.max_drop),
          f"--max-drop must be a number of percentage points, got {args.max_drop}"),
         (args.limit is None or args.limit >= 1, f"--limit must be at least 1, got {args.limit}"),
-    )
-    for ok, why in checks:
-        if not ok:
-            raise HappyHouseError(why)
+    ))
 
 
 def _adapt(argv: Optional[List[str]]) -> int:

@@ -32,7 +32,7 @@ from happyhouse.daemon.bundle import sha256_file
 
 from .data import DEFAULT_CAP_SEED
 from .logistic import fit_logistic
-from happyhouse.daemon.errors import ConfigError, DataError, ModelError
+from happyhouse.daemon.errors import DataError, ModelError, refuse_unless
 from happyhouse.daemon.filesafety import check_creatable, make_folder
 from happyhouse.train.augment import Augment, augment_batch
 from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, MESH_FILE, MESH_PAD, MESH_SHA256,
@@ -129,15 +129,15 @@ def validation_mask(data_ids: Sequence[str], split_path: Path) -> np.ndarray:
 def check_numbers(args) -> None:
     """One line, before any face is read, for numbers a head cannot be fitted or fused with
     (a NaN L2 or weight once wrote a head; weights 0 0 one no bundle can serve)."""
-    if not 0 <= args.l2 < float("inf"):
-        raise ConfigError(f"--l2 must be a finite number >= 0, got {args.l2}")
-    if not fusion_weights_valid(args.weights):
-        raise ConfigError(f"--weights must be two finite non-negative numbers, not both 0, "
-                          f"got {' '.join(f'{w:g}' for w in args.weights)}")
-    if not 0 <= args.max_false_open < 1:
-        raise ConfigError(f"--max-false-open must be in [0, 1), got {args.max_false_open}")
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    refuse_unless((
+        (0 <= args.l2 < float("inf"), f"--l2 must be a finite number >= 0, got {args.l2}"),
+        (fusion_weights_valid(args.weights),
+         f"--weights must be two finite non-negative numbers, not both 0, "
+         f"got {' '.join(f'{w:g}' for w in args.weights)}"),
+        (0 <= args.max_false_open < 1,
+         f"--max-false-open must be in [0, 1), got {args.max_false_open}"),
+        (args.limit is None or args.limit >= 1, f"--limit must be at least 1, got {args.limit}"),
+    ))
 
 
 def run(args) -> dict:

@@ -57,7 +57,7 @@ import numpy as np
 
 from happyhouse.daemon.bundle import sha256_file
 from happyhouse.daemon.datasets import data_root
-from happyhouse.daemon.errors import DataError, HappyHouseError
+from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless
 from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
@@ -607,9 +607,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def check_protocol_numbers(args: argparse.Namespace) -> None:
     """One line for a number the protocol cannot use, before any frame is read or folds
-    file written (``--k 1`` once wrote a folds file every later run then failed on).
-    Written as ``ok`` tests, so NaN, which fails every comparison, is refused too."""
-    checks = (
+    file written (``--k 1`` once wrote a folds file every later run then failed on)."""
+    refuse_unless((
         (args.k >= 2, f"--k must be at least 2, got {args.k}"),
         (args.inner_k >= 2, f"--inner-k must be at least 2, got {args.inner_k}"),
         (args.epochs >= 1 and args.batch_size >= 1,
@@ -618,10 +617,7 @@ def check_protocol_numbers(args: argparse.Namespace) -> None:
         (0 < args.lr <= 1, f"--lr must be more than 0 and at most 1, got {args.lr}"),
         (0 <= args.max_false_open < 1,
          f"--max-false-open must be in [0, 1), got {args.max_false_open}"),
-    )
-    for ok, why in checks:
-        if not ok:
-            raise HappyHouseError(why)
+    ))
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from happyhouse.daemon.datasets import CLASSES, Dataset
-from happyhouse.daemon.errors import ConfigError, ModelError
+from happyhouse.daemon.errors import ConfigError, ModelError, refuse_unless
 from happyhouse.daemon.preprocess import Preprocess, normalize_batch, to_model_input
 
 from . import models, report
@@ -77,10 +77,11 @@ class TrainConfig:
     extra_meta: Dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # every number a command line can hand in, checked before hours of training:
-        # NaN fails each comparison, so it is refused too (a NaN rate trains a NaN model)
-        checks = (
-            (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch size must be at least 1"),
+        # every number a command line can hand in, checked before hours of training
+        # (a NaN rate once trained a NaN model)
+        refuse_unless((
+            (self.epochs >= 1 and self.batch_size >= 1,
+             "epochs and batch size must be at least 1"),
             (0 < self.lr <= 1, f"the learning rate must be more than 0 and at most 1, got {self.lr}"),
             (0 < self.val_fraction < 1,
              f"the validation fraction must be between 0 and 1, got {self.val_fraction}"),
@@ -94,10 +95,7 @@ class TrainConfig:
              f"the limit of images per class and source must be at least 1, got {self.limit}"),
             (self.time_limit is None or self.time_limit >= 0,  # 0: stop after one epoch
              f"the time limit must be 0 or more seconds, got {self.time_limit}"),
-        )
-        for ok, why in checks:
-            if not ok:
-                raise ConfigError(why)
+        ))
 
     @property
     def split_seed_used(self) -> int:
@@ -335,8 +333,6 @@ def apply_source_caps(cfg: "TrainConfig", data: Dataset, tr: np.ndarray):
 
 def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray) -> Dict[str, object]:
     """Train on ``data[tr]``, pick the checkpoint and threshold on ``data[va]``, save everything."""
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise ConfigError("epochs and batch size must be at least 1")
     if cfg.augment != "none" and cfg.augment not in PRESETS:
         raise ConfigError(f"augmentation {cfg.augment!r} is not one of {sorted(PRESETS)} or 'none'")
     started = time.time()
@@ -395,8 +391,6 @@ def fit_fixed(cfg: TrainConfig, data: Dataset, tr: np.ndarray):
     and the threshold, so every labelled image can now train. Returns the
     Keras model (also saved as ``cfg.out/model.keras``) and its history.
     """
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise ConfigError("epochs and batch size must be at least 1")
     set_seeds(cfg.seed)
     model = _model(cfg)
     batches = _batches(data.images[tr], data.labels[tr], cfg)
