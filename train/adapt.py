@@ -105,9 +105,15 @@ def refuse_if_worse(new: dict, old: dict, not_smiling: int, current: str, what: 
     the bundle ``current`` whose figures on the same frames are ``old``."""
     why = worse_than_current(new, old, not_smiling)
     if why:
-        raise Refused(f"refused, nothing written ({why}): {what} makes {new['errors']} errors "
-                      f"with {new['false_opens']} false opens, the bundle the door runs now "
+        raise Refused(f"refused, nothing written ({why}): {what} makes "
+                      f"{counted(new['errors'], 'error')} with "
+                      f"{counted(new['false_opens'], 'false open')}, the bundle the door runs now "
                       f"({current}) {old['errors']} with {old['false_opens']}{hint}")
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless one ("1 false open"): a technician reads these."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class Refused(HappyHouseError):

@@ -500,3 +500,16 @@ def test_an_adapted_model_may_add_one_false_open_per_66_not_smiling_frames_and_n
     assert worse_than_current({"errors": 22, "false_opens": 2}, current, 132) is None
     assert worse_than_current({"errors": 52, "false_opens": 0}, current, 66) == "more errors"
     assert worse_than_current({"errors": 51, "false_opens": 0}, current, 66) is None
+
+
+def test_the_refusal_counts_in_words_a_technician_reads():
+    from happyhouse.train.adapt import Refused, refuse_if_worse
+
+    with pytest.raises(Refused) as refused:
+        refuse_if_worse({"errors": 37, "false_opens": 1}, {"errors": 14, "false_opens": 6}, 66,
+                        "default", "the adapted model")
+    assert "makes 37 errors with 1 false open, the bundle" in str(refused.value)
+    with pytest.raises(Refused) as refused:
+        refuse_if_worse({"errors": 1, "false_opens": 9}, {"errors": 0, "false_opens": 0}, 66,
+                        "default", "the adapted model")
+    assert "makes 1 error with 9 false opens" in str(refused.value)
