@@ -211,7 +211,12 @@ def _probe_picture(path: Path) -> str:
     if data is None:
         return why
     cv2 = _cv2()
-    small = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    try:
+        small = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    except cv2.error:
+        # OpenCV asserts when it cannot shrink a side by 8 (a picture under 8 pixels on a
+        # side); decoding it whole instead could be a decompression bomb on the other side
+        return f"under {_PROBE_SCALE} pixels on a side, too small to hold a face"
     if small is None:
         return "not a decodable image"
     height, width = (side * _PROBE_SCALE for side in small.shape[:2])

@@ -113,3 +113,18 @@ def test_empty_h5_holds_no_frames(tmp_path, cfg):
     with pytest.raises(SourceError, match="holds no frames") as info:
         open_source(str(path), cfg).open()
     assert "\n" not in str(info.value)
+
+
+def test_pictures_too_small_to_shrink_are_refused_with_a_line(tmp_path, cfg, caplog):
+    # OpenCV asserts (cv2.error) when its 1/8 probe decode meets a picture under 8 pixels a
+    # side: a 1x1 PNG was a traceback in --once, --check and --collect
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(SourceError, match="too small to hold a face") as info:
+        open_source(str(tiny), cfg)
+    assert "\n" not in str(info.value)
+    cv2.imwrite(str(tmp_path / "a.png"), flat_image(10))
+    cv2.imwrite(str(tmp_path / "thin.png"), np.zeros((5, 300, 3), np.uint8))
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.sources"):
+        src = open_source(str(tmp_path), cfg)
+    assert "1 frame(s)" in src.description and "tiny.png" in caplog.text and "thin.png" in caplog.text
