@@ -3,8 +3,9 @@
 * class folders: ``ROOT/happy/*.jpg`` and ``ROOT/not_happy/*.jpg`` (1 = happy)
 * course HDF5: ``train_set_x``/``train_set_y`` or ``test_set_x``/``test_set_y``
 
-Images come back as uint8 RGB. Unreadable files are skipped and counted,
-never fatal; a wrong layout or an empty class is a clear DataError. Used by
+Images come back as uint8 RGB. Unreadable files are skipped, counted and named
+(:func:`unreadable_line`), never fatal; a wrong layout, an empty class or one with
+no readable file is a clear DataError. Used by
 training, conversion checks and ``happyhouse-eval`` alike (no TensorFlow).
 """
 
@@ -46,6 +47,20 @@ class Dataset:
                 "skipped": len(self.skipped)}
 
 
+def unreadable_line(skipped: Sequence[Tuple[str, str]], shown: int = 3) -> str:
+    """"" or one line naming the files that could not be read (a copy cut short, a full disk).
+
+    They are left out, never fatal, but a person must hear of them: a class folder that
+    lost half its frames judges, trains and adapts on the other half.
+    """
+    if not skipped:
+        return ""
+    names = [f"{Path(i).parent.name}/{Path(i).name} ({why})" for i, why in skipped[:shown]]
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return (f"left out {len(skipped)} file(s) that could not be read: "
+            f"{', '.join(names)}{more}")
+
+
 def data_root() -> Optional[Path]:
     """The shared datasets folder from ``HAPPYHOUSE_DATA``, or None if unset/missing."""
     value = os.environ.get(DATA_ENV)
@@ -71,8 +86,14 @@ def _read_image(path: Path, size: Optional[int]) -> np.ndarray:
 
 
 def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
-                       limit: Optional[int] = None) -> Dataset:
-    """``ROOT/happy`` and ``ROOT/not_happy``; ``limit`` caps images per class (tests)."""
+                       limit: Optional[int] = None,
+                       frame_size: Optional[Tuple[int, int]] = None) -> Dataset:
+    """``ROOT/happy`` and ``ROOT/not_happy``; ``limit`` caps images per class (tests).
+
+    ``size=None`` keeps each image's own size; if they differ, ``frame_size`` (a camera's
+    width, height) scales each one as the door camera would deliver it (whole door frames
+    from a camera whose resolution changed between collecting sessions), else it is an error.
+    """
     root = Path(root)
     images, labels, ids, skipped = [], [], [], []
     for label, name in enumerate(CLASSES):
@@ -86,19 +107,30 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
         if not files:
             raise DataError(f"{folder} holds no images ({', '.join(IMAGE_EXTS)}): "
                             f"both classes need examples")
+        unreadable = []
         for path in files:
             try:
                 image = _read_image(path, size)
             except (ValueError, OSError) as exc:
-                skipped.append((str(path), str(exc)))
+                unreadable.append((str(path), str(exc)))
                 continue
             images.append(image)
             labels.append(label)
             ids.append(str(path))
+        if len(unreadable) == len(files):
+            raise DataError(f"{folder}: none of its {len(files)} image files can be read "
+                            f"(first: {files[0].name}, {unreadable[0][1]}): both classes "
+                            f"need examples")
+        skipped += unreadable
     if not images:
         raise DataError(f"{root}: no readable images")
     if size is None and len({im.shape for im in images}) > 1:
-        raise DataError(f"{root}: images differ in size; pass a size to resize them")
+        if frame_size is None:
+            raise DataError(f"{root}: images differ in size; pass a size to resize them")
+        from .preprocess import to_door_frame
+
+        # the very pixels the door path makes of each frame (to_door_frame gives BGR)
+        images = [np.ascontiguousarray(to_door_frame(im, *frame_size)[..., ::-1]) for im in images]
     return Dataset(np.stack(images), np.asarray(labels, np.int64), ids, skipped, [str(root)])
 
 
@@ -137,8 +169,9 @@ def load_hdf5(path: Union[str, Path], size: Optional[int] = None,
 
 
 def load_dataset(path: Union[str, Path], size: Optional[int] = 64,
-                 limit: Optional[int] = None) -> Dataset:
-    """Either format, by what ``path`` is."""
+                 limit: Optional[int] = None,
+                 frame_size: Optional[Tuple[int, int]] = None) -> Dataset:
+    """Either format, by what ``path`` is (``frame_size``: :func:`load_class_folders`)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"dataset {path} does not exist")
@@ -146,7 +179,7 @@ def load_dataset(path: Union[str, Path], size: Optional[int] = 64,
         if path.suffix.lower() in (".h5", ".hdf5"):
             return load_hdf5(path, size, limit)
         raise DataError(f"{path} is a file but not .h5: give a class-folder root or a course HDF5")
-    return load_class_folders(path, size, limit)
+    return load_class_folders(path, size, limit, frame_size)
 
 
 def load_many(paths: Sequence[Union[str, Path]], size: int = 64,

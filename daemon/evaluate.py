@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args) -> dict:
     """The report; with ``--per-image`` and ``--plot`` also their files."""
     from .config import load_config
-    from .datasets import load_dataset
+    from .datasets import load_dataset, unreadable_line
     from .pipeline import Pipeline
 
     size = parse_size(args.source_size)
@@ -277,10 +277,11 @@ def run(args) -> dict:
         use_gate = gated(path, args.gate)
         started = time.perf_counter()
         data = load_dataset(path, size=None if use_gate else pipeline.preprocess.size,
-                            limit=args.limit)
+                            limit=args.limit, frame_size=size)
         seen = score_images(pipeline, data.images, use_gate, size)
         part = summarize_observations(seen, data.labels)
         part.update(data=str(path), gate=use_gate, skipped=len(data.skipped),
+                    unreadable=unreadable_line(data.skipped),
                     seconds=round(time.perf_counter() - started, 2))
         report["datasets"].append(part)
         totals.append(part)
@@ -343,6 +344,8 @@ def _human(report: dict) -> str:
                f"gate, as the door camera would see it" if part["gate"]
                else "each image taken as a face crop, the gate skipped")
         lines.append(f"  {part['data']}: {part['n']} images, {how}")
+        if part.get("unreadable"):
+            lines.append(f"    {part['unreadable']}")
         lines += _say_part(part)
     if len(report["datasets"]) > 1:
         lines.append("  all datasets together:")

@@ -124,14 +124,20 @@ class Refused(HappyHouseError):
 
 def load_frames(path: Path, spec, limit: Optional[int] = None, cfg=None):
     """(dataset of gated crops, has_face): every frame as the door (``cfg``) would crop it."""
-    from happyhouse.daemon.datasets import load_dataset
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.datasets import load_dataset, unreadable_line
 
     from .data import door_face_crops
 
     if not Path(path).is_dir():
         raise DataError(f"{path} is not a folder: give the folder --collect wrote "
                         f"(with happy/ and not_happy/)")
-    data = load_dataset(path, size=None, limit=limit)  # wrong layout, empty class: DataError
+    cfg = cfg or load_config(None, {"latch.gpio": "mock"})
+    # wrong layout, empty class: DataError; frames of several sizes (the camera's resolution
+    # changed between sessions): each scaled to the camera's, as the door path does anyway
+    data = load_dataset(path, size=None, limit=limit, frame_size=(cfg.camera_width, cfg.camera_height))
+    if data.skipped:
+        log.warning("%s", unreadable_line(data.skipped))
     data.raw = data.images
     data.images, has_face = door_face_crops(data.images, spec, cfg)
     return data, has_face

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from happyhouse.daemon.datasets import Dataset, load_dataset, load_many
+from happyhouse.daemon.datasets import Dataset, load_dataset, load_many, unreadable_line
 from happyhouse.daemon.errors import DataError
 from happyhouse.daemon.preprocess import Preprocess, prepare_image
 
@@ -104,6 +104,8 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
 def load_training_data(paths: Sequence[str], spec: Preprocess, limit: Optional[int] = None) -> Dataset:
     """All sources combined, each image passed through the preprocessing contract."""
     data = load_many(list(paths), size=spec.size, limit=limit)
+    if data.skipped:
+        log.warning("%s", unreadable_line(data.skipped))
     data.images = np.stack([prepare_image(im, spec) for im in data.images])
     return data
 
@@ -141,16 +143,23 @@ def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess, cfg=None):
 def load_door_frames(paths: Sequence[str], spec: Preprocess, limit: Optional[int] = None) -> Dataset:
     """A house's own whole door-camera frames -> the face crops the door would score.
 
-    Frames are read at their own size (all frames of a source must match) and
-    gated; a frame without a face is skipped and counted, as a corrupt file is.
+    Frames are read at their own size (frames of several sizes in one source are each
+    scaled to the door camera's first, as the door path scales them anyway) and gated;
+    a frame without a face is skipped and counted, as a corrupt file is.
     """
+    from happyhouse.daemon.config import load_config
+
     if spec.crop != "face":
         raise DataError("door frames are gated and cropped to the face: use crop mode 'face'")
     if not paths:
         raise DataError("no dataset given")
+    camera = load_config(None, {"latch.gpio": "mock"})  # door_face_crops' camera size
     parts = []
     for path in paths:  # one source at a time: each camera has its own frame size
-        data = load_dataset(path, size=None, limit=limit)
+        data = load_dataset(path, size=None, limit=limit,
+                            frame_size=(camera.camera_width, camera.camera_height))
+        if data.skipped:
+            log.warning("%s", unreadable_line(data.skipped))
         crops, found = door_face_crops(data.images, spec)
         kept = data.subset(np.flatnonzero(found))
         kept.images = crops[found]

@@ -68,3 +68,45 @@ def test_data_root_is_absolute_even_when_given_relative(tmp_path, monkeypatch):
     assert data_root() == tmp_path.resolve() / "data"
     monkeypatch.setenv("HAPPYHOUSE_DATA", "missing")
     assert data_root() is None
+
+
+def test_a_class_whose_files_are_all_unreadable_is_an_error_not_a_one_class_dataset(tmp_path, genki_root):
+    # before: the other class's images loaded alone, and eval judged a one-class folder
+    for name in ("happy", "not_happy"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "happy" / "good.jpg").write_bytes(sorted((genki_root / "happy").glob("*.jpg"))[0].read_bytes())
+    (tmp_path / "not_happy" / "cut.jpg").write_bytes(b"\xff\xd8 cut short")
+    (tmp_path / "not_happy" / "zero.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"not_happy: none of its 2 image files can be read \(first: cut.jpg"):
+        load_dataset(tmp_path)
+
+
+def test_unreadable_files_are_named_in_one_line():
+    from happyhouse.daemon.datasets import unreadable_line
+
+    assert unreadable_line([]) == ""
+    skipped = [(f"/x/house/happy/{i}.jpg", "not a decodable image") for i in range(5)]
+    line = unreadable_line(skipped)
+    assert line.startswith("left out 5 file(s) that could not be read: happy/0.jpg (not a decodable image)")
+    assert line.endswith("and 2 more") and "\n" not in line
+
+
+def test_frames_of_several_sizes_scale_to_the_camera_as_the_door_path_does(tmp_path):
+    import cv2
+
+    from happyhouse.daemon.preprocess import to_door_frame
+
+    rng = np.random.default_rng(0)
+    frames = {"happy/a.png": rng.integers(0, 256, (48, 64, 3), np.uint8),
+              "not_happy/b.png": rng.integers(0, 256, (480, 640, 3), np.uint8)}
+    for name, rgb in frames.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / name), rgb[..., ::-1])
+    with pytest.raises(DataError, match="differ in size"):
+        load_dataset(tmp_path, size=None)
+    ds = load_dataset(tmp_path, size=None, frame_size=(640, 480))
+    assert ds.images.shape == (2, 480, 640, 3)
+    # the same pixels the door path makes of the small frame (to_door_frame gives BGR)
+    assert np.array_equal(ds.images[ds.labels.tolist().index(1)],
+                          to_door_frame(frames["happy/a.png"], 640, 480)[..., ::-1])
+    assert np.array_equal(ds.images[ds.labels.tolist().index(0)], frames["not_happy/b.png"])

@@ -74,6 +74,22 @@ def test_cli_on_a_class_folder(tmp_path, capsys):
     assert r["tp"] == 3 and r["fp"] == 3 and r["false_open_rate"] == 1.0
 
 
+def test_files_that_cannot_be_read_are_named_not_silently_dropped(tmp_path, capsys):
+    for label in ("happy", "not_happy"):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            img = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            cv2.imwrite(str(tmp_path / label / f"{i}.jpg"), img)
+    (tmp_path / "happy" / "cut.jpg").write_bytes(b"\xff\xd8 a copy cut short")
+    assert evaluate.main(["--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 images" in out
+    assert "left out 1 file(s) that could not be read: happy/cut.jpg (not a decodable image)" in out
+    assert evaluate.main(["--data", str(tmp_path), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["datasets"][0]
+    assert r["skipped"] == 1 and "happy/cut.jpg" in r["unreadable"]
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--data", "/nonexistent/data"], "does not exist"),
     (["--data", "{tmp}", "--model", "{tmp}/nobundle"], "does not exist"),

@@ -6,6 +6,7 @@ model is refused and bad folders get one line each, with nothing written."""
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -485,6 +486,27 @@ def test_the_doors_own_config_gates_the_frames(tmp_path, capsys, genki_root):
     err = capsys.readouterr().err
     assert rc == 2 and "missing.conf" in err and "Traceback" not in err, err
     assert not (tmp_path / "b").exists()
+
+
+def test_frames_of_several_sizes_and_a_cut_short_file_are_read_not_refused(tmp_path, caplog):
+    """A camera whose resolution changed between collecting sessions gave frames of two sizes:
+    "images differ in size; pass a size to resize them", which no adapt flag can do. Each
+    frame is now scaled to the camera's size, as the door path does anyway; a file a copy cut
+    short is named and left out."""
+    import cv2
+
+    from happyhouse.train.adapt import load_frames
+    from happyhouse.daemon.preprocess import Preprocess
+
+    frames = _frames(tmp_path, 6, 6)
+    first = sorted((frames / "happy").iterdir())[0]
+    big = cv2.resize(cv2.imread(str(first)), None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    cv2.imwrite(str(first), big)
+    (frames / "not_happy" / "cut.jpg").write_bytes(first.read_bytes()[:200])
+    with caplog.at_level(logging.WARNING, logger="happyhouse.train.adapt"):
+        data, has_face = load_frames(frames, Preprocess(crop="face", size=64))
+    assert len(data) == 12 and data.raw.shape[1:] == (480, 640, 3) and has_face.sum() >= 10
+    assert "left out 1 file(s) that could not be read: not_happy/cut.jpg" in caplog.text
 
 
 def test_an_adapted_model_may_add_one_false_open_per_66_not_smiling_frames_and_no_error():
