@@ -62,12 +62,17 @@ def test_cli_on_happy_house_with_shipped_bundle(happy_house_h5, capsys):
     assert r["no_face"] < 15  # the gate finds most faces at 640x480
 
 
-def test_cli_on_a_class_folder(tmp_path, capsys):
+def _noise_folder(root, per_class):
+    """A class-folder dataset of random 64x64 'faces' (the gate is skipped for class folders)."""
     for label in ("happy", "not_happy"):
-        (tmp_path / label).mkdir()
-        for i in range(3):
+        (root / label).mkdir()
+        for i in range(per_class):
             img = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-            cv2.imwrite(str(tmp_path / label / f"{i}.jpg"), img)
+            cv2.imwrite(str(root / label / f"{i}.jpg"), img)
+
+
+def test_cli_on_a_class_folder(tmp_path, capsys):
+    _noise_folder(tmp_path, 3)
     code = evaluate.main(["--data", str(tmp_path), "--json", "--threshold", "0.0"])
     r = json.loads(capsys.readouterr().out)
     assert code == 0 and r["n"] == 6 and r["no_face"] == 0 and r["threshold"] == 0.0
@@ -75,11 +80,7 @@ def test_cli_on_a_class_folder(tmp_path, capsys):
 
 
 def test_files_that_cannot_be_read_are_named_not_silently_dropped(tmp_path, capsys):
-    for label in ("happy", "not_happy"):
-        (tmp_path / label).mkdir()
-        for i in range(2):
-            img = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-            cv2.imwrite(str(tmp_path / label / f"{i}.jpg"), img)
+    _noise_folder(tmp_path, 2)
     (tmp_path / "happy" / "cut.jpg").write_bytes(b"\xff\xd8 a copy cut short")
     assert evaluate.main(["--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
