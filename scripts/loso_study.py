@@ -12,8 +12,9 @@ every face of the other (and on its three door copies, ``label_audit.door_copies
 Each held-out face is scored by the classifier and the head alone and fused as the bundle
 fuses (mean logit) at every weight of ``GRID``. The in-domain floor is the shipped
 classifier and head on the general validation split at the same weights (the ``feasible``
-set); the rule, written before the run, is in ``reports/README.md`` (``loso/``). Never reads
-door frames.
+set). Study T then asks whether a threshold set on the training source's own validation split
+(and its door copies) carries to the held-out source (``threshold_rules``). Both rules, written
+before the run, are in ``reports/README.md`` (``loso/``). Never reads door frames.
 
 ::
 
