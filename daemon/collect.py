@@ -90,6 +90,9 @@ class Folder:
         self.disk_free = disk_free
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # mkdir's "File exists" for a file in the folder's place
+            raise DataError(f"cannot collect into {self.folder}: it is a file, not a folder; "
+                            f"move it away or give another DIR") from None
         except OSError as exc:
             raise DataError(f"cannot create {self.folder}: {exc.strerror or exc}") from None
         for stray in self.folder.glob(".*.tmp"):  # a session killed mid-write
