@@ -40,6 +40,7 @@ import numpy as np
 from .datasets import CLASSES
 from .endsignals import signal_name
 from .errors import DataError, Interrupted
+from .filesafety import make_folder
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,7 @@ class Folder:
         self.budget = int(budget_mb * 1024 * 1024)
         self.used = 0
         self.disk_free = disk_free
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # mkdir's "File exists" for a file in the folder's place
-            raise DataError(f"cannot collect into {self.folder}: it is a file, not a folder; "
-                            f"move it away or give another DIR") from None
-        except OSError as exc:
-            raise DataError(f"cannot create {self.folder}: {exc.strerror or exc}") from None
+        make_folder(self.folder, "--collect folder")
         for stray in self.folder.glob(".*.tmp"):  # a session killed mid-write
             stray.unlink()
         self.existing = sum(1 for p in self.folder.iterdir() if p.suffix == FRAME_EXT)

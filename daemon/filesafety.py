@@ -50,6 +50,9 @@ def make_folder(folder: os.PathLike, what: str) -> Path:
     folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's bare "File exists" for a file in the folder's place
+        raise DataError(f"{what} {folder} is a file, not a folder: move it away or give "
+                        f"another path") from None
     except OSError as exc:
         raise DataError(f"{what} {folder} cannot be created: {exc.strerror or exc}") from None
     return folder

@@ -146,9 +146,9 @@ def test_a_disk_budget_that_is_not_a_size_is_one_line_and_creates_nothing(budget
 def test_a_file_where_the_class_folder_goes_says_so(tmp_path):
     """Found by trying it: DIR/happy left as a file said "cannot create DIR/happy: File exists"."""
     (tmp_path / "happy").write_text("notes")
-    with pytest.raises(DataError, match=r"happy: it is a file, not a folder; move it away"):
+    with pytest.raises(DataError, match=r"--collect folder .*happy is a file, not a folder: move it away"):
         Folder(tmp_path, "happy", budget_mb=10)
-    with pytest.raises(DataError, match="cannot create .*Not a directory"):
+    with pytest.raises(DataError, match="cannot be created: Not a directory"):
         Folder(tmp_path / "happy" / "deeper", "happy", budget_mb=10)
 
 

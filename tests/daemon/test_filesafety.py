@@ -55,3 +55,19 @@ def test_service_tools_warn_about_a_writable_config(tmp_path, capsys):
     rc = cli.main(["--once", "--config", str(conf), "--source", str(tmp_path / "none.png")])
     err = capsys.readouterr().err
     assert rc == cli.EXIT_ERROR and "writable by other users" in err
+
+
+def test_a_file_in_a_folders_place_is_named_as_such(tmp_path):
+    """Found by trying it: happyhouse-eval --plot FILE said "--plot FILE cannot be created:
+    File exists", which reads as if the folder were there already."""
+    import pytest
+
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.daemon.filesafety import make_folder
+
+    (tmp_path / "plots").write_text("a file")
+    with pytest.raises(DataError, match=r"^--plot .*plots is a file, not a folder: move it away"):
+        make_folder(tmp_path / "plots", "--plot")
+    with pytest.raises(DataError, match=r"^--plot .*deeper cannot be created: Not a directory$"):
+        make_folder(tmp_path / "plots" / "deeper", "--plot")
+    assert make_folder(tmp_path / "new" / "plots", "--plot").is_dir()
