@@ -163,20 +163,18 @@ def direction_figures(scores: dict, audit) -> dict:
     return out
 
 
+def bundle_threshold(model: Path) -> float:
+    """The fused threshold the geometry CLI chose for ``model`` (its own validation split)."""
+    return float(json.loads((model.parent / "geometry.json").read_text())["threshold"])
+
+
 def at_own_threshold(scores: dict, model: Path) -> dict:
     """The direction's bundle threshold (fused 0.7:0.3, chosen on its own source's validation
     split for <= 1% false opens) on the held-out source: does a new source's score shift
     make it too strict (recall falls) or too loose (false opens rise)? Descriptive."""
-    from happyhouse.daemon.geometry import fuse
-
-    threshold = float(json.loads((model.parent / "geometry.json").read_text())["threshold"])
-    out = {"threshold": round(threshold, 4)}
-    for c in [k[:-len("/which")] for k in scores if k.endswith("/which")]:
-        y = scores["labels"][scores[f"{c}/which"]]
-        opened = fuse(scores[f"{c}/classifier"], scores[f"{c}/geometry"], SHIPPED_WEIGHTS) >= threshold
-        out[c] = {"recall": round(float(opened[y == 1].mean()), 4),
-                  "false_open_rate": round(float(opened[y == 0].mean()), 4)}
-    return out
+    threshold = bundle_threshold(model)
+    per_copy = {c: v for c, v in applied(fused_copies(scores), threshold).items() if isinstance(v, dict)}
+    return {"threshold": round(threshold, 4), **per_copy}
 
 
 def trained_on(model: Path) -> Path:
@@ -199,7 +197,7 @@ def study_t(models: Dict[str, Path], held_out: Dict[str, dict], cache: Path, shi
         target = fused_copies(held_out[label])
         out["directions"][label] = {
             "thresholds": {r: round(t, 4) for r, t in rules.items()},
-            "bundle_threshold": round(float(json.loads((model.parent / "geometry.json").read_text())["threshold"]), 4),
+            "bundle_threshold": round(bundle_threshold(model), 4),
             "held_out": {r: applied(target, t) for r, t in rules.items()}}
     names, labels, copies, geometry = faces_and_geometry(data_paths(), shipped_cache)
     scores = classifier_scores(SHIPPED, copies, shipped_cache)
