@@ -153,14 +153,14 @@ def load_door_frames(paths: Sequence[str], spec: Preprocess, limit: Optional[int
         raise DataError("door frames are gated and cropped to the face: use crop mode 'face'")
     if not paths:
         raise DataError("no dataset given")
-    camera = load_config(None, {"latch.gpio": "mock"})  # the built-in door: camera size and gate
+    camera = load_config(None, {"latch.gpio": "mock"})  # door_face_crops' camera size
     parts = []
     for path in paths:  # one source at a time: each camera has its own frame size
         data = load_dataset(path, size=None, limit=limit,
                             frame_size=(camera.camera_width, camera.camera_height))
         if data.skipped:
             log.warning("%s", unreadable_line(data.skipped))
-        crops, found = door_face_crops(data.images, spec, camera)
+        crops, found = door_face_crops(data.images, spec)
         kept = data.subset(np.flatnonzero(found))
         kept.images = crops[found]
         kept.skipped += [(data.ids[i], "no face found by the door's face gate")
