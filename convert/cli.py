@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 from happyhouse.daemon.cli_errors import run_main
-from happyhouse.daemon.errors import HappyHouseError
+from happyhouse.daemon.errors import HappyHouseError, refuse_unless, seed_check
 from happyhouse.daemon.evidence import evidence_problems
 from happyhouse.daemon.runtime import SCORE_KINDS, VIEW_LOGITS
 
@@ -83,11 +82,14 @@ def _convert(argv: Optional[List[str]]) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from .build import Options, convert
 
-    if not math.isfinite(args.max_drop):  # a NaN allowance would let any drop through
-        raise HappyHouseError(f"--max-drop must be a number of percentage points, "
-                              f"got {args.max_drop}")
-    if args.calibration_size < 1:
-        raise HappyHouseError(f"--calibration-size must be at least 1, got {args.calibration_size}")
+    refuse_unless((
+        # allowed, not refused: a NaN allowance fails the test instead of letting any drop through
+        (0 <= args.max_drop <= 100,
+         f"--max-drop must be 0 to 100 percentage points, got {args.max_drop}"),
+        (args.calibration_size >= 1,
+         f"--calibration-size must be at least 1, got {args.calibration_size}"),
+        seed_check("--seed", args.seed),
+    ), HappyHouseError)
     notes = ""
     if args.notes:
         try:

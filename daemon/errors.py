@@ -6,7 +6,7 @@ what to fix. CLIs catch it, print one line and exit non-zero; anything else is
 a bug.
 """
 
-from typing import Iterable, Tuple, Type
+from typing import Iterable, Optional, Tuple, Type
 
 
 class HappyHouseError(Exception):
@@ -73,3 +73,15 @@ def refuse_unless(checks: Iterable[Tuple[bool, str]],
     for ok, why in checks:
         if not ok:
             raise error(why)
+
+
+#: the largest seed a command line may give: numpy's generators refuse a negative seed (a
+#: traceback once, after the data was read), and the house protocol adds fold offsets to
+#: it, so the top stays far below numpy's 2**32
+SEED_MAX = 10**9
+
+
+def seed_check(flag: str, value: Optional[int]) -> Tuple[bool, str]:
+    """A :func:`refuse_unless` check that ``value`` (None: not given) is a seed numpy takes."""
+    return (value is None or 0 <= value <= SEED_MAX,
+            f"{flag} must be a whole number from 0 to {SEED_MAX}, got {value}")

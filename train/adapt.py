@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import shutil
 import sys
 import tempfile
@@ -480,8 +479,8 @@ def check_numbers(args: argparse.Namespace) -> None:
     check_protocol_numbers(args)  # the estimate is the house protocol: its numbers first
     refuse_unless((
         (args.min_per_class >= args.k, "--min-per-class must be at least --k"),
-        (args.max_drop is None or math.isfinite(args.max_drop),
-         f"--max-drop must be a number of percentage points, got {args.max_drop}"),
+        (args.max_drop is None or 0 <= args.max_drop <= 100,
+         f"--max-drop must be 0 to 100 percentage points, got {args.max_drop}"),
         (args.limit is None or args.limit >= 1, f"--limit must be at least 1, got {args.limit}"),
     ))
 

@@ -32,7 +32,7 @@ from happyhouse.daemon.bundle import sha256_file
 
 from .data import DEFAULT_CAP_SEED
 from .logistic import fit_logistic
-from happyhouse.daemon.errors import DataError, ModelError, refuse_unless
+from happyhouse.daemon.errors import DataError, ModelError, refuse_unless, seed_check
 from happyhouse.daemon.filesafety import check_creatable, make_folder
 from happyhouse.train.augment import Augment, augment_batch
 from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, MESH_FILE, MESH_PAD, MESH_SHA256,
@@ -137,6 +137,8 @@ def check_numbers(args) -> None:
         (0 <= args.max_false_open < 1,
          f"--max-false-open must be in [0, 1), got {args.max_false_open}"),
         (args.limit is None or args.limit >= 1, f"--limit must be at least 1, got {args.limit}"),
+        seed_check("--seed", args.seed),
+        seed_check("--cap-seed", args.cap_seed),
     ))
 
 

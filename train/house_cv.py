@@ -57,7 +57,7 @@ import numpy as np
 
 from happyhouse.daemon.bundle import sha256_file
 from happyhouse.daemon.datasets import data_root
-from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless
+from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless, seed_check
 from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
@@ -617,6 +617,7 @@ def check_protocol_numbers(args: argparse.Namespace) -> None:
         (0 < args.lr <= 1, f"--lr must be more than 0 and at most 1, got {args.lr}"),
         (0 <= args.max_false_open < 1,
          f"--max-false-open must be in [0, 1), got {args.max_false_open}"),
+        seed_check("--seed", args.seed),
     ))
 
 

@@ -47,7 +47,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from happyhouse.daemon.errors import DataError
+from happyhouse.daemon.errors import DataError, refuse_unless, seed_check
 from happyhouse.daemon.filesafety import check_creatable, make_folder
 
 from .audits import AUDIT_FORMAT, VERDICTS, apply_audit, face_name, load_audits
@@ -398,6 +398,7 @@ def _main(argv: Optional[List[str]]) -> int:
         args.data = [root / "genki4k-train", root / "smilesmiled"]
     # the output's folder first: a wrong path is one line before the work, not after it
     if args.command == "sheets":
+        refuse_unless((seed_check("--seed", args.seed),))
         check_creatable(args.out, "--out")
     elif args.command == "record" or args.json:
         check_creatable((args.out if args.command == "record" else args.json).parent,

@@ -19,7 +19,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from happyhouse.daemon.datasets import CLASSES, Dataset
-from happyhouse.daemon.errors import ConfigError, ModelError, refuse_unless
+from happyhouse.daemon.errors import ConfigError, ModelError, refuse_unless, seed_check
 from happyhouse.daemon.preprocess import Preprocess, normalize_batch, to_model_input
 
 from . import models, report
@@ -95,6 +95,9 @@ class TrainConfig:
              f"the limit of images per class and source must be at least 1, got {self.limit}"),
             (self.time_limit is None or self.time_limit >= 0,  # 0: stop after one epoch
              f"the time limit must be 0 or more seconds, got {self.time_limit}"),
+            seed_check("the training seed (--seed)", self.seed),
+            seed_check("the split's seed (--split-seed)", self.split_seed),
+            seed_check("the source caps' seed (--cap-seed)", self.cap_seed),
         ))
 
     @property

@@ -89,10 +89,19 @@ def test_golden_vectors_span_both_classes(converted):
     assert len({im.tobytes() for im in inputs}) == len(inputs)
 
 
-def test_parity_failure_writes_nothing(tiny_model, small_faces, tmp_path, capsys):
+def refuse_every_int8_model(monkeypatch):
+    """A parity proof no int8 model passes (an allowance of -101 points): the conversion is
+    refused. A command line cannot ask for that any more (--max-drop is 0 to 100)."""
+    from happyhouse.convert import parity
+
+    real = parity.require
+    monkeypatch.setattr(parity, "require", lambda result, max_drop=0.0: real(result, -101.0))
+
+
+def test_parity_failure_writes_nothing(tiny_model, small_faces, tmp_path, capsys, monkeypatch):
+    refuse_every_int8_model(monkeypatch)
     out = tmp_path / "refused"
-    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
-               "--max-drop", "-101"])
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out)])
     assert rc == 1
     err = capsys.readouterr().err
     assert "int8 model refused" in err and "No bundle written" in err
@@ -100,24 +109,30 @@ def test_parity_failure_writes_nothing(tiny_model, small_faces, tmp_path, capsys
     assert not _leftovers(tmp_path, "refused")
 
 
-def test_a_max_drop_that_is_not_a_number_is_refused_before_converting(tiny_model, small_faces,
-                                                                     tmp_path, capsys):
-    out = tmp_path / "nan"
-    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
-               "--max-drop", "nan"])
-    assert rc == 2
-    assert "--max-drop must be a number" in capsys.readouterr().err
+@pytest.mark.parametrize("flag, value", [("--max-drop", "nan"), ("--max-drop", "-1"),
+                                         ("--max-drop", "101"), ("--calibration-size", "0"),
+                                         ("--seed", "-1")])
+def test_a_number_conversion_cannot_use_is_refused_before_converting(flag, value, tiny_model,
+                                                                    small_faces, tmp_path, capsys):
+    """A negative seed was a numpy traceback; a negative --max-drop refused every int8 model
+    after the whole conversion."""
+    out = tmp_path / "bad-number"
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out), flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("happyhouse-convert:") == 1 and flag in err, err
+    assert "Traceback" not in err
     assert not out.exists()
 
 
-def test_parity_failure_keeps_the_previous_bundle(converted, tiny_model, small_faces, tmp_path, capsys):
+def test_parity_failure_keeps_the_previous_bundle(converted, tiny_model, small_faces, tmp_path, capsys,
+                                                 monkeypatch):
     import shutil
 
+    refuse_every_int8_model(monkeypatch)
     out = tmp_path / "bundle"
     shutil.copytree(converted[0], out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
-               "--max-drop", "-101"])
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out)])
     assert rc == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 

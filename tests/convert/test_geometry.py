@@ -157,7 +157,7 @@ def test_the_head_learns_from_the_capped_faces_and_says_so(fused_model, small_fa
 
 @pytest.mark.parametrize("flag", [["--l2", "nan"], ["--weights", "nan", "0.3"], ["--weights", "0", "0"],
                                   ["--weights", "-1", "2"], ["--max-false-open", "nan"],
-                                  ["--limit", "0"]])
+                                  ["--limit", "0"], ["--seed", "-1"], ["--cap-seed", "-3"]])
 def test_a_head_that_cannot_be_fitted_or_fused_is_one_line_before_any_face_is_read(
         flag, tmp_path, capsys, monkeypatch):
     """A NaN L2 or weight once fitted and wrote a head; weights 0 0 one no bundle serves."""

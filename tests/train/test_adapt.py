@@ -401,8 +401,9 @@ def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
 
 @pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--lr", "0"),
                                          ("--max-false-open", "nan"), ("--max-false-open", "1"),
-                                         ("--max-drop", "nan"), ("--inner-k", "1"),
-                                         ("--limit", "0"), ("--epochs", "0")])
+                                         ("--max-drop", "nan"), ("--max-drop", "-1"),
+                                         ("--inner-k", "1"), ("--limit", "0"), ("--epochs", "0"),
+                                         ("--seed", "-1")])
 def test_a_number_the_estimate_cannot_use_is_one_line_before_any_frame_is_read(
         flag, value, tmp_path, capsys, monkeypatch):
     from fakes import forbid

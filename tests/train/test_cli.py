@@ -49,13 +49,16 @@ def test_bad_data_path_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--lr", "-1"), ("--val-fraction", "1"),
                                          ("--max-false-open", "nan"), ("--margin", "inf"),
                                          ("--time-limit", "nan"), ("--workers", "0"),
-                                         ("--limit", "0")])
+                                         ("--limit", "0"), ("--seed", "-1"),
+                                         ("--split-seed", "-2"), ("--cap-seed", "10000000000")])
 def test_a_number_training_cannot_use_is_one_line_before_any_data_is_read(flag, value, tmp_path,
                                                                           capsys):
-    """A NaN learning rate once trained for hours into a NaN model."""
+    """A NaN learning rate once trained for hours into a NaN model; a negative seed was a
+    numpy traceback once the data was read."""
     rc = cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), flag, value])
     err = capsys.readouterr().err
     assert rc == 2 and "nowhere" not in err and "Traceback" not in err, err
+    assert err.count("happyhouse-train:") == 1
     assert not (tmp_path / "o").exists()
 
 

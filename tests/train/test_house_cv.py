@@ -193,7 +193,8 @@ def test_each_run_trains_its_folds_in_a_folder_of_its_own(tmp_path):
 
 @pytest.mark.parametrize("flag, value", [("--k", "1"), ("--k", "0"), ("--inner-k", "1"),
                                          ("--lr", "nan"), ("--epochs", "0"),
-                                         ("--max-false-open", "nan"), ("--patience", "-1")])
+                                         ("--max-false-open", "nan"), ("--patience", "-1"),
+                                         ("--seed", "-1")])
 def test_a_number_the_protocol_cannot_use_is_one_line_and_writes_no_folds(
         flag, value, happy_house_h5, tmp_path, capsys):
     """--k 1 once wrote a folds file that every later run into the same folder failed on."""

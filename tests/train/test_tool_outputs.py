@@ -27,3 +27,19 @@ def test_an_output_that_cannot_be_written_is_one_line_before_the_work(tool, tmp_
     assert runs[tool]() == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be created" in err and str(bad) in err, err
+
+
+def test_a_negative_seed_for_the_review_sheets_is_one_line_before_the_work(tmp_path, capsys,
+                                                                         monkeypatch):
+    """numpy refuses a negative seed: a traceback after the faces were scored, before."""
+    from fakes import forbid
+    from happyhouse.train import data, label_audit
+
+    forbid(monkeypatch, data, ("load_training_data",), "the work started")
+    model = Path(__file__).resolve().parents[2] / "models" / "general" / "model.keras"
+    out = tmp_path / "sheets"
+    assert label_audit.main(["sheets", "--model", str(model), "--data", str(tmp_path),
+                             "--out", str(out), "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seed" in err and "from 0 to" in err, err
+    assert not out.exists()
