@@ -129,6 +129,10 @@ MODE_FLAGS: Dict[str, Tuple[Tuple[str, ...], str]] = {
 }
 
 
+#: --max-frames' top: a day of frames at 30 per second, far past any demo or test
+MAX_FRAMES = 30 * 86400
+
+
 def check_mode_flags(args: "argparse.Namespace") -> None:
     """ConfigError for a flag that does nothing in the chosen mode."""
     from .errors import ConfigError
@@ -138,10 +142,14 @@ def check_mode_flags(args: "argparse.Namespace") -> None:
                 "service")
     for dest, (modes, where) in MODE_FLAGS.items():
         value = getattr(args, dest)
-        if value not in (None, False) and mode not in modes:
+        # given or not by identity: 0 == False, and "--every 0" beside --once was let through
+        if value is not None and value is not False and mode not in modes:
             flag = "--" + dest.replace("_", "-")
             raise ConfigError(f"{flag} only works with {where}; "
                               f"it would be ignored here, so nothing was run")
+    if args.max_frames is not None and not 1 <= args.max_frames <= MAX_FRAMES:
+        # 0 or less once ran no frame and ended "cleanly" (exit 0): a demo that proves nothing
+        raise ConfigError(f"--max-frames must be 1 to {MAX_FRAMES}, got {args.max_frames}")
 
 
 def flag_values(args: "argparse.Namespace") -> Dict[str, object]:

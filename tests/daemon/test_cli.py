@@ -154,12 +154,24 @@ def test_daemon_process_with_missing_camera_exits_2_with_one_line(tmp_path):
     (["--once", "--test-latch"], "--test-latch", "--check"),
     (["--print-config", "--json"], "--json", "--once or --check"),
     (["--once", "--max-frames", "3"], "--max-frames", "the service"),
+    # a zero is a value given, not a flag left out (0 == False let these through)
+    (["--once", "--every", "0"], "--every", "--collect"),
+    (["--check", "--count", "0"], "--count", "--collect"),
+    (["--once", "--max-frames", "0"], "--max-frames", "the service"),
 ])
 def test_flags_outside_their_mode_are_refused_with_one_line(argv, flag, mode, capsys):
     """Issue 16 item 24: `--snapshot` without `--once` (and the like) was silently ignored."""
     assert main([*argv, "--gpio", "mock"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and flag in err and mode in err, err
+
+
+@pytest.mark.parametrize("frames", ["0", "-1", "2592001"])
+def test_a_service_run_of_no_frames_is_refused_not_a_clean_stop(frames, grey_jpg, capsys):
+    """--max-frames 0 (or -1) ran no frame and exited 0, as if the demo had passed."""
+    assert main(["--max-frames", frames, "--gpio", "mock", "--source", str(grey_jpg)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--max-frames must be 1 to" in err, err
 
 
 # -- --force-lock finds the configured pin or drives nothing ----------------------------------
