@@ -184,7 +184,8 @@ def _serial(path: Path) -> Optional[int]:
     parts = path.name[len(PREFIX):-len(SUFFIX)].split("-")
     mark = parts[1] if len(parts) == 3 else ""
     digits = mark[len(SERIAL_MARK):]
-    return int(digits) if mark.startswith(SERIAL_MARK) and digits.isdigit() else None
+    plain = digits.isascii() and digits.isdigit()  # '²' passes isdigit(), not int()
+    return int(digits) if mark.startswith(SERIAL_MARK) and plain else None
 
 
 def _write_private(path: Path, data: bytes) -> None:

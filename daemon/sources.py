@@ -288,13 +288,33 @@ class ThreadedSource:
 # Building sources from a spec string.
 
 
+#: the highest camera index a source may name: OpenCV reads an index of 100 or more as a
+#: backend's number plus a camera (200 is V4L2's camera 0), and a huge one as an overflow
+MAX_CAMERA_INDEX = 99
+
+
+def camera_index(text: str) -> Optional[int]:
+    """The camera index ``text`` names (plain ASCII digits), or None when it names none.
+
+    Only ASCII digits: ``str.isdigit()`` also passes '²' (which ``int()`` refuses: a
+    traceback once) and a full-width '０' (which ``int()`` reads as camera 0).
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    index = int(text)
+    if index > MAX_CAMERA_INDEX:
+        raise SourceError(f"camera index {text} is out of range (0 to {MAX_CAMERA_INDEX}); for "
+                          f"a device give its path, e.g. /dev/video0")
+    return index
+
+
 def classify_spec(spec: str) -> str:
     """``camera`` | ``v4l2`` | ``stream`` | ``gstreamer`` | ``images`` | ``h5`` | ``video``."""
     text = str(spec).strip()
     if not text:
         raise SourceError("camera source is empty: give a camera index, /dev/videoN, a URL, "
                           "a GStreamer pipeline, a video, an image or a folder")
-    if text.isdigit():
+    if camera_index(text) is not None:
         return "camera"
     if text.lower().startswith(STREAM_SCHEMES):
         return "stream"
@@ -336,7 +356,7 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> Thread
             raise SourceError("this OpenCV build has no GStreamer (the pip wheel lacks it): on a Pi "
                               "install Debian's python3-opencv, or use /dev/videoN")
         target, api = {
-            "camera": (int(text) if text.isdigit() else text, cv2.CAP_ANY),
+            "camera": (camera_index(text), cv2.CAP_ANY),
             "v4l2": (text, getattr(cv2, "CAP_V4L2", cv2.CAP_ANY)),
             "stream": (text, cv2.CAP_FFMPEG),
             "gstreamer": (text, cv2.CAP_GSTREAMER),

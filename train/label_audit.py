@@ -128,7 +128,8 @@ def read_verdicts(text: str, review: Mapping) -> Dict[str, str]:
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit() or parts[1].upper() not in VERDICTS:
+        number_ok = parts[0].isascii() and parts[0].isdigit()  # '²' passes isdigit(), not int()
+        if len(parts) != 2 or not number_ok or parts[1].upper() not in VERDICTS:
             raise DataError(f"verdicts line {n}: {line!r} is not 'NUMBER VERDICT' with a verdict "
                             f"in {' '.join(VERDICTS)}")
         number, verdict = int(parts[0]), parts[1].upper()

@@ -40,7 +40,8 @@ def parse_address(text: str, origin: str = "config") -> Tuple[str, int]:
     why = None
     if not sep or not host:
         why = "expected ADDRESS:PORT, e.g. 127.0.0.1:8321 or 0.0.0.0:8321"
-    elif not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    # ASCII digits only: str.isdigit() passes '²', which int() refuses (a traceback once)
+    elif not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         why = f"the port {port_text!r} is not 0 to 65535 (0: any free port, named in the log)"
     elif host != "localhost":
         try:

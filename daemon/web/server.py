@@ -285,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not chunks")
         if length is None:
             return b""
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):  # '²' passes isdigit(), not int()
             raise _Reply(HTTPStatus.BAD_REQUEST, "bad Content-Length")
         if int(length) > MAX_BODY:
             self.close_connection = True

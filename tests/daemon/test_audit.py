@@ -176,3 +176,16 @@ def test_snapshots_are_private_whatever_the_umask(tmp_path):
         os.umask(old)
     assert (path.stat().st_mode & 0o777) == 0o600
     assert ((tmp_path / "state").stat().st_mode & 0o777) == 0o700
+
+
+def test_a_stray_name_with_a_digit_that_is_not_ascii_does_not_stop_the_snapshots(tmp_path):
+    """'²' passes str.isdigit() but not int(): one such file in the state folder made every
+    later unlock's snapshot fail ("not saved")."""
+    from happyhouse.daemon.audit import SERIAL_MARK
+
+    stray = tmp_path / f"unlock-20260101T000000.000000Z-{SERIAL_MARK}\u00b2-00000001.jpg"
+    stray.write_bytes(b"old")
+    audit = Audit(str(tmp_path), snapshots=True, max_count=5, wall_clock=fake_wall())
+    new = audit.record_unlock("smile", 5.0, ballots(), frame=frame())
+    assert new is not None and new.exists()
+    assert audit.snapshot_files() == [stray, new]  # an unnumbered name counts as the older

@@ -153,6 +153,14 @@ def test_classify_spec(spec, kind):
     (lambda p: (p / "bad.jpg").write_bytes(b"garbage") and str(p / "bad.jpg"), "cannot be read"),
     (lambda p: (p / "empty").mkdir() or str(p / "empty"), "holds no images"),
     (lambda p: "", "empty"),
+    # digits that are not plain ASCII: '²' was a ValueError traceback (exit 70), and a
+    # full-width '０' opened camera 0
+    (lambda p: "\u00b2", "does not exist"),
+    (lambda p: "\uff10", "does not exist"),
+    (lambda p: "\u0663", "does not exist"),
+    # OpenCV reads 200 as V4L2's camera 0, and an index past a C long was its overload error
+    (lambda p: "200", "out of range \\(0 to 99\\)"),
+    (lambda p: "99999999999999999999", "out of range"),
 ])
 def test_bad_sources_give_one_line_errors(tmp_path, cfg, make, match):
     with pytest.raises(SourceError, match=match) as info:

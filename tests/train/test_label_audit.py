@@ -77,6 +77,7 @@ def test_verdicts_are_read_per_face_and_a_face_left_out_stays_unsure():
 @pytest.mark.parametrize("text, says", [
     ("0 Y\n", "not 'NUMBER VERDICT'"),
     ("zero S\n", "not 'NUMBER VERDICT'"),
+    ("\u00b2 S\n", "not 'NUMBER VERDICT'"),  # isdigit() passes it, int() did not
     ("9 S\n", "no face number 9"),
     ("1 S\n1 N\n", "has a verdict already"),
 ])

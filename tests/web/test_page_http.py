@@ -253,6 +253,13 @@ def test_oversized_and_chunked_requests_are_refused(start_door):
                  f"Content-Length: 99999999999\r\n\r\n".encode())
     assert b" 413 " in sock.recv(4096).split(b"\r\n")[0] + b" "
     sock.close()
+    # a length of a digit that is not ASCII ('²', sent as latin-1 like any header byte)
+    sock = socket.create_connection(("127.0.0.1", client.port), timeout=5)
+    sock.sendall(f"POST /api/collect HTTP/1.1\r\nHost: 127.0.0.1:{client.port}\r\n"
+                 f"X-CSRF-Token: {csrf['X-CSRF-Token']}\r\n".encode()
+                 + b"Content-Length: \xb2\r\n\r\n")
+    assert b" 400 " in sock.recv(4096).split(b"\r\n")[0] + b" "
+    sock.close()
     sock = socket.create_connection(("127.0.0.1", client.port), timeout=5)
     sock.sendall(f"POST /api/collect HTTP/1.1\r\nHost: 127.0.0.1:{client.port}\r\n"
                  f"Transfer-Encoding: chunked\r\n\r\n".encode())

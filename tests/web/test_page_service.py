@@ -62,6 +62,15 @@ def test_web_flag_off_host_without_token_is_one_line_and_drives_nothing(tmp_path
     assert claimed == []  # refused before any pin factory was made
 
 
+@pytest.mark.parametrize("port", ["\u00b2", "\uff18321"])
+def test_a_port_of_digits_that_are_not_ascii_is_one_line_and_drives_nothing(port, tmp_path, capsys):
+    """'²' passes str.isdigit() but not int(): it was a ValueError traceback."""
+    rc = cli.main(["--gpio", "mock", "--source", str(tmp_path), "--state-dir", str(tmp_path / "s"),
+                   "--web", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "is not 0 to 65535" in err and "Traceback" not in err
+
+
 def test_web_flag_belongs_to_the_service(tmp_path, capsys):
     rc = cli.main(["--once", "--gpio", "mock", "--source", str(tmp_path), "--web", "127.0.0.1:8321"])
     assert rc == 2 and "--web only works with the service" in capsys.readouterr().err
