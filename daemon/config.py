@@ -30,7 +30,8 @@ from .web import keys as web_keys
 DEFAULT_PATH = "/etc/happyhouse/happyhouse.conf"
 
 # gpiozero pin names: GPIO17, BCM17, BOARD11, J8:11, WPI0, or a bare BCM number.
-_PIN_RE = re.compile(r"^(GPIO\d{1,2}|BCM\d{1,2}|BOARD\d{1,2}|J8:\d{1,2}|WPI\d{1,2}|\d{1,2})$", re.I)
+_PIN_RE = re.compile(r"^(GPIO\d{1,2}|BCM\d{1,2}|BOARD\d{1,2}|J8:\d{1,2}|WPI\d{1,2}|\d{1,2})$",
+                     re.I | re.ASCII)  # ASCII: \d also matches "١٧" and "１７", which gpiozero refuses
 GPIO_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
 DETECTORS: Tuple[str, ...] = tuple(detectors.DETECTORS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -29,14 +29,15 @@ def invalid_values(key):
     if key.kind == "choice":
         bad += ["bogus", ""]
     if key.kind in ("pin", "optpin"):
-        bad += ["pin17", "GPIO", "GPIO123", "17a"]
+        bad += ["pin17", "GPIO", "GPIO123", "17a",
+                "GPIO\u0661\u0667", "GPIO\uff11\uff17"]  # digits, not ASCII: gpiozero refuses them
     if key.kind == "pin":
         bad += [""]
     if key.dotted in ("camera.source", "service.state_dir"):
         bad += ["", "   "]
     if key.dotted == "web.address":
         bad += ["", "8321", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:-1", "door.local:8321",
-                "127.0.0.1:80a", "[::1]"]
+                "127.0.0.1:80a", "[::1]", "127.0.0.1:\u00b2"]
     return bad
 
 
