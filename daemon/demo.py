@@ -55,18 +55,19 @@ def write_demo(data: str, out: str, count: int = 12, side: int = FACE_SIDE,
     import cv2
 
     from .datasets import load_class_folders
+    from .filesafety import check_creatable, make_folder
 
     if not 1 <= count <= 1000:
         raise DataError(f"--count must be 1 to 1000, got {count}")
+    check_creatable(out, "--out")  # a wrong path is one line before the faces are read
     dataset = load_class_folders(data, size=None)
     folders = []
     for name, label in (("smiles", 1), ("no-smiles", 0)):
         chosen = np.flatnonzero(dataset.labels == label)[:count]
         if len(chosen) == 0:
             raise DataError(f"{data} has no {'happy' if label else 'not_happy'} images")
-        folder = Path(out).expanduser() / name
+        folder = make_folder(Path(out).expanduser() / name, "--out's folder")
         try:
-            folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob("*.png"):
                 old.unlink()
         except OSError as exc:

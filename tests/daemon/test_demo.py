@@ -42,3 +42,36 @@ def test_bad_dataset_is_one_line(tmp_path, capsys):
     assert demo.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "demo: error:" in err
+
+
+
+@pytest.mark.parametrize("under", ["", "demo"])
+def test_an_out_that_is_a_file_is_one_line_before_the_faces_are_read(under, tmp_path, capsys,
+                                                                    monkeypatch):
+    """It said "cannot write OUT/smiles: Not a directory" once the faces were read."""
+    from happyhouse.daemon import datasets
+
+    def unread(*a, **k):
+        raise AssertionError("the faces were read before --out was checked")
+
+    monkeypatch.setattr(datasets, "load_class_folders", unread)
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / under
+    assert demo.main(["--data", str(tmp_path / "none"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'afile'} is not a folder" in err, err
+
+
+def test_a_file_in_the_smiles_folders_place_is_named(tmp_path, capsys):
+    """It said "cannot write OUT/smiles: File exists", as if the folder were there."""
+    import cv2
+    import numpy as np
+
+    for label in ("happy", "not_happy"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "data" / label / "a.png"), np.full((64, 64, 3), 120, np.uint8))
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "smiles").write_text("x")
+    assert demo.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "smiles is a file, not a folder" in err, err
