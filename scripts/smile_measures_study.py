@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -61,6 +61,13 @@ def measures(points: np.ndarray) -> np.ndarray:
         (y[0] + y[17]) / 2.0 - corners_y, (y[13] + y[14]) / 2.0 - corners_y, corners_y,
         y[0] - y[2], (dist(159, 145) + dist(386, 374)) / 2.0, (dist(145, 61) + dist(374, 291)) / 2.0,
         y[17] - y[2], y[152] - y[2], opening / max(width, 1e-6), abs(x[1]), y[1]])
+
+
+def joint_features(points: np.ndarray) -> np.ndarray:
+    """Study J's (951,): the 936 aligned coordinates of the shipped head and the 15 measures."""
+    from happyhouse.daemon.geometry import features
+
+    return np.concatenate([features(points), measures(points)])
 
 
 def measured(crops: np.ndarray, mesh) -> np.ndarray:
@@ -224,6 +231,107 @@ def in_domain(cache: Path, shipped_cache: Path, mesh) -> dict:
             "candidates": rows, "floor": floor}
 
 
+def joint(crops: np.ndarray, mesh) -> np.ndarray:
+    return np.array([joint_features(mesh.points(c)) for c in crops])
+
+
+def fit_joint(crops: np.ndarray, labels: np.ndarray, mesh) -> Tuple[np.ndarray, float]:
+    """Study J's head by the shipped head's recipe: the faces and their low-res copies (seed 1)."""
+    from happyhouse.train.augment import augment_batch
+    from happyhouse.train.geometry import LOWRES_COPY
+    from happyhouse.train.logistic import fit_logistic
+
+    soft = augment_batch(crops, LOWRES_COPY, np.random.default_rng(1))
+    x = np.concatenate([joint(crops, mesh), joint(soft, mesh)])
+    return fit_logistic(x, np.concatenate([labels, labels]), L2)
+
+
+def joint_direction(model: Path, held_out: Path, cache: Path, mesh) -> dict:
+    """Study J in one direction: the joint head replaces the 936 head, fused 0.7:0.3."""
+    from happyhouse.daemon.bundle import sha256_file
+    from happyhouse.daemon.geometry import fuse, sigmoid
+    from happyhouse.daemon.roc import roc_auc
+    from happyhouse.train.audits import face_name
+    from happyhouse.train.data import load_training_data
+    from happyhouse.train.label_audit import door_copies, model_contract, split_faces
+
+    scores = held_out_scores(model, held_out, cache)
+
+    def make():
+        _, labels, crops = split_faces(model, [trained_on(model)], part="training")
+        coef, bias = fit_joint(crops, labels, mesh)
+        print(f"{model}: joint head fitted on {len(crops)} training faces", flush=True)
+        data = load_training_data([str(held_out)], model_contract(model).geometric())
+        if [face_name(i) for i in data.ids] != [str(n) for n in scores["names"]]:
+            raise SystemExit(f"{held_out}: the faces differ from the cached scores'")
+        copies = {"as-is": (np.arange(len(data.images)), data.images)}
+        copies.update(door_copies(data.images))
+        out = {}
+        for c, (which, images) in copies.items():
+            if not np.array_equal(which, scores[f"{c}/which"]):
+                raise SystemExit(f"{held_out} {c}: the copy holds other faces than the cached scores'")
+            out[c] = sigmoid(joint(images, mesh) @ coef + bias)
+            print(f"{held_out.name} {c}: {len(images)} faces scored by the joint head", flush=True)
+        return out
+
+    head = cached(cache / f"joint-{held_out.name}-{sha256_file(model)[:12]}.npz", make)
+    rows = {}
+    for name, pick in (("shipped 0.7:0.3", lambda c: scores[f"{c}/geometry"]), ("J 0.7:0.3", lambda c: head[c]),
+                       ("joint head alone", None)):
+        row = {}
+        for c in head:
+            y = scores["labels"][scores[f"{c}/which"]]
+            s = head[c] if pick is None else fuse(scores[f"{c}/classifier"], pick(c), (0.7, 0.3))
+            row[c] = round(float(roc_auc(y, s)), 4)
+        row["mean_auc"] = round(float(np.mean([row[c] for c in head])), 4)
+        rows[name] = row
+    return {"model": str(model), "held_out": held_out.name, "candidates": rows}
+
+
+def joint_in_domain(cache: Path, shipped_cache: Path, mesh) -> dict:
+    """Study J's floor: the joint head refit by the shipped recipe, on the general split."""
+    from aligned_crop_study import data_paths
+    from ensemble_study import AUDITS, SHIPPED, classifier_scores, faces_and_geometry, judged
+
+    from happyhouse.daemon.bundle import sha256_file
+    from happyhouse.daemon.geometry import fuse, sigmoid
+    from happyhouse.train.audits import load_audits
+    from happyhouse.train.data import capped
+    from happyhouse.train.label_audit import split_faces
+
+    recipe = json.loads((SHIPPED.parent / "geometry.json").read_text())
+    names, labels, copies, geometry = faces_and_geometry(data_paths(), shipped_cache)
+
+    def make():
+        t_names, t_labels, t_crops = split_faces(SHIPPED, data_paths(), part="training")
+        keep = capped(t_names, recipe["source_caps"], recipe["cap_seed"])
+        coef, bias = fit_joint(t_crops[keep], t_labels[keep], mesh)
+        print(f"shipped split: joint head fitted on {int(keep.sum())} training faces", flush=True)
+        return {c: sigmoid(joint(faces, mesh) @ coef + bias) for c, (_, faces) in copies.items()}
+
+    head = cached(cache / f"joint-general-{sha256_file(SHIPPED)[:12]}.npz", make)
+    classifier = classifier_scores(SHIPPED, copies, shipped_cache)
+    audit = load_audits([Path(a) for a in AUDITS])
+    rows = {"shipped 0.7:0.3": judged(names, labels, copies,
+                                      {c: fuse(classifier[c], geometry[c], (0.7, 0.3)) for c in copies}, audit),
+            "J 0.7:0.3": judged(names, labels, copies,
+                                {c: fuse(classifier[c], head[c], (0.7, 0.3)) for c in copies}, audit),
+            "joint head alone": judged(names, labels, copies, head, audit)}
+    return {"candidates": rows,
+            "keeps_floor": keeps_floor(rows["shipped 0.7:0.3"]["validation"], rows["J 0.7:0.3"]["validation"])}
+
+
+def study_j(models: Dict[str, Tuple[Path, Path]], cache: Path, shipped_cache: Path, mesh) -> dict:
+    """Study J (reports/README.md, loso/): study M's rule for the joint head."""
+    directions = {label: joint_direction(m, h, cache, mesh) for label, (m, h) in models.items()}
+    gains = {d: round(directions[d]["candidates"]["J 0.7:0.3"]["mean_auc"]
+                      - directions[d]["candidates"]["shipped 0.7:0.3"]["mean_auc"], 4) for d in directions}
+    first = gains.get("A", 0) >= MIN_GAIN_A and gains.get("B", 0) >= 0 and {"A", "B"} <= set(gains)
+    shipped = joint_in_domain(cache, shipped_cache, mesh) if first else None
+    return {"directions": directions, "gains": gains, "passes_cross_source_step": bool(first),
+            "shipped_split": shipped, "adopt": bool(first and shipped["keeps_floor"])}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--direction", nargs=3, action="append", required=True, metavar=("NAME", "MODEL", "HELD_OUT"))
@@ -231,11 +339,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--shipped-cache", type=Path, default=Path("runs/classifier-mix"),
                    help="where the shipped model's validation scores are cached")
     p.add_argument("--json", type=Path)
+    p.add_argument("--joint", action="store_true",
+                   help="study J instead: one head over the 936 coordinates and the 15 measures")
     args = p.parse_args(argv)
 
     from happyhouse.daemon.geometry import ASSET_DIR, MESH_FILE, FaceMesh
 
     mesh = FaceMesh(ASSET_DIR / MESH_FILE)
+    if args.joint:
+        result = study_j({label: (Path(m), Path(h)) for label, m, h in args.direction},
+                         args.cache, args.shipped_cache, mesh)
+        for label, d in result["directions"].items():
+            for c, row in d["candidates"].items():
+                print(f"{label} {c:>18}  mean {row['mean_auc']:.4f}  "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "mean_auc"))
+        for c, row in (result["shipped_split"] or {}).get("candidates", {}).items():
+            v = row["validation"]
+            print(f"shipped split {c:>18}  validation {v['auc']:.4f} / {v['auc_audited']:.4f}  "
+                  f"recall {v['recall_audited']:.3f}  door copies {row['door_mean_auc']:.4f}")
+        print(json.dumps({k: result[k] for k in ("gains", "passes_cross_source_step", "adopt")}, indent=1))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({
+                "what": "study J: one logistic head over the 936 aligned coordinates and the 15 measures, "
+                        "replacing the 936 head in the 0.7:0.3 fusion; held-out ROC AUC (datasets' labels), "
+                        "then the in-domain floor", "l2": L2, **result}, indent=1) + "\n")
+        return 0
     directions = {label: direction(Path(m), Path(h), args.cache, mesh) for label, m, h in args.direction}
     for label, d in directions.items():
         for c, row in d["candidates"].items():
