@@ -81,3 +81,12 @@ def test_a_candidate_goes_on_only_for_a_gain_in_a_that_costs_b_nothing(study, a,
 def test_the_in_domain_floor(study, candidate, keeps):
     shipped = {"auc": 0.9790, "auc_audited": 0.9914, "recall_audited": 0.905}
     assert study.keeps_floor(shipped, candidate) is keeps
+
+
+def test_study_js_features_are_the_shipped_heads_and_the_measures_side_by_side(study, face_points):
+    from happyhouse.daemon.geometry import features
+
+    joint = study.joint_features(face_points)
+    assert joint.shape == (936 + len(study.MEASURES),)
+    np.testing.assert_array_equal(joint[:936], features(face_points))
+    np.testing.assert_array_equal(joint[936:], study.measures(face_points))
