@@ -77,6 +77,13 @@ UNINSTALL=0
 PURGE=0
 
 die() { echo "install.sh: error: $*" >&2; exit 2; }
+
+# the value of the option in $1, which must follow it and not be the next option:
+# "--bundle --dry-run" once took "--dry-run" for the bundle's folder
+need_value() {
+  local what=$1; shift
+  if [ $# -lt 2 ] || [[ "$2" == -* ]]; then die "$1 needs $what"; fi
+}
 note() { echo "install.sh: $*"; }
 # What was done, or under --dry-run what would have been: "$1" = the verb now,
 # "$2" = the rest. A dry run changes nothing and must not say it did.
@@ -102,10 +109,10 @@ own() {
 parse_args() {
   while [ $# -gt 0 ]; do
     case "$1" in
-      --wheel) [ $# -ge 2 ] || die "--wheel needs a path"; WHEEL=$2; shift ;;
-      --bundle) [ $# -ge 2 ] || die "--bundle needs a folder"; BUNDLE=$2; shift ;;
-      --opencv) [ $# -ge 2 ] || die "--opencv needs pip or system"; OPENCV=$2; shift ;;
-      --root) [ $# -ge 2 ] || die "--root needs a folder"; ROOT=$2; shift ;;
+      --wheel) need_value "a path" "$@"; WHEEL=$2; shift ;;
+      --bundle) need_value "a folder" "$@"; BUNDLE=$2; shift ;;
+      --opencv) need_value "pip or system" "$@"; OPENCV=$2; shift ;;
+      --root) need_value "a folder" "$@"; ROOT=$2; shift ;;
       --no-apt) APT=0 ;;
       --no-start) START=0 ;;
       --bundle-only) BUNDLE_ONLY=1 ;;

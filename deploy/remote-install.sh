@@ -27,6 +27,13 @@ EOF
 
 die() { echo "remote-install.sh: error: $*" >&2; exit 2; }
 
+# the value of the option in $1, which must follow it and not be the next option:
+# "--bundle --dry-run" once took "--dry-run" for the bundle's folder
+need_value() {
+  local what=$1; shift
+  if [ $# -lt 2 ] || [[ "$2" == -* ]]; then die "$1 needs $what"; fi
+}
+
 run() {
   if [ "$DRY_RUN" = 1 ]; then
     printf '+'; printf ' %q' "$@"; printf '\n'
@@ -47,9 +54,9 @@ REMOTE_ARGS=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --wheel) [ $# -ge 2 ] || die "--wheel needs a path"; WHEEL=$2; shift ;;
-    --bundle) [ $# -ge 2 ] || die "--bundle needs a folder"; BUNDLE=$2; shift ;;
-    --ssh-option) [ $# -ge 2 ] || die "--ssh-option needs a value"; SSH_OPTS+=(-o "$2"); shift ;;
+    --wheel) need_value "a path" "$@"; WHEEL=$2; shift ;;
+    --bundle) need_value "a folder" "$@"; BUNDLE=$2; shift ;;
+    --ssh-option) need_value "a value" "$@"; SSH_OPTS+=(-o "$2"); shift ;;
     --dry-run) DRY_RUN=1 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; REMOTE_ARGS=("$@"); break ;;

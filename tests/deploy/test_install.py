@@ -196,6 +196,9 @@ def test_dry_run_changes_nothing(fake_system):
     (["--purge"], "--purge only goes with --uninstall"),
     (["--opencv", "conda"], "--opencv must be pip or system"),
     (["--wheel", "/nonexistent/x.whl"], "does not exist"),
+    # an option where the value belongs: it was taken for the bundle's folder
+    (["--bundle", "--dry-run"], "--bundle needs a folder"),
+    (["--opencv"], "--opencv needs pip or system"),
 ])
 def test_bad_arguments(fake_system, args, message):
     proc = fake_system.install(*args, check=False)

@@ -101,6 +101,8 @@ def test_dry_run_touches_nothing(desk):
     (["--bundle", "/nonexistent", HOST], "has no model.tflite"),
     (["--wheel", "/nonexistent.whl", HOST], "does not exist"),
     (["--bogus", HOST], "unknown option"),
+    (["--bundle", "--dry-run", HOST], "--bundle needs a folder"),  # was "bundle --dry-run has no ..."
+    (["--ssh-option", "--wheel", "x.whl", HOST], "--ssh-option needs a value"),
 ])
 def test_bad_arguments(desk, args, message):
     fs, repo, _ = desk
