@@ -101,22 +101,28 @@ def training_measures(model: Path, cache: Path, mesh) -> dict:
     return cached(cache / f"measures-training-{sha256_file(model)[:12]}.npz", make)
 
 
-def held_out_measures(model: Path, held_out: Path, cache: Path, mesh, scores: dict) -> dict:
-    """Per copy of every held-out face, the measures; the same faces and order as ``scores``."""
+def held_out_copies(model: Path, held_out: Path, scores: dict) -> Dict[str, np.ndarray]:
+    """{copy: crops} of every held-out face, checked to be the faces and order of ``scores``."""
     from happyhouse.train.audits import face_name
     from happyhouse.train.data import load_training_data
     from happyhouse.train.label_audit import door_copies, model_contract
 
+    data = load_training_data([str(held_out)], model_contract(model).geometric())
+    if [face_name(i) for i in data.ids] != [str(n) for n in scores["names"]]:
+        raise SystemExit(f"{held_out}: the faces differ from the cached scores'")
+    copies = {"as-is": (np.arange(len(data.images)), data.images)}
+    copies.update(door_copies(data.images))
+    for c, (which, _) in copies.items():
+        if not np.array_equal(which, scores[f"{c}/which"]):
+            raise SystemExit(f"{held_out} {c}: the copy holds other faces than the cached scores'")
+    return {c: images for c, (_, images) in copies.items()}
+
+
+def held_out_measures(model: Path, held_out: Path, cache: Path, mesh, scores: dict) -> dict:
+    """Per copy of every held-out face, the measures; the same faces and order as ``scores``."""
     def make():
-        data = load_training_data([str(held_out)], model_contract(model).geometric())
-        if [face_name(i) for i in data.ids] != [str(n) for n in scores["names"]]:
-            raise SystemExit(f"{held_out}: the faces differ from the cached scores'")
-        copies = {"as-is": (np.arange(len(data.images)), data.images)}
-        copies.update(door_copies(data.images))
         out = {}
-        for c, (which, images) in copies.items():
-            if not np.array_equal(which, scores[f"{c}/which"]):
-                raise SystemExit(f"{held_out} {c}: the copy holds other faces than the cached scores'")
+        for c, images in held_out_copies(model, held_out, scores).items():
             out[c] = measured(images, mesh)
             print(f"{held_out.name} {c}: {len(images)} faces measured", flush=True)
         return out
@@ -251,9 +257,7 @@ def joint_direction(model: Path, held_out: Path, cache: Path, mesh) -> dict:
     from happyhouse.daemon.bundle import sha256_file
     from happyhouse.daemon.geometry import fuse, sigmoid
     from happyhouse.daemon.roc import roc_auc
-    from happyhouse.train.audits import face_name
-    from happyhouse.train.data import load_training_data
-    from happyhouse.train.label_audit import door_copies, model_contract, split_faces
+    from happyhouse.train.label_audit import split_faces
 
     scores = held_out_scores(model, held_out, cache)
 
@@ -261,15 +265,8 @@ def joint_direction(model: Path, held_out: Path, cache: Path, mesh) -> dict:
         _, labels, crops = split_faces(model, [trained_on(model)], part="training")
         coef, bias = fit_joint(crops, labels, mesh)
         print(f"{model}: joint head fitted on {len(crops)} training faces", flush=True)
-        data = load_training_data([str(held_out)], model_contract(model).geometric())
-        if [face_name(i) for i in data.ids] != [str(n) for n in scores["names"]]:
-            raise SystemExit(f"{held_out}: the faces differ from the cached scores'")
-        copies = {"as-is": (np.arange(len(data.images)), data.images)}
-        copies.update(door_copies(data.images))
         out = {}
-        for c, (which, images) in copies.items():
-            if not np.array_equal(which, scores[f"{c}/which"]):
-                raise SystemExit(f"{held_out} {c}: the copy holds other faces than the cached scores'")
+        for c, images in held_out_copies(model, held_out, scores).items():
             out[c] = sigmoid(joint(images, mesh) @ coef + bias)
             print(f"{held_out.name} {c}: {len(images)} faces scored by the joint head", flush=True)
         return out
