@@ -52,7 +52,7 @@ KEYS: Tuple[Key, ...] = (
         "seconds without a new frame before the camera is declared lost and reopened", 0.5, 60),
     Key("camera", "reopen_backoff_max", "float", 30.0,
         "longest wait in seconds between attempts to reopen a lost camera", 1, 600),
-    Key("model", "bundle", "str", "",
+    Key("model", "bundle", "path", "",
         "model bundle folder (model.tflite + model.json); empty = the shipped default"),
     Key("model", "threads", "int", 1, "TFLite interpreter threads", 1, 8),
     Key("model", "threshold", "optfloat", None,
@@ -86,7 +86,7 @@ KEYS: Tuple[Key, ...] = (
     Key("latch", "exit_button_pin", "optpin", None,
         "optional request-to-exit button input; opens the door from inside"),
     Key("latch", "exit_button_pull_up", "bool", True, "exit button wired to ground"),
-    Key("service", "state_dir", "str", "/var/lib/happyhouse",
+    Key("service", "state_dir", "path", "/var/lib/happyhouse",
         "where unlock snapshots are written (systemd StateDirectory)"),
     Key("service", "snapshot_on_unlock", "bool", False, "save an annotated JPEG for every unlock"),
     Key("service", "snapshot_max_count", "int", 200, "keep at most this many snapshots", 1, 100000),
@@ -138,6 +138,10 @@ def _parse(key: Key, raw: Any) -> Any:
         if not _PIN_RE.match(value):
             raise ValueError("expected a gpiozero pin name such as GPIO17, BCM17 or BOARD11")
         return value.upper()
+    if key.kind == "path":
+        # no shell reads a config file: "~" is expanded here, for every path key alike, as
+        # the camera source always was ("bundle = ~/my_bundle" once said "does not exist")
+        return os.path.expanduser(str(text)) if text else ""
     return str(text)
 
 

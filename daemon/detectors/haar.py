@@ -24,7 +24,7 @@ from .downscale import CLAHE_CLIP, CLAHE_TILES, DETECT_WIDTH, EQUALIZE, Downscal
 DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
 DEBIAN_CASCADE_DIRS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")
 
-CASCADE = Key("face", "cascade", "str", "",
+CASCADE = Key("face", "cascade", "path", "",
               "path to a Haar cascade XML; empty = OpenCV's haarcascade_frontalface_alt2.xml")
 
 

@@ -18,7 +18,7 @@ from ..preprocess import Box
 from .base import FaceDetector
 from .downscale import DETECT_WIDTH, EQUALIZE, Downscale, to_full
 
-YUNET_MODEL = Key("face", "yunet_model", "str", "",
+YUNET_MODEL = Key("face", "yunet_model", "path", "",
                   "path to a YuNet .onnx model (detector = yunet)")
 
 

@@ -20,10 +20,10 @@ KEYS: Tuple[Key, ...] = (
         "serve the door's page (live view, status, decisions, labelling); off by default"),
     Key("web", "address", "str", DEFAULT_ADDRESS,
         "ADDRESS:PORT the page listens on; any address but 127.0.0.1/::1 needs token_file"),
-    Key("web", "token_file", "str", "",
+    Key("web", "token_file", "path", "",
         "file holding the page's access token (16+ characters), readable only by the service "
         "user; needed off-host (empty = none, loopback only)"),
-    Key("web", "collect_dir", "str", "",
+    Key("web", "collect_dir", "path", "",
         "folder of frames to label for happyhouse-adapt (empty = <state_dir>/collect)"),
     Key("web", "stream_fps", "float", 4.0, "live view frames per second", 0.5, 15),
     Key("web", "stream_width", "int", 480, "live view width in pixels (downscaled)", 160, 1920),

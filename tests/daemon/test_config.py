@@ -194,3 +194,37 @@ def test_committed_example_config_is_current():
 
 def test_config_type():
     assert isinstance(load_config(None, {}), Config)
+
+
+def test_a_path_key_expands_the_home_folder_as_the_camera_source_does(tmp_path, monkeypatch):
+    """No shell reads a config file: "bundle = ~/my_bundle" said "does not exist" while the
+    folder was there (the camera source and the collect folder expanded "~", these did not)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "door.conf"
+    path.write_text("[model]\nbundle = ~/my_bundle\n[service]\nstate_dir = ~/state\n"
+                    "[web]\ntoken_file = ~/token\ncollect_dir = ~/frames\n"
+                    "[face]\nyunet_model = ~/yunet.onnx\ncascade = ~/c.xml\n")
+    cfg = load_config(str(path))
+    for dotted, name in (("model.bundle", "my_bundle"), ("service.state_dir", "state"),
+                         ("web.token_file", "token"), ("web.collect_dir", "frames"),
+                         ("face.yunet_model", "yunet.onnx"), ("face.cascade", "c.xml")):
+        assert cfg.get(dotted) == str(tmp_path / name), dotted
+    assert load_config(None).model_bundle == ""  # not given: still the shipped bundle
+
+
+def test_the_model_flag_finds_a_bundle_under_the_home_folder(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from happyhouse.daemon.bundle import default_bundle_path
+    from happyhouse.daemon.cli import main
+
+    import cv2
+    import numpy as np
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(default_bundle_path(), tmp_path / "my_bundle")
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((480, 640, 3), 90, np.uint8))
+    # the bundle is loaded and self-tested; a grey frame has no face: exit 1, not 2
+    assert main(["--once", "--gpio", "mock", "--model", "~/my_bundle",
+                 "--state-dir", str(tmp_path / "s"), "--source", str(tmp_path / "grey.png")]) == 1
+    assert "does not exist" not in capsys.readouterr().err
