@@ -24,7 +24,9 @@ camera or loop gets the service restarted by systemd's ``WatchdogSec=``.
 Reopening a lost camera (with backoff) is the frame source's job
 (:mod:`.sources`): the loop only waits, locked, and never blocks on it.
 
-A cooldown is never shortened: not by a camera fault (FAULT returns to
+A lost camera relocks a smile's opening at once, and its cooldown runs from that
+relock; an exit-button opening runs its time even with the camera lost (egress
+needs no camera). A cooldown is never shortened: not by a camera fault (FAULT returns to
 COOLDOWN while time is left) and not by a SIGHUP reload, which builds a new
 Door that inherits the old one's :class:`SafetyState` (an opening the reload
 cut short counts as relocked at the reload). The vote is never carried over:
@@ -79,6 +81,8 @@ class SafetyState:
     cooldown_until: float = float("-inf")
 
 
+#: the reason an exit-button opening is recorded under
+EXIT_BUTTON = "exit button"
 # states in which the request-to-exit button opens the door (egress does not need the camera)
 _EXIT_STATES = (State.STARTING, State.ARMED, State.COOLDOWN, State.FAULT)
 
@@ -126,6 +130,7 @@ class Door:
         self._exit_requested = threading.Event()
         self._fresh_times: Deque[float] = deque()
         self._unlock_until = 0.0
+        self._opened_by = None  # the reason of the opening in progress ("smile", "exit button")
         # a reload must not shorten a cooldown: the old one's end, or the new config's
         # cooldown from the same relock, whichever is later
         inherited = inherited if inherited is not None else SafetyState()
@@ -295,6 +300,7 @@ class Door:
         self._expired_seen = self.latch.expired
         granted = self.latch.unlock(self.unlock_seconds)
         self._unlock_until = now + granted
+        self._opened_by = reason
         self.unlocks += 1
         snapshot = self.audit.record_unlock(
             reason, granted, self.vote.ballots, frame=frame, observation=obs, frame_age=age,
@@ -307,7 +313,7 @@ class Door:
 
     def _exit_button(self, now: float) -> None:
         if self.state in _EXIT_STATES:
-            self._unlock(now, "exit button")
+            self._unlock(now, EXIT_BUTTON)
         else:
             log.info("exit button ignored while %s", self.state.value)
 
@@ -322,19 +328,29 @@ class Door:
                 reason = "unlock time over"
             else:
                 return
-            self._relocked_at = now
-            self._cooldown_until = now + self.cooldown_seconds
+            self._relocked(now)
             self._enter(State.COOLDOWN, now, reason)
         if self.state is State.COOLDOWN and now >= self._cooldown_until:
             self.vote.reset("cooldown over")
             self._enter(State.ARMED, now, "cooldown over")
             self._check_stall(now)
 
+    def _relocked(self, now: float) -> None:
+        """An opening ended (by its timers, the door contact or a lost camera): the
+        cooldown starts now, however the opening ended."""
+        self._relocked_at = now
+        self._cooldown_until = now + self.cooldown_seconds
+        self._opened_by = None
+
     def _check_stall(self, now: float) -> None:
         if self.state in (State.FAULT, State.STOPPING):
             return
+        if self.state is State.UNLOCKED and self._opened_by == EXIT_BUTTON:
+            return  # egress needs no camera: the opening runs its time, then the stall counts
         if now - self._last_fresh > self.stall_timeout:
             self.latch.lock()
+            if self.state is State.UNLOCKED:
+                self._relocked(now)  # an opening cut short still earns its cooldown
             self.vote.reset("camera stalled")
             self._enter(State.FAULT, now,
                         f"no fresh frame for {now - self._last_fresh:.1f}s: camera lost")

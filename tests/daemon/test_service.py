@@ -166,6 +166,40 @@ def test_exit_button_opens_without_a_vote(rig):
     button.close()
 
 
+def test_exit_button_opens_for_the_full_time_while_the_camera_is_lost(rig):
+    """Egress needs no camera: an exit-button opening in FAULT is not cut short by the
+    stall check (it was, after 0.2 s), and the door is back in FAULT, locked, after it."""
+    door, clock, factory, rec = rig(["n"] * 3 + ["."] * 80)
+    t0 = clock()
+    door.start()
+    while door.state is not State.FAULT:
+        door.step()
+    door.request_exit()
+    for _ in range(60):
+        door.step()
+    (opened, closed), = open_times(door.latch.pin, t0)
+    assert 5.0 - 1e-6 <= closed - opened <= 5.0 + 0.2 + 0.03
+    states = [s for _, s, _ in door.transitions]
+    assert states[-4:] == [State.FAULT, State.UNLOCKED, State.COOLDOWN, State.FAULT]
+    assert not door.latch.is_unlocked
+
+
+def test_a_camera_lost_during_an_opening_relocks_and_still_starts_the_cooldown(rig):
+    """A stall that cuts a smile's opening short relocks at once, and the cooldown runs
+    from that relock: the camera coming back does not re-arm the door early."""
+    script = ["H"] * 3 + ["."] * 15 + ["H"] * 100
+    door, clock, factory, rec = rig(script, **{"decision.cooldown_seconds": 30.0,
+                                               "camera.stall_timeout": 1.0})
+    t0 = clock()
+    run_script(door)
+    (opened, closed), = open_times(door.latch.pin, t0)
+    assert closed - opened < 5.0  # the stall relocked it
+    assert door.unlocks == 1  # 10 s of smiles after the camera came back: still cooling down
+    states = [s for _, s, _ in door.transitions]
+    assert states == [State.STARTING, State.ARMED, State.UNLOCKED, State.FAULT, State.COOLDOWN]
+    assert door.safety_state().relocked_at - t0 == pytest.approx(closed, abs=1e-6)
+
+
 def test_door_contact_relocks_as_soon_as_the_door_closes(rig):
     door, clock, factory, rec = rig(["H"] * 3 + ["n"] * 20)
     from happyhouse.daemon.latch import DoorContact
