@@ -229,7 +229,7 @@ def _check_files(root: Path, meta: dict) -> Tuple[str, dict]:
     model = root / MODEL_FILE
     if not model.is_file():
         raise ModelError(f"{model} is missing")
-    digest = sha256_file(model)
+    digest = _readable_digest(model)
     if digest != meta["sha256"]:
         raise ModelError(f"{model}: sha256 {digest[:12]}… does not match {META_FILE} "
                          f"({meta['sha256'][:12]}…): the model file was changed or corrupted")
@@ -239,11 +239,19 @@ def _check_files(root: Path, meta: dict) -> Tuple[str, dict]:
             continue
         if not path.is_file():
             raise ModelError(f"{path} is missing (listed in {META_FILE} {MANIFEST_KEY})")
-        got = sha256_file(path)
+        got = _readable_digest(path)
         if got != want:
             raise ModelError(f"{path}: sha256 {got[:12]}… does not match {META_FILE} "
                              f"({want[:12]}…): the file was changed or corrupted")
     return digest, files
+
+
+def _readable_digest(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise ModelError(f"{path} cannot be read ({exc.strerror or exc}): give the service's "
+                         f"user read access (chmod a+r), or reinstall the bundle") from None
 
 
 def load_bundle(path: Union[str, Path, None] = None) -> Bundle:

@@ -180,6 +180,8 @@ def service_options(args: "argparse.Namespace") -> Dict[str, object]:
 
 def _lock_purpose(args: argparse.Namespace) -> Optional[str]:
     """The modes that drive the latch, by name: they hold the state folder's lock."""
+    from .statelock import SERVICE_PURPOSE
+
     if args.print_config or args.force_lock or args.rollback_model:
         return None  # --force-lock only ever locks: it must work while anything runs;
         # --rollback-model swaps bundle folders for the running service's next reload
@@ -189,7 +191,7 @@ def _lock_purpose(args: argparse.Namespace) -> Optional[str]:
         return "--once --actuate" if args.actuate else None
     if args.check:
         return "--check --test-latch" if args.test_latch else None
-    return "the door service"
+    return SERVICE_PURPOSE
 
 
 def _dispatch(cfg: Config, args: argparse.Namespace) -> int:

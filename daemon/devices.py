@@ -249,7 +249,10 @@ def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]
         if why:
             raise SourceError(f"image {path} cannot be read or decoded ({why})")
         return 1, lambda _i: _read_picture(path)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    try:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    except OSError as exc:
+        raise SourceError(f"image folder {path} cannot be listed ({exc.strerror or exc})") from None
     if not files:
         raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
     usable, bad = [], []

@@ -34,6 +34,7 @@ from .model_history import fingerprint
 from .notify import Notifier
 from .pipeline import Pipeline
 from .sources import open_source
+from .statelock import SERVICE_PURPOSE, acquire_for
 from .trail import DecisionTrail
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,12 @@ class Service:
 
 
 # -- the parts --------------------------------------------------------------
-_REBUILD = {"latch": ("latch",), "source": ("camera",), "pipeline": ("model", "face")}
+#: Parts.model_fingerprint after a refused bundle: matches no bundle on disk
+_REFUSED = "refused"
+# part -> the config sections (or single keys) it is built from; the latch's own
+# relock cap is [decision] max_unlock_seconds, so a change there rebuilds the latch too
+_REBUILD = {"latch": ("latch", "decision.max_unlock_seconds"), "source": ("camera",),
+            "pipeline": ("model", "face")}
 
 
 class Parts:
@@ -176,28 +182,23 @@ class Parts:
         self.factory = None
         self.model_fingerprint: Optional[str] = None  # the bundle on disk the pipeline was built from
         self.built: Dict[str, Any] = {}  # part -> the config it was built from
+        self.state_locks = []  # state folder locks a reload took (released on close)
 
     def build(self, cfg) -> None:
         """(Re)build what ``cfg`` changed: latch first, so the door is locked before anything else."""
         changed = {part for part, sections in _REBUILD.items()
                    if part not in self.built
                    or any(_section(self.built[part], s) != _section(cfg, s) for s in sections)}
-        door_ref = self.door_ref
         if "latch" in changed or self.latch is None:
             self._close_latch()
-            factory = self.inject.get("pin_factory")
-            if factory is None:
-                factory = self.factory = make_pin_factory(cfg.latch_gpio)
-            self.latch = latch_from_config(cfg, pin_factory=factory, clock=self.clock)
-            if cfg.latch_door_contact_pin:
-                self.inputs.append(DoorContact(
-                    cfg.latch_door_contact_pin, cfg.latch_door_contact_pull_up, factory,
-                    on_close=lambda: _call(door_ref(), "door_closed"),
-                    on_open=lambda: _call(door_ref(), "door_opened")))
-            if cfg.latch_exit_button_pin:
-                self.inputs.append(ExitButton(
-                    cfg.latch_exit_button_pin, cfg.latch_exit_button_pull_up, factory,
-                    on_press=lambda: _call(door_ref(), "request_exit")))
+            self.built.pop("latch", None)
+            try:
+                self._build_latch(cfg)
+            except BaseException:
+                # nothing half-built (a new latch pin driven, the old inputs gone): the
+                # old config's rebuild after a failed reload starts from no latch
+                self._close_latch()
+                raise
             self.built["latch"] = cfg
         if self.inject.get("pipeline") is not None:
             self.pipeline = self.inject["pipeline"]
@@ -214,6 +215,22 @@ class Parts:
             self.source = source
             self.built["source"] = cfg
 
+    def _build_latch(self, cfg) -> None:
+        door_ref = self.door_ref
+        factory = self.inject.get("pin_factory")
+        if factory is None:
+            factory = self.factory = make_pin_factory(cfg.latch_gpio)
+        self.latch = latch_from_config(cfg, pin_factory=factory, clock=self.clock)
+        if cfg.latch_door_contact_pin:
+            self.inputs.append(DoorContact(
+                cfg.latch_door_contact_pin, cfg.latch_door_contact_pull_up, factory,
+                on_close=lambda: _call(door_ref(), "door_closed"),
+                on_open=lambda: _call(door_ref(), "door_opened")))
+        if cfg.latch_exit_button_pin:
+            self.inputs.append(ExitButton(
+                cfg.latch_exit_button_pin, cfg.latch_exit_button_pull_up, factory,
+                on_press=lambda: _call(door_ref(), "request_exit")))
+
     def _build_pipeline(self, cfg, changed: bool) -> None:
         """(Re)load the model when its config or the bundle on disk changed (a new bundle
         installed at the same path). A new bundle that fails to load or self-test
@@ -226,7 +243,9 @@ class Parts:
         except HappyHouseError as exc:
             if changed or self.pipeline is None:
                 raise
-            self.model_fingerprint = on_disk  # not retried until the bundle changes again
+            # forgotten, so the next reload loads whatever bundle is on disk then (this
+            # one mended, say a missing file copied in, or the previous one restored)
+            self.model_fingerprint = _REFUSED
             log.error("reload: the new model bundle at %s is refused (%s); still serving the "
                       "previous model (sha256 %s). Roll back with happyhouse-daemon "
                       "--rollback-model", cfg.model_bundle or "(shipped)", exc,
@@ -241,11 +260,15 @@ class Parts:
 
     def close(self) -> None:
         """Lock first, then release everything; never raises."""
-        for action in (self.lock, self._close_source, self._close_latch):
+        for action in (self.lock, self._close_source, self._close_latch, self._release_locks):
             try:
                 action()
             except Exception:
                 log.exception("while shutting down")
+
+    def _release_locks(self) -> None:
+        while self.state_locks:
+            self.state_locks.pop().release()
 
     def _close_source(self) -> None:
         if self.source is not None:
@@ -264,8 +287,9 @@ class Parts:
             factory.close()
 
 
-def _section(cfg, section: str):
-    return {k: v for k, v in cfg.values.items() if k.startswith(section + ".")}
+def _section(cfg, name: str):
+    """The values of a config section ("latch") or of one key ("decision.max_unlock_seconds")."""
+    return {k: v for k, v in cfg.values.items() if k == name or k.startswith(name + ".")}
 
 
 def _call(door: Optional[Door], method: str) -> None:
@@ -325,12 +349,27 @@ def _rebuild(cfg, reload, parts: Parts):
     new = reload_config(cfg, reload)
     if new is None:
         return cfg
+    moved_lock = None
+    if new.service_state_dir != cfg.service_state_dir:
+        # one program per latch is the state folder's lock: the service takes the new
+        # folder's too (keeping the old), or tools reading the new config would not
+        # see it and could drive the latch beside it
+        try:
+            moved_lock = acquire_for(new, SERVICE_PURPOSE)
+        except HappyHouseError as exc:
+            log.error("reload: [service] state_dir cannot move to %s, keeping the old "
+                      "config: %s", new.service_state_dir, exc)
+            return cfg
     try:
         parts.build(new)
-    except HappyHouseError as exc:
+    except (HappyHouseError, OSError) as exc:
+        if moved_lock is not None:
+            moved_lock.release()
         log.error("reload: cannot apply the new config, keeping the old one: %s", exc)
         parts.build(cfg)  # a failure here propagates: the door stays locked
         return cfg
+    if moved_lock is not None:
+        parts.state_locks.append(moved_lock)
     logging.getLogger().setLevel(new.service_log_level)
     log.info("config reloaded")
     return new

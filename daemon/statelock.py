@@ -30,6 +30,8 @@ from .errors import BusyError, ConfigError
 log = logging.getLogger("happyhouse.daemon.statelock")
 
 LOCK_NAME = "happyhouse.lock"
+#: what the running service's lock file names as its purpose
+SERVICE_PURPOSE = "the door service"
 
 
 class StateLock:
@@ -124,15 +126,21 @@ def holding_state_lock(cfg, purpose: Optional[str]) -> Iterator[Optional[StateLo
     if purpose is None:
         yield None
         return
-    try:
-        held = acquire(cfg.service_state_dir, purpose)
-    except ConfigError as exc:
-        if cfg.latch_gpio != "mock":
-            raise
-        log.debug("no state lock (mock GPIO): %s", exc)
-        held = None
+    held = acquire_for(cfg, purpose)
     try:
         yield held
     finally:
         if held is not None:
             held.release()
+
+
+def acquire_for(cfg, purpose: str) -> Optional[StateLock]:
+    """:func:`acquire` on ``cfg``'s state folder; None (a debug note) when the folder
+    cannot be opened and ``[latch] gpio = mock`` (no real latch to fight over)."""
+    try:
+        return acquire(cfg.service_state_dir, purpose)
+    except ConfigError as exc:
+        if cfg.latch_gpio != "mock":
+            raise
+        log.debug("no state lock (mock GPIO): %s", exc)
+        return None

@@ -1,0 +1,169 @@
+"""SIGHUP reloads through :class:`Service` itself (a field test's findings): a reload that
+fails half-way leaves the old latch and inputs whole, a new relock cap takes effect, the
+state folder's lock moves with ``[service] state_dir``, a refused bundle is tried again
+once mended, and a file the service cannot read is one clear line, never a crash."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from fakes import reseal_bundle
+from happyhouse.daemon import bundle as bundle_module
+from happyhouse.daemon import statelock
+from happyhouse.daemon.bundle import GOLDEN_FILE, META_FILE, default_bundle_path, load_bundle
+from happyhouse.daemon.config import load_config
+from happyhouse.daemon.devices import read_pictures
+from happyhouse.daemon.errors import BusyError, ModelError, SourceError
+from happyhouse.daemon.fakes import FakeSource
+from happyhouse.daemon.service import Service
+
+
+def frames():
+    return FakeSource([np.zeros((480, 640, 3), np.uint8)], loop=True)
+
+
+def service(tmp_path, old, new, factory=None):
+    """A started service on ``old`` whose reload switches to ``new`` (config values)."""
+    base = {"latch.gpio": "mock", "service.state_dir": str(tmp_path / "state")}
+    configs = [load_config(None, {**base, **values}) for values in (old, new)]
+    svc = Service.from_config(configs[0], reload=lambda: configs[1],
+                              pin_factory=factory or MockFactory(), source=frames())
+    svc.start()
+    return svc
+
+
+def test_a_reload_whose_exit_button_cannot_be_claimed_keeps_the_old_latch_and_inputs(tmp_path, caplog):
+    """The new latch pin was driven and the old inputs closed before the exit button failed;
+    the "keeping the old one" rebuild then saw a latch and rebuilt nothing: the door ran
+    on the new pin without its exit button."""
+    factory = MockFactory()
+    old = {"latch.pin": "GPIO17", "latch.exit_button_pin": "GPIO27", "latch.door_contact_pin": "GPIO22"}
+    new = {**old, "latch.pin": "GPIO5", "latch.exit_button_pin": "BOARD1"}  # BOARD1: the 3V3 pin
+    svc = service(tmp_path, old, new, factory)
+    try:
+        svc.reload()
+        assert "keeping the old one" in caplog.text
+        assert svc.cfg.latch_pin == "GPIO17" and svc.parts.latch.pin_name == "GPIO17"
+        assert sorted(type(d).__name__ for d in svc.parts.inputs) == ["DoorContact", "ExitButton"]
+        assert factory.pin("GPIO5").function == "input"  # the half-built latch was released
+        svc.step()
+        factory.pin("GPIO27").drive_low()  # the house's exit button still opens
+        factory.pin("GPIO27").drive_high()
+        svc.step()
+        assert svc.unlocks == 1 and factory.pin("GPIO17").state
+    finally:
+        svc.stop("done")
+        svc.close()
+    assert not factory.pin("GPIO17").state
+
+
+def test_a_reload_that_raises_the_longest_opening_raises_the_latch_own_cap(tmp_path):
+    svc = service(tmp_path, {"decision.unlock_seconds": 5.0, "decision.max_unlock_seconds": 15.0},
+                  {"decision.unlock_seconds": 30.0, "decision.max_unlock_seconds": 30.0})
+    try:
+        assert svc.parts.latch.max_open_s == 15.0
+        svc.reload()
+        assert svc.parts.latch.max_open_s == 30.0
+        assert svc.parts.latch.unlock(svc.door.unlock_seconds) == 30.0
+    finally:
+        svc.stop("done")
+        svc.close()
+
+
+def test_a_reload_that_moves_the_state_folder_takes_its_lock(tmp_path):
+    """Only the start-up folder was locked: after the move, --once --actuate with the
+    (new) config found the new folder free and drove the latch beside the service."""
+    moved = tmp_path / "moved"
+    svc = service(tmp_path, {}, {"service.state_dir": str(moved)})
+    try:
+        svc.reload()
+        assert svc.cfg.service_state_dir == str(moved)
+        with pytest.raises(BusyError, match="door service"):
+            statelock.acquire(str(moved), "--once --actuate")
+    finally:
+        svc.stop("done")
+        svc.close()
+    statelock.acquire(str(moved), "--once --actuate").release()  # released on close
+
+
+def test_a_reload_into_a_state_folder_another_program_holds_keeps_the_old_config(tmp_path, caplog):
+    moved = tmp_path / "moved"
+    other = statelock.acquire(str(moved), "--once --actuate")
+    svc = service(tmp_path, {}, {"service.state_dir": str(moved)})
+    try:
+        svc.reload()
+        assert svc.cfg.service_state_dir == str(tmp_path / "state")
+        assert "state_dir cannot move" in caplog.text and "--once --actuate" in caplog.text
+    finally:
+        svc.stop("done")
+        svc.close()
+        other.release()
+
+
+def renamed_copy(tmp_path, name):
+    """The shipped bundle under another name, sealed as a converter writes it."""
+    out = tmp_path / name
+    shutil.copytree(default_bundle_path(), out)
+    meta = json.loads((out / META_FILE).read_text())
+    meta["name"] = name
+    (out / META_FILE).write_text(json.dumps(meta))
+    reseal_bundle(out)
+    return out
+
+
+def test_a_refused_bundle_is_loaded_by_the_next_reload_once_mended(tmp_path, caplog):
+    """It was "not retried until the bundle changes again" (model.json did not change), so
+    the mended bundle never served while every reload said "config reloaded"."""
+    at = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), at)
+    svc = service(tmp_path, {"model.bundle": str(at)}, {"model.bundle": str(at)})
+    try:
+        new = renamed_copy(tmp_path, "house")
+        shutil.rmtree(at)
+        shutil.copytree(new, at)
+        (at / GOLDEN_FILE).unlink()  # a copy that missed one file
+        svc.reload()
+        assert "refused" in caplog.text and svc.parts.pipeline.bundle.meta["name"] != "house"
+        shutil.copy(new / GOLDEN_FILE, at / GOLDEN_FILE)
+        svc.reload()
+        assert svc.parts.pipeline.bundle.meta["name"] == "house"
+    finally:
+        svc.stop("done")
+        svc.close()
+
+
+def denied(*_args, **_kwargs):
+    raise PermissionError(13, "Permission denied")
+
+
+def test_an_unreadable_bundle_file_is_a_model_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle_module, "sha256_file", denied)
+    with pytest.raises(ModelError, match="cannot be read .Permission denied.*read access"):
+        load_bundle(default_bundle_path())
+
+
+def test_a_reload_onto_an_unreadable_bundle_keeps_serving(tmp_path, monkeypatch, caplog):
+    at = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), at)
+    svc = service(tmp_path, {"model.bundle": str(at)}, {"model.bundle": str(at)})
+    try:
+        serving = svc.parts.pipeline
+        shutil.rmtree(at)
+        shutil.copytree(renamed_copy(tmp_path, "house"), at)
+        monkeypatch.setattr(bundle_module, "sha256_file", denied)
+        svc.reload()  # it stopped the service with a PermissionError traceback
+        assert svc.parts.pipeline is serving and "still serving the previous model" in caplog.text
+    finally:
+        svc.stop("done")
+        svc.close()
+
+
+def test_an_image_folder_that_cannot_be_listed_is_a_source_error(tmp_path, monkeypatch):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    monkeypatch.setattr(type(folder), "iterdir", denied)
+    with pytest.raises(SourceError, match="cannot be listed .Permission denied"):
+        read_pictures(folder)
