@@ -90,9 +90,19 @@ class Folder:
         self.used = 0
         self.disk_free = disk_free
         make_folder(self.folder, "--collect folder")
-        for stray in self.folder.glob(".*.tmp"):  # a session killed mid-write
-            stray.unlink()
-        self.existing = sum(1 for p in self.folder.iterdir() if p.suffix == FRAME_EXT)
+        # checked before the camera and the model load: a folder this user cannot write
+        # is one line at the start, not after the first face
+        if not os.access(self.folder, os.R_OK | os.W_OK | os.X_OK):
+            raise DataError(f"--collect folder {self.folder} is not readable and writable by "
+                            f"this user: run as its owner (sudo -u happyhouse) or give another DIR")
+        try:
+            for stray in self.folder.glob(".*.tmp"):  # a session killed mid-write
+                if stray.is_file() or stray.is_symlink():
+                    stray.unlink()
+            self.existing = sum(1 for p in self.folder.iterdir() if p.suffix == FRAME_EXT)
+        except OSError as exc:
+            raise DataError(f"--collect folder {self.folder} cannot be read: "
+                            f"{exc.strerror or exc}") from None
 
     def room_for(self, size: int) -> Optional[str]:
         """None, or why ``size`` more bytes must not be written."""

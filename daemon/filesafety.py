@@ -51,6 +51,11 @@ def make_folder(folder: os.PathLike, what: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # mkdir's bare "File exists" for a file in the folder's place
+        for place in (folder, *folder.parents):  # the folder or one above it
+            if place.is_symlink() and not place.exists():
+                raise DataError(f"{what} {folder} cannot be created: {place} is a symlink to "
+                                f"{os.readlink(place)}, which does not exist: create that "
+                                f"folder or give another path") from None
         raise DataError(f"{what} {folder} is a file, not a folder: move it away or give "
                         f"another path") from None
     except OSError as exc:

@@ -152,6 +152,32 @@ def test_a_file_where_the_class_folder_goes_says_so(tmp_path):
         Folder(tmp_path / "happy" / "deeper", "happy", budget_mb=10)
 
 
+def test_a_dangling_symlink_as_dir_names_the_missing_target(tmp_path):
+    """It said "DIR/happy is a file", which it was not."""
+    (tmp_path / "frames").symlink_to(tmp_path / "usb-stick")
+    with pytest.raises(DataError, match=r"frames is a symlink to .*usb-stick, which does not exist"):
+        Folder(tmp_path / "frames", "happy", budget_mb=10)
+
+
+def test_a_folder_left_with_a_temporary_name_is_not_a_traceback(tmp_path):
+    """A stray ``.x.tmp`` folder (not a file a killed session left) ended in IsADirectoryError."""
+    (tmp_path / "happy" / ".x.tmp").mkdir(parents=True)
+    (tmp_path / "happy" / ".killed.png.tmp").write_bytes(b"half a frame")
+    folder = Folder(tmp_path, "happy", budget_mb=10)
+    assert folder.existing == 0
+    assert sorted(p.name for p in (tmp_path / "happy").iterdir()) == [".x.tmp"]
+
+
+def test_a_class_folder_this_user_cannot_write_is_refused_before_the_camera_opens(tmp_path, monkeypatch):
+    """Found as another user: a read-only happy/ was reported after the camera and the model
+    loaded, an unreadable one as a PermissionError traceback. (The check asks the kernel,
+    so a test run as root, for whom every folder is writable, is given the answer.)"""
+    (tmp_path / "happy").mkdir()
+    monkeypatch.setattr("happyhouse.daemon.collect.os.access", lambda path, mode: False)
+    with pytest.raises(DataError, match="happy is not readable and writable by this user"):
+        Folder(tmp_path, "happy", budget_mb=10)
+
+
 def test_collect_is_refused_beside_the_service(tmp_path, capsys, no_latch):
     """The door service holds the state folder's lock: --collect on its camera is refused."""
     from happyhouse.daemon.cli import main
