@@ -139,11 +139,16 @@ def open_page(cfg, service: Service):
 
 
 def reopen_page(page, before, service: Service):
-    """After a reload: the page again when its ``[web]`` settings changed. A page that
-    cannot start is logged and left off: the door itself keeps running."""
+    """After a reload: the page again when its ``[web]`` settings or its token changed
+    (the token file is read again: a rotated token must lock out the old one), or when
+    it was off after an error. A page that cannot start is logged and left off: the
+    door itself keeps running."""
     web = {k: v for k, v in service.cfg.values.items() if k.startswith("web.")}
     if web == {k: v for k, v in before.values.items() if k.startswith("web.")}:
-        return page
+        if page is not None and page.serves_token_of(service.cfg):
+            return page
+        if page is None and not service.cfg.web_enabled:
+            return None
     if page is not None:
         page.close()
     try:

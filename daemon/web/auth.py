@@ -79,9 +79,13 @@ class Session:
 class Gate:
     """The page's access rules; ``token`` None means loopback-only without login."""
 
-    def __init__(self, token: Optional[str], port: int, clock=time.monotonic) -> None:
+    def __init__(self, token: Optional[str], port: int, host: str = "127.0.0.1",
+                 clock=time.monotonic) -> None:
         self.token = token
         self.port = port
+        # the loopback names, and the address the page is bound to (127.0.0.2, say)
+        bound = f"[{host}]" if ":" in host else host
+        self.names = tuple(dict.fromkeys(LOOPBACK_NAMES + (bound.lower(),)))
         self.clock = clock
         self._sessions: Dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -99,7 +103,7 @@ class Gate:
         if not host:
             return False
         name = host.strip().lower()
-        return name in LOOPBACK_NAMES or name in {f"{n}:{self.port}" for n in LOOPBACK_NAMES}
+        return name in self.names or name in {f"{n}:{self.port}" for n in self.names}
 
     def token_ok(self, given: Optional[str]) -> bool:
         if self.token is None or given is None:

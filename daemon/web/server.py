@@ -10,10 +10,15 @@ What it guards (see :mod:`.auth` for who may ask, :mod:`.labels` for files):
 * **It can never open the door.** It is given the :class:`~..service.Service`
   only to read facts and frames from; no route calls anything on the latch.
 * Requests are bounded: a body over :data:`MAX_BODY` is refused (413), a
-  request line or header that does not arrive within :data:`REQUEST_TIMEOUT`
-  closes the connection, connections are capped (:data:`EXTRA_CONNECTIONS`
-  beyond the stream slots; more get 503), each client address has a request
-  budget (:class:`RateLimit`; 429) and a login-failure budget.
+  request line and headers that are not all in within :data:`REQUEST_TIMEOUT`
+  (however slowly they trickle) close the connection, connections are capped
+  (:data:`EXTRA_CONNECTIONS` beyond the stream slots, and one address may hold half
+  of them, so one client alone cannot fill them; more get 503), each client address has a request budget
+  (:class:`RateLimit`; 429) and a login-failure budget, spent before any token
+  is compared.
+* Closing the page (a stop, or a reload that changes its settings or token)
+  hangs up every connection it has, kept-alive ones included: an open browser
+  is not served by a page that no longer exists.
 * The decision loop never waits on the page: the live view is encoded by its
   own thread (:mod:`.live`), each stream writes with a send timeout and is
   dropped when the browser stops reading.
@@ -94,6 +99,13 @@ class RateLimit:
                 self._buckets.pop(next(iter(self._buckets)))
         return ok
 
+    def available(self, who: str, cost: float = 1.0) -> bool:
+        """Whether ``allow(who, cost)`` would pass now, spending nothing."""
+        now = self.clock()
+        with self._lock:
+            tokens, then = self._buckets.get(who, (self.burst, now))
+        return min(self.burst, tokens + (now - then) * self.rate) >= cost
+
 
 class DoorPage:
     """The page over a running service: start() binds and serves, close() stops."""
@@ -104,7 +116,7 @@ class DoorPage:
         host, port = parse_address(cfg.web_address)
         token = load_page_token(cfg, host)
         self.host, self.port = host, port
-        self.gate = auth.Gate(token, port)
+        self.gate = auth.Gate(token, port, host)
         self.live = LiveView(service, cfg.web_stream_fps, cfg.web_stream_width,
                              cfg.web_max_streams)
         root = cfg.web_collect_dir.strip() or str(Path(cfg.service_state_dir) / "collect")
@@ -116,6 +128,7 @@ class DoorPage:
         self.last_error = LastError()
         self.httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
+        self.closed = threading.Event()
 
     @property
     def url(self) -> str:
@@ -138,6 +151,8 @@ class DoorPage:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="happyhouse-page", daemon=True)
         self._thread.start()
+        threading.Thread(target=self.httpd.hang_up_late, args=(self.closed,),
+                         name="happyhouse-page-deadlines", daemon=True).start()
         log.info("door page on %s (%s)", self.url,
                  "token required" if self.gate.needs_login else "this machine only, no token")
         return self
@@ -145,14 +160,25 @@ class DoorPage:
     def close(self) -> None:
         """Stop serving; never raises (the door's stop path calls it)."""
         try:
+            self.closed.set()
             self.capture.cancel()
             self.live.stop()
             if self.httpd is not None:
                 self.httpd.shutdown()
                 self.httpd.server_close()
+                self.httpd.hang_up_all()
             self.last_error.detach()
         except Exception:
             log.exception("while stopping the door page")
+
+
+    def serves_token_of(self, cfg) -> bool:
+        """Whether this page's token is the one ``cfg``'s token file holds now (a reload
+        re-reads it: a rotated or insecure token file restarts the page)."""
+        try:
+            return load_page_token(cfg, self.host) == self.gate.token
+        except ConfigError:
+            return False
 
 
 def load_page_token(cfg, host: str) -> Optional[str]:
@@ -170,11 +196,25 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address, handler, page: DoorPage) -> None:
         self.page = page
-        self.slots = threading.BoundedSemaphore(page.cfg.web_max_streams + EXTRA_CONNECTIONS)
+        slots = page.cfg.web_max_streams + EXTRA_CONNECTIONS
+        self.slots = threading.BoundedSemaphore(slots)
+        self.per_address = slots // 2
+        # open connection -> (client address, monotonic deadline for its request line and
+        # headers, or None while a request is being answered)
+        self.connections: Dict[socket.socket, Tuple[str, Optional[float]]] = {}
+        self._connections_lock = threading.Lock()
         super().__init__(address, handler)
 
     def process_request(self, request, client_address) -> None:
-        if not self.slots.acquire(blocking=False):
+        who = client_address[0]
+        with self._connections_lock:
+            crowded = sum(1 for w, _ in self.connections.values() if w == who) >= self.per_address
+            if not crowded and self.slots.acquire(blocking=False):
+                self.connections[request] = (who, time.monotonic() + REQUEST_TIMEOUT)
+                taken = True
+            else:
+                taken = False
+        if not taken:
             try:
                 request.settimeout(1.0)
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
@@ -189,11 +229,47 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._connections_lock:
+                self.connections.pop(request, None)
             self.slots.release()
+
+    def awaiting_request(self, request, waiting: bool) -> None:
+        """A connection starts waiting for a request line and headers (its deadline runs)
+        or has them all (no deadline while the request is answered, a stream included)."""
+        with self._connections_lock:
+            if request in self.connections:
+                who, _ = self.connections[request]
+                self.connections[request] = (who, time.monotonic() + REQUEST_TIMEOUT
+                                             if waiting else None)
+
+    def hang_up_late(self, closed: threading.Event, every: float = 0.5) -> None:
+        """Hang up on connections whose request line and headers are overdue: a socket
+        timeout alone is per read, and a client sending a byte every few seconds (a
+        slowloris) would hold its slot for ever."""
+        while not closed.wait(every):
+            now = time.monotonic()
+            with self._connections_lock:
+                late = [c for c, (_, due) in self.connections.items()
+                        if due is not None and now > due]
+            for conn in late:
+                _hang_up(conn)
+
+    def hang_up_all(self) -> None:
+        with self._connections_lock:
+            open_now = list(self.connections)
+        for conn in open_now:
+            _hang_up(conn)
 
     def handle_error(self, request, client_address) -> None:
         log.debug("door page: connection from %s ended with an error", client_address[0],
                   exc_info=True)
+
+
+def _hang_up(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)  # the handler's next read or write ends it
+    except OSError:
+        pass
 
 
 class _Reply(Exception):
@@ -219,14 +295,40 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("door page: %s %s", self.client_address[0], clean(fmt % args))
 
+    def handle_one_request(self) -> None:
+        self.server.awaiting_request(self.connection, True)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.server.awaiting_request(self.connection, False)
+        return parsed
+
     def do_GET(self) -> None:
         self._serve("GET")
 
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """The standard library's own refusals (a method it has no ``do_`` for, a bad
+        request line, headers too long) in the page's form: JSON, with its headers."""
+        self.close_connection = True
+        headers = {}
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # HEAD, PUT, OPTIONS, ...
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, "this page answers GET and POST only"
+            headers["Allow"] = "GET, POST"
+        status = HTTPStatus(code)
+        try:
+            self._send_json(status, {"error": clean(message or status.phrase)}, headers)
+        except OSError:
+            pass
+
     def _serve(self, method: str) -> None:
         try:
+            if self.page.closed.is_set():  # a kept-alive connection outliving its page
+                self.close_connection = True
+                raise _Reply(HTTPStatus.SERVICE_UNAVAILABLE, "the door page was restarted: reload")
             self._check_request()
             path = urlsplit(self.path).path
             session = self._session()
@@ -246,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; slow down",
                          {"Retry-After": "1"})
         if not self.page.gate.host_allowed(self.headers.get("Host")):
-            raise _Reply(HTTPStatus.FORBIDDEN, "open this page as http://127.0.0.1:PORT/")
+            raise _Reply(HTTPStatus.FORBIDDEN, f"open this page as {self.page.url}")
         if self.page.gate.token is None and not is_loopback(self.client_address[0]):
             raise _Reply(HTTPStatus.FORBIDDEN, "this page serves this machine only")
 
@@ -258,6 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
             return auth.Session(gate.open_csrf, float("inf"))
         header = self.headers.get("Authorization", "")
         if header.startswith("Bearer "):
+            self._login_budget_left()
             if gate.token_ok(header[len("Bearer "):].strip()):
                 return auth.Session("", float("inf"))  # scripts: no CSRF token, no POSTs
             self._login_failed()
@@ -274,10 +377,20 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return jar[name].value if name in jar else None
 
+    def _login_budget_left(self) -> None:
+        """Before any token is compared: an address out of wrong tries gets 429 for the
+        right token too, so a guesser can neither go on nor tell when one hits."""
+        if not self.page.login_failures.available(self.client_address[0]):
+            self._too_many_wrong_tokens()
+
     def _login_failed(self) -> None:
         if not self.page.login_failures.allow(self.client_address[0]):
-            raise _Reply(HTTPStatus.TOO_MANY_REQUESTS, "too many wrong tokens; wait a minute",
-                         {"Retry-After": str(int(LOGIN_WINDOW))})
+            self._too_many_wrong_tokens()
+
+    @staticmethod
+    def _too_many_wrong_tokens() -> None:
+        raise _Reply(HTTPStatus.TOO_MANY_REQUESTS, "too many wrong tokens; wait a minute",
+                     {"Retry-After": str(int(LOGIN_WINDOW))})
 
     def _body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -435,6 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect("/")
             return
         given = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0].strip()
+        self._login_budget_left()
         sid = gate.login(given)
         if sid is None:
             self._login_failed()
@@ -478,7 +592,7 @@ def _cookie_header(value: str, max_age: int) -> str:
 def _json(body: bytes) -> Dict[str, Any]:
     try:
         value = json.loads(body.decode("utf-8")) if body else {}
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[...]]]]
         raise _Reply(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
     if not isinstance(value, dict):
         raise _Reply(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
