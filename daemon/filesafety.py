@@ -11,9 +11,11 @@ what is checked.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 from .errors import DataError
 
@@ -61,6 +63,44 @@ def make_folder(folder: os.PathLike, what: str) -> Path:
     except OSError as exc:
         raise DataError(f"{what} {folder} cannot be created: {exc.strerror or exc}") from None
     return folder
+
+
+def replace_folders(moves: Iterable[Tuple[Path, Path]]) -> None:
+    """Put each (new folder, destination) in place, replacing the destination whole.
+
+    The slow part (copying a folder made on another file system, /tmp say) happens
+    beside each destination first, for every pair; then each swap is two renames, the
+    old folder put aside until the new one is in. A Ctrl-C or an error before the swaps
+    leaves every destination as it was (a half-made output never replaces a good one,
+    and a good one is never deleted for nothing).
+    """
+    near = []
+    try:
+        for new, dest in moves:
+            dest = Path(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            holder = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new.", dir=dest.parent))
+            near.append((holder, dest))
+            shutil.move(str(new), str(holder / "folder"))  # a rename on one file system
+        for holder, dest in near:
+            old = holder / "old"
+            if dest.exists():
+                os.replace(dest, old)
+            try:
+                os.replace(holder / "folder", dest)
+            except BaseException:
+                if old.exists() and not dest.exists():
+                    os.replace(old, dest)
+                raise
+    finally:
+        for holder, _ in near:
+            shutil.rmtree(holder, ignore_errors=True)
+
+
+def inside(path: os.PathLike, folder: os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or somewhere under it (symlinks resolved)."""
+    path, folder = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
+    return path == folder or folder in path.parents
 
 
 def exposure(path: os.PathLike, what: str) -> Tuple[List[str], List[str]]:

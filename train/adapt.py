@@ -52,6 +52,7 @@ import numpy as np
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError, refuse_unless
 from happyhouse.daemon.evidence import MIN_HOLDOUT
+from happyhouse.daemon.filesafety import replace_folders
 
 from .house_cv import GENERAL_MODEL, check_protocol_numbers
 
@@ -317,6 +318,21 @@ def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict,
     (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
 
 
+def check_apart(out: Path, report_out: Path, frames: Path) -> None:
+    """DataError unless the bundle, the report and the house's frames are three separate
+    places: each output is replaced whole, so one inside another deleted what was just
+    made (and exit 0), and an output inside the frames would become frames."""
+    from happyhouse.daemon.filesafety import inside
+
+    if inside(out, report_out) or inside(report_out, out):
+        raise DataError(f"--out {out} and --report {report_out} must be two separate folders, "
+                        f"neither inside the other: each is replaced whole")
+    for what, path in (("--out", out), ("--report", report_out)):
+        if inside(path, frames):
+            raise DataError(f"{what} {path} is inside --frames {frames}: give a folder outside "
+                            f"the house's frames")
+
+
 def run(args) -> dict:
     from happyhouse.convert.build import Options, check_writable, convert
     from happyhouse.daemon.preprocess import Preprocess
@@ -328,6 +344,7 @@ def run(args) -> dict:
 
     started = time.time()
     out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
+    check_apart(out, report_out, Path(args.frames))
     check_writable(out)
     check_writable(report_out, "a report", "metrics.json")
     if not Path(args.general).is_file():
@@ -414,11 +431,8 @@ def run(args) -> dict:
                        "pred": int(cv["pred"][i]), "current_score": round(float(now_scores[i]), 5),
                        "current_pred": int(now_pred[i])} for i in range(len(labels))]})
         draw_sheets(data.images[which], report_dir, name="disputed")  # numbered in report order
-        for src, dst in ((staged, out), (report_dir, report_out)):
-            if dst.exists():
-                shutil.rmtree(dst)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(src), str(dst))
+        # the earlier bundle and report stay whole until both new ones are beside them
+        replace_folders(((staged, out), (report_dir, report_out)))
         return {"bundle": str(out), "report": str(report_out), "estimate": result,
                 "comparison": comparison, "threshold": bundle.threshold, "disputed": disputed}
     finally:

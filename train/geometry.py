@@ -199,6 +199,8 @@ def run(args) -> dict:
                             head_sha256=sha256_file(out / HEAD_FILE),
                             weights=tuple(args.weights))
     sidecar = {"format": FORMAT, "version": 1, "model_file": model_path.name,
+               # the fused threshold holds for this classifier only: stage_beside checks it
+               "model_sha256": sha256_file(model_path),
                "geometry": geometry.to_dict(), "threshold": float(threshold),
                "threshold_rule": f"lowest fused threshold >= 0.5 with validation false-open "
                                  f"rate <= {args.max_false_open}",
@@ -230,6 +232,12 @@ def stage_beside(model_path: Path):
         float(sidecar["threshold"])
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path} is not a readable geometry sidecar: {exc}") from None
+    fitted_to = sidecar.get("model_sha256")  # sidecars before 2026-11-29 do not say
+    if fitted_to is not None and fitted_to != sha256_file(model_path):
+        raise ModelError(f"{path} was fitted to another {Path(model_path).name} (its fused "
+                         f"threshold would be wrong for this one): fit the geometry stage "
+                         f"again (python -m happyhouse.train.geometry --model {model_path} ...) "
+                         f"or remove {path.name}")
     from happyhouse.daemon.geometry import Geometry
 
     return Geometry.load(spec, Path(model_path).parent), sidecar

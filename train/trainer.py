@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -132,7 +135,10 @@ def inherited_normalize(init: Optional[Path]) -> str:
         return "none"
     try:
         return Preprocess.from_dict(read_meta(init)["preprocess"]).normalize
-    except (ModelError, KeyError, ValueError, OSError):
+    except (ModelError, KeyError, ValueError, OSError) as exc:
+        # a copy of a model without its sidecar: say so, the pixels may not be its parent's
+        log.warning("--init %s: its training metadata cannot be read (%s); fine-tuning with "
+                    "normalize 'none' unless --normalize says otherwise", init, exc)
         return "none"
 
 
@@ -283,11 +289,44 @@ def _output_folders(cfg: "TrainConfig"):
 
 
 def check_output_folders(cfg: "TrainConfig") -> None:
-    """DataError if the model or report folder plainly cannot be created (nothing is made)."""
-    from happyhouse.daemon.filesafety import check_creatable
+    """DataError if the model or report folder plainly cannot be created (nothing is made),
+    or lies in a ``--data`` folder (its plots and model would be read as faces next time)."""
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.daemon.filesafety import check_creatable, inside
 
     for what, folder in _output_folders(cfg):
+        for source in cfg.data:
+            if Path(source).is_dir() and inside(folder, source):
+                raise DataError(f"{what} {folder} is inside the training data {source}: its "
+                                f"plots would be read as faces; give a folder outside it")
         check_creatable(folder, what)
+
+
+#: files fitted to one particular model.keras: a new model in the folder makes them wrong
+#: (the geometry stage's fused threshold was chosen with the old classifier's scores)
+FITTED_TO_THE_MODEL = ("geometry.json", "geometry_head.npz")
+
+
+def publish(staged: Path, out: Path) -> None:
+    """Move a finished run's files from ``staged`` into ``out``.
+
+    Training writes into a private folder beside ``out`` and only a finished run
+    reaches ``out``: an interrupted one left a new ``model.keras`` beside the old
+    ``train_meta.json`` (whose threshold the converter then shipped). Files of the
+    model being replaced that were fitted to it go first; files of ``out`` the run
+    does not write (notes) stay.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for name in FITTED_TO_THE_MODEL:
+        if (out / name).is_file() and not (staged / name).exists():
+            (out / name).unlink()
+            log.info("removed %s: it was fitted to the model this run replaces", out / name)
+    names = sorted(p.name for p in staged.iterdir())
+    for name in sorted(names, key=lambda n: n == MODEL_FILE):  # the model last
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(staged / name, target)
 
 
 def output_folders(cfg: "TrainConfig"):
@@ -342,7 +381,24 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     set_seeds(cfg.seed)
     spec = contract(cfg)
     log.info("data %s; train %d, validation %d", data.summary(), len(tr), len(va))
-    out, report_dir = output_folders(cfg)
+    final_out, final_report = output_folders(cfg)
+    # a private folder beside each output: nothing reaches them unless the run finishes
+    out = Path(tempfile.mkdtemp(prefix=f".{final_out.name}.training.", dir=final_out.parent))
+    report_dir = out if final_report == final_out else Path(
+        tempfile.mkdtemp(prefix=f".{final_report.name}.training.", dir=final_report.parent))
+    try:
+        result = _train_into(cfg, data, tr, va, spec, started, out, report_dir, final_out)
+        publish(out, final_out)
+        if report_dir != out:
+            publish(report_dir, final_report)
+    finally:
+        for folder in {out, report_dir}:
+            shutil.rmtree(folder, ignore_errors=True)
+    return {**result, "model": final_out / MODEL_FILE, "report_dir": final_report}
+
+
+def _train_into(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray, spec, started: float,
+                out: Path, report_dir: Path, final_out: Path) -> Dict[str, object]:
 
     model = _model(cfg)
     batches = _batches(data.images[tr], data.labels[tr], cfg)
@@ -377,7 +433,7 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
                # a report is read on other machines: it names datasets, not this one's folders
                "epochs_run": len(history["loss"]), "split": meta["split"],
                "data": {**meta["data"], "sources": [Path(p).name for p in meta["data"]["sources"]]},
-               "model": str(best_path), "train_seconds": round(time.time() - started, 1)})
+               "model": str(final_out / MODEL_FILE), "train_seconds": round(time.time() - started, 1)})
     report.write_architecture(report_dir, model)
     meta["validation"] = {k_: result[k_] for k_ in ("n", "accuracy", "precision", "recall", "f1",
                                                    "roc_auc", "false_open_rate")}
@@ -476,10 +532,15 @@ def read_meta(model_path: Path) -> Dict:
     path = Path(model_path).parent / META_FILE
     if not path.is_file():
         raise ModelError(f"{path} is missing: a trained model needs its metadata sidecar")
-    with open(path) as handle:
-        meta = json.load(handle)
-    if meta.get("format") != META_FORMAT:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{path} is not readable JSON ({exc}): copy the model's folder "
+                         f"again, with its train_meta.json") from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise ModelError(f"{path} is not {META_FORMAT} metadata")
+    if not isinstance(meta.get("preprocess"), dict):
+        raise ModelError(f"{path} lacks its preprocess contract: copy the model's folder again")
     Preprocess.from_dict(meta["preprocess"])  # validates
     return meta
 

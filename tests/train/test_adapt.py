@@ -370,8 +370,9 @@ def no_estimate(monkeypatch):
 @pytest.mark.parametrize("case, message", [
     ("no-current", "does not exist"),
     ("report-unwritable", "cannot be created"),
-    ("out-is-the-frames", "is not a model bundle"),
-    ("report-is-the-frames", "is not a report"),
+    # said by check_apart before check_writable ("is not a model bundle") gets to it
+    ("out-is-the-frames", "is inside --frames"),
+    ("report-is-the-frames", "is inside --frames"),
 ])
 def test_a_bad_current_bundle_or_report_folder_is_refused_before_the_estimate(
         case, message, tmp_path, capsys, genki_root, no_estimate):
