@@ -65,7 +65,9 @@ def load_frames(path: Union[str, Path, None], limit: Optional[int] = None,
     if path is None:
         raise DataError("no frames: pass --data (test_happy.h5 or class folders) or set "
                         "HAPPYHOUSE_DATA to the shared datasets folder")
-    data = load_dataset(path, size=None, limit=limit)
+    # frames of several sizes (a camera changed between sessions) are scaled to the
+    # camera size here, as each one is below anyway: bench has no size flag to pass
+    data = load_dataset(path, size=None, limit=limit, frame_size=size)
     if len(data) == 0:
         raise DataError(f"{path} holds no readable frames")
     bgr = [to_door_frame(img, *size) for img in data.images]

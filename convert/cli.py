@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from happyhouse.daemon.cli_errors import run_main
-from happyhouse.daemon.errors import HappyHouseError, refuse_unless, seed_check
+from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless, seed_check
 from happyhouse.daemon.evidence import evidence_problems
 from happyhouse.daemon.runtime import SCORE_KINDS, VIEW_LOGITS
 
@@ -93,9 +93,13 @@ def _convert(argv: Optional[List[str]]) -> int:
     notes = ""
     if args.notes:
         try:
-            notes = Path(args.notes).read_text(encoding="utf-8")
+            # -sig: a byte-order mark (Notepad's UTF-8) would land mid-card as a stray character
+            notes = Path(args.notes).read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            # MODEL_CARD.md is UTF-8: notes saved as Latin-1 or UTF-16 cannot go in as they are
+            raise DataError(f"--notes {args.notes} is not UTF-8 text: save it as UTF-8") from None
         except OSError as exc:
-            raise HappyHouseError(f"--notes {args.notes}: {exc.strerror or exc}") from None
+            raise DataError(f"--notes {args.notes}: {exc.strerror or exc}") from None
     bundle = convert(Options(
         model=Path(args.model), calibration=[Path(p) for p in args.calibration],
         out=Path(args.out), holdout=[Path(p) for p in args.holdout],

@@ -75,7 +75,12 @@ def _read_image(path: Path, size: Optional[int]) -> np.ndarray:
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as exc:
+        # OpenCV refuses a header it will not trust (a 69-byte PNG claiming 40000x40000
+        # pixels) by raising, not by returning None: it is one more unreadable file
+        raise ValueError(f"not a decodable image (OpenCV refused it: {exc.err})") from None
     if bgr is None:
         raise ValueError("not a decodable image")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -147,14 +152,20 @@ def load_hdf5(path: Union[str, Path], size: Optional[int] = None,
             keys = set(handle.keys())
             for prefix in ("train_set", "test_set"):
                 if {f"{prefix}_x", f"{prefix}_y"} <= keys:
-                    x = np.asarray(handle[f"{prefix}_x"][:limit])
-                    y = np.asarray(handle[f"{prefix}_y"][:limit]).reshape(-1)
+                    x = _hdf5_array(handle, f"{prefix}_x", path, limit)
+                    y = _hdf5_array(handle, f"{prefix}_y", path, limit).reshape(-1)
                     break
             else:
                 raise DataError(f"{path} has keys {sorted(keys)}; expected train_set_x/"
                                 f"train_set_y or test_set_x/test_set_y")
-    except (OSError, KeyError) as exc:
+    # TypeError/ValueError: h5py's own words for a layout it cannot slice (past the checks
+    # in _hdf5_array), still a file to mend, not a bug
+    except (OSError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path} is not a readable HDF5 file: {exc}") from None
+    if len(x) == 0:
+        # nothing to score, train on or calibrate with: every user of the data fails
+        # further on (an empty stack, a rate of 0/0) without naming the file
+        raise DataError(f"{path}: {prefix}_x holds no frames: give a course HDF5 with images")
     if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8 or len(x) != len(y):
         raise DataError(f"{path}: expected uint8 N x H x W x 3 images with N labels, "
                         f"got {x.dtype} {x.shape} and {y.shape}")
@@ -166,6 +177,19 @@ def load_hdf5(path: Union[str, Path], size: Optional[int] = None,
         x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in x])
     ids = [f"{path}#{i}" for i in range(len(x))]
     return Dataset(x, y.astype(np.int64), ids, [], [str(path)])
+
+
+def _hdf5_array(handle, key: str, path: Path, limit: Optional[int]) -> np.ndarray:
+    """``handle[key][:limit]``, or DataError when ``key`` is not an array of one entry per
+    frame (a group, a single value, an empty dataspace), which h5py cannot slice."""
+    import h5py
+
+    item = handle[key]
+    if isinstance(item, h5py.Group):
+        raise DataError(f"{path}: {key} is a group, not an array with one entry per frame")
+    if not isinstance(item, h5py.Dataset) or not item.shape:  # shape () or None: no frames axis
+        raise DataError(f"{path}: {key} is a single value, not an array with one entry per frame")
+    return np.asarray(item[:limit])
 
 
 def load_dataset(path: Union[str, Path], size: Optional[int] = 64,

@@ -40,9 +40,10 @@ import argparse
 import csv
 import json
 import logging
+import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -172,6 +173,13 @@ class ImageResult:
                 self.decision, number(self.classifier), number(self.geometry)]
 
 
+def shown_with_printable_id(result: ImageResult) -> ImageResult:
+    """``result`` with an id a font can draw: a file name that is not UTF-8 (``bad\\xff.jpg``)
+    holds a lone surrogate, which matplotlib refuses; its byte is written out instead."""
+    printable = os.fsencode(result.id).decode("utf-8", "backslashreplace")
+    return result if printable == result.id else replace(result, id=printable)
+
+
 def misses(results: Sequence[ImageResult]) -> List[int]:
     """Indices of the wrong decisions, the dangerous ones first: false opens (highest
     score first), then missed smiles (lowest score first; those without a face last)."""
@@ -183,16 +191,64 @@ def misses(results: Sequence[ImageResult]) -> List[int]:
 
 
 def write_per_image(path: str, results: Sequence[ImageResult]) -> Path:
-    """The ``--per-image`` CSV (DataError when it cannot be written)."""
+    """The ``--per-image`` CSV (DataError when it cannot be written), written whole or not
+    at all: a temporary file beside it is renamed into place, so a failure midway leaves
+    no half a table that reads as the whole evaluation."""
+    from .filesafety import make_folder
+
     target = Path(path).expanduser()
+    make_folder(target.parent, "--per-image's folder")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with target.open("w", newline="", encoding="utf-8") as handle:
+        # an id is a file name as the file system gave it: one that is not UTF-8 (bad\xff.jpg,
+        # copied from another machine) goes back out as its own bytes, so its row still
+        # names that very file
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
             writer.writerow(ImageResult.FIELDS)
             writer.writerows(r.row() for r in results)
+        os.replace(tmp, target)
     except OSError as exc:
         raise DataError(f"--per-image {target} cannot be written: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
+
+
+def check_outputs(args) -> None:
+    """``--per-image`` and ``--plot`` checked before any image is scored: a wrong path is
+    one line at the start, not a traceback (or nothing written) after the evaluation.
+
+    Neither may lie in a class folder of ``--data``: roc.png and misses.png there would be
+    loaded as faces of that class by the next evaluation or training on it.
+    """
+    from .datasets import CLASSES
+    from .filesafety import check_creatable, inside
+
+    class_folders = [Path(d).expanduser() / name for d in args.data
+                     for name in CLASSES if (Path(d).expanduser() / name).is_dir()]
+
+    def class_folder_holding(folder: Path) -> Optional[Path]:
+        return next((c for c in class_folders if inside(folder, c)), None)
+
+    per_image, plot = getattr(args, "per_image", None), getattr(args, "plot", None)
+    if per_image:
+        target = Path(per_image).expanduser()
+        if target.is_dir():
+            raise DataError(f"--per-image {target} is a folder: give a file name for the CSV")
+        holder = class_folder_holding(target.parent)
+        if holder is not None:
+            raise DataError(f"--per-image {target} is in the class folder {holder} of --data: "
+                            f"write it outside the data")
+        check_creatable(target.parent, "--per-image's folder")
+    if plot:
+        folder = Path(plot).expanduser()
+        holder = class_folder_holding(folder)
+        if holder is not None:
+            raise DataError(f"--plot {folder} is in the class folder {holder} of --data: its "
+                            f"roc.png and misses.png would be read as faces there; give a "
+                            f"folder outside the data")
+        check_creatable(folder, "--plot")
 
 
 def summarize(pred: np.ndarray, labels: np.ndarray, faces: int,
@@ -262,6 +318,7 @@ def run(args) -> dict:
         from .plots import pyplot
 
         pyplot()  # no matplotlib: say so now, not after the whole evaluation
+    check_outputs(args)
     cfg = load_config(args.config, {"model.bundle": args.model, "model.threshold": args.threshold,
                                     "model.threads": args.threads},
                       required=args.config is not None)
@@ -311,7 +368,8 @@ def run(args) -> dict:
                            folder / "roc.png",
                            title=f"ROC over the {len(scored)} frames with a face")
         wrong = misses(results)
-        misses_png = plot_misses([images[i] for i in wrong], [results[i] for i in wrong],
+        misses_png = plot_misses([images[i] for i in wrong],
+                                 [shown_with_printable_id(results[i]) for i in wrong],
                                  folder / "misses.png", pipeline.threshold)
         report["plots"] = [str(roc_png), str(misses_png)]
     return report

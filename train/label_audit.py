@@ -115,13 +115,33 @@ def draw_sheets(images_rgb: np.ndarray, out: Path, name: str = "sheet") -> List[
     return paths
 
 
+def review_faces(review) -> List[Mapping]:
+    """The faces of a review (``review.json``), each an object with a whole ``number`` and a
+    ``face`` name; DataError naming the first entry that is not. A review is made by
+    ``sheets`` but kept by hand, and an edited or foreign JSON must not end in a traceback."""
+    if not isinstance(review, Mapping) or review.get("format") != REVIEW_FORMAT:
+        raise DataError(f"not a {REVIEW_FORMAT} file (made by 'sheets')")
+    faces = review.get("faces", [])
+    if not isinstance(faces, list):
+        raise DataError("its 'faces' is not a list of faces: make the review again with 'sheets'")
+    for n, face in enumerate(faces):
+        number = face.get("number") if isinstance(face, Mapping) else None
+        name = face.get("face") if isinstance(face, Mapping) else None
+        # bool is an int to Python, and a float or text number would be rounded or parsed
+        if type(number) is not int or not isinstance(name, str):
+            raise DataError(f"its face entry {n} ({json.dumps(face)[:80]}) lacks a "
+                            f"whole 'number' and a 'face' name: make the review again with "
+                            f"'sheets'")
+    return faces
+
+
 def read_verdicts(text: str, review: Mapping) -> Dict[str, str]:
     """{face name: verdict} from ``NUMBER VERDICT`` lines; ``#`` starts a comment.
 
     A number the review does not have, a verdict not in :data:`VERDICTS` or a
     number given twice is refused with its line; a number left out counts as ``?``.
     """
-    faces = {int(f["number"]): str(f["face"]) for f in review.get("faces", ())}
+    faces = {int(f["number"]): str(f["face"]) for f in review_faces(review)}
     verdicts: Dict[str, str] = {}
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -292,18 +312,32 @@ def _sheets(args) -> dict:
     return {"faces": len(picks), "sheets": [p.name for p in sheets], "out": str(args.out)}
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        # utf-8-sig: an editor that saves UTF-8 with a byte-order mark (Notepad) put
+        # '\ufeff' before the first line, which then was not 'NUMBER VERDICT'
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{what} {path} is not UTF-8 text: save it as UTF-8") from None
+    except OSError as exc:
+        raise DataError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+
+
 def _record(args) -> dict:
     try:
-        review = json.loads(args.review.read_text(encoding="utf-8"))
-        text = args.verdicts.read_text(encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the review or the verdicts: {exc}") from None
-    if review.get("format") != REVIEW_FORMAT:
-        raise DataError(f"{args.review}: not a {REVIEW_FORMAT} file (made by 'sheets')")
+        review = json.loads(_read_text(args.review, "--review"))
+    except ValueError as exc:
+        raise DataError(f"--review {args.review} is not JSON: {exc}") from None
+    text = _read_text(args.verdicts, "--verdicts")
+    try:
+        review_faces(review)
+    except DataError as exc:
+        raise DataError(f"--review {args.review}: {exc}") from None
     verdicts = read_verdicts(text, review)
     by_group: Dict[str, Counter] = {}
     for face in review["faces"]:
-        by_group.setdefault(face["picked"], Counter())[verdicts[face["face"]]] += 1
+        by_group.setdefault(str(face.get("picked", "not recorded")), Counter())[
+            verdicts[face["face"]]] += 1
     audit = {"format": AUDIT_FORMAT, "version": 1, "model": review.get("model"),
              "part": review.get("part", "validation"),
              "how": args.how or "blind review of contact sheets made by 'label_audit sheets'",
@@ -402,8 +436,12 @@ def _main(argv: Optional[List[str]]) -> int:
         refuse_unless((seed_check("--seed", args.seed),))
         check_creatable(args.out, "--out")
     elif args.command == "record" or args.json:
-        check_creatable((args.out if args.command == "record" else args.json).parent,
-                        "the output's folder")
+        flag, out = ("--out", args.out) if args.command == "record" else ("--json", args.json)
+        # a folder in the file's place passes the parent's check, and ended in
+        # IsADirectoryError only when written (for score, after all the scoring)
+        if out.is_dir():
+            raise DataError(f"{flag} {out} is a folder: give the name of the file to write")
+        check_creatable(out.parent, "the output's folder")
     result = {"sheets": _sheets, "record": _record, "score": _score}[args.command](args)
     sys.stdout.write(json.dumps(result, indent=1) + "\n")
     return 0

@@ -110,3 +110,78 @@ def test_frames_of_several_sizes_scale_to_the_camera_as_the_door_path_does(tmp_p
     assert np.array_equal(ds.images[ds.labels.tolist().index(1)],
                           to_door_frame(frames["happy/a.png"], 640, 480)[..., ::-1])
     assert np.array_equal(ds.images[ds.labels.tolist().index(0)], frames["not_happy/b.png"])
+
+
+def _noise_classes(root, per_class=2):
+    """A class-folder dataset of random 64x64 'faces', two per class."""
+    import cv2
+
+    for label in ("happy", "not_happy"):
+        (root / label).mkdir()
+        for i in range(per_class):
+            img = np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8)
+            cv2.imwrite(str(root / label / f"{i}.png"), img)
+
+
+def _png_whose_header_lies(width=40000, height=40000) -> bytes:
+    """A 69-byte PNG whose header claims ``width`` x ``height`` pixels (corrupt or hostile)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("size", [64, None])
+def test_an_image_whose_header_claims_too_many_pixels_is_left_out_and_named(tmp_path, size):
+    # before: OpenCV's CV_IO_MAX_IMAGE_PIXELS assertion (cv2.error) ended every loader
+    _noise_classes(tmp_path)
+    (tmp_path / "happy" / "lies.png").write_bytes(_png_whose_header_lies())
+    ds = load_dataset(tmp_path, size=size)
+    assert len(ds) == 4 and [s[0].rsplit("/", 1)[1] for s in ds.skipped] == ["lies.png"]
+    assert ds.skipped[0][1].startswith("not a decodable image")
+
+
+def _course_h5(path, **arrays):
+    """A course HDF5 at ``path``; an array given as "GROUP" becomes an HDF5 group there."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w") as handle:
+        for key, value in arrays.items():
+            if isinstance(value, str):
+                handle.create_group(key)
+            else:
+                handle[key] = value
+    return path
+
+
+FRAMES = np.zeros((4, 8, 8, 3), np.uint8)
+LABELS = np.array([1, 0, 1, 0])
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"test_set_x": FRAMES[:0], "test_set_y": LABELS[:0]}, "test_set_x holds no frames"),
+    ({"test_set_x": "GROUP", "test_set_y": LABELS}, "test_set_x is a group"),
+    ({"test_set_x": FRAMES, "test_set_y": "GROUP"}, "test_set_y is a group"),
+    ({"train_set_x": np.uint8(3), "train_set_y": LABELS}, "train_set_x is a single value"),
+])
+def test_an_empty_or_malformed_course_hdf5_is_one_clear_error(tmp_path, arrays, match):
+    # before: an empty file loaded as 0 frames (eval divided by them, training stacked an
+    # empty list); a group or a scalar gave h5py's TypeError/ValueError
+    path = _course_h5(tmp_path / "course.h5", **arrays)
+    with pytest.raises(DataError, match=f"course.h5: {match}"):
+        load_dataset(path)
+
+
+def test_training_and_conversion_refuse_an_empty_course_hdf5_by_name(tmp_path):
+    # training and conversion read their data through load_training_data
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train.data import load_training_data
+
+    path = _course_h5(tmp_path / "empty.h5", train_set_x=FRAMES[:0], train_set_y=LABELS[:0])
+    with pytest.raises(DataError, match="empty.h5: train_set_x holds no frames"):
+        load_training_data([str(path)], Preprocess(crop="frame"))

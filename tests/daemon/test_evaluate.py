@@ -212,3 +212,84 @@ def test_plot_without_matplotlib_is_one_clear_line(happy_house_h5, tmp_path, cap
                           str(tmp_path / "plots")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "matplotlib" in err[0] and "pip install" in err[0]
+
+
+# ---- input handling: odd file names, a failed write, outputs checked before the scoring
+
+
+def test_per_image_and_plot_name_a_file_whose_name_is_not_utf8(tmp_path, capsys):
+    import os
+
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 2)
+    # a name copied from a Latin-1 machine: Python holds its byte 0xff as a lone surrogate
+    odd = os.path.join(os.fsencode(data / "not_happy"), b"bad\xff.jpg")
+    with open(odd, "wb") as handle:
+        handle.write((data / "not_happy" / "0.jpg").read_bytes())
+    table = tmp_path / "per.csv"
+    # threshold 0: every face opens, so the odd not_happy file is a false open in misses.png
+    code = evaluate.main(["--data", str(data), "--threshold", "0.0", "--per-image", str(table),
+                          "--plot", str(tmp_path / "plots")])
+    assert code == 0, capsys.readouterr().err
+    rows = table.read_bytes().splitlines()
+    assert len(rows) == 1 + 5  # the header and one row per image
+    # the row names the very file: its own bytes, as the file system holds them
+    assert sum(row.startswith(odd + b",") for row in rows) == 1
+    assert (tmp_path / "plots" / "misses.png").stat().st_size > 0
+
+
+def test_a_per_image_table_that_fails_midway_leaves_the_old_one_whole(tmp_path, capsys, monkeypatch):
+    import errno
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 3)
+    table = tmp_path / "per.csv"
+    table.write_text("the last evaluation's table\n")
+    written = []
+
+    def row_until_the_disk_fills(self):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(self.id)
+        return [self.id, self.label, "", "", "", "", "", self.decision, "", ""]
+
+    monkeypatch.setattr(evaluate.ImageResult, "row", row_until_the_disk_fills)
+    code = evaluate.main(["--data", str(data), "--per-image", str(table)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "No space left on device" in err[0]
+    # no half a table that reads as the whole evaluation, and no temporary file left
+    assert table.read_text() == "the last evaluation's table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "per.csv"]
+
+
+@pytest.mark.parametrize("flag, where, match", [
+    ("--plot", "data/not_happy", "is in the class folder"),
+    ("--plot", "data/happy/plots", "is in the class folder"),
+    ("--per-image", "data/happy/../happy/per.csv", "is in the class folder"),
+    ("--per-image", "data", "is a folder"),
+    ("--per-image", "a-file/per.csv", "is not a folder"),
+    ("--plot", "a-file", "is not a folder"),
+])
+def test_outputs_are_refused_before_any_image_is_scored(tmp_path, capsys, monkeypatch,
+                                                        flag, where, match):
+    # before: checked only after scoring everything, and --plot into a class folder wrote
+    # roc.png and misses.png there, to be loaded as faces of that class next time
+    if flag == "--plot":
+        pytest.importorskip("matplotlib")
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 2)
+    (tmp_path / "a-file").write_text("not a folder")
+    before = sorted(str(p) for p in data.rglob("*"))
+
+    def scored(*args, **kwargs):
+        raise AssertionError("scored before its outputs were checked")
+
+    monkeypatch.setattr(evaluate, "score_images", scored)
+    code = evaluate.main(["--data", str(data), flag, str(tmp_path / where)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and match in err[0] and flag in err[0], err
+    assert sorted(str(p) for p in data.rglob("*")) == before

@@ -275,3 +275,66 @@ def test_a_second_round_does_not_pick_a_reviewed_face_again():
     top_second = {i for i, why in second if why == "top-not-happy"}
     # the next-highest scoring not-happy faces: deeper, below the first round's
     assert max(scores[list(top_second)]) <= min(scores[list(top_first)])
+
+
+# ---- input handling: an output that is a folder, a review kept by hand, a verdicts file's encoding
+
+
+def _record(tmp_path, review, verdicts: bytes, out=None):
+    """``record`` on a review (an object, written as JSON) and raw verdicts bytes."""
+    review_path, verdicts_path = tmp_path / "review.json", tmp_path / "verdicts.txt"
+    review_path.write_text(json.dumps(review))
+    verdicts_path.write_bytes(verdicts)
+    return la.main(["record", "--review", str(review_path), "--verdicts", str(verdicts_path),
+                    "--out", str(out or tmp_path / "audit.json")])
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_an_output_that_is_a_folder_is_refused_before_the_work(tmp_path, capsys):
+    # before: only the folder above was checked; writing then met IsADirectoryError (for
+    # score, after all the scoring)
+    (tmp_path / "folder").mkdir()
+    assert _record(tmp_path, REVIEW, b"0 S\n", out=tmp_path / "folder") == 2
+    assert "--out" in (line := _one_error_line(capsys)) and "is a folder" in line
+    # score: refused before the model (here: none at all) or a face is read
+    assert la.main(["score", "--model", str(tmp_path / "no-model.keras"), "--data", str(tmp_path),
+                    "--audit", str(tmp_path / "no-audit.json"),
+                    "--json", str(tmp_path / "folder")]) == 2
+    assert "--json" in (line := _one_error_line(capsys)) and "is a folder" in line
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+@pytest.mark.parametrize("review, says", [
+    ([], "not a happyhouse-label-review file"),
+    ({"format": la.REVIEW_FORMAT, "faces": {"0": "a/happy/1.jpg"}}, "'faces' is not a list"),
+    ({"format": la.REVIEW_FORMAT, "faces": [{"face": "a/happy/1.jpg"}]}, "face entry 0"),
+    ({"format": la.REVIEW_FORMAT, "faces": [{"number": 0, "face": "a/happy/1.jpg"}, {"number": 1}]},
+     "face entry 1"),
+    ({"format": la.REVIEW_FORMAT, "faces": ["a/happy/1.jpg"]}, "face entry 0"),
+])
+def test_a_review_that_is_not_numbered_faces_is_one_line_naming_it(tmp_path, capsys, review, says):
+    # before: AttributeError ('list' has no .get) or KeyError ('number')
+    assert _record(tmp_path, review, b"0 S\n") == 2
+    line = _one_error_line(capsys)
+    assert "--review" in line and "review.json" in line and says in line, line
+    assert not (tmp_path / "audit.json").exists()
+
+
+@pytest.mark.parametrize("text", ["0 S\n2 X\n3 N\n", "# one line per face\n0 S\n2 X\n3 N\n"])
+def test_verdicts_saved_with_a_byte_order_mark_are_read(tmp_path, capsys, text):
+    # before: "'\ufeff0 S' is not 'NUMBER VERDICT'" (Notepad saves UTF-8 with a BOM)
+    assert _record(tmp_path, REVIEW, text.encode("utf-8-sig")) == 0, capsys.readouterr().err
+    assert audits.load_audit(tmp_path / "audit.json") == {
+        "a/not_happy/1.jpg": "S", "a/not_happy/2.jpg": "?", "a/happy/3.jpg": "X",
+        "a/happy/4.jpg": "N"}
+
+
+def test_verdicts_that_are_not_utf8_say_so(tmp_path, capsys):
+    assert _record(tmp_path, REVIEW, "0 S\n".encode("utf-16")) == 2
+    line = _one_error_line(capsys)
+    assert "--verdicts" in line and "is not UTF-8 text" in line, line
