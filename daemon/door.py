@@ -123,7 +123,6 @@ class Door:
         self.unlocks = 0
         self.ready_sent = False
         self.last_decision = "none yet"
-        self.vote_text = "no votes yet"  # the vote in words after the last decision (the page)
         # (clock time, state, reason): the door's recent history, bounded so a door that
         # runs for months does not grow (the journal keeps the full record)
         self.transitions: Deque[tuple] = deque(maxlen=TRANSITIONS_KEPT)
@@ -284,7 +283,6 @@ class Door:
         fields: Dict[str, Any] = {"seq": obs.seq, "verdict": verdict, "score": score or "-",
                                   "frame_age_ms": f"{age * 1000:.0f}",
                                   "votes": self.vote.describe()}
-        self.vote_text = fields["votes"]
         if obs.face is not None:
             fields["face"] = box_text(obs.face)
         # every decision at DEBUG; at INFO when the verdict changes (a face arrives, smiles,
@@ -373,10 +371,29 @@ class Door:
 
     @property
     def fps(self) -> float:
-        times = self._fresh_times
+        """Fresh frames a second over the last FPS_WINDOW seconds up to now: a camera that
+        stopped reads as slowing, then 0, not as the rate it last had (read from other
+        threads too: the page, so it works on a copy and trims nothing)."""
+        now = self.clock()
+        times = [t for t in self._fresh_times.copy() if now - t <= FPS_WINDOW]
         if len(times) < 2 or times[-1] <= times[0]:
             return 0.0
-        return (len(times) - 1) / (times[-1] - times[0])
+        span = times[-1] - times[0]
+        # the silence since the last frame counts once it is longer than a frame interval
+        idle = now - times[-1] - span / (len(times) - 1)
+        return (len(times) - 1) / (span + max(0.0, idle))
+
+    @property
+    def vote_text(self) -> str:
+        """The vote in words as it stands now (the page, the live view): a reset vote
+        (a stall, an opening, the face gone) reads as reset, not as its last count."""
+        vote = self.vote
+        ballots = vote.ballots  # one copy: the loop may count a frame meanwhile
+        if not ballots:
+            return (f"no face frames counted (vote reset: {vote.last_reset_reason}; "
+                    f"{vote.votes_needed} needed)")
+        happy = sum(b.happy for b in ballots)
+        return f"{happy} of the last {len(ballots)} face frames happy ({vote.votes_needed} needed)"
 
     def status_text(self) -> str:
         return (f"{self.state.value}; {self.fps:.1f} fps; last: {self.last_decision}; "

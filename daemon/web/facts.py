@@ -18,13 +18,26 @@ from .. import __version__
 from ..logtext import clean
 
 
+#: the page's own logger: its lines (a wrong token, a dropped viewer) are not the door's errors
+PAGE_LOGGER = "happyhouse.daemon.web"
+
+
 class LastError(logging.Handler):
-    """Keeps the newest WARNING-or-worse line of the door's loggers (for the page)."""
+    """Keeps the newest WARNING-or-worse line of the door's loggers (for the page).
+
+    The page's own lines are left out: anyone who can reach the page can send it a
+    wrong token, and that must not push a real fault ("camera lost") off it.
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self._lock_last = threading.Lock()
         self.last: Optional[Dict[str, Any]] = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == PAGE_LOGGER or record.name.startswith(PAGE_LOGGER + "."):
+            return False
+        return bool(super().filter(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -23,6 +23,10 @@ from ..errors import HappyHouseError
 JPEG_QUALITY = 70
 #: a still frame (the door saw nothing new) is re-sent this often so a stream stays alive
 KEEPALIVE = 2.0
+#: the live view calls the camera lost once the door's newest frame is older than
+#: [camera] stale_after, but never sooner than this: a 1 fps camera's newest frame is
+#: up to a second old between two frames, and the picture must not flicker
+LOST_AFTER_AT_LEAST = 1.5
 
 
 class TooManyViewers(HappyHouseError):
@@ -116,11 +120,14 @@ class LiveView:
         door = self.service.door
         latest = door.latest if door is not None else None
         state = door.state.value if door is not None else "reloading"
-        key = (id(latest[0]) if latest else None, state)
+        lost_for = camera_lost_for(door, latest)
+        # while the camera is lost the picture says for how long: a new one each second
+        key = (id(latest[0]) if latest else None, state,
+               None if lost_for is None else int(lost_for))
         now = time.monotonic()
         if key == self._last_key and now - self._made_at < KEEPALIVE:
             return
-        image = self.render(latest, door, state)
+        image = self.render(latest, door, state, lost_for)
         import cv2
 
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -133,17 +140,19 @@ class LiveView:
             self.encoded += 1
             self._cond.notify_all()
 
-    def render(self, latest, door, state: str) -> np.ndarray:
-        """The annotated, downscaled frame (a dark placeholder while there is none)."""
+    def render(self, latest, door, state: str, lost_for: Optional[float] = None) -> np.ndarray:
+        """The annotated, downscaled frame; a dark placeholder while there is none, or
+        while the camera is lost (``lost_for``: seconds since its last frame, or None)."""
         import cv2
 
         from ..annotate import AMBER, GREEN, RED, annotate
 
         pipeline = self.service.parts.pipeline
         threshold = getattr(pipeline, "threshold", None)
-        if latest is None:
+        if latest is None or lost_for is not None:
+            # never the last face: a stale picture at the door would pass for the present
             image = np.full((int(self.width * 3 / 4), self.width, 3), 40, np.uint8)
-            lines = [("no frame yet" if state != "fault" else "camera lost", AMBER)]
+            lines = [(placeholder_text(state, lost_for), AMBER)]
         else:
             frame, obs = latest
             src = frame.image
@@ -160,6 +169,24 @@ class LiveView:
         if door is not None and state == "armed":
             lines.append((door.vote_text, (255, 255, 255)))
         return _bottom_text(image, lines)
+
+
+def camera_lost_for(door, latest) -> Optional[float]:
+    """Seconds since the door's last frame when its camera counts as lost (the door is in
+    fault, or that frame is older than ``[camera] stale_after``, see
+    :data:`LOST_AFTER_AT_LEAST`); None while frames come."""
+    if door is None or latest is None:
+        return None
+    age = door.clock() - latest[0].timestamp
+    if door.state.value == "fault" or not age <= max(door.stale_after, LOST_AFTER_AT_LEAST):
+        return max(0.0, age)
+    return None
+
+
+def placeholder_text(state: str, lost_for: Optional[float]) -> str:
+    if lost_for is not None:
+        return f"camera lost, last frame {lost_for:.0f} s ago"
+    return "camera lost" if state == "fault" else "no frame yet"
 
 
 class _Scaled:

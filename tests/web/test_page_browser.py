@@ -13,6 +13,7 @@ skipped where they are missing, except in CI (``CI=true``), where that fails.
 
 import hashlib
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -89,6 +90,8 @@ def test_the_page_in_chromium(browser, start_door, token_path, token, tmp_path):
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.CSS_SELECTOR, "form button").click()
     live = until(lambda: browser.find_element(By.ID, "live"), what="the door page")
+    # a page behind a token can be logged out of
+    until(lambda: browser.find_element(By.ID, "logout-form").is_displayed(), what="the Log out button")
 
     # the live image draws and changes
     until(lambda: browser.execute_script("return arguments[0].naturalWidth", live) > 0,
@@ -148,3 +151,113 @@ def test_the_page_in_chromium(browser, start_door, token_path, token, tmp_path):
     assert (root / "happy" / name.replace(".png", ".json")).is_file()
     assert [s.state for s in door.pin.states].count(True) >= 1  # the door's own openings only
     assert door.error is None
+
+
+# -- the page says when what it shows is not the present ----------------------------------------
+def fact_of(browser, name):
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.CSS_SELECTOR, f'[data-fact="{name}"]').text
+
+
+def live_state(browser):
+    """(data-live of the picture, the banner's text or None when it is hidden)."""
+    from selenium.webdriver.common.by import By
+
+    banner = browser.find_element(By.ID, "live-banner")
+    return (browser.find_element(By.ID, "live").get_attribute("data-live"),
+            banner.text if banner.is_displayed() else None)
+
+
+MEAN_GREY = """const c = document.createElement("canvas"); c.width = 64; c.height = 48;
+const g = c.getContext("2d"); g.drawImage(arguments[0], 0, 0, 64, 48);
+const d = g.getImageData(0, 0, 64, 48).data; let s = 0;
+for (let i = 0; i < d.length; i += 4) s += d[i + 1];
+return s / (d.length / 4);"""
+
+
+def test_the_page_shows_a_lost_camera_and_a_stopped_service_as_not_live(browser, start_door):
+    """The probe's finding: after the service stopped, the last frame (a green HAPPY box)
+    and "armed, 15 fps" stayed up looking live; a lost camera showed the last face."""
+    from selenium.webdriver.common.by import By
+
+    door, client = start_door("smiles")  # no token: this machine only
+    browser.get(f"http://127.0.0.1:{client.port}/")
+    live = until(lambda: browser.find_element(By.ID, "live"), what="the door page")
+    until(lambda: live_state(browser) == ("yes", None), what="the live view")
+    until(lambda: re.fullmatch(r"\d+ ms", fact_of(browser, "frame_age_s")), what="the frame age in ms")
+    assert not browser.find_element(By.ID, "logout-form").is_displayed(), \
+        "no token: there is nothing to log out of"
+    time.sleep(0.5)
+    seeing = browser.execute_script(MEAN_GREY, live)
+    browser.save_screenshot(str(artifact_dir() / "door-page-live.png"))
+
+    # the camera is lost: the picture says so (still live: it is the present), and the
+    # figures are the present's: no frame rate, the frame age in seconds
+    source = door.source
+    source.stalls = [(source.clock() - source._t0, 1e9)]
+    until(lambda: fact_of(browser, "fps") == "0.0 fps", timeout=20, what="the rate falling to 0")
+    assert browser.find_element(By.ID, "state").text.lower() == "fault"
+    assert re.fullmatch(r"\d+\.\d s", fact_of(browser, "frame_age_s")), fact_of(browser, "frame_age_s")
+    assert "camera lost" in fact_of(browser, "last_error")
+    assert live_state(browser) == ("yes", None)
+    lost = until(lambda: browser.execute_script(MEAN_GREY, live) < seeing - 20 and
+                 browser.execute_script(MEAN_GREY, live), what="the camera-lost placeholder")
+    assert lost < 60, "the last face is still shown"
+    browser.save_screenshot(str(artifact_dir() / "door-page-camera-lost.png"))
+
+    # the service stops: within a few seconds the picture is greyed and marked not live,
+    # and the status says it is not the present
+    door.stop()
+    until(lambda: live_state(browser)[0] == "no", timeout=5, what="the picture marked not live")
+    until(lambda: live_state(browser)[1].startswith("Not live: the door does not answer"),
+          timeout=5, what="the banner saying why")
+    assert browser.find_element(By.ID, "state").text.lower() == "no answer"
+    assert browser.find_element(By.ID, "status-silent").is_displayed()
+    assert [fact_of(browser, name) for name in ("fps", "frame_age_s", "votes")] == ["–"] * 3
+    assert fact_of(browser, "status").startswith("no answer since")
+    browser.save_screenshot(str(artifact_dir() / "door-page-stopped.png"))
+
+
+def test_the_page_asks_for_a_new_stream_when_the_server_ends_one(browser, start_door):
+    """Chromium fires no event when a multipart image stream just ends (a reload rebuilds
+    the page's live view): the picture froze while the status kept answering."""
+    from selenium.webdriver.common.by import By
+
+    from happyhouse.daemon.web.live import LiveView
+
+    door, client = start_door("others")
+    browser.get(f"http://127.0.0.1:{client.port}/")
+    live = until(lambda: browser.find_element(By.ID, "live"), what="the door page")
+    until(lambda: live_state(browser) == ("yes", None), what="the live view")
+    assert live.get_attribute("data-streams") == "1"
+
+    cfg, old = door.page.cfg, door.page.live
+    door.page.live = LiveView(door.service, cfg.web_stream_fps, cfg.web_stream_width,
+                              cfg.web_max_streams).start()
+    old.stop()  # every stream of the old live view ends
+    until(lambda: int(live.get_attribute("data-streams")) >= 2, timeout=10, what="a new stream")
+    until(lambda: live_state(browser) == ("yes", None), what="live again")
+    first = hashlib.sha256(live.screenshot_as_png).hexdigest()
+    until(lambda: hashlib.sha256(live.screenshot_as_png).hexdigest() != first,
+          what="the picture changing again")
+
+
+def test_a_stream_that_goes_quiet_is_marked_not_live_and_replaced(browser, start_door):
+    """The stream stays open but sends nothing (the status still answers)."""
+    from selenium.webdriver.common.by import By
+
+    door, client = start_door("others")
+    browser.get(f"http://127.0.0.1:{client.port}/")
+    live = until(lambda: browser.find_element(By.ID, "live"), what="the door page")
+    until(lambda: live_state(browser) == ("yes", None), what="the live view")
+
+    view = door.page.live
+    view.next_jpeg = lambda after, timeout: time.sleep(min(timeout, 0.2))  # never a frame
+    state = until(lambda: live_state(browser)[0] == "no" and live_state(browser), timeout=10,
+                  what="the quiet picture marked not live")
+    assert state[1].startswith("Not live: no new picture for"), state
+    assert browser.find_element(By.ID, "state").text.lower() != "no answer"
+    del view.next_jpeg  # frames again
+    until(lambda: live_state(browser) == ("yes", None), timeout=30, what="live again")
+    assert int(live.get_attribute("data-streams")) >= 2

@@ -51,6 +51,15 @@
     if (cell) cell.textContent = text;
   }
 
+  function fmtFrameAge(seconds) {
+    if (seconds === null || seconds === undefined) return "no frame yet";
+    return seconds < 1 ? (seconds * 1000).toFixed(0) + " ms" : fmtAge(seconds);
+  }
+
+  // When the door last answered (Date.now()); 0 before the first answer.
+  let answeredAt = 0;
+  let answering = false;
+
   async function refreshStatus() {
     try {
       const s = await getJSON("/api/status.json");
@@ -59,7 +68,7 @@
       badge.className = "badge state-" + s.state;
       setFact("status", s.status);
       setFact("fps", s.fps.toFixed(1) + " fps");
-      setFact("frame_age_s", s.frame_age_s === null ? "no frame yet" : (s.frame_age_s * 1000).toFixed(0) + " ms");
+      setFact("frame_age_s", fmtFrameAge(s.frame_age_s));
       setFact("votes", s.votes || "–");
       setFact("unlocks", String(s.unlocks));
       setFact("uptime_s", fmtAge(s.uptime_s));
@@ -70,10 +79,51 @@
       const c = s.collect || {};
       document.getElementById("collect-state").textContent = c.message || "";
       document.body.dataset.collecting = c.active ? "yes" : "no";
+      const wasSilent = !answering;
+      answering = true;
+      answeredAt = Date.now();
+      showStatusCurrent();
+      if (wasSilent) liveView.kick();  // the door is back (a restart, a reload): a new stream now
+      if (logoutUnknown) askWhetherLoginIsNeeded();
     } catch (e) {
-      const badge = document.getElementById("state");
-      badge.textContent = "no answer";
-      badge.className = "badge state-fault";
+      answering = false;
+      showStatusSilent();
+    }
+    liveView.check();
+  }
+
+  // A door that stopped answering: its last figures are history, not the present. The
+  // ones that change by the second are blanked; the rest are greyed under a notice.
+  function showStatusSilent() {
+    const badge = document.getElementById("state");
+    badge.textContent = "no answer";
+    badge.className = "badge state-fault";
+    const since = answeredAt ? "since " + fmtTime(answeredAt / 1000) : "yet";
+    setFact("status", "no answer " + since);
+    for (const name of ["fps", "frame_age_s", "votes"]) setFact(name, "–");
+    document.getElementById("status-section").classList.add("not-live");
+    const note = document.getElementById("status-silent");
+    note.textContent = "The door has not answered " + since +
+                       ": the figures below are the last it gave, not now.";
+    note.hidden = false;
+  }
+
+  function showStatusCurrent() {
+    document.getElementById("status-section").classList.remove("not-live");
+    document.getElementById("status-silent").hidden = true;
+  }
+
+  // Without a token (this machine only) there is nothing to log out of. The page cannot
+  // see its HttpOnly cookie, so it asks without it: only a door that then refuses has a login.
+  let logoutUnknown = true;
+
+  async function askWhetherLoginIsNeeded() {
+    logoutUnknown = false;
+    try {
+      const r = await fetch("/api/status.json", {credentials: "omit", cache: "no-store"});
+      document.getElementById("logout-form").hidden = r.status !== 401;
+    } catch (e) {
+      logoutUnknown = true;  // asked again after the next answer
     }
   }
 
@@ -191,14 +241,146 @@
     });
   }
 
-  // The MJPEG stream; if it is refused (every slot taken) or breaks, poll single frames.
-  const live = document.getElementById("live");
-  live.addEventListener("error", () => {
-    if (live.dataset.polling) return;
-    live.dataset.polling = "yes";
-    setInterval(() => { live.src = "/live.jpg?t=" + Date.now(); }, 1000);
-  });
+  // The live view. Chromium fires no event when a multipart <img> stream just ends (a
+  // restart, a reload): the last frame would stay up looking live. So the page reads the
+  // MJPEG stream itself, shows each JPEG as it arrives, and knows when the stream ended
+  // or went quiet; the picture is then greyed and marked "not live", and a new stream
+  // is asked for. Every slot taken (503): one frame a second from /live.jpg instead.
+  const liveView = (function () {
+    const QUIET_MS = 5000;  // the server re-sends even a still picture every 2 s
+    const RETRY_MS = [1000, 2000, 5000, 10000];
+    const img = document.getElementById("live");
+    const section = document.getElementById("live-section");
+    const banner = document.getElementById("live-banner");
+    let frameAt = 0;       // Date.now() of the newest picture shown
+    let askedAt = 0;       // Date.now() when the stream being read was asked for
+    let stream = null;     // the AbortController of the stream being read
+    let polling = null;    // the interval of the single-frame fallback
+    let retryTimer = null;
+    let failures = 0;      // streams in a row that ended without a picture
+    let starts = 0;
+    let shownUrl = null;
 
+    function show(jpeg) {
+      const url = URL.createObjectURL(new Blob([jpeg], {type: "image/jpeg"}));
+      const old = shownUrl;
+      shownUrl = url;
+      img.src = url;
+      if (old) URL.revokeObjectURL(old);
+      frameAt = Date.now();
+      failures = 0;
+      check();
+    }
+
+    function indexOf(bytes, pattern, from) {
+      outer: for (let i = from; i <= bytes.length - pattern.length; i++) {
+        for (let j = 0; j < pattern.length; j++) if (bytes[i + j] !== pattern[j]) continue outer;
+        return i;
+      }
+      return -1;
+    }
+
+    const HEADERS_END = new TextEncoder().encode("\r\n\r\n");
+
+    // Takes every whole part (headers, then Content-Length bytes of JPEG) off the front
+    // of `bytes`; returns what is left for the next chunk to complete.
+    function takeParts(bytes) {
+      for (;;) {
+        const end = indexOf(bytes, HEADERS_END, 0);
+        if (end < 0) return bytes;
+        const headers = new TextDecoder().decode(bytes.subarray(0, end));
+        const length = /content-length:\s*(\d+)/i.exec(headers);
+        if (!length) throw new Error("a stream part without Content-Length");
+        const start = end + HEADERS_END.length;
+        const stop = start + parseInt(length[1], 10);
+        if (bytes.length < stop) return bytes;
+        show(bytes.slice(start, stop));
+        bytes = bytes.subarray(stop);
+      }
+    }
+
+    async function read() {
+      const controller = new AbortController();
+      stream = controller;
+      askedAt = Date.now();
+      starts += 1;
+      img.dataset.streams = String(starts);
+      try {
+        const r = await fetch("/live.mjpg", {credentials: "same-origin", cache: "no-store",
+                                             signal: controller.signal});
+        if (r.status === 503) {
+          controller.abort();
+          stream = null;
+          pollSingleFrames();
+          return;
+        }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        const reader = r.body.getReader();
+        let rest = new Uint8Array(0);
+        for (;;) {
+          const {done, value} = await reader.read();
+          if (done) break;
+          const joined = new Uint8Array(rest.length + value.length);
+          joined.set(rest);
+          joined.set(value, rest.length);
+          rest = takeParts(joined);
+        }
+      } catch (e) { /* refused, cut off or aborted: the stream is over either way */ }
+      if (stream === controller) stream = null;
+      if (!polling) ended();
+    }
+
+    function ended() {
+      if (frameAt < Date.now() - QUIET_MS) failures += 1;
+      check();
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(start, RETRY_MS[Math.min(failures, RETRY_MS.length - 1)]);
+    }
+
+    function start() {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      if (!stream && !polling) read();
+    }
+
+    function pollSingleFrames() {
+      if (polling) return;
+      img.dataset.polling = "yes";
+      polling = setInterval(async () => {
+        try {
+          const r = await fetch("/live.jpg?t=" + Date.now(), {credentials: "same-origin", cache: "no-store"});
+          if (r.ok) show(new Uint8Array(await r.arrayBuffer()));
+        } catch (e) { /* check() says when pictures stop coming */ }
+      }, 1000);
+    }
+
+    // The picture is live only while the door answers and pictures keep coming; a stream
+    // that went quiet is dropped (read() then asks for a new one).
+    function check() {
+      const now = Date.now();
+      if (stream && now - Math.max(frameAt, askedAt) > QUIET_MS) stream.abort();
+      // a picture from the stream being read (a stream that ended shows nothing new)
+      const flowing = now - frameAt <= QUIET_MS && (polling || (stream && frameAt >= askedAt));
+      let why = null;
+      if (!answering) why = answeredAt ? "the door does not answer" : "waiting for the door";
+      else if (!flowing && frameAt) why = "no new picture for " + fmtAge((now - frameAt) / 1000);
+      else if (!flowing) why = "waiting for the picture";
+      section.classList.toggle("not-live", why !== null);
+      img.dataset.live = why === null ? "yes" : "no";
+      banner.hidden = why === null;
+      if (why !== null) banner.textContent = "Not live: " + why;
+    }
+
+    // The door answers again: ask for a stream now, not after the backoff.
+    function kick() {
+      failures = 0;
+      if (!stream && !polling) start();
+    }
+
+    return {start: start, check: check, kick: kick};
+  })();
+
+  liveView.start();
   refreshStatus(); refreshDecisions(); refreshFrames();
   setInterval(refreshStatus, 1000);
   setInterval(refreshDecisions, 2000);
