@@ -376,6 +376,12 @@ def lenient_latch_config(path: Optional[str], flags: Mapping[str, Any]
     if path is None and os.path.exists(DEFAULT_PATH):
         path = DEFAULT_PATH
     if path is not None and not os.path.lexists(path):
+        # a file named on the command line: the service could not have run without it, so
+        # its pin is unknown (a mistyped --config must not lock the default GPIO17 and
+        # report the latch locked while the real one, on another pin, is not)
+        if flags.get("latch.pin") is None:
+            raise ConfigError(f"{path} does not exist, so the latch pin is unknown: give the "
+                              f"right --config, or --pin PIN")
         notes.append(f"{path} does not exist")
     elif path is not None:
         # undecodable bytes (a Latin-1 comment) cannot hide the ASCII latch keys

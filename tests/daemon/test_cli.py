@@ -237,6 +237,9 @@ def _write(name, data):
                  id="pin-given-twice"),
     pytest.param(_write("big.conf", b"[latch]\npin = GPIO5\n" + b"#" * (2 << 20)), "larger",
                  id="too-big"),
+    # a mistyped --config locked the default GPIO17 and said "forced locked" (exit 0)
+    pytest.param(lambda tmp: tmp / "happyhouse.cnf", "does not exist, so the latch pin is unknown",
+                 id="missing-file"),
 ])
 def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing(
         tmp_path, capsys, kept_pins, make, why):
@@ -248,6 +251,13 @@ def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("happyhouse-daemon: error: --force-lock"), err
     assert why in lines[0] and "no pin was driven" in lines[0]
+
+
+def test_force_lock_with_a_missing_config_uses_the_pin_given_on_the_command_line(tmp_path, kept_pins):
+    argv = ["--force-lock", "--config", str(tmp_path / "gone.conf"), "--pin", "GPIO5"]
+    assert _force_lock_in_thread(argv) == EXIT_OK
+    pin, = kept_pins.used.values()
+    assert pin.info.name == "GPIO5" and pin.state is False
 
 
 @pytest.mark.parametrize("make", [pytest.param(lambda tmp: tmp, id="directory"),

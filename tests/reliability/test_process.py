@@ -253,16 +253,18 @@ def test_force_lock_with_a_broken_config_still_locks_the_configured_pin(tmp_path
     assert "fallback" in err and "GPIO5" in err and "Traceback" not in err
 
 
-def test_force_lock_without_a_config_file_uses_the_defaults(tmp_path, daemon):
+def test_force_lock_with_its_config_file_gone_drives_no_pin(tmp_path, daemon):
+    """A --config that does not exist says nothing of the pin: the service cannot have run
+    with it. This case used to lock the default GPIO17 and exit 0, so a mistyped path
+    reported "forced locked" while a latch on another pin stayed as it was."""
     log = tmp_path / "pins.log"
     log.write_text("0.0 GPIO17 level 1 output\n")
     proc = daemon(["--force-lock"], "")
     proc.conf.unlink(missing_ok=True)
     out, err = proc.finish()
-    assert proc.popen.returncode == 0, err
-    events = pin_log(log)[1:]
-    assert events[-1][2] is False and events[-1][3] == "input"
-    assert "GPIO17" in err and "default" in err
+    assert proc.popen.returncode == 2, err
+    assert log.read_text().splitlines() == ["0.0 GPIO17 level 1 output"]  # no pin claimed
+    assert "does not exist, so the latch pin is unknown" in err and "no pin was driven" in err
 
 
 def test_force_lock_with_an_unparsable_config_drives_no_pin(tmp_path, daemon):
