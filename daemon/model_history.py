@@ -88,10 +88,20 @@ def restore_previous(bundle: Union[str, Path]) -> Path:
     bundle = Path(bundle)
     previous = rollback_paths(bundle)
     out = sibling(bundle, ROLLED_BACK)
-    if bundle.exists():
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(bundle, out)
-    os.replace(previous, bundle)
+    # /etc/happyhouse is root's: the service user may read the bundles, not move them
+    if not os.access(bundle.parent, os.W_OK | os.X_OK):
+        raise ModelError(f"cannot move bundles in {bundle.parent} as this user: run it as root "
+                         f"(sudo /opt/happyhouse/venv/bin/happyhouse-daemon --rollback-model "
+                         f"--config /etc/happyhouse/happyhouse.conf); nothing was changed")
+    try:
+        if bundle.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(bundle, out)
+        os.replace(previous, bundle)
+    except OSError as exc:
+        raise ModelError(f"rolling back in {bundle.parent} failed: {exc.strerror or exc} "
+                         f"(the bundles are {bundle}, {previous} and {out}: put the one to "
+                         f"serve at {bundle}, then reload)") from None
     return out
 
 

@@ -61,6 +61,31 @@ def test_install_keeps_the_previous_bundle_and_rollback_restores_it(tmp_path, ca
     assert load_bundle(dest).meta["name"] == "first"
 
 
+def test_rollback_as_a_user_who_cannot_move_the_bundles_is_one_line(tmp_path, capsys, monkeypatch):
+    """As the service user (the docs said sudo -u happyhouse) in root's /etc/happyhouse it
+    ended in a PermissionError traceback, exit 70. (The kernel's answer is given: root,
+    who runs the tests, may move anything.)"""
+    dest = tmp_path / "etc" / "bundle"
+    model_history.install(variant(tmp_path, "first"), dest)
+    model_history.install(variant(tmp_path, "second"), dest)
+    conf = tmp_path / "hh.conf"
+    conf.write_text(f"[model]\nbundle = {dest}\n[latch]\ngpio = mock\n")
+    monkeypatch.setattr(model_history.os, "access", lambda path, mode: False)
+    assert main(["--config", str(conf), "--rollback-model"]) == 2
+    err = capsys.readouterr().err
+    assert "run it as root (sudo /opt/happyhouse/venv/bin/happyhouse-daemon --rollback-model" in err
+    assert "Traceback" not in err and load_bundle(dest).meta["name"] == "second"
+    monkeypatch.undo()
+
+    def denied(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(model_history.os, "replace", denied)
+    assert main(["--config", str(conf), "--rollback-model"]) == 2
+    err = capsys.readouterr().err
+    assert "rolling back in" in err and "Permission denied" in err and "Traceback" not in err
+
+
 def test_a_bad_bundle_is_not_installed(tmp_path):
     dest = tmp_path / "bundle"
     model_history.install(variant(tmp_path, "good"), dest)
