@@ -2,11 +2,13 @@
 
 Modes (one at a time): the service (default), ``--once`` (one capture,
 gate and score), ``--check`` (go/no-go report), ``--collect`` (a house's own
-frames for ``happyhouse-adapt``), ``--rollback-model`` (the previous bundle back), ``--force-lock`` (drive the
+frames for ``happyhouse-adapt``), ``--rollback-model`` (the previous bundle back), ``--verify-model``
+(a bundle loads and passes its self-test here, before it is installed), ``--force-lock`` (drive the
 latch inactive and exit; systemd's ``ExecStopPost=``), ``--print-config``.
 
 Exit codes:
-  0  service stopped cleanly; --once: happy; --check: go; --force-lock: done
+  0  service stopped cleanly; --once: happy; --check: go; --force-lock: done;
+     --verify-model: the bundle can serve
   1  --once: not happy or no face; --check: no-go
   2  a fixable error: bad config, model, source, GPIO, or another program
      already drives the latch from this state folder (one line on stderr)
@@ -78,6 +80,10 @@ def build_parser() -> "argparse.ArgumentParser":
     mode.add_argument("--rollback-model", action="store_true",
                       help="put the previously installed model bundle back (then reload the "
                            "service: systemctl reload happyhouse)")
+    mode.add_argument("--verify-model", action="store_true",
+                      help="load the model bundle (--model BUNDLE, else the configured one) with "
+                           "its face gate and run its self-test, as the service does at start; "
+                           "no camera, no GPIO (install.sh runs it before installing a bundle)")
     mode.add_argument("--print-config", action="store_true",
                       help="print the effective config (file + flags) and exit")
     parser.add_argument("--config", metavar="PATH",
@@ -138,7 +144,7 @@ def check_mode_flags(args: "argparse.Namespace") -> None:
     from .errors import ConfigError
 
     mode = next((m for m in ("once", "check", "force_lock", "print_config", "collect",
-                             "rollback_model") if getattr(args, m)),
+                             "rollback_model", "verify_model") if getattr(args, m)),
                 "service")
     for dest, (modes, where) in MODE_FLAGS.items():
         value = getattr(args, dest)
@@ -182,7 +188,7 @@ def _lock_purpose(args: argparse.Namespace) -> Optional[str]:
     """The modes that drive the latch, by name: they hold the state folder's lock."""
     from .statelock import SERVICE_PURPOSE
 
-    if args.print_config or args.force_lock or args.rollback_model:
+    if args.print_config or args.force_lock or args.rollback_model or args.verify_model:
         return None  # --force-lock only ever locks: it must work while anything runs;
         # --rollback-model swaps bundle folders for the running service's next reload
     if args.collect:
@@ -206,6 +212,10 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         from .model_history import rollback
 
         return rollback(cfg)
+    if args.verify_model:
+        from .model_history import verify
+
+        return verify(cfg)
     if not args.check:  # --check reports it as NO-GO instead
         _warn_exposure(cfg)
     from .statelock import holding_state_lock
@@ -281,7 +291,8 @@ def _main(argv: Optional[List[str]]) -> int:
     # the tools end on any ending signal through their finally blocks (the latch locks,
     # --collect closes the camera and says where it stopped); the service installs its own
     # handlers (a stop request, a SIGHUP reload)
-    tool = args.once or args.check or args.force_lock or args.print_config or args.collect
+    tool = (args.once or args.check or args.force_lock or args.print_config or args.collect
+            or args.verify_model)
     with raising() if tool else nullcontext():
         try:
             if not args.force_lock:  # ExecStopPost= must lock whatever else it was given

@@ -120,3 +120,16 @@ def rollback(cfg, out=None) -> int:
               f"{restored.sha256[:12]}); the one it replaced is kept in {taken}\n"
               f"reload the door to serve it: sudo systemctl reload happyhouse\n")
     return 0
+
+
+def verify(cfg, out=None) -> int:
+    """``happyhouse-daemon --verify-model``: the configured bundle loads with its face gate
+    and passes its self-test on this machine (ModelError otherwise: exit 2); the latch and
+    the camera are not touched."""
+    from .pipeline import Pipeline
+
+    out = out if out is not None else sys.stdout
+    pipeline = Pipeline.from_config(cfg)  # the service's own load: files, shapes, self-test
+    out.write(f"model bundle {cfg.model_bundle or '(shipped)'} can serve: self-test passed "
+              f"(sha256 {pipeline.model_sha256[:12]}, threshold {pipeline.threshold:.3f})\n")
+    return 0

@@ -249,7 +249,8 @@ install_venv() {
   [ -n "$WHEEL" ] || build_wheel
   local pip=("$venv/bin/pip" install --quiet --disable-pip-version-check)
   if [ "$OPENCV" = pip ]; then
-    run "${pip[@]}" "happyhouse[pi] @ file://$WHEEL"
+    # a file:// URL: a space in the wheel's path must be %20 (pip refuses it as is)
+    run "${pip[@]}" "happyhouse[pi] @ file://${WHEEL// /%20}"
   else
     # The [pi] extra would pull opencv-python-headless (numpy 2, no
     # GStreamer) over Debian's OpenCV: install only what Debian lacks.
@@ -284,6 +285,13 @@ install_bundle() {
   run cp -R "$BUNDLE/." "$dst.new/"
   run chmod -R u=rwX,g=rX,o= "$dst.new"
   own -R "root:$SERVICE_USER" "$dst.new"
+  # The copy must load and pass its self-test with this Pi's runtime before it
+  # replaces anything: a broken bundle would only show at the next (re)start,
+  # as a door locked and out of service.
+  if ! run "$ROOT$VENV/bin/happyhouse-daemon" --verify-model --model "$dst.new" --log-level ERROR; then
+    run rm -rf "$dst.new"
+    die "the bundle $BUNDLE does not load here (message above); nothing was installed"
+  fi
   # The bundle it replaces is kept as $dst.previous: `happyhouse-daemon
   # --rollback-model` puts it back (then `systemctl reload happyhouse`).
   run rm -rf "$dst.previous"
@@ -296,8 +304,9 @@ install_config() {
   example=$(shipped happyhouse.conf)
   tmp=$(mktemp)
   cp "$example" "$tmp"
-  if [ -n "$BUNDLE" ]; then
-    # Point a fresh config at the installed bundle.
+  if [ -n "$BUNDLE" ] || [ -d "$ROOT$BUNDLE_DEST" ]; then
+    # Point a fresh config at the installed bundle (a plain upgrade too: replacing an
+    # unedited config must not switch the door back to the shipped model).
     sed -i "s|^#\\{0,1\\}bundle =.*|bundle = $BUNDLE_DEST|" "$tmp"
   fi
   run mkdir -p "$ROOT$ETC"
@@ -337,7 +346,7 @@ check_config() {
 
 start_service() {
   if [ "$START" = 0 ]; then
-    note "not starting (--no-start); when ready: systemctl enable --now $SERVICE"
+    note "not starting (--no-start); when ready: systemctl enable $SERVICE && systemctl restart $SERVICE"
     return 0
   fi
   run systemctl enable "$SERVICE"

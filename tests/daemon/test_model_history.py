@@ -86,6 +86,18 @@ def test_rollback_as_a_user_who_cannot_move_the_bundles_is_one_line(tmp_path, ca
     assert "rolling back in" in err and "Permission denied" in err and "Traceback" not in err
 
 
+def test_verify_model_says_whether_a_bundle_can_serve_here(tmp_path, capsys, kept_pins):
+    """What install.sh runs on the Pi before a bundle replaces the one the door serves."""
+    good = variant(tmp_path, "house")
+    assert main(["--verify-model", "--model", str(good)]) == 0
+    assert "can serve: self-test passed" in capsys.readouterr().out
+    broken = variant(tmp_path, "broken", broken=True)  # loads, fails its self-test
+    assert main(["--verify-model", "--model", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert kept_pins.used == {} and kept_pins.pins == {}  # no GPIO at all
+
+
 def test_a_bad_bundle_is_not_installed(tmp_path):
     dest = tmp_path / "bundle"
     model_history.install(variant(tmp_path, "good"), dest)

@@ -127,6 +127,55 @@ def test_bundle_only_swaps_the_bundle_and_reloads(fake_system, tmp_path):
     assert fs.install("--bundle-only", check=False).returncode == 2
 
 
+def _bundle(tmp_path, content=b"TFL3-general"):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(exist_ok=True)
+    (bundle / "model.tflite").write_bytes(content)
+    (bundle / "model.json").write_text("{}")
+    return bundle
+
+
+def test_a_bundle_that_does_not_load_here_is_not_installed(fake_system, tmp_path):
+    """Only the two file names were checked: a corrupt bundle replaced the good one and
+    showed at the next restart, a door locked and out of service."""
+    fs = fake_system
+    bundle = _bundle(tmp_path)
+    fs.install("--bundle", str(bundle))
+    assert any(c.startswith("--verify-model --model ") and c.split()[2].endswith("/etc/happyhouse/bundle.new")
+               for c in fs.commands("happyhouse-daemon")), fs.commands("happyhouse-daemon")
+    fs.clear_log()
+    (bundle / "model.tflite").write_bytes(b"TFL3-corrupt")
+    proc = fs.install("--bundle-only", "--bundle", str(bundle), check=False, VERIFY_RC="2")
+    assert proc.returncode == 2 and "does not load here" in proc.stderr
+    assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-general"
+    assert not fs.path("/etc/happyhouse/bundle.new").exists()
+    assert not fs.path("/etc/happyhouse/bundle.previous").exists()
+    assert fs.commands("systemctl") == []  # nothing to reload: nothing changed
+
+
+def test_a_plain_upgrade_keeps_the_config_pointing_at_the_installed_bundle(fake_system, tmp_path):
+    """The unedited config was replaced by the example without its bundle line: the door
+    went back to the shipped model, silently, with the house's bundle still on disk."""
+    fs = fake_system
+    fs.install("--bundle", str(_bundle(tmp_path)))
+    fs.install()
+    assert "\nbundle = /etc/happyhouse/bundle\n" in fs.path(CONF).read_text()
+
+
+def test_a_wheel_in_a_folder_with_a_space(fake_system, tmp_path):
+    """pip refused "happyhouse[pi] @ file:///a b/..." after apt, the user and the venv
+    were set up."""
+    fs = fake_system
+    spaced = tmp_path / "my downloads"
+    spaced.mkdir()
+    wheel = spaced / fs.wheel.name
+    wheel.write_bytes(fs.wheel.read_bytes())
+    fs.wheel = wheel
+    fs.install()
+    req = [c for c in fs.commands("pip") if "[pi]" in c]
+    assert req and "file://" in req[0] and "my%20downloads" in req[0] and "my downloads" not in req[0]
+
+
 def test_bad_bundle_is_refused_before_anything_changes(fake_system, tmp_path):
     fs = fake_system
     proc = fs.install("--bundle", str(tmp_path), check=False)
