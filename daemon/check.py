@@ -14,6 +14,7 @@ Exit codes: 0 go, 1 no-go, 2 a fixable error before checks could run.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -246,12 +247,32 @@ def check_disk(cfg) -> Item:
     free_mb = shutil.disk_usage(folder).free / 1e6
     where = str(wanted) if folder == wanted else f"{wanted} (not created yet; checked {folder})"
     data = {"path": str(folder), "free_mb": round(free_mb, 1)}
+    if not os.access(folder, os.W_OK | os.X_OK):
+        # the service takes its lock (one program per latch) in the state folder and
+        # refuses to start without it: a read-only mount or another owner is NO-GO now,
+        # not a restart loop later (with mock GPIO the service goes on without the lock)
+        why = (f"{where}: {folder} is not writable by this user (read-only, or another "
+               f"owner); the service keeps its lock and snapshots there")
+        return Item("disk", WARN if cfg.latch_gpio == "mock" else FAIL, why, data)
     if free_mb < MIN_FREE_MB:
         return Item("disk", FAIL, f"{where}: only {free_mb:.0f} MB free", data)
     if cfg.service_snapshot_on_unlock and free_mb < cfg.service_snapshot_max_mb:
         return Item("disk", WARN, f"{where}: {free_mb:.0f} MB free, less than "
                     f"snapshot_max_mb ({cfg.service_snapshot_max_mb:g})", data)
     return Item("disk", OK, f"{where}: {free_mb:.0f} MB free", data)
+
+
+def check_page(cfg) -> Item:
+    """The door's page as the service would start it: its address and its token file."""
+    if not cfg.web_enabled:
+        return Item("web page", NA, "off ([web] enabled = false)")
+    from .web.keys import parse_address
+    from .web.server import load_page_token
+
+    host, port = parse_address(cfg.web_address)
+    token = load_page_token(cfg, host)  # ConfigError saying how to fix the file: FAIL
+    how = "token required" if token is not None else "this machine only, no token"
+    return Item("web page", OK, f"{cfg.web_address} ({how})", {"address": cfg.web_address})
 
 
 def collect(cfg, *, test_latch: bool = False, source=None, pin_factory=None,
@@ -270,6 +291,7 @@ def collect(cfg, *, test_latch: bool = False, source=None, pin_factory=None,
         _guard("temperature", lambda: check_temperature(thermal_path)),
         _guard("throttling", lambda: check_throttling(throttled)),
         _guard("disk", lambda: check_disk(cfg)),
+        _guard("web page", lambda: check_page(cfg)),
     ]
 
 

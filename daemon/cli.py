@@ -70,7 +70,8 @@ def build_parser() -> "argparse.ArgumentParser":
                            "print the result and exit (the latch is not moved unless --actuate)")
     mode.add_argument("--check", action="store_true",
                       help="go/no-go report: config, model self-test, camera, face detector, "
-                           "GPIO, temperature, disk (the latch is not moved unless --test-latch)")
+                           "GPIO, temperature, disk, door page (the latch is not moved unless "
+                           "--test-latch)")
     mode.add_argument("--force-lock", action="store_true",
                       help="drive the latch pin inactive (locked) and exit; for ExecStopPost=")
     mode.add_argument("--collect", metavar="DIR",

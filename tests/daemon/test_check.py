@@ -147,3 +147,28 @@ def test_a_runtime_known_not_to_work_is_no_go(cfg, monkeypatch):
     by = {c["name"]: c for c in report["checks"]}
     assert code == 1 and by["runtime"]["status"] == "fail"
     assert "known not to work" in by["runtime"]["detail"] and by["model"]["status"] == "fail"
+
+
+# -- what the service would refuse at start must not pass --check (a field probe) ----------
+@pytest.mark.parametrize("gpio, status", [("lgpio", check.FAIL), ("mock", check.WARN)])
+def test_a_state_folder_the_service_cannot_lock_is_no_go(tmp_path, monkeypatch, gpio, status):
+    """A read-only state folder: --check said GO with "disk OK", and the service then
+    refused to start (its lock cannot be taken). The kernel's answer is given here: the
+    tests run as root, for whom every folder is writable."""
+    cfg = load_config(None, {"latch.gpio": gpio, "service.state_dir": str(tmp_path)})
+    monkeypatch.setattr(check.os, "access", lambda path, mode: False)
+    item = check.check_disk(cfg)
+    assert item.status == status and "not writable by this user" in item.detail
+
+
+def test_the_door_page_is_checked_as_the_service_would_start_it(tmp_path):
+    token = tmp_path / "web-token"
+    token.write_text("q" * 30)
+    token.chmod(0o644)  # readable by others: the service refuses to start the page
+    cfg = load_config(None, {"web.enabled": True, "web.address": "0.0.0.0:8321",
+                             "web.token_file": str(token)})
+    item = check._guard("web page", lambda: check.check_page(cfg))
+    assert item.status == check.FAIL and "chmod 600" in item.detail
+    token.chmod(0o600)
+    assert check.check_page(cfg).status == check.OK
+    assert check.check_page(load_config(None, {})).status == check.NA
