@@ -20,6 +20,16 @@ from .preprocess import check_frame
 GREEN, RED, AMBER = (40, 200, 40), (40, 40, 230), (0, 170, 255)  # BGR
 
 
+def score_text(score: Optional[float], threshold: Optional[float]) -> str:
+    """"  score 0.859 (>= 0.858)": the threshold to as many places as the score, or a
+    score of 0.8586 against 0.8584 read "0.859 (>= 0.86)", a contradiction on the picture."""
+    if score is None:
+        return ""
+    if threshold is None:
+        return f"  score {score:.3f}"
+    return f"  score {score:.3f} ({'>=' if score >= threshold else '<'} {threshold:.3f})"
+
+
 def annotate(image_bgr: np.ndarray, observation, threshold: Optional[float] = None,
              when: Optional[float] = None) -> np.ndarray:
     """A copy of the frame with the face box, the score and verdict, and the wall-clock time."""
@@ -37,11 +47,7 @@ def annotate(image_bgr: np.ndarray, observation, threshold: Optional[float] = No
     if face is not None:
         x, y, w, h = (int(v) for v in face)
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick + 1)
-    line = verdict
-    if score is not None:
-        line += f"  score {score:.3f}"
-        if threshold is not None:
-            line += f" ({'>=' if score >= threshold else '<'} {threshold:.2f})"
+    line = verdict + score_text(score, threshold)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() if when is None else when))
     scale = max(0.4, out.shape[1] / 1100.0)
     for row, (text, col) in enumerate(((line, colour), (stamp, (255, 255, 255)))):

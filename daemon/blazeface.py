@@ -113,7 +113,11 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, min_score: float,
                  iou: float = NMS_IOU) -> List[Tuple[np.ndarray, float]]:
     """Detections above ``min_score``: each cluster of overlapping boxes -> one
     score-weighted mean box carrying the cluster's best score."""
-    keep = np.flatnonzero(scores >= min_score)
+    # a box with no area (or NaN corners) overlaps nothing, not even itself: its cluster
+    # would be empty; a model's degenerate output is no face, never a crash of the door
+    whole = (np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > boxes[:, 0])
+             & (boxes[:, 3] > boxes[:, 1]))
+    keep = np.flatnonzero((scores >= min_score) & whole)
     keep = keep[np.argsort(-scores[keep], kind="stable")]
     out: List[Tuple[np.ndarray, float]] = []
     while keep.size:

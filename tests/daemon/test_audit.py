@@ -189,3 +189,11 @@ def test_a_stray_name_with_a_digit_that_is_not_ascii_does_not_stop_the_snapshots
     new = audit.record_unlock("smile", 5.0, ballots(), frame=frame())
     assert new is not None and new.exists()
     assert audit.snapshot_files() == [stray, new]  # an unnumbered name counts as the older
+
+
+def test_the_score_line_gives_the_threshold_to_the_score_own_places():
+    """0.8586 against the bundle's 0.858392 was drawn "0.859 (>= 0.86)"."""
+    from happyhouse.daemon.annotate import score_text
+
+    assert score_text(0.8586, 0.858392) == "  score 0.859 (>= 0.858)"
+    assert score_text(0.3, None) == "  score 0.300" and score_text(None, 0.5) == ""

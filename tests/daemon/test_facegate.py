@@ -231,6 +231,18 @@ def test_weighted_nms_merges_one_face_and_keeps_another():
     assert bf.weighted_nms(boxes, scores, min_score=0.95) == []
 
 
+def test_weighted_nms_leaves_out_boxes_without_area():
+    """A detection with no width (or NaN corners) above the min score overlapped nothing,
+    not even itself: an empty cluster, an IndexError, and the door service ended."""
+    boxes = np.array([[0.5, 0.5, 0.5, 0.7],            # no width
+                      [np.nan, 0.1, 0.3, 0.3],         # not a box
+                      [0.1, 0.1, 0.3, 0.3]])           # a face
+    scores = np.array([0.99, 0.95, 0.8])
+    out = bf.weighted_nms(boxes, scores, min_score=0.5)
+    assert len(out) == 1 and np.allclose(out[0][0], boxes[2]) and out[0][1] == pytest.approx(0.8)
+    assert bf.weighted_nms(boxes[:2], scores[:2], min_score=0.5) == []
+
+
 def test_letterbox_keeps_aspect_and_maps_back():
     frame = np.full((480, 640, 3), 200, np.uint8)
     square, fit = bf.letterbox(frame)
