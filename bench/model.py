@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from happyhouse.daemon.errors import ConfigError
 from happyhouse.daemon.preprocess import to_model_input
 
 from .stages import now_ns, summary_ms
@@ -32,14 +33,16 @@ def find_keras(bundle, explicit: Optional[str] = None) -> Tuple[Optional[Path], 
 
     A file is only taken as "the same network" when its sha256 matches the
     bundle's ``training.model_sha256``; an explicit ``--keras`` is used even
-    when it does not match, and the note says so.
+    when it does not match, and the note says so. An explicit ``--keras`` that is not
+    a file is a ConfigError: its rows were null and the run still exited 0.
     """
     training = bundle.meta.get("training", {}) or {}
     want = training.get("model_sha256")
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            return None, f"--keras {path} does not exist"
+            raise ConfigError(f"--keras {path} " + ("is not a file" if path.exists()
+                                                    else "does not exist"))
         same = want is not None and _sha256(path) == want
         return path, "matches the bundle" if same else \
             "given with --keras; its sha256 does NOT match the bundle's training model"

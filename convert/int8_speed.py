@@ -25,9 +25,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from happyhouse.daemon.errors import ConfigError, refuse_unless
+
 from .quantize import int8_from_dataset, to_float_tflite
 
 RESOLVERS = ("xnnpack", "builtin", "ref")
+#: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
+PROG = "happyhouse-convert-int8-speed"
 
 
 def tutorial_model(input_channels: int = 3, kernel: int = 7, filters: int = 32,
@@ -111,10 +115,10 @@ def variants(args) -> List[Tuple[str, object, np.ndarray]]:
         rows.append(("tutorial happymodel", tutorial_model(), random_images(3)))
         rows.append(("tutorial, GAP head instead of Flatten", tutorial_model(head="gap"),
                      random_images(3)))
-        if args.train_default:
-            from happyhouse.train.models import DEFAULT_ARCH, build
+    if args.train_default:  # beside --model too: the row was dropped silently with it
+        from happyhouse.train.models import DEFAULT_ARCH, build
 
-            rows.append((f"train '{DEFAULT_ARCH}' architecture", build(DEFAULT_ARCH), random_images(3)))
+        rows.append((f"train '{DEFAULT_ARCH}' architecture", build(DEFAULT_ARCH), random_images(3)))
     if args.sweep:
         for cin in (1, 3, 8, 16):
             rows.append((f"Conv 7x7 {cin}->32 only", conv_only(cin), random_images(cin)))
@@ -128,12 +132,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--model", help="a Keras model instead of the tutorial happymodel")
     parser.add_argument("--sweep", action="store_true", help="add single-conv variants (channels, kernel)")
     parser.add_argument("--train-default", action="store_true",
-                        help="add the training default architecture (happyhouse.train.models)")
+                        help="add the training default architecture (happyhouse.train.models), "
+                             "also beside --model")
     parser.add_argument("--ref", action="store_true", help="also time the reference kernels (slow)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--invokes", type=int, default=100)
     args = parser.parse_args(argv)
+    from happyhouse.daemon.cli_errors import run_main
+
+    return run_main(PROG, lambda: _main(args))
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """One line, before any model is converted, for a count nothing can be timed with
+    (``--rounds 0`` printed nan for every row)."""
+    refuse_unless(((args.threads >= 1, f"--threads must be at least 1, got {args.threads}"),
+                   (args.rounds >= 1, f"--rounds must be at least 1, got {args.rounds}"),
+                   (args.invokes >= 1, f"--invokes must be at least 1, got {args.invokes}")),
+                  ConfigError)
+
+
+def _main(args: argparse.Namespace) -> int:
+    check_counts(args)
     resolvers = RESOLVERS if args.ref else RESOLVERS[:2]
     names, interps = [], []
     for label, model, calib in variants(args):

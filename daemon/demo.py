@@ -28,7 +28,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .errors import DataError, HappyHouseError
+from .errors import DataError
 
 #: the face's side in the frame: a person about a metre from a 640x480 door camera
 FACE_SIDE = 220
@@ -80,7 +80,13 @@ def write_demo(data: str, out: str, count: int = 12, side: int = FACE_SIDE,
     return folders
 
 
+#: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
+PROG = "happyhouse-demo"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    from .cli_errors import run_main
+
     parser = argparse.ArgumentParser(prog="python -m happyhouse.daemon.demo",
                                      description=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,13 +98,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--face", type=int, default=FACE_SIDE, metavar="PX",
                         help=f"face size in the 640x480 frame (default {FACE_SIDE})")
     args = parser.parse_args(argv)
-    try:
-        if not 64 <= args.face <= 480:
-            raise DataError(f"--face must be 64 to 480 px, got {args.face}")
-        smiles, others = write_demo(args.data, args.out, args.count, args.face)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"demo: error: {exc}\n")
-        return exc.exit_code
+    return run_main(PROG, lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    if not 64 <= args.face <= 480:
+        raise DataError(f"--face must be 64 to 480 px, got {args.face}")
+    smiles, others = write_demo(args.data, args.out, args.count, args.face)
     sys.stdout.write(f"wrote {args.count} door frames of smiling faces to {smiles} and "
                      f"{args.count} of non-smiling faces to {others}\n"
                      f"  happyhouse-daemon --gpio mock --source {smiles}      # opens\n"

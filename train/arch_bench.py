@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+
+from happyhouse.daemon.errors import ConfigError, DataError
+
+#: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
+PROG = "happyhouse-train-arch-bench"
 
 
 def _candidates() -> Dict[str, Callable]:
@@ -214,12 +221,46 @@ def _macs(model) -> float:
     return total
 
 
+def check_out(out: Optional[str]) -> None:
+    """DataError, before minutes of timing, for an --out file that cannot be written
+    (the results were lost to a traceback at the first write)."""
+    if not out:
+        return
+    path = Path(out).expanduser()
+    folder = path.parent
+    if path.is_dir():
+        raise DataError(f"--out {out} is a folder: give a file name for the JSON")
+    if not folder.is_dir():
+        raise DataError(f"--out {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise DataError(f"--out {out} cannot be written: {folder} is not writable")
+
+
+def write_results(out: str, results: List[dict]) -> None:
+    try:
+        with open(out, "w") as handle:
+            json.dump(results, handle, indent=1)
+    except OSError as exc:  # where access() could not tell beforehand (root, /proc)
+        raise DataError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    from happyhouse.daemon.cli_errors import run_main
+
     parser = argparse.ArgumentParser(prog="python -m happyhouse.train.arch_bench", description=__doc__)
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     parser.add_argument("--out", help="write results as JSON here")
     args = parser.parse_args(argv)
-    cands = _candidates()
+    return run_main(PROG, lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    check_out(args.out)
+    cands = _candidates()  # builders only: no model is built or timed yet
+    unknown = [name for name in args.only or () if name not in cands]
+    if unknown:
+        raise ConfigError(f"--only: no candidate named {', '.join(unknown)} "
+                          f"(candidates: {', '.join(cands)})")
     names = args.only or list(cands)
     results = []
     for name in names:
@@ -235,8 +276,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          f"ops={','.join(row['int8_ops'])}\n")
         sys.stdout.flush()
         if args.out:
-            with open(args.out, "w") as handle:
-                json.dump(results, handle, indent=1)
+            write_results(args.out, results)
     return 0
 
 

@@ -207,7 +207,9 @@ def run(args) -> dict:
                "l2": args.l2, "lowres_copies": bool(args.lowres_copies),
                "source_caps": caps, "cap_seed": args.cap_seed if caps else None,
                "door_shift": "door_shift(): 20-32 px, gamma 1.4-2.4, blur 0.6 px, seed 123",
-               "data": data.summary(),
+               # the data by folder name, as the trainer's report and the converter name it:
+               # a committed sidecar carries no build machine's paths
+               "data": {**data.summary(), "sources": [Path(p).name for p in data.sources]},
                "split": {"n_train": int((~is_val).sum()), "n_val": int(is_val.sum()),
                          "n_head_train": int(learn.sum()),
                          "from": "split.json of the classifier"},

@@ -1,11 +1,13 @@
-"""House adaptation, measured: 5-fold CV over the 150 Happy House frames.
+"""House adaptation, measured: k-fold CV (5 by default) over the 150 Happy House frames.
 
 The protocol (a report script, not a CI test)::
 
     python -m happyhouse.train.house_cv --init models/general/model.keras --out reports/house-cv
 
 * Folds are stratified, fixed and committed (``folds.json``); an existing
-  ``folds.json`` is reused, and refused if it does not match the data.
+  ``folds.json`` is reused (its number of folds with it), and refused if it does
+  not match the data or a ``--k`` given with it. The frame counts below are the
+  default 5 folds'; the report states the run's own.
 * Each fold fine-tunes the general model on its 120 training frames, by one of
   two protocols. ``--protocol split``: 96 train, 24 (stratified, seeded) pick
   the best epoch and the threshold for the target false-open rate.
@@ -25,8 +27,11 @@ The protocol (a report script, not a CI test)::
 * Fusion: when the general model has a geometry stage (``geometry.json`` beside
   ``--init``, as ``python -m happyhouse.train.geometry`` writes it), every frame
   with a face also gets the geometry head's score on its gated crop (before light
-  normalisation, as the door computes it). The head is the general model's and is
-  not refitted; each fold's CNN scores are fused with it (the bundle's rule and
+  normalisation, as the door computes it). With ``--geometry-head house``
+  (default) each model's head is the general one corrected on the frames that
+  model trained on (``fit_house_head``), so no frame is scored by a head that saw
+  its label; ``--geometry-head general`` keeps the general model's head as it is.
+  Each fold's CNN scores are fused with its head's (the bundle's rule and
   weights) and the fold's threshold is chosen on fused out-of-fold scores, so the
   figures are the door's fused score. ``--no-geometry`` measures the CNN alone.
 * ``--adapt last-layer`` (a study, not the protocol): instead of fine-tuning,
@@ -47,17 +52,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from happyhouse.daemon.bundle import sha256_file
 from happyhouse.daemon.datasets import data_root
-from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless, seed_check
+from happyhouse.daemon.errors import (ConfigError, DataError, ModelError, refuse_unless,
+                                      seed_check)
+from happyhouse.daemon.filesafety import check_creatable, make_folder
 from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
@@ -70,9 +78,14 @@ from .data import door_face_crops, load_training_data, stratified_folds, stratif
 # functions that train: `--help` and a bad argument answer at once and quietly.
 
 log = logging.getLogger("happyhouse.train.house_cv")
-#: the shipped general model of this checkout, found from any working folder (the
-#: project installs editable; models/ is not package data)
-GENERAL_MODEL = Path(__file__).resolve().parents[1] / "models" / "general" / "model.keras"
+#: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
+PROG = "happyhouse-train-house-cv"
+#: this checkout's root, found from any working folder (the project installs editable)
+CHECKOUT = Path(__file__).resolve().parents[1]
+#: the shipped general model of this checkout (models/ is not package data)
+GENERAL_MODEL = CHECKOUT / "models" / "general" / "model.keras"
+#: folds when neither --k nor an existing folds file says how many
+DEFAULT_K = 5
 FOLDS_FILE = "folds.json"
 #: a fold's inner out-of-fold scores (refit protocol), kept out of the report
 OOF_KEY = "_inner_scores"
@@ -88,31 +101,105 @@ ADAPT_METHODS = {
 }
 
 
-def make_or_load_folds(path: Path, labels: np.ndarray, data_file: Path, k: int, seed: int) -> np.ndarray:
-    """Fold number per frame: read from ``path`` if it exists (checked), else create it."""
-    if path.is_file():
+def recorded_path(path) -> str:
+    """How a report or metadata that is committed names a model: repo-relative
+    (``models/general/model.keras``) when it lies in this checkout, else by its file
+    name alone (the sha256 beside it says which file), never the machine's folders."""
+    resolved = Path(path).expanduser().resolve()
+    for root in (CHECKOUT, Path.cwd().resolve()):
+        try:
+            return resolved.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return resolved.name
+
+
+def read_folds(path: Path, k: Optional[int]) -> Optional[dict]:
+    """The saved folds file at ``path`` (None if there is none yet), DataError if it is
+    unreadable or holds other than ``k`` folds (``k`` None: whatever it holds)."""
+    if not path.exists():
+        return None
+    try:
         saved = json.loads(path.read_text())
+        folds = saved["folds"]
+        saved["n"], saved["labels"]  # every key the check against the data needs
+        if not isinstance(folds, list) or not folds:
+            raise ValueError("no folds in it")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"the folds file {path} is not readable ({exc}): give --folds the "
+                        f"folds.json a run wrote, or a path where none exists yet") from None
+    if k is not None and len(folds) != k:
+        # the file's folds would run silently under a report that says --k
+        raise DataError(f"the folds file {path} holds {len(folds)} folds but --k is {k}: drop "
+                        f"--k (or pass --k {len(folds)}) to reuse it, or give a new --folds path")
+    return saved
+
+
+def make_or_load_folds(path: Path, labels: np.ndarray, data_file: Path, k: Optional[int],
+                       seed: int) -> np.ndarray:
+    """Fold number per frame: read from ``path`` if it exists (checked, also against ``k``
+    when given), else create it with ``k`` folds (``DEFAULT_K`` when None)."""
+    saved = read_folds(path, k)
+    if saved is not None:
         fold = np.full(len(labels), -1, dtype=np.int64)
-        for f, idx in enumerate(saved["folds"]):
-            fold[np.asarray(idx, dtype=np.int64)] = f
+        try:
+            for f, idx in enumerate(saved["folds"]):
+                fold[np.asarray(idx, dtype=np.int64)] = f
+        except (IndexError, TypeError, ValueError):
+            fold[:] = -1  # an index outside the data: reported as a mismatch below
         if (saved["n"] != len(labels) or (fold < 0).any()
                 or saved["labels"] != labels.astype(int).tolist()):
             raise DataError(f"{path} does not match {data_file}: delete it to make new folds")
         return fold
+    k = DEFAULT_K if k is None else k
     fold = stratified_folds(labels, k, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "dataset": data_file.name, "sha256": sha256_file(data_file), "n": int(len(labels)),
-        "k": k, "seed": seed, "rule": "happyhouse.train.data.stratified_folds",
-        "labels": labels.astype(int).tolist(),
-        "folds": [np.flatnonzero(fold == f).tolist() for f in range(k)]}, indent=1) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "dataset": data_file.name, "sha256": sha256_file(data_file), "n": int(len(labels)),
+            "k": k, "seed": seed, "rule": "happyhouse.train.data.stratified_folds",
+            "labels": labels.astype(int).tolist(),
+            "folds": [np.flatnonzero(fold == f).tolist() for f in range(k)]}, indent=1) + "\n")
+    except OSError as exc:
+        raise DataError(f"cannot write the folds file {path}: {exc.strerror or exc}") from None
     return fold
 
 
+#: the fold protocols (``--protocol``); their text in a report comes from :func:`protocol_text`
 PROTOCOLS = {
-    "split": "(96 train / 24 pick epoch+threshold)",
-    "refit": "(inner CV on the 120 picks epoch count+threshold, then one model trained on all 120)",
+    "split": "per fold: 80% of its training frames train, 20% pick epoch+threshold",
+    "refit": "per fold: an inner CV over its training frames picks epoch count+threshold, "
+             "then one model trains on all of them",
 }
+#: the share of a fold's training frames the split protocol validates on (split_fold)
+SPLIT_VALIDATION = 0.2
+
+
+def _count(values) -> str:
+    """``120``, or ``112-113`` where the folds differ in size."""
+    values = [int(v) for v in values]
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def protocol_text(fold: np.ndarray, protocol: str, method: str,
+                  train_frames: Optional[int] = None) -> Tuple[str, str]:
+    """(scope, protocol) of a report, from the folds the run really used: their number,
+    each fold's unseen frames and the training frames it had (before the face gate)."""
+    k = int(fold.max()) + 1
+    test = np.bincount(fold, minlength=k)
+    train = len(fold) - test
+    if train_frames:
+        train = np.minimum(train, train_frames)
+    if protocol == "split":
+        val = np.round(train * SPLIT_VALIDATION).astype(int)
+        how = f"({_count(train - val)} train / {_count(val)} pick epoch+threshold)"
+    else:
+        how = (f"(inner CV on the {_count(train)} picks epoch count+threshold, then one model "
+               f"trained on all {_count(train)})")
+    return (f"house {k}-fold CV, unseen frames",
+            f"{k}-fold stratified CV; {method} per fold on {_count(train)} frames {how}; "
+            f"score {_count(test)} unseen frames")
 
 
 def _fold_cfg(args, work: Path, seed: int, test, epochs: int, f: int):
@@ -438,8 +525,7 @@ def run(args) -> dict:
         spec = Preprocess(crop="frame", size=64)
         data = load_training_data([args.data], spec)
         has_face = np.ones(len(data), bool)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(args.out), "--out")
     folds_path = Path(getattr(args, "folds", None) or out / FOLDS_FILE)
     fold = make_or_load_folds(folds_path, data.labels, Path(args.data), args.k, args.seed)
     stage, fusion = (fusion_for(args, data.images, has_face, data.labels) if args.crop == "face"
@@ -462,19 +548,19 @@ def run(args) -> dict:
         _plot_fold_curves(cv["histories"], out / report.PLOTS[0])
     base = None if args.scratch else report.metrics(data.labels, base_scores, 0.5)
     n_train = getattr(args, "train_frames", None)
+    scope, protocol = protocol_text(
+        fold, args.protocol, f"{args.scratch} from scratch" if args.scratch
+        else ADAPT_METHODS[getattr(args, "adapt", ADAPT_FINE_TUNE)], n_train)
     return report.write_report(
         out, {}, data.images, data.labels, scores, cv["threshold"],
-        scope="house 5-fold CV, unseen frames", pred=pred,
-        extra={"protocol": "5-fold stratified CV; " + (f"{args.scratch} from scratch" if args.scratch
-                                                         else ADAPT_METHODS[getattr(args, "adapt", ADAPT_FINE_TUNE)])
-               + f" per fold on {n_train or 120} frames " + PROTOCOLS[args.protocol]
-               + "; score 30 unseen frames"
+        scope=scope, pred=pred,
+        extra={"protocol": protocol
                + ("" if fusion is None else "; fused with the geometry head ("
                   + ("each fold's own, corrected on its training frames" if fusion.house_head
                      else "the general model's") + ")"),
                "dataset": str(Path(args.data).name), "preprocess": spec.to_dict(),
                "frames_with_face": int(has_face.sum()),
-               "init": None if args.scratch else str(args.init),
+               "init": None if args.scratch else recorded_path(args.init),
                "init_sha256": None if args.scratch else sha256_file(args.init),
                "from_scratch_arch": args.scratch,
                "adapt": None if args.scratch else getattr(args, "adapt", ADAPT_FINE_TUNE),
@@ -536,6 +622,19 @@ def work_folder(given: Optional[Path]) -> Path:
     return Path(given) if given else Path(tempfile.mkdtemp(prefix="happyhouse-house-cv."))
 
 
+@contextmanager
+def fold_models_folder(given: Optional[Path]):
+    """:func:`work_folder` for the length of a run: a temporary one it made is removed
+    afterwards, however the run ends (each run left one in /tmp, a learning curve one
+    per point); a ``--work`` folder that was given stays for the caller to read."""
+    folder = work_folder(given)
+    try:
+        yield folder
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _alphas(text: str) -> tuple:
     from .interpolate import parse_alphas
 
@@ -545,7 +644,8 @@ def _alphas(text: str) -> tuple:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The protocol's arguments (argparse's usage error, exit 2, for a malformed one)."""
     root = data_root()
     p = argparse.ArgumentParser(prog="python -m happyhouse.train.house_cv", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -557,7 +657,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--work", type=Path,
                    help="where the per-fold models go (not committed; default: a new temporary "
                         "folder for each run, so two runs never score each other's checkpoints)")
-    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--k", type=int, help=f"folds (default: as many as an existing --folds "
+                                          f"file holds, else {DEFAULT_K})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=100, help="at most; early stopping on the "
                    "fold's own validation frames")
@@ -571,8 +672,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="a fixed door camera varies less than faces in the wild")
     p.add_argument("--max-false-open", type=float, default=0.01)
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="refit",
-                   help="per fold: split (96 train / 24 validate) or refit (inner CV, then all 120)")
-    p.add_argument("--inner-k", type=int, default=4, help="refit: inner folds over the 120 frames")
+                   help="per fold: split (80%% of its training frames train, 20%% validate) or refit "
+                        "(inner CV, then one model on all of them)")
+    p.add_argument("--inner-k", type=int, default=4,
+                   help="refit: inner folds over each fold's training frames")
     p.add_argument("--crop", choices=("face", "frame"), default="face",
                    help="face: the door's own gate and face crop (default); frame: whole frames")
     p.add_argument("--train-frames", type=int, metavar="N",
@@ -600,16 +703,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--train-frames must be at least 8")
     if args.interpolate and (args.protocol != "refit" or args.scratch or args.adapt != ADAPT_FINE_TUNE):
         p.error("--interpolate needs the refit protocol, fine-tuning and a general model (--init)")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
     from happyhouse.daemon.cli_errors import run_main
 
-    return run_main("house_cv", lambda: _main(args))
+    args = parse_args(argv)
+    return run_main(PROG, lambda: run_house_cv(args))
 
 
 def check_protocol_numbers(args: argparse.Namespace) -> None:
     """One line for a number the protocol cannot use, before any frame is read or folds
     file written (``--k 1`` once wrote a folds file every later run then failed on)."""
     refuse_unless((
-        (args.k >= 2, f"--k must be at least 2, got {args.k}"),
+        (args.k is None or args.k >= 2, f"--k must be at least 2, got {args.k}"),
         (args.inner_k >= 2, f"--inner-k must be at least 2, got {args.inner_k}"),
         (args.epochs >= 1 and args.batch_size >= 1,
          "--epochs and --batch-size must be at least 1"),
@@ -621,15 +729,34 @@ def check_protocol_numbers(args: argparse.Namespace) -> None:
     ))
 
 
-def _main(args: argparse.Namespace) -> int:
-    check_protocol_numbers(args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def check_inputs(args: argparse.Namespace) -> None:
+    """One line for an input or output the run cannot use, before any frame is read or a
+    fold trained (a wrong --out once failed after the data was read, a missing --init
+    was reported as its train_meta.json)."""
     if args.data is None:
-        raise HappyHouseError("give --data or set HAPPYHOUSE_DATA")
+        raise ConfigError("give --data or set HAPPYHOUSE_DATA")
+    if not args.scratch and not Path(args.init).is_file():
+        raise ModelError(f"--init: the model {args.init} "
+                         + ("is not a file" if Path(args.init).exists() else "does not exist"))
+    check_creatable(args.out, "--out")
+    if getattr(args, "scores_out", None):
+        check_creatable(Path(args.scores_out).parent, "--scores-out's folder")
+    # unreadable, or other than --k folds: refused before the frames are read
+    read_folds(Path(getattr(args, "folds", None) or Path(args.out) / FOLDS_FILE), args.k)
+
+
+def run_house_cv(args: argparse.Namespace) -> int:
+    """The protocol from parsed arguments, as ``main`` runs it; a project error or
+    Ctrl-C propagates (``main`` and the learning curve map it to one line)."""
+    check_protocol_numbers(args)
+    check_inputs(args)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.time()
-    args.work = work_folder(args.work)
-    log.info("per-fold models in %s", args.work)
-    r = run(args)
+    given = args.work
+    with fold_models_folder(given) as work:
+        args.work = work
+        log.info("per-fold models in %s%s", work, "" if given else " (removed after the run)")
+        r = run(args)
     sys.stdout.write(f"house CV: n={r['n']} accuracy={r['accuracy']:.4f} errors={r['errors']} "
                      f"false_opens={r['false_opens']} auc={r['roc_auc']:.4f} "
                      f"({time.time() - started:.0f}s)\n")

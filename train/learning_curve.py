@@ -23,9 +23,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from happyhouse.daemon.errors import HappyHouseError
+from happyhouse.daemon.errors import DataError, HappyHouseError
 
 log = logging.getLogger("happyhouse.train.learning_curve")
+#: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
+PROG = "happyhouse-train-learning-curve"
 
 CURVE_JSON = "learning-curve.json"
 CURVE_PNG = "learning-curve.png"
@@ -88,6 +90,8 @@ def plot(curve: Dict, path: Path) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from happyhouse.daemon.cli_errors import run_main
+
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
     own = argv[:argv.index("--")] if "--" in argv else argv
@@ -101,37 +105,58 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--plot-only", action="store_true", help="only (re)write the curve from the "
                                                             "points measured so far")
     args = p.parse_args(own)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_main(PROG, lambda: _main(args, passthrough))
+
+
+def _measure_point(args, size: int, seed: int, passthrough: List[str]) -> None:
+    """One house-CV run into the point's folder (its errors name the point)."""
     from . import house_cv
 
+    folder = point_dir(args.out, size, seed)
+    started = time.time()
+    point = house_cv.parse_args(["--out", str(folder), "--folds", str(args.folds),
+                                 "--seed", str(seed), "--train-frames", str(size),
+                                 *passthrough])
+    try:
+        house_cv.run_house_cv(point)  # its temporary fold-models folder goes with it
+    except HappyHouseError as exc:  # the same kind of error, saying which point failed
+        raise type(exc)(f"the point n={size} seed={seed}: {exc}") from None
+    metrics = folder / "metrics.json"
+    try:
+        m = json.loads(metrics.read_text())
+        m["learning_curve_seconds"] = round(time.time() - started, 1)
+        metrics.write_text(json.dumps(m, indent=2) + "\n")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot update {metrics}: {exc}") from None
+    log.info("point n=%d seed=%d: accuracy %.4f, %d false opens (%.0f s)", size, seed,
+             m["accuracy"], m["false_opens"], m["learning_curve_seconds"])
+
+
+def _main(args: argparse.Namespace, passthrough: List[str]) -> int:
+    from happyhouse.daemon.filesafety import check_creatable
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_creatable(args.out, "--out")  # a wrong path is one line before any point runs
     if not args.plot_only:
         for size in args.sizes:
             for seed in args.seeds:
-                folder = point_dir(args.out, size, seed)
-                if (folder / "metrics.json").is_file():
-                    continue
-                started = time.time()
-                rc = house_cv.main(["--out", str(folder), "--folds", str(args.folds),
-                                    "--seed", str(seed), "--train-frames", str(size),
-                                    *passthrough])
-                if rc != 0:
-                    sys.stderr.write(f"learning_curve: the point n={size} seed={seed} failed\n")
-                    return rc
-                metrics = folder / "metrics.json"
-                m = json.loads(metrics.read_text())
-                m["learning_curve_seconds"] = round(time.time() - started, 1)
-                metrics.write_text(json.dumps(m, indent=2) + "\n")
-                log.info("point n=%d seed=%d: accuracy %.4f, %d false opens (%.0f s)", size, seed,
-                         m["accuracy"], m["false_opens"], m["learning_curve_seconds"])
+                if not (point_dir(args.out, size, seed) / "metrics.json").is_file():
+                    _measure_point(args, size, seed, passthrough)
     try:
         curve = collect(args.out, args.sizes, args.seeds)
-    except (OSError, ValueError, KeyError) as exc:
-        sys.stderr.write(f"learning_curve: cannot read the points: {exc}\n")
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / CURVE_JSON).write_text(json.dumps(curve, indent=2) + "\n")
-    if curve["points"]:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"cannot read the points under {args.out / 'points'}: {exc}") from None
+    if not curve["points"]:
+        # a curve of no points would replace the committed one with an empty file
+        raise DataError(f"no measured points under {args.out / 'points'} for sizes "
+                        f"{list(args.sizes)} and seeds {list(args.seeds)}: nothing written")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / CURVE_JSON).write_text(json.dumps(curve, indent=2) + "\n")
         plot(curve, args.out / CURVE_PNG)
+    except OSError as exc:
+        raise DataError(f"cannot write the curve into --out {args.out}: "
+                        f"{exc.strerror or exc}") from None
     for row in curve["summary"]:
         sys.stdout.write(f"{row['train_frames']:4d} frames: accuracy {row['accuracy_mean']:.4f} "
                          f"(min {row['accuracy_min']:.4f}), false opens <= "
@@ -140,8 +165,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except HappyHouseError as exc:
-        sys.stderr.write(f"learning_curve: {exc}\n")
-        sys.exit(2)
+    sys.exit(main())

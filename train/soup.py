@@ -34,7 +34,8 @@ from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import ConfigError, ModelError
 
 log = logging.getLogger("happyhouse.train.soup")
-PROG = "python -m happyhouse.train.soup"
+#: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
+PROG = "happyhouse-train-soup"
 
 
 def average(members: Sequence[Sequence[np.ndarray]]) -> List[np.ndarray]:
@@ -83,6 +84,7 @@ def run(args) -> dict:
     from happyhouse.daemon.preprocess import Preprocess
 
     from . import report
+    from .house_cv import recorded_path
     from .label_audit import split_faces
     from .trainer import META_FILE, MODEL_FILE, SPLIT_FILE, load_model, normalize_batch, predict, write_meta
 
@@ -115,7 +117,9 @@ def run(args) -> dict:
         "threshold": float(threshold),
         "soup": {"rule": "uniform mean of every weight array (BatchNorm statistics included)",
                  "training": "the first member's (every member's seed and best epoch below)",
-                 "members": [{"model": str(m), "sha256": sha256_file(m),
+                 # repo-relative (or the file's name) and sha256: the report and the
+                 # metadata are committed, the build machine's folders are not
+                 "members": [{"model": recorded_path(m), "sha256": sha256_file(m),
                               "seed": meta_m.get("training", {}).get("seed"),
                               "best_epoch": meta_m.get("training", {}).get("best_epoch")}
                              for m, meta_m in zip(models, metas)]},
@@ -125,7 +129,7 @@ def run(args) -> dict:
         report_dir, {}, images, labels, scores, threshold,
         extra={"max_false_open": meta["max_false_open"], "split": meta["split"],
                "data": {**meta["data"], "sources": [Path(p).name for p in meta["data"]["sources"]]},
-               "model": str(model_file), "soup": meta["soup"],
+               "model": recorded_path(model_file), "soup": meta["soup"],
                "seconds": round(time.time() - started, 1)})
     report.write_architecture(report_dir, soup)
     meta["validation"] = {k: result[k] for k in ("n", "accuracy", "precision", "recall", "f1",
@@ -137,7 +141,7 @@ def run(args) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n", 1)[0],
+    p = argparse.ArgumentParser(prog="python -m happyhouse.train.soup", description=__doc__.split("\n\n", 1)[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="a fine-tuned model.keras (with its train_meta.json and split.json); twice or more")

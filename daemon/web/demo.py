@@ -26,7 +26,15 @@ from ..errors import DataError
 def read_frames(folder: Path) -> List[np.ndarray]:
     import cv2
 
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg"))
+    folder = Path(folder)
+    if not folder.is_dir():  # iterdir's FileNotFoundError was a traceback
+        raise DataError(f"--frames {folder} " + ("is not a folder" if folder.exists()
+                                                 else "does not exist") + ": give a folder of "
+                        "door frames (python -m happyhouse.daemon.demo writes one)")
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+    except OSError as exc:
+        raise DataError(f"cannot read --frames {folder}: {exc.strerror or exc}") from None
     frames = [cv2.imread(str(p)) for p in paths]
     frames = [f for f in frames if f is not None]
     if not frames:

@@ -41,7 +41,7 @@ def test_the_demo_non_smiles_keep_the_door_locked(demo_folders, tmp_path, capfd)
 def test_bad_dataset_is_one_line(tmp_path, capsys):
     assert demo.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "demo: error:" in err
+    assert err.count("\n") == 1 and err.startswith("happyhouse-demo: error: "), err
 
 
 
@@ -75,3 +75,19 @@ def test_a_file_in_the_smiles_folders_place_is_named(tmp_path, capsys):
     assert demo.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "demo")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "smiles is a file, not a folder" in err, err
+
+
+def test_ctrl_c_is_130_and_one_line(tmp_path, capsys, monkeypatch):
+    """It was a traceback and exit -2 (no shared error mapping)."""
+    from happyhouse.daemon import datasets
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "load_class_folders", ctrl_c)
+    try:
+        code = demo.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "demo")])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped as a traceback")
+    assert code == 130
+    assert capsys.readouterr().err == "happyhouse-demo: interrupted by SIGINT (Ctrl-C)\n"

@@ -203,5 +203,5 @@ def test_a_number_the_protocol_cannot_use_is_one_line_and_writes_no_folds(
     out = tmp_path / "cv"
     assert main(["--data", str(happy_house_h5), "--out", str(out), flag, value]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"house_cv: error: {flag}") and " must " in err and err.count("\n") == 1, err
+    assert err.startswith(f"happyhouse-train-house-cv: error: {flag}") and " must " in err and err.count("\n") == 1, err
     assert not out.exists()

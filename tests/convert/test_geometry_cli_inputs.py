@@ -1,0 +1,26 @@
+"""The geometry sidecar is committed beside the model: it names its data as the trainer's
+report and the converter do (the folder's name), never by the build machine's path."""
+
+import contextlib
+import io
+import json
+import shutil
+
+from happyhouse.daemon.datasets import load_dataset
+
+
+def test_the_sidecar_names_its_data_by_folder(tiny_model, small_faces, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model.parent, folder)
+    data = load_dataset(small_faces)
+    (folder / "split.json").write_text(json.dumps(
+        {"sources": [small_faces.name], "validation_ids": data.ids[::4]}))
+    from happyhouse.train.geometry import main
+
+    assert small_faces.is_absolute()  # as a tool is often given it
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["--data", str(small_faces), "--model", str(folder / "model.keras"),
+                     "--no-lowres-copies"]) == 0
+    sidecar = json.loads((folder / "geometry.json").read_text())
+    assert sidecar["data"]["sources"] == [small_faces.name]
+    assert str(tmp_path) not in json.dumps(sidecar) and str(small_faces.parent) not in json.dumps(sidecar)
