@@ -49,3 +49,21 @@ def test_a_holdout_given_by_path_is_named_by_its_dataset_in_the_shipped_bundle(
     assert meta["metrics"]["parity"]["holdout"] == f"--holdout {small_faces.name}"
     for name in ("model.json", "MODEL_CARD.md"):
         assert str(small_faces.parent) not in (out / name).read_text(), name
+
+
+def test_no_committed_model_or_report_names_a_build_machine_folder():
+    """Committed metadata is read on other machines: the earlier general models' split.json,
+    train_meta.json and geometry.json named /work/shared/... (the shipped one's did not)."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    tracked = subprocess.run(["git", "ls-files", "models", "reports", "daemon/models"], cwd=repo,
+                             capture_output=True, text=True, check=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    absolute = re.compile(r'"/(work|tmp|home|root)/')
+    found = [name for name in tracked if name.endswith((".json", ".md", ".txt", ".csv"))
+             and absolute.search((repo / name).read_text(encoding="utf-8", errors="replace"))]
+    assert found == []
