@@ -292,3 +292,15 @@ def forbid(monkeypatch, module, names, message: str) -> None:
 
     for name in names:
         monkeypatch.setattr(module, name, refuse)
+
+
+def one_error_line(err: str, prog: str, *words: str, alone: bool = True) -> str:
+    """A tool's stderr holds exactly one ``PROG: error: ...`` line naming ``words`` and no
+    traceback (``alone``: and nothing else); returns that line."""
+    lines = [line for line in err.splitlines() if line.startswith(f"{prog}: ")]
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert not alone or err.count("\n") == 1, err
+    assert lines[0].startswith(f"{prog}: error: "), err
+    for word in words:
+        assert word in lines[0], err
+    return lines[0]

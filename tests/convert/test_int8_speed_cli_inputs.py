@@ -5,6 +5,7 @@ beside --model. No model is converted or timed here."""
 import pytest
 
 from happyhouse.convert import int8_speed
+from fakes import one_error_line
 
 PROG = "happyhouse-convert-int8-speed"
 
@@ -23,11 +24,7 @@ def no_models(monkeypatch):
 
 
 def _one_error_line(capsys, *words):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    assert err.startswith(f"{PROG}: error: "), err
-    for word in words:
-        assert word in err, err
+    one_error_line(capsys.readouterr().err, PROG, *words)
 
 
 def test_a_missing_model_is_one_line(tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from happyhouse.train import arch_bench
+from fakes import one_error_line
 
 PROG = "happyhouse-train-arch-bench"
 
@@ -28,11 +29,7 @@ def timed(monkeypatch):
 
 
 def _one_error_line(capsys, *words):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    assert err.startswith(f"{PROG}: error: "), err
-    for word in words:
-        assert word in err, err
+    one_error_line(capsys.readouterr().err, PROG, *words)
 
 
 def test_an_unknown_only_name_is_refused_before_any_timing(timed, capsys):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from happyhouse.train import house_cv
+from fakes import one_error_line
 
 PROG = "happyhouse-train-house-cv"
 COMMITTED_FOLDS = Path(__file__).resolve().parents[2] / "reports" / "house-cv" / "folds.json"
@@ -49,13 +50,7 @@ def _run(h5, out, *extra):
 
 
 def _one_error_line(capsys, *words):
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith(f"{PROG}: ")]
-    assert "Traceback" not in err and len(lines) == 1, err
-    assert lines[0].startswith(f"{PROG}: error: "), err
-    for word in words:
-        assert word in lines[0], err
-    return lines[0]
+    return one_error_line(capsys.readouterr().err, PROG, *words, alone=False)
 
 
 def test_a_k_other_than_the_saved_folds_files_is_refused(happy_house_h5, tmp_path, capsys,

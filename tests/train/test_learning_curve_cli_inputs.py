@@ -8,18 +8,14 @@ import pytest
 
 from happyhouse.train import house_cv
 from happyhouse.train import learning_curve as lc
+from fakes import one_error_line
 
 PROG = "happyhouse-train-learning-curve"
 COMMITTED_FOLDS = Path(__file__).resolve().parents[2] / "reports" / "house-cv" / "folds.json"
 
 
 def _one_error_line(capsys, *words):
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith(f"{PROG}: ")]
-    assert "Traceback" not in err and len(lines) == 1 and err.count("\n") == 1, err
-    assert lines[0].startswith(f"{PROG}: error: "), err
-    for word in words:
-        assert word in lines[0], err
+    one_error_line(capsys.readouterr().err, PROG, *words)
 
 
 def test_plot_only_without_points_is_refused_and_keeps_the_curve(tmp_path, capsys):
