@@ -94,6 +94,8 @@ class Service:
         """Build the parts (the latch first, locked) and start the first door."""
         self.started_at = self.clock()
         self.notifier.status("starting: loading model, opening camera")
+        # the CLI took the start-up state folder's lock before the service started
+        self.parts.locked_dirs.add(self.cfg.service_state_dir)
         self.parts.build(self.cfg)
         return self._start_door(None)
 
@@ -183,6 +185,7 @@ class Parts:
         self.model_fingerprint: Optional[str] = None  # the bundle on disk the pipeline was built from
         self.built: Dict[str, Any] = {}  # part -> the config it was built from
         self.state_locks = []  # state folder locks a reload took (released on close)
+        self.locked_dirs = set()  # the state folders whose lock this process holds
 
     def build(self, cfg) -> None:
         """(Re)build what ``cfg`` changed: latch first, so the door is locked before anything else."""
@@ -350,7 +353,7 @@ def _rebuild(cfg, reload, parts: Parts):
     if new is None:
         return cfg
     moved_lock = None
-    if new.service_state_dir != cfg.service_state_dir:
+    if new.service_state_dir not in parts.locked_dirs:
         # one program per latch is the state folder's lock: the service takes the new
         # folder's too (keeping the old), or tools reading the new config would not
         # see it and could drive the latch beside it
@@ -370,6 +373,7 @@ def _rebuild(cfg, reload, parts: Parts):
         return cfg
     if moved_lock is not None:
         parts.state_locks.append(moved_lock)
+        parts.locked_dirs.add(new.service_state_dir)
     logging.getLogger().setLevel(new.service_log_level)
     log.info("config reloaded")
     return new

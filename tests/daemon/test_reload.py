@@ -103,6 +103,29 @@ def test_a_reload_into_a_state_folder_another_program_holds_keeps_the_old_config
         other.release()
 
 
+def test_a_reload_back_to_the_start_up_state_folder_is_applied(tmp_path):
+    """Moving back to the first folder was refused: this very process holds its lock."""
+    start, moved = tmp_path / "state", tmp_path / "moved"
+    base = {"latch.gpio": "mock"}
+    configs = [load_config(None, {**base, "service.state_dir": str(d)}) for d in (start, moved, start)]
+    held = statelock.acquire(str(start), statelock.SERVICE_PURPOSE)  # what the CLI takes
+    order = iter(configs[1:])
+    svc = Service.from_config(configs[0], reload=lambda: next(order), pin_factory=MockFactory(),
+                              source=frames())
+    svc.start()
+    try:
+        svc.reload()
+        assert svc.cfg.service_state_dir == str(moved)
+        svc.reload()
+        assert svc.cfg.service_state_dir == str(start)
+        with pytest.raises(BusyError):  # both folders stay the service's until it stops
+            statelock.acquire(str(moved), "--once --actuate")
+    finally:
+        svc.stop("done")
+        svc.close()
+        held.release()
+
+
 def renamed_copy(tmp_path, name):
     """The shipped bundle under another name, sealed as a converter writes it."""
     out = tmp_path / name
