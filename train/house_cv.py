@@ -72,6 +72,7 @@ from happyhouse.daemon.geometry import fuse
 
 from . import report
 from .geometry import HOUSE_L2
+from .report import CHECKOUT, recorded_path
 from .data import door_face_crops, load_training_data, stratified_folds, stratified_split
 
 # The trainer (and so TensorFlow, which logs as it loads) is imported inside the
@@ -80,8 +81,6 @@ from .data import door_face_crops, load_training_data, stratified_folds, stratif
 log = logging.getLogger("happyhouse.train.house_cv")
 #: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
 PROG = "happyhouse-train-house-cv"
-#: this checkout's root, found from any working folder (the project installs editable)
-CHECKOUT = Path(__file__).resolve().parents[1]
 #: the shipped general model of this checkout (models/ is not package data)
 GENERAL_MODEL = CHECKOUT / "models" / "general" / "model.keras"
 #: folds when neither --k nor an existing folds file says how many
@@ -101,17 +100,6 @@ ADAPT_METHODS = {
 }
 
 
-def recorded_path(path) -> str:
-    """How a report or metadata that is committed names a model: repo-relative
-    (``models/general/model.keras``) when it lies in this checkout, else by its file
-    name alone (the sha256 beside it says which file), never the machine's folders."""
-    resolved = Path(path).expanduser().resolve()
-    for root in (CHECKOUT, Path.cwd().resolve()):
-        try:
-            return resolved.relative_to(root).as_posix()
-        except ValueError:
-            continue
-    return resolved.name
 
 
 def read_folds(path: Path, k: Optional[int]) -> Optional[dict]:

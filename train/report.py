@@ -21,6 +21,23 @@ METRICS_FILE = "metrics.json"
 PLOTS = ("learning_curves.png", "roc.png", "confusion_matrix.png", "misclassified.png")
 
 
+#: this checkout's root, found from any working folder (the project installs editable)
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def recorded_path(path) -> str:
+    """How a report or metadata that is committed names a model: repo-relative
+    (``models/general/model.keras``) when it lies in this checkout, else by its file
+    name alone (the sha256 beside it says which file), never the machine's folders."""
+    resolved = Path(path).expanduser().resolve()
+    for root in (CHECKOUT, Path.cwd().resolve()):
+        try:
+            return resolved.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return resolved.name
+
+
 def confusion(labels: np.ndarray, scores: np.ndarray, threshold: float,
               pred: Optional[np.ndarray] = None) -> Dict[str, int]:
     """Counts; ``pred`` overrides ``scores >= threshold`` (e.g. per-fold thresholds)."""

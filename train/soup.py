@@ -84,7 +84,7 @@ def run(args) -> dict:
     from happyhouse.daemon.preprocess import Preprocess
 
     from . import report
-    from .house_cv import recorded_path
+    from .report import recorded_path
     from .label_audit import split_faces
     from .trainer import META_FILE, MODEL_FILE, SPLIT_FILE, load_model, normalize_batch, predict, write_meta
 

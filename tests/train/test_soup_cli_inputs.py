@@ -50,7 +50,7 @@ def test_the_soup_records_its_members_without_machine_paths(tiny_model, small_fa
 
 
 def test_a_member_inside_the_checkout_is_named_by_its_repo_path():
-    from happyhouse.train.house_cv import CHECKOUT, recorded_path
+    from happyhouse.train.report import CHECKOUT, recorded_path
 
     assert recorded_path(CHECKOUT / "runs" / "classifier-mix" / "model" / "model.keras") == \
         "runs/classifier-mix/model/model.keras"
