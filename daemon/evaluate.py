@@ -223,7 +223,7 @@ def check_outputs(args) -> None:
     loaded as faces of that class by the next evaluation or training on it.
     """
     from .datasets import CLASSES
-    from .filesafety import check_creatable, inside
+    from .filesafety import check_creatable, check_file_creatable, inside
 
     class_folders = [Path(d).expanduser() / name for d in args.data
                      for name in CLASSES if (Path(d).expanduser() / name).is_dir()]
@@ -233,14 +233,11 @@ def check_outputs(args) -> None:
 
     per_image, plot = getattr(args, "per_image", None), getattr(args, "plot", None)
     if per_image:
-        target = Path(per_image).expanduser()
-        if target.is_dir():
-            raise DataError(f"--per-image {target} is a folder: give a file name for the CSV")
+        target = check_file_creatable(per_image, "--per-image")
         holder = class_folder_holding(target.parent)
         if holder is not None:
             raise DataError(f"--per-image {target} is in the class folder {holder} of --data: "
                             f"write it outside the data")
-        check_creatable(target.parent, "--per-image's folder")
     if plot:
         folder = Path(plot).expanduser()
         holder = class_folder_holding(folder)

@@ -46,6 +46,17 @@ def check_creatable(folder: os.PathLike, what: str) -> None:
         raise DataError(f"{what} {folder} cannot be created: {there} is not writable")
 
 
+def check_file_creatable(path: os.PathLike, what: str) -> Path:
+    """``path`` for an output file, or DataError when it plainly cannot be written: a
+    folder in its place (which passes its parent's check, and failed only at the write,
+    after the work), or a parent that cannot be created (:func:`check_creatable`)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a folder: give the name of the file to write")
+    check_creatable(path.parent, f"{what}'s folder")
+    return path
+
+
 def make_folder(folder: os.PathLike, what: str) -> Path:
     """``folder``, created with its parents, or DataError "``what`` ``folder`` cannot be
     created" (one line, where :func:`check_creatable` could not tell beforehand)."""

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -226,10 +225,10 @@ def check_out(out: Optional[str]) -> None:
     (the results were lost to a traceback at the first write)."""
     if not out:
         return
-    path = Path(out).expanduser()
+    from happyhouse.daemon.filesafety import check_file_creatable
+
+    path = check_file_creatable(out, "--out")
     folder = path.parent
-    if path.is_dir():
-        raise DataError(f"--out {out} is a folder: give a file name for the JSON")
     if not folder.is_dir():
         raise DataError(f"--out {out}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -48,7 +48,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from happyhouse.daemon.errors import DataError, refuse_unless, seed_check
-from happyhouse.daemon.filesafety import check_creatable, make_folder
+from happyhouse.daemon.filesafety import check_creatable, check_file_creatable, make_folder
 
 from .audits import AUDIT_FORMAT, VERDICTS, apply_audit, face_name, load_audits
 
@@ -437,11 +437,7 @@ def _main(argv: Optional[List[str]]) -> int:
         check_creatable(args.out, "--out")
     elif args.command == "record" or args.json:
         flag, out = ("--out", args.out) if args.command == "record" else ("--json", args.json)
-        # a folder in the file's place passes the parent's check, and ended in
-        # IsADirectoryError only when written (for score, after all the scoring)
-        if out.is_dir():
-            raise DataError(f"{flag} {out} is a folder: give the name of the file to write")
-        check_creatable(out.parent, "the output's folder")
+        check_file_creatable(out, flag)  # a folder there failed only at the write
     result = {"sheets": _sheets, "record": _record, "score": _score}[args.command](args)
     sys.stdout.write(json.dumps(result, indent=1) + "\n")
     return 0
