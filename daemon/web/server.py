@@ -91,9 +91,9 @@ class RateLimit:
     def allow(self, who: str, cost: float = 1.0) -> bool:
         now = self.clock()
         with self._lock:
-            tokens, then = self._buckets.pop(who, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            tokens = self._tokens(who, now)
             ok = tokens >= cost
+            self._buckets.pop(who, None)  # re-inserted last: the newest address
             self._buckets[who] = (tokens - cost if ok else tokens, now)
             while len(self._buckets) > self.kept:
                 self._buckets.pop(next(iter(self._buckets)))
@@ -103,8 +103,12 @@ class RateLimit:
         """Whether ``allow(who, cost)`` would pass now, spending nothing."""
         now = self.clock()
         with self._lock:
-            tokens, then = self._buckets.get(who, (self.burst, now))
-        return min(self.burst, tokens + (now - then) * self.rate) >= cost
+            return self._tokens(who, now) >= cost
+
+    def _tokens(self, who: str, now: float) -> float:
+        """``who``'s bucket refilled to ``now`` (the lock held)."""
+        tokens, then = self._buckets.get(who, (self.burst, now))
+        return min(self.burst, tokens + (now - then) * self.rate)
 
 
 class DoorPage:
