@@ -10,6 +10,11 @@ here is tuned, and no Happy House frame is read.
 
     python scripts/covered_mouth_study.py --data ../shared/datasets \\
         --split models/general/split.json --json reports/covered-mouth/covered-mouth.json
+
+Study P (the covered-mouth retrain, ``reports/README.md``) adds one cover outside the
+retrain's training family of synthetic occluders: "face texture", the lower part replaced
+by the top 30% (forehead, hair) of the next validation face, resized: real skin and hair
+where the mouth was.
 """
 
 from __future__ import annotations
@@ -18,26 +23,42 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-#: flat covers over the lower face (BGR): what a scarf, a hand or a mask shows a camera
-COVERS: Dict[str, Optional[Tuple[int, int, int]]] = {
-    "none": None, "dark scarf": (30, 30, 30), "grey": (110, 110, 110),
-    "white mask": (235, 235, 235), "skin-tone hand": (120, 160, 210)}
+#: what hides the mouth: a flat colour (BGR), nothing (None) or another face's texture
+Cover = Union[None, Tuple[int, int, int], str]
 #: the covered part of the face image: rows from 62.5% down, the middle 75% of the width
 COVER_TOP, COVER_SIDE = 0.625, 0.125
+#: the texture cover: the top 30% of the next face (forehead and hair) over the lower face
+TEXTURE, TEXTURE_ROWS = "face texture", 0.30
+#: flat covers over the lower face (BGR): what a scarf, a hand or a mask shows a camera
+COVERS: Dict[str, Cover] = {
+    "none": None, "dark scarf": (30, 30, 30), "grey": (110, 110, 110),
+    "white mask": (235, 235, 235), "skin-tone hand": (120, 160, 210), TEXTURE: TEXTURE}
 FACE_SIDE, FACE_AT, FRAME_SIZE, BACKGROUND = 220, (220, 120), (640, 480), 110
 
 
-def cover(face_bgr: np.ndarray, colour: Optional[Tuple[int, int, int]]) -> np.ndarray:
-    """``face_bgr`` with its lower middle painted ``colour`` (a copy; None: unchanged)."""
+def cover(face_bgr: np.ndarray, colour: Cover, donor: Optional[np.ndarray] = None) -> np.ndarray:
+    """``face_bgr`` with its lower middle painted ``colour`` (a copy; None: unchanged), or
+    for :data:`TEXTURE` filled with the top rows of ``donor`` (another face) resized."""
+    import cv2
+
     out = face_bgr.copy()
     if colour is None:
         return out
     h, w = out.shape[:2]
-    out[int(round(h * COVER_TOP)):, int(round(w * COVER_SIDE)):int(round(w * (1 - COVER_SIDE)))] = colour
+    rows = slice(int(round(h * COVER_TOP)), h)
+    cols = slice(int(round(w * COVER_SIDE)), int(round(w * (1 - COVER_SIDE))))
+    if colour == TEXTURE:
+        if donor is None:
+            raise ValueError("the face-texture cover needs a donor face")
+        top = donor[:max(1, int(round(donor.shape[0] * TEXTURE_ROWS)))]
+        size = (cols.stop - cols.start, rows.stop - rows.start)
+        out[rows, cols] = cv2.resize(top, size, interpolation=cv2.INTER_LINEAR)
+    else:
+        out[rows, cols] = colour
     return out
 
 
@@ -65,16 +86,18 @@ def validation_faces(split: Path, data: Path) -> List[Tuple[Path, int]]:
     return faces
 
 
-def tally(observe, faces: Iterable[Tuple[np.ndarray, int]],
-          covers: Mapping[str, Optional[Tuple[int, int, int]]] = COVERS) -> dict:
+def tally(observe, faces: Sequence[Tuple[np.ndarray, int]],
+          covers: Mapping[str, Cover] = COVERS) -> dict:
     """{cover: {"smiling"|"not_smiling": {"faces", "gated", "happy"}}} over ``faces``
-    ((BGR image, label)); ``observe(frame)`` is the door's pipeline."""
+    ((BGR image, label)); ``observe(frame)`` is the door's pipeline. The texture cover of
+    face i comes from face i + 1 (the last from the first)."""
     counts = {name: {kind: {"faces": 0, "gated": 0, "happy": 0}
                      for kind in ("smiling", "not_smiling")} for name in covers}
-    for image, label in faces:
+    for i, (image, label) in enumerate(faces):
         kind = "smiling" if label else "not_smiling"
+        donor = faces[(i + 1) % len(faces)][0]
         for name, colour in covers.items():
-            obs = observe(door_frame(cover(image, colour)))
+            obs = observe(door_frame(cover(image, colour, donor)))
             row = counts[name][kind]
             row["faces"] += 1
             row["gated"] += int(obs.face is not None)
@@ -104,18 +127,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     faces = validation_faces(args.split, args.data)[:args.limit]
     pipeline = Pipeline.from_config(load_config(None, {"model.bundle": args.model}))
-    images = ((cv2.imread(str(path)), label) for path, label in faces)
-    counts = tally(pipeline.observe_image, ((img, lab) for img, lab in images if img is not None))
+    images = [(cv2.imread(str(path)), label) for path, label in faces]
+    counts = tally(pipeline.observe_image, [(img, lab) for img, lab in images if img is not None])
     report = {
-        "what": "the shipped door on its validation faces with the lower face covered (study O)",
+        "what": "a door bundle on the general validation faces with the lower face covered "
+                "(studies O and P)",
         "faces": "validation split of the shipped general model (held out from the classifier "
                  "and the geometry head)",
         "frame": f"face resized to {FACE_SIDE} px at {FACE_AT} on a {FRAME_SIZE[0]}x{FRAME_SIZE[1]} "
                  f"frame of grey {BACKGROUND}",
         "cover": f"rows from {COVER_TOP:.1%} of the face down, the middle "
-                 f"{1 - 2 * COVER_SIDE:.0%} of its width, flat BGR colour",
+                 f"{1 - 2 * COVER_SIDE:.0%} of its width, flat BGR colour, or for "
+                 f"{TEXTURE!r} the top {TEXTURE_ROWS:.0%} of the next face resized",
         "bundle_sha256": pipeline.model_sha256, "threshold": pipeline.threshold,
-        "covers": {name: list(colour) if colour else None for name, colour in COVERS.items()},
+        "covers": {name: list(colour) if isinstance(colour, tuple) else colour
+                   for name, colour in COVERS.items()},
         "counts": counts}
     text = json.dumps(report, indent=1) + "\n"
     if args.json:

@@ -70,7 +70,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", default="door", choices=tuple(PRESETS) + ("none",),
                    help="augmentation strength (door: from scratch; light: refining; "
                         "door-strong: smaller, darker, softer faces more often; "
-                        "door-framing: door-strong, zoomed out as the door's gate frames a face)")
+                        "door-framing: door-strong, zoomed out as the door's gate frames a face; "
+                        "door-framing-covered: door-framing, and 15%% of the faces with the mouth "
+                        "hidden, labelled not smiling)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes that augment the batches (the same batches as 1)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",

@@ -27,7 +27,7 @@ from happyhouse.daemon.preprocess import Preprocess, normalize_batch, to_model_i
 
 from . import models, report
 from .mirror import all_layers, is_mirror_averaged, mirror_average
-from .augment import PRESETS, augment_batch
+from .augment import PRESETS, augment_labelled
 from .data import DEFAULT_CAP_SEED, load_door_frames, load_training_data, stratified_split
 
 log = logging.getLogger("happyhouse.train")
@@ -172,10 +172,11 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
 
         def __getitem__(self, i):
             idx = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            batch = images[idx]
-            if aug is not None:
-                batch = augment_batch(batch, aug, np.random.default_rng([cfg.seed, self.epoch, i]))
-            return to_model_input(normalize_batch(batch, spec)), labels[idx].astype(np.float32)
+            batch, batch_labels = images[idx], labels[idx]
+            if aug is not None:  # a covered mouth is relabelled "not smiling"
+                batch, batch_labels = augment_labelled(
+                    batch, batch_labels, aug, np.random.default_rng([cfg.seed, self.epoch, i]))
+            return to_model_input(normalize_batch(batch, spec)), batch_labels.astype(np.float32)
 
         def on_epoch_end(self):
             self.epoch += 1

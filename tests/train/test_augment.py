@@ -51,3 +51,62 @@ def test_door_framing_zooms_out_to_the_doors_framing():
     # never zoomed in (no more bright than the original), often well out (scale < 0.85)
     assert max(bright) <= int((image[:, :, 0] == 200).sum())
     assert min(bright) < 0.85 ** 2 * int((image[:, :, 0] == 200).sum())
+
+
+def _face_with_a_mouth():
+    """A plain face crop with a bright 'mouth' where a face crop has one (rows 44-52)."""
+    image = np.full((64, 64, 3), 120, np.uint8)
+    image[44:52, 22:42] = 250
+    return image
+
+
+def test_a_cover_hides_the_mouth_and_leaves_the_eyes():
+    from happyhouse.train.augment import cover_lower_face
+
+    image = _face_with_a_mouth()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        covered = cover_lower_face(image, rng)
+        changed = np.any(covered != image, axis=2)
+        # its top at 55% of the side or lower (a soft edge bleeds a few rows): the eyes stay in view
+        assert not changed[:30].any()
+        # the mouth's middle is always under it (rows 44-52, the middle of its width)
+        assert changed[46:52, 27:37].mean() > 0.9
+    assert (image == _face_with_a_mouth()).all()  # a copy
+
+
+def test_augment_labelled_relabels_covered_faces_not_smiling_and_only_those():
+    from happyhouse.train.augment import PRESETS, augment_labelled
+
+    images = np.stack([_face_with_a_mouth()] * 400)
+    labels = np.ones(400, int)
+    aug = Augment(flip=0, shift=0, zoom=0, rotate=0, brightness=0, contrast=0, gamma=0,
+                  blur=0, lowres=0, noise=0, gray=0, cover=0.25)
+    out, new = augment_labelled(images, labels, aug, np.random.default_rng(3))
+    covered = np.any(out != images, axis=(1, 2, 3))
+    assert (new[covered] == 0).all() and (new[~covered] == 1).all()
+    assert 0.15 < covered.mean() < 0.35 and (labels == 1).all()  # the caller's labels kept
+    # the covered preset is door-framing with covers
+    framing, covered_preset = PRESETS["door-framing"], PRESETS["door-framing-covered"]
+    assert covered_preset.cover == 0.15 and vars(covered_preset) == {**vars(framing), "cover": 0.15}
+
+
+def test_without_covers_augment_labelled_is_augment_batch():
+    """Presets without covers train on the very batches they did before covers existed."""
+    from happyhouse.train.augment import PRESETS, augment_labelled
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 1, 0, 1, 0])
+    out, new = augment_labelled(images, labels, PRESETS["door-framing"], np.random.default_rng(9))
+    assert np.array_equal(out, augment_batch(images, PRESETS["door-framing"], np.random.default_rng(9)))
+    assert np.array_equal(new, labels)
+
+
+def test_augment_batch_refuses_a_cover_it_cannot_relabel():
+    import pytest
+    from happyhouse.train.augment import PRESETS
+
+    with pytest.raises(ValueError, match="augment_labelled"):
+        augment_batch(np.zeros((2, 64, 64, 3), np.uint8), PRESETS["door-framing-covered"],
+                      np.random.default_rng(0))

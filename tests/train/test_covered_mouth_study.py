@@ -53,3 +53,15 @@ def test_validation_faces_are_found_under_the_data_folder_by_their_relative_path
     assert study.validation_faces(split, tmp_path / "d") == [
         (tmp_path / "d" / "genki4k-train" / "not_happy" / "a.jpg", 0),
         (tmp_path / "d" / "smilesmiled" / "happy" / "b.jpg", 1)]
+
+
+def test_the_texture_cover_is_the_top_of_the_donor_face(study):
+    face = np.full((64, 64, 3), 7, np.uint8)
+    donor = np.zeros((64, 64, 3), np.uint8)
+    donor[:19] = 180  # its top 30% (19 of 64 rows): forehead and hair
+    donor[19:] = 40
+    covered = study.cover(face, study.TEXTURE, donor)
+    assert (covered[40:, 8:56] == 180).all() and (covered[:40] == 7).all()
+    assert (covered[40:, :8] == 7).all() and (covered[40:, 56:] == 7).all()
+    with pytest.raises(ValueError, match="donor"):
+        study.cover(face, study.TEXTURE)
