@@ -9,8 +9,8 @@ model input still goes through the one preprocessing contract.
 
 A visitor may also hide the mouth (a scarf, a mask, a hand). A smile no one can
 see must not open the door, so ``cover`` puts a synthetic occluder over the
-lower face of some training faces and labels them "not smiling"; it changes a
-label, so it runs only through :func:`augment_labelled`.
+lower face of some training faces and labels them "not smiling" (the trainer's
+``--cover``); it changes a label, so it runs only through :func:`augment_labelled`.
 """
 
 from __future__ import annotations
@@ -93,10 +93,6 @@ PRESETS = {
     # the side (BlazeFace box / crop side 1.27; GENKI 1.01): zoom out to 0.75
     "door-framing": Augment(zoom_out=0.25, gamma=0.9, blur=0.3, blur_sigma=1.2, lowres=0.4,
                             lowres_min=0.3, noise=0.2),
-    # door-framing, and 15% of the faces with the mouth hidden, labelled not smiling: a
-    # scarf, a mask or a hand must not open the door (reports/README.md, covered-mouth/)
-    "door-framing-covered": Augment(zoom_out=0.25, gamma=0.9, blur=0.3, blur_sigma=1.2, lowres=0.4,
-                                    lowres_min=0.3, noise=0.2, cover=0.15),
 }
 
 

@@ -70,9 +70,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", default="door", choices=tuple(PRESETS) + ("none",),
                    help="augmentation strength (door: from scratch; light: refining; "
                         "door-strong: smaller, darker, softer faces more often; "
-                        "door-framing: door-strong, zoomed out as the door's gate frames a face; "
-                        "door-framing-covered: door-framing, and 15%% of the faces with the mouth "
-                        "hidden, labelled not smiling)")
+                        "door-framing: door-strong, zoomed out as the door's gate frames a face)")
+    p.add_argument("--cover", type=float, default=0.0, metavar="FRACTION",
+                   help="hide the mouth of this fraction of the training faces (a scarf, a mask, "
+                        "a hand) and label them not smiling, so a covered mouth does not open "
+                        "the door (default 0)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes that augment the batches (the same batches as 1)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
@@ -109,7 +111,7 @@ def _train(argv: Optional[List[str]]) -> int:
                       split_seed=args.split_seed,
                       patience=args.patience, max_false_open=args.max_false_open,
                       crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
-                      augment=args.augment, freeze_bn=not args.train_bn,
+                      augment=args.augment, cover=args.cover, freeze_bn=not args.train_bn,
                       door_frames=args.door_frames, mirror_average=args.mirror_average,
                       normalize=args.normalize, workers=args.workers,
                       time_limit=args.time_limit, label_audits=tuple(args.label_audit or ()),

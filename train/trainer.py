@@ -27,7 +27,7 @@ from happyhouse.daemon.preprocess import Preprocess, normalize_batch, to_model_i
 
 from . import models, report
 from .mirror import all_layers, is_mirror_averaged, mirror_average
-from .augment import PRESETS, augment_labelled
+from .augment import PRESETS, Augment, augment_labelled
 from .data import DEFAULT_CAP_SEED, load_door_frames, load_training_data, stratified_split
 
 log = logging.getLogger("happyhouse.train")
@@ -60,6 +60,8 @@ class TrainConfig:
     size: int = 64
     limit: Optional[int] = None  # images per class and source (quick runs, tests)
     augment: str = "door"  # a name in augment.PRESETS, or "none"
+    #: the fraction of training faces whose mouth is hidden and relabelled not smiling
+    cover: float = 0.0
     door_frames: bool = False  # data are whole door frames: gate and face-crop them first
     freeze_bn: bool = True  # when fine-tuning (``init``): BatchNorm keeps its statistics
     mirror_average: bool = False  # score face and mirror image, averaged (train/mirror.py)
@@ -98,6 +100,9 @@ class TrainConfig:
              f"the limit of images per class and source must be at least 1, got {self.limit}"),
             (self.time_limit is None or self.time_limit >= 0,  # 0: stop after one epoch
              f"the time limit must be 0 or more seconds, got {self.time_limit}"),
+            (0 <= self.cover < 1, f"the covered fraction (--cover) must be in [0, 1), got {self.cover}"),
+            (self.cover == 0 or self.augment != "none",
+             "--cover is part of the augmentation: it needs an --augment preset, not 'none'"),
             seed_check("the training seed (--seed)", self.seed),
             seed_check("the split's seed (--split-seed)", self.split_seed),
             seed_check("the source caps' seed (--cap-seed)", self.cap_seed),
@@ -142,6 +147,13 @@ def inherited_normalize(init: Optional[Path]) -> str:
         return "none"
 
 
+def augmentation(cfg: TrainConfig) -> Optional[Augment]:
+    """The run's augmentation: its preset, with ``cfg.cover`` of the faces covered (None: none)."""
+    if cfg.augment == "none":
+        return None
+    return replace(PRESETS[cfg.augment], cover=cfg.cover) if cfg.cover else PRESETS[cfg.augment]
+
+
 def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
     """A Keras PyDataset of augmented, shuffled batches (seeded).
 
@@ -155,7 +167,7 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
     """
     spec = contract(cfg)
     k = models.keras()
-    aug = PRESETS[cfg.augment] if cfg.augment != "none" else None
+    aug = augmentation(cfg)
 
     class Batches(k.utils.PyDataset):
         def __init__(self):
@@ -486,7 +498,7 @@ def _meta(cfg, spec, data: Dataset, tr, va, threshold, history, best_epoch, mode
                      "best_epoch": best_epoch, "batch_size": cfg.batch_size, "lr": cfg.lr,
                      "freeze_bn": bool(cfg.init and cfg.freeze_bn), "door_frames": cfg.door_frames,
                      "time_limit": cfg.time_limit, "seed": cfg.seed,
-                     "augment": ({"preset": cfg.augment, **asdict(PRESETS[cfg.augment])}
+                     "augment": ({"preset": cfg.augment, **asdict(augmentation(cfg))}
                                  if cfg.augment != "none" else None),
                      "class_weights": class_weights(data.labels[tr])},
         "versions": versions(),

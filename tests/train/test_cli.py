@@ -190,6 +190,36 @@ def test_batches_do_not_depend_on_worker_count_or_call_order(tmp_path):
     assert not np.array_equal(one[0][0], four[0][0])  # a new epoch: new order and draws
 
 
+def test_cover_hides_mouths_in_the_batches_and_relabels_them(tmp_path):
+    """--cover: a fraction of a batch's smiles come out relabelled not smiling, and only
+    a run with covers does that."""
+    import numpy as np
+
+    from happyhouse.train.trainer import TrainConfig, _batches, augmentation
+
+    images = np.random.default_rng(0).integers(0, 255, (64, 64, 64, 3), dtype=np.uint8)
+    labels = np.ones(64, int)
+    covered = TrainConfig(data=[], out=tmp_path, batch_size=64, augment="door-framing", cover=0.3)
+    assert augmentation(covered).cover == 0.3 and augmentation(covered).zoom_out == 0.25
+    _, y = _batches(images, labels, covered)[0]
+    assert 5 <= int((y == 0).sum()) <= 35 and set(y.tolist()) <= {0.0, 1.0}
+    _, bare = _batches(images, labels, TrainConfig(data=[], out=tmp_path, batch_size=64,
+                                                   augment="door-framing"))[0]
+    assert (bare == 1).all()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cover", "-0.1"], "covered fraction (--cover) must be in [0, 1)"),
+    (["--cover", "1"], "covered fraction (--cover) must be in [0, 1)"),
+    (["--cover", "0.1", "--augment", "none"], "needs an --augment preset"),
+])
+def test_a_cover_fraction_that_cannot_be_is_one_line(argv, message, tmp_path, capsys):
+    rc = cli.main(["--data", str(tmp_path), "--out", str(tmp_path / "m"), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.slow
 def test_workers_and_time_limit_train_and_stop_after_the_first_epoch(genki_root, tmp_path):
     out = tmp_path / "model"
