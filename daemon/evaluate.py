@@ -49,7 +49,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import ConfigError, DataError, HappyHouseError
+from .errors import ConfigError, DataError
 from .preprocess import Box
 from .roc import roc_auc
 

@@ -16,7 +16,7 @@ from happyhouse.daemon.bundle import (GOLDEN_FILE, META_FILE, MODEL_FILE, defaul
                                       load_bundle, write_bundle)
 from happyhouse.daemon.bundleschema import seal
 from happyhouse.daemon.config import load_config
-from happyhouse.daemon.errors import ModelError, SelfTestError
+from happyhouse.daemon.errors import ModelError
 from happyhouse.daemon.evidence import (FIXED_FLOOR, evidence_problems, roc_table,
                                         threshold_floor)
 from happyhouse.daemon.pipeline import Pipeline

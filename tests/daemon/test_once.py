@@ -1,4 +1,3 @@
-import argparse
 import io
 import json
 
@@ -8,7 +7,6 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from happyhouse.daemon import cli
-from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.errors import DataError, SourceError
 from happyhouse.daemon.once import run_once
