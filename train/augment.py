@@ -40,6 +40,7 @@ class Augment:
     noise_std: float = 0.02
     gray: float = 0.15  # probability of grayscale (IR night mode)
     cover: float = 0.0  # probability of a lower-face occluder (the label becomes "not smiling")
+    cover_smiles: bool = True  # False: only faces already labelled not smiling are covered
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = image
@@ -114,11 +115,13 @@ def augment_batch(images: np.ndarray, aug: Augment, rng: np.random.Generator) ->
 def augment_labelled(images: np.ndarray, labels: np.ndarray, aug: Augment,
                      rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """Augmented copies of ``images`` and their labels: a face whose mouth ``aug.cover``
-    hid is labelled 0 (not smiling). Without ``cover`` the images are those of
-    :func:`augment_batch` with the same generator, and the labels are unchanged."""
+    hid is labelled 0 (not smiling); with ``cover_smiles`` False only faces labelled 0
+    are covered. Without ``cover`` the images are those of :func:`augment_batch` with the
+    same generator, and the labels are unchanged."""
     out, new_labels = [], np.array(labels, copy=True)
     for i, im in enumerate(images):
-        if aug.cover > 0 and rng.random() < aug.cover:
+        may_cover = aug.cover > 0 and (aug.cover_smiles or new_labels[i] == 0)
+        if may_cover and rng.random() < aug.cover:
             im = cover_lower_face(im, rng)
             new_labels[i] = 0
         out.append(aug(im, rng))

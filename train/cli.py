@@ -75,6 +75,8 @@ def parser() -> argparse.ArgumentParser:
                    help="hide the mouth of this fraction of the training faces (a scarf, a mask, "
                         "a hand) and label them not smiling, so a covered mouth does not open "
                         "the door (default 0)")
+    p.add_argument("--cover-not-smiling-only", action="store_true",
+                   help="with --cover: cover only faces labelled not smiling (no smile relabelled)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes that augment the batches (the same batches as 1)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
@@ -111,7 +113,8 @@ def _train(argv: Optional[List[str]]) -> int:
                       split_seed=args.split_seed,
                       patience=args.patience, max_false_open=args.max_false_open,
                       crop=args.crop, margin=args.margin, size=args.size, limit=args.limit,
-                      augment=args.augment, cover=args.cover, freeze_bn=not args.train_bn,
+                      augment=args.augment, cover=args.cover,
+                      cover_smiles=not args.cover_not_smiling_only, freeze_bn=not args.train_bn,
                       door_frames=args.door_frames, mirror_average=args.mirror_average,
                       normalize=args.normalize, workers=args.workers,
                       time_limit=args.time_limit, label_audits=tuple(args.label_audit or ()),

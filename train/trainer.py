@@ -62,6 +62,8 @@ class TrainConfig:
     augment: str = "door"  # a name in augment.PRESETS, or "none"
     #: the fraction of training faces whose mouth is hidden and relabelled not smiling
     cover: float = 0.0
+    #: False: only faces labelled not smiling are covered (no smile is relabelled)
+    cover_smiles: bool = True
     door_frames: bool = False  # data are whole door frames: gate and face-crop them first
     freeze_bn: bool = True  # when fine-tuning (``init``): BatchNorm keeps its statistics
     mirror_average: bool = False  # score face and mirror image, averaged (train/mirror.py)
@@ -103,6 +105,8 @@ class TrainConfig:
             (0 <= self.cover < 1, f"the covered fraction (--cover) must be in [0, 1), got {self.cover}"),
             (self.cover == 0 or self.augment != "none",
              "--cover is part of the augmentation: it needs an --augment preset, not 'none'"),
+            (self.cover_smiles or self.cover > 0,
+             "--cover-not-smiling-only says which faces --cover hides: give --cover too"),
             seed_check("the training seed (--seed)", self.seed),
             seed_check("the split's seed (--split-seed)", self.split_seed),
             seed_check("the source caps' seed (--cap-seed)", self.cap_seed),
@@ -151,7 +155,9 @@ def augmentation(cfg: TrainConfig) -> Optional[Augment]:
     """The run's augmentation: its preset, with ``cfg.cover`` of the faces covered (None: none)."""
     if cfg.augment == "none":
         return None
-    return replace(PRESETS[cfg.augment], cover=cfg.cover) if cfg.cover else PRESETS[cfg.augment]
+    if not cfg.cover:
+        return PRESETS[cfg.augment]
+    return replace(PRESETS[cfg.augment], cover=cfg.cover, cover_smiles=cfg.cover_smiles)
 
 
 def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):

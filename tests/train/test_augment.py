@@ -106,3 +106,17 @@ def test_augment_batch_refuses_a_cover_it_cannot_relabel():
     with pytest.raises(ValueError, match="augment_labelled"):
         augment_batch(np.zeros((2, 64, 64, 3), np.uint8), Augment(cover=0.1),
                       np.random.default_rng(0))
+
+
+def test_covering_not_smiling_faces_only_relabels_nothing():
+    from happyhouse.train.augment import augment_labelled
+
+    images = np.stack([_face_with_a_mouth()] * 400)
+    labels = np.arange(400) % 2
+    aug = Augment(flip=0, shift=0, zoom=0, rotate=0, brightness=0, contrast=0, gamma=0,
+                  blur=0, lowres=0, noise=0, gray=0, cover=0.5, cover_smiles=False)
+    out, new = augment_labelled(images, labels, aug, np.random.default_rng(4))
+    covered = np.any(out != images, axis=(1, 2, 3))
+    assert np.array_equal(new, labels)  # no label changed
+    assert not covered[labels == 1].any()  # no smile covered
+    assert 0.35 < covered[labels == 0].mean() < 0.65

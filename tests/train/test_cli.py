@@ -206,12 +206,18 @@ def test_cover_hides_mouths_in_the_batches_and_relabels_them(tmp_path):
     _, bare = _batches(images, labels, TrainConfig(data=[], out=tmp_path, batch_size=64,
                                                    augment="door-framing"))[0]
     assert (bare == 1).all()
+    only = TrainConfig(data=[], out=tmp_path, batch_size=64, augment="door-framing", cover=0.3,
+                       cover_smiles=False)
+    assert augmentation(only).cover_smiles is False
+    _, kept = _batches(images, labels, only)[0]
+    assert (kept == 1).all()  # every face a smile: none may be covered, none relabelled
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--cover", "-0.1"], "covered fraction (--cover) must be in [0, 1)"),
     (["--cover", "1"], "covered fraction (--cover) must be in [0, 1)"),
     (["--cover", "0.1", "--augment", "none"], "needs an --augment preset"),
+    (["--cover-not-smiling-only"], "give --cover too"),
 ])
 def test_a_cover_fraction_that_cannot_be_is_one_line(argv, message, tmp_path, capsys):
     rc = cli.main(["--data", str(tmp_path), "--out", str(tmp_path / "m"), *argv])
