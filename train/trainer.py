@@ -155,8 +155,6 @@ def augmentation(cfg: TrainConfig) -> Optional[Augment]:
     """The run's augmentation: its preset, with ``cfg.cover`` of the faces covered (None: none)."""
     if cfg.augment == "none":
         return None
-    if not cfg.cover:
-        return PRESETS[cfg.augment]
     return replace(PRESETS[cfg.augment], cover=cfg.cover, cover_smiles=cfg.cover_smiles)
 
 
