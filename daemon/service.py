@@ -34,7 +34,7 @@ from .model_history import fingerprint
 from .notify import Notifier
 from .pipeline import Pipeline
 from .sources import open_source
-from .statelock import SERVICE_PURPOSE, acquire_for
+from .statelock import SERVICE_PURPOSE, acquire_for, folder_key
 from .trail import DecisionTrail
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Service:
         self.started_at = self.clock()
         self.notifier.status("starting: loading model, opening camera")
         # the CLI took the start-up state folder's lock before the service started
-        self.parts.locked_dirs.add(self.cfg.service_state_dir)
+        self.parts.locked_dirs.add(folder_key(self.cfg.service_state_dir))
         self.parts.build(self.cfg)
         return self._start_door(None)
 
@@ -257,6 +257,18 @@ class Parts:
         self.pipeline, self.model_fingerprint = pipeline, on_disk
         self.built["pipeline"] = cfg
 
+    def serving_model(self) -> tuple:
+        """What :meth:`restore_model` needs to put the serving model back after a failed reload."""
+        return self.pipeline, self.model_fingerprint, self.built.get("pipeline")
+
+    def restore_model(self, serving: tuple) -> None:
+        """Serve the model of :meth:`serving_model` again, as it was loaded (not from disk)."""
+        self.pipeline, self.model_fingerprint, built = serving
+        if built is None:
+            self.built.pop("pipeline", None)
+        else:
+            self.built["pipeline"] = built
+
     def lock(self) -> None:
         if self.latch is not None:
             self.latch.lock()
@@ -353,7 +365,7 @@ def _rebuild(cfg, reload, parts: Parts):
     if new is None:
         return cfg
     moved_lock = None
-    if new.service_state_dir not in parts.locked_dirs:
+    if folder_key(new.service_state_dir) not in parts.locked_dirs:
         # one program per latch is the state folder's lock: the service takes the new
         # folder's too (keeping the old), or tools reading the new config would not
         # see it and could drive the latch beside it
@@ -363,17 +375,20 @@ def _rebuild(cfg, reload, parts: Parts):
             log.error("reload: [service] state_dir cannot move to %s, keeping the old "
                       "config: %s", new.service_state_dir, exc)
             return cfg
+    serving = parts.serving_model()
     try:
         parts.build(new)
     except (HappyHouseError, OSError) as exc:
         if moved_lock is not None:
             moved_lock.release()
         log.error("reload: cannot apply the new config, keeping the old one: %s", exc)
+        # the model that served stays, from memory: its bundle on disk may be gone
+        parts.restore_model(serving)
         parts.build(cfg)  # a failure here propagates: the door stays locked
         return cfg
     if moved_lock is not None:
         parts.state_locks.append(moved_lock)
-        parts.locked_dirs.add(new.service_state_dir)
+        parts.locked_dirs.add(folder_key(new.service_state_dir))
     logging.getLogger().setLevel(new.service_log_level)
     log.info("config reloaded")
     return new

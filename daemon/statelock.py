@@ -47,6 +47,12 @@ class StateLock:
             os.close(fd)  # closing the only descriptor drops the flock
 
 
+def folder_key(state_dir: str) -> str:
+    """The one name of a state folder however it is spelt (a trailing slash, ``..``, a
+    symlink to it): two spellings of one folder are one lock."""
+    return os.path.realpath(state_dir)
+
+
 def acquire(state_dir: str, purpose: str) -> StateLock:
     """Take the state folder's lock for ``purpose`` or raise BusyError naming the holder.
 

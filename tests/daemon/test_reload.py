@@ -190,3 +190,62 @@ def test_an_image_folder_that_cannot_be_listed_is_a_source_error(tmp_path, monke
     monkeypatch.setattr(type(folder), "iterdir", denied)
     with pytest.raises(SourceError, match="cannot be listed .Permission denied"):
         read_pictures(folder)
+
+
+@pytest.mark.parametrize("spelling", ["trailing slash", "symlink"])
+def test_another_spelling_of_the_held_state_folder_is_the_same_folder(tmp_path, caplog, spelling):
+    """``state_dir = /x/state/`` (or a symlink to it) was refused as "another" folder whose
+    lock the service itself held, with advice to stop the service; every other change of
+    that reload was thrown away."""
+    start = tmp_path / "state"
+    if spelling == "symlink":
+        (tmp_path / "link").symlink_to(start, target_is_directory=True)
+        other = str(tmp_path / "link")
+    else:
+        other = str(start) + "/"
+    base = {"latch.gpio": "mock"}
+    configs = [load_config(None, {**base, "service.state_dir": str(start)}),
+               load_config(None, {**base, "service.state_dir": other,
+                                  "decision.unlock_seconds": 4.0})]
+    held = statelock.acquire(str(start), statelock.SERVICE_PURPOSE)  # what the CLI takes
+    svc = Service.from_config(configs[0], reload=lambda: configs[1], pin_factory=MockFactory(),
+                              source=frames())
+    svc.start()
+    try:
+        svc.reload()
+        assert "cannot move" not in caplog.text
+        assert svc.cfg.service_state_dir == other and svc.door.unlock_seconds == 4.0
+    finally:
+        svc.stop("done")
+        svc.close()
+        held.release()
+
+
+def test_a_failed_reload_keeps_serving_the_model_it_had_even_if_its_bundle_is_gone(tmp_path, caplog):
+    """The reload loaded the new model, then failed on the camera; its "keeping the old one"
+    then reloaded the old bundle from disk, which had been removed: the service stopped."""
+    import cv2
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    cv2.imwrite(str(pictures / "a.png"), np.zeros((480, 640, 3), np.uint8))
+    old_bundle, new_bundle = tmp_path / "B1", tmp_path / "B"
+    shutil.copytree(default_bundle_path(), old_bundle)
+    shutil.copytree(default_bundle_path(), new_bundle)
+    base = {"latch.gpio": "mock", "service.state_dir": str(tmp_path / "state")}
+    configs = [load_config(None, {**base, "camera.source": str(pictures), "model.bundle": str(old_bundle)}),
+               load_config(None, {**base, "camera.source": str(tmp_path / "not-there"),
+                                  "model.bundle": str(new_bundle)})]
+    svc = Service.from_config(configs[0], reload=lambda: configs[1], pin_factory=MockFactory())
+    svc.start()
+    try:
+        serving = svc.parts.pipeline
+        shutil.rmtree(old_bundle)
+        svc.reload()  # raised ModelError "does not exist" and ended the service
+        assert "keeping the old one" in caplog.text
+        assert svc.parts.pipeline is serving and svc.cfg.model_bundle == str(old_bundle)
+        svc.step()
+        assert svc.unlocks == 0 and not svc.parts.latch.is_unlocked
+    finally:
+        svc.stop("done")
+        svc.close()
