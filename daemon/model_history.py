@@ -34,7 +34,18 @@ ROLLED_BACK = ".rolled-back"
 
 
 def sibling(bundle: Path, suffix: str) -> Path:
-    return bundle.with_name(bundle.name + suffix)
+    """The folder beside ``bundle`` named with ``suffix`` (``.previous``, ``.new``, ...);
+    ``.`` or ``..`` name their folder, ``/`` has no place beside it (ModelError)."""
+    return named(bundle).with_name(named(bundle).name + suffix)
+
+
+def named(bundle: Union[str, Path]) -> Path:
+    """``bundle`` as an absolute path with a name of its own (ModelError for ``/``)."""
+    path = Path(os.path.abspath(bundle))
+    if not path.name:
+        raise ModelError(f"{bundle} cannot be a model bundle: a bundle is a folder, kept beside "
+                         f"its previous version (name one, e.g. /etc/happyhouse/bundle)")
+    return path
 
 
 def fingerprint(path: Union[str, Path, None]) -> Optional[str]:
@@ -83,9 +94,10 @@ def rollback_paths(bundle: Path) -> Path:
     return previous
 
 
-def restore_previous(bundle: Union[str, Path]) -> Path:
-    """``bundle.previous`` -> ``bundle``; the replaced one is kept as ``bundle.rolled-back``."""
-    bundle = Path(bundle)
+def restore_previous(bundle: Union[str, Path]) -> Optional[Path]:
+    """``bundle.previous`` -> ``bundle``; the replaced one is kept as ``bundle.rolled-back``
+    (its folder is returned; None when there was no bundle at ``bundle`` to keep)."""
+    bundle = named(bundle)
     previous = rollback_paths(bundle)
     out = sibling(bundle, ROLLED_BACK)
     # /etc/happyhouse is root's: the service user may read the bundles, not move them
@@ -93,8 +105,9 @@ def restore_previous(bundle: Union[str, Path]) -> Path:
         raise ModelError(f"cannot move bundles in {bundle.parent} as this user: run it as root "
                          f"(sudo /opt/happyhouse/venv/bin/happyhouse-daemon --rollback-model "
                          f"--config /etc/happyhouse/happyhouse.conf); nothing was changed")
+    replaced = bundle.exists()
     try:
-        if bundle.exists():
+        if replaced:
             shutil.rmtree(out, ignore_errors=True)
             os.replace(bundle, out)
         os.replace(previous, bundle)
@@ -102,7 +115,7 @@ def restore_previous(bundle: Union[str, Path]) -> Path:
         raise ModelError(f"rolling back in {bundle.parent} failed: {exc.strerror or exc} "
                          f"(the bundles are {bundle}, {previous} and {out}: put the one to "
                          f"serve at {bundle}, then reload)") from None
-    return out
+    return out if replaced else None
 
 
 def rollback(cfg, out=None) -> int:
@@ -111,13 +124,15 @@ def rollback(cfg, out=None) -> int:
     if not cfg.model_bundle:
         raise ModelError("[model] bundle is not set: the door serves the shipped model, "
                          "which has no previous version to roll back to")
-    bundle = Path(cfg.model_bundle)
+    bundle = named(cfg.model_bundle)
     taken = restore_previous(bundle)
     restored = load_bundle(bundle)
-    log.warning("model rolled back: %s now serves %s (sha256 %s); the replaced bundle is in %s",
-                bundle, restored.meta.get("name", "?"), restored.sha256[:12], taken)
+    kept = (f"the one it replaced is kept in {taken}" if taken is not None
+            else f"there was no bundle at {bundle} to keep")
+    log.warning("model rolled back: %s now serves %s (sha256 %s); %s",
+                bundle, restored.meta.get("name", "?"), restored.sha256[:12], kept)
     out.write(f"rolled back: {bundle} is the previous bundle again (sha256 "
-              f"{restored.sha256[:12]}); the one it replaced is kept in {taken}\n"
+              f"{restored.sha256[:12]}); {kept}\n"
               f"reload the door to serve it: sudo systemctl reload happyhouse\n")
     return 0
 

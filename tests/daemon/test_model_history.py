@@ -86,6 +86,32 @@ def test_rollback_as_a_user_who_cannot_move_the_bundles_is_one_line(tmp_path, ca
     assert "rolling back in" in err and "Permission denied" in err and "Traceback" not in err
 
 
+def test_rollback_of_a_bundle_named_dot_restores_it_and_slash_is_one_line(tmp_path, capsys,
+                                                                         monkeypatch):
+    """``--model .`` from inside the bundle's folder was a ValueError traceback (exit 70);
+    ``--model /`` the same."""
+    dest = tmp_path / "etc" / "bundle"
+    model_history.install(variant(tmp_path, "first"), dest)
+    model_history.install(variant(tmp_path, "second"), dest)
+    monkeypatch.chdir(dest)
+    assert main(["--rollback-model", "--gpio", "mock", "--model", "."]) == 0
+    assert load_bundle(dest).meta["name"] == "first"
+    capsys.readouterr()
+    assert main(["--rollback-model", "--gpio", "mock", "--model", "/"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be a model bundle" in err and "Traceback" not in err
+
+
+def test_rollback_with_no_bundle_to_replace_does_not_claim_it_kept_one(tmp_path, capsys):
+    dest = tmp_path / "etc" / "bundle"
+    shutil.copytree(variant(tmp_path, "first"), tmp_path / "etc" / "bundle.previous")
+    (tmp_path / "etc" / "bundle.rolled-back").mkdir()  # a stale one from long ago
+    assert main(["--rollback-model", "--gpio", "mock", "--model", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert "there was no bundle at" in out and "kept in" not in out
+    assert load_bundle(dest).meta["name"] == "first"
+
+
 def test_verify_model_says_whether_a_bundle_can_serve_here(tmp_path, capsys, kept_pins):
     """What install.sh runs on the Pi before a bundle replaces the one the door serves."""
     good = variant(tmp_path, "house")
