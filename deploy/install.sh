@@ -287,11 +287,22 @@ install_bundle() {
   own -R "root:$SERVICE_USER" "$dst.new"
   # The copy must load and pass its self-test with this Pi's runtime before it
   # replaces anything: a broken bundle would only show at the next (re)start,
-  # as a door locked and out of service.
-  if ! run "$ROOT$VENV/bin/happyhouse-daemon" --verify-model --model "$dst.new" --log-level ERROR; then
+  # as a door locked and out of service. It is checked with the door's own
+  # config (its [face] settings) under $ROOT, never the build host's /etc, and
+  # a config the daemon rejects is named as such, not blamed on the bundle.
+  local daemon=$ROOT$VENV/bin/happyhouse-daemon settings=$ROOT$CONF made=""
+  if [ ! -f "$settings" ]; then
+    settings=$(mktemp) made=$settings  # no config yet (a first install): the defaults
+  elif [ "$DRY_RUN" != 1 ] && ! "$daemon" --print-config --config "$settings" >/dev/null; then
     run rm -rf "$dst.new"
-    die "the bundle $BUNDLE does not load here (message above); nothing was installed"
+    die "$CONF is rejected by the daemon (message above); fix it, then run install.sh again (the bundle was not installed)"
   fi
+  if ! run "$daemon" --verify-model --model "$dst.new" --config "$settings" --log-level ERROR; then
+    [ -z "$made" ] || rm -f "$made"
+    run rm -rf "$dst.new"
+    die "the bundle $BUNDLE does not load here (message above); it was not installed, the door keeps its model"
+  fi
+  [ -z "$made" ] || rm -f "$made"
   # The bundle it replaces is kept as $dst.previous: `happyhouse-daemon
   # --rollback-model` puts it back (then `systemctl reload happyhouse`).
   run rm -rf "$dst.previous"
@@ -304,9 +315,11 @@ install_config() {
   example=$(shipped happyhouse.conf)
   tmp=$(mktemp)
   cp "$example" "$tmp"
-  if [ -n "$BUNDLE" ] || [ -d "$ROOT$BUNDLE_DEST" ]; then
-    # Point a fresh config at the installed bundle (a plain upgrade too: replacing an
-    # unedited config must not switch the door back to the shipped model).
+  if [ -n "$BUNDLE" ] || grep -q "^bundle = $BUNDLE_DEST" "$conf" 2>/dev/null; then
+    # Point a fresh config at the installed bundle: when one was just installed, or
+    # when the config it replaces served it (a plain upgrade must not switch the door
+    # back to the shipped model, nor onto a bundle installed with --bundle-only that
+    # the technician never turned on).
     sed -i "s|^#\\{0,1\\}bundle =.*|bundle = $BUNDLE_DEST|" "$tmp"
   fi
   run mkdir -p "$ROOT$ETC"

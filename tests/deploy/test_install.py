@@ -162,6 +162,38 @@ def test_a_plain_upgrade_keeps_the_config_pointing_at_the_installed_bundle(fake_
     assert "\nbundle = /etc/happyhouse/bundle\n" in fs.path(CONF).read_text()
 
 
+def test_a_plain_upgrade_does_not_turn_on_a_bundle_the_technician_never_turned_on(fake_system, tmp_path):
+    """--bundle-only leaves the config alone ("set bundle = ... to use it"); the next plain
+    upgrade then wrote "bundle = /etc/happyhouse/bundle" into the unedited config, and the
+    door served the trial bundle after its restart without a word."""
+    fs = fake_system
+    fs.install()
+    fs.install("--bundle-only", "--bundle", str(_bundle(tmp_path)))
+    assert "\nbundle = /etc/happyhouse/bundle\n" not in fs.path(CONF).read_text()
+    fs.install()
+    assert "\nbundle = /etc/happyhouse/bundle\n" not in fs.path(CONF).read_text()
+
+
+def test_the_bundle_is_verified_with_the_doors_config_and_a_rejected_config_is_named(fake_system, tmp_path):
+    """--verify-model ran without --config, so it read the host's /etc (not the one under
+    --root), and a config the new daemon rejects was reported as "the bundle does not load
+    here; nothing was installed" after the new wheel was installed."""
+    fs = fake_system
+    bundle = _bundle(tmp_path)
+    fs.install("--bundle", str(bundle))
+    fs.clear_log()
+    (bundle / "model.tflite").write_bytes(b"TFL3-adapted")
+    fs.install("--bundle-only", "--bundle", str(bundle))
+    verify = [c for c in fs.commands("happyhouse-daemon") if c.startswith("--verify-model")]
+    assert verify and all(f"--config {fs.path(CONF)}" in c for c in verify), verify
+    (bundle / "model.tflite").write_bytes(b"TFL3-again")
+    proc = fs.install("--bundle-only", "--bundle", str(bundle), check=False, DAEMON_RC="2")
+    assert proc.returncode == 2 and "is rejected by the daemon" in proc.stderr
+    assert "does not load here" not in proc.stderr
+    assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-adapted"
+    assert not fs.path("/etc/happyhouse/bundle.new").exists()
+
+
 def test_a_wheel_in_a_folder_with_a_space(fake_system, tmp_path):
     """pip refused "happyhouse[pi] @ file:///a b/..." after apt, the user and the venv
     were set up."""
