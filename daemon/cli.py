@@ -52,6 +52,16 @@ FLAG_KEYS: Dict[str, str] = {
 }
 
 
+def a_path(text: str) -> str:
+    """An argparse type: a path must name something. An empty one (``--collect "$DIR"``
+    with DIR unset) read as "not given": --collect "" ran the door service."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: name a folder or file")
+    return text
+
+
 def build_parser() -> "argparse.ArgumentParser":
     import argparse
 
@@ -74,7 +84,7 @@ def build_parser() -> "argparse.ArgumentParser":
                            "--test-latch)")
     mode.add_argument("--force-lock", action="store_true",
                       help="drive the latch pin inactive (locked) and exit; for ExecStopPost=")
-    mode.add_argument("--collect", metavar="DIR",
+    mode.add_argument("--collect", metavar="DIR", type=a_path,
                       help="collect clean face frames of this camera into DIR/happy or "
                            "DIR/not_happy (--label) for happyhouse-adapt; the latch is never "
                            "touched")
@@ -99,7 +109,7 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--state-dir", help="folder for unlock snapshots")
     parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.add_argument("--json", action="store_true", help="--once/--check: print one JSON object")
-    parser.add_argument("--snapshot", metavar="PATH",
+    parser.add_argument("--snapshot", metavar="PATH", type=a_path,
                         help="--once: write an annotated JPEG (face box, score, verdict, time)")
     parser.add_argument("--actuate", action="store_true",
                         help="--once: really unlock the latch if the verdict is happy")

@@ -130,6 +130,21 @@ def test_collect_flags_and_labels_are_checked_before_anything_opens(tmp_path, ca
     assert "--count must be 1 to 10000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra", [[], ["--label", "happy"]])
+def test_an_empty_collect_folder_is_refused_and_never_runs_the_door(extra, tmp_path, capsys, no_latch):
+    """``--collect "$DIR"`` with DIR unset read as no --collect at all: the door service ran
+    and opened the latch for the first smile (with --label: a misleading "--label only works
+    with --collect")."""
+    from happyhouse.daemon.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--gpio", "mock", "--state-dir", str(tmp_path / "state"), "--collect", "",
+              "--source", str(tmp_path), *extra])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --collect: an empty path" in err
+    assert "only works with" not in err
+
+
 @pytest.mark.parametrize("budget", ["nan", "inf", "0", "-5", "2e6"])
 def test_a_disk_budget_that_is_not_a_size_is_one_line_and_creates_nothing(budget, tmp_path, capsys):
     """Found by trying it: --budget-mb nan or inf was a traceback, 0 or -5 a session that
