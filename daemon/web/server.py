@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -104,6 +105,13 @@ class RateLimit:
         now = self.clock()
         with self._lock:
             return self._tokens(who, now) >= cost
+
+    def wait(self, who: str, cost: float = 1.0) -> float:
+        """Seconds until ``allow(who, cost)`` would pass (0: now)."""
+        now = self.clock()
+        with self._lock:
+            missing = cost - self._tokens(who, now)
+        return max(0.0, missing / self.rate) if self.rate > 0 else float("inf")
 
     def _tokens(self, who: str, now: float) -> float:
         """``who``'s bucket refilled to ``now`` (the lock held)."""
@@ -391,10 +399,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.page.login_failures.allow(self.client_address[0]):
             self._too_many_wrong_tokens()
 
-    @staticmethod
-    def _too_many_wrong_tokens() -> None:
-        raise _Reply(HTTPStatus.TOO_MANY_REQUESTS, "too many wrong tokens; wait a minute",
-                     {"Retry-After": str(int(LOGIN_WINDOW))})
+    def _too_many_wrong_tokens(self) -> None:
+        # a bucket of LOGIN_FAILURES tries that refills one every LOGIN_WINDOW / LOGIN_FAILURES
+        # seconds: the reply says when the next try is due, not "a minute"
+        due = max(1, math.ceil(self.page.login_failures.wait(self.client_address[0])))
+        raise _Reply(HTTPStatus.TOO_MANY_REQUESTS,
+                     f"too many wrong tokens; the next try is checked in {due} s",
+                     {"Retry-After": str(due)})
 
     def _body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -407,7 +418,17 @@ class _Handler(BaseHTTPRequestHandler):
         if int(length) > MAX_BODY:
             self.close_connection = True
             raise _Reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"requests are at most {MAX_BODY} bytes")
-        return self.rfile.read(int(length))
+        # the body has a whole deadline too (hang_up_late): read before any login, a body
+        # trickled a byte at a time held a slot for hours
+        self.server.awaiting_request(self.connection, True)
+        try:
+            body = self.rfile.read(int(length))
+        finally:
+            self.server.awaiting_request(self.connection, False)
+        if len(body) < int(length):
+            self.close_connection = True
+            raise _Reply(HTTPStatus.REQUEST_TIMEOUT, "the request body did not arrive in time")
+        return body
 
     # -- GET -------------------------------------------------------------------
     def _get(self, path: str, session: Optional[auth.Session]) -> None:

@@ -52,6 +52,46 @@ def test_a_wrong_bearer_token_spends_the_same_budget(start_door, token_path, tok
     assert status == 429
 
 
+def test_the_wrong_token_reply_says_when_the_next_try_is_checked(start_door, token_path):
+    """It said "wait a minute" (Retry-After: 60) while the budget gives one more try every
+    12 s: the reply and the docs now say what the bucket does."""
+    door, client = start_door("others", **{"web.token_file": str(token_path)})
+    wrong = {"Authorization": "Bearer guess-guess-guess-1"}
+    for _ in range(5):
+        client.request("GET", "/api/status.json", headers=wrong)
+    status, headers, body = client.request("GET", "/api/status.json", headers=wrong)
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 12
+    assert f"the next try is checked in {headers['Retry-After']} s" in body.decode()
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_hung_up_on(start_door, monkeypatch):
+    """The headers had a whole deadline, the body only a per-read timeout: a POST /login
+    with a long Content-Length, fed a byte every few seconds, held its slot for hours before
+    any login (two addresses took every slot)."""
+    import happyhouse.daemon.web.server as server
+
+    monkeypatch.setattr(server, "REQUEST_TIMEOUT", 1.0)
+    door, client = start_door("others")
+    slow = socket.create_connection(("127.0.0.1", client.port), timeout=5)
+    slow.sendall(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4000\r\n"
+                 b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+    started, hung_up = time.monotonic(), None
+    for _ in range(40):  # a byte every 0.2 s, each well inside the per-read timeout
+        try:
+            slow.sendall(b"t")
+            slow.settimeout(0.2)
+            slow.recv(4096)  # a reply (408) or the end of the connection: it is over
+        except socket.timeout:
+            continue
+        except OSError:
+            pass
+        hung_up = time.monotonic() - started
+        break
+    slow.close()
+    assert hung_up is not None and hung_up < 4.0, hung_up
+    assert client.request("GET", "/api/status.json")[0] == 200
+
+
 def keep_alive_get(conn, port, path="/api/status.json"):
     conn.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
     resp = conn.getresponse()
