@@ -43,18 +43,21 @@ def _annotator() -> Optional[Callable[[Any, Any], Any]]:
 
 class Audit:
     def __init__(self, state_dir: str, snapshots: bool = False, max_count: int = 200,
-                 max_mb: float = 50.0, wall_clock: Callable[[], float] = time.time) -> None:
+                 max_mb: float = 50.0, wall_clock: Callable[[], float] = time.time,
+                 numbered_from: int = 0) -> None:
         self.state_dir = Path(state_dir)
         self.snapshots = bool(snapshots)
         self.max_count = int(max_count)
         self.max_bytes = int(float(max_mb) * 1_000_000)
         self._wall = wall_clock
-        self.unlocks = 0
+        # openings are numbered per process: a reload's new Audit goes on from the last one
+        self.unlocks = int(numbered_from)
 
     @classmethod
-    def from_config(cls, cfg) -> "Audit":
+    def from_config(cls, cfg, numbered_from: int = 0) -> "Audit":
         return cls(cfg.service_state_dir, cfg.service_snapshot_on_unlock,
-                   cfg.service_snapshot_max_count, cfg.service_snapshot_max_mb)
+                   cfg.service_snapshot_max_count, cfg.service_snapshot_max_mb,
+                   numbered_from=numbered_from)
 
     def record_unlock(self, reason: str, granted: float, ballots: Sequence[Any] = (),
                       frame: Any = None, observation: Any = None, frame_age: Optional[float] = None,

@@ -396,8 +396,9 @@ class Door:
         return f"{happy} of the last {len(ballots)} face frames happy ({vote.votes_needed} needed)"
 
     def status_text(self) -> str:
+        # the audit's count: the process's openings, across reloads, as the journal numbers them
         return (f"{self.state.value}; {self.fps:.1f} fps; last: {self.last_decision}; "
-                f"unlocks: {self.unlocks}")
+                f"unlocks: {self.audit.unlocks}")
 
     def _status(self, now: float, force: bool = False) -> None:
         if force or self._last_status is None or now - self._last_status >= STATUS_EVERY:

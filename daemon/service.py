@@ -122,7 +122,8 @@ class Service:
     def _start_door(self, inherited: Optional[SafetyState]) -> Door:
         door_class = self._door_class if self._door_class is not None else Door
         door = door_class(self.cfg, self.parts.source, self.parts.pipeline, self.parts.latch,
-                          self.notifier, Audit.from_config(self.cfg), self.clock,
+                          self.notifier, Audit.from_config(self.cfg, self._unlocks_before),
+                          self.clock,
                           inherited=inherited, trail=self.trail)
         self.door = door
         door.start()

@@ -249,3 +249,31 @@ def test_a_failed_reload_keeps_serving_the_model_it_had_even_if_its_bundle_is_go
     finally:
         svc.stop("done")
         svc.close()
+
+
+def test_openings_are_numbered_on_across_a_reload(tmp_path, caplog):
+    """Each reload's door started its own count: the journal said "unlock #1" twice in one
+    run and the systemd status restarted at 1, while the page counted on."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    factory = MockFactory()
+    svc = service(tmp_path, {"latch.exit_button_pin": "GPIO27"},
+                  {"latch.exit_button_pin": "GPIO27", "decision.unlock_seconds": 4.0}, factory)
+    try:
+        svc.step()
+        factory.pin("GPIO27").drive_low()  # the exit button opens the door
+        factory.pin("GPIO27").drive_high()
+        svc.step()
+        svc.reload()
+        svc.step()
+        factory.pin("GPIO27").drive_low()
+        factory.pin("GPIO27").drive_high()
+        svc.step()
+        assert svc.unlocks == 2
+        assert "unlock #1 " in caplog.text and "unlock #2 " in caplog.text
+        assert caplog.text.count("unlock #1 ") == 1
+        assert svc.door.status_text().endswith("unlocks: 2")
+    finally:
+        svc.stop("done")
+        svc.close()
