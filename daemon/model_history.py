@@ -36,7 +36,8 @@ ROLLED_BACK = ".rolled-back"
 def sibling(bundle: Path, suffix: str) -> Path:
     """The folder beside ``bundle`` named with ``suffix`` (``.previous``, ``.new``, ...);
     ``.`` or ``..`` name their folder, ``/`` has no place beside it (ModelError)."""
-    return named(bundle).with_name(named(bundle).name + suffix)
+    path = named(bundle)
+    return path.with_name(path.name + suffix)
 
 
 def named(bundle: Union[str, Path]) -> Path:
