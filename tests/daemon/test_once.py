@@ -215,3 +215,10 @@ def test_no_face_says_nothing_was_found(tmp_path, capsys):
     code = cli.main(["--once", "--source", str(empty), "--gpio", "mock"])
     head = capsys.readouterr().out.splitlines()[0]
     assert code == 1 and head.startswith("NO FACE") and "found no face" in head, head
+
+
+def test_an_empty_snapshot_path_is_refused_before_the_camera_opens(tmp_path, capsys):
+    """``--snapshot "$OUT"`` with OUT unset ran and silently wrote no snapshot."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--once", "--gpio", "mock", "--snapshot", "", "--source", str(tmp_path)])
+    assert stop.value.code == 2 and "argument --snapshot: an empty path" in capsys.readouterr().err
