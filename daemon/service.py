@@ -250,10 +250,12 @@ class Parts:
             # forgotten, so the next reload loads whatever bundle is on disk then (this
             # one mended, say a missing file copied in, or the previous one restored)
             self.model_fingerprint = _REFUSED
-            log.error("reload: the new model bundle at %s is refused (%s); still serving the "
-                      "previous model (sha256 %s). Roll back with happyhouse-daemon "
-                      "--rollback-model", cfg.model_bundle or "(shipped)", exc,
-                      self.pipeline.model_sha256[:12])
+            # "the bundle now at": after a failed reload's undo this is the serving
+            # model's own path, whose files changed (or went) since it was loaded
+            log.error("reload: the model bundle now at %s is refused (%s); still serving the "
+                      "previous model (sha256 %s), loaded before. Roll back with "
+                      "happyhouse-daemon --rollback-model", cfg.model_bundle or "(shipped)",
+                      exc, self.pipeline.model_sha256[:12])
             return
         self.pipeline, self.model_fingerprint = pipeline, on_disk
         self.built["pipeline"] = cfg

@@ -178,7 +178,7 @@ def test_sighup_serves_a_new_bundle_refuses_a_broken_one_and_rolls_back_locked(t
     assert names == ["shipped-copy", "house", "house", "house"]
     assert doors[2].pipeline is doors[1].pipeline  # the broken bundle never served
     assert doors[3].pipeline is not doors[1].pipeline  # rolled back: loaded again, self-tested
-    assert "new model bundle" in caplog.text and "refused" in caplog.text
+    assert "model bundle now at" in caplog.text and "refused" in caplog.text
     assert "still serving the previous model" in caplog.text
     pin = factory.pin("GPIO17")
     assert open_times(pin, 0.0) == [] and not pin.state  # locked throughout

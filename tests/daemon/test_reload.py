@@ -244,6 +244,9 @@ def test_a_failed_reload_keeps_serving_the_model_it_had_even_if_its_bundle_is_go
         svc.reload()  # raised ModelError "does not exist" and ended the service
         assert "keeping the old one" in caplog.text
         assert svc.parts.pipeline is serving and svc.cfg.model_bundle == str(old_bundle)
+        # the undo's look at the old path named it "the new model bundle"
+        assert "new model bundle" not in caplog.text
+        assert f"the model bundle now at {old_bundle} is refused" in caplog.text
         svc.step()
         assert svc.unlocks == 0 and not svc.parts.latch.is_unlocked
     finally:
