@@ -16,7 +16,6 @@ real :class:`~happyhouse.daemon.service.Service` driven one camera read at a tim
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np

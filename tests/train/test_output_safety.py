@@ -5,7 +5,6 @@ stage fitted to another classifier, adapt's bundle and report, outputs inside th
 import json
 import os
 import shutil
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
