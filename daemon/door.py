@@ -94,13 +94,18 @@ class Door:
                  audit: Optional[Audit] = None, clock: Callable[[], float] = time.monotonic,
                  frame_timeout: float = FRAME_TIMEOUT,
                  inherited: Optional[SafetyState] = None,
-                 trail: Optional[DecisionTrail] = None) -> None:
+                 trail: Optional[DecisionTrail] = None,
+                 ending: Callable[[], Optional[str]] = lambda: None) -> None:
         self.source = source
         self.pipeline = pipeline
         self.latch = latch
         self.notifier = notifier if notifier is not None else Notifier({})
         self.audit = audit if audit is not None else Audit.from_config(cfg)
         self.clock = clock
+        # what has asked the process to end or reload (a signal's name), None while
+        # nothing has: a signal can land while a frame is scored, and the loop sees it
+        # only after the step, so the step itself must not open the door after it
+        self.ending = ending
         # sightings and openings for the door's page (the journal has them all)
         self.trail = trail if trail is not None else DecisionTrail()
         # the newest fresh frame and its observation (None when nothing was decided),
@@ -295,6 +300,12 @@ class Door:
 
     # -- decisions -----------------------------------------------------------
     def _unlock(self, now: float, reason: str, frame=None, obs=None, age=None) -> None:
+        ending = self.ending()  # as late as can be: the stop locks within one step after
+        if ending is not None:
+            self.vote.reset("ending")
+            self.last_decision = f"not opened ({ending} received)"
+            log.warning("%s: not opened, %s was received; the latch stays locked", reason, ending)
+            return
         self._expired_seen = self.latch.expired
         granted = self.latch.unlock(self.unlock_seconds)
         self._unlock_until = now + granted

@@ -53,6 +53,14 @@ class Signals:
             signal.signal(signum, handler)
         self._previous.clear()
 
+    def pending(self) -> Optional[str]:
+        """The stop or reload signal received and not yet acted on (its name), else None."""
+        if self.stop.is_set():
+            return self.received or "stop"
+        if self.reload.is_set():
+            return "SIGHUP"
+        return None
+
     def _on_stop(self, signum, _frame) -> None:
         self.received = signal.Signals(signum).name
         self.stop.set()
@@ -89,9 +97,10 @@ def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
     are built from ``cfg``. Errors propagate (the CLI maps them to exit codes)
     after the latch is locked and released.
     """
-    service = Service.from_config(cfg, reload, pin_factory=pin_factory, source=source,
-                                  pipeline=pipeline, notifier=notifier, clock=clock)
     signals = signals if signals is not None else Signals()
+    service = Service.from_config(cfg, reload, pin_factory=pin_factory, source=source,
+                                  pipeline=pipeline, notifier=notifier, clock=clock,
+                                  ending=signals.pending)
     installed = signals.install()
     error: Optional[BaseException] = None
     page = None

@@ -52,13 +52,15 @@ class Service:
 
     def __init__(self, cfg, parts: "Parts", reload: Optional[Callable[[], Config]] = None, *,
                  notifier: Optional[Notifier] = None, clock: Callable[[], float] = time.monotonic,
-                 door_class: Optional[Callable[..., Door]] = None) -> None:
+                 door_class: Optional[Callable[..., Door]] = None,
+                 ending: Callable[[], Optional[str]] = lambda: None) -> None:
         self.cfg = cfg
         self.parts = parts
         self._reload_config = reload
         self.notifier = notifier if notifier is not None else Notifier()
         self.clock = clock
         self._door_class = door_class
+        self._ending = ending  # each door's: a stop or reload signal received, or None
         self.door: Optional[Door] = None  # None while a reload rebuilds the parts
         self._frames_before = 0  # frames seen by the doors a reload replaced
         self._unlocks_before = 0  # openings by the doors a reload replaced
@@ -71,13 +73,16 @@ class Service:
     def from_config(cls, cfg, reload: Optional[Callable[[], Config]] = None, *, pin_factory=None,
                     source=None, pipeline=None, notifier: Optional[Notifier] = None,
                     clock: Callable[[], float] = time.monotonic,
-                    door_class: Optional[Callable[..., Door]] = None) -> "Service":
+                    door_class: Optional[Callable[..., Door]] = None,
+                    ending: Callable[[], Optional[str]] = lambda: None) -> "Service":
         """A service whose parts are built from ``cfg`` by :meth:`start`, except those
-        injected here (tests and demos), which are used as given."""
+        injected here (tests and demos), which are used as given. ``ending`` says which
+        stop or reload signal arrived (None: none); no door opens once one has."""
         service: Optional[Service] = None
         parts = Parts({"pin_factory": pin_factory, "source": source, "pipeline": pipeline}, clock,
                       lambda: None if service is None else service.door)
-        service = cls(cfg, parts, reload, notifier=notifier, clock=clock, door_class=door_class)
+        service = cls(cfg, parts, reload, notifier=notifier, clock=clock, door_class=door_class,
+                      ending=ending)
         return service
 
     @property
@@ -124,7 +129,7 @@ class Service:
         door = door_class(self.cfg, self.parts.source, self.parts.pipeline, self.parts.latch,
                           self.notifier, Audit.from_config(self.cfg, self._unlocks_before),
                           self.clock,
-                          inherited=inherited, trail=self.trail)
+                          inherited=inherited, trail=self.trail, ending=self._ending)
         self.door = door
         door.start()
         return door

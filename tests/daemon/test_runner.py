@@ -100,6 +100,42 @@ def test_stop_signal_during_an_unlock_locks_and_notifies(tmp_path, notify_socket
     assert any(line.startswith("STATUS=unlocked;") for line in lines)
 
 
+class SignalWhileScoring(ScriptedPipeline):
+    """Sends ``signum`` to this process while scoring call ``at``: the signal lands in
+    the middle of a step, after the loop looked at its flags."""
+
+    def __init__(self, clock, signum, at):
+        super().__init__(clock)
+        self.signum, self.at = signum, at
+
+    def observe(self, frame):
+        if len(self.observed) + 1 == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super().observe(frame)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_received_while_the_deciding_frame_is_scored_opens_nothing(tmp_path, caplog,
+                                                                            signum):
+    """The third smile's scoring took the SIGTERM (or SIGHUP); its vote passed and the door
+    opened for ~10 ms before the loop saw the flag and locked (a field probe's pin log)."""
+    clock = FakeClock()
+    factory, source = clocked_factory(clock), ScriptedSource(clock, ["H"] * 8)
+    pipeline = SignalWhileScoring(clock, signum, at=3)  # the frame that completes 3 of 5
+    cfg = make_cfg(tmp_path)
+    assert cfg.decision_votes_needed == 3
+    rc = run_service(cfg, pin_factory=factory, source=source, pipeline=pipeline, clock=clock,
+                     max_frames=4)
+    assert rc == 0
+    states = [s.state for s in factory.pin("GPIO17").states]
+    name = signal.Signals(signum).name
+    assert f"smile: not opened, {name} was received" in caplog.text
+    if signum == signal.SIGTERM:
+        assert states == [False] * len(states) and len(pipeline.observed) == 3
+    else:  # the reload's door starts a new vote: no frame before it opened the door
+        assert True not in states
+
+
 def test_max_frames_stops_cleanly(tmp_path, notify_socket):
     clock, factory, source, pipeline = service_parts(["n"] * 50)
     args = build_parser().parse_args(["--gpio", "mock", "--max-frames", "7"])
