@@ -304,9 +304,18 @@ def _file_kind(mode: int) -> str:
     return "not a plain file"
 
 
+#: configparser's section of defaults for every section, renamed out of reach: a
+#: ``[DEFAULT]`` in a file is then one more unknown section. Left as configparser's, its
+#: keys vanished (no [latch]: ``pin`` and ``active_high`` silently default) or leaked
+#: into every section: an active-low latch read as active-high holds the door open.
+_NO_DEFAULT_SECTION = "\0defaults"
+
+
 def ini_parser() -> configparser.ConfigParser:
-    """The one INI dialect of config files (``#`` and ``;`` comments, no interpolation)."""
-    return configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    """The one INI dialect of config files (``#`` and ``;`` comments, no interpolation,
+    no ``[DEFAULT]`` section)."""
+    return configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"),
+                                     default_section=_NO_DEFAULT_SECTION)
 
 
 def read_ini(path: str) -> Dict[str, str]:
@@ -321,7 +330,9 @@ def read_ini(path: str) -> Dict[str, str]:
     raw: Dict[str, str] = {}
     for section in parser.sections():
         if section not in SECTIONS:
-            raise ConfigError(f"{path}: unknown section [{section}]; "
+            hint = (" ([DEFAULT] is not read: put each key under its own section)"
+                    if section.upper() == "DEFAULT" else "")
+            raise ConfigError(f"{path}: unknown section [{section}]{hint}; "
                               f"known sections: {', '.join(SECTIONS)}")
         for name, value in parser.items(section):
             raw[f"{section}.{name}"] = value
@@ -378,11 +389,11 @@ def lenient_latch_config(path: Optional[str], flags: Mapping[str, Any]
     if path is not None and not os.path.lexists(path):
         # a file named on the command line: the service could not have run without it, so
         # its pin is unknown (a mistyped --config must not lock the default GPIO17 and
-        # report the latch locked while the real one, on another pin, is not)
-        if flags.get("latch.pin") is None:
-            raise ConfigError(f"{path} does not exist, so the latch pin is unknown: give the "
-                              f"right --config, or --pin PIN")
-        notes.append(f"{path} does not exist")
+        # report the latch locked while the real one, on another pin, is not), and so is
+        # its polarity, which no flag gives: --pin alone would drive an active-low latch
+        # high, "locked" for an active-high one and open for this one
+        raise ConfigError(f"{path} does not exist, so the latch pin and its polarity "
+                          f"(active_high) are unknown: give the right --config")
     elif path is not None:
         # undecodable bytes (a Latin-1 comment) cannot hide the ASCII latch keys
         text = read_config_text(path, errors="replace")
@@ -391,6 +402,14 @@ def lenient_latch_config(path: Optional[str], flags: Mapping[str, Any]
             parser.read_string(text, source=str(path))
         except configparser.Error as exc:
             raise ConfigError(f"{path} is not valid INI ({str(exc).splitlines()[0]})") from None
+        keys = {name.split(".")[1] for name in names}
+        for section in parser.sections():
+            # a latch key outside [latch] ([Latch], [ latch], [DEFAULT]): the service
+            # refuses the file, and reading past it would guess the pin or its polarity
+            misplaced = sorted(keys & set(parser.options(section)))
+            if section != "latch" and misplaced:
+                raise ConfigError(f"{path} sets {', '.join(misplaced)} under [{section}], not "
+                                  f"[latch], so the latch pin is unknown: fix the section name")
         for name in names:
             section, key = name.split(".")
             if parser.has_option(section, key):

@@ -238,8 +238,14 @@ def _write(name, data):
     pytest.param(_write("big.conf", b"[latch]\npin = GPIO5\n" + b"#" * (2 << 20)), "larger",
                  id="too-big"),
     # a mistyped --config locked the default GPIO17 and said "forced locked" (exit 0)
-    pytest.param(lambda tmp: tmp / "happyhouse.cnf", "does not exist, so the latch pin is unknown",
-                 id="missing-file"),
+    pytest.param(lambda tmp: tmp / "happyhouse.cnf",
+                 "does not exist, so the latch pin and its polarity", id="missing-file"),
+    # the pin and polarity were read past a section the service refuses: GPIO17 was
+    # driven "locked" (high) while the configured active-low GPIO5 was never touched
+    pytest.param(_write("cap.conf", b"[Latch]\npin = GPIO5\nactive_high = false\n"),
+                 "under [Latch], not [latch]", id="wrong-case-section"),
+    pytest.param(_write("def.conf", b"[DEFAULT]\nactive_high = false\n[latch]\npin = GPIO5\n"),
+                 "active_high under [DEFAULT]", id="default-section"),
 ])
 def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing(
         tmp_path, capsys, kept_pins, make, why):
@@ -253,9 +259,21 @@ def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing
     assert why in lines[0] and "no pin was driven" in lines[0]
 
 
-def test_force_lock_with_a_missing_config_uses_the_pin_given_on_the_command_line(tmp_path, kept_pins):
+def test_force_lock_with_a_missing_config_and_a_pin_still_drives_nothing(tmp_path, capsys, kept_pins):
+    """--pin named the pin, but the polarity was guessed (active high): on an active-low
+    latch "forced locked (driven low)" was the door held open, with exit 0."""
     argv = ["--force-lock", "--config", str(tmp_path / "gone.conf"), "--pin", "GPIO5"]
-    assert _force_lock_in_thread(argv) == EXIT_OK
+    assert _force_lock_in_thread(argv) == EXIT_ERROR
+    assert kept_pins.used == {} and kept_pins.pins == {}
+    assert "polarity" in capsys.readouterr().err
+
+
+def test_force_lock_without_a_config_file_uses_the_defaults_as_the_service_does(
+        tmp_path, kept_pins, monkeypatch):
+    from happyhouse.daemon import config
+
+    monkeypatch.setattr(config, "DEFAULT_PATH", str(tmp_path / "none.conf"))
+    assert _force_lock_in_thread(["--force-lock", "--pin", "GPIO5"]) == EXIT_OK
     pin, = kept_pins.used.values()
     assert pin.info.name == "GPIO5" and pin.state is False
 

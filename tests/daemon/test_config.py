@@ -106,6 +106,19 @@ def test_relations_between_keys(values, needle):
         build_config(values)
 
 
+@pytest.mark.parametrize("text", [
+    "[DEFAULT]\npin = GPIO5\nactive_high = false\n",  # was read as GPIO17, active high
+    "[DEFAULT]\nactive_high = false\n[latch]\npin = GPIO5\n",  # leaked into [latch]
+])
+def test_a_default_section_is_an_unknown_section(tmp_path, text):
+    """configparser's [DEFAULT] either vanished (its keys silently defaulted) or was
+    merged into every section; an active-low latch read as active high is held open."""
+    path = tmp_path / "c.conf"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"unknown section \[DEFAULT\] \(\[DEFAULT\] is not read"):
+        load_config(str(path))
+
+
 def test_unknown_section_and_key_are_errors(tmp_path):
     path = tmp_path / "c.conf"
     path.write_text("[door]\npin = GPIO17\n")
