@@ -7,6 +7,7 @@ technician can see what the door saw and why it decided as it did.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -58,12 +59,31 @@ def annotate(image_bgr: np.ndarray, observation, threshold: Optional[float] = No
     return out
 
 
-def write_jpeg(path: Union[str, Path], image_bgr: np.ndarray, quality: int = 90) -> Path:
-    """Write a JPEG atomically (a half-written snapshot is never left behind)."""
+#: what ``--snapshot`` writes, by the file's suffix (none: JPEG)
+SNAPSHOT_FORMATS = {"": ".jpg", ".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png"}
+
+
+def write_snapshot(path: Union[str, Path], image_bgr: np.ndarray, quality: int = 90) -> Path:
+    """Write a snapshot atomically (a half-written one is never left behind), as a JPEG,
+    or a PNG when ``path`` ends in .png; only over a regular file."""
     import cv2
 
     path = Path(path).expanduser()
-    ok, data = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    encoding = SNAPSHOT_FORMATS.get(path.suffix.lower())
+    if encoding is None:
+        raise DataError(f"cannot write snapshot {path}: name it .jpg or .png (it was "
+                        f"{path.suffix!r})")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # nothing there yet (or a dangling link: replaced, as a new file)
+    if mode is not None and not stat.S_ISREG(mode):
+        # os.replace would put the picture in the place of a device or FIFO
+        # (--snapshot /dev/null as root replaced the system's /dev/null)
+        raise DataError(f"cannot write snapshot {path}: it is not a regular file "
+                        f"(a folder, device or FIFO); name a new .jpg file")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if encoding == ".jpg" else []
+    ok, data = cv2.imencode(encoding, image_bgr, params)
     if not ok:
         raise DataError(f"cannot encode snapshot for {path}")
     if not path.parent.is_dir():

@@ -110,7 +110,8 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.add_argument("--json", action="store_true", help="--once/--check: print one JSON object")
     parser.add_argument("--snapshot", metavar="PATH", type=a_path,
-                        help="--once: write an annotated JPEG (face box, score, verdict, time)")
+                        help="--once: write an annotated JPEG, or PNG when PATH ends in .png "
+                             "(face box, score, verdict, time)")
     parser.add_argument("--actuate", action="store_true",
                         help="--once: really unlock the latch if the verdict is happy")
     parser.add_argument("--test-latch", action="store_true",

@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from typing import Optional
 
-from .annotate import annotate, write_jpeg
+from .annotate import annotate, write_snapshot
 from .errors import SourceError
 from .evaluate import observe_whole_frame
 from .latch import claimed_latch
@@ -78,7 +78,7 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
     result["scaled_from"] = scaled_from
     result["no_face_reason"] = None if obs.face is not None else pipeline.gate.why_no_face(frame.image)
     if snapshot:
-        path = write_jpeg(snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
+        path = write_snapshot(snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
         result["snapshot"] = str(path)
     result["actuated"] = False
     if actuate and obs.happy:

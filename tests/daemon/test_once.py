@@ -108,6 +108,33 @@ def test_snapshot_into_missing_folder_is_an_error(cfg, tmp_path):
                  pipeline=_pipeline(0.9), out=io.StringIO())
 
 
+def test_snapshot_over_a_fifo_or_device_is_an_error_and_leaves_it(cfg, tmp_path):
+    """os.replace put the JPEG in the place of a FIFO or device node (as root,
+    ``--snapshot /dev/null`` replaced the system's /dev/null)."""
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    link = tmp_path / "null.jpg"
+    link.symlink_to("/dev/null")
+    for path in (fifo, link):
+        with pytest.raises(DataError, match="not a regular file"):
+            run_once(cfg, **_args(snapshot=str(path)), source=_source(), pipeline=_pipeline(0.9),
+                     out=io.StringIO())
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat(link).st_mode)
+
+
+def test_snapshot_is_written_in_the_format_its_name_says(cfg, tmp_path):
+    """``--snapshot x.png`` wrote JPEG bytes under a .png name."""
+    path = tmp_path / "snap.png"
+    _run(cfg, _args(snapshot=str(path)), source=_source(), pipeline=_pipeline(0.9))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(DataError, match="name it .jpg or .png"):
+        run_once(cfg, **_args(snapshot=str(tmp_path / "snap.gif")), source=_source(),
+                 pipeline=_pipeline(0.9), out=io.StringIO())
+
+
 def test_stalled_source_is_a_source_error(cfg):
     with pytest.raises(SourceError, match="no frame"):
         run_once(cfg, **_args(), source=_source(n=2), pipeline=_pipeline(0.9), out=io.StringIO())
