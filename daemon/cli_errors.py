@@ -7,6 +7,9 @@ Each CLI's ``main(argv=None) -> int`` hands its body to :func:`run_main`:
 * Ctrl-C (``KeyboardInterrupt``) -> 130 and ``prog: interrupted by SIGINT``;
   another ending signal turned into :class:`~.errors.Interrupted` -> 128 + the
   signal and the same line. Interrupted is never success;
+* a report that standard output cannot take (``| head`` closed early, ``> /dev/full``,
+  ``>&-``) -> :class:`~.errors.OutputError`, exit 2 and one line, like any
+  project error: not a bug's traceback;
 * anything else is a bug: with ``bug_exit`` the traceback is logged and that
   code returned (the door daemon: 70, after every latch path has locked);
   without it the exception propagates as Python reports it.
@@ -24,16 +27,23 @@ import sys
 from typing import Callable, Optional
 
 from .endsignals import signal_name
-from .errors import HappyHouseError, Interrupted
+from .errors import HappyHouseError, Interrupted, OutputError
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 
 def run_main(prog: str, body: Callable[[], int], *, bug_exit: Optional[int] = None) -> int:
     """Run ``body()`` and map how it ended to ``prog``'s exit code (see the module doc)."""
+    stdout, sys.stdout = sys.stdout, Report(sys.stdout)
     try:
-        return body()
+        code = body()
+        sys.stdout.flush()  # what is still buffered fails here, inside, not at exit
+        return code
     except HappyHouseError as exc:
+        if isinstance(exc, OutputError):
+            _silence(stdout)
+        say(prog, f"error: {exc}")
+        return exc.exit_code
         say(prog, f"error: {exc}")
         return exc.exit_code
     except Interrupted as exc:
@@ -49,6 +59,58 @@ def run_main(prog: str, body: Callable[[], int], *, bug_exit: Optional[int] = No
 
         logging.getLogger(prog).exception("%s: internal error (please report)", prog)
         return bug_exit
+    finally:
+        sys.stdout = stdout
+
+
+class Report:
+    """``sys.stdout`` while a tool runs: a write or flush it cannot take is the tool's
+    :class:`~.errors.OutputError`, not a bug (a report piped into ``head`` ended in
+    exit 70 and a traceback, after ``--once --actuate`` had already opened the door)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError, AttributeError) as exc:  # None: started with >&-
+            raise _lost(exc) from None
+
+    def flush(self) -> None:
+        try:
+            if self._stream is not None:
+                self._stream.flush()
+        except (OSError, ValueError) as exc:
+            raise _lost(exc) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _lost(exc: BaseException) -> OutputError:
+    why = getattr(exc, "strerror", None)
+    if not why:
+        why = "it is closed" if isinstance(exc, (ValueError, AttributeError)) else str(exc)
+    return OutputError(f"cannot write the report to standard output ({why}); run it again "
+                       f"with the output going to a terminal or a file with room")
+
+
+def _silence(stdout) -> None:
+    """Point the broken stdout at /dev/null: the interpreter's last flush would
+    otherwise print "Exception ignored ... BrokenPipeError" after our one line."""
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except OSError:
+        pass
 
 
 def say(prog: str, text: str) -> None:

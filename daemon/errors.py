@@ -62,6 +62,10 @@ class BusyError(HappyHouseError):
     """Another door program holds the state folder (and with it the latch)."""
 
 
+class OutputError(HappyHouseError):
+    """Standard output cannot take the tool's report (a closed pipe, a full disk)."""
+
+
 def refuse_unless(checks: Iterable[Tuple[bool, str]],
                   error: Type[HappyHouseError] = ConfigError) -> None:
     """Raise ``error(why)`` for the first ``(ok, why)`` that is not ok.

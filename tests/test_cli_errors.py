@@ -100,3 +100,69 @@ def test_refuse_unless_raises_the_first_failed_check_with_its_reason():
         refuse_unless(((True, "ok"), (0 < nan <= 1, "first"), (False, "second")))
     with pytest.raises(DataError, match="budget"):
         refuse_unless(((0 < nan, "budget"),), DataError)
+
+
+class _Broken:
+    """A standard output that takes nothing: a closed pipe or a full disk."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def write(self, text):
+        raise self.error
+
+    def flush(self):
+        raise self.error
+
+
+def _report():
+    import sys
+
+    sys.stdout.write("report\n")
+    return 0
+
+
+@pytest.mark.parametrize("stream, why", [
+    (_Broken(BrokenPipeError(32, "Broken pipe")), "Broken pipe"),
+    (_Broken(OSError(28, "No space left on device")), "No space left on device"),
+    (None, "it is closed"),  # started with >&-
+])
+def test_a_report_standard_output_cannot_take_is_one_line_not_a_bug(monkeypatch, capsys,
+                                                                    stream, why):
+    """--print-config | head, > /dev/full or >&- ended in exit 70 (the daemon's "internal
+    error") with a traceback, after --once --actuate had already opened the door."""
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", stream)
+    assert run_main("p", _report, bug_exit=70) == 2
+    assert sys.stdout is stream  # put back as it was
+    err = capsys.readouterr().err
+    assert err == f"p: error: cannot write the report to standard output ({why}); run it " \
+                  f"again with the output going to a terminal or a file with room\n"
+
+
+def test_a_report_that_fails_only_when_flushed_is_caught_inside(monkeypatch, capsys):
+    import io
+    import sys
+
+    class Buffered(io.StringIO):
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Buffered())
+    assert run_main("p", _report, bug_exit=70) == 2
+    assert "Broken pipe" in capsys.readouterr().err
+
+
+def test_the_daemon_into_a_full_disk_is_exit_2_and_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "happyhouse.daemon.cli", "--print-config"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "No space left on device" in proc.stderr
