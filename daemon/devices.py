@@ -20,6 +20,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from .errors import SourceError
+from .picturesize import picture_size
 from .preprocess import to_door_frame
 
 # the name these warnings had before the devices moved out of sources.py: journal
@@ -205,10 +206,23 @@ def _read_bytes(path: Path) -> Tuple[Optional[np.ndarray], str]:
     return (data, "") if data.size else (None, "empty file")
 
 
+def _oversized(data: np.ndarray) -> str:
+    """Why a picture is too large to decode, by its header ("" if not, or unknown)."""
+    size = picture_size(data)
+    if size is not None and max(size) > MAX_PICTURE_SIDE:
+        return f"{size[0]}x{size[1]} pixels, larger than {MAX_PICTURE_SIDE}x{MAX_PICTURE_SIDE}"
+    return ""
+
+
 def _probe_picture(path: Path) -> str:
     """Why ``path`` cannot be replayed ("" if it can), decoding at most 1/8 of it."""
     data, why = _read_bytes(path)
-    if data is None:
+    return why if data is None else _probe_bytes(data)
+
+
+def _probe_bytes(data: np.ndarray) -> str:
+    why = _oversized(data)  # before any decode: a reduced PNG decode is a whole one
+    if why:
         return why
     cv2 = _cv2()
     try:
@@ -227,9 +241,13 @@ def _probe_picture(path: Path) -> str:
 
 
 def _read_picture(path: Path) -> Optional[np.ndarray]:
-    """The whole picture (after a probe said it is sane), or None if it is gone or broken."""
+    """The whole picture (after a probe said it is sane), or None if it is gone, broken
+    or, swapped since the probe, too large: its header is read again before decoding."""
     data, _ = _read_bytes(path)
     if data is None:
+        return None
+    # the header when it tells the size; else the 1/8 probe again (a TIFF)
+    if _oversized(data) if picture_size(data) is not None else _probe_bytes(data):
         return None
     image = _cv2().imdecode(data, _cv2().IMREAD_COLOR)
     if image is None or max(image.shape[:2]) > MAX_PICTURE_SIDE + _PROBE_SCALE:
