@@ -139,6 +139,10 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
     return Dataset(np.stack(images), np.asarray(labels, np.int64), ids, skipped, [str(root)])
 
 
+#: the smallest frame side a course HDF5 may hold (the same floor as a replayed picture's)
+MIN_FRAME_SIDE = 8
+
+
 def load_hdf5(path: Union[str, Path], size: Optional[int] = None,
               limit: Optional[int] = None) -> Dataset:
     """The course HDF5 layout (``*_set_x`` uint8 NxHxWx3, ``*_set_y`` labels)."""
@@ -169,6 +173,11 @@ def load_hdf5(path: Union[str, Path], size: Optional[int] = None,
     if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8 or len(x) != len(y):
         raise DataError(f"{path}: expected uint8 N x H x W x 3 images with N labels, "
                         f"got {x.dtype} {x.shape} and {y.shape}")
+    if min(x.shape[1:3]) < MIN_FRAME_SIDE:
+        # a 3x0x64x3 stack passed, and the door service then called its camera "lost"
+        # on every frame (an OpenCV assertion) without ever naming the file
+        raise DataError(f"{path}: its frames are {x.shape[2]}x{x.shape[1]} pixels; a frame "
+                        f"needs at least {MIN_FRAME_SIDE} pixels a side to hold a face")
     if not set(np.unique(y).tolist()) <= {0, 1}:
         raise DataError(f"{path}: labels must be 0 (not happy) or 1 (happy)")
     if size is not None and x.shape[1:3] != (size, size):

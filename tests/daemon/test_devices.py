@@ -128,3 +128,17 @@ def test_pictures_too_small_to_shrink_are_refused_with_a_line(tmp_path, cfg, cap
     with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.sources"):
         src = open_source(str(tmp_path), cfg)
     assert "1 frame(s)" in src.description and "tiny.png" in caplog.text and "thin.png" in caplog.text
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 64, 3), (3, 64, 0, 3), (3, 4, 64, 3)])
+def test_an_h5_of_frames_too_small_for_a_face_is_refused_at_open(tmp_path, cfg, shape):
+    """Zero-high frames passed the checks: the service logged "camera lost" (an OpenCV
+    assertion) on every frame forever, --once "no frame within 3 s"."""
+    import h5py
+
+    path = tmp_path / "flat.h5"
+    with h5py.File(path, "w") as f:
+        f["test_set_x"] = np.zeros(shape, np.uint8)
+        f["test_set_y"] = np.zeros((3,), np.int64)
+    with pytest.raises(SourceError, match=r"frames are \d+x\d+ pixels; a frame needs at least 8"):
+        open_source(str(path), cfg).open()
