@@ -54,7 +54,8 @@ FLAG_KEYS: Dict[str, str] = {
 
 def a_path(text: str) -> str:
     """An argparse type: a path must name something. An empty one (``--collect "$DIR"``
-    with DIR unset) read as "not given": --collect "" ran the door service."""
+    with DIR unset) read as "not given": --collect "" ran the door service, and
+    --verify-model --model "" passed on the shipped bundle."""
     import argparse
 
     if not text.strip():
@@ -97,16 +98,17 @@ def build_parser() -> "argparse.ArgumentParser":
                            "no camera, no GPIO (install.sh runs it before installing a bundle)")
     mode.add_argument("--print-config", action="store_true",
                       help="print the effective config (file + flags) and exit")
-    parser.add_argument("--config", metavar="PATH",
+    parser.add_argument("--config", metavar="PATH", type=a_path,
                         help=f"INI config file (default {DEFAULT_PATH} if it exists)")
     parser.add_argument("--source", help="camera index, /dev/videoN, video file, URL, GStreamer "
                                          "pipeline, image file or image folder")
-    parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: shipped model)")
+    parser.add_argument("--model", metavar="BUNDLE", type=a_path,
+                        help="model bundle folder (default: shipped model)")
     parser.add_argument("--gpio", choices=GPIO_FACTORIES, help="gpiozero pin factory (mock = no hardware)")
     parser.add_argument("--pin", help="latch GPIO pin, e.g. GPIO17")
     parser.add_argument("--threshold", type=float, help="override the bundle's happy threshold")
     parser.add_argument("--threads", type=int, help="TFLite interpreter threads")
-    parser.add_argument("--state-dir", help="folder for unlock snapshots")
+    parser.add_argument("--state-dir", type=a_path, help="folder for unlock snapshots")
     parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.add_argument("--json", action="store_true", help="--once/--check: print one JSON object")
     parser.add_argument("--snapshot", metavar="PATH", type=a_path,

@@ -365,3 +365,16 @@ def test_interrupted_tools_never_exit_0(monkeypatch, capsys):
     monkeypatch.setattr(check_mod, "run_check", interrupted)
     assert main(["--check", "--gpio", "mock"]) == 130
     assert capsys.readouterr().err == "happyhouse-daemon: interrupted by SIGINT (Ctrl-C)\n"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--verify-model", "--model", ""], "--model"),  # passed on the shipped bundle, exit 0
+    (["--print-config", "--config", ""], "--config"),  # "config file  does not exist"
+    (["--print-config", "--state-dir", " "], "--state-dir"),
+])
+def test_an_empty_path_flag_is_refused_not_read_as_not_given(capsys, argv, flag):
+    """``--model "$BUNDLE"`` with BUNDLE unset made a verify step pass against the wrong
+    bundle; the service would have served the shipped one."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and f"argument {flag}: an empty path" in capsys.readouterr().err
