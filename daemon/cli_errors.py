@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Callable, Optional
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
-from .endsignals import signal_name
+from .endsignals import ENDING_SIGNALS, signal_name
 from .errors import HappyHouseError, Interrupted, OutputError
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -47,10 +49,12 @@ def run_main(prog: str, body: Callable[[], int], *, bug_exit: Optional[int] = No
         say(prog, f"error: {exc}")
         return exc.exit_code
     except Interrupted as exc:
-        say(prog, f"interrupted by {signal_name(exc.signum)}")
+        with _swallowing_signals():
+            say(prog, f"interrupted by {signal_name(exc.signum)}")
         return exc.exit_code
     except KeyboardInterrupt:
-        say(prog, f"interrupted by {signal_name(signal.SIGINT)}")
+        with _swallowing_signals():
+            say(prog, f"interrupted by {signal_name(signal.SIGINT)}")
         return EXIT_INTERRUPTED
     except Exception:
         if bug_exit is None:
@@ -111,6 +115,22 @@ def _silence(stdout) -> None:
         os.close(null)
     except OSError:
         pass
+
+
+@contextmanager
+def _swallowing_signals() -> Iterator[None]:
+    """While an interruption is reported, more ending signals do nothing: a burst of
+    Ctrl-C raised a KeyboardInterrupt inside the report, a traceback instead of the line.
+    (Only the main thread may set handlers; elsewhere nothing is changed.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, lambda *_: None) for signum in ENDING_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def say(prog: str, text: str) -> None:

@@ -166,3 +166,29 @@ def test_the_daemon_into_a_full_disk_is_exit_2_and_one_line(tmp_path):
                               stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "No space left on device" in proc.stderr
+
+
+def test_more_ctrl_c_while_the_interruption_is_reported_still_gives_the_line(monkeypatch, capsys):
+    """A burst of Ctrl-C: the second one raised KeyboardInterrupt inside the report of the
+    first (a traceback, "lost sys.stderr"), and the process died by SIGINT, not 130."""
+    import os
+    import signal
+
+    from happyhouse.daemon import cli_errors
+
+    real_say = cli_errors.say
+
+    def say_under_fire(prog, text):
+        os.kill(os.getpid(), signal.SIGINT)  # (not SIGTERM: unswallowed it ends pytest)
+        os.kill(os.getpid(), signal.SIGINT)
+        real_say(prog, text)
+
+    monkeypatch.setattr(cli_errors, "say", say_under_fire)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+    def interrupted():
+        raise Interrupted(signal.SIGINT)
+
+    assert run_main("p", interrupted) == 130
+    assert capsys.readouterr().err == "p: interrupted by SIGINT (Ctrl-C)\n"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
