@@ -147,6 +147,7 @@ class Door:
         self._last_ping = None
         self._last_status = None
         self._source_error_logged = False
+        self._reopens_seen = getattr(source, "reopens", 0)
         self._expired_seen = 0
         self._last_verdict = None
 
@@ -184,6 +185,12 @@ class Door:
             self._exit_button(now)
         frame = self._latest()
         now = self.clock()
+        reopens = getattr(self.source, "reopens", 0)
+        if reopens != self._reopens_seen:
+            # smiles before a lost camera and after its reopen are not one sighting (a
+            # one-frame video reopened every 0.57 s, under max_gap, and opened the door)
+            self._reopens_seen = reopens
+            self.vote.reset("camera reopened")
         obs = None
         if frame is None:
             self._check_stall(now)

@@ -90,6 +90,21 @@ def test_a_stale_frame_in_the_middle_resets_the_vote(rig):
     assert door.unlocks == 0
 
 
+def test_a_camera_reopen_in_the_middle_resets_the_vote(rig):
+    """Frames on both sides of a lost camera counted as one sighting: a one-frame video,
+    reopened every 0.57 s (under max_gap), opened the door three times in 30 s."""
+    def reopened():
+        door.source.reopens = 1
+
+    door, clock, factory, rec = rig(["H", "H", "H", "H", "n"], hooks={2: reopened})
+    door.source.reopens = 0
+    run_script(door)
+    assert door.unlocks == 0
+    door, clock, factory, rec = rig(["H", "H", "H", "n"])  # the same smiles, no reopen
+    run_script(door)
+    assert door.unlocks == 1
+
+
 def test_frame_gone_stale_during_slow_inference_does_not_count(rig):
     door, clock, factory, rec = rig(["H"] * 30)
     door.pipeline.latency = 0.6  # inference slower than stale_after (0.5 s)
