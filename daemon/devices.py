@@ -124,6 +124,12 @@ class CaptureDevice(Device):
         if not ok and self.kind == "video":  # end of file: loop for demos
             self._cap.set(_cv2().CAP_PROP_POS_FRAMES, 0)
             ok, image = self._cap.read()
+            if not ok:
+                # the seek did nothing (a one-frame video): from the start by a new
+                # capture, not a "lost camera" reopened every half second
+                self._cap.release()
+                self._cap = _cv2().VideoCapture(self.target, self.api)
+                ok, image = self._cap.read()
         if not ok or image is None:
             return None
         if image.ndim == 2:  # some drivers hand out grey frames

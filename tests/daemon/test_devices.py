@@ -47,15 +47,18 @@ def test_h5_source_scales_frames_to_camera_size(happy_house_h5):
     assert frame.image.shape == (240, 320, 3) and "150 frame(s)" in src.description
 
 
-def test_video_file_source_loops(tmp_path, cfg):
+@pytest.mark.parametrize("length", [4, 1])
+def test_video_file_source_loops(tmp_path, cfg, length):
+    """A one-frame video could not seek back: "camera lost" every half second."""
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (64, 48))
     assert writer.isOpened()
-    for i in range(4):
+    for i in range(length):
         writer.write(flat_image(i * 60))
     writer.release()
     with open_source(str(path), cfg) as src:
         frames = [src.latest(1.0) for _ in range(6)]  # longer than the clip: it loops
+        assert src.reopens == 0
     assert all(f is not None and f.image.shape == (48, 64, 3) for f in frames)
 
 
