@@ -102,6 +102,10 @@ KEY_BY_NAME: Mapping[str, Key] = MappingProxyType({k.dotted: k for k in KEYS})
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(k.section for k in KEYS))
 
 
+#: a whole number as a config file writes one
+_WHOLE_RE = re.compile(r"[+-]?[0-9]+")
+
+
 def _parse_bool(text: str) -> bool:
     low = text.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -121,6 +125,10 @@ def _parse(key: Key, raw: Any) -> Any:
     if key.kind == "int":
         if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
             raise ValueError("expected a whole number")
+        if isinstance(text, str) and not _WHOLE_RE.fullmatch(text):
+            # int() also takes "1_0" (10) and other scripts' digits ("３"): not what a
+            # technician typing a frame count means, nor what any other tool reads back
+            raise ValueError("expected a whole number in plain digits")
         return int(text)
     if key.kind in ("float", "optfloat"):
         value = float(text)

@@ -210,8 +210,13 @@ class GeometrySpec:
                        fusion=str(fusion["rule"]),
                        weights=tuple(float(w) for w in fusion.get("weights", (0.5, 0.5))),
                        mesh_source=str(mesh.get("source", "")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{where}: geometry section is malformed ({exc!r})") from None
+        except KeyError as exc:
+            raise ModelError(f"{where}: geometry section has no {exc.args[0]!r}: rebuild the "
+                             f"bundle with happyhouse-convert") from None
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: geometry section is malformed (landmarks and head must "
+                             f"be objects with file and sha256, fusion one with rule and "
+                             f"weights; {exc}): rebuild the bundle with happyhouse-convert") from None
         for name, value, known in (("alignment", spec.alignment, ALIGNMENTS),
                                    ("features", spec.features, FEATURES),
                                    ("fusion", spec.fusion, FUSIONS)):

@@ -17,7 +17,7 @@ def invalid_values(key):
     """Values that must be rejected for ``key``."""
     bad = []
     if key.kind == "int":
-        bad += ["abc", "1.5", "", "true"]
+        bad += ["abc", "1.5", "", "true", "1_0", "\uff13"]  # int() took both (10 and 3)
     if key.kind in ("float", "optfloat"):
         bad += ["abc", "nan", "1,5"]
     if key.kind in ("int", "float", "optfloat") and key.low is not None:

@@ -201,6 +201,20 @@ def test_fusion_weights_that_cannot_fuse_are_refused(tmp_path, faces, mesh, weig
         GeometrySpec.from_dict(section, "model.json")
 
 
+@pytest.mark.parametrize("change, said", [
+    (lambda section: section.update(landmarks="face_landmark.tflite"), "landmarks and head must"),
+    (lambda section: section["head"].pop("sha256"), "has no 'sha256'"),
+])
+def test_a_malformed_geometry_section_says_what_is_wrong(tmp_path, faces, mesh, change, said):
+    """It said "malformed (TypeError("string indices must be integers, not 'str'"))"."""
+    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    section = json.loads((bundle.path / "model.json").read_text())["geometry"]
+    change(section)
+    with pytest.raises(ModelError, match=said) as info:
+        GeometrySpec.from_dict(section, "model.json")
+    assert "TypeError" not in str(info.value) and "happyhouse-convert" in str(info.value)
+
+
 def test_an_older_daemon_would_refuse_a_format_2_bundle(tmp_path, faces, mesh):
     # what a version-1 reader checks first: the format_version it knows
     bundle = _geometry_bundle(tmp_path, faces, mesh)
