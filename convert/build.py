@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from happyhouse.daemon.bundle import MODEL_FILE, Bundle, sha256_file, write_bundle
+from happyhouse.daemon.bundle import MODEL_FILE, Bundle, default_bundle_path, sha256_file, write_bundle
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import DataError, ModelError
 from happyhouse.daemon.evidence import evidence_problems, roc_table
-from happyhouse.daemon.filesafety import check_creatable
+from happyhouse.daemon.filesafety import check_creatable, check_replaceable, inside
 from happyhouse.daemon.geometry import HEAD_FILE, fuse
 from happyhouse.daemon.preprocess import normalize_batch
 from happyhouse.daemon.runtime import PROBABILITY, VIEW_LOGITS, Classifier
@@ -83,18 +83,37 @@ def versions() -> dict:
     return found
 
 
-def check_writable(out: Path, what: str = "a model bundle", marker: str = MODEL_FILE) -> None:
+#: a folder holding one of these is that kind of output, replaced only by its own kind: a
+#: report named as adapt's --report deleted a trained model's folder (its metrics.json,
+#: training's report, passed as "an earlier report")
+OUTPUT_KINDS = {"model.keras": "a trained model", MODEL_FILE: "a model bundle"}
+
+
+def check_writable(out: Path, what: str = "a model bundle", marker: str = MODEL_FILE,
+                   inputs: Iterable[Tuple[str, Optional[Path]]] = ()) -> None:
     """Fail before the slow work if ``what`` cannot be written where asked.
 
     The folder is replaced whole, so an existing one must be an earlier ``what`` (it
-    holds ``marker``) or empty: never a model's own folder, a house's frames or notes.
+    holds ``marker``, and no other kind's file) or empty: never a model's own folder,
+    the shipped bundle, a house's frames or notes, nor a folder holding one of
+    ``inputs`` ((flag, path) pairs: replacing it deleted them, and exit 0).
     """
-    parent = out.resolve().parent
-    if out.exists() and not out.is_dir():
-        raise ModelError(f"output {out} exists and is not a folder")
+    check_replaceable(out, what)
+    for name, kind in OUTPUT_KINDS.items():
+        if kind != what and (out / name).exists():
+            raise ModelError(f"output {out} holds {name}: it is {kind}, not {what}; it "
+                             f"would be replaced whole: give a new folder")
     if out.is_dir() and not (out / marker).is_file() and any(out.iterdir()):
         raise ModelError(f"output {out} exists and is not {what} (no {marker}): it would be "
                          f"replaced whole with what is in it; give a new folder")
+    if inside(default_bundle_path(), out):
+        raise ModelError(f"output {out} is the bundle shipped with happyhouse (the door's "
+                         f"fallback): give a new folder")
+    for flag, path in inputs:
+        if path is not None and inside(path, out):
+            raise ModelError(f"{flag} {path} is inside the output {out}, which is replaced "
+                             f"whole: it would be deleted; give an output folder elsewhere")
+    parent = out.resolve().parent
     if not parent.is_dir():  # made when the bundle is written: a refused run leaves none
         check_creatable(out, "the output folder")
         return
@@ -167,9 +186,10 @@ def door_frames(train_meta: TrainingMeta) -> bool:
 
 def convert(opts: Options) -> Bundle:
     """Build, prove and write the bundle; raises a HappyHouseError on any refusal."""
-    check_writable(opts.out)
-    if opts.out.resolve() in opts.model.resolve().parents:  # replacing --out would delete it
-        raise ModelError(f"output {opts.out} holds the model {opts.model}: give a new folder")
+    check_writable(opts.out, inputs=[("the model", opts.model), ("--metadata", opts.metadata),
+                                     ("--metrics", opts.metrics)]
+                   + [("--calibration", p) for p in opts.calibration]
+                   + [("--holdout", p) for p in opts.holdout])
     train_meta = read_metadata(find_metadata(opts.model, opts.metadata), opts.metrics)
     model = load_keras_model(opts.model)
     shape = model_input_shape(model, opts.model)

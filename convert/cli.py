@@ -20,6 +20,7 @@ from typing import List, Optional
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless, seed_check
 from happyhouse.daemon.evidence import evidence_problems
+from happyhouse.daemon.filesafety import a_path
 from happyhouse.daemon.runtime import SCORE_KINDS, VIEW_LOGITS
 
 from .parity import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MAX_DROP
@@ -36,19 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "(model.tflite, model.json, golden.npz, MODEL_CARD.md).",
         epilog="Exit codes:" + __doc__.split("Exit codes:", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", metavar="MODEL", help="trained Keras model (.keras or .h5)")
-    parser.add_argument("--calibration", metavar="DATA", action="append", required=True,
+    parser.add_argument("model", metavar="MODEL", type=a_path, help="trained Keras model (.keras or .h5)")
+    parser.add_argument("--calibration", metavar="DATA", action="append", required=True, type=a_path,
                         help="labelled TRAINING data (class folders or course .h5); repeatable")
-    parser.add_argument("--out", metavar="DIR", required=True,
+    parser.add_argument("--out", metavar="DIR", required=True, type=a_path,
                         help="bundle folder to write (an existing one is replaced, so it must "
                              "hold an earlier bundle or nothing)")
-    parser.add_argument("--holdout", metavar="DATA", action="append", default=[],
+    parser.add_argument("--holdout", metavar="DATA", action="append", default=[], type=a_path,
                         help="separate labelled data for the parity proof (default: a seeded "
                              f"stratified {DEFAULT_HOLDOUT_FRACTION:g} split of the calibration "
                              "data, never used for calibration)")
-    parser.add_argument("--metadata", metavar="JSON",
+    parser.add_argument("--metadata", metavar="JSON", type=a_path,
                         help="training metadata (default: MODEL's .json or metadata.json beside it)")
-    parser.add_argument("--metrics", metavar="JSON",
+    parser.add_argument("--metrics", metavar="JSON", type=a_path,
                         help="training validation metrics (happyhouse-train's metrics.json; "
                              "default: the metadata's own or metrics.json beside it)")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, metavar="PP",
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION_SIZE,
                         metavar="N", help=f"calibration images (default {DEFAULT_CALIBRATION_SIZE})")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split and sample")
-    parser.add_argument("--notes", metavar="FILE",
+    parser.add_argument("--notes", metavar="FILE", type=a_path,
                         help="markdown added near the top of MODEL_CARD.md")
     parser.add_argument("--no-geometry", action="store_true",
                         help="leave out the geometry stage even if geometry.json (written by "

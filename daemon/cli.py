@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from .cli_errors import run_main
 from .errors import HappyHouseError
+from .filesafety import a_path
 
 if TYPE_CHECKING:
     import argparse
@@ -50,17 +51,6 @@ FLAG_KEYS: Dict[str, str] = {
     "state_dir": "service.state_dir",
     "web": "web.address",
 }
-
-
-def a_path(text: str) -> str:
-    """An argparse type: a path must name something. An empty one (``--collect "$DIR"``
-    with DIR unset) read as "not given": --collect "" ran the door service, and
-    --verify-model --model "" passed on the shipped bundle."""
-    import argparse
-
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path: name a folder or file")
-    return text
 
 
 def build_parser() -> "argparse.ArgumentParser":

@@ -50,6 +50,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .filesafety import a_path
 from .preprocess import Box
 from .roc import roc_auc
 
@@ -281,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "root (happy/, not_happy/) or a course HDF5 file.",
         epilog=__doc__.split("What the gate sees", 1)[1].join(["What the gate sees", ""]),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", metavar="BUNDLE", help="bundle folder (default: shipped model)")
-    parser.add_argument("--data", metavar="PATH", required=True, action="append",
+    parser.add_argument("--model", metavar="BUNDLE", type=a_path, help="bundle folder (default: shipped model)")
+    parser.add_argument("--data", metavar="PATH", required=True, action="append", type=a_path,
                         help="dataset (repeat for several; each is reported and summed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--threshold", type=float, help="override the bundle's threshold")
@@ -290,12 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="whole frames are scaled to this camera size before the gate")
     parser.add_argument("--gate", choices=GATE_MODES, default="auto",
                         help="auto: gate whole-frame HDF5 data, treat class folders as face crops")
-    parser.add_argument("--config", metavar="PATH", help="daemon config for [face] and [model]")
+    parser.add_argument("--config", metavar="PATH", type=a_path, help="daemon config for [face] and [model]")
     parser.add_argument("--threads", type=int, help="TFLite threads")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N images per class/file")
-    parser.add_argument("--per-image", metavar="FILE",
+    parser.add_argument("--per-image", metavar="FILE", type=a_path,
                         help="write a CSV row per image: id, label, face box, score, decision")
-    parser.add_argument("--plot", metavar="DIR",
+    parser.add_argument("--plot", metavar="DIR", type=a_path,
                         help="write roc.png and misses.png (false opens first) here; "
                              "needs matplotlib (desktop)")
     return parser

@@ -57,6 +57,37 @@ def check_file_creatable(path: os.PathLike, what: str) -> Path:
     return path
 
 
+def a_path(text: str) -> str:
+    """An argparse type: a path must name something. An empty one (``--collect "$DIR"``
+    with DIR unset) read as "not given" or as the current folder: --collect "" ran the
+    door service, --verify-model --model "" passed on the shipped bundle, and
+    happyhouse-train --out "" wrote a model and its plots into the current folder."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: name a folder or file")
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """:func:`a_path` as a ``Path``."""
+    return Path(a_path(text))
+
+
+def check_replaceable(out: os.PathLike, what: str) -> None:
+    """DataError unless ``out`` can be a folder the tool replaces whole: named (an empty
+    path, an unset shell variable, is the current folder), not a file, and not a symlink
+    to nothing (the final rename failed on it, a traceback after all the work)."""
+    if not str(out).strip():
+        raise DataError(f"an empty output path: name the folder for {what}")
+    out = Path(out).expanduser()
+    if out.is_symlink() and not out.exists():
+        raise DataError(f"output {out} is a symlink to {os.readlink(out)}, which does not "
+                        f"exist: remove the link or give another folder")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output {out} exists and is not a folder")
+
+
 def make_folder(folder: os.PathLike, what: str) -> Path:
     """``folder``, created with its parents, or DataError "``what`` ``folder`` cannot be
     created" (one line, where :func:`check_creatable` could not tell beforehand)."""

@@ -52,7 +52,7 @@ import numpy as np
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError, refuse_unless
 from happyhouse.daemon.evidence import MIN_HOLDOUT
-from happyhouse.daemon.filesafety import replace_folders
+from happyhouse.daemon.filesafety import path_arg, replace_folders
 
 from .house_cv import GENERAL_MODEL, check_protocol_numbers
 
@@ -345,8 +345,10 @@ def run(args) -> dict:
     started = time.time()
     out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
     check_apart(out, report_out, Path(args.frames))
-    check_writable(out)
-    check_writable(report_out, "a report", "metrics.json")
+    inputs = [("--frames", args.frames), ("--general", args.general),
+              ("--current", args.current), ("--config", args.config)]
+    check_writable(out, inputs=inputs)
+    check_writable(report_out, "a report", "metrics.json", inputs=inputs)
     if not Path(args.general).is_file():
         raise ModelError(f"general model {args.general} does not exist (--general: the "
                          f"models/general/model.keras of a HappyHouse checkout)")
@@ -442,23 +444,23 @@ def run(args) -> dict:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="happyhouse-adapt", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", required=True, type=Path,
+    p.add_argument("--frames", required=True, type=path_arg,
                    help="the house's frames: FOLDER/happy and FOLDER/not_happy (--collect)")
-    p.add_argument("--out", required=True, type=Path,
+    p.add_argument("--out", required=True, type=path_arg,
                    help="the bundle folder to write (an existing one is replaced, so it must "
                         "hold an earlier bundle or nothing)")
-    p.add_argument("--report", type=Path,
+    p.add_argument("--report", type=path_arg,
                    help="report folder (default OUT-report; an existing one must hold an "
                         "earlier report or nothing)")
-    p.add_argument("--config", type=Path,
+    p.add_argument("--config", type=path_arg,
                    help="the door's config file (a copy of /etc/happyhouse/happyhouse.conf): "
                         "frames are gated and cropped with its camera size and [face] settings "
                         "(default: this machine's config file if any, else the built-in one)")
-    p.add_argument("--general", type=Path, default=GENERAL_MODEL,
+    p.add_argument("--general", type=path_arg, default=GENERAL_MODEL,
                    help="the shipped general model to fine-tune (its geometry.json, if any, "
                         "gives the geometry stage; default: this checkout's "
                         "models/general/model.keras, from any folder)")
-    p.add_argument("--current", type=Path,
+    p.add_argument("--current", type=path_arg,
                    help="the bundle the door runs now (default: the shipped bundle)")
     p.add_argument("--k", type=int, default=5, help="folds of the estimate")
     p.add_argument("--protocol", choices=("refit", "split"), default="refit")

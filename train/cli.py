@@ -22,6 +22,7 @@ from typing import List, Optional
 
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import HappyHouseError
+from happyhouse.daemon.filesafety import a_path, path_arg
 
 from . import models
 from .augment import PRESETS
@@ -32,12 +33,12 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="happyhouse-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", action="append", required=True, metavar="PATH",
+    p.add_argument("--data", action="append", required=True, metavar="PATH", type=a_path,
                    help="class-folder root (happy/, not_happy/) or course .h5; repeat to combine")
-    p.add_argument("--out", required=True, type=Path, help="folder for model.keras + train_meta.json")
-    p.add_argument("--report", type=Path, help="folder for metrics.json and plots (default: --out)")
+    p.add_argument("--out", required=True, type=path_arg, help="folder for model.keras + train_meta.json")
+    p.add_argument("--report", type=path_arg, help="folder for metrics.json and plots (default: --out)")
     p.add_argument("--arch", default=models.DEFAULT_ARCH, choices=sorted(models.ARCHS))
-    p.add_argument("--init", type=Path, metavar="MODEL",
+    p.add_argument("--init", type=path_arg, metavar="MODEL",
                    help="fine-tune this .keras model (e.g. the general model on a house's images)")
     p.add_argument("--train-bn", action="store_true",
                    help="with --init: also update BatchNorm (default: frozen; right for small data)")
@@ -82,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop after the epoch that passes this many seconds of fitting "
                         "(the best checkpoint so far is the model)")
-    p.add_argument("--label-audit", type=Path, action="append", metavar="AUDIT",
+    p.add_argument("--label-audit", type=path_arg, action="append", metavar="AUDIT",
                    help="a label audit (python -m happyhouse.train.label_audit) applied to the "
                         "training part: smiles relabelled, faces that are none left out; "
                         "validation keeps the datasets' labels (repeatable)")

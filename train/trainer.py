@@ -307,10 +307,16 @@ def _output_folders(cfg: "TrainConfig"):
 
 def check_output_folders(cfg: "TrainConfig") -> None:
     """DataError if the model or report folder plainly cannot be created (nothing is made),
-    or lies in a ``--data`` folder (its plots and model would be read as faces next time)."""
+    lies in a ``--data`` folder (its plots and model would be read as faces next time),
+    or the model folder holds the ``--init`` model, which the run would replace."""
     from happyhouse.daemon.errors import DataError
     from happyhouse.daemon.filesafety import check_creatable, inside
 
+    if cfg.init is not None and inside(cfg.init, cfg.out):
+        # --init gm/model.keras --out gm overwrote the model it started from, and dropped
+        # its geometry stage, with exit 0 and no copy kept
+        raise DataError(f"--out {cfg.out} holds the --init model {cfg.init}, which this run "
+                        f"would replace: give a new folder (and copy it over once it is better)")
     for what, folder in _output_folders(cfg):
         for source in cfg.data:
             if Path(source).is_dir() and inside(folder, source):

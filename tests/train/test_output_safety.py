@@ -174,3 +174,102 @@ def test_replacing_folders_keeps_the_old_ones_until_the_new_ones_are_in(tmp_path
     replace_folders(((new_bundle, old_bundle), (new_report, old_report)))
     assert (old_bundle / "what").read_text() == "new" and (old_report / "what").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "report", "work"]
+
+
+def test_a_retrain_into_the_folder_of_its_init_model_is_refused(tmp_path):
+    """--init gm/model.keras --out gm replaced the model it started from (and dropped its
+    geometry stage) with exit 0 and no copy kept."""
+    out = earlier_model(tmp_path / "model")
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    cfg = TrainConfig(data=[str(tmp_path / "faces")], out=out, init=out / MODEL_FILE)
+    with pytest.raises(DataError, match="holds the --init model"):
+        trainer.check_output_folders(cfg)
+    assert {p.name: p.read_text() for p in out.iterdir()} == before
+    trainer.check_output_folders(TrainConfig(data=[str(tmp_path / "faces")], out=tmp_path / "new",
+                                             init=out / MODEL_FILE))
+
+
+def earlier_bundle(folder: Path) -> Path:
+    from happyhouse.daemon.bundle import default_bundle_path
+
+    shutil.copytree(default_bundle_path(), folder)
+    return folder
+
+
+@pytest.mark.parametrize("flag", ["--calibration", "--holdout", "--metadata"])
+def test_convert_refuses_an_output_that_holds_one_of_its_inputs(tmp_path, flag):
+    """An earlier bundle holding the calibration faces, given as --out: replaced whole, the
+    faces were gone, with exit 0."""
+    from happyhouse.convert.build import Options, convert
+
+    out = earlier_bundle(tmp_path / "bundle")
+    kept = out / ("faces" if flag != "--metadata" else "train_meta.json")
+    kept.mkdir() if flag != "--metadata" else kept.write_text("{}")
+    options = Options(model=REPO / "models" / "general" / MODEL_FILE, out=out,
+                      calibration=[kept if flag == "--calibration" else tmp_path / "faces"],
+                      holdout=[kept] if flag == "--holdout" else [],
+                      metadata=kept if flag == "--metadata" else None)
+    with pytest.raises(ModelError, match=f"{flag} .* is inside the output .* it would be deleted"):
+        convert(options)
+    assert kept.exists()
+
+
+def test_adapt_refuses_an_output_that_holds_the_house_frames(tmp_path, capsys):
+    from happyhouse.train.adapt import main
+
+    out = earlier_bundle(tmp_path / "bundle")
+    (out / "house" / "happy").mkdir(parents=True)
+    (out / "house" / "not_happy").mkdir()
+    assert main(["--frames", str(out / "house"), "--out", str(out)]) == 2
+    assert "--frames" in capsys.readouterr().err.split("is inside the output")[0]
+    assert (out / "house" / "happy").is_dir()
+
+
+def test_a_trained_model_folder_is_not_an_earlier_report(tmp_path):
+    """Training's report defaults to its --out, so a model folder holds metrics.json:
+    adapt --report on it deleted model.keras and train_meta.json."""
+    from happyhouse.convert.build import check_writable
+
+    folder = earlier_model(tmp_path / "trained")
+    (folder / "metrics.json").write_text("{}")
+    with pytest.raises(ModelError, match="holds model.keras: it is a trained model, not a report"):
+        check_writable(folder, "a report", "metrics.json")
+    with pytest.raises(ModelError, match="it is a model bundle, not a report"):
+        check_writable(earlier_bundle(tmp_path / "b"), "a report", "metrics.json")
+
+
+def test_the_shipped_bundle_is_never_an_output(tmp_path):
+    from happyhouse.convert.build import check_writable
+    from happyhouse.daemon.bundle import default_bundle_path
+
+    with pytest.raises(ModelError, match="the bundle shipped with happyhouse"):
+        check_writable(default_bundle_path())
+
+
+def test_an_output_that_is_a_dangling_symlink_is_refused_before_the_work(tmp_path):
+    """The final rename failed on it: NotADirectoryError, a traceback after the whole run."""
+    from happyhouse.convert.build import check_writable
+
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="is a symlink to .*nowhere, which does not exist"):
+        check_writable(link)
+
+
+@pytest.mark.parametrize("module, argv, flag", [
+    ("happyhouse.convert.cli", ["m.keras", "--calibration", "faces", "--out", ""], "--out"),
+    ("happyhouse.train.cli", ["--data", "faces", "--out", ""], "--out"),
+    ("happyhouse.train.adapt", ["--frames", "faces", "--out", " "], "--out"),
+    ("happyhouse.daemon.evaluate", ["--data", "faces", "--model", ""], "--model"),
+    ("happyhouse.daemon.evaluate", ["--data", "faces", "--per-image", ""], "--per-image"),
+    ("happyhouse.daemon.evaluate", ["--data", "faces", "--plot", ""], "--plot"),
+])
+def test_an_empty_path_is_refused_by_every_desktop_tool(capsys, module, argv, flag):
+    """An unset shell variable: train --out "" wrote its model and plots into the current
+    folder, eval --model "" scored the shipped bundle, --per-image "" wrote nothing; all
+    with exit 0."""
+    import importlib
+
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(module).main(argv)
+    assert stop.value.code == 2 and f"argument {flag}: an empty path" in capsys.readouterr().err
