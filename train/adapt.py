@@ -138,9 +138,44 @@ def load_frames(path: Path, spec, limit: Optional[int] = None, cfg=None):
     data = load_dataset(path, size=None, limit=limit, frame_size=(cfg.camera_width, cfg.camera_height))
     if data.skipped:
         log.warning("%s", unreadable_line(data.skipped))
-    data.raw = data.images
+    raw = data.images
     data.images, has_face = door_face_crops(data.images, spec, cfg)
+    keep = distinct_frames(raw, data.labels, data.ids, has_face)
+    data = data.subset(keep)
+    data.raw, has_face = raw[keep], has_face[keep]
     return data, has_face
+
+
+def distinct_frames(frames: np.ndarray, labels: np.ndarray, ids, has_face: np.ndarray) -> np.ndarray:
+    """Indices of the frames to keep, each face frame once: copies of a frame (the same
+    pixels under other names) passed the too-few-frames refusal four times over, sat in the
+    estimate's train and test folds at once, and counted again in the parity proof. A face
+    frame filed under both labels is refused: which one is right is the house's to say.
+    Frames without a face are kept as they are (nothing uses them but the counts)."""
+    import hashlib
+
+    first = {}
+    keep, copies = [], []
+    for i, image in enumerate(frames):
+        if not has_face[i]:
+            keep.append(i)
+            continue
+        key = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+        if key not in first:
+            first[key] = i
+            keep.append(i)
+            continue
+        j = first[key]
+        if labels[j] != labels[i]:
+            raise DataError(f"the same frame is filed as {CLASSES[labels[j]]} "
+                            f"({Path(ids[j]).name}) and as {CLASSES[labels[i]]} "
+                            f"({Path(ids[i]).name}): keep it in one class folder")
+        copies.append(Path(ids[i]).name)
+    if copies:
+        log.warning("left out %d copies of frames already counted (the same pixels under "
+                    "another name): %s%s", len(copies), ", ".join(copies[:3]),
+                    " ..." if len(copies) > 3 else "")
+    return np.asarray(keep, dtype=np.int64)
 
 
 def check_enough(labels: np.ndarray, has_face: np.ndarray, minimum: int) -> None:

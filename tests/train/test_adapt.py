@@ -537,3 +537,34 @@ def test_the_refusal_counts_in_words_a_technician_reads():
         refuse_if_worse({"errors": 1, "false_opens": 9}, {"errors": 0, "false_opens": 0}, 66,
                         "default", "the adapted model")
     assert "makes 1 error with 9 false opens" in str(refused.value)
+
+
+def test_copies_of_frames_are_counted_once(tmp_path, capsys, no_estimate, genki_root):
+    """Each of 25 + 25 frames copied four times passed the 100-frame minimum (200 files):
+    the estimate's folds shared copies, the parity proof counted each face four times and
+    --check said GO. Copies are now left out, with a line, and the refusal is the 50's."""
+    import shutil
+
+    frames = _frames(tmp_path, 25, 25)
+    for picture in sorted(frames.glob("*/*.png")):
+        for copy in "bcd":
+            shutil.copy(picture, picture.with_name(f"{picture.stem}_{copy}.png"))
+    out = tmp_path / "my_bundle"
+    rc = adapt("--frames", frames, "--out", out, "--general", GENERAL, *TINY)
+    err = capsys.readouterr().err
+    assert rc == 2 and re.search(r"need >= 100 face frames in all .*; have [45]\d\b", err), err
+    assert not out.exists()
+
+
+def test_a_frame_filed_under_both_labels_is_refused(tmp_path):
+    import shutil
+
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.daemon.preprocess import Preprocess
+    from happyhouse.train.adapt import load_frames
+
+    frames = _frames(tmp_path, 3, 3)
+    shutil.copy(frames / "happy" / "001.png", frames / "not_happy" / "smile-or-not.png")
+    with pytest.raises(DataError, match=r"the same frame is filed as .*: keep it in one class") as info:
+        load_frames(frames, Preprocess(crop="face", size=64))
+    assert "happy (001.png)" in str(info.value) and "not_happy (smile-or-not.png)" in str(info.value)
