@@ -12,6 +12,7 @@ training, conversion checks and ``happyhouse-eval`` alike (no TensorFlow).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -74,6 +75,9 @@ def data_root() -> Optional[Path]:
 def _read_image(path: Path, size: Optional[int]) -> np.ndarray:
     import cv2
 
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        # a FIFO named .png blocked the read forever (every loader hung), a device never ends
+        raise ValueError("not a regular file")
     data = np.fromfile(str(path), dtype=np.uint8)
     try:
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -106,7 +110,11 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
         if not folder.is_dir():
             raise DataError(f"{root} is not a class-folder dataset: {folder} is missing "
                             f"(expected {root}/happy and {root}/not_happy)")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        try:
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        except OSError as exc:  # a 0700 folder from --collect, copied with rsync -a
+            raise DataError(f"{folder} cannot be listed ({exc.strerror or exc}): make it "
+                            f"readable (chmod -R u+rX) or copy it again") from None
         if limit is not None:
             files = files[:limit]
         if not files:

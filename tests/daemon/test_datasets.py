@@ -185,3 +185,49 @@ def test_training_and_conversion_refuse_an_empty_course_hdf5_by_name(tmp_path):
     path = _course_h5(tmp_path / "empty.h5", train_set_x=FRAMES[:0], train_set_y=LABELS[:0])
     with pytest.raises(DataError, match="empty.h5: train_set_x holds no frames"):
         load_training_data([str(path)], Preprocess(crop="frame"))
+
+
+def _two_classes(tmp_path):
+    import cv2
+
+    for name in ("happy", "not_happy"):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "a.png"), np.full((64, 64, 3), 90, np.uint8))
+    return tmp_path
+
+
+def test_a_fifo_named_like_a_picture_is_left_out_not_waited_on(tmp_path):
+    """mkfifo happy/pipe.png: every loader (eval, adapt, convert, train) hung forever."""
+    import os
+    import threading
+
+    root = _two_classes(tmp_path)
+    os.mkfifo(root / "happy" / "pipe.png")
+    loaded = []
+    reader = threading.Thread(target=lambda: loaded.append(load_dataset(root)), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    if reader.is_alive():  # unblock the stuck reader so the test run can end
+        with open(root / "happy" / "pipe.png", "wb"):
+            pass
+        pytest.fail("the loader waited on the FIFO")
+    ds, = loaded
+    assert len(ds) == 2 and ds.skipped == [(str(root / "happy" / "pipe.png"), "not a regular file")]
+
+
+def test_a_class_folder_that_cannot_be_listed_is_one_data_error(tmp_path, monkeypatch):
+    """A 0700 --collect folder copied with rsync -a: a PermissionError traceback in every tool."""
+    from pathlib import Path
+
+    root = _two_classes(tmp_path)
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "happy":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(DataError, match=r"happy cannot be listed \(Permission denied\): make it "
+                                        r"readable"):
+        load_dataset(root)
