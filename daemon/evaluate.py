@@ -216,6 +216,10 @@ def write_per_image(path: str, results: Sequence[ImageResult]) -> Path:
     return target
 
 
+#: what --plot writes into its folder
+PLOT_FILES = ("roc.png", "misses.png")
+
+
 def check_outputs(args) -> None:
     """``--per-image`` and ``--plot`` checked before any image is scored: a wrong path is
     one line at the start, not a traceback (or nothing written) after the evaluation.
@@ -247,6 +251,8 @@ def check_outputs(args) -> None:
                             f"roc.png and misses.png would be read as faces there; give a "
                             f"folder outside the data")
         check_creatable(folder, "--plot")
+        for name in PLOT_FILES:  # a folder or a read-only file in their place failed at the end
+            check_file_creatable(folder / name, "--plot")
 
 
 def summarize(pred: np.ndarray, labels: np.ndarray, faces: int,
@@ -361,14 +367,15 @@ def run(args) -> dict:
 
         folder = make_folder(plot, "--plot")
         scored = [r for r in results if r.score is not None]
+        roc_name, misses_name = PLOT_FILES
         roc_png = plot_roc(np.asarray([r.label for r in scored]),
                            np.asarray([r.score for r in scored]), pipeline.threshold,
-                           folder / "roc.png",
+                           folder / roc_name,
                            title=f"ROC over the {len(scored)} frames with a face")
         wrong = misses(results)
         misses_png = plot_misses([images[i] for i in wrong],
                                  [shown_with_printable_id(results[i]) for i in wrong],
-                                 folder / "misses.png", pipeline.threshold)
+                                 folder / misses_name, pipeline.threshold)
         report["plots"] = [str(roc_png), str(misses_png)]
     return report
 

@@ -53,6 +53,9 @@ def check_file_creatable(path: os.PathLike, what: str) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise DataError(f"{what} {path} is a folder: give the name of the file to write")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{what} {path} exists and is not writable: remove it or give "
+                        f"another name")
     check_creatable(path.parent, f"{what}'s folder")
     return path
 

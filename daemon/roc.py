@@ -16,6 +16,8 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray):
     """(fpr, tpr, thresholds), thresholds descending; predicted happy when score >= t."""
     labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:  # nothing scored (no frame had a face): the curve's one point
+        return np.zeros(1), np.zeros(1), np.array([np.inf])
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], labels[order]
     distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]

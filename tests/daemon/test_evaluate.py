@@ -293,3 +293,31 @@ def test_outputs_are_refused_before_any_image_is_scored(tmp_path, capsys, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and match in err[0] and flag in err[0], err
     assert sorted(str(p) for p in data.rglob("*")) == before
+
+
+def test_plot_when_no_frame_has_a_face_draws_an_empty_curve(tmp_path, capsys):
+    """--gate on over noise: roc_curve indexed an empty array (IndexError, exit 1) and left
+    an empty plot folder behind a written --per-image table."""
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 2)
+    code = evaluate.main(["--data", str(data), "--gate", "on", "--plot", str(tmp_path / "plots")])
+    assert code == 0, capsys.readouterr().err
+    assert all((tmp_path / "plots" / name).stat().st_size > 0 for name in evaluate.PLOT_FILES)
+
+
+@pytest.mark.parametrize("name", ["roc.png", "misses.png"])
+def test_a_folder_where_a_plot_goes_is_refused_before_the_scoring(tmp_path, capsys, name):
+    """roc.png (or misses.png) a folder: IsADirectoryError after the whole evaluation, the
+    --per-image table already written and roc.png too."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 2)
+    (tmp_path / "plots" / name).mkdir(parents=True)
+    table = tmp_path / "per.csv"
+    code = evaluate.main(["--data", str(data), "--per-image", str(table),
+                          "--plot", str(tmp_path / "plots")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{name} is a folder" in err and err.count("\n") == 1, err
+    assert not table.exists() and sorted(p.name for p in (tmp_path / "plots").iterdir()) == [name]
