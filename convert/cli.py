@@ -87,8 +87,9 @@ def _convert(argv: Optional[List[str]]) -> int:
         # allowed, not refused: a NaN allowance fails the test instead of letting any drop through
         (0 <= args.max_drop <= 100,
          f"--max-drop must be 0 to 100 percentage points, got {args.max_drop}"),
-        (args.calibration_size >= 1,
-         f"--calibration-size must be at least 1, got {args.calibration_size}"),
+        (args.calibration_size >= 2,
+         f"--calibration-size must be at least 2 (a face of each class), got "
+         f"{args.calibration_size}"),
         seed_check("--seed", args.seed),
     ), HappyHouseError)
     notes = ""

@@ -114,15 +114,19 @@ def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
 
 def calibration_sample(labels: np.ndarray, pool: np.ndarray, count: int,
                        seed: int = 0) -> np.ndarray:
-    """A seeded sample of ``pool`` indices with both classes in their data proportions."""
+    """A seeded sample of ``pool`` indices with both classes in their data proportions, and
+    at least one of each class present (a share that rounded to 0 for both classes left
+    nothing to calibrate on: "need at least one array to stack")."""
     rng = np.random.default_rng(seed)
     if len(pool) <= count:
         return np.sort(pool)
-    chosen = []
-    for label in (0, 1):
-        members = pool[labels[pool] == label]
-        take = int(round(count * len(members) / len(pool)))
-        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
+    members = {label: pool[labels[pool] == label] for label in (0, 1)}
+    happy = int(round(count * len(members[1]) / len(pool)))
+    if len(members[0]) and len(members[1]):
+        happy = min(max(1, happy), count - 1)
+    takes = {1: happy, 0: count - happy}
+    chosen = [rng.choice(members[label], size=min(takes[label], len(members[label])), replace=False)
+              for label in (0, 1)]
     return np.sort(np.concatenate(chosen))
 
 

@@ -110,7 +110,7 @@ def test_parity_failure_writes_nothing(tiny_model, small_faces, tmp_path, capsys
 
 
 @pytest.mark.parametrize("flag, value", [("--max-drop", "nan"), ("--max-drop", "-1"),
-                                         ("--max-drop", "101"), ("--calibration-size", "0"),
+                                         ("--max-drop", "101"), ("--calibration-size", "0"), ("--calibration-size", "1"),
                                          ("--seed", "-1")])
 def test_a_number_conversion_cannot_use_is_refused_before_converting(flag, value, tiny_model,
                                                                     small_faces, tmp_path, capsys):

@@ -82,6 +82,15 @@ def test_calibration_sample_draws_only_from_the_pool():
     assert labels[pick].sum() == 10
 
 
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_small_calibration_sample_has_a_face_of_each_class(count):
+    """--calibration-size 1, documented as allowed, rounded each class's share to 0: "need
+    at least one array to stack", a traceback. The least is now 2, one of each class."""
+    labels = np.array([1] * 10 + [0] * 10)
+    pick = calibration_sample(labels, np.arange(20), count, seed=0)
+    assert 1 <= labels[pick].sum() < len(pick) <= count
+
+
 def test_golden_indices_spread_over_scores_and_classes():
     labels = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
     scores = np.array([0.9, 0.5, 0.7, 0.99, 0.6, 0.1, 0.3, 0.01, 0.2, 0.45])
