@@ -283,7 +283,8 @@ def _force_lock_fallback(args: argparse.Namespace, exc: HappyHouseError) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return run_main(PROG, lambda: _main(argv), bug_exit=EXIT_BUG)
+    # its tools raise on ending signals (below), the service sets flags: not run_main's
+    return run_main(PROG, lambda: _main(argv), bug_exit=EXIT_BUG, signals=False)
 
 
 def _main(argv: Optional[List[str]]) -> int:

@@ -25,27 +25,33 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Optional
 
-from .endsignals import ENDING_SIGNALS, signal_name
+from .endsignals import ENDING_SIGNALS, raising, signal_name
 from .errors import HappyHouseError, Interrupted, OutputError
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 
-def run_main(prog: str, body: Callable[[], int], *, bug_exit: Optional[int] = None) -> int:
-    """Run ``body()`` and map how it ended to ``prog``'s exit code (see the module doc)."""
+def run_main(prog: str, body: Callable[[], int], *, bug_exit: Optional[int] = None,
+             signals: bool = True) -> int:
+    """Run ``body()`` and map how it ended to ``prog``'s exit code (see the module doc).
+
+    With ``signals`` every ending signal (SIGTERM, SIGHUP, ...) ends ``body`` as Ctrl-C
+    does (:func:`.endsignals.raising`): its ``finally`` blocks remove its temporary folders
+    and the line says so. Left to their default, SIGTERM killed an adapt run silently
+    and left its fold models in /tmp. The door daemon passes False: it sets its own.
+    """
     stdout, sys.stdout = sys.stdout, Report(sys.stdout)
     try:
-        code = body()
+        with raising() if signals else nullcontext():
+            code = body()
         sys.stdout.flush()  # what is still buffered fails here, inside, not at exit
         return code
     except HappyHouseError as exc:
         if isinstance(exc, OutputError):
             _silence(stdout)
-        say(prog, f"error: {exc}")
-        return exc.exit_code
         say(prog, f"error: {exc}")
         return exc.exit_code
     except Interrupted as exc:

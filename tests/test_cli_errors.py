@@ -192,3 +192,26 @@ def test_more_ctrl_c_while_the_interruption_is_reported_still_gives_the_line(mon
     assert run_main("p", interrupted) == 130
     assert capsys.readouterr().err == "p: interrupted by SIGINT (Ctrl-C)\n"
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_an_ending_signal_ends_a_tool_like_ctrl_c_through_its_finally_blocks(capsys, signame):
+    """SIGTERM to happyhouse-adapt killed it silently (rc -15) and left its fold models in
+    /tmp: the desktop tools never turned ending signals into an orderly exit."""
+    import os
+    import signal
+
+    signum = getattr(signal, signame)
+    before = signal.getsignal(signum)
+    cleaned = []
+
+    def body():
+        try:
+            os.kill(os.getpid(), signum)
+            return 0
+        finally:
+            cleaned.append(True)
+
+    assert run_main("p", body) == 128 + signum
+    assert cleaned == [True] and signal.getsignal(signum) is before
+    assert capsys.readouterr().err == f"p: interrupted by {signame}\n"
