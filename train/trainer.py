@@ -359,6 +359,16 @@ def output_folders(cfg: "TrainConfig"):
     return tuple(make_folder(folder, what) for what, folder in _output_folders(cfg))
 
 
+def remove_empty(folders) -> None:
+    """Remove those of ``folders`` that are empty, deepest first (an interrupted run left
+    its new --out and --report behind, empty)."""
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone: leave it
+            pass
+
+
 def split_for(cfg: "TrainConfig", labels: np.ndarray):
     """(training, validation) indices of the run's split (``split_seed``, else ``seed``)."""
     return stratified_split(labels, cfg.val_fraction, cfg.split_seed_used)
@@ -404,7 +414,11 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     set_seeds(cfg.seed)
     spec = contract(cfg)
     log.info("data %s; train %d, validation %d", data.summary(), len(tr), len(va))
+    # the folders this run makes (and their parents): an interrupted run removes them again
+    new = [p for _, folder in _output_folders(cfg)
+           for p in (Path(folder).absolute(), *Path(folder).absolute().parents) if not p.exists()]
     final_out, final_report = output_folders(cfg)
+    finished = False
     # a private folder beside each output: nothing reaches them unless the run finishes
     out = Path(tempfile.mkdtemp(prefix=f".{final_out.name}.training.", dir=final_out.parent))
     report_dir = out if final_report == final_out else Path(
@@ -414,9 +428,12 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
         publish(out, final_out)
         if report_dir != out:
             publish(report_dir, final_report)
+        finished = True
     finally:
         for folder in {out, report_dir}:
             shutil.rmtree(folder, ignore_errors=True)
+        if not finished:
+            remove_empty(new)
     return {**result, "model": final_out / MODEL_FILE, "report_dir": final_report}
 
 

@@ -52,6 +52,21 @@ def test_an_interrupted_retrain_leaves_the_model_folder_as_it_was(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging left behind
 
 
+def test_an_interrupted_first_run_leaves_no_empty_output_folders(tmp_path, monkeypatch):
+    """Ctrl-C during the first epoch left an empty --out and --report (and their parents)."""
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_train_into", interrupted)
+    (tmp_path / "runs").mkdir()
+    cfg = TrainConfig(data=[str(tmp_path / "faces")], out=tmp_path / "runs" / "new" / "m",
+                      report_dir=tmp_path / "reports" / "r", augment="none")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_split(cfg, tiny_data(), np.array([0, 1]), np.array([2, 3]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
 def test_a_finished_retrain_replaces_the_model_and_drops_what_was_fitted_to_the_old_one(tmp_path, monkeypatch):
     """geometry.json stayed beside the new model.keras, and convert shipped its fused
     threshold, chosen with the old classifier's scores."""
