@@ -244,16 +244,22 @@ def convert(opts: Options) -> Bundle:
     card = model_card(meta, opts.notes)
     bundle = write_bundle(opts.out, tflite, meta, golden_in, golden_out,
                           extra_files={"MODEL_CARD.md": card, **extra_files},
-                          golden_extra=golden_extra)
+                          golden_extra=golden_extra, prove=prove)
+    for problem in evidence_problems(bundle.meta):  # written, but --check will say NO-GO
+        log.warning("%s: %s; happyhouse-daemon --check will say NO-GO for this bundle",
+                    bundle.path, problem)
+    return bundle
+
+
+def prove(bundle: Bundle) -> None:
+    """What a written bundle must pass before it replaces an earlier one: the golden
+    self-tests (the classifier's and the geometry stage's), run in the written folder. They
+    ran after the swap, so a bundle failing them had already deleted the one before."""
     # write_bundle's temporary folder is private (0700); the daemon may run as another user
     bundle.path.chmod(0o755)
     bundle.self_test(bundle.classifier())
     if bundle.geometry is not None:
         bundle.self_test_geometry(bundle.geometry_stage())
-    for problem in evidence_problems(bundle.meta):  # written, but --check will say NO-GO
-        log.warning("%s: %s; happyhouse-daemon --check will say NO-GO for this bundle",
-                    bundle.path, problem)
-    return bundle
 
 
 def served_graph(model, score: str):

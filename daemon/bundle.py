@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -292,11 +292,14 @@ def format_version(meta: Mapping[str, Any]) -> int:
 def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, Any],
                  golden_inputs: np.ndarray, golden_outputs: np.ndarray,
                  extra_files: Optional[Mapping[str, Union[str, bytes]]] = None,
-                 golden_extra: Optional[Mapping[str, np.ndarray]] = None) -> Bundle:
+                 golden_extra: Optional[Mapping[str, np.ndarray]] = None,
+                 prove: Optional[Callable[[Bundle], None]] = None) -> Bundle:
     """Write a bundle atomically: all files appear together or not at all.
 
     ``meta`` supplies everything but the format fields and sha256, which are
-    filled in here. The result is re-read and verified before it is returned.
+    filled in here. The result is re-read and verified, and ``prove`` (the
+    converter's self-tests) runs on it, before it replaces ``out_dir``: a bundle
+    that fails leaves the earlier one where it was.
     """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -322,7 +325,9 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
         full[SEAL_KEY] = seal(full)
         (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n",
                                      encoding="utf-8")
-        load_bundle(tmp)
+        written = load_bundle(tmp)
+        if prove is not None:
+            prove(written)
         if out.exists():
             backup = out.with_name(f".{out.name}.old")
             shutil.rmtree(backup, ignore_errors=True)

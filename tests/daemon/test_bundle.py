@@ -329,3 +329,23 @@ def test_model_that_is_a_file_says_it_must_be_a_bundle_folder(tmp_path):
     with pytest.raises(ModelError, match="must be a bundle folder") as info:
         load_bundle(some_file)
     assert "does not exist" not in str(info.value)
+
+
+def test_a_bundle_that_fails_its_proof_never_replaces_the_earlier_one(tmp_path):
+    """The converter's golden self-tests ran after the swap: a bundle failing them had
+    already deleted the earlier bundle at --out, while the command reported an error."""
+    from happyhouse.daemon.errors import SelfTestError
+
+    out = tmp_path / "bundle"
+    shutil.copytree(SHIPPED, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def fails(bundle):
+        assert bundle.path != out  # proved where it was written, before the swap
+        raise SelfTestError("golden outputs differ")
+
+    with pytest.raises(SelfTestError):
+        write_bundle(out, b"another model", shipped_meta(), np.zeros((1, 64, 64, 3), np.uint8),
+                     np.zeros((1, 1)), prove=fails)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
