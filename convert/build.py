@@ -191,6 +191,7 @@ def convert(opts: Options) -> Bundle:
                    + [("--calibration", p) for p in opts.calibration]
                    + [("--holdout", p) for p in opts.holdout])
     train_meta = read_metadata(find_metadata(opts.model, opts.metadata), opts.metrics)
+    stage = geometry_stage(opts)  # a broken geometry.json: one line now, not after the work
     model = load_keras_model(opts.model)
     shape = model_input_shape(model, opts.model)
     spec = train_meta.preprocess
@@ -209,7 +210,6 @@ def convert(opts: Options) -> Bundle:
     held_input = normalize_batch(held_data.images, spec)
     float_scores = keras_scores(model, held_input)
     int8_scores = clf.scores(held_input)
-    stage = geometry_stage(opts)
     threshold = train_meta.threshold
     golden_extra, extra_files = {}, {}
     if stage is not None:

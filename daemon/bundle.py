@@ -325,7 +325,10 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
         full[SEAL_KEY] = seal(full)
         (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n",
                                      encoding="utf-8")
-        written = load_bundle(tmp)
+        try:
+            written = load_bundle(tmp)
+        except ModelError as exc:  # named as the folder asked for, not the private one
+            raise ModelError(str(exc).replace(str(tmp), str(out))) from None
         if prove is not None:
             prove(written)
         if out.exists():

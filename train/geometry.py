@@ -231,9 +231,15 @@ def stage_beside(model_path: Path):
     try:
         sidecar = json.loads(path.read_text(encoding="utf-8"))
         spec = GeometrySpec.from_dict(sidecar["geometry"], str(path))
-        float(sidecar["threshold"])
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+        threshold = float(sidecar["threshold"])
+    except KeyError as exc:
+        raise ModelError(f"{path} is not a readable geometry sidecar: it has no {exc}: fit "
+                         f"the geometry stage again") from None
+    except (OSError, TypeError, ValueError) as exc:
         raise ModelError(f"{path} is not a readable geometry sidecar: {exc}") from None
+    if not 0.0 < threshold < 1.0:  # NaN too: the bundle's seal refused it after the whole run
+        raise ModelError(f"{path}: its fused threshold {sidecar['threshold']!r} is not a number "
+                         f"between 0 and 1: fit the geometry stage again")
     fitted_to = sidecar.get("model_sha256")  # sidecars before 2026-11-29 do not say
     if fitted_to is not None and fitted_to != sha256_file(model_path):
         raise ModelError(f"{path} was fitted to another {Path(model_path).name} (its fused "

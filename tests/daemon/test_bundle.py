@@ -349,3 +349,14 @@ def test_a_bundle_that_fails_its_proof_never_replaces_the_earlier_one(tmp_path):
                      np.zeros((1, 1)), prove=fails)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_written_bundle_that_does_not_load_is_named_as_the_folder_asked_for(tmp_path):
+    """The refusal named the private folder it was written in (".out.abc123/model.json"),
+    gone by the time the line was read."""
+    meta = shipped_meta()
+    meta["threshold"] = 0.01  # below what its recorded figures were measured at
+    with pytest.raises(ModelError, match="threshold 0.01 is below") as info:
+        _write(tmp_path / "out", meta)
+    assert str(tmp_path / "out" / "model.json") in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

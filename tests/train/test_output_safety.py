@@ -104,6 +104,33 @@ def test_a_geometry_stage_fitted_to_another_classifier_is_refused(tmp_path):
     assert stage_beside(folder / MODEL_FILE) is not None
 
 
+@pytest.mark.parametrize("threshold, said", [
+    (float("nan"), "fused threshold nan is not a number between 0 and 1"),
+    (0.0, "fused threshold 0.0 is not a number between 0 and 1"),
+    (None, "it has no 'threshold'"),
+])
+def test_a_geometry_sidecar_threshold_is_checked_before_the_conversion(tmp_path, monkeypatch,
+                                                                       threshold, said):
+    """NaN, 0 or no threshold in geometry.json: refused only after the whole conversion,
+    as "model.json holds a value JSON cannot seal", or naming a temporary folder gone since."""
+    from happyhouse.convert import build
+    from happyhouse.convert.build import Options, convert
+
+    folder = tmp_path / "model"
+    shutil.copytree(REPO / "models" / "general", folder)
+    sidecar = json.loads((folder / "geometry.json").read_text())
+    if threshold is None:
+        del sidecar["threshold"]
+    else:
+        sidecar["threshold"] = threshold
+    (folder / "geometry.json").write_text(json.dumps(sidecar))
+    monkeypatch.setattr(build, "load_keras_model", lambda path: pytest.fail("the model was loaded"))
+    with pytest.raises(ModelError, match="geometry.json") as info:
+        convert(Options(model=folder / MODEL_FILE, calibration=[tmp_path / "faces"],
+                        out=tmp_path / "bundle"))
+    assert said in str(info.value)
+
+
 @pytest.mark.parametrize("which", ["out", "report"])
 def test_training_outputs_inside_the_training_data_are_refused(tmp_path, which):
     """--out inside a class folder: its plots were read as happy faces by the next run."""
