@@ -17,6 +17,7 @@ from typing import Any, Dict, FrozenSet, Optional, Tuple, Union
 
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import ModelError
+from happyhouse.daemon.filesafety import require_file
 from happyhouse.daemon.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -99,13 +100,8 @@ def find_metadata(model_path: Union[str, Path], explicit: Optional[Union[str, Pa
     """The training metadata: ``explicit``, else beside the model. ``flag``: the caller's
     option that names it (None: the caller has none, so the error does not suggest one)."""
     if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ModelError(f"training metadata {path} does not exist")
-        return path
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise ModelError(f"model {model_path} does not exist")
+        return require_file(explicit, "training metadata", ModelError)
+    model_path = require_file(model_path, "model", ModelError)
     for pattern in CANDIDATES:
         path = model_path.with_name(pattern.format(stem=model_path.stem))
         if path.is_file() and path.name != model_path.name:
@@ -130,8 +126,8 @@ def read_metadata(path: Union[str, Path],
                   metrics_path: Optional[Union[str, Path]] = None) -> TrainingMeta:
     """Read the training metadata; validation metrics from ``metrics_path`` or beside it."""
     path = Path(path)
-    if metrics_path is not None and not Path(metrics_path).is_file():
-        raise ModelError(f"training metrics {metrics_path} does not exist")
+    if metrics_path is not None:
+        require_file(metrics_path, "training metrics", ModelError)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

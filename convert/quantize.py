@@ -25,6 +25,7 @@ import numpy as np
 
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import DataError, ModelError
+from happyhouse.daemon.filesafety import require_file
 from happyhouse.daemon.preprocess import Preprocess, to_model_input
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,7 @@ def _quiet_tensorflow() -> None:
 
 def load_keras_model(path: Union[str, Path]):
     """Load a ``.keras``/``.h5`` model; a missing or corrupt file is a ModelError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"Keras model {path} does not exist (expected a .keras or .h5 file)")
+    path = require_file(path, "Keras model", ModelError)
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):
         raise ModelError(f"Keras model {path} is corrupt: a .keras file must be a zip archive")
     _quiet_tensorflow()

@@ -15,9 +15,9 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Tuple, Type
 
-from .errors import DataError
+from .errors import DataError, HappyHouseError
 
 #: group- or world-writable
 OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
@@ -75,6 +75,22 @@ def a_path(text: str) -> str:
 def path_arg(text: str) -> Path:
     """:func:`a_path` as a ``Path``."""
     return Path(a_path(text))
+
+
+def require_file(path: os.PathLike, what: str, error: Type[HappyHouseError] = DataError) -> Path:
+    """``path`` if it is a file this process can read, else ``error`` saying which of the
+    three it is: missing, a folder (everything read "does not exist" for a folder given
+    where its model.keras was meant), or unreadable (read "is corrupt")."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file: give the file in it "
+                    f"(e.g. {path / 'model.keras'})")
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise error(f"{what} {path} cannot be read (permission denied): chmod u+r it or run "
+                    f"as its owner")
+    return path
 
 
 def check_replaceable(out: os.PathLike, what: str) -> None:

@@ -52,7 +52,7 @@ import numpy as np
 from happyhouse.daemon.datasets import CLASSES
 from happyhouse.daemon.errors import DataError, HappyHouseError, ModelError, refuse_unless
 from happyhouse.daemon.evidence import MIN_HOLDOUT
-from happyhouse.daemon.filesafety import path_arg, replace_folders
+from happyhouse.daemon.filesafety import path_arg, replace_folders, require_file
 
 from .house_cv import GENERAL_MODEL, check_protocol_numbers
 
@@ -384,9 +384,8 @@ def run(args) -> dict:
               ("--current", args.current), ("--config", args.config)]
     check_writable(out, inputs=inputs)
     check_writable(report_out, "a report", "metrics.json", inputs=inputs)
-    if not Path(args.general).is_file():
-        raise ModelError(f"general model {args.general} does not exist (--general: the "
-                         f"models/general/model.keras of a HappyHouse checkout)")
+    require_file(args.general, "general model (--general: the models/general/model.keras of a "
+                               "HappyHouse checkout)", ModelError)
     spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()
     cfg = door_config(args.config)  # the door's gate and camera: crop as that door does
     data, has_face = load_frames(args.frames, spec, args.limit, cfg)

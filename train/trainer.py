@@ -203,9 +203,9 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
 
 def load_model(path: Path):
     """A saved Keras model, with a clear error for a missing or unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model {path} does not exist")
+    from happyhouse.daemon.filesafety import require_file
+
+    path = require_file(path, "model", ModelError)
     try:  # importing .mirror above registered the layers a mirror-averaged model needs
         return models.keras().models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
@@ -285,6 +285,10 @@ def predict(model, images: np.ndarray, spec: Optional[Preprocess] = None,
 
 def train(cfg: TrainConfig) -> Dict[str, object]:
     """Load ``cfg.data``, split it, train (or fine-tune), save model + metadata + report."""
+    from happyhouse.daemon.filesafety import require_file
+
+    if cfg.init is not None:  # one line before anything: it warned twice and read all the data
+        require_file(cfg.init, "--init model", ModelError)
     spec = contract(cfg).geometric()  # normalised per batch, after augmentation
     check_output_folders(cfg)  # before minutes of loading: a folder that cannot be is one line
     if cfg.door_frames:

@@ -355,3 +355,36 @@ def test_a_run_refused_for_its_data_leaves_no_output_folder(tmp_path, capsys):
     rc = cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(out), "--quiet"])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_a_missing_init_model_is_one_line_before_the_data_is_read(tmp_path, capsys, monkeypatch):
+    """Two "its training metadata cannot be read" warnings and 2,800 faces loaded came
+    before "model /nonexist.keras does not exist"."""
+    from happyhouse.train import trainer
+
+    monkeypatch.setattr(trainer, "load_training_data", lambda *a: pytest.fail("data read"))
+    rc = cli.main(["--data", str(tmp_path), "--init", str(tmp_path / "gone.keras"),
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip().splitlines() == [
+        f"happyhouse-train: error: --init model {tmp_path / 'gone.keras'} does not exist"], err
+
+
+@pytest.mark.parametrize("module, argv, said", [
+    ("happyhouse.train.cli", ["--data", "{tmp}", "--init", "{tmp}/model", "--out", "{tmp}/o"],
+     "--init model {tmp}/model is a folder, not a file: give the file in it"),
+    ("happyhouse.convert.cli", ["{tmp}/model", "--calibration", "{tmp}", "--out", "{tmp}/b"],
+     "model {tmp}/model is a folder, not a file"),
+    ("happyhouse.convert.cli", ["{tmp}/model/model.keras", "--calibration", "{tmp}", "--out",
+                                "{tmp}/b", "--metadata", "{tmp}/model"],
+     "training metadata {tmp}/model is a folder, not a file"),
+])
+def test_a_folder_given_for_a_file_is_said_so(tmp_path, capsys, module, argv, said):
+    """It said "does not exist" of a folder that was right there."""
+    import importlib
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.keras").write_text("weights")
+    rc = importlib.import_module(module).main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and said.format(tmp=tmp_path) in err, err
