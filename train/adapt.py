@@ -178,6 +178,19 @@ def distinct_frames(frames: np.ndarray, labels: np.ndarray, ids, has_face: np.nd
     return np.asarray(keep, dtype=np.int64)
 
 
+def check_inner_folds(labels: np.ndarray, k: int, inner_k: int) -> None:
+    """Each training part of the estimate (``k`` folds) is split again into ``inner_k``
+    folds to choose its threshold: each class needs that many frames in every part. It
+    failed inside the estimate as "class 0 has 30 images, fewer than 80 folds"."""
+    for c in (0, 1):
+        n = int(np.sum(labels == c))
+        part = n - -(-n // k)  # the smallest training part: the folds are dealt round-robin
+        if part < inner_k:
+            raise DataError(f"--inner-k {inner_k} needs >= {inner_k} {WORDS[c]} frames in each "
+                            f"training part of the estimate (--k {k}), have {part}: lower "
+                            f"--inner-k or collect more {WORDS[c]} frames")
+
+
 def check_enough(labels: np.ndarray, has_face: np.ndarray, minimum: int) -> None:
     faces = [int(np.sum(has_face & (labels == c))) for c in (0, 1)]
     totals = [int(np.sum(labels == c)) for c in (0, 1)]
@@ -391,6 +404,7 @@ def run(args) -> dict:
     data, has_face = load_frames(args.frames, spec, args.limit, cfg)
     labels = data.labels
     check_enough(labels, has_face, args.min_per_class)
+    check_inner_folds(labels, args.k, args.inner_k)
     # the bundle to beat first: a wrong --current is a fixable error before the estimate
     # (hours with the defaults), not after it
     now_scores, now_pred, now = current_door(args.current, data.raw, cfg)

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from happyhouse.daemon.datasets import Dataset, load_dataset, load_many, unreadable_line
+from happyhouse.daemon.datasets import CLASSES, Dataset, load_dataset, load_many, unreadable_line
 from happyhouse.daemon.errors import DataError
 from happyhouse.daemon.preprocess import Preprocess, prepare_image
 
@@ -95,7 +95,8 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     for cls in (0, 1):
         idx = rng.permutation(np.flatnonzero(labels == cls))
         if len(idx) < k:
-            raise DataError(f"class {cls} has {len(idx)} images, fewer than {k} folds")
+            raise DataError(f"{CLASSES[cls]} has {len(idx)} images, fewer than the {k} folds "
+                            f"asked for")
         fold[idx] = (np.arange(len(idx)) + offset) % k
         offset += len(idx)
     return fold

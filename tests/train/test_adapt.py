@@ -568,3 +568,16 @@ def test_a_frame_filed_under_both_labels_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"the same frame is filed as .*: keep it in one class") as info:
         load_frames(frames, Preprocess(crop="face", size=64))
     assert "happy (001.png)" in str(info.value) and "not_happy (smile-or-not.png)" in str(info.value)
+
+
+def test_an_inner_k_the_frames_cannot_fill_is_named_before_the_estimate():
+    """--k 2 --inner-k 80 on 60 + 60 frames failed inside the estimate as "class 0 has 30
+    images, fewer than 80 folds": neither the option nor the class in the house's words."""
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.adapt import check_inner_folds
+
+    labels = np.array([0] * 61 + [1] * 90)
+    check_inner_folds(labels, 2, 30)
+    with pytest.raises(DataError, match=r"--inner-k 31 needs >= 31 not-smiling frames in each "
+                                        r"training part of the estimate \(--k 2\), have 30"):
+        check_inner_folds(labels, 2, 31)
