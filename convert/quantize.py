@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -34,16 +33,11 @@ log = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_SIZE = 300
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def load_keras_model(path: Union[str, Path]):
     """Load a ``.keras``/``.h5`` model; a missing or corrupt file is a ModelError naming it."""
     path = require_file(path, "Keras model", ModelError)
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):
         raise ModelError(f"Keras model {path} is corrupt: a .keras file must be a zip archive")
-    _quiet_tensorflow()
     import keras
 
     from happyhouse.train import mirror  # noqa: F401  (registers the mirror layers before loading)
@@ -197,7 +191,6 @@ def to_int8_tflite(model, calibration_uint8: np.ndarray) -> bytes:
 
 def int8_from_dataset(model, representative_dataset: Callable[[], Iterator[List[np.ndarray]]]) -> bytes:
     """Full-integer conversion with any representative dataset (float32 batches of 1)."""
-    _quiet_tensorflow()
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(batch_one(model))
@@ -222,7 +215,6 @@ def int8_from_dataset(model, representative_dataset: Callable[[], Iterator[List[
 
 def to_float_tflite(model) -> bytes:
     """The same model as float32 TFLite (for speed comparisons, never shipped)."""
-    _quiet_tensorflow()
     import tensorflow as tf
 
     with contextlib.redirect_stdout(io.StringIO()):

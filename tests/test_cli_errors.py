@@ -215,3 +215,22 @@ def test_an_ending_signal_ends_a_tool_like_ctrl_c_through_its_finally_blocks(cap
     assert run_main("p", body) == 128 + signum
     assert cleaned == [True] and signal.getsignal(signum) is before
     assert capsys.readouterr().err == f"p: interrupted by {signame}\n"
+
+
+def test_a_desktop_tool_refusal_is_one_line_even_after_tensorflow_loads(tmp_path):
+    """TensorFlow's C++ start-up lines (absl, cpu_feature_guard) came on stderr before
+    happyhouse-adapt's one error line."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", "import sys; from happyhouse.train.adapt import "
+                           "main; import tensorflow; sys.exit(main(sys.argv[1:]))",
+                           "--frames", str(tmp_path / "frames"), "--out", str(tmp_path / "afile")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr == f"happyhouse-adapt: error: output {tmp_path / 'afile'} exists and is " \
+                          f"not a folder\n", proc.stderr

@@ -9,3 +9,8 @@ import os
 # measured here), so they are the desktop side's default; set the variable to 1
 # to choose otherwise. It must be set before TensorFlow is imported.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+# TensorFlow's C++ start-up lines (absl's "All log messages before InitializeLog",
+# cpu_feature_guard) came on stderr before a tool's one error line; its warnings
+# and errors still show. Set the variable to 0 to see everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
