@@ -2,6 +2,6 @@
 
 import os
 
-# as in happyhouse.train: TensorFlow's C++ start-up lines came before a tool's one
-# error line. Set before TensorFlow is imported; 0 shows everything.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# as in happyhouse.train: TensorFlow's C++ start-up lines (INFO) came before a tool's
+# one error line; its warnings still show. Set before TensorFlow is imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

@@ -19,7 +19,7 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from happyhouse.daemon.bundle import MODEL_FILE, Bundle, default_bundle_path, sha256_file, write_bundle
+from happyhouse.daemon.bundle import MODEL_FILE, Bundle, sha256_file, write_bundle
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import DataError, ModelError
 from happyhouse.daemon.evidence import evidence_problems, roc_table
@@ -95,8 +95,8 @@ def check_writable(out: Path, what: str = "a model bundle", marker: str = MODEL_
 
     The folder is replaced whole, so an existing one must be an earlier ``what`` (it
     holds ``marker``, and no other kind's file) or empty: never a model's own folder,
-    the shipped bundle, a house's frames or notes, nor a folder holding one of
-    ``inputs`` ((flag, path) pairs: replacing it deleted them, and exit 0).
+    a house's frames or notes, nor a folder holding one of ``inputs`` ((flag, path)
+    pairs: replacing it deleted them, and exit 0).
     """
     check_replaceable(out, what)
     for name, kind in OUTPUT_KINDS.items():
@@ -106,9 +106,6 @@ def check_writable(out: Path, what: str = "a model bundle", marker: str = MODEL_
     if out.is_dir() and not (out / marker).is_file() and any(out.iterdir()):
         raise ModelError(f"output {out} exists and is not {what} (no {marker}): it would be "
                          f"replaced whole with what is in it; give a new folder")
-    if inside(default_bundle_path(), out):
-        raise ModelError(f"output {out} is the bundle shipped with happyhouse (the door's "
-                         f"fallback): give a new folder")
     for flag, path in inputs:
         if path is not None and inside(path, out):
             raise ModelError(f"{flag} {path} is inside the output {out}, which is replaced "

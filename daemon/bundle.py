@@ -327,10 +327,10 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
                                      encoding="utf-8")
         try:
             written = load_bundle(tmp)
+            if prove is not None:
+                prove(written)
         except ModelError as exc:  # named as the folder asked for, not the private one
-            raise ModelError(str(exc).replace(str(tmp), str(out))) from None
-        if prove is not None:
-            prove(written)
+            raise type(exc)(str(exc).replace(str(tmp), str(out))) from None
         if out.exists():
             backup = out.with_name(f".{out.name}.old")
             shutil.rmtree(backup, ignore_errors=True)

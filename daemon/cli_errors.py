@@ -43,10 +43,18 @@ def run_main(prog: str, body: Callable[[], int], *, bug_exit: Optional[int] = No
     and the line says so. Left to their default, SIGTERM killed an adapt run silently
     and left its fold models in /tmp. The door daemon passes False: it sets its own.
     """
+    # the report below is made inside the block: a second signal there is swallowed
+    with raising() if signals else nullcontext():
+        try:
+            return _ended(prog, body, bug_exit)
+        except Interrupted as exc:  # the first signal came while an error was reported
+            return exc.exit_code
+
+
+def _ended(prog: str, body: Callable[[], int], bug_exit: Optional[int]) -> int:
     stdout, sys.stdout = sys.stdout, Report(sys.stdout)
     try:
-        with raising() if signals else nullcontext():
-            code = body()
+        code = body()
         sys.stdout.flush()  # what is still buffered fails here, inside, not at exit
         return code
     except HappyHouseError as exc:
@@ -84,6 +92,8 @@ class Report:
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
+        except UnicodeError:
+            raise  # the stream is fine, the text is not (callers may fall back to ASCII)
         except (OSError, ValueError, AttributeError) as exc:  # None: started with >&-
             raise _lost(exc) from None
 

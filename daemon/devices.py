@@ -212,9 +212,8 @@ def _read_bytes(path: Path) -> Tuple[Optional[np.ndarray], str]:
     return (data, "") if data.size else (None, "empty file")
 
 
-def _oversized(data: np.ndarray) -> str:
-    """Why a picture is too large to decode, by its header ("" if not, or unknown)."""
-    size = picture_size(data)
+def _oversized(size: Optional[Tuple[int, int]]) -> str:
+    """Why a picture of ``size`` (its header's; None: unknown) is too large to decode ("" if not)."""
     if size is not None and max(size) > MAX_PICTURE_SIDE:
         return f"{size[0]}x{size[1]} pixels, larger than {MAX_PICTURE_SIDE}x{MAX_PICTURE_SIDE}"
     return ""
@@ -223,11 +222,11 @@ def _oversized(data: np.ndarray) -> str:
 def _probe_picture(path: Path) -> str:
     """Why ``path`` cannot be replayed ("" if it can), decoding at most 1/8 of it."""
     data, why = _read_bytes(path)
-    return why if data is None else _probe_bytes(data)
+    return why if data is None else _probe_bytes(data, picture_size(data))
 
 
-def _probe_bytes(data: np.ndarray) -> str:
-    why = _oversized(data)  # before any decode: a reduced PNG decode is a whole one
+def _probe_bytes(data: np.ndarray, size: Optional[Tuple[int, int]]) -> str:
+    why = _oversized(size)  # before any decode: a reduced PNG decode is a whole one
     if why:
         return why
     cv2 = _cv2()
@@ -253,7 +252,8 @@ def _read_picture(path: Path) -> Optional[np.ndarray]:
     if data is None:
         return None
     # the header when it tells the size; else the 1/8 probe again (a TIFF)
-    if _oversized(data) if picture_size(data) is not None else _probe_bytes(data):
+    size = picture_size(data)
+    if _oversized(size) if size is not None else _probe_bytes(data, None):
         return None
     image = _cv2().imdecode(data, _cv2().IMREAD_COLOR)
     if image is None or max(image.shape[:2]) > MAX_PICTURE_SIDE + _PROBE_SCALE:

@@ -12,6 +12,7 @@ releases the latch before the CLI reports the interruption.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -43,15 +44,23 @@ def raising() -> Iterator[None]:
 
     Later signals are swallowed until the block is left, so a second Ctrl-C or
     SIGTERM cannot cut short the cleanup the first one started (locking the
-    latch). Outside the main thread (in-thread tests) nothing is installed.
-    Previous handlers are restored on the way out.
+    latch). A signal ignored on entry stays ignored: ``nohup happyhouse-train ...``
+    must outlive the SSH session's SIGHUP. A process forked inside the block (a
+    worker of a Keras data pool) ends on its signal as it would have. Outside the
+    main thread (in-thread tests) nothing is installed. Previous handlers are
+    restored on the way out.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     fired = []
+    owner = os.getpid()
 
     def handler(signum, _frame) -> None:
+        if os.getpid() != owner:  # a forked worker: the default action, no traceback
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if fired:
             return  # already on the way out: let the cleanup finish
         fired.append(signum)
@@ -60,6 +69,8 @@ def raising() -> Iterator[None]:
     previous: Dict[int, object] = {}
     try:
         for signum in ENDING_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue
             previous[signum] = signal.signal(signum, handler)
         yield
     finally:

@@ -252,7 +252,10 @@ def check_outputs(args) -> None:
                             f"folder outside the data")
         check_creatable(folder, "--plot")
         for name in PLOT_FILES:  # a folder or a read-only file in their place failed at the end
-            check_file_creatable(folder / name, "--plot")
+            target = check_file_creatable(folder / name, "--plot")
+            if target.exists() and not os.access(target, os.W_OK):  # savefig writes in place
+                raise DataError(f"--plot {target} exists and is not writable: remove it or "
+                                f"give another folder")
 
 
 def summarize(pred: np.ndarray, labels: np.ndarray, faces: int,

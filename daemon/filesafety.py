@@ -53,9 +53,6 @@ def check_file_creatable(path: os.PathLike, what: str) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise DataError(f"{what} {path} is a folder: give the name of the file to write")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise DataError(f"{what} {path} exists and is not writable: remove it or give "
-                        f"another name")
     check_creatable(path.parent, f"{what}'s folder")
     return path
 
@@ -83,8 +80,7 @@ def require_file(path: os.PathLike, what: str, error: Type[HappyHouseError] = Da
     where its model.keras was meant), or unreadable (read "is corrupt")."""
     path = Path(path).expanduser()
     if path.is_dir():
-        raise error(f"{what} {path} is a folder, not a file: give the file in it "
-                    f"(e.g. {path / 'model.keras'})")
+        raise error(f"{what} {path} is a folder, not a file: give the file in it")
     if not path.is_file():
         raise error(f"{what} {path} does not exist")
     if not os.access(path, os.R_OK):

@@ -234,3 +234,61 @@ def test_a_desktop_tool_refusal_is_one_line_even_after_tensorflow_loads(tmp_path
     assert proc.returncode == 2
     assert proc.stderr == f"happyhouse-adapt: error: output {tmp_path / 'afile'} exists and is " \
                           f"not a folder\n", proc.stderr
+
+
+def test_a_signal_ignored_on_entry_stays_ignored(capsys):
+    """nohup happyhouse-train ... &: the SSH session's SIGHUP on logout ended hours of
+    training, since every tool now turned ending signals into an interruption."""
+    import os
+    import signal
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        def body():
+            os.kill(os.getpid(), signal.SIGHUP)
+            return 0
+
+        assert run_main("p", body) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert capsys.readouterr().err == ""
+
+
+def test_text_the_stream_cannot_encode_is_not_a_closed_stream(monkeypatch):
+    """An ASCII-only stdout and a "…": "cannot write the report (it is closed)", exit 2;
+    Keras's own fallback to ASCII never saw the UnicodeEncodeError."""
+    import io
+    import sys
+
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", ascii_out)
+
+    def body():
+        try:
+            sys.stdout.write("\u2026")
+        except UnicodeEncodeError:
+            sys.stdout.write("...")  # what a caller's fallback does
+        return 0
+
+    assert run_main("p", body) == 0
+
+
+def test_a_process_forked_inside_a_tool_ends_on_its_signal_as_before():
+    """A Keras data-pool worker forked by happyhouse-train inherited the tool's handler: a
+    pool's SIGTERM made each worker print an Interrupted traceback instead of ending."""
+    import os
+    import signal
+    import time
+
+    from happyhouse.daemon.endsignals import raising
+
+    with raising():
+        child = os.fork()
+        if child == 0:  # the worker: wait to be terminated
+            time.sleep(30)
+            os._exit(0)
+        time.sleep(0.2)
+        os.kill(child, signal.SIGTERM)
+        _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM

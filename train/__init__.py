@@ -11,6 +11,6 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 # TensorFlow's C++ start-up lines (absl's "All log messages before InitializeLog",
-# cpu_feature_guard) came on stderr before a tool's one error line; its warnings
-# and errors still show. Set the variable to 0 to see everything.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# cpu_feature_guard) came on stderr before a tool's one error line. Level 1 hides
+# them (its INFO lines) and keeps its C++ warnings and errors; 0 shows everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

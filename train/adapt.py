@@ -178,17 +178,19 @@ def distinct_frames(frames: np.ndarray, labels: np.ndarray, ids, has_face: np.nd
     return np.asarray(keep, dtype=np.int64)
 
 
-def check_inner_folds(labels: np.ndarray, k: int, inner_k: int) -> None:
-    """Each training part of the estimate (``k`` folds) is split again into ``inner_k``
-    folds to choose its threshold: each class needs that many frames in every part. It
-    failed inside the estimate as "class 0 has 30 images, fewer than 80 folds"."""
+def check_inner_folds(labels: np.ndarray, has_face: np.ndarray, k: int, inner_k: int) -> None:
+    """Each training part of the estimate (``k`` folds over every frame, its face frames
+    trained on) is split again into ``inner_k`` folds: each class needs that many face
+    frames in every part. It failed inside the estimate as "class 0 has 30 images, fewer
+    than 80 folds". Checked at the worst a fold can deal: all of the left-out fold's
+    frames of the class had a face."""
     for c in (0, 1):
         n = int(np.sum(labels == c))
-        part = n - -(-n // k)  # the smallest training part: the folds are dealt round-robin
-        if part < inner_k:
-            raise DataError(f"--inner-k {inner_k} needs >= {inner_k} {WORDS[c]} frames in each "
-                            f"training part of the estimate (--k {k}), have {part}: lower "
-                            f"--inner-k or collect more {WORDS[c]} frames")
+        least = int(np.sum(has_face & (labels == c))) - -(-n // k)  # folds dealt round-robin
+        if least < inner_k:
+            raise DataError(f"--inner-k {inner_k} needs >= {inner_k} {WORDS[c]} face frames in "
+                            f"each training part of the estimate (--k {k}), which may have "
+                            f"{max(least, 0)}: lower --inner-k or collect more {WORDS[c]} frames")
 
 
 def check_enough(labels: np.ndarray, has_face: np.ndarray, minimum: int) -> None:
@@ -370,8 +372,12 @@ def check_apart(out: Path, report_out: Path, frames: Path) -> None:
     """DataError unless the bundle, the report and the house's frames are three separate
     places: each output is replaced whole, so one inside another deleted what was just
     made (and exit 0), and an output inside the frames would become frames."""
+    from happyhouse.daemon.bundle import default_bundle_path
     from happyhouse.daemon.filesafety import inside
 
+    if inside(default_bundle_path(), out):  # --current's default, the door's fallback
+        raise DataError(f"--out {out} is the bundle shipped with happyhouse: a house's bundle "
+                        f"goes in a folder of its own")
     if inside(out, report_out) or inside(report_out, out):
         raise DataError(f"--out {out} and --report {report_out} must be two separate folders, "
                         f"neither inside the other: each is replaced whole")
@@ -404,7 +410,8 @@ def run(args) -> dict:
     data, has_face = load_frames(args.frames, spec, args.limit, cfg)
     labels = data.labels
     check_enough(labels, has_face, args.min_per_class)
-    check_inner_folds(labels, args.k, args.inner_k)
+    if args.protocol == "refit":  # the only protocol with inner folds
+        check_inner_folds(labels, has_face, args.k, args.inner_k)
     # the bundle to beat first: a wrong --current is a fixable error before the estimate
     # (hours with the defaults), not after it
     now_scores, now_pred, now = current_door(args.current, data.raw, cfg)

@@ -344,9 +344,15 @@ def test_a_bundle_that_fails_its_proof_never_replaces_the_earlier_one(tmp_path):
         assert bundle.path != out  # proved where it was written, before the swap
         raise SelfTestError("golden outputs differ")
 
+    def fails_naming_its_folder(bundle):
+        raise SelfTestError(f"{bundle.path}: golden outputs differ")
+
     with pytest.raises(SelfTestError):
         write_bundle(out, b"another model", shipped_meta(), np.zeros((1, 64, 64, 3), np.uint8),
                      np.zeros((1, 1)), prove=fails)
+    with pytest.raises(SelfTestError, match=f"^{out}: golden outputs differ"):
+        write_bundle(out, b"another model", shipped_meta(), np.zeros((1, 64, 64, 3), np.uint8),
+                     np.zeros((1, 1)), prove=fails_naming_its_folder)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 

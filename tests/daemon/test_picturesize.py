@@ -83,3 +83,19 @@ def test_a_picture_swapped_for_an_oversized_one_after_the_probe_is_not_decoded(t
         decodes.clear()
         src.latest(0.3)
     assert cv2.IMREAD_COLOR not in decodes
+
+
+def test_an_os2_bmp_header_gives_its_16_bit_sides():
+    """A BMP with the 12-byte core header read as 31457920x1572865 and was refused."""
+    header = b"BM" + struct.pack("<IHHI", 26 + 640 * 480 * 3, 0, 0, 26)
+    core = struct.pack("<IHHHH", 12, 640, 480, 1, 24)
+    assert picture_size(header + core + b"\0" * 64) == (640, 480)
+
+
+def test_a_jpeg_of_fill_bytes_gives_up_quickly():
+    """60 MB of 0xFF after the start marker took 11 s of Python per frame."""
+    import time
+
+    started = time.perf_counter()
+    assert picture_size(b"\xff\xd8" + b"\xff" * 5_000_000) is None
+    assert time.perf_counter() - started < 0.5

@@ -264,7 +264,7 @@ def test_force_lock_with_its_config_file_gone_drives_no_pin(tmp_path, daemon):
     out, err = proc.finish()
     assert proc.popen.returncode == 2, err
     assert log.read_text().splitlines() == ["0.0 GPIO17 level 1 output"]  # no pin claimed
-    assert "does not exist, so the latch pin is unknown" in err and "no pin was driven" in err
+    assert "does not exist, so the latch pin and its polarity" in err and "no pin was driven" in err
 
 
 def test_force_lock_with_an_unparsable_config_drives_no_pin(tmp_path, daemon):

@@ -577,7 +577,13 @@ def test_an_inner_k_the_frames_cannot_fill_is_named_before_the_estimate():
     from happyhouse.train.adapt import check_inner_folds
 
     labels = np.array([0] * 61 + [1] * 90)
-    check_inner_folds(labels, 2, 30)
-    with pytest.raises(DataError, match=r"--inner-k 31 needs >= 31 not-smiling frames in each "
-                                        r"training part of the estimate \(--k 2\), have 30"):
-        check_inner_folds(labels, 2, 31)
+    faces = np.ones(len(labels), bool)
+    check_inner_folds(labels, faces, 2, 30)
+    with pytest.raises(DataError, match=r"--inner-k 31 needs >= 31 not-smiling face frames in "
+                                        r"each training part of the estimate \(--k 2\), which "
+                                        r"may have 30"):
+        check_inner_folds(labels, faces, 2, 31)
+    # frames without a face count for the folds, not for training: 80 smiles, 50 with a face
+    labels, faces = np.array([1] * 80 + [0] * 80), np.array([True] * 50 + [False] * 30 + [True] * 80)
+    with pytest.raises(DataError, match=r"50 smiling face frames .* which may have 34"):
+        check_inner_folds(labels, faces, 5, 50)

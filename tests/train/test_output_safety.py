@@ -280,12 +280,16 @@ def test_a_trained_model_folder_is_not_an_earlier_report(tmp_path):
         check_writable(earlier_bundle(tmp_path / "b"), "a report", "metrics.json")
 
 
-def test_the_shipped_bundle_is_never_an_output(tmp_path):
+def test_adapt_never_writes_the_shipped_bundle_but_convert_may_rebuild_it(tmp_path):
+    """adapt's --current defaults to the shipped bundle, the door's fallback; the README
+    rebuilds that bundle with happyhouse-convert --out daemon/models/default."""
     from happyhouse.convert.build import check_writable
     from happyhouse.daemon.bundle import default_bundle_path
+    from happyhouse.train.adapt import check_apart
 
-    with pytest.raises(ModelError, match="the bundle shipped with happyhouse"):
-        check_writable(default_bundle_path())
+    with pytest.raises(DataError, match="is the bundle shipped with happyhouse"):
+        check_apart(default_bundle_path(), tmp_path / "report", tmp_path / "frames")
+    check_writable(default_bundle_path())
 
 
 def test_an_output_that_is_a_dangling_symlink_is_refused_before_the_work(tmp_path):
