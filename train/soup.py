@@ -79,14 +79,12 @@ def check_members(models: Sequence[Path]) -> List[dict]:
 
 
 def run(args) -> dict:
-    from happyhouse.daemon.bundle import sha256_file
-    from happyhouse.daemon.filesafety import check_creatable, make_folder
+    from happyhouse.daemon.filesafety import check_creatable
     from happyhouse.daemon.preprocess import Preprocess
 
     from . import report
-    from .report import recorded_path
     from .label_audit import split_faces
-    from .trainer import META_FILE, MODEL_FILE, SPLIT_FILE, load_model, normalize_batch, predict, write_meta
+    from .trainer import MODEL_FILE, load_model, normalize_batch, predict, staged_outputs
 
     started = time.time()
     models = [Path(m) for m in args.model]
@@ -95,7 +93,8 @@ def run(args) -> dict:
     report_dir = Path(args.report or out)
     if out.resolve() in {m.parent.resolve() for m in models}:
         raise ConfigError(f"--out {out} holds one of the models being averaged: choose another folder")
-    for what, folder in (("the model folder (--out)", out), ("the report folder (--report)", report_dir)):
+    folders = (("the model folder (--out)", out), ("the report folder (--report)", report_dir))
+    for what, folder in folders:
         check_creatable(folder, what)
 
     nets = [load_model(m) for m in models]
@@ -108,9 +107,27 @@ def run(args) -> dict:
     scores = predict(soup, images)
     threshold = report.choose_threshold(labels, scores, metas[0]["max_false_open"])
 
-    make_folder(out, "the model folder (--out)")
-    model_file = out / MODEL_FILE
-    soup.save(model_file)
+    # staged beside --out and --report and published whole: an interrupted soup left an
+    # empty model.keras, or a new one beside the old train_meta.json and geometry stage
+    with staged_outputs(folders) as (staged, staged_report, out, report_dir):
+        result = _write(soup, models, metas, images, labels, scores, threshold, started,
+                        staged, staged_report, out / MODEL_FILE)
+    log.info("soup of %d models -> %s: validation AUC %.4f, recall %.3f at threshold %.3f",
+             len(models), out / MODEL_FILE, result["roc_auc"], result["recall"], threshold)
+    return result
+
+
+def _write(soup, models, metas, images, labels, scores, threshold, started, out: Path,
+           report_dir: Path, model_file: Path) -> dict:
+    """The soup's model, split, metadata and report, into ``out`` and ``report_dir``;
+    ``model_file`` is where the model will be once published (the report names it)."""
+    from happyhouse.daemon.bundle import sha256_file
+
+    from . import report
+    from .report import recorded_path
+    from .trainer import META_FILE, MODEL_FILE, SPLIT_FILE, write_meta
+
+    soup.save(out / MODEL_FILE)
     shutil.copyfile(models[0].parent / SPLIT_FILE, out / SPLIT_FILE)
     meta = dict(metas[0])
     meta.update({
@@ -135,8 +152,6 @@ def run(args) -> dict:
     meta["validation"] = {k: result[k] for k in ("n", "accuracy", "precision", "recall", "f1",
                                                  "roc_auc", "false_open_rate")}
     write_meta(out / META_FILE, meta)
-    log.info("soup of %d models -> %s: validation AUC %.4f, recall %.3f at threshold %.3f",
-             len(models), model_file, result["roc_auc"], result["recall"], threshold)
     return result
 
 

@@ -15,6 +15,7 @@ import platform
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -356,13 +357,6 @@ def publish(staged: Path, out: Path) -> None:
         os.replace(staged / name, target)
 
 
-def output_folders(cfg: "TrainConfig"):
-    """(model folder, report folder), created; DataError naming the one that cannot be."""
-    from happyhouse.daemon.filesafety import make_folder
-
-    return tuple(make_folder(folder, what) for what, folder in _output_folders(cfg))
-
-
 def remove_empty(folders) -> None:
     """Remove those of ``folders`` that are empty, deepest first (an interrupted run left
     its new --out and --report behind, empty)."""
@@ -418,27 +412,45 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     set_seeds(cfg.seed)
     spec = contract(cfg)
     log.info("data %s; train %d, validation %d", data.summary(), len(tr), len(va))
-    # the folders this run makes (and their parents): an interrupted run removes them again
-    new = [p for _, folder in _output_folders(cfg)
-           for p in (Path(folder).absolute(), *Path(folder).absolute().parents) if not p.exists()]
-    final_out, final_report = output_folders(cfg)
-    finished = False
-    # a private folder beside each output: nothing reaches them unless the run finishes
-    out = Path(tempfile.mkdtemp(prefix=f".{final_out.name}.training.", dir=final_out.parent))
-    report_dir = out if final_report == final_out else Path(
-        tempfile.mkdtemp(prefix=f".{final_report.name}.training.", dir=final_report.parent))
-    try:
+    with staged_outputs(_output_folders(cfg)) as (out, report_dir, final_out, final_report):
         result = _train_into(cfg, data, tr, va, spec, started, out, report_dir, final_out)
+    return {**result, "model": final_out / MODEL_FILE, "report_dir": final_report}
+
+
+@contextmanager
+def staged_outputs(folders):
+    """(staged model folder, staged report folder, model folder, report folder) for a run
+    whose outputs are ``folders`` ((what, model folder), (what, report folder)), made.
+
+    The run writes into private folders beside each output; only a run that finishes
+    reaches them (:func:`publish`). An interrupted one left a new ``model.keras`` beside
+    the old ``train_meta.json`` (whose threshold the converter then shipped), and its
+    first run left empty output folders: those it made are removed again.
+    """
+    from happyhouse.daemon.filesafety import make_folder
+
+    new = [p for _, folder in folders
+           for p in (Path(folder).absolute(), *Path(folder).absolute().parents) if not p.exists()]
+    finished = False
+    staged = []
+    try:
+        final_out, final_report = (make_folder(folder, what) for what, folder in folders)
+        staged.append(Path(tempfile.mkdtemp(prefix=f".{final_out.name}.training.",
+                                            dir=final_out.parent)))
+        if final_report != final_out:
+            staged.append(Path(tempfile.mkdtemp(prefix=f".{final_report.name}.training.",
+                                                dir=final_report.parent)))
+        out, report_dir = staged[0], staged[-1]
+        yield out, report_dir, final_out, final_report
         publish(out, final_out)
         if report_dir != out:
             publish(report_dir, final_report)
         finished = True
     finally:
-        for folder in {out, report_dir}:
+        for folder in staged:
             shutil.rmtree(folder, ignore_errors=True)
         if not finished:
             remove_empty(new)
-    return {**result, "model": final_out / MODEL_FILE, "report_dir": final_report}
 
 
 def _train_into(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray, spec, started: float,

@@ -1,6 +1,7 @@
 """python -m happyhouse.train.soup: fine-tunes averaged into one model, or refused with one line."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -81,3 +82,27 @@ def test_a_soup_that_cannot_be_made_is_one_line_and_writes_nothing(fine_tunes, s
     assert (sorted(p.name for p in out.iterdir()) if out.exists() else None) == before
     if case == "out is a member":
         assert read_meta(out / MODEL_FILE).get("soup") is None and (out / META_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_an_interrupted_soup_leaves_an_earlier_model_folder_as_it_was(fine_tunes, small_faces,
+                                                                      tmp_path, monkeypatch):
+    """Killed while writing, a soup left an empty model.keras in --out, or a new one beside
+    the old train_meta.json (its threshold) and the old model's geometry stage."""
+    _, runs = fine_tunes
+    out = tmp_path / "general"
+    shutil.copytree(runs["other-split"].parent, out)
+    (out / "geometry.json").write_text('{"threshold": 0.89}')
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def killed(soup_model, models, metas, images, labels, scores, threshold, started, staged,
+               report_dir, model_file):
+        (staged / MODEL_FILE).write_bytes(b"")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(soup, "_write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        soup.run(soup.parser().parse_args(["--model", str(runs["s2"]), "--model", str(runs["s3"]),
+                                           "--data", str(small_faces), "--out", str(out)]))
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["general"]
