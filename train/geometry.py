@@ -155,6 +155,12 @@ def run(args) -> dict:
     spec = read_metadata(find_metadata(model_path, flag=None)).preprocess
     out = Path(args.out or model_path.parent)
     check_creatable(out, "--out")  # before the work
+    from happyhouse.daemon.bundle import MODEL_FILE as BUNDLE_MODEL
+
+    if (out / BUNDLE_MODEL).exists():  # its head over a sealed one: the bundle no longer loads
+        raise ModelError(f"--out {out} is a model bundle ({BUNDLE_MODEL}): the geometry stage goes "
+                         f"beside the model.keras it was fitted to; happyhouse-convert puts it "
+                         f"in a bundle")
     caps = parse_source_caps(args.source_cap)  # so is a mistyped cap
     if spec.crop != "face":
         raise ModelError("the geometry stage needs a face-crop model (crop mode 'face')")

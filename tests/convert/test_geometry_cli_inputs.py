@@ -24,3 +24,17 @@ def test_the_sidecar_names_its_data_by_folder(tiny_model, small_faces, tmp_path)
     sidecar = json.loads((folder / "geometry.json").read_text())
     assert sidecar["data"]["sources"] == [small_faces.name]
     assert str(tmp_path) not in json.dumps(sidecar) and str(small_faces.parent) not in json.dumps(sidecar)
+
+
+def test_a_bundle_is_never_the_geometry_stages_out(tiny_model, small_faces, tmp_path, capsys):
+    """--out a deployed bundle's copy: its sealed geometry_head.npz was overwritten and the
+    bundle no longer loaded (a sha256 mismatch)."""
+    from happyhouse.daemon.bundle import default_bundle_path
+    from happyhouse.train.geometry import main
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), bundle)
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    assert main(["--data", str(small_faces), "--model", str(tiny_model), "--out", str(bundle)]) == 2
+    assert "is a model bundle (model.tflite)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
