@@ -29,8 +29,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from happyhouse.daemon.errors import HappyHouseError, ModelError
-from happyhouse.daemon.filesafety import check_creatable, make_folder
+from happyhouse.daemon.cli_errors import run_main
+from happyhouse.daemon.errors import DataError, ModelError, refuse_unless
+from happyhouse.daemon.filesafety import a_path, check_file_creatable, make_folder, path_arg
 
 log = logging.getLogger("happyhouse.train.framing")
 
@@ -118,6 +119,9 @@ def run(args) -> dict:
     data = load_training_data([str(d) for d in args.data], spec.geometric())
     split = Path(args.split) if args.split else model_path.parent / "split.json"
     val = np.flatnonzero(validation_mask(data.ids, split))
+    if len(val) == 0:  # "need at least one array to stack", a traceback
+        raise DataError(f"none of --data's faces is in {split}'s validation split: give "
+                        f"the data the model was trained on")
     # a face's source: the folder above its class folder (ROOT/happy/x.jpg -> ROOT's name)
     sources = np.array([Path(str(data.ids[i]).split("#")[0]).parent.parent.name for i in val])
     gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
@@ -158,38 +162,42 @@ def run(args) -> dict:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m happyhouse.train.framing", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a general model (.keras) with its split.json")
-    p.add_argument("--data", type=Path, action="append",
+    p.add_argument("--model", required=True, type=a_path,
+                   help="a general model (.keras) with its split.json")
+    p.add_argument("--data", type=path_arg, action="append",
                    help="its training data (default GENKI-4K and SMILEsmileD under $HAPPYHOUSE_DATA)")
     p.add_argument("--split", help="the split file (default split.json beside --model)")
     p.add_argument("--margins", type=float, nargs="+", default=[0.0],
                    help="door crop margins to compare")
-    p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("--json", type=path_arg, help="write the figures here")
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # the way every tool ends: one line, exit 2 / 128 + N; it had its own, and a full disk,
+    # Ctrl-C or SIGTERM gave a traceback or no line at all
+    return run_main("framing", lambda: _main(argv))
+
+
+def _main(argv: Optional[List[str]]) -> int:
     from happyhouse.daemon.datasets import data_root
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    refuse_unless([(all(-0.5 < m <= 1.0 for m in args.margins),
+                    f"--margins must be numbers above -0.5 and at most 1, got {args.margins}")])
     if not args.data:
         root = data_root()
         if root is None:
-            sys.stderr.write("framing: give --data or set HAPPYHOUSE_DATA\n")
-            return 2
+            raise DataError("give --data or set HAPPYHOUSE_DATA")
         args.data = [root / "genki4k-train", root / "smilesmiled"]
-    try:
-        if args.json:  # checked before the work, so a wrong path is not found after it
-            check_creatable(args.json.parent, "--json's folder")
-        result = run(args)
-        text = json.dumps(result, indent=1) + "\n"
-        if args.json:
-            make_folder(args.json.parent, "--json's folder")
-            args.json.write_text(text)
-    except HappyHouseError as exc:
-        sys.stderr.write(f"framing: {exc}\n")
-        return 2
+    if args.json:  # checked before the work, so a wrong path is not found after it
+        check_file_creatable(args.json, "--json")
+    result = run(args)
+    text = json.dumps(result, indent=1) + "\n"
+    if args.json:
+        make_folder(args.json.parent, "--json's folder")
+        args.json.write_text(text)
     sys.stdout.write(text)
     return 0
 

@@ -57,5 +57,35 @@ def test_a_missing_model_is_named_before_the_data_loads(tmp_path, capsys, monkey
     model = tmp_path / "model.keras"
     assert framing.main(["--model", str(model), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"framing: model {model} does not exist\n"
+    assert err == f"framing: error: model {model} does not exist\n"
 
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--margins", "nan"], "--margins must be numbers above -0.5 and at most 1"),
+    (["--margins", "inf"], "--margins must be numbers above -0.5 and at most 1"),
+])
+def test_framing_refuses_what_it_cannot_use_in_one_line(tmp_path, capsys, argv, said):
+    """--margins nan: "cannot convert float NaN to integer", a traceback after the loading."""
+    from happyhouse.train import framing
+
+    assert framing.main(["--model", str(tmp_path / "m.keras"), "--data", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+
+
+def test_framing_ends_on_sigterm_with_one_line(tmp_path, capsys, monkeypatch):
+    """It had its own error handling: SIGTERM ended it with no line, a full disk with a
+    traceback."""
+    import os
+    import signal
+
+    from happyhouse.train import framing
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return {}
+
+    monkeypatch.setattr(framing, "run", killed)
+    assert framing.main(["--model", str(tmp_path / "m.keras"), "--data", str(tmp_path)]) == 143
+    assert capsys.readouterr().err == "framing: interrupted by SIGTERM\n"
