@@ -89,6 +89,26 @@ def require_file(path: os.PathLike, what: str, error: Type[HappyHouseError] = Da
     return path
 
 
+def write_text_file(path: os.PathLike, text: str, what: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (a file beside it, then a rename): an
+    interrupted or failed write left a truncated results file in place of a good one.
+    A write that fails is DataError, one line, naming ``what``."""
+    path = Path(path).expanduser()
+    make_folder(path.parent, f"{what}'s folder")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def check_replaceable(out: os.PathLike, what: str) -> None:
     """DataError unless ``out`` can be a folder the tool replaces whole: named (an empty
     path, an unset shell variable, is the current folder), not a file, and not a symlink

@@ -236,11 +236,10 @@ def check_out(out: Optional[str]) -> None:
 
 
 def write_results(out: str, results: List[dict]) -> None:
-    try:
-        with open(out, "w") as handle:
-            json.dump(results, handle, indent=1)
-    except OSError as exc:  # where access() could not tell beforehand (root, /proc)
-        raise DataError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    """Whole or not at all: a run killed during a write truncated the earlier results."""
+    from happyhouse.daemon.filesafety import write_text_file
+
+    write_text_file(out, json.dumps(results, indent=1), "--out")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -31,7 +31,7 @@ import numpy as np
 
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import DataError, ModelError, refuse_unless
-from happyhouse.daemon.filesafety import a_path, check_file_creatable, make_folder, path_arg
+from happyhouse.daemon.filesafety import a_path, check_file_creatable, path_arg, write_text_file
 
 log = logging.getLogger("happyhouse.train.framing")
 
@@ -196,8 +196,7 @@ def _main(argv: Optional[List[str]]) -> int:
     result = run(args)
     text = json.dumps(result, indent=1) + "\n"
     if args.json:
-        make_folder(args.json.parent, "--json's folder")
-        args.json.write_text(text)
+        write_text_file(args.json, text, "--json")
     sys.stdout.write(text)
     return 0
 

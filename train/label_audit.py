@@ -48,7 +48,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from happyhouse.daemon.errors import DataError, refuse_unless, seed_check
-from happyhouse.daemon.filesafety import check_creatable, check_file_creatable, make_folder
+from happyhouse.daemon.filesafety import (check_creatable, check_file_creatable, make_folder,
+                                          write_text_file)
 
 from .audits import AUDIT_FORMAT, VERDICTS, apply_audit, face_name, load_audits
 
@@ -344,8 +345,7 @@ def _record(args) -> dict:
              "verdicts": VERDICTS,
              "by_picked": {g: dict(sorted(c.items())) for g, c in sorted(by_group.items())},
              "faces": dict(sorted(verdicts.items()))}
-    make_folder(args.out.parent, "the output's folder")
-    args.out.write_text(json.dumps(audit, indent=1) + "\n", encoding="utf-8")
+    write_text_file(args.out, json.dumps(audit, indent=1) + "\n", "--out")
     return {"faces": len(verdicts), "by_picked": audit["by_picked"], "out": str(args.out)}
 
 
@@ -373,8 +373,7 @@ def _score(args) -> dict:
             "threshold": round(door_threshold([y for y, _ in kept], [s for _, s in kept],
                                               args.max_false_open), 4)}
     if args.json:
-        make_folder(args.json.parent, "the output's folder")
-        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_text_file(args.json, json.dumps(result, indent=1) + "\n", "--json")
     return result
 
 
@@ -438,6 +437,11 @@ def _main(argv: Optional[List[str]]) -> int:
     elif args.command == "record" or args.json:
         flag, out = ("--out", args.out) if args.command == "record" else ("--json", args.json)
         check_file_creatable(out, flag)  # a folder there failed only at the write
+        if args.command == "record":  # --out review.json replaced the key to the verdicts
+            for given, path in (("--review", args.review), ("--verdicts", args.verdicts)):
+                if Path(path).expanduser().resolve() == Path(out).expanduser().resolve():
+                    raise DataError(f"--out {out} is the {given} file: it would be replaced; "
+                                    f"give the audit a name of its own")
     result = {"sheets": _sheets, "record": _record, "score": _score}[args.command](args)
     sys.stdout.write(json.dumps(result, indent=1) + "\n")
     return 0

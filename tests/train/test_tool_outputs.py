@@ -43,3 +43,39 @@ def test_a_negative_seed_for_the_review_sheets_is_one_line_before_the_work(tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--seed" in err and "from 0 to" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("given", ["--review", "--verdicts"])
+def test_label_audit_record_never_writes_over_its_own_inputs(tmp_path, capsys, given):
+    """--out review.json (or verdicts.txt) replaced the key to the verdicts, or the
+    reviewer's filled-in verdicts, with the audit: exit 0."""
+    from happyhouse.train import label_audit
+
+    review, verdicts = tmp_path / "review.json", tmp_path / "verdicts.txt"
+    review.write_text('{"faces": []}')
+    verdicts.write_text("0 S\n")
+    out = review if given == "--review" else verdicts
+    rc = label_audit.main(["record", "--review", str(review), "--verdicts", str(verdicts),
+                           "--out", str(out)])
+    assert rc == 2 and f"is the {given} file" in capsys.readouterr().err
+    assert review.read_text() == '{"faces": []}' and verdicts.read_text() == "0 S\n"
+
+
+def test_a_results_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """arch_bench killed during its write truncated the earlier results to the first row."""
+    import os
+
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.arch_bench import write_results
+
+    out = tmp_path / "results.json"
+    write_results(str(out), [{"name": "a"}, {"name": "b"}])
+    before = out.read_text()
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(DataError, match="cannot write --out .* No space left on device"):
+        write_results(str(out), [{"name": "a"}])
+    assert out.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
