@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import ConfigError, refuse_unless
+from happyhouse.daemon.filesafety import a_path
 
 from . import frames as bench_frames, stages as bench_stages
 from .daemon import measure_daemon
@@ -66,12 +67,12 @@ GOALS = (
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="happyhouse-bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", help="door frames: test_happy.h5 or class folders "
+    p.add_argument("--data", type=a_path, help="door frames: test_happy.h5 or class folders "
                                   "(default $HAPPYHOUSE_DATA/happy-house/test_happy.h5)")
-    p.add_argument("--config", metavar="PATH", help="daemon INI config to benchmark (face gate "
+    p.add_argument("--config", type=a_path, metavar="PATH", help="daemon INI config to benchmark (face gate "
                                                     "settings, thresholds); default: built-in")
-    p.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the shipped one)")
-    p.add_argument("--keras", metavar="PATH", help="the bundle's training Keras model "
+    p.add_argument("--model", type=a_path, metavar="BUNDLE", help="model bundle (default: the shipped one)")
+    p.add_argument("--keras", type=a_path, metavar="PATH", help="the bundle's training Keras model "
                                                    "(default: found from model.json)")
     p.add_argument("--cores", default=None,
                    help="CPUs to pin to, e.g. 1 or 0,1 (default: one core, the least busy)")

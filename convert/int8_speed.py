@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from happyhouse.daemon.errors import ConfigError, refuse_unless
+from happyhouse.daemon.filesafety import a_path
 
 from .quantize import int8_from_dataset, to_float_tflite
 
@@ -129,7 +130,7 @@ def variants(args) -> List[Tuple[str, object, np.ndarray]]:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m happyhouse.convert.int8_speed",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="a Keras model instead of the tutorial happymodel")
+    parser.add_argument("--model", type=a_path, help="a Keras model instead of the tutorial happymodel")
     parser.add_argument("--sweep", action="store_true", help="add single-conv variants (channels, kernel)")
     parser.add_argument("--train-default", action="store_true",
                         help="add the training default architecture (happyhouse.train.models), "

@@ -29,6 +29,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .errors import DataError
+from .filesafety import a_path
 
 #: the face's side in the frame: a person about a metre from a 640x480 door camera
 FACE_SIDE = 220
@@ -90,10 +91,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m happyhouse.daemon.demo",
                                      description=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, metavar="ROOT",
+    parser.add_argument("--data", type=a_path, required=True, metavar="ROOT",
                         help="class-folder dataset of face crops (ROOT/happy, ROOT/not_happy), "
                              "e.g. ../shared/datasets/genki4k-train")
-    parser.add_argument("--out", required=True, metavar="DIR", help="where the two folders go")
+    parser.add_argument("--out", type=a_path, required=True, metavar="DIR", help="where the two folders go")
     parser.add_argument("--count", type=int, default=12, help="frames per folder (default 12)")
     parser.add_argument("--face", type=int, default=FACE_SIDE, metavar="PX",
                         help=f"face size in the 640x480 frame (default {FACE_SIDE})")

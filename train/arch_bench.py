@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from happyhouse.daemon.errors import ConfigError, DataError
+from happyhouse.daemon.filesafety import a_path
 
 #: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
 PROG = "happyhouse-train-arch-bench"
@@ -247,7 +248,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m happyhouse.train.arch_bench", description=__doc__)
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
-    parser.add_argument("--out", help="write results as JSON here")
+    parser.add_argument("--out", type=a_path, help="write results as JSON here")
     args = parser.parse_args(argv)
     return run_main(PROG, lambda: _main(args))
 

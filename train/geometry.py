@@ -38,6 +38,7 @@ from happyhouse.train.augment import Augment, augment_batch
 from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, MESH_FILE, MESH_PAD, MESH_SHA256,
                                         FaceMesh, GeometryHead, GeometrySpec, features, fuse,
                                         fusion_weights_valid)
+from happyhouse.daemon.filesafety import a_path, path_arg
 
 log = logging.getLogger("happyhouse.train")
 
@@ -261,10 +262,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m happyhouse.train.geometry",
                                 description=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", action="append", required=True, metavar="PATH",
+    p.add_argument("--data", type=a_path, action="append", required=True, metavar="PATH",
                    help="the classifier's training data (class folders), as given to training")
-    p.add_argument("--model", required=True, type=Path, help="the trained model.keras")
-    p.add_argument("--out", type=Path, help="folder for geometry_head.npz + geometry.json "
+    p.add_argument("--model", required=True, type=path_arg, help="the trained model.keras")
+    p.add_argument("--out", type=path_arg, help="folder for geometry_head.npz + geometry.json "
                                             "(default: the model's folder)")
     p.add_argument("--l2", type=float, default=DEFAULT_L2)
     p.add_argument("--weights", type=float, nargs=2, default=DEFAULT_WEIGHTS,

@@ -65,10 +65,10 @@ from happyhouse.daemon.bundle import sha256_file
 from happyhouse.daemon.datasets import data_root
 from happyhouse.daemon.errors import (ConfigError, DataError, ModelError, refuse_unless,
                                       seed_check)
-from happyhouse.daemon.filesafety import check_creatable, make_folder
 from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
+from happyhouse.daemon.filesafety import check_creatable, make_folder, path_arg
 
 from . import report
 from .geometry import HOUSE_L2
@@ -637,12 +637,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     root = data_root()
     p = argparse.ArgumentParser(prog="python -m happyhouse.train.house_cv", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=(root / "happy-house" / "test_happy.h5") if root else None,
+    p.add_argument("--data", type=path_arg, default=(root / "happy-house" / "test_happy.h5") if root else None,
                    help="the Happy House frames (default $HAPPYHOUSE_DATA/happy-house/test_happy.h5)")
-    p.add_argument("--init", type=Path, default=GENERAL_MODEL,
+    p.add_argument("--init", type=path_arg, default=GENERAL_MODEL,
                    help="the general model to adapt (default: this checkout's models/general)")
-    p.add_argument("--out", type=Path, default=Path("reports/house-cv"))
-    p.add_argument("--work", type=Path,
+    p.add_argument("--out", type=path_arg, default=Path("reports/house-cv"))
+    p.add_argument("--work", type=path_arg,
                    help="where the per-fold models go (not committed; default: a new temporary "
                         "folder for each run, so two runs never score each other's checkpoints)")
     p.add_argument("--k", type=int, help=f"folds (default: as many as an existing --folds "
@@ -669,8 +669,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--train-frames", type=int, metavar="N",
                    help="keep N of each fold's training frames (stratified, seeded): the "
                         "learning curve")
-    p.add_argument("--folds", type=Path, help="folds file (default OUT/folds.json)")
-    p.add_argument("--scores-out", type=Path, metavar="FILE.npz",
+    p.add_argument("--folds", type=path_arg, help="folds file (default OUT/folds.json)")
+    p.add_argument("--scores-out", type=path_arg, metavar="FILE.npz",
                    help="also save every score (per frame, and each fold's inner out-of-fold "
                         "scores) for studying threshold rules offline")
     p.add_argument("--geometry-head", choices=("house", "general"), default="house",

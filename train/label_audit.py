@@ -49,7 +49,7 @@ import numpy as np
 
 from happyhouse.daemon.errors import DataError, refuse_unless, seed_check
 from happyhouse.daemon.filesafety import (check_creatable, check_file_creatable, make_folder,
-                                          write_text_file)
+                                          path_arg, write_text_file)
 
 from .audits import AUDIT_FORMAT, VERDICTS, apply_audit, face_name, load_audits
 
@@ -383,34 +383,34 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def model_args(q):
-        q.add_argument("--model", required=True, type=Path,
+        q.add_argument("--model", required=True, type=path_arg,
                        help="a general model (.keras) with split.json and geometry.json beside it")
-        q.add_argument("--data", type=Path, action="append",
+        q.add_argument("--data", type=path_arg, action="append",
                        help="its training data (default GENKI-4K and SMILEsmileD under $HAPPYHOUSE_DATA)")
 
     q = sub.add_parser("sheets", help="blind contact sheets of the faces worth a second look")
     model_args(q)
-    q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--out", required=True, type=path_arg)
     q.add_argument("--picks", type=int, nargs=4, default=list(DEFAULT_PICKS),
                    metavar=("TOP_NOT_HAPPY", "RANDOM_NOT_HAPPY", "LOW_HAPPY", "RANDOM_HAPPY"))
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--part", choices=PARTS, default="validation",
                    help="the model's split to review (its training faces are scored in-sample)")
-    q.add_argument("--skip", type=Path, action="append", metavar="AUDIT",
+    q.add_argument("--skip", type=path_arg, action="append", metavar="AUDIT",
                    help="an earlier round's audit: its faces are not picked again (repeatable)")
     q = sub.add_parser("record", help="the filled-in verdicts -> an audit file")
-    q.add_argument("--review", required=True, type=Path)
-    q.add_argument("--verdicts", required=True, type=Path)
-    q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--review", required=True, type=path_arg)
+    q.add_argument("--verdicts", required=True, type=path_arg)
+    q.add_argument("--out", required=True, type=path_arg)
     q.add_argument("--how", help="who reviewed, when, how (kept in the audit)")
     q = sub.add_parser("score", help="validation figures with the datasets' and the audited labels")
     model_args(q)
-    q.add_argument("--audit", required=True, type=Path, action="append",
+    q.add_argument("--audit", required=True, type=path_arg, action="append",
                    help="an audit file; repeat for each review round")
     q.add_argument("--max-false-open", type=float, default=0.01)
     q.add_argument("--door-copies", action="store_true",
                    help="also the door-shifted and door-framed copies of the split (2 min)")
-    q.add_argument("--json", type=Path)
+    q.add_argument("--json", type=path_arg)
     return p
 
 

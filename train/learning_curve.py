@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from happyhouse.daemon.errors import DataError, HappyHouseError
+from happyhouse.daemon.filesafety import path_arg
 
 log = logging.getLogger("happyhouse.train.learning_curve")
 #: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
@@ -100,8 +101,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[24, 48, 72, 96, 120])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--out", type=Path, default=Path("reports/house-cv"))
-    p.add_argument("--folds", type=Path, default=Path("reports/house-cv/folds.json"))
+    p.add_argument("--out", type=path_arg, default=Path("reports/house-cv"))
+    p.add_argument("--folds", type=path_arg, default=Path("reports/house-cv/folds.json"))
     p.add_argument("--plot-only", action="store_true", help="only (re)write the curve from the "
                                                             "points measured so far")
     args = p.parse_args(own)

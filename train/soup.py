@@ -32,6 +32,7 @@ import numpy as np
 
 from happyhouse.daemon.cli_errors import run_main
 from happyhouse.daemon.errors import ConfigError, ModelError
+from happyhouse.daemon.filesafety import a_path, path_arg
 
 log = logging.getLogger("happyhouse.train.soup")
 #: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
@@ -158,12 +159,12 @@ def _write(soup, models, metas, images, labels, scores, threshold, started, out:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m happyhouse.train.soup", description=__doc__.split("\n\n", 1)[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", action="append", required=True, type=Path,
+    p.add_argument("--model", action="append", required=True, type=path_arg,
                    help="a fine-tuned model.keras (with its train_meta.json and split.json); twice or more")
-    p.add_argument("--data", action="append", required=True, metavar="PATH",
+    p.add_argument("--data", type=a_path, action="append", required=True, metavar="PATH",
                    help="the members' training data, as given to training (for the validation split)")
-    p.add_argument("--out", required=True, type=Path, help="folder for the soup's model.keras + metadata")
-    p.add_argument("--report", type=Path, help="folder for metrics.json and plots (default: --out)")
+    p.add_argument("--out", required=True, type=path_arg, help="folder for the soup's model.keras + metadata")
+    p.add_argument("--report", type=path_arg, help="folder for metrics.json and plots (default: --out)")
     return p
 
 

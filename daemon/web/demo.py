@@ -21,6 +21,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..filesafety import a_path, path_arg
 
 
 def read_frames(folder: Path) -> List[np.ndarray]:
@@ -114,8 +115,8 @@ def _main(argv: Optional[List[str]]) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m happyhouse.daemon.web.demo",
                                      description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--frames", required=True, type=Path, help="folder of door frames to play")
-    parser.add_argument("--config", help="INI config file (default: the defaults)")
+    parser.add_argument("--frames", required=True, type=path_arg, help="folder of door frames to play")
+    parser.add_argument("--config", type=a_path, help="INI config file (default: the defaults)")
     parser.add_argument("--web", default="127.0.0.1:8321", metavar="ADDR:PORT")
     parser.add_argument("--token-file", default="", help="the page's token file (needed off-host)")
     parser.add_argument("--state-dir", default="/tmp/happyhouse-page-demo",

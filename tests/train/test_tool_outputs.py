@@ -79,3 +79,25 @@ def test_a_results_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="cannot write --out .* No space left on device"):
         write_results(str(out), [{"name": "a"}])
     assert out.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+@pytest.mark.parametrize("module, argv, flag", [
+    ("happyhouse.daemon.demo", ["--data", "faces", "--out", ""], "--out"),
+    ("happyhouse.convert.int8_speed", ["--model", ""], "--model"),
+    ("happyhouse.bench.cli", ["--model", ""], "--model"),
+    ("happyhouse.bench.cli", ["--keras", ""], "--keras"),
+    ("happyhouse.train.arch_bench", ["--out", ""], "--out"),
+    ("happyhouse.train.soup", ["--model", "", "--data", "d", "--out", "o"], "--model"),
+    ("happyhouse.train.geometry", ["--data", "d", "--model", "m", "--out", ""], "--out"),
+    ("happyhouse.train.house_cv", ["--out", ""], "--out"),
+    ("happyhouse.train.label_audit", ["record", "--review", "", "--verdicts", "v", "--out", "o"],
+     "--review"),
+])
+def test_an_empty_path_is_refused_by_every_analysis_tool(capsys, module, argv, flag):
+    """demo --out "" wrote into the current folder; int8_speed and bench --model "" measured
+    another model without a word; arch_bench --out "" wrote nothing."""
+    import importlib
+
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(module).main(argv)
+    assert stop.value.code == 2 and f"argument {flag}: an empty path" in capsys.readouterr().err
