@@ -145,10 +145,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_main(PROG, lambda: _main(args))
 
 
+#: more interpreter threads than any machine here has cores (LiteRT takes a C int)
+MAX_THREADS = 256
+
+
 def check_counts(args: argparse.Namespace) -> None:
     """One line, before any model is converted, for a count nothing can be timed with
     (``--rounds 0`` printed nan for every row)."""
-    refuse_unless(((args.threads >= 1, f"--threads must be at least 1, got {args.threads}"),
+    refuse_unless(((1 <= args.threads <= MAX_THREADS,  # 99999999999 overflowed LiteRT's int
+                    f"--threads must be 1 to {MAX_THREADS}, got {args.threads}"),
                    (args.rounds >= 1, f"--rounds must be at least 1, got {args.rounds}"),
                    (args.invokes >= 1, f"--invokes must be at least 1, got {args.invokes}")),
                   ConfigError)

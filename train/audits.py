@@ -40,7 +40,9 @@ def load_audit(path: Path) -> Dict[str, str]:
         faces = data["faces"] if data.get("format") == AUDIT_FORMAT else None
     except (OSError, ValueError, AttributeError, KeyError) as exc:
         raise DataError(f"{path}: not a readable label audit ({exc})") from None
-    if not isinstance(faces, dict) or not all(v in VERDICTS for v in faces.values()):
+    # a list or an object as a verdict was "unhashable type", a traceback
+    if not isinstance(faces, dict) or not all(isinstance(v, str) and v in VERDICTS
+                                              for v in faces.values()):
         raise DataError(f"{path}: not a {AUDIT_FORMAT} file with verdicts in {' '.join(VERDICTS)}")
     return {str(k): str(v) for k, v in faces.items()}
 

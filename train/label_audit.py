@@ -432,7 +432,11 @@ def _main(argv: Optional[List[str]]) -> int:
         args.data = [root / "genki4k-train", root / "smilesmiled"]
     # the output's folder first: a wrong path is one line before the work, not after it
     if args.command == "sheets":
-        refuse_unless((seed_check("--seed", args.seed),))
+        refuse_unless((seed_check("--seed", args.seed),
+                       # -3 was a numpy traceback; -5 as the first count took all but 5
+                       (all(n >= 0 for n in args.picks) and sum(args.picks) > 0,
+                        f"--picks must be four counts of 0 or more, not all 0, got "
+                        f"{' '.join(map(str, args.picks))}")))
         check_creatable(args.out, "--out")
     elif args.command == "record" or args.json:
         flag, out = ("--out", args.out) if args.command == "record" else ("--json", args.json)
@@ -442,6 +446,9 @@ def _main(argv: Optional[List[str]]) -> int:
                 if Path(path).expanduser().resolve() == Path(out).expanduser().resolve():
                     raise DataError(f"--out {out} is the {given} file: it would be replaced; "
                                     f"give the audit a name of its own")
+    if args.command == "score":  # nan or -3 gave threshold 1.0, recall 0 and a NaN in the JSON
+        refuse_unless(((0.0 <= args.max_false_open < 1.0,
+                        f"--max-false-open must be in [0, 1), got {args.max_false_open}"),))
     result = {"sheets": _sheets, "record": _record, "score": _score}[args.command](args)
     sys.stdout.write(json.dumps(result, indent=1) + "\n")
     return 0

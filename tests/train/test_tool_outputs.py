@@ -101,3 +101,46 @@ def test_an_empty_path_is_refused_by_every_analysis_tool(capsys, module, argv, f
     with pytest.raises(SystemExit) as stop:
         importlib.import_module(module).main(argv)
     assert stop.value.code == 2 and f"argument {flag}: an empty path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["sheets", "--picks", "1", "-3", "1", "1"], "--picks must be four counts of 0 or more"),
+    (["sheets", "--picks", "-5", "1", "1", "1"], "--picks must be four counts of 0 or more"),
+    (["score", "--audit", "a.json", "--max-false-open", "nan"], "--max-false-open must be in [0, 1)"),
+    (["score", "--audit", "a.json", "--max-false-open", "-3"], "--max-false-open must be in [0, 1)"),
+])
+def test_label_audit_refuses_numbers_it_cannot_use(tmp_path, capsys, monkeypatch, argv, said):
+    from fakes import forbid
+    from happyhouse.train import data, label_audit
+
+    forbid(monkeypatch, data, ("load_training_data",), "the work started")
+    model = Path(__file__).resolve().parents[2] / "models" / "general" / "model.keras"
+    argv = [argv[0], "--model", str(model), "--data", str(tmp_path), *argv[1:]]
+    if argv[0] == "sheets":
+        argv += ["--out", str(tmp_path / "sheets")]
+    assert label_audit.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+
+
+@pytest.mark.parametrize("verdict", [["S"], {"a": 1}, 3])
+def test_an_audit_whose_verdicts_are_not_letters_is_one_data_error(tmp_path, verdict):
+    """"unhashable type: 'list'", a traceback in label_audit score and train --label-audit."""
+    import json
+
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.audits import AUDIT_FORMAT, load_audit
+
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps({"format": AUDIT_FORMAT, "faces": {"genki/happy/a.jpg": verdict}}))
+    with pytest.raises(DataError, match="not a .* file with verdicts in"):
+        load_audit(path)
+
+
+def test_int8_speed_refuses_more_threads_than_litert_takes(capsys):
+    """--threads 99999999999: a TypeError from LiteRT with 420 KB of model bytes on stderr."""
+    from happyhouse.convert import int8_speed
+
+    assert int8_speed.main(["--threads", "99999999999", "--rounds", "1", "--invokes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads must be 1 to 256" in err, err
