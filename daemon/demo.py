@@ -22,6 +22,7 @@ Exit codes: 0 written, 2 a fixable error (bad dataset, unwritable folder).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -51,34 +52,47 @@ def face_in_door_frame(face_rgb: np.ndarray, side: int = FACE_SIDE, width: int =
 
 
 def write_demo(data: str, out: str, count: int = 12, side: int = FACE_SIDE,
-               size: Tuple[int, int] = (640, 480)) -> List[Path]:
-    """Write ``out/smiles`` and ``out/no-smiles``; returns the two folders."""
+               size: Tuple[int, int] = (640, 480)) -> Tuple[List[Path], List[int]]:
+    """Write ``out/smiles`` and ``out/no-smiles``, each whole or not at all (made beside
+    them, then swapped in: a run killed part-way left new frames beside old ones); returns
+    the two folders and how many frames each holds."""
+    import tempfile
+
     import cv2
 
     from .datasets import load_class_folders
-    from .filesafety import check_creatable, make_folder
+    from .filesafety import check_creatable, make_folder, replace_folders
 
     if not 1 <= count <= 1000:
         raise DataError(f"--count must be 1 to 1000, got {count}")
     check_creatable(out, "--out")  # a wrong path is one line before the faces are read
     dataset = load_class_folders(data, size=None)
-    folders = []
-    for name, label in (("smiles", 1), ("no-smiles", 0)):
-        chosen = np.flatnonzero(dataset.labels == label)[:count]
-        if len(chosen) == 0:
-            raise DataError(f"{data} has no {'happy' if label else 'not_happy'} images")
-        folder = make_folder(Path(out).expanduser() / name, "--out's folder")
+    root = make_folder(Path(out).expanduser(), "--out")
+    for name in ("smiles", "no-smiles"):  # replaced whole below: never a file of that name
+        if (root / name).exists() and not (root / name).is_dir():
+            raise DataError(f"--out's folder {root / name} is a file, not a folder: move it "
+                            f"away or give another path")
+    staging = Path(tempfile.mkdtemp(prefix=".demo.", dir=root))
+    moves, counts = [], []
+    try:
+        for name, label in (("smiles", 1), ("no-smiles", 0)):
+            chosen = np.flatnonzero(dataset.labels == label)[:count]
+            if len(chosen) == 0:
+                raise DataError(f"{data} has no {'happy' if label else 'not_happy'} images")
+            folder = make_folder(staging / name, "--out's folder")
+            for n, index in enumerate(chosen):
+                frame = face_in_door_frame(dataset.images[index], side, *size)
+                if not cv2.imwrite(str(folder / f"{n:03d}.png"), frame):
+                    raise DataError(f"cannot write {root / name / f'{n:03d}.png'}")
+            moves.append((folder, root / name))
+            counts.append(len(chosen))
         try:
-            for old in folder.glob("*.png"):
-                old.unlink()
+            replace_folders(moves)
         except OSError as exc:
-            raise DataError(f"cannot write {folder}: {exc.strerror or exc}") from None
-        for n, index in enumerate(chosen):
-            frame = face_in_door_frame(dataset.images[index], side, *size)
-            if not cv2.imwrite(str(folder / f"{n:03d}.png"), frame):
-                raise DataError(f"cannot write {folder / f'{n:03d}.png'}")
-        folders.append(folder)
-    return folders
+            raise DataError(f"cannot write {root}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [dest for _, dest in moves], counts
 
 
 #: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
@@ -105,9 +119,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     if not 64 <= args.face <= 480:
         raise DataError(f"--face must be 64 to 480 px, got {args.face}")
-    smiles, others = write_demo(args.data, args.out, args.count, args.face)
-    sys.stdout.write(f"wrote {args.count} door frames of smiling faces to {smiles} and "
-                     f"{args.count} of non-smiling faces to {others}\n"
+    (smiles, others), (n_smiles, n_others) = write_demo(args.data, args.out, args.count,
+                                                         args.face)
+    # the counts written: --count 500 of a folder of 20 said "wrote 500"
+    sys.stdout.write(f"wrote {n_smiles} door frames of smiling faces to {smiles} and "
+                     f"{n_others} of non-smiling faces to {others}\n"
                      f"  happyhouse-daemon --gpio mock --source {smiles}      # opens\n"
                      f"  happyhouse-daemon --gpio mock --source {others}   # stays locked\n")
     return 0

@@ -123,6 +123,8 @@ def _main(argv: Optional[List[str]]) -> int:
                         help="where unlock snapshots and collected frames go")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
     args = parser.parse_args(argv)
+    if not 0 <= args.seconds < float("inf"):  # nan or -1 ran until killed
+        raise DataError(f"--seconds must be 0 (until Ctrl-C) or more, got {args.seconds}")
     cfg = config_from_flags(args.config, {"web.enabled": True, "web.address": args.web,
                                           "web.token_file": args.token_file,
                                           "latch.gpio": "mock",

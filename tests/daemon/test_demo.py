@@ -91,3 +91,40 @@ def test_ctrl_c_is_130_and_one_line(tmp_path, capsys, monkeypatch):
         pytest.fail("Ctrl-C escaped as a traceback")
     assert code == 130
     assert capsys.readouterr().err == "happyhouse-demo: interrupted by SIGINT (Ctrl-C)\n"
+
+
+def test_a_rerun_killed_part_way_leaves_the_earlier_frames_whole(genki_root, tmp_path, monkeypatch,
+                                                                 capsys):
+    """A second run killed while writing left 14 new smiles beside the old no-smiles; and
+    --count beyond the folder's faces said it wrote that many."""
+    import cv2
+
+    out = tmp_path / "demo"
+    assert demo.main(["--data", str(genki_root), "--out", str(out), "--count", "3"]) == 0
+    assert "wrote 3 door frames" in capsys.readouterr().out
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")}
+    written = []
+
+    def killed_after_two(path, frame):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(path)
+        return cv2.imencode(".png", frame)[1].tofile(path) is None
+
+    monkeypatch.setattr(cv2, "imwrite", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        demo.write_demo(str(genki_root), str(out), 5)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")} == before
+    assert sorted(p.name for p in out.iterdir()) == ["no-smiles", "smiles"]
+
+
+def test_the_count_said_is_the_count_written(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    for name in ("happy", "not_happy"):
+        (tmp_path / "faces" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "faces" / name / "a.png"), np.full((64, 64, 3), 90, np.uint8))
+    assert demo.main(["--data", str(tmp_path / "faces"), "--out", str(tmp_path / "d"),
+                      "--count", "500"]) == 0
+    assert "wrote 1 door frames of smiling faces" in capsys.readouterr().out
