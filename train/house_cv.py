@@ -68,7 +68,7 @@ from happyhouse.daemon.errors import (ConfigError, DataError, ModelError, refuse
 from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
-from happyhouse.daemon.filesafety import check_creatable, make_folder, path_arg
+from happyhouse.daemon.filesafety import check_creatable, check_file_creatable, make_folder, path_arg
 
 from . import report
 from .geometry import HOUSE_L2
@@ -502,6 +502,7 @@ def save_scores(path: Path, labels: np.ndarray, has_face: np.ndarray, fold: np.n
 
 
 def run(args) -> dict:
+    from .outputs import staged_outputs
     from .trainer import load_model, predict
 
     normalized = _normalized(args)
@@ -532,53 +533,57 @@ def run(args) -> dict:
     if getattr(args, "scores_out", None):
         save_scores(Path(args.scores_out), data.labels, has_face, fold, geo, cv, weights)
     scores, pred, folds = cv["scores"], cv["pred"], cv["folds"]
-    if cv["histories"]:
-        _plot_fold_curves(cv["histories"], out / report.PLOTS[0])
     base = None if args.scratch else report.metrics(data.labels, base_scores, 0.5)
     n_train = getattr(args, "train_frames", None)
     scope, protocol = protocol_text(
         fold, args.protocol, f"{args.scratch} from scratch" if args.scratch
         else ADAPT_METHODS[getattr(args, "adapt", ADAPT_FINE_TUNE)], n_train)
-    return report.write_report(
-        out, {}, data.images, data.labels, scores, cv["threshold"],
-        scope=scope, pred=pred,
-        extra={"protocol": protocol
-               + ("" if fusion is None else "; fused with the geometry head ("
-                  + ("each fold's own, corrected on its training frames" if fusion.house_head
-                     else "the general model's") + ")"),
-               "dataset": str(Path(args.data).name), "preprocess": spec.to_dict(),
-               "frames_with_face": int(has_face.sum()),
-               "init": None if args.scratch else recorded_path(args.init),
-               "init_sha256": None if args.scratch else sha256_file(args.init),
-               "from_scratch_arch": args.scratch,
-               "adapt": None if args.scratch else getattr(args, "adapt", ADAPT_FINE_TUNE),
-               "fold_protocol": args.protocol, "inner_k": args.inner_k if args.protocol == "refit" else None,
-               "train_frames": n_train,
-               "fusion": None if stage is None else {
-                   "rule": stage.spec.fusion, "weights": list(weights),
-                   "head": ("each model's own: the general head corrected on the frames it "
-                            "trained on (fit_house_head, L2 on the correction "
-                            f"{HOUSE_L2:g})" if fusion.house_head else
-                            "the general model's geometry head (not refitted)"),
-                   "threshold": "each fold's, chosen on its fused out-of-fold scores"},
-               "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-               "seed": args.seed,  # training and inner folds; the outer folds are folds.json
-               "augment": args.augment, "max_false_open": args.max_false_open,
-               "folds": folds,
-               "interpolate": None if not getattr(args, "interpolate", None) else {
-                   "alphas": list(args.interpolate),
-                   "rule": "each fold: the alpha whose inner out-of-fold fused scores are most "
-                           "accurate at their own threshold (ties: the larger alpha)",
-                   "by_alpha_at_its_fold_thresholds": cv["by_alpha"]},
-               "general_model_untuned_at_0.5": base and {k: base[k] for k in (
-                   "accuracy", "errors", "false_opens", "roc_auc")},
-               "predictions": [{"index": i, "label": int(data.labels[i]), "fold": int(fold[i]),
-                                "score": round(float(scores[i]), 5), "pred": int(pred[i]),
-                                **({} if geo is None else {
-                                    "classifier": round(float(cv["classifier"][i]), 5),
-                                    "geometry": None if np.isnan(cv["geometry"][i])
-                                    else round(float(cv["geometry"][i]), 5)})}
-                               for i in range(len(data))]})
+    # the report is written beside --out and published whole: a run killed while writing
+    # it left a new roc.png beside the last run's metrics.json (a committed report)
+    with staged_outputs((("--out", out), ("--out", out))) as (staged, _, _, _):
+        if cv["histories"]:
+            _plot_fold_curves(cv["histories"], staged / report.PLOTS[0])
+        result = report.write_report(
+            staged, {}, data.images, data.labels, scores, cv["threshold"],
+            scope=scope, pred=pred,
+            extra={"protocol": protocol
+                   + ("" if fusion is None else "; fused with the geometry head ("
+                      + ("each fold's own, corrected on its training frames" if fusion.house_head
+                         else "the general model's") + ")"),
+                   "dataset": str(Path(args.data).name), "preprocess": spec.to_dict(),
+                   "frames_with_face": int(has_face.sum()),
+                   "init": None if args.scratch else recorded_path(args.init),
+                   "init_sha256": None if args.scratch else sha256_file(args.init),
+                   "from_scratch_arch": args.scratch,
+                   "adapt": None if args.scratch else getattr(args, "adapt", ADAPT_FINE_TUNE),
+                   "fold_protocol": args.protocol, "inner_k": args.inner_k if args.protocol == "refit" else None,
+                   "train_frames": n_train,
+                   "fusion": None if stage is None else {
+                       "rule": stage.spec.fusion, "weights": list(weights),
+                       "head": ("each model's own: the general head corrected on the frames it "
+                                "trained on (fit_house_head, L2 on the correction "
+                                f"{HOUSE_L2:g})" if fusion.house_head else
+                                "the general model's geometry head (not refitted)"),
+                       "threshold": "each fold's, chosen on its fused out-of-fold scores"},
+                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+                   "seed": args.seed,  # training and inner folds; the outer folds are folds.json
+                   "augment": args.augment, "max_false_open": args.max_false_open,
+                   "folds": folds,
+                   "interpolate": None if not getattr(args, "interpolate", None) else {
+                       "alphas": list(args.interpolate),
+                       "rule": "each fold: the alpha whose inner out-of-fold fused scores are most "
+                               "accurate at their own threshold (ties: the larger alpha)",
+                       "by_alpha_at_its_fold_thresholds": cv["by_alpha"]},
+                   "general_model_untuned_at_0.5": base and {k: base[k] for k in (
+                       "accuracy", "errors", "false_opens", "roc_auc")},
+                   "predictions": [{"index": i, "label": int(data.labels[i]), "fold": int(fold[i]),
+                                    "score": round(float(scores[i]), 5), "pred": int(pred[i]),
+                                    **({} if geo is None else {
+                                        "classifier": round(float(cv["classifier"][i]), 5),
+                                        "geometry": None if np.isnan(cv["geometry"][i])
+                                        else round(float(cv["geometry"][i]), 5)})}
+                                   for i in range(len(data))]})
+    return result
 
 
 def _plot_fold_curves(histories, path: Path) -> None:
@@ -727,8 +732,8 @@ def check_inputs(args: argparse.Namespace) -> None:
         raise ModelError(f"--init: the model {args.init} "
                          + ("is not a file" if Path(args.init).exists() else "does not exist"))
     check_creatable(args.out, "--out")
-    if getattr(args, "scores_out", None):
-        check_creatable(Path(args.scores_out).parent, "--scores-out's folder")
+    if getattr(args, "scores_out", None):  # a folder there failed after the whole run
+        check_file_creatable(args.scores_out, "--scores-out")
     # unreadable, or other than --k folds: refused before the frames are read
     read_folds(Path(getattr(args, "folds", None) or Path(args.out) / FOLDS_FILE), args.k)
 

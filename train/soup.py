@@ -85,7 +85,8 @@ def run(args) -> dict:
 
     from . import report
     from .label_audit import split_faces
-    from .trainer import MODEL_FILE, load_model, normalize_batch, predict, staged_outputs
+    from .outputs import MODEL_FILE, staged_outputs
+    from .trainer import load_model, normalize_batch, predict
 
     started = time.time()
     models = [Path(m) for m in args.model]

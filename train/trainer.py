@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
-import shutil
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -27,13 +23,13 @@ from happyhouse.daemon.errors import ConfigError, ModelError, refuse_unless, see
 from happyhouse.daemon.preprocess import Preprocess, normalize_batch, to_model_input
 
 from . import models, report
+from .outputs import MODEL_FILE, staged_outputs
 from .mirror import all_layers, is_mirror_averaged, mirror_average
 from .augment import PRESETS, Augment, augment_labelled
 from .data import DEFAULT_CAP_SEED, load_door_frames, load_training_data, stratified_split
 
 log = logging.getLogger("happyhouse.train")
 
-MODEL_FILE = "model.keras"
 META_FILE = "train_meta.json"
 META_FORMAT = "happyhouse-train-meta"
 SPLIT_FILE = "split.json"
@@ -330,43 +326,6 @@ def check_output_folders(cfg: "TrainConfig") -> None:
         check_creatable(folder, what)
 
 
-#: files fitted to one particular model.keras: a new model in the folder makes them wrong
-#: (the geometry stage's fused threshold was chosen with the old classifier's scores)
-FITTED_TO_THE_MODEL = ("geometry.json", "geometry_head.npz")
-
-
-def publish(staged: Path, out: Path) -> None:
-    """Move a finished run's files from ``staged`` into ``out``.
-
-    Training writes into a private folder beside ``out`` and only a finished run
-    reaches ``out``: an interrupted one left a new ``model.keras`` beside the old
-    ``train_meta.json`` (whose threshold the converter then shipped). Files of the
-    model being replaced that were fitted to it go first; files of ``out`` the run
-    does not write (notes) stay.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    for name in FITTED_TO_THE_MODEL:
-        if (out / name).is_file() and not (staged / name).exists():
-            (out / name).unlink()
-            log.info("removed %s: it was fitted to the model this run replaces", out / name)
-    names = sorted(p.name for p in staged.iterdir())
-    for name in sorted(names, key=lambda n: n == MODEL_FILE):  # the model last
-        target = out / name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(staged / name, target)
-
-
-def remove_empty(folders) -> None:
-    """Remove those of ``folders`` that are empty, deepest first (an interrupted run left
-    its new --out and --report behind, empty)."""
-    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
-        try:
-            folder.rmdir()
-        except OSError:  # not empty, or gone: leave it
-            pass
-
-
 def split_for(cfg: "TrainConfig", labels: np.ndarray):
     """(training, validation) indices of the run's split (``split_seed``, else ``seed``)."""
     return stratified_split(labels, cfg.val_fraction, cfg.split_seed_used)
@@ -415,42 +374,6 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     with staged_outputs(_output_folders(cfg)) as (out, report_dir, final_out, final_report):
         result = _train_into(cfg, data, tr, va, spec, started, out, report_dir, final_out)
     return {**result, "model": final_out / MODEL_FILE, "report_dir": final_report}
-
-
-@contextmanager
-def staged_outputs(folders):
-    """(staged model folder, staged report folder, model folder, report folder) for a run
-    whose outputs are ``folders`` ((what, model folder), (what, report folder)), made.
-
-    The run writes into private folders beside each output; only a run that finishes
-    reaches them (:func:`publish`). An interrupted one left a new ``model.keras`` beside
-    the old ``train_meta.json`` (whose threshold the converter then shipped), and its
-    first run left empty output folders: those it made are removed again.
-    """
-    from happyhouse.daemon.filesafety import make_folder
-
-    new = [p for _, folder in folders
-           for p in (Path(folder).absolute(), *Path(folder).absolute().parents) if not p.exists()]
-    finished = False
-    staged = []
-    try:
-        final_out, final_report = (make_folder(folder, what) for what, folder in folders)
-        staged.append(Path(tempfile.mkdtemp(prefix=f".{final_out.name}.training.",
-                                            dir=final_out.parent)))
-        if final_report != final_out:
-            staged.append(Path(tempfile.mkdtemp(prefix=f".{final_report.name}.training.",
-                                                dir=final_report.parent)))
-        out, report_dir = staged[0], staged[-1]
-        yield out, report_dir, final_out, final_report
-        publish(out, final_out)
-        if report_dir != out:
-            publish(report_dir, final_report)
-        finished = True
-    finally:
-        for folder in staged:
-            shutil.rmtree(folder, ignore_errors=True)
-        if not finished:
-            remove_empty(new)
 
 
 def _train_into(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray, spec, started: float,

@@ -155,3 +155,33 @@ def test_the_help_says_what_the_default_geometry_head_does():
 def test_the_error_prefix_is_the_shared_form(tmp_path, capsys):
     assert house_cv.main(["--data", str(tmp_path / "x.h5"), "--k", "1"]) == 2
     _one_error_line(capsys, "--k must be at least 2")
+
+
+def test_a_folder_where_the_scores_go_is_one_line_before_the_run(happy_house_h5, tmp_path, capsys,
+                                                                 no_training):
+    """--scores-out a folder: IsADirectoryError after the whole run, an empty --out left."""
+    (tmp_path / "sc.npz").mkdir()
+    assert _run(happy_house_h5, tmp_path / "cv", "--k", "3",
+                "--scores-out", str(tmp_path / "sc.npz")) == 2
+    _one_error_line(capsys, "--scores-out", "is a folder")
+    assert not no_training
+
+
+def test_a_report_cut_short_leaves_the_last_one_whole(happy_house_h5, tmp_path, monkeypatch,
+                                                      no_training):
+    """Killed while the report was written: a new roc.png beside the last run's metrics.json."""
+    from happyhouse.train import report
+
+    out = tmp_path / "cv"
+    assert _run(happy_house_h5, out, "--k", "3") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = report.plot_roc
+
+    def killed(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "plot_roc", killed)
+    assert _run(happy_house_h5, out, "--k", "3") == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cv"]
