@@ -438,6 +438,11 @@ def _main(argv: Optional[List[str]]) -> int:
                         f"--picks must be four counts of 0 or more, not all 0, got "
                         f"{' '.join(map(str, args.picks))}")))
         check_creatable(args.out, "--out")
+        if Path(args.out).expanduser().is_dir() and any(Path(args.out).expanduser().iterdir()):
+            # a re-run replaced a review in progress (its filled-in verdicts.txt and the
+            # key to them) and left the last round's extra sheets beside the new ones
+            raise DataError(f"--out {args.out} is not empty (a review in progress?): give a "
+                            f"new folder for the new sheets")
     elif args.command == "record" or args.json:
         flag, out = ("--out", args.out) if args.command == "record" else ("--json", args.json)
         check_file_creatable(out, flag)  # a folder there failed only at the write

@@ -144,3 +144,20 @@ def test_int8_speed_refuses_more_threads_than_litert_takes(capsys):
     assert int8_speed.main(["--threads", "99999999999", "--rounds", "1", "--invokes", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--threads must be 1 to 256" in err, err
+
+
+def test_label_audit_sheets_never_replaces_a_review_in_progress(tmp_path, capsys, monkeypatch):
+    """A re-run replaced the reviewer's filled-in verdicts.txt and review.json without a
+    word, and left the last round's sheet-00..04.png beside the new sheet."""
+    from fakes import forbid
+    from happyhouse.train import data, label_audit
+
+    forbid(monkeypatch, data, ("load_training_data",), "the work started")
+    review = tmp_path / "review"
+    review.mkdir()
+    (review / "verdicts.txt").write_text("0 S\n1 N\n")
+    model = Path(__file__).resolve().parents[2] / "models" / "general" / "model.keras"
+    assert label_audit.main(["sheets", "--model", str(model), "--data", str(tmp_path),
+                             "--out", str(review)]) == 2
+    assert "is not empty (a review in progress?)" in capsys.readouterr().err
+    assert (review / "verdicts.txt").read_text() == "0 S\n1 N\n"
