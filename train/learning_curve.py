@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from happyhouse.daemon.errors import DataError, HappyHouseError
+from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless
 from happyhouse.daemon.filesafety import path_arg
 
 log = logging.getLogger("happyhouse.train.learning_curve")
@@ -109,6 +109,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_main(PROG, lambda: _main(args, passthrough))
 
 
+def check_point_args(args, passthrough: List[str]) -> None:
+    """The house protocol's options after ``--``, read as every point will read them: one
+    line for a mistyped one before any point runs (it failed at the first point)."""
+    import contextlib
+    import io
+
+    from . import house_cv
+
+    heard = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(heard):
+            house_cv.parse_args(["--out", str(args.out), "--folds", str(args.folds),
+                                 "--train-frames", str(min(args.sizes)), *passthrough])
+    except SystemExit:
+        said = [line for line in heard.getvalue().splitlines() if "error:" in line]
+        raise DataError("the house protocol's options after --: "
+                        + (said[-1].split("error:", 1)[1].strip() if said else "not understood"))
+
+
 def _measure_point(args, size: int, seed: int, passthrough: List[str]) -> None:
     """One house-CV run into the point's folder (its errors name the point)."""
     from . import house_cv
@@ -138,7 +157,13 @@ def _main(args: argparse.Namespace, passthrough: List[str]) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     check_creatable(args.out, "--out")  # a wrong path is one line before any point runs
+    # before any point runs: --sizes 24 0 spent a whole point first, then printed the house
+    # protocol's usage under its name
+    refuse_unless(((all(size >= 8 for size in args.sizes),
+                    f"--sizes must each be at least 8 frames, got {' '.join(map(str, args.sizes))}"),),
+                  DataError)
     if not args.plot_only:
+        check_point_args(args, passthrough)
         for size in args.sizes:
             for seed in args.seeds:
                 if not (point_dir(args.out, size, seed) / "metrics.json").is_file():

@@ -79,3 +79,17 @@ def test_no_point_leaves_its_fold_models_folder(tmp_path, monkeypatch, capsys):
     assert len(works) == 2 and not any(w.exists() for w in works)
     curve = json.loads((tmp_path / lc.CURVE_JSON).read_text())
     assert [p["train_frames"] for p in curve["points"]] == [24, 48]
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--sizes", "24", "0"], "--sizes must each be at least 8 frames, got 24 0"),
+    (["--sizes", "24", "--", "--bogus"], "the house protocol's options after --: unrecognized"),
+])
+def test_sizes_and_protocol_options_are_checked_before_any_point(tmp_path, capsys, monkeypatch,
+                                                                  argv, said):
+    """--sizes 24 0 ran a whole point first, then printed the house protocol's 18-line usage
+    under its name; a mistyped option after -- did the same."""
+    monkeypatch.setattr(lc, "_measure_point", lambda *a: pytest.fail("a point ran"))
+    assert lc.main(["--out", str(tmp_path), "--seeds", "0", "--folds", str(COMMITTED_FOLDS),
+                    *argv]) == 2
+    _one_error_line(capsys, said)
