@@ -106,3 +106,20 @@ def test_an_interrupted_soup_leaves_an_earlier_model_folder_as_it_was(fine_tunes
                                            "--data", str(small_faces), "--out", str(out)]))
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["general"]
+
+
+@pytest.mark.slow
+def test_a_soup_of_part_of_the_split_is_refused(fine_tunes, small_faces, tmp_path, capsys):
+    """--data with one of the members' two sources chose the threshold on 425 of 2,395
+    validation faces, while the metadata and report claimed the whole split."""
+    _, runs = fine_tunes
+    part = tmp_path / small_faces.name  # ids name their source folder
+    for name in ("happy", "not_happy"):
+        (part / name).mkdir(parents=True)
+        for picture in sorted((small_faces / name).iterdir())[: len(list((small_faces / name).iterdir())) // 2]:
+            shutil.copy(picture, part / name / picture.name)
+    out = tmp_path / "soup"
+    assert soup.main(["--model", str(runs["s2"]), "--model", str(runs["s3"]), "--data", str(part),
+                      "--out", str(out)]) == 2
+    assert "of the members' validation split" in capsys.readouterr().err
+    assert not out.exists()
