@@ -66,7 +66,10 @@ def check_members(models: Sequence[Path]) -> List[dict]:
         raise ConfigError("a soup needs at least two models (--model twice or more)")
     if len(set(Path(m).resolve() for m in models)) != len(models):
         raise ConfigError("the same model is given twice: a soup averages different fine-tunes")
-    metas = [read_meta(Path(m)) for m in models]
+    from happyhouse.daemon.filesafety import require_file
+
+    # a folder given as --model read "train_meta.json is missing"
+    metas = [read_meta(require_file(m, "--model", ModelError)) for m in models]
     first, ids = metas[0], _validation_ids(Path(models[0]))
     for model, meta in zip(models[1:], metas[1:]):
         for key in ("preprocess", "input", "output", "labels", "mirror_average"):

@@ -12,6 +12,7 @@ import json
 import logging
 import platform
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -203,6 +204,9 @@ def load_model(path: Path):
     from happyhouse.daemon.filesafety import require_file
 
     path = require_file(path, "model", ModelError)
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        # Keras said "File not found: filepath=..." of a file cut short by a copy
+        raise ModelError(f"model {path} is corrupt: a .keras file must be a zip archive")
     try:  # importing .mirror above registered the layers a mirror-averaged model needs
         return models.keras().models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file

@@ -319,3 +319,18 @@ def test_an_empty_path_is_refused_by_every_desktop_tool(capsys, module, argv, fl
     with pytest.raises(SystemExit) as stop:
         importlib.import_module(module).main(argv)
     assert stop.value.code == 2 and f"argument {flag}: an empty path" in capsys.readouterr().err
+
+
+def test_a_model_file_cut_short_is_called_corrupt(tmp_path):
+    """Keras said "File not found: filepath=..." of a model.keras a copy cut short."""
+    cut = tmp_path / MODEL_FILE
+    cut.write_bytes((REPO / "models" / "general" / MODEL_FILE).read_bytes()[:1000])
+    with pytest.raises(ModelError, match="is corrupt: a .keras file must be a zip archive"):
+        trainer.load_model(cut)
+
+
+def test_a_soup_member_that_is_a_folder_is_said_so(tmp_path):
+    from happyhouse.train.soup import check_members
+
+    with pytest.raises(ModelError, match="--model .* is a folder, not a file"):
+        check_members([tmp_path, REPO / "models" / "general" / MODEL_FILE])
