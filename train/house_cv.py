@@ -111,8 +111,10 @@ def read_folds(path: Path, k: Optional[int]) -> Optional[dict]:
         saved = json.loads(path.read_text())
         folds = saved["folds"]
         saved["n"], saved["labels"]  # every key the check against the data needs
-        if not isinstance(folds, list) or not folds:
-            raise ValueError("no folds in it")
+        if not isinstance(folds, list) or len(folds) < 2:
+            # one fold leaves nothing to train on: "not_happy has 0 images, fewer than the
+            # 4 folds asked for", from deep in the estimate
+            raise ValueError("fewer than 2 folds in it")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"the folds file {path} is not readable ({exc}): give --folds the "
                         f"folds.json a run wrote, or a path where none exists yet") from None

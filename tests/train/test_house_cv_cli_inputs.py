@@ -183,3 +183,15 @@ def test_a_report_cut_short_leaves_the_last_one_whole(happy_house_h5, tmp_path, 
     assert _run(happy_house_h5, out, "--k", "3") == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cv"]
+
+
+def test_a_folds_file_of_one_fold_is_one_line(happy_house_h5, tmp_path, capsys, no_training):
+    """A hand-made one-fold folds.json failed inside the estimate ("not_happy has 0
+    images, fewer than the 4 folds asked for")."""
+    import json
+
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"folds": [list(range(150))], "n": 150, "labels": [0] * 150}))
+    assert _run(happy_house_h5, tmp_path / "cv", "--folds", str(folds)) == 2
+    _one_error_line(capsys, "fewer than 2 folds in it")
+    assert not no_training
