@@ -107,8 +107,8 @@ def run(args) -> dict:
     soup.set_weights(average([n.get_weights() for n in nets]))
 
     _, labels, crops = split_faces(models[0], [Path(d) for d in args.data])
-    wanted = metas[0].get("split", {}).get("n_val")
-    if wanted is not None and len(labels) < wanted:
+    wanted = len(_validation_ids(models[0]))
+    if len(labels) < wanted:
         # the threshold was chosen on 425 faces (GENKI-4K alone) while the metadata and the
         # report said the split's 2,395: every member's source is needed
         raise DataError(f"--data holds {len(labels)} of the {wanted} faces of the members' "

@@ -38,7 +38,8 @@ def test_a_missing_model_is_one_line(tmp_path, capsys):
 def test_a_count_below_one_is_refused_before_any_conversion(flag, no_models, capsys):
     """--rounds 0 printed nan for every row."""
     assert int8_speed.main([flag, "0"]) == 2
-    _one_error_line(capsys, f"{flag} must be at least 1, got 0")
+    _one_error_line(capsys, f"{flag} must be " + ("1 to 256" if flag == "--threads" else "at least 1")
+                    + ", got 0")
     assert no_models == []
 
 
