@@ -98,7 +98,7 @@ def check_writable(out: Path, what: str = "a model bundle", marker: str = MODEL_
     a house's frames or notes, nor a folder holding one of ``inputs`` ((flag, path)
     pairs: replacing it deleted them, and exit 0).
     """
-    check_replaceable(out, what)
+    check_replaceable(out)
     for name, kind in OUTPUT_KINDS.items():
         if kind != what and (out / name).exists():
             raise ModelError(f"output {out} holds {name}: it is {kind}, not {what}; it "

@@ -109,12 +109,10 @@ def write_text_file(path: os.PathLike, text: str, what: str) -> Path:
     return path
 
 
-def check_replaceable(out: os.PathLike, what: str) -> None:
-    """DataError unless ``out`` can be a folder the tool replaces whole: named (an empty
-    path, an unset shell variable, is the current folder), not a file, and not a symlink
-    to nothing (the final rename failed on it, a traceback after all the work)."""
-    if not str(out).strip():
-        raise DataError(f"an empty output path: name the folder for {what}")
+def check_replaceable(out: os.PathLike) -> None:
+    """DataError unless ``out`` can be a folder the tool replaces whole: not a file, and
+    not a symlink to nothing (the final rename failed on it, a traceback after all the
+    work). An empty path never gets here: :func:`a_path` refuses it on the command line."""
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
         raise DataError(f"output {out} is a symlink to {os.readlink(out)}, which does not "
