@@ -39,6 +39,14 @@ def point_dir(out: Path, size: int, seed: int) -> Path:
     return out / "points" / f"n{size:03d}-seed{seed}"
 
 
+def frames_used(metrics: Dict) -> Optional[float]:
+    """The training frames a point's folds really had, on average: ``--train-frames`` is
+    asked before the face gate, so a fold keeps only those of them with a face (~117 of 120
+    at the Happy House door). None for a report without its folds."""
+    used = [f["n_train"] for f in metrics.get("folds") or () if "n_train" in f]
+    return float(np.mean(used)) if used else None
+
+
 def collect(out: Path, sizes: Sequence[int], seeds: Sequence[int]) -> Dict:
     """The curve from the points measured so far (missing points are listed, not guessed)."""
     points, missing = [], []
@@ -50,6 +58,7 @@ def collect(out: Path, sizes: Sequence[int], seeds: Sequence[int]) -> Dict:
                 continue
             m = json.loads(path.read_text())
             points.append({"train_frames": size, "seed": seed, "n": m["n"],
+                           "train_frames_used": frames_used(m),
                            "protocol": m.get("fold_protocol"), "fused": bool(m.get("fusion")),
                            **{k: m.get(k) for k in FIGURES},
                            "seconds": m.get("learning_curve_seconds")})
@@ -57,7 +66,9 @@ def collect(out: Path, sizes: Sequence[int], seeds: Sequence[int]) -> Dict:
     for size in sizes:
         at = [p for p in points if p["train_frames"] == size]
         if at:
+            used = [p["train_frames_used"] for p in at if p["train_frames_used"] is not None]
             summary.append({"train_frames": size, "seeds": [p["seed"] for p in at],
+                            "train_frames_used_mean": float(np.mean(used)) if used else None,
                             **{f"{k}_mean": float(np.mean([p[k] for p in at])) for k in FIGURES},
                             "accuracy_min": float(min(p["accuracy"] for p in at)),
                             "false_opens_max": int(max(p["false_opens"] for p in at))})
@@ -74,13 +85,15 @@ def plot(curve: Dict, path: Path) -> None:
         pts = sorted((p for p in curve["points"] if p["seed"] == seed),
                      key=lambda p: p["train_frames"])
         if pts:
-            x = [p["train_frames"] for p in pts]
+            # where the point really is: the frames its folds trained on, not those asked for
+            x = [p["train_frames"] if p["train_frames_used"] is None else p["train_frames_used"]
+                 for p in pts]
             axes[0].plot(x, [100 * p["accuracy"] for p in pts], "o-", ms=4, label=f"seed {seed}")
             axes[1].plot(x, [p["false_opens"] for p in pts], "o-", ms=4, label=f"seed {seed}")
     axes[0].set_ylabel("accuracy on unseen frames (%)")
     axes[1].set_ylabel("false opens (of the not-smiling frames)")
     for ax in axes:
-        ax.set_xlabel("training frames per fold (of the house's own)")
+        ax.set_xlabel("training frames per fold with a face (of the house's own)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("House protocol (5-fold CV on the Happy House frames) by training frames",
@@ -184,7 +197,10 @@ def _main(args: argparse.Namespace, passthrough: List[str]) -> int:
         raise DataError(f"cannot write the curve into --out {args.out}: "
                         f"{exc.strerror or exc}") from None
     for row in curve["summary"]:
-        sys.stdout.write(f"{row['train_frames']:4d} frames: accuracy {row['accuracy_mean']:.4f} "
+        used = row["train_frames_used_mean"]
+        sys.stdout.write(f"{row['train_frames']:4d} frames"
+                         + ("" if used is None else f" ({used:.1f} with a face)")
+                         + f": accuracy {row['accuracy_mean']:.4f} "
                          f"(min {row['accuracy_min']:.4f}), false opens <= "
                          f"{row['false_opens_max']} over seeds {row['seeds']}\n")
     return 0
