@@ -504,7 +504,7 @@ def save_scores(path: Path, labels: np.ndarray, has_face: np.ndarray, fold: np.n
 
 
 def run(args) -> dict:
-    from .outputs import staged_outputs
+    from .outputs import staged_output
     from .trainer import load_model, predict
 
     normalized = _normalized(args)
@@ -542,7 +542,7 @@ def run(args) -> dict:
         else ADAPT_METHODS[getattr(args, "adapt", ADAPT_FINE_TUNE)], n_train)
     # the report is written beside --out and published whole: a run killed while writing
     # it left a new roc.png beside the last run's metrics.json (a committed report)
-    with staged_outputs((("--out", out), ("--out", out))) as (staged, _, _, _):
+    with staged_output("--out", out) as staged:
         if cv["histories"]:
             _plot_fold_curves(cv["histories"], staged / report.PLOTS[0])
         result = report.write_report(

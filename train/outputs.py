@@ -88,3 +88,11 @@ def staged_outputs(folders):
             shutil.rmtree(folder, ignore_errors=True)
         if not finished:
             remove_empty(new)
+
+
+@contextmanager
+def staged_output(what: str, folder):
+    """The private folder beside ``folder`` (made) for a run with one output, a report:
+    published whole into ``folder`` only if the run finishes (:func:`staged_outputs`)."""
+    with staged_outputs(((what, folder), (what, folder))) as (staged, _, _, _):
+        yield staged
