@@ -26,7 +26,8 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -120,16 +121,29 @@ def run(args) -> dict:
 
     # staged beside --out and --report and published whole: an interrupted soup left an
     # empty model.keras, or a new one beside the old train_meta.json and geometry stage
+    made = Soup(soup, models, metas, images, labels, scores, threshold, started)
     with staged_outputs(folders) as (staged, staged_report, out, report_dir):
-        result = _write(soup, models, metas, images, labels, scores, threshold, started,
-                        staged, staged_report, out / MODEL_FILE)
+        result = _write(made, staged, staged_report, out / MODEL_FILE)
     log.info("soup of %d models -> %s: validation AUC %.4f, recall %.3f at threshold %.3f",
              len(models), out / MODEL_FILE, result["roc_auc"], result["recall"], threshold)
     return result
 
 
-def _write(soup, models, metas, images, labels, scores, threshold, started, out: Path,
-           report_dir: Path, model_file: Path) -> dict:
+@dataclass(frozen=True)
+class Soup:
+    """An averaged model and what its report says of it: its members (files and metadata),
+    the validation faces it was scored on, its scores and threshold there."""
+    model: Any
+    members: List[Path]
+    metas: List[dict]
+    images: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    threshold: float
+    started: float
+
+
+def _write(made: Soup, out: Path, report_dir: Path, model_file: Path) -> dict:
     """The soup's model, split, metadata and report, into ``out`` and ``report_dir``;
     ``model_file`` is where the model will be once published (the report names it)."""
     from happyhouse.daemon.bundle import sha256_file
@@ -137,6 +151,8 @@ def _write(soup, models, metas, images, labels, scores, threshold, started, out:
     from . import report
     from .report import recorded_path
     from .trainer import META_FILE, MODEL_FILE, SPLIT_FILE, write_meta
+
+    soup, models, metas, threshold = made.model, made.members, made.metas, made.threshold
 
     soup.save(out / MODEL_FILE)
     shutil.copyfile(models[0].parent / SPLIT_FILE, out / SPLIT_FILE)
@@ -154,11 +170,11 @@ def _write(soup, models, metas, images, labels, scores, threshold, started, out:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     result = report.write_report(
-        report_dir, {}, images, labels, scores, threshold,
+        report_dir, {}, made.images, made.labels, made.scores, threshold,
         extra={"max_false_open": meta["max_false_open"], "split": meta["split"],
                "data": {**meta["data"], "sources": [Path(p).name for p in meta["data"]["sources"]]},
                "model": recorded_path(model_file), "soup": meta["soup"],
-               "seconds": round(time.time() - started, 1)})
+               "seconds": round(time.time() - made.started, 1)})
     report.write_architecture(report_dir, soup)
     meta["validation"] = {k: result[k] for k in ("n", "accuracy", "precision", "recall", "f1",
                                                  "roc_auc", "false_open_rate")}
