@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Union
@@ -16,6 +15,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .errors import DataError
+from .filesafety import write_file_whole
 from .preprocess import check_frame
 
 GREEN, RED, AMBER = (40, 200, 40), (40, 40, 230), (0, 170, 255)  # BGR
@@ -88,14 +88,4 @@ def write_snapshot(path: Union[str, Path], image_bgr: np.ndarray, quality: int =
         raise DataError(f"cannot encode snapshot for {path}")
     if not path.parent.is_dir():
         raise DataError(f"cannot write snapshot {path}: folder {path.parent} does not exist")
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.tobytes())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise DataError(f"cannot write snapshot {path}: {exc.strerror or exc}") from None
-    return path
+    return write_file_whole(path, data.tobytes(), "snapshot")

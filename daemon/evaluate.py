@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import os
@@ -195,25 +196,19 @@ def write_per_image(path: str, results: Sequence[ImageResult]) -> Path:
     """The ``--per-image`` CSV (DataError when it cannot be written), written whole or not
     at all: a temporary file beside it is renamed into place, so a failure midway leaves
     no half a table that reads as the whole evaluation."""
-    from .filesafety import make_folder
+    from .filesafety import make_folder, write_file_whole
 
     target = Path(path).expanduser()
     make_folder(target.parent, "--per-image's folder")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        # an id is a file name as the file system gave it: one that is not UTF-8 (bad\xff.jpg,
-        # copied from another machine) goes back out as its own bytes, so its row still
-        # names that very file
-        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(ImageResult.FIELDS)
-            writer.writerows(r.row() for r in results)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise DataError(f"--per-image {target} cannot be written: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(ImageResult.FIELDS)
+    writer.writerows(r.row() for r in results)
+    # an id is a file name as the file system gave it: one that is not UTF-8 (bad\xff.jpg,
+    # copied from another machine) goes back out as its own bytes, so its row still
+    # names that very file
+    return write_file_whole(target, table.getvalue().encode("utf-8", "surrogateescape"),
+                            "--per-image")
 
 
 #: what --plot writes into its folder

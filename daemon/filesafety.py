@@ -89,24 +89,39 @@ def require_file(path: os.PathLike, what: str, error: Type[HappyHouseError] = Da
     return path
 
 
-def write_text_file(path: os.PathLike, text: str, what: str) -> Path:
-    """Write ``text`` to ``path`` whole or not at all (a file beside it, then a rename): an
-    interrupted or failed write left a truncated results file in place of a good one.
-    A write that fails is DataError, one line, naming ``what``."""
-    path = Path(path).expanduser()
-    make_folder(path.parent, f"{what}'s folder")
+def write_file_whole(path: os.PathLike, data: bytes, what: str) -> Path:
+    """Write ``data`` to ``path`` whole or not at all: a file beside it, then a rename, so
+    an interrupted or failed write never leaves half a results file, table or picture in
+    place of a good one. The new file keeps the permissions of the one it replaces (a
+    new one is rw-r--r--, not the private temporary file's rw-------). A write that fails
+    is DataError "cannot write ``what`` ``path``: why", one line."""
+    path = Path(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except OSError:
+                mode = 0o644
+            os.fchmod(handle.fileno(), mode)
         os.replace(tmp, path)
+        tmp = None
     except OSError as exc:
         raise DataError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_text_file(path: os.PathLike, text: str, what: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all (:func:`write_file_whole`),
+    its folder made first."""
+    path = Path(path).expanduser()
+    make_folder(path.parent, f"{what}'s folder")
+    return write_file_whole(path, text.encode("utf-8"), what)
 
 
 def check_replaceable(out: os.PathLike) -> None:

@@ -248,15 +248,21 @@ def test_a_per_image_table_that_fails_midway_leaves_the_old_one_whole(tmp_path, 
     _noise_folder(data, 3)
     table = tmp_path / "per.csv"
     table.write_text("the last evaluation's table\n")
-    written = []
+    from happyhouse.daemon import filesafety
 
-    def row_until_the_disk_fills(self):
-        if len(written) == 2:
+    real_fdopen = filesafety.os.fdopen
+
+    def disk_fills_midway(fd, mode):
+        handle = real_fdopen(fd, mode)
+
+        def write(data):
+            handle.raw.write(data[:len(data) // 2])  # half the table reached the disk
             raise OSError(errno.ENOSPC, "No space left on device")
-        written.append(self.id)
-        return [self.id, self.label, "", "", "", "", "", self.decision, "", ""]
 
-    monkeypatch.setattr(evaluate.ImageResult, "row", row_until_the_disk_fills)
+        handle.write = write
+        return handle
+
+    monkeypatch.setattr(filesafety.os, "fdopen", disk_fills_midway)
     code = evaluate.main(["--data", str(data), "--per-image", str(table)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "No space left on device" in err[0]
