@@ -136,20 +136,30 @@ def check_replaceable(out: os.PathLike) -> None:
         raise DataError(f"output {out} exists and is not a folder")
 
 
-def make_folder(folder: os.PathLike, what: str) -> Path:
-    """``folder``, created with its parents, or DataError "``what`` ``folder`` cannot be
-    created" (one line, where :func:`check_creatable` could not tell beforehand)."""
+def in_the_way(folder: os.PathLike) -> str:
+    """Why ``folder`` could not be made though mkdir said only "File exists": a symlink to
+    nothing in its place or above it, or a file there."""
+    folder = Path(folder).expanduser()
+    for place in (folder, *folder.parents):  # the folder or one above it
+        if place.is_symlink() and not place.exists():
+            return (f"{place} is a symlink to {os.readlink(place)}, which does not exist: "
+                    f"create that folder or give another path")
+    for place in (folder, *folder.parents):
+        if place.exists() and not place.is_dir():
+            return f"{place} is a file, not a folder: move it away or give another path"
+    return "something else is in its place"
+
+
+def make_folder(folder: os.PathLike, what: str, mode: int = 0o777) -> Path:
+    """``folder``, created with its parents (``mode`` for those made), or DataError
+    "``what`` ``folder`` cannot be created" (one line, where :func:`check_creatable` could
+    not tell beforehand)."""
     folder = Path(folder).expanduser()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # mkdir's bare "File exists" for a file in the folder's place
-        for place in (folder, *folder.parents):  # the folder or one above it
-            if place.is_symlink() and not place.exists():
-                raise DataError(f"{what} {folder} cannot be created: {place} is a symlink to "
-                                f"{os.readlink(place)}, which does not exist: create that "
-                                f"folder or give another path") from None
-        raise DataError(f"{what} {folder} is a file, not a folder: move it away or give "
-                        f"another path") from None
+        folder.mkdir(mode=mode, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # mkdir's bare "File exists" / "Not a
+        # directory" for a file or a symlink to nothing in the folder's place or above it
+        raise DataError(f"{what} {folder} cannot be created: {in_the_way(folder)}") from None
     except OSError as exc:
         raise DataError(f"{what} {folder} cannot be created: {exc.strerror or exc}") from None
     return folder

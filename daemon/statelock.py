@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from .errors import BusyError, ConfigError
+from .filesafety import in_the_way
 
 log = logging.getLogger("happyhouse.daemon.statelock")
 
@@ -69,9 +70,11 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
         except PermissionError:  # another user's folder: a read-only descriptor can still lock
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:
+        # mkdir's bare "File exists" for a symlink to nothing or a file in the folder's place
+        why = in_the_way(folder) if isinstance(exc, FileExistsError) else exc.strerror or exc
         raise ConfigError(
             f"{purpose} needs the state folder's lock {path}, which cannot be opened "
-            f"({exc.strerror or exc}); it keeps two door programs off one latch: run as the "
+            f"({why}); it keeps two door programs off one latch: run as the "
             f"service's user (sudo -u happyhouse) or set [service] state_dir / --state-dir") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

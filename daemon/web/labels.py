@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 from ..collect import FRAME_EXT, UNSORTED
 from ..datasets import CLASSES
 from ..errors import DataError
+from ..filesafety import make_folder
 
 FOLDERS = (UNSORTED,) + tuple(reversed(CLASSES))  # unsorted, happy, not_happy
 ACTIONS = tuple(reversed(CLASSES)) + ("discard",)
@@ -44,11 +45,7 @@ class CollectFolder:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser()
         self._lock = threading.Lock()  # one move at a time: a double click moves once
-        try:
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(f"[web] collect_dir {self.root} cannot be created: "
-                            f"{exc.strerror or exc}") from None
+        make_folder(self.root, "[web] collect_dir", mode=0o700)
         if self.root.is_symlink() or not self.root.is_dir():
             raise DataError(f"[web] collect_dir {self.root} is not a folder")
         for name in FOLDERS:

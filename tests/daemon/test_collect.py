@@ -163,7 +163,7 @@ def test_a_file_where_the_class_folder_goes_says_so(tmp_path):
     (tmp_path / "happy").write_text("notes")
     with pytest.raises(DataError, match=r"--collect folder .*happy is a file, not a folder: move it away"):
         Folder(tmp_path, "happy", budget_mb=10)
-    with pytest.raises(DataError, match="cannot be created: Not a directory"):
+    with pytest.raises(DataError, match=r"deeper/happy cannot be created: .*happy is a file, not a folder"):
         Folder(tmp_path / "happy" / "deeper", "happy", budget_mb=10)
 
 

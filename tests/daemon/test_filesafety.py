@@ -68,6 +68,25 @@ def test_a_file_in_a_folders_place_is_named_as_such(tmp_path):
     (tmp_path / "plots").write_text("a file")
     with pytest.raises(DataError, match=r"^--plot .*plots is a file, not a folder: move it away"):
         make_folder(tmp_path / "plots", "--plot")
-    with pytest.raises(DataError, match=r"^--plot .*deeper cannot be created: Not a directory$"):
+    # one further down said only "Not a directory"
+    with pytest.raises(DataError, match=r"^--plot .*deeper cannot be created: .*plots is a file, "
+                                        r"not a folder: move it away"):
         make_folder(tmp_path / "plots" / "deeper", "--plot")
     assert make_folder(tmp_path / "new" / "plots", "--plot").is_dir()
+
+
+def test_a_state_folder_that_is_a_symlink_to_nothing_is_named_as_such(tmp_path):
+    """Found by trying it: the page demo's --state-dir a symlink to nothing said
+    "[web] collect_dir STATE/collect cannot be created: File exists"."""
+    import pytest
+
+    from happyhouse.daemon import statelock
+    from happyhouse.daemon.errors import ConfigError, DataError
+    from happyhouse.daemon.web.labels import CollectFolder
+
+    (tmp_path / "state").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"collect_dir .* cannot be created: .*state is a symlink "
+                                        r"to .*nowhere, which does not exist"):
+        CollectFolder(tmp_path / "state" / "collect")
+    with pytest.raises(ConfigError, match=r"state is a symlink to .*nowhere, which does not exist"):
+        statelock.acquire(str(tmp_path / "state"), "the door service")
