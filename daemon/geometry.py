@@ -96,6 +96,11 @@ def mesh_input(crop_rgb: np.ndarray, pad: float = MESH_PAD) -> np.ndarray:
     return (resized.astype(np.float32) / np.float32(255.0))[None]
 
 
+class DegenerateMesh(ModelError):
+    """The mesh put both outer eye corners on one point (or not on the page): this face has
+    no shape to measure."""
+
+
 def align(points: np.ndarray) -> np.ndarray:
     """(468, 2+) mesh points -> (468, 2): outer eye corners level, centred, unit distance apart."""
     xy = np.asarray(points, np.float64)[..., :2]
@@ -103,7 +108,7 @@ def align(points: np.ndarray) -> np.ndarray:
     span = left - right
     distance = float(np.hypot(*span))
     if not np.isfinite(distance) or distance < 1e-6:
-        raise ModelError("face mesh put both eye corners on one point: no geometry to score")
+        raise DegenerateMesh("face mesh put both eye corners on one point: no geometry to score")
     cos, sin = span / distance
     rotate = np.array([[cos, sin], [-sin, cos]])  # rotation by minus the eye-line angle
     return ((xy - (right + left) / 2.0) @ rotate.T) / distance
@@ -260,6 +265,7 @@ class Geometry:
 
     def __init__(self, spec: GeometrySpec, mesh: FaceMesh, head: GeometryHead) -> None:
         self.spec, self.mesh, self.head = spec, mesh, head
+        self.degenerate_meshes = 0  # frames whose mesh had no shape (each scored 0)
 
     @classmethod
     def load(cls, spec: GeometrySpec, bundle_dir: Path, threads: int = 1) -> "Geometry":
@@ -286,8 +292,19 @@ class Geometry:
                 f"{w_cls:g}:{w_geo:g} with the classifier")
 
     def score(self, crop_rgb: np.ndarray) -> float:
-        """P(happy) from the face's shape alone (the crop before light normalisation)."""
-        return self.head.score(features(self.mesh.points(crop_rgb, self.spec.pad)))
+        """P(happy) from the face's shape alone (the crop before light normalisation).
+
+        A mesh with no shape to measure scores 0, "not a smile": the fused score cannot
+        open the door, and one odd frame no longer ends the door service as a bad model
+        (a model error is fatal) while the next frames are scored as ever."""
+        try:
+            return self.head.score(features(self.mesh.points(crop_rgb, self.spec.pad)))
+        except DegenerateMesh as exc:
+            self.degenerate_meshes += 1
+            (log.warning if self.degenerate_meshes == 1 else log.debug)(
+                "%s: this face's shape scores 0 (%d such frames so far)", exc,
+                self.degenerate_meshes)
+            return 0.0
 
     def fuse(self, appearance: float, geometry: float) -> float:
         return float(fuse(appearance, geometry, self.spec.weights))

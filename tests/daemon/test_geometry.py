@@ -280,3 +280,31 @@ def test_the_face_mesh_is_checked_by_hash_then_mapped_from_its_file(monkeypatch)
     mesh = FaceMesh(ASSET_DIR / MESH_FILE)
     assert len(given) == 1 and not isinstance(given[0], (bytes, bytearray))
     assert mesh.points(np.zeros((64, 64, 3), np.uint8)).shape == (468, 3)
+
+
+def test_a_mesh_with_no_shape_scores_not_a_smile_and_the_door_scores_on(monkeypatch, caplog):
+    """One frame whose mesh put both eye corners on one point raised ModelError, which ends
+    the door service (a model error is fatal): now that face's shape scores 0, the fused
+    score cannot open, and the next frame is scored as ever."""
+    from happyhouse.daemon.sources import Frame
+
+    pipe = Pipeline.from_config(load_config(None))
+    pipe.gate = FixedGate((0, 0, 64, 64))
+    real = pipe.geometry.mesh.points
+    calls = []
+
+    def one_degenerate(crop, pad):
+        points = real(crop, pad)
+        calls.append(1)
+        if len(calls) == 1:
+            points[EYE_OUTER[1]] = points[EYE_OUTER[0]]
+        return points
+
+    monkeypatch.setattr(pipe.geometry.mesh, "points", one_degenerate)
+    smile = np.full((64, 64, 3), 128, np.uint8)
+    with caplog.at_level("WARNING"):
+        first = pipe.observe(Frame(smile, 0.0, 1))
+    assert first.parts["geometry"] == 0.0 and first.score < pipe.threshold and not first.happy
+    assert "both eye corners on one point" in caplog.text
+    second = pipe.observe(Frame(smile, 0.1, 2))
+    assert 0.0 < second.parts["geometry"] <= 1.0 and pipe.geometry.degenerate_meshes == 1
