@@ -192,6 +192,21 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
     return kept
 
 
+def holds_collected_frames(root) -> bool:
+    """Does the class-folder dataset ``root`` hold frames ``--collect`` or the door's page
+    wrote (whole camera frames, each ``<stem>.png`` beside its ``<stem>.json``), not face
+    crops? One such frame in ``happy/`` or ``not_happy/`` is enough."""
+    for label in CLASSES:
+        try:
+            with os.scandir(Path(root) / label) as entries:
+                names = {e.name for e in entries}
+        except OSError:
+            continue
+        if any(n.endswith(FRAME_EXT) and n[:-len(FRAME_EXT)] + ".json" in names for n in names):
+            return True
+    return False
+
+
 def frame_record(frame, obs, pipeline, settings: dict, label: str):
     """``(stem, PNG bytes, sidecar)`` of one kept frame: the frame as captured (no
     drawing), named by its capture time, with what the door made of it."""

@@ -7,9 +7,11 @@ not opened: it counts as a negative prediction (and in ``no_face``).
 
 What the gate sees depends on the data (``--gate``):
 
-* ``auto`` (default): a course HDF5 (whole door-camera frames, like Happy
-  House) goes through the gate after being scaled up to ``--source-size``
-  (default 640x480) as if the door camera had captured it; a class-folder
+* ``auto`` (default): whole door-camera frames go through the gate after
+  being scaled to ``--source-size`` (default: the camera size of ``--config``,
+  else 640x480) as if the door camera had captured them: a course HDF5 (like
+  Happy House) and a house's own frames (a folder ``--collect`` or the door's
+  page wrote: each frame beside its JSON sidecar). Any other class-folder
   dataset (GENKI-4K, SMILEsmileD) already holds face crops, so each image is
   taken as its own face box (the gate is skipped: a tight 64x64 face crop
   blown up to 640x480 is not a door-camera frame) and only crop, model and
@@ -70,10 +72,14 @@ def parse_size(text: str) -> Tuple[int, int]:
 
 
 def gated(path: str, mode: str) -> bool:
-    """Does this dataset go through the face gate? (See the module doc.)"""
+    """Does this dataset go through the face gate? (See the module doc.) A house's own
+    frames did not: each whole frame was scored as a face crop, and a house bundle checked
+    that way showed no false opens where the door, gating, had one."""
+    from .collect import holds_collected_frames
+
     if mode != "auto":
         return mode == "on"
-    return Path(path).suffix.lower() in (".h5", ".hdf5")
+    return Path(path).suffix.lower() in (".h5", ".hdf5") or holds_collected_frames(path)
 
 
 def observe_whole_frame(pipeline, image_rgb: np.ndarray,
@@ -291,10 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dataset (repeat for several; each is reported and summed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--threshold", type=float, help="override the bundle's threshold")
-    parser.add_argument("--source-size", default="640x480", metavar="WxH",
-                        help="whole frames are scaled to this camera size before the gate")
+    parser.add_argument("--source-size", metavar="WxH",
+                        help="whole frames are scaled to this camera size before the gate "
+                             "(default: --config's [camera] width x height, else 640x480)")
     parser.add_argument("--gate", choices=GATE_MODES, default="auto",
-                        help="auto: gate whole-frame HDF5 data, treat class folders as face crops")
+                        help="auto: gate whole frames (HDF5, a folder --collect wrote), take "
+                             "other class folders as face crops")
     parser.add_argument("--config", metavar="PATH", type=a_path, help="daemon config for [face] and [model]")
     parser.add_argument("--threads", type=int, help="TFLite threads")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N images per class/file")
@@ -312,7 +320,7 @@ def run(args) -> dict:
     from .datasets import load_dataset, unreadable_line
     from .pipeline import Pipeline
 
-    size = parse_size(args.source_size)
+    size = parse_size(args.source_size) if args.source_size else None
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
     per_image, plot = getattr(args, "per_image", None), getattr(args, "plot", None)
@@ -325,6 +333,7 @@ def run(args) -> dict:
                                     "model.threads": args.threads},
                       required=args.config is not None)
     pipeline = Pipeline.from_config(cfg, door=False)  # measures; never drives the latch
+    size = size or (cfg.camera_width, cfg.camera_height)  # the door's camera, as adapt scales
     report = {"model": str(pipeline.bundle.path), "model_sha256": pipeline.model_sha256,
               "runtime": pipeline.runtime,
               "runtime_version": pipeline.classifier.runtime_version, "threshold": pipeline.threshold,

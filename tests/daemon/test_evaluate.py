@@ -91,6 +91,31 @@ def test_files_that_cannot_be_read_are_named_not_silently_dropped(tmp_path, caps
     assert r["skipped"] == 1 and "happy/cut.jpg" in r["unreadable"]
 
 
+def test_a_house_s_own_frames_go_through_the_gate_at_the_config_s_camera_size(tmp_path, capsys):
+    """Found by walking the README: ``happyhouse-eval --model my_bundle/ --data my_house/`` on
+    frames --collect wrote took each whole frame as a face crop (gate skipped): a house
+    bundle checked that way showed no false opens where the door, gating, had one. And
+    --config's [camera] size did not reach the scaling."""
+    data = tmp_path / "my_house"
+    data.mkdir()
+    _noise_folder(data, 2)
+    conf = tmp_path / "door.conf"
+    conf.write_text("[latch]\ngpio = mock\n[camera]\nwidth = 320\nheight = 240\n")
+    evaluate.main(["--data", str(data), "--json", "--config", str(conf)])
+    crops = json.loads(capsys.readouterr().out)
+    assert crops["datasets"][0]["gate"] is False and crops["source_size"] == "320x240"
+    (data / "happy" / "0.jpg").unlink()  # --collect writes <stem>.png beside <stem>.json
+    cv2.imwrite(str(data / "happy" / "0.png"), np.full((64, 64, 3), 90, np.uint8))
+    (data / "happy" / "0.json").write_text('{"label": "happy", "face": [0, 0, 64, 64]}')
+    assert evaluate.main(["--data", str(data), "--json", "--config", str(conf)]) == 0
+    frames = json.loads(capsys.readouterr().out)
+    assert frames["datasets"][0]["gate"] is True and frames["no_face"] == 4  # noise: no face
+    assert evaluate.main(["--data", str(data), "--json", "--source-size", "160x120"]) == 0
+    assert json.loads(capsys.readouterr().out)["source_size"] == "160x120"
+    assert evaluate.main(["--data", str(data), "--json", "--gate", "off"]) == 0
+    assert json.loads(capsys.readouterr().out)["datasets"][0]["gate"] is False
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--data", "/nonexistent/data"], "does not exist"),
     (["--data", "{tmp}", "--model", "{tmp}/nobundle"], "does not exist"),
