@@ -27,7 +27,7 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .errors import DataError, ModelError
-from .evidence import false_open_at, require_threshold
+from .evidence import evidence_problems, false_open_at, require_threshold
 from .facegate import FaceGate
 from .preprocess import Box, check_frame, normalize_light, prepare_frame
 from .sources import Frame
@@ -54,6 +54,17 @@ class Observation:
                 "stages_ms": {k: round(v, 3) for k, v in self.stages_ms.items()},
                 "parts": {k: round(float(v), 6) for k, v in self.parts.items()},
                 "seq": self.seq}
+
+
+def require_evidence(bundle: Bundle) -> None:
+    """ModelError unless the bundle's recorded validation figures show it tells smiles from
+    non-smiles: ``--check`` said "too poor to arm" of a bundle the service, a reload and the
+    installer's ``--verify-model`` armed anyway."""
+    problems = evidence_problems(bundle.meta)
+    if problems:
+        raise ModelError(f"{bundle.path}: recorded validation figures too poor to arm a door: "
+                         + "; ".join(problems) + "; rebuild it with more data (happyhouse-adapt "
+                         "refuses to write such a bundle) or keep the one the door has")
 
 
 def _check_override(bundle: Bundle, threshold: float) -> None:
@@ -91,6 +102,8 @@ class Pipeline:
         the latch (``happyhouse-eval``) passes False to score at any threshold.
         """
         bundle = bundle if bundle is not None else load_bundle(cfg.model_bundle or None)
+        if door:
+            require_evidence(bundle)
         if door and cfg.model_threshold is not None:
             _check_override(bundle, cfg.model_threshold)
         classifier = bundle.classifier(threads=cfg.model_threads)

@@ -8,6 +8,7 @@ the shipped format-1 bundle without a file manifest; ``written`` goes through
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -215,6 +216,32 @@ def test_check_is_no_go_on_a_tiny_near_chance_holdout(tmp_path):
     assert any("9 images" in p for p in problems) and any("chance" in p for p in problems)
     item = _check_model(bundle.path)
     assert item.status == check.FAIL and "9 images" in item.detail
+
+
+def test_a_bundle_too_poor_to_arm_is_armed_by_no_door_tool_but_still_measured(tmp_path, capsys):
+    """Found by walking the docs: a bundle converted with a 4-image hold-out was "too poor to
+    arm" for --check, yet --verify-model (the installer's gate) said it can serve and the
+    service armed it and opened. Now every tool that arms the door refuses it in one line;
+    happyhouse-eval, which never drives the latch, still measures it."""
+    from happyhouse.daemon import evaluate
+
+    meta = shipped_meta()
+    meta["metrics"]["parity"].update(n=4, float_accuracy=0.5, int8_accuracy=0.5,
+                                     holdout_summary={"n": 4, "happy": 2, "not_happy": 2})
+    bundle = _write(tmp_path / "b", meta)
+    with pytest.raises(ModelError, match="too poor to arm a door: the parity hold-out has 4"):
+        Pipeline.from_config(load_config(None, {"model.bundle": str(bundle.path)}))
+    capsys.readouterr()
+    assert cli.main(["--verify-model", "--model", str(bundle.path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "too poor to arm" in err[0], err
+    assert Pipeline.from_config(load_config(None, {"model.bundle": str(bundle.path)}),
+                                door=False).bundle.path == bundle.path
+    faces = tmp_path / "faces"
+    for label in ("happy", "not_happy"):
+        (faces / label).mkdir(parents=True)
+        cv2.imwrite(str(faces / label / "a.png"), np.full((64, 64, 3), 100, np.uint8))
+    assert evaluate.main(["--model", str(bundle.path), "--data", str(faces), "--json"]) == 0
 
 
 @pytest.mark.parametrize("field, value, words", [("roc_auc", 0.55, "ROC AUC"),
