@@ -7,13 +7,14 @@ frames for ``happyhouse-adapt``), ``--rollback-model`` (the previous bundle back
 latch inactive and exit; systemd's ``ExecStopPost=``), ``--print-config``.
 
 Exit codes:
-  0  service stopped cleanly; --once: happy; --check: go; --force-lock: done;
-     --verify-model: the bundle can serve
+  0  the service stopped by a signal (SIGTERM, Ctrl-C), the latch locked; --once:
+     happy; --check: go; --force-lock: done; --verify-model: the bundle can serve
   1  --once: not happy or no face; --check: no-go
   2  a fixable error: bad config, model, source, GPIO, or another program
      already drives the latch from this state folder (one line on stderr)
   70 an internal error (a bug; the latch is locked first)
-  130, 128+N  interrupted by Ctrl-C or signal N (one line; the latch is locked first)
+  130, 128+N  the other modes interrupted by Ctrl-C or signal N (one line; the latch
+     is locked first)
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 Examples::
 
-    # the general model, two stages (reports/README.md)
+    # one training run on the general data (the shipped general model is several runs,
+    # a soup and a geometry head: README.md, "happyhouse-train", and reports/README.md)
     happyhouse-train --data $HAPPYHOUSE_DATA/genki4k-train --data $HAPPYHOUSE_DATA/smilesmiled \\
-        --out models/general-base --report reports/general-base
-    happyhouse-train --data $HAPPYHOUSE_DATA/genki4k-train --data $HAPPYHOUSE_DATA/smilesmiled \\
-        --init models/general-base/model.keras --train-bn --mirror-average --augment light \\
-        --lr 5e-4 --epochs 8 --patience 8 --out models/general --report reports/general
+        --init models/general/model.keras --train-bn --mirror-average --augment door-framing \\
+        --lr 5e-4 --epochs 10 --patience 10 --source-cap smilesmiled=1500 --out runs/fine-tune
+    # a house's own door frames (happyhouse-adapt does this, and proves and converts it)
     happyhouse-train --data my_house/ --door-frames --init models/general/model.keras \\
         --augment light --out models/my_house
 """
