@@ -123,6 +123,9 @@ def _convert(argv: Optional[List[str]]) -> int:
             f"hold-out n={parity['n']}: float {100 * parity['float_accuracy']:.2f}%, int8 "
             f"{100 * parity['int8_accuracy']:.2f}%, agreement {100 * parity['agreement']:.2f}%, "
             f"largest score difference {parity['max_score_diff']:.4f}\n")
+        if result["warnings"]:  # said only in --json: the bundle looked fine, then no door armed it
+            sys.stdout.write("no door will arm this bundle (its recorded figures are too poor): "
+                             + "; ".join(result["warnings"]) + "\n")
     return 0
 
 

@@ -220,6 +220,18 @@ def test_a_small_holdout_is_warned_about_and_its_roc_recorded(converted, tmp_pat
     assert rc == daemon_cli.EXIT_NO and model["status"] == "fail" and f"{n} images" in model["detail"]
 
 
+
+def test_a_bundle_no_door_will_arm_is_said_without_json_too(tiny_model, small_faces, tmp_path,
+                                                            capsys):
+    """The warnings were in --json only: the plain output looked like a good bundle, which
+    the installer and the service then refuse."""
+    out = tmp_path / "bundle"
+    assert main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
+                 "--max-drop", "100"]) == 0
+    said = capsys.readouterr().out
+    assert "no door will arm this bundle" in said and "images (at least 100" in said
+
+
 def test_a_model_trained_at_another_size_converts_from_its_own_training_data(small_faces, tmp_path,
                                                                            capsys):
     """happyhouse-train --size 48 resizes the 64x64 faces; the converter refused those same
