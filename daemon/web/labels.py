@@ -48,8 +48,8 @@ class CollectFolder:
         make_folder(self.root, "[web] collect_dir", mode=0o700)
         if self.root.is_symlink() or not self.root.is_dir():
             raise DataError(f"[web] collect_dir {self.root} is not a folder")
-        for name in FOLDERS:
-            self._open_dir(name, create=True)
+        for name in FOLDERS:  # made now; the descriptor is not kept (3 leaked per page start)
+            os.close(self._open_dir(name, create=True))
 
     # -- folders -------------------------------------------------------------
     def _open_dir(self, name: str, create: bool = False) -> int:
@@ -127,7 +127,10 @@ class CollectFolder:
                     side = self._sidecar(src, name)
                     if side is not None:  # the sidecar says the new label, then moves first
                         side["label"] = action
-                        _write_new(dst, stem + ".json", (json.dumps(side, indent=1) + "\n").encode())
+                        # whole or not at all, over any sidecar a failed move left without
+                        # its frame (a full disk left an empty one: "File exists" forever)
+                        _write_whole(dst, stem + ".json",
+                                     (json.dumps(side, indent=1) + "\n").encode())
                         os.unlink(stem + ".json", dir_fd=src)
                     os.rename(name, name, src_dir_fd=src, dst_dir_fd=dst)
                 finally:
@@ -206,11 +209,22 @@ def read_file(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
-def _write_new(dir_fd: int, name: str, data: bytes) -> None:
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+def _write_whole(dir_fd: int, name: str, data: bytes) -> None:
+    """``name`` in ``dir_fd`` holding ``data``, or unchanged: a private file beside it
+    (``.<name>.tmp``, which a collection session clears) renamed into place."""
+    tmp = f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600, dir_fd=dir_fd)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            view = memoryview(data)
+            while view:  # one write may take only part of it
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise

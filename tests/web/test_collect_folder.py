@@ -1,0 +1,70 @@
+"""The page's collection folder (``web/labels.py``) on a disk that fills, and over many page
+starts: found by a long-running field probe."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from happyhouse.daemon.web import labels
+from happyhouse.daemon.web.labels import CollectFolder, LabelError
+
+NAME = "20261129T100000-000-1.png"
+
+
+def _frame(folder: CollectFolder, where: str = "unsorted") -> None:
+    (folder.root / where / NAME).write_bytes(b"\x89PNG a frame")
+    (folder.root / where / NAME.replace(".png", ".json")).write_text(
+        json.dumps({"label": "unsorted", "face": [1, 2, 3, 4]}))
+
+
+def test_a_label_that_fails_on_a_full_disk_can_be_done_once_there_is_room(tmp_path, monkeypatch):
+    """It left an empty happy/<stem>.json behind: every later try said "File exists"."""
+    folder = CollectFolder(tmp_path / "collect")
+    _frame(folder)
+    real_write = os.write
+
+    def full(fd, data):
+        real_write(fd, bytes(data[:3]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(labels.os, "write", full)
+    with pytest.raises(LabelError, match="No space left on device"):
+        folder.label("unsorted", NAME, "happy")
+    monkeypatch.undo()
+    assert sorted(p.name for p in (folder.root / "happy").iterdir()) == []  # nothing half made
+    assert (folder.root / "unsorted" / NAME).is_file()
+    assert folder.label("unsorted", NAME, "happy") == "happy"
+    side = json.loads((folder.root / "happy" / NAME.replace(".png", ".json")).read_text())
+    assert side["label"] == "happy" and side["face"] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (folder.root / "unsorted").iterdir()) == []
+
+
+def test_a_sidecar_a_failed_move_left_without_its_frame_is_replaced(tmp_path):
+    folder = CollectFolder(tmp_path / "collect")
+    _frame(folder)
+    (folder.root / "happy" / NAME.replace(".png", ".json")).write_bytes(b"")
+    assert folder.label("unsorted", NAME, "happy") == "happy"
+    assert json.loads((folder.root / "happy" / NAME.replace(".png", ".json")).read_text())[
+        "label"] == "happy"
+
+
+def test_a_short_write_is_finished(tmp_path, monkeypatch):
+    folder = CollectFolder(tmp_path / "collect")
+    _frame(folder)
+    real_write = os.write
+    monkeypatch.setattr(labels.os, "write", lambda fd, data: real_write(fd, bytes(data[:5])))
+    assert folder.label("unsorted", NAME, "not_happy") == "not_happy"
+    monkeypatch.undo()
+    assert json.loads((folder.root / "not_happy" / NAME.replace(".png", ".json")).read_text())[
+        "label"] == "not_happy"
+
+
+def test_starting_the_page_again_and_again_leaks_no_descriptor(tmp_path):
+    """Each page start (a reload that changes [web]) leaked 3 folder descriptors: after ~330
+    the service ran out and its camera and reloads failed."""
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        CollectFolder(tmp_path / "collect")
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
