@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional
 from .config import Config
 from .door import Door
 from .endsignals import ENDING_SIGNALS
-from .errors import HappyHouseError
+from .errors import DataError, HappyHouseError
 from .notify import Notifier
 from .service import Service
 
@@ -105,7 +105,13 @@ def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
     error: Optional[BaseException] = None
     page = None
     try:
-        page = open_page(cfg, service)  # a bad token file or address: an error, door locked
+        try:
+            page = open_page(cfg, service)  # a bad token file or address: an error, door locked
+        except DataError as exc:
+            # the disk, not the config: a full or read-only state disk cannot hold the
+            # collection folder. The door itself runs (the page kept the whole service in a
+            # restart loop); a reload tries the page again
+            log.error("the door page is off: %s", exc)
         service.start()
         if page is not None:
             page.start()

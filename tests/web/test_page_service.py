@@ -114,3 +114,23 @@ def test_a_reload_that_changes_web_restarts_the_page_and_a_bad_one_leaves_it_off
     finally:
         service.stop("test")
         service.close()
+
+
+def test_a_collection_folder_the_disk_cannot_hold_leaves_the_page_off_not_the_door(
+        make_page_cfg, smiling_door_frames, tmp_path, caplog):
+    """A full state disk made the collection folder impossible, and the whole service exited 2
+    at every start (a restart loop that ends in start-limit-hit); the same config without the
+    page ran. Now the page is off, said in the log, and the door opens for a smile."""
+    blocked = tmp_path / "full"
+    blocked.write_text("stands in for a disk that cannot hold the folder")
+    port = free_port()
+    cfg = make_page_cfg(**{"web.address": f"127.0.0.1:{port}",
+                           "web.collect_dir": str(blocked / "collect")})
+    factory = MockFactory()
+    source = FakeSource(smiling_door_frames[0], fps=15, loop=True)
+    with caplog.at_level("INFO"):
+        assert run_service(cfg, pin_factory=factory, source=source, max_frames=40) == 0
+    assert "the door page is off" in caplog.text and "collect_dir" in caplog.text
+    assert "unlock #1 (smile)" in caplog.text  # the door itself ran and opened
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
