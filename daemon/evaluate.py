@@ -252,11 +252,8 @@ def check_outputs(args) -> None:
                             f"roc.png and misses.png would be read as faces there; give a "
                             f"folder outside the data")
         check_creatable(folder, "--plot")
-        for name in PLOT_FILES:  # a folder or a read-only file in their place failed at the end
-            target = check_file_creatable(folder / name, "--plot")
-            if target.exists() and not os.access(target, os.W_OK):  # savefig writes in place
-                raise DataError(f"--plot {target} exists and is not writable: remove it or "
-                                f"give another folder")
+        for name in PLOT_FILES:  # a folder in their place failed at the end (a plot is
+            check_file_creatable(folder / name, "--plot")  # renamed into place, never written in)
 
 
 def summarize(pred: np.ndarray, labels: np.ndarray, faces: int,

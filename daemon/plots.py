@@ -34,6 +34,21 @@ def pyplot():
     return plt
 
 
+def save_figure(plt, fig, path: Path, dpi: int) -> Path:
+    """``fig`` as a PNG at ``path``, whole or not at all: savefig wrote in place, so a full
+    disk left the last good plot cut short (and a traceback). DataError, one line."""
+    import io
+
+    from .filesafety import write_file_whole
+
+    png = io.BytesIO()
+    try:
+        fig.savefig(png, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return write_file_whole(Path(path), png.getvalue(), "plot")
+
+
 def plot_roc(labels: np.ndarray, scores: np.ndarray, threshold: float, path: Path,
              title: str = "ROC (validation)", pred: Optional[np.ndarray] = None) -> Path:
     """The ROC curve with the operating point (``threshold``, or ``pred`` decisions)."""
@@ -57,9 +72,7 @@ def plot_roc(labels: np.ndarray, scores: np.ndarray, threshold: float, path: Pat
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(plt, fig, path, dpi=110)
 
 
 def plot_misses(images: Sequence[np.ndarray], results: Sequence, path: Path, threshold: float,
@@ -92,6 +105,4 @@ def plot_misses(images: Sequence[np.ndarray], results: Sequence, path: Path, thr
         head = f"No wrong decisions at threshold {threshold:.3f}"
     fig.suptitle(head, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(plt, fig, path, dpi=90)

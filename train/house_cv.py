@@ -65,6 +65,7 @@ from happyhouse.daemon.bundle import sha256_file
 from happyhouse.daemon.datasets import data_root
 from happyhouse.daemon.errors import (ConfigError, DataError, ModelError, refuse_unless,
                                       seed_check)
+from happyhouse.daemon.plots import save_figure
 from happyhouse.daemon.preprocess import Preprocess
 
 from happyhouse.daemon.geometry import fuse
@@ -603,8 +604,7 @@ def _plot_fold_curves(histories, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=110)
 
 
 def work_folder(given: Optional[Path]) -> Path:

@@ -25,6 +25,7 @@ import numpy as np
 
 from happyhouse.daemon.errors import DataError, HappyHouseError, refuse_unless
 from happyhouse.daemon.filesafety import path_arg
+from happyhouse.daemon.plots import save_figure
 
 log = logging.getLogger("happyhouse.train.learning_curve")
 #: the name its one-line errors and Ctrl-C carry (the shared ``happyhouse-...`` form)
@@ -99,8 +100,7 @@ def plot(curve: Dict, path: Path) -> None:
     fig.suptitle("House protocol (5-fold CV on the Happy House frames) by training frames",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=110)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

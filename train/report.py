@@ -14,7 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 # one ROC curve, AUC and ROC plot, shared with happyhouse-eval (Pi side); matplotlib lazily
-from happyhouse.daemon.plots import plot_roc, pyplot as _plt
+from happyhouse.daemon.plots import plot_roc, pyplot as _plt, save_figure
 from happyhouse.daemon.roc import roc_auc, roc_curve
 
 METRICS_FILE = "metrics.json"
@@ -96,8 +96,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: Path) -> 
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=110)
 
 
 def plot_confusion(m: Mapping, path: Path, title: str = "Confusion matrix (validation)") -> None:
@@ -114,8 +113,7 @@ def plot_confusion(m: Mapping, path: Path, title: str = "Confusion matrix (valid
     ax.set_yticks([0, 1], [f"true {n}" for n in names])
     ax.set_title(f"{title}\nthreshold {m['threshold']:.3f}, accuracy {m['accuracy']:.2%}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=110)
 
 
 def plot_misclassified(images: np.ndarray, labels: np.ndarray, scores: np.ndarray,
@@ -148,8 +146,7 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, scores: np.ndarra
                  f"(most confident {n_open} + {len(wrong) - n_open} shown)"
                  if len(wrong) else "No misclassified images", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=80)
     return int(len(wrong))
 
 
@@ -196,8 +193,7 @@ def plot_architecture(model, path: Path) -> None:
             ax.annotate("", xy=(0.5, i - 0.36), xytext=(0.5, i - 0.64),
                         arrowprops={"arrowstyle": "->", "lw": 0.6})
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=110)
 
 
 def write_architecture(out: Path, model) -> List[str]:

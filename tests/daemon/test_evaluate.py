@@ -352,3 +352,37 @@ def test_a_folder_where_a_plot_goes_is_refused_before_the_scoring(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and f"{name} is a folder" in err and err.count("\n") == 1, err
     assert not table.exists() and sorted(p.name for p in (tmp_path / "plots").iterdir()) == [name]
+
+
+def test_plots_on_a_full_disk_leave_the_last_good_ones_whole(tmp_path, capsys, monkeypatch):
+    """Found on a full disk: savefig wrote misses.png in place, cut it short (PIL: "image file
+    is truncated") and ended in a traceback, exit 1."""
+    import errno
+
+    from happyhouse.daemon import filesafety
+
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 3)
+    plots = tmp_path / "plots"
+    assert evaluate.main(["--data", str(data), "--plot", str(plots), "--threshold", "0.5"]) == 0
+    before = {p.name: p.read_bytes() for p in plots.iterdir()}
+    real_fdopen = filesafety.os.fdopen
+
+    def disk_fills_midway(fd, mode):
+        handle = real_fdopen(fd, mode)
+
+        def write(data):
+            handle.raw.write(data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        handle.write = write
+        return handle
+
+    monkeypatch.setattr(filesafety.os, "fdopen", disk_fills_midway)
+    capsys.readouterr()
+    code = evaluate.main(["--data", str(data), "--plot", str(plots), "--threshold", "0.9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "No space left on device" in err[0], err
+    assert {p.name: p.read_bytes() for p in plots.iterdir()} == before  # no temporary left
