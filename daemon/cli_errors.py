@@ -10,6 +10,9 @@ Each CLI's ``main(argv=None) -> int`` hands its body to :func:`run_main`:
 * a report that standard output cannot take (``| head`` closed early, ``> /dev/full``,
   ``>&-``) -> :class:`~.errors.OutputError`, exit 2 and one line, like any
   project error: not a bug's traceback;
+* a disk that is full, over quota or read-only (``ENOSPC``, ``EDQUOT``, ``EROFS``, also
+  inside a folder copy's ``shutil.Error``) -> exit 2 and one line naming the file:
+  the machine's trouble, not a bug (a full disk ended convert and train in a traceback);
 * anything else is a bug: with ``bug_exit`` the traceback is logged and that
   code returned (the door daemon: 70, after every latch path has locked);
   without it the exception propagates as Python reports it.
@@ -22,6 +25,9 @@ inside ``body``, where an early Ctrl-C is still answered with one line.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -29,7 +35,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Optional
 
 from .endsignals import ENDING_SIGNALS, raising, signal_name
-from .errors import HappyHouseError, Interrupted, OutputError
+from .errors import DataError, HappyHouseError, Interrupted, OutputError
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 
@@ -70,7 +76,11 @@ def _ended(prog: str, body: Callable[[], int], bug_exit: Optional[int]) -> int:
         with _swallowing_signals():
             say(prog, f"interrupted by {signal_name(signal.SIGINT)}")
         return EXIT_INTERRUPTED
-    except Exception:
+    except Exception as exc:
+        trouble = disk_trouble(exc)
+        if trouble is not None:
+            say(prog, f"error: {trouble}")
+            return DataError.exit_code
         if bug_exit is None:
             raise
         import logging
@@ -79,6 +89,26 @@ def _ended(prog: str, body: Callable[[], int], bug_exit: Optional[int]) -> int:
         return bug_exit
     finally:
         sys.stdout = stdout
+
+
+#: what a disk says when it cannot take a write, and how a technician reads it
+DISK_ERRNOS = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space in your quota",
+               errno.EROFS: "the disk is read-only (a disk error? check it with fsck)"}
+
+
+def disk_trouble(exc: BaseException) -> Optional[str]:
+    """One line for a write the disk refused (full, over quota, read-only), else None."""
+    if isinstance(exc, shutil.Error):  # a folder copy: a list of (source, target, why)
+        for entry in (exc.args[0] if exc.args and isinstance(exc.args[0], list) else ()):
+            why = str(entry[-1]) if isinstance(entry, tuple) and entry else ""
+            for code, hint in DISK_ERRNOS.items():
+                if os.strerror(code) in why:
+                    return f"cannot write {entry[1]}: {os.strerror(code)}; {hint}"
+        return None
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        what = f"cannot write {exc.filename}" if exc.filename else "a write failed"
+        return f"{what}: {exc.strerror}; {DISK_ERRNOS[exc.errno]}"
+    return None
 
 
 class Report:

@@ -2,8 +2,10 @@
 on one line with its exit code, Ctrl-C is 130 with one line, never a traceback, whatever
 the tool and whether or not its logging was already set up."""
 
+import errno
 import importlib
 import math
+import shutil
 
 import pytest
 
@@ -292,3 +294,32 @@ def test_a_process_forked_inside_a_tool_ends_on_its_signal_as_before():
         os.kill(child, signal.SIGTERM)
         _, status = os.waitpid(child, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
+@pytest.mark.parametrize("exc, said", [
+    (OSError(errno.ENOSPC, "No space left on device", "/mnt/sd/bundle/model.tflite"),
+     "cannot write /mnt/sd/bundle/model.tflite: No space left on device; free space on that disk"),
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/sd/out"),
+     "cannot write /mnt/sd/out: Read-only file system; the disk is read-only"),
+    (shutil.Error([("/tmp/.stage/model.keras", "/mnt/sd/out/model.keras",
+                    "[Errno 28] No space left on device")]),
+     "cannot write /mnt/sd/out/model.keras: No space left on device"),
+])
+def test_a_disk_that_refuses_a_write_is_one_line_exit_2_not_a_bug(capsys, exc, said):
+    """Found on a full disk: happyhouse-convert and -train ended in a traceback, exit 1
+    (convert's 1 means "refused: accuracy loss"); adapt's last copy raised shutil.Error."""
+    def body():
+        raise exc
+
+    assert run_main("happyhouse-convert", body) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("happyhouse-convert: error: " + said), err
+
+
+def test_another_os_error_is_still_a_bug(capsys):
+    def body():
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    with pytest.raises(OSError):
+        run_main("p", body)
+    assert run_main("p", body, bug_exit=70) == 70
