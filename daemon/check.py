@@ -13,11 +13,13 @@ Exit codes: 0 go, 1 no-go, 2 a fixable error before checks could run.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +238,24 @@ def check_throttling(run: Optional[Callable[[], str]] = None) -> Item:
                 {"throttled": hex(value)})
 
 
+def write_refused(folder: Path) -> Optional[str]:
+    """Why a file cannot be made in ``folder`` (None: one was made, and removed). Tried, not
+    asked: a card the kernel turned read-only after an error (ext4 ``errors=remount-ro``)
+    passed ``os.access`` while every write failed, so --check said GO to a door that could
+    not start."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable by this user (read-only, or another owner)"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            return ("is on a read-only file system (mounted read-only, or turned read-only "
+                    "after a disk error: check the card with fsck)")
+        return f"cannot hold a new file: {exc.strerror or exc}"
+    return None
+
+
 def check_disk(cfg) -> Item:
     wanted = Path(cfg.service_state_dir)
     folder = wanted
@@ -244,12 +264,12 @@ def check_disk(cfg) -> Item:
     free_mb = shutil.disk_usage(folder).free / 1e6
     where = str(wanted) if folder == wanted else f"{wanted} (not created yet; checked {folder})"
     data = {"path": str(folder), "free_mb": round(free_mb, 1)}
-    if not os.access(folder, os.W_OK | os.X_OK):
+    refused = write_refused(folder)
+    if refused is not None:
         # the service takes its lock (one program per latch) in the state folder and
         # refuses to start without it: a read-only mount or another owner is NO-GO now,
         # not a restart loop later (with mock GPIO the service goes on without the lock)
-        why = (f"{where}: {folder} is not writable by this user (read-only, or another "
-               f"owner); the service keeps its lock and snapshots there")
+        why = f"{where}: {folder} {refused}; the service keeps its lock and snapshots there"
         return Item("disk", WARN if cfg.latch_gpio == "mock" else FAIL, why, data)
     if free_mb < MIN_FREE_MB:
         return Item("disk", FAIL, f"{where}: only {free_mb:.0f} MB free", data)

@@ -72,6 +72,11 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
     except OSError as exc:
         # mkdir's bare "File exists" for a symlink to nothing or a file in the folder's place
         why = in_the_way(folder) if isinstance(exc, FileExistsError) else exc.strerror or exc
+        if exc.errno == errno.EROFS:  # not a question of users: "run as happyhouse" misled
+            raise ConfigError(
+                f"{purpose} needs the state folder's lock {path}, which cannot be made: the "
+                f"file system is read-only (mounted so, or turned read-only after a disk "
+                f"error: check the card with fsck), or set [service] state_dir") from None
         raise ConfigError(
             f"{purpose} needs the state folder's lock {path}, which cannot be opened "
             f"({why}); it keeps two door programs off one latch: run as the "

@@ -160,6 +160,30 @@ def test_a_state_folder_the_service_cannot_lock_is_no_go(tmp_path, monkeypatch, 
     assert item.status == status and "not writable by this user" in item.detail
 
 
+def test_a_card_turned_read_only_after_a_disk_error_is_no_go_and_the_service_says_why(
+        tmp_path, monkeypatch):
+    """Found on an ext4 card with errors=remount-ro after an error: os.access still said
+    writable, --check said GO, and the service refused to start "run as the service's user"."""
+    import errno
+    import tempfile
+
+    from happyhouse.daemon import statelock
+    from happyhouse.daemon.errors import ConfigError
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    cfg = load_config(None, {"latch.gpio": "lgpio", "service.state_dir": str(tmp_path)})
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    item = check.check_disk(cfg)
+    assert item.status == check.FAIL and "read-only file system" in item.detail
+    assert "fsck" in item.detail
+    monkeypatch.setattr(statelock.os, "open", read_only)
+    with pytest.raises(ConfigError, match="read-only .*fsck") as refused:
+        statelock.acquire(str(tmp_path), "the door service")
+    assert "sudo -u happyhouse" not in str(refused.value)
+
+
 def test_the_door_page_is_checked_as_the_service_would_start_it(tmp_path):
     token = tmp_path / "web-token"
     token.write_text("q" * 30)
