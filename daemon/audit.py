@@ -16,6 +16,7 @@ unlock's log line is written whatever happened to the image.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -111,7 +112,16 @@ class Audit:
             # room first: on a full disk the oldest snapshot goes, not the newest
             self.prune(reserve=len(data))
             tmp = path.with_suffix(".tmp")
-            _write_private(tmp, data)
+            try:
+                _write_private(tmp, data)
+            except OSError as exc:
+                # the caps cannot see the disk fill up (the journal, the page's frames): the
+                # oldest snapshots go to make room for this one, never the newest, and never
+                # more of them than this one needs (a disk others keep full would eat them all)
+                _unlink_quietly(tmp)
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._make_room(len(data)):
+                    raise
+                _write_private(tmp, data)
             os.replace(tmp, path)  # never leave a half-written JPEG behind
             tmp = None
         except Exception as exc:
@@ -124,6 +134,25 @@ class Audit:
             log.warning("unlock snapshot %s (%d bytes) alone exceeds snapshot_max_mb; kept "
                         "anyway, raise [service] snapshot_max_mb", path.name, len(data))
         return path if path.exists() else None
+
+    def _make_room(self, needed: int) -> bool:
+        """Delete the oldest snapshots until ``needed`` bytes are freed; False when there are
+        not enough to delete."""
+        freed, gone = 0, []
+        for oldest in self.snapshot_files():
+            if freed >= needed:
+                break
+            try:
+                size = oldest.stat().st_size
+                oldest.unlink()
+            except OSError:
+                continue
+            freed += size
+            gone.append(oldest.name)
+        if gone:
+            log.warning("the state disk is full: deleted the oldest unlock snapshot(s) %s to "
+                        "keep this one", ", ".join(gone))
+        return freed >= needed
 
     def _make_state_dir(self) -> None:
         """The folder, private (0700) when this process creates it, whatever the umask."""

@@ -3,6 +3,7 @@
 import logging
 import os
 from itertools import count
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -156,8 +157,44 @@ def test_full_disk_leaves_no_temporary_file_and_keeps_the_log_line(tmp_path, cap
         assert audit.record_unlock("smile", 5.0, ballots(), frame=frame(seq=5)) is None
     assert not list(tmp_path.glob("*.tmp"))
     assert "No space left" in caplog.text and "unlock #3" in caplog.text
-    # room was made before writing: the oldest went, the newest stayed
-    assert audit.snapshot_files() == first[1:]
+    # the cap made room first (the oldest went); a disk that others keep full then costs
+    # at most this snapshot's worth of old ones, never all of them
+    assert first[0] not in audit.snapshot_files()
+    assert "deleted the oldest unlock snapshot(s)" in caplog.text
+
+
+def test_a_full_disk_gives_up_the_oldest_snapshot_to_keep_the_newest(tmp_path, caplog,
+                                                                      monkeypatch):
+    """Found on a full state disk: every new unlock's snapshot was dropped ("No space left on
+    device") while the oldest were kept, though the comment said the opposite."""
+    import errno
+
+    from happyhouse.daemon import audit as audit_mod
+
+    audit = Audit(str(tmp_path), snapshots=True, max_count=50, wall_clock=fake_wall())
+    first = [audit.record_unlock("smile", 5.0, ballots(), frame=frame(seq=i, noise=True))
+             for i in range(4)]
+    real_write, full = audit_mod.os.write, [True]
+
+    def full_until_something_goes(fd, data):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    real_unlink = Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        full[0] = False  # an old snapshot deleted: room
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(audit_mod.os, "write", full_until_something_goes)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.audit"):
+        newest = audit.record_unlock("smile", 5.0, ballots(), frame=frame(seq=9, noise=True))
+    assert newest is not None and newest.is_file()
+    assert audit.snapshot_files() == first[1:] + [newest]
+    assert "deleted the oldest unlock snapshot(s)" in caplog.text and first[0].name in caplog.text
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_stale_temporary_files_are_cleaned_up(tmp_path):
