@@ -57,6 +57,9 @@ FRAME_TIMEOUT = 0.2
 STATUS_EVERY = 1.0
 FPS_WINDOW = 5.0
 TRANSITIONS_KEPT = 1000
+#: frames in a row a new verdict must hold to be a sighting (INFO and the page's trail): a
+#: face the gate finds in every other frame flipped the verdict 14 times a second at INFO
+SIGHTING_FRAMES = 2
 
 
 class State(enum.Enum):
@@ -149,7 +152,8 @@ class Door:
         self._source_error_logged = False
         self._reopens_seen = getattr(source, "reopens", 0)
         self._expired_seen = 0
-        self._last_verdict = None
+        self._last_verdict = None  # the last sighting's verdict (INFO, trail)
+        self._verdict_run = (None, 0)  # the verdict of the latest frames, and how many in a row
 
     # -- inputs from other threads (gpiozero callbacks) ----------------------
     def request_exit(self) -> None:
@@ -297,12 +301,17 @@ class Door:
                                   "votes": self.vote.describe()}
         if obs.face is not None:
             fields["face"] = box_text(obs.face)
-        # every decision at DEBUG; at INFO when the verdict changes (a face arrives, smiles,
-        # leaves), so the journal shows each sighting without 15 lines a second
-        level = logging.INFO if verdict != self._last_verdict else logging.DEBUG
-        if verdict != self._last_verdict:
+        # every decision at DEBUG; at INFO when a new verdict has held SIGHTING_FRAMES frames
+        # (a face arrives, smiles, leaves), so the journal shows each sighting without 15
+        # lines a second, also when the gate flickers on a face at the edge of its reach
+        run = self._verdict_run
+        run = (verdict, run[1] + 1) if run[0] == verdict else (verdict, 1)
+        self._verdict_run = run
+        sighting = run[1] >= SIGHTING_FRAMES and verdict != self._last_verdict
+        level = logging.INFO if sighting else logging.DEBUG
+        if sighting:
             self.trail.add(verdict, score=obs.score, face=obs.face)
-        self._last_verdict = verdict
+            self._last_verdict = verdict
         log.log(level, "frame %s: %s", obs.seq, self.last_decision, extra={"journal": fields})
 
     # -- decisions -----------------------------------------------------------
