@@ -162,11 +162,11 @@ def drive(args) -> int:
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    started = time.monotonic()
     log_file = open(out / "driver.log", "a")
 
     def log(msg: str) -> None:
-        line = f"[{time.time() - started:6.1f}s] {msg}"
+        line = f"[{time.monotonic() - started:6.1f}s] {msg}"
         print(line, flush=True)
         log_file.write(line + "\n")
         log_file.flush()
@@ -178,7 +178,7 @@ def drive(args) -> int:
     backend = choose_backend(args.backends.split(","), log)
     # the variants train inside what is left of the budget, and finish (report, door-shift
     # figures) before the hard stop
-    train_limit = max(30.0, args.budget - (time.time() - started) - args.finish)
+    train_limit = max(30.0, args.budget - (time.monotonic() - started) - args.finish)
     hard_stop = started + args.budget + 60
     procs = {}
     for name in names:
@@ -211,7 +211,7 @@ def drive(args) -> int:
 
     thread = threading.Thread(target=snapshots, daemon=True)
     thread.start()
-    while any(p.poll() is None for p in procs.values()) and time.time() < hard_stop:
+    while any(p.poll() is None for p in procs.values()) and time.monotonic() < hard_stop:
         time.sleep(2)
     for name, p in procs.items():
         if p.poll() is None:
@@ -224,7 +224,7 @@ def drive(args) -> int:
     stop.set()
     thread.join()
     snapshot(work, out, names)
-    summary = {"backend": backend, "seconds": round(time.time() - started, 1), "variants": {}}
+    summary = {"backend": backend, "seconds": round(time.monotonic() - started, 1), "variants": {}}
     for name, p in procs.items():
         entry = {"rc": p.returncode, "config": {**COMMON, **VARIANTS[name]}}
         ev = work / name / "eval.json"
@@ -267,7 +267,7 @@ def one(args) -> int:
                       report_dir=Path(args.out) / "report", limit=args.limit,
                       workers=args.workers, time_limit=args.time_limit, verbose=2,
                       extra_meta={"variant": args.one}, **fields)
-    started = time.time()
+    started = time.monotonic()
     spec = contract(cfg)
     data = load_training_data(cfg.data, spec.geometric(), cfg.limit)
     tr, va = split_for(cfg, data.labels)
@@ -286,7 +286,7 @@ def one(args) -> int:
     meta = result["meta"]
     ev = {"variant": args.one, "params": meta["params"], "versions": meta["versions"],
           "epochs_run": meta["training"]["epochs_run"], "best_epoch": meta["training"]["best_epoch"],
-          "seconds": round(time.time() - started, 1), "figures": figures}
+          "seconds": round(time.monotonic() - started, 1), "figures": figures}
     (Path(args.out) / "eval.json").write_text(json.dumps(ev, indent=2) + "\n")
     np.savez_compressed(Path(args.out) / "val_scores.npz", clean=clean, shifted=shifted, labels=y)
     print("EVAL", json.dumps(ev), flush=True)

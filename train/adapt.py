@@ -396,7 +396,7 @@ def run(args) -> dict:
     from .label_audit import draw_sheets
     from .trainer import read_meta
 
-    started = time.time()
+    started = time.monotonic()
     out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
     check_apart(out, report_out, Path(args.frames))
     inputs = [("--frames", args.frames), ("--general", args.general),
@@ -479,7 +479,7 @@ def run(args) -> dict:
                                        "(not-smiling scored highest, smiling scored lowest): "
                                        "check each is in its right class folder",
                                 "frames": disputed, "sheet": "disputed.png"},
-                   "seconds": round(time.time() - started, 1),
+                   "seconds": round(time.monotonic() - started, 1),
                    "frames_scored": [{
                        "id": data.ids[i], "label": int(labels[i]), "face": bool(has_face[i]),
                        "fold": int(fold[i]), "score": round(float(cv["scores"][i]), 5),

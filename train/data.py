@@ -129,7 +129,7 @@ def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess, cfg=None):
     gate = FaceGate.from_config(cfg)
     crops = np.zeros((len(frames_rgb), spec.size, spec.size, 3), np.uint8)
     found = np.zeros(len(frames_rgb), bool)
-    started = time.time()
+    started = time.monotonic()
     for i, rgb in enumerate(frames_rgb):
         frame = to_door_frame(rgb, cfg.camera_width, cfg.camera_height)
         box = gate.find(frame)
@@ -137,7 +137,7 @@ def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess, cfg=None):
             crops[i] = prepare_frame(frame, box, spec)
             found[i] = True
     log.info("face gate: a face in %d of %d frames (%.1fs)", found.sum(), len(found),
-             time.time() - started)
+             time.monotonic() - started)
     return crops, found
 
 

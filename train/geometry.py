@@ -151,7 +151,7 @@ def run(args) -> dict:
     from .trainer import load_model, predict
 
     check_numbers(args)
-    started = time.time()
+    started = time.monotonic()
     model_path = Path(args.model)
     spec = read_metadata(find_metadata(model_path, flag=None)).preprocess
     out = Path(args.out or model_path.parent)
@@ -221,7 +221,7 @@ def run(args) -> dict:
                          "n_head_train": int(learn.sum()),
                          "from": "split.json of the classifier"},
                "validation": figures["validation"],
-               "door_shifted_validation": figures["door_shifted_validation"], "seconds": round(time.time() - started, 1)}
+               "door_shifted_validation": figures["door_shifted_validation"], "seconds": round(time.monotonic() - started, 1)}
     (out / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     return sidecar
 

@@ -746,7 +746,7 @@ def run_house_cv(args: argparse.Namespace) -> int:
     check_protocol_numbers(args)
     check_inputs(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    started = time.time()
+    started = time.monotonic()
     given = args.work
     with fold_models_folder(given) as work:
         args.work = work
@@ -754,7 +754,7 @@ def run_house_cv(args: argparse.Namespace) -> int:
         r = run(args)
     sys.stdout.write(f"house CV: n={r['n']} accuracy={r['accuracy']:.4f} errors={r['errors']} "
                      f"false_opens={r['false_opens']} auc={r['roc_auc']:.4f} "
-                     f"({time.time() - started:.0f}s)\n")
+                     f"({time.monotonic() - started:.0f}s)\n")
     return 0
 
 

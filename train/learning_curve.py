@@ -146,7 +146,7 @@ def _measure_point(args, size: int, seed: int, passthrough: List[str]) -> None:
     from . import house_cv
 
     folder = point_dir(args.out, size, seed)
-    started = time.time()
+    started = time.monotonic()
     point = house_cv.parse_args(["--out", str(folder), "--folds", str(args.folds),
                                  "--seed", str(seed), "--train-frames", str(size),
                                  *passthrough])
@@ -157,7 +157,7 @@ def _measure_point(args, size: int, seed: int, passthrough: List[str]) -> None:
     metrics = folder / "metrics.json"
     try:
         m = json.loads(metrics.read_text())
-        m["learning_curve_seconds"] = round(time.time() - started, 1)
+        m["learning_curve_seconds"] = round(time.monotonic() - started, 1)
         metrics.write_text(json.dumps(m, indent=2) + "\n")
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot update {metrics}: {exc}") from None

@@ -92,7 +92,7 @@ def run(args) -> dict:
     from .outputs import MODEL_FILE, staged_outputs
     from .trainer import load_model, normalize_batch, predict
 
-    started = time.time()
+    started = time.monotonic()
     models = [Path(m) for m in args.model]
     metas = check_members(models)
     out = Path(args.out)
@@ -174,7 +174,7 @@ def _write(made: Soup, out: Path, report_dir: Path, model_file: Path) -> dict:
         extra={"max_false_open": meta["max_false_open"], "split": meta["split"],
                "data": {**meta["data"], "sources": [Path(p).name for p in meta["data"]["sources"]]},
                "model": recorded_path(model_file), "soup": meta["soup"],
-               "seconds": round(time.time() - made.started, 1)})
+               "seconds": round(time.monotonic() - made.started, 1)})
     report.write_architecture(report_dir, soup)
     meta["validation"] = {k: result[k] for k in ("n", "accuracy", "precision", "recall", "f1",
                                                  "roc_auc", "false_open_rate")}

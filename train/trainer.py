@@ -266,10 +266,10 @@ def time_limit(seconds: float):
 
     class TimeLimit(k.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.started = time.time()
+            self.started = time.monotonic()
 
         def on_epoch_end(self, epoch, logs=None):
-            if time.time() - self.started >= seconds:
+            if time.monotonic() - self.started >= seconds:
                 self.model.stop_training = True
                 log.info("time limit %.0f s reached after epoch %d", seconds, epoch + 1)
 
@@ -371,7 +371,7 @@ def train_split(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray)
     """Train on ``data[tr]``, pick the checkpoint and threshold on ``data[va]``, save everything."""
     if cfg.augment != "none" and cfg.augment not in PRESETS:
         raise ConfigError(f"augmentation {cfg.augment!r} is not one of {sorted(PRESETS)} or 'none'")
-    started = time.time()
+    started = time.monotonic()
     set_seeds(cfg.seed)
     spec = contract(cfg)
     log.info("data %s; train %d, validation %d", data.summary(), len(tr), len(va))
@@ -416,7 +416,7 @@ def _train_into(cfg: TrainConfig, data: Dataset, tr: np.ndarray, va: np.ndarray,
                # a report is read on other machines: it names datasets, not this one's folders
                "epochs_run": len(history["loss"]), "split": meta["split"],
                "data": {**meta["data"], "sources": [Path(p).name for p in meta["data"]["sources"]]},
-               "model": str(final_out / MODEL_FILE), "train_seconds": round(time.time() - started, 1)})
+               "model": str(final_out / MODEL_FILE), "train_seconds": round(time.monotonic() - started, 1)})
     report.write_architecture(report_dir, model)
     meta["validation"] = {k_: result[k_] for k_ in ("n", "accuracy", "precision", "recall", "f1",
                                                    "roc_auc", "false_open_rate")}

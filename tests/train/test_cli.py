@@ -388,3 +388,25 @@ def test_a_folder_given_for_a_file_is_said_so(tmp_path, capsys, module, argv, sa
     rc = importlib.import_module(module).main([a.format(tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err
     assert rc == 2 and said.format(tmp=tmp_path) in err, err
+
+
+def test_the_time_limit_holds_when_the_wall_clock_steps_back(monkeypatch):
+    """Read in the code by a long-run probe: --time-limit measured the wall clock, so NTP
+    stepping a clock that booted ahead back by an hour gave training an hour more (and the
+    device script's budget with it)."""
+    import time as time_module
+    from types import SimpleNamespace
+
+    from happyhouse.train import trainer
+
+    wall = iter(range(10_000_000, 0, -3600))  # every reading an hour earlier
+    monkeypatch.setattr(time_module, "time", lambda: float(next(wall)))
+    ticks = iter([100.0, 100.5, 161.0])
+    monkeypatch.setattr(time_module, "monotonic", lambda: next(ticks))
+    limit = trainer.time_limit(60)
+    limit.set_model(SimpleNamespace(stop_training=False))
+    limit.on_train_begin()
+    limit.on_epoch_end(0)
+    assert limit.model.stop_training is False  # 0.5 s in
+    limit.on_epoch_end(1)
+    assert limit.model.stop_training is True  # 61 s in, whatever the wall clock said
