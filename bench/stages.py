@@ -87,7 +87,7 @@ def build_parts(bundle_path: Optional[str], threads: int, config: Optional[str] 
 
     overrides = {"model.threads": threads, "model.bundle": bundle_path}
     cfg = load_config(config, overrides, required=config is not None)
-    return Parts(cfg, Pipeline.from_config(cfg))
+    return Parts(cfg, Pipeline.from_config(cfg, door=False))  # timed, never armed
 
 
 def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> Dict[str, Any]:

@@ -242,9 +242,9 @@ def convert(opts: Options) -> Bundle:
     bundle = write_bundle(opts.out, tflite, meta, golden_in, golden_out,
                           extra_files={"MODEL_CARD.md": card, **extra_files},
                           golden_extra=golden_extra, prove=prove)
-    for problem in evidence_problems(bundle.meta):  # written, but --check will say NO-GO
-        log.warning("%s: %s; happyhouse-daemon --check will say NO-GO for this bundle",
-                    bundle.path, problem)
+    for problem in evidence_problems(bundle.meta):  # written, but no door tool arms it
+        log.warning("%s: %s; no door will arm this bundle (the service, --verify-model and "
+                    "--once refuse it, --check says NO-GO)", bundle.path, problem)
     return bundle
 
 

@@ -251,7 +251,9 @@ def run_collect(cfg, args, *, source=None, pipeline=None, out=None,
     source = source if source is not None else open_source(cfg.camera_source, cfg)
     source.open()
     try:
-        pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
+        # door=False: collecting never drives the latch, and gathering the frames to
+        # rebuild a bundle too poor to arm must work with that very bundle
+        pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg, door=False)
         try:
             kept = collect(cfg, folder, count, every, source=source, pipeline=pipeline, out=out)
         except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, kill, an SSH session lost

@@ -151,7 +151,8 @@ def in_the_way(folder: os.PathLike) -> str:
 
 
 def make_folder(folder: os.PathLike, what: str, mode: int = 0o777) -> Path:
-    """``folder``, created with its parents (``mode`` for those made), or DataError
+    """``folder``, created with its parents (``mode`` for ``folder`` itself when made, as
+    ``Path.mkdir`` does), or DataError
     "``what`` ``folder`` cannot be created" (one line, where :func:`check_creatable` could
     not tell beforehand)."""
     folder = Path(folder).expanduser()

@@ -63,8 +63,8 @@ def require_evidence(bundle: Bundle) -> None:
     problems = evidence_problems(bundle.meta)
     if problems:
         raise ModelError(f"{bundle.path}: recorded validation figures too poor to arm a door: "
-                         + "; ".join(problems) + "; rebuild it with more data (happyhouse-adapt "
-                         "refuses to write such a bundle) or keep the one the door has")
+                         + "; ".join(problems) + "; rebuild it from more frames (happyhouse-adapt "
+                         "needs >= 100 face frames) or keep the one the door has")
 
 
 def _check_override(bundle: Bundle, threshold: float) -> None:

@@ -288,7 +288,9 @@ def current_door(bundle: Optional[Path], frames_rgb: np.ndarray, cfg=None):
     from happyhouse.daemon.pipeline import Pipeline
 
     cfg = cfg or door_config(None)
-    pipeline = Pipeline.from_config(cfg, load_bundle(bundle))
+    # door=False: only compared, never armed (a door's bundle too poor to arm is what an
+    # adaptation replaces)
+    pipeline = Pipeline.from_config(cfg, load_bundle(bundle), door=False)
     size = (cfg.camera_width, cfg.camera_height)
     observed = [observe_whole_frame(pipeline, rgb, size)[0] for rgb in frames_rgb]
     scores = np.array([0.0 if o.score is None else float(o.score) for o in observed])

@@ -244,6 +244,26 @@ def test_a_bundle_too_poor_to_arm_is_armed_by_no_door_tool_but_still_measured(tm
     assert evaluate.main(["--model", str(bundle.path), "--data", str(faces), "--json"]) == 0
 
 
+def test_the_tools_that_rebuild_or_replace_a_bundle_too_poor_to_arm_still_score_with_it(
+        tmp_path, genki_root, capsys):
+    """A review found --collect (gathering the frames to rebuild it), adapt's comparison with
+    the door's bundle and the bench refusing such a bundle: none of them drives the latch."""
+    from happyhouse.bench.stages import build_parts
+    from happyhouse.train.adapt import current_door
+
+    meta = shipped_meta()
+    meta["metrics"]["parity"].update(n=80)
+    bundle = _write(tmp_path / "b", meta)
+    assert build_parts(str(bundle.path), 1).pipeline.bundle.path == bundle.path
+    scores, happy, pipe = current_door(bundle.path, np.full((2, 64, 64, 3), 90, np.uint8))
+    assert pipe.bundle.path == bundle.path and len(scores) == 2
+    rc = cli.main(["--collect", str(tmp_path / "col"), "--label", "happy", "--model",
+                   str(bundle.path), "--source", str(genki_root / "happy"), "--count", "1",
+                   "--every", "0", "--gpio", "mock", "--state-dir", str(tmp_path / "state")])
+    assert rc == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "col" / "happy").glob("*.png"))) == 1
+
+
 @pytest.mark.parametrize("field, value, words", [("roc_auc", 0.55, "ROC AUC"),
                                                  ("false_open_rate", 0.3, "false-open")])
 def test_check_is_no_go_on_poor_training_figures(tmp_path, field, value, words):
