@@ -265,7 +265,6 @@ class Geometry:
 
     def __init__(self, spec: GeometrySpec, mesh: FaceMesh, head: GeometryHead) -> None:
         self.spec, self.mesh, self.head = spec, mesh, head
-        self.degenerate_meshes = 0  # frames whose mesh had no shape (each scored 0)
 
     @classmethod
     def load(cls, spec: GeometrySpec, bundle_dir: Path, threads: int = 1) -> "Geometry":
@@ -292,19 +291,9 @@ class Geometry:
                 f"{w_cls:g}:{w_geo:g} with the classifier")
 
     def score(self, crop_rgb: np.ndarray) -> float:
-        """P(happy) from the face's shape alone (the crop before light normalisation).
-
-        A mesh with no shape to measure scores 0, "not a smile": the fused score cannot
-        open the door, and one odd frame no longer ends the door service as a bad model
-        (a model error is fatal) while the next frames are scored as ever."""
-        try:
-            return self.head.score(features(self.mesh.points(crop_rgb, self.spec.pad)))
-        except DegenerateMesh as exc:
-            self.degenerate_meshes += 1
-            (log.warning if self.degenerate_meshes == 1 else log.debug)(
-                "%s: this face's shape scores 0 (%d such frames so far)", exc,
-                self.degenerate_meshes)
-            return 0.0
+        """P(happy) from the face's shape alone (the crop before light normalisation);
+        :class:`DegenerateMesh` when the mesh found no shape to measure."""
+        return self.head.score(features(self.mesh.points(crop_rgb, self.spec.pad)))
 
     def fuse(self, appearance: float, geometry: float) -> float:
         return float(fuse(appearance, geometry, self.spec.weights))

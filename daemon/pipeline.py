@@ -29,6 +29,7 @@ from .bundle import Bundle, load_bundle
 from .errors import DataError, ModelError
 from .evidence import evidence_problems, false_open_at, require_threshold
 from .facegate import FaceGate
+from .geometry import DegenerateMesh
 from .preprocess import Box, check_frame, normalize_light, prepare_frame
 from .sources import Frame
 
@@ -88,6 +89,7 @@ class Pipeline:
             raise ModelError(f"{bundle.path} fuses a geometry stage: load it "
                             f"(Bundle.geometry_stage) before scoring with this bundle")
         self.geometry = geometry
+        self.degenerate_meshes = 0  # frames whose face mesh had no shape (each scored 0)
         self.threshold = float(bundle.threshold if threshold is None else threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise DataError(f"threshold must be within 0..1, got {self.threshold}")
@@ -169,9 +171,21 @@ class Pipeline:
         stages.update(prepare=(t2 - started) * 1000.0, model=(t3 - t2) * 1000.0)
         if self.geometry is None:
             return appearance, {}
-        shape = self.geometry.score(crop)
+        try:
+            shape = self.geometry.score(crop)
+        except DegenerateMesh as exc:
+            shape = None
+            self.degenerate_meshes += 1
+            (log.warning if self.degenerate_meshes == 1 else log.debug)(
+                "%s: this frame scores 0, whatever its appearance (%d such frames so far)",
+                exc, self.degenerate_meshes)
         t4 = time.perf_counter()
         stages["geometry"] = (t4 - t3) * 1000.0
+        if shape is None:
+            # no shape, no decision: 0 fails closed. Fusing a shape score of 0 did not (an
+            # appearance of 0.9975 or more still opened at 0.7:0.3), and raising ended the
+            # service (a model error is fatal) for one odd frame
+            return 0.0, {"classifier": appearance, "geometry": 0.0}
         return self.geometry.fuse(appearance, shape), {"classifier": appearance, "geometry": shape}
 
     def decide(self, score: Optional[float]) -> bool:

@@ -282,14 +282,16 @@ def test_the_face_mesh_is_checked_by_hash_then_mapped_from_its_file(monkeypatch)
     assert mesh.points(np.zeros((64, 64, 3), np.uint8)).shape == (468, 3)
 
 
-def test_a_mesh_with_no_shape_scores_not_a_smile_and_the_door_scores_on(monkeypatch, caplog):
+def test_a_mesh_with_no_shape_fails_closed_and_the_door_scores_on(monkeypatch, caplog):
     """One frame whose mesh put both eye corners on one point raised ModelError, which ends
-    the door service (a model error is fatal): now that face's shape scores 0, the fused
-    score cannot open, and the next frame is scored as ever."""
+    the door service (a model error is fatal). Scoring its shape 0 and fusing did not fail
+    closed either: a review showed a confident classifier (0.9999) still opened at 0.7:0.3.
+    Now such a frame scores 0 whatever its appearance, and the next is scored as ever."""
     from happyhouse.daemon.sources import Frame
 
     pipe = Pipeline.from_config(load_config(None))
     pipe.gate = FixedGate((0, 0, 64, 64))
+    monkeypatch.setattr(pipe.classifier, "score", lambda model_input: 0.9999)
     real = pipe.geometry.mesh.points
     calls = []
 
@@ -301,10 +303,11 @@ def test_a_mesh_with_no_shape_scores_not_a_smile_and_the_door_scores_on(monkeypa
         return points
 
     monkeypatch.setattr(pipe.geometry.mesh, "points", one_degenerate)
-    smile = np.full((64, 64, 3), 128, np.uint8)
+    face = np.full((64, 64, 3), 128, np.uint8)
     with caplog.at_level("WARNING"):
-        first = pipe.observe(Frame(smile, 0.0, 1))
-    assert first.parts["geometry"] == 0.0 and first.score < pipe.threshold and not first.happy
-    assert "both eye corners on one point" in caplog.text
-    second = pipe.observe(Frame(smile, 0.1, 2))
-    assert 0.0 < second.parts["geometry"] <= 1.0 and pipe.geometry.degenerate_meshes == 1
+        first = pipe.observe(Frame(face, 0.0, 1))
+    assert first.score == 0.0 and not first.happy
+    assert first.parts == {"classifier": 0.9999, "geometry": 0.0}
+    assert "both eye corners on one point" in caplog.text and pipe.degenerate_meshes == 1
+    second = pipe.observe(Frame(face, 0.1, 2))
+    assert second.score > 0.0 and pipe.degenerate_meshes == 1
