@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +52,7 @@ class Audit:
         self.max_count = int(max_count)
         self.max_bytes = int(float(max_mb) * 1_000_000)
         self._wall = wall_clock
+        self._room_refused = False  # a retry after deleting old snapshots failed: no more
         # openings are numbered per process: a reload's new Audit goes on from the last one
         self.unlocks = int(numbered_from)
 
@@ -116,14 +118,24 @@ class Audit:
                 _write_private(tmp, data)
             except OSError as exc:
                 # the caps cannot see the disk fill up (the journal, the page's frames): the
-                # oldest snapshots go to make room for this one, never the newest, and never
-                # more of them than this one needs (a disk others keep full would eat them all)
+                # oldest snapshots go to make room for this one, never the newest
                 _unlink_quietly(tmp)
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._make_room(len(data)):
+                gone = (self._make_room(len(data)) if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                        else None)
+                if not gone:
                     raise
-                _write_private(tmp, data)
+                try:
+                    _write_private(tmp, data)
+                except OSError:
+                    # others keep the disk full: no more old snapshots go for nothing until
+                    # a new one is kept again
+                    self._room_refused = True
+                    raise
+                log.warning("the state disk is full: deleted the oldest unlock snapshot(s) %s "
+                            "to keep this one", ", ".join(gone))
             os.replace(tmp, path)  # never leave a half-written JPEG behind
             tmp = None
+            self._room_refused = False
         except Exception as exc:
             log.warning("unlock snapshot not saved in %s: %s", self.state_dir, exc)
             return None
@@ -135,24 +147,37 @@ class Audit:
                         "anyway, raise [service] snapshot_max_mb", path.name, len(data))
         return path if path.exists() else None
 
-    def _make_room(self, needed: int) -> bool:
-        """Delete the oldest snapshots until ``needed`` bytes are freed; False when there are
-        not enough to delete."""
-        freed, gone = 0, []
-        for oldest in self.snapshot_files():
-            if freed >= needed:
+    def _make_room(self, needed: int) -> List[str]:
+        """The names of the oldest snapshots deleted so that ``needed`` bytes are free; none
+        ([]) when the disk is not short of them (the write failed for another reason), when
+        a retry after deleting failed since the last kept snapshot, or when there are not
+        enough to delete: a disk others keep full would otherwise eat them all."""
+        try:
+            free = shutil.disk_usage(self.state_dir).free
+        except OSError:
+            return []
+        if self._room_refused or free >= needed:
+            return []
+        files = self.snapshot_files()
+        sizes = []
+        for p in files:
+            try:
+                sizes.append(p.stat().st_size)
+            except OSError:
+                sizes.append(0)
+        if free + sum(sizes) < needed:
+            return []
+        gone = []
+        for oldest, size in zip(files, sizes):
+            if free >= needed:
                 break
             try:
-                size = oldest.stat().st_size
                 oldest.unlink()
             except OSError:
                 continue
-            freed += size
+            free += size
             gone.append(oldest.name)
-        if gone:
-            log.warning("the state disk is full: deleted the oldest unlock snapshot(s) %s to "
-                        "keep this one", ", ".join(gone))
-        return freed >= needed
+        return gone
 
     def _make_state_dir(self) -> None:
         """The folder, private (0700) when this process creates it, whatever the umask."""
