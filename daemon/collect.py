@@ -198,7 +198,7 @@ def holds_collected_frames(root) -> bool:
     crops? One such frame in ``happy/`` or ``not_happy/`` is enough."""
     for label in CLASSES:
         try:
-            with os.scandir(Path(root) / label) as entries:
+            with os.scandir(Path(root).expanduser() / label) as entries:
                 names = {e.name for e in entries}
         except OSError:
             continue

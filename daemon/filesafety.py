@@ -92,21 +92,23 @@ def require_file(path: os.PathLike, what: str, error: Type[HappyHouseError] = Da
 def write_file_whole(path: os.PathLike, data: bytes, what: str) -> Path:
     """Write ``data`` to ``path`` whole or not at all: a file beside it, then a rename, so
     an interrupted or failed write never leaves half a results file, table or picture in
-    place of a good one. The new file keeps the permissions of the one it replaces (a
-    new one is rw-r--r--, not the private temporary file's rw-------). A write that fails
-    is DataError "cannot write ``what`` ``path``: why", one line."""
+    place of a good one. A symlink to a file is written through (the file it names is
+    replaced, the link stays); the new file keeps the permissions of the one it replaces,
+    and a new one gets what the umask allows (not the temporary file's private rw-------).
+    A write that fails is DataError "cannot write ``what`` ``path``: why", one line."""
     path = Path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() and path.exists() else path
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             try:
-                mode = stat.S_IMODE(os.stat(path).st_mode)
+                mode = stat.S_IMODE(os.stat(target).st_mode)
             except OSError:
-                mode = 0o644
+                mode = 0o666 & ~current_umask()
             os.fchmod(handle.fileno(), mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         tmp = None
     except OSError as exc:
         raise DataError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
@@ -114,6 +116,19 @@ def write_file_whole(path: os.PathLike, data: bytes, what: str) -> Path:
         if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
     return path
+
+
+def current_umask() -> int:
+    """This process's umask, read without setting it (``os.umask`` sets it, for every thread
+    at once); 0o022 where /proc does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 def write_text_file(path: os.PathLike, text: str, what: str) -> Path:

@@ -49,7 +49,11 @@ class CollectFolder:
         if self.root.is_symlink() or not self.root.is_dir():
             raise DataError(f"[web] collect_dir {self.root} is not a folder")
         for name in FOLDERS:  # made now; the descriptor is not kept (3 leaked per page start)
-            os.close(self._open_dir(name, create=True))
+            try:
+                os.close(self._open_dir(name, create=True))
+            except OSError as exc:  # a full or read-only disk: the page is off, not the door
+                raise DataError(f"[web] collect_dir {self.root / name} cannot be made: "
+                                f"{exc.strerror or exc}") from None
 
     # -- folders -------------------------------------------------------------
     def _open_dir(self, name: str, create: bool = False) -> int:

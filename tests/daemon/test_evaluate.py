@@ -116,6 +116,20 @@ def test_a_house_s_own_frames_go_through_the_gate_at_the_config_s_camera_size(tm
     assert json.loads(capsys.readouterr().out)["datasets"][0]["gate"] is False
 
 
+def test_a_house_folder_named_from_home_is_gated_too(tmp_path, capsys, monkeypatch):
+    """``--data=~/my_house`` (bash leaves that ~ to the tool) was taken as face crops again:
+    the sidecar check did not expand ~ while the loader did (a review)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = tmp_path / "my_house"
+    data.mkdir()
+    _noise_folder(data, 1)
+    cv2.imwrite(str(data / "happy" / "0.png"), np.full((64, 64, 3), 90, np.uint8))
+    (data / "happy" / "0.json").write_text('{"label": "happy"}')
+    (data / "happy" / "0.jpg").unlink()
+    assert evaluate.main(["--data=~/my_house", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["datasets"][0]["gate"] is True
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--data", "/nonexistent/data"], "does not exist"),
     (["--data", "{tmp}", "--model", "{tmp}/nobundle"], "does not exist"),

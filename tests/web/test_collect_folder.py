@@ -68,3 +68,18 @@ def test_starting_the_page_again_and_again_leaks_no_descriptor(tmp_path):
     for _ in range(20):
         CollectFolder(tmp_path / "collect")
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_a_class_folder_the_full_disk_cannot_hold_is_one_data_error(tmp_path, monkeypatch):
+    """With the collection root already there, making happy/ on a full disk raised a bare
+    OSError out of the page's start, past the door's 'page off, door on' rule (a review)."""
+    from happyhouse.daemon.errors import DataError
+
+    (tmp_path / "collect").mkdir()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(labels.os, "mkdir", full)
+    with pytest.raises(DataError, match=r"collect_dir .*collect/unsorted cannot be made: No space"):
+        CollectFolder(tmp_path / "collect")
