@@ -110,7 +110,7 @@ def check_model(cfg, state: dict) -> Item:
     return Item("model", FAIL if problems else WARN if notes else OK, detail,
                 {"path": str(bundle.path), "sha256": bundle.sha256, "runtime": pipeline.runtime,
                  "threshold": pipeline.threshold, "stages": pipeline.stages,
-                 "manifest": bool(bundle.manifest), "evidence_problems": problems})
+                 "manifest": bool(bundle.manifest), "problems": problems})
 
 
 def check_face_gate(cfg, state: dict) -> Item:

@@ -284,12 +284,12 @@ class Door:
         self.latest = (frame, obs)
         decided = self.clock()
         passed = self.vote.add(obs, now=decided)
-        self._log_decision(obs, decided - frame.timestamp)
+        self._log_decision(obs, decided - frame.timestamp, passed)
         if passed:
             self._unlock(decided, "smile", frame, obs, decided - frame.timestamp)
         return obs
 
-    def _log_decision(self, obs, age: float) -> None:
+    def _log_decision(self, obs, age: float, opens: bool = False) -> None:
         if obs.face is None:
             verdict = "no face"
         else:
@@ -307,7 +307,9 @@ class Door:
         run = self._verdict_run
         run = (verdict, run[1] + 1) if run[0] == verdict else (verdict, 1)
         self._verdict_run = run
-        sighting = run[1] >= SIGHTING_FRAMES and verdict != self._last_verdict
+        # a frame that opens the door is a sighting at once (votes_needed = 1 opened on one
+        # happy frame that neither the journal at INFO nor the trail showed)
+        sighting = (run[1] >= SIGHTING_FRAMES or opens) and verdict != self._last_verdict
         level = logging.INFO if sighting else logging.DEBUG
         if sighting:
             self.trail.add(verdict, score=obs.score, face=obs.face)

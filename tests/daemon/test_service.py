@@ -271,6 +271,20 @@ def test_a_face_the_gate_finds_in_every_other_frame_is_no_flood_of_sightings(rig
     assert [e["verdict"] for e in door.trail.recent()] == ["no face", "not happy"]  # newest first
 
 
+def test_a_single_frame_that_opens_the_door_is_a_sighting(rig, caplog):
+    """With votes_needed = 1 one happy frame opens: the journal at INFO and the trail showed
+    the opening but not the happy verdict behind it (a review of the two-frame rule)."""
+    import logging
+
+    door, clock, factory, rec = rig(["n", "n", "H", "n", "n"], **{"decision.votes_needed": 1,
+                                                                  "decision.window": 1})
+    with caplog.at_level(logging.INFO, logger="happyhouse.daemon.door"):
+        run_script(door)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("frame ")]
+    assert any(": happy" in line for line in said), said
+    assert "happy" in [e["verdict"] for e in door.trail.recent()]
+
+
 def test_decisions_carry_journal_fields(rig, caplog):
     import logging
 
