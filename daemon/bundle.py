@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
@@ -64,9 +65,24 @@ class Bundle:
     #: file name -> sha256 of every file the bundle was written with ({} for a bundle
     #: written before the manifest, like the shipped format-1 general model)
     manifest: Mapping[str, str] = field(default_factory=dict)
+    #: the folder held open while it is loaded (:class:`PinnedFolder`), if it could be
+    pin: Any = field(default=None, compare=False, repr=False)
+    #: sha256 of the model.json this bundle was loaded from (``model_history.fingerprint``
+    #: of the folder as it was read)
+    fingerprint: Optional[str] = None
+
+    @property
+    def files(self) -> Path:
+        """Where the bundle's files are read: through the folder held open at load, so that
+        all of them come from this one folder even when a rollback or install renames
+        another into its place meanwhile (the network of one bundle was served with the
+        model.json, threshold and golden vectors of another)."""
+        return self.pin.root if self.pin is not None else self.path
 
     @property
     def model_path(self) -> Path:
+        """The model file by the bundle's own path (what a person or another tool opens;
+        this bundle's own loads read :attr:`files`, valid only while it is alive)."""
         return self.path / MODEL_FILE
 
     def asset(self, name: str) -> Path:
@@ -97,8 +113,8 @@ class Bundle:
         """Load the interpreter and check it against the metadata."""
         from .runtime import Classifier
 
-        clf = Classifier(self.model_path, threads=threads, runtimes=runtimes,
-                         score=self.score_kind)
+        clf = Classifier(self.files / MODEL_FILE, threads=threads, runtimes=runtimes,
+                         score=self.score_kind, label=str(self.model_path))
         want = tuple(self.meta["input"]["shape"])
         if clf.input.shape != want or clf.input.dtype != self.meta["input"]["dtype"]:
             raise ModelError(f"{self.model_path}: model input {clf.input.shape} {clf.input.dtype} "
@@ -118,7 +134,7 @@ class Bundle:
             return None
         from .geometry import Geometry
 
-        return Geometry.load(self.geometry, self.path, threads)
+        return Geometry.load(self.geometry, self.files, threads, shown=self.path)
 
     def golden(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """(inputs, raw outputs) of the golden vectors, checked against the model's input."""
@@ -142,10 +158,10 @@ class Bundle:
 
     def _golden_arrays(self) -> Optional[dict]:
         path = self.path / GOLDEN_FILE
-        if not path.exists():
+        if not (self.files / GOLDEN_FILE).exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(self.files / GOLDEN_FILE, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -205,10 +221,12 @@ class Bundle:
         return len(inputs)  # golden images (a two-view model has two outputs for each)
 
 
-def _read_meta(path: Path) -> dict:
-    meta_path = path / META_FILE
+def _read_meta(path: Path, shown: Optional[Path] = None) -> Tuple[dict, str]:
+    """(model.json's content, the sha256 of its bytes: the bundle's fingerprint)."""
+    meta_path = (shown or path) / META_FILE
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        raw = (path / META_FILE).read_bytes()
+        meta = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{meta_path} is missing: not a model bundle "
                          f"(expected {MODEL_FILE} and {META_FILE})") from None
@@ -220,38 +238,59 @@ def _read_meta(path: Path) -> dict:
         raise ModelError(f"{meta_path} was changed after the bundle was written (its "
                          f"{SEAL_KEY} does not match): reconvert, or restore the file")
     validate_meta(meta, meta_path)
-    return meta
+    return meta, hashlib.sha256(raw).hexdigest()
 
 
-def _check_files(root: Path, meta: dict) -> Tuple[str, dict]:
-    """(the model's sha256, the manifest): every listed file must exist and match."""
-    files = manifest(meta, root / META_FILE)
-    model = root / MODEL_FILE
-    if not model.is_file():
-        raise ModelError(f"{model} is missing")
-    digest = _readable_digest(model)
+def _check_files(root: Path, meta: dict, shown: Optional[Path] = None) -> Tuple[str, dict]:
+    """(the model's sha256, the manifest): every listed file must exist and match (``root``
+    is read, ``shown`` named in the messages)."""
+    shown = shown or root
+    files = manifest(meta, shown / META_FILE)
+    if not (root / MODEL_FILE).is_file():
+        raise ModelError(f"{shown / MODEL_FILE} is missing")
+    digest = _readable_digest(root / MODEL_FILE, shown / MODEL_FILE)
     if digest != meta["sha256"]:
-        raise ModelError(f"{model}: sha256 {digest[:12]}… does not match {META_FILE} "
-                         f"({meta['sha256'][:12]}…): the model file was changed or corrupted")
+        raise ModelError(f"{shown / MODEL_FILE}: sha256 {digest[:12]}… does not match "
+                         f"{META_FILE} ({meta['sha256'][:12]}…): the model file was changed or "
+                         f"corrupted")
     for name, want in files.items():
-        path = root / name
         if name == MODEL_FILE:
             continue
-        if not path.is_file():
-            raise ModelError(f"{path} is missing (listed in {META_FILE} {MANIFEST_KEY})")
-        got = _readable_digest(path)
+        if not (root / name).is_file():
+            raise ModelError(f"{shown / name} is missing (listed in {META_FILE} {MANIFEST_KEY})")
+        got = _readable_digest(root / name, shown / name)
         if got != want:
-            raise ModelError(f"{path}: sha256 {got[:12]}… does not match {META_FILE} "
+            raise ModelError(f"{shown / name}: sha256 {got[:12]}… does not match {META_FILE} "
                              f"({want[:12]}…): the file was changed or corrupted")
     return digest, files
 
 
-def _readable_digest(path: Path) -> str:
+def _readable_digest(path: Path, shown: Optional[Path] = None) -> str:
     try:
         return sha256_file(path)
     except OSError as exc:
-        raise ModelError(f"{path} cannot be read ({exc.strerror or exc}): give the service's "
-                         f"user read access (chmod a+r), or reinstall the bundle") from None
+        raise ModelError(f"{shown or path} cannot be read ({exc.strerror or exc}): give the "
+                         f"service's user read access (chmod a+r), or reinstall the bundle") from None
+
+
+class PinnedFolder:
+    """A bundle folder held open (a directory descriptor) while it is loaded: a path through
+    it (``/proc/self/fd/N``) reaches this very folder even after another is renamed into its
+    place, so every file a load reads comes from one bundle."""
+
+    def __init__(self, folder: Path) -> None:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.fd = fd
+        weakref.finalize(self, os.close, fd)
+        through = Path(f"/proc/self/fd/{fd}")
+        self.root = through if through.is_dir() else folder  # no /proc: by name, as before
+
+    @classmethod
+    def open(cls, folder: Path) -> Optional["PinnedFolder"]:
+        try:
+            return cls(folder)
+        except OSError:  # read by name, as before (its errors are said there)
+            return None
 
 
 def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
@@ -265,8 +304,10 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
     if not root.is_dir():
         raise ModelError(f"model bundle {root} does not exist (expected a folder with "
                          f"{MODEL_FILE} and {META_FILE})")
-    meta = _read_meta(root)
-    digest, files = _check_files(root, meta)
+    pin = PinnedFolder.open(root)
+    read = pin.root if pin is not None else root
+    meta, meta_sha256 = _read_meta(read, root)
+    digest, files = _check_files(read, meta, root)
     threshold = require_threshold(meta, float(meta["threshold"]), str(root / META_FILE))
     preprocess = Preprocess.from_dict(meta["preprocess"])
     geometry = None
@@ -277,7 +318,7 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
     if preprocess.normalize != "none" and meta["format_version"] < 2:
         raise ModelError(f"{root / META_FILE}: normalize {preprocess.normalize!r} needs "
                          f"format_version 2")
-    return Bundle(root, meta, preprocess, threshold, digest, geometry, files)
+    return Bundle(root, meta, preprocess, threshold, digest, geometry, files, pin, meta_sha256)
 
 
 def format_version(meta: Mapping[str, Any]) -> int:

@@ -29,6 +29,7 @@ module only runs it, with numpy and the TFLite runtime (no TensorFlow).
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,16 +165,19 @@ class GeometryHead:
     bias: float
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "GeometryHead":
+    def load(cls, path, shown: Optional[Path] = None) -> "GeometryHead":
+        """The head in ``path`` (a file, or its bytes already hash-checked as a file object);
+        ``shown`` names it in the messages."""
+        shown = shown or path
         try:
             with np.load(path) as data:
                 weights = np.asarray(data["weights"], np.float64).reshape(-1)
                 bias = float(np.asarray(data["bias"]).reshape(()))
         except (OSError, KeyError, ValueError) as exc:
-            raise ModelError(f"geometry head {path} is unreadable: {exc}") from None
+            raise ModelError(f"geometry head {shown} is unreadable: {exc}") from None
         if weights.shape != (MESH_POINTS * 2,) or not np.all(np.isfinite(weights)) \
                 or not np.isfinite(bias):
-            raise ModelError(f"geometry head {path} must hold {MESH_POINTS * 2} finite weights "
+            raise ModelError(f"geometry head {shown} must hold {MESH_POINTS * 2} finite weights "
                              f"and a bias, got shape {weights.shape}")
         return cls(weights, bias)
 
@@ -267,20 +271,27 @@ class Geometry:
         self.spec, self.mesh, self.head = spec, mesh, head
 
     @classmethod
-    def load(cls, spec: GeometrySpec, bundle_dir: Path, threads: int = 1) -> "Geometry":
+    def load(cls, spec: GeometrySpec, bundle_dir: Path, threads: int = 1,
+             shown: Optional[Path] = None) -> "Geometry":
+        """The stage from ``bundle_dir`` (read there; ``shown``, the bundle's own path, is
+        named in the messages)."""
+        shown = shown or bundle_dir
         mesh_path = find_asset(spec.mesh_file, bundle_dir)
         if mesh_path is None:
-            raise ModelError(f"{bundle_dir}: the bundle needs {spec.mesh_file} (sha256 "
+            raise ModelError(f"{shown}: the bundle needs {spec.mesh_file} (sha256 "
                              f"{spec.mesh_sha256[:12]}...), found neither in the bundle nor in "
                              f"{ASSET_DIR}: copy it into the bundle or reinstall happyhouse")
         head_path = bundle_dir / spec.head_file
         if not head_path.is_file():
-            raise ModelError(f"{bundle_dir}: the bundle needs {spec.head_file}, which is missing")
-        digest = _sha256_bytes(head_path.read_bytes())
+            raise ModelError(f"{shown}: the bundle needs {spec.head_file}, which is missing")
+        head_bytes = head_path.read_bytes()
+        digest = _sha256_bytes(head_bytes)
         if digest != spec.head_sha256:
-            raise ModelError(f"{head_path}: sha256 {digest[:12]}... does not match model.json "
-                             f"({spec.head_sha256[:12]}...): the file was changed or corrupted")
-        return cls(spec, FaceMesh(mesh_path, spec.mesh_sha256, threads), GeometryHead.load(head_path))
+            raise ModelError(f"{shown / spec.head_file}: sha256 {digest[:12]}... does not match "
+                             f"model.json ({spec.head_sha256[:12]}...): the file was changed or "
+                             f"corrupted")
+        return cls(spec, FaceMesh(mesh_path, spec.mesh_sha256, threads),
+                   GeometryHead.load(io.BytesIO(head_bytes), shown / spec.head_file))
 
     @property
     def description(self) -> str:

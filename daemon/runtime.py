@@ -249,8 +249,11 @@ class Classifier:
     """
 
     def __init__(self, model: Union[str, Path, bytes], threads: int = 1,
-                 runtimes: Optional[Sequence[str]] = None, score: str = PROBABILITY) -> None:
-        label = "<bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
+                 runtimes: Optional[Sequence[str]] = None, score: str = PROBABILITY,
+                 label: Optional[str] = None) -> None:
+        # label: how messages name the model (a bundle reads it through its folder held
+        # open, /proc/self/fd/N/model.tflite, and names it by its own path)
+        label = label or ("<bytes>" if isinstance(model, (bytes, bytearray)) else str(model))
         if score not in SCORE_KINDS:
             raise ModelError(f"model {label}: unknown output kind {score!r}; this build serves "
                              f"{', '.join(SCORE_KINDS)}: upgrade happyhouse")

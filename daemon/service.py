@@ -262,7 +262,10 @@ class Parts:
                       "happyhouse-daemon --rollback-model", cfg.model_bundle or "(shipped)",
                       exc, self.pipeline.model_sha256[:12])
             return
-        self.pipeline, self.model_fingerprint = pipeline, on_disk
+        # the fingerprint of what was loaded, not of what was on disk a moment before: a
+        # bundle swapped in between was loaded under the other's fingerprint, and every
+        # later reload of the newer one was skipped as "unchanged"
+        self.pipeline, self.model_fingerprint = pipeline, pipeline.bundle.fingerprint or on_disk
         self.built["pipeline"] = cfg
 
     def serving_model(self) -> tuple:
