@@ -118,7 +118,10 @@ def _runtime_name() -> str:
 def scores(args) -> dict:
     """The door pipeline on each frame: face box, score, verdict and the score's parts
     (the int8 classifier's dequantized output, the geometry stage's, if any)."""
-    pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock", **_model(args)}))
+    # door=False: scores measured to compare two machines, never a latch (a bundle too poor
+    # to arm a door is still compared)
+    pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock", **_model(args)}),
+                                    door=False)
     frames, labels = _door_frames(args.data, args.limit)
     rows = []
     for index, frame in enumerate(frames):
