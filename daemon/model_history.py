@@ -16,13 +16,16 @@ or its self-test, keeps serving the old one (:mod:`.runner`).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 from .bundle import META_FILE, default_bundle_path, load_bundle
 from .errors import ModelError
@@ -58,6 +61,44 @@ def fingerprint(path: Union[str, Path, None]) -> Optional[str]:
         return None
 
 
+#: seconds an install or rollback waits for another one to finish its swap
+SWAP_WAIT = 10.0
+
+
+def swap_lock_path(bundle: Path) -> Path:
+    """The lock file every swap of ``bundle``'s folders holds (install.sh takes it too)."""
+    return bundle.parent / f".{bundle.name}.swap.lock"
+
+
+@contextmanager
+def swapping(bundle: Path, wait: Optional[float] = None) -> Iterator[None]:
+    """Hold the swap lock of ``bundle`` (one install or rollback at a time): an install
+    racing a rollback nested the new bundle inside the old one's folder and lost the
+    previous one. ModelError when another swap holds it for more than ``wait`` seconds."""
+    wait = SWAP_WAIT if wait is None else wait
+    path = swap_lock_path(bundle)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ModelError(f"cannot open the bundle swap lock {path}: {exc.strerror or exc}; "
+                         f"nothing was changed") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ModelError(f"another install or rollback of {bundle} is under way "
+                                     f"(it holds {path}); try again when it is done; nothing "
+                                     f"was changed") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
 def install(new: Union[str, Path], dest: Union[str, Path]) -> Path:
     """Copy ``new`` to ``dest`` (checked first), keeping the bundle it replaces as ``dest.previous``.
 
@@ -74,11 +115,12 @@ def install(new: Union[str, Path], dest: Union[str, Path]) -> Path:
     except ModelError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if dest.exists():
-        previous = sibling(dest, PREVIOUS)
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(dest, previous)
-    os.replace(staging, dest)
+    with swapping(dest):
+        if dest.exists():
+            previous = sibling(dest, PREVIOUS)
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(dest, previous)
+        os.replace(staging, dest)
     return dest
 
 
@@ -99,13 +141,20 @@ def restore_previous(bundle: Union[str, Path]) -> Optional[Path]:
     """``bundle.previous`` -> ``bundle``; the replaced one is kept as ``bundle.rolled-back``
     (its folder is returned; None when there was no bundle at ``bundle`` to keep)."""
     bundle = named(bundle)
-    previous = rollback_paths(bundle)
-    out = sibling(bundle, ROLLED_BACK)
-    # /etc/happyhouse is root's: the service user may read the bundles, not move them
-    if not os.access(bundle.parent, os.W_OK | os.X_OK):
+    # /etc/happyhouse is root's: the service user may read the bundles, not move them (nor
+    # make the swap lock there)
+    if bundle.parent.is_dir() and not os.access(bundle.parent, os.W_OK | os.X_OK):
         raise ModelError(f"cannot move bundles in {bundle.parent} as this user: run it as root "
                          f"(sudo /opt/happyhouse/venv/bin/happyhouse-daemon --rollback-model "
                          f"--config /etc/happyhouse/happyhouse.conf); nothing was changed")
+    rollback_paths(bundle)  # nothing to restore: said before any lock file is made
+    with swapping(bundle):
+        return _restore_previous(bundle)
+
+
+def _restore_previous(bundle: Path) -> Optional[Path]:
+    previous = rollback_paths(bundle)  # again: another swap may have moved it meanwhile
+    out = sibling(bundle, ROLLED_BACK)
     replaced = bundle.exists()
     try:
         if replaced:

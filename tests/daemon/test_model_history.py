@@ -61,6 +61,32 @@ def test_install_keeps_the_previous_bundle_and_rollback_restores_it(tmp_path, ca
     assert load_bundle(dest).meta["name"] == "first"
 
 
+def test_a_rollback_waits_for_an_install_under_way_and_then_says_so(tmp_path, capsys,
+                                                                    monkeypatch):
+    """A race probe: a rollback between an install's two moves lost bundle.previous and
+    nested the new bundle. Both take one swap lock; the one that waits too long changes
+    nothing and says why."""
+    import fcntl
+
+    dest = tmp_path / "etc" / "bundle"
+    model_history.install(variant(tmp_path, "first"), dest)
+    model_history.install(variant(tmp_path, "second"), dest)
+    monkeypatch.setattr(model_history, "SWAP_WAIT", 0.3)
+    conf = tmp_path / "hh.conf"
+    conf.write_text(f"[model]\nbundle = {dest}\n[latch]\ngpio = mock\n")
+    with open(model_history.swap_lock_path(dest), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # an install between its two moves
+        assert main(["--config", str(conf), "--rollback-model"]) == 2
+        with pytest.raises(ModelError, match="another install or rollback"):
+            model_history.install(variant(tmp_path, "third"), dest)
+    err = capsys.readouterr().err
+    assert "another install or rollback" in err and "nothing was changed" in err
+    assert load_bundle(dest).meta["name"] == "second"
+    assert load_bundle(tmp_path / "etc" / "bundle.previous").meta["name"] == "first"
+    assert main(["--config", str(conf), "--rollback-model"]) == 0  # once it is free
+    assert load_bundle(dest).meta["name"] == "first"
+
+
 def test_rollback_as_a_user_who_cannot_move_the_bundles_is_one_line(tmp_path, capsys, monkeypatch):
     """As the service user (the docs said sudo -u happyhouse) in root's /etc/happyhouse it
     ended in a PermissionError traceback, exit 70. (The kernel's answer is given: root,

@@ -334,3 +334,26 @@ def test_root_says_that_system_commands_still_run():
     readme = (REPO / "deploy" / "README.md").read_text()
     testing = readme.split("**Testing**", 1)[1].split("\n\n", 1)[0]
     assert "apt-get" in testing and "systemctl" in testing and "still run" in testing, testing
+
+
+def test_a_bundle_install_waits_for_a_rollback_in_progress_and_never_nests(fake_system, tmp_path):
+    """A race probe: install.sh's two moves with a rollback between them moved the new bundle
+    *into* the old one's folder, lost bundle.previous, exited 0, and the door kept the old
+    model. Both now take one swap lock; the install gives up, unchanged, while it is held."""
+    import fcntl
+
+    from happyhouse.daemon.model_history import swap_lock_path
+
+    fs = fake_system
+    fs.install("--bundle", str(_bundle(tmp_path)))
+    dest = fs.path("/etc/happyhouse/bundle")
+    with open(swap_lock_path(dest), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a rollback under way
+        proc = fs.install("--bundle-only", "--bundle", str(_bundle(tmp_path, b"TFL3-adapted")),
+                          check=False, HAPPYHOUSE_SWAP_WAIT="1")
+    assert proc.returncode == 2 and "another install or rollback" in proc.stderr, proc.stderr
+    assert (dest / "model.tflite").read_bytes() == b"TFL3-general"
+    assert not fs.path("/etc/happyhouse/bundle.new").exists()
+    fs.install("--bundle-only", "--bundle", str(_bundle(tmp_path, b"TFL3-adapted")))
+    assert (dest / "model.tflite").read_bytes() == b"TFL3-adapted"
+    assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == []  # nothing nested
