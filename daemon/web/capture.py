@@ -87,7 +87,9 @@ class Capture:
                 thumb = thumbnail(frame.image)
                 if near_duplicate(last_thumb, thumb):
                     continue
-                pipeline = self.service.parts.pipeline
+                # the pipeline that scored this frame (the door's own), not the one a reload
+                # put in place since: a sidecar named the new model beside the old score
+                pipeline = door.pipeline
                 stem, encoded, sidecar = frame_record(
                     frame, obs, pipeline, camera_settings(self.service.cfg, self.service.parts.source),
                     UNSORTED)

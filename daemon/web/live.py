@@ -147,7 +147,8 @@ class LiveView:
 
         from ..annotate import AMBER, GREEN, RED, annotate
 
-        pipeline = self.service.parts.pipeline
+        # the threshold the frame's score was decided at (its door's), not a reload's newer one
+        pipeline = door.pipeline if door is not None else self.service.parts.pipeline
         threshold = getattr(pipeline, "threshold", None)
         if latest is None or lost_for is not None:
             # never the last face: a stale picture at the door would pass for the present

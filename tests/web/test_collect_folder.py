@@ -83,3 +83,37 @@ def test_a_class_folder_the_full_disk_cannot_hold_is_one_data_error(tmp_path, mo
     monkeypatch.setattr(labels.os, "mkdir", full)
     with pytest.raises(DataError, match=r"collect_dir .*collect/unsorted cannot be made: No space"):
         CollectFolder(tmp_path / "collect")
+
+
+def test_a_frame_the_page_keeps_names_the_model_that_scored_it(tmp_path):
+    """A race probe: a reload between the door's decision and the page keeping the frame
+    wrote the new model's sha256 and threshold beside the old model's score."""
+    import time
+    import types
+
+    import numpy as np
+
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.pipeline import Observation
+    from happyhouse.daemon.sources import Frame
+    from happyhouse.daemon.web.capture import Capture
+
+    scored_by = types.SimpleNamespace(threshold=0.858, model_sha256="a" * 64,
+                                      gate=types.SimpleNamespace(description="blazeface"))
+    reloaded = types.SimpleNamespace(threshold=0.97, model_sha256="b" * 64,
+                                     gate=types.SimpleNamespace(description="blazeface"))
+    image = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    frame = Frame(image, time.monotonic(), 1)
+    obs = Observation(frame.timestamp, 1, (1, 2, 30, 30), 0.41, False, 1.0)
+    door = types.SimpleNamespace(latest=(frame, obs), pipeline=scored_by)
+    service = types.SimpleNamespace(door=door, cfg=load_config(None),
+                                    parts=types.SimpleNamespace(pipeline=reloaded, source=None))
+    capture = Capture(service, tmp_path / "collect", every=0.0)
+    capture.start(1)
+    deadline = time.monotonic() + 10
+    while capture.snapshot()["active"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sides = list((tmp_path / "collect" / "unsorted").glob("*.json"))
+    assert len(sides) == 1, capture.snapshot()
+    side = json.loads(sides[0].read_text())
+    assert side["model_sha256"] == "a" * 64 and side["threshold"] == 0.858 and side["score"] == 0.41

@@ -28,6 +28,7 @@ class StillDoor:
         self.stale_after = stale_after
         self.vote_text = "1 of the last 1 face frames happy (3 needed)"
         self.latest = (Frame(np.full((480, 640, 3), FACE_GREY, np.uint8), now - age, 7), None)
+        self.pipeline = None  # the pipeline that scored its frames (none here)
 
 
 def drawn(door, monkeypatch):
