@@ -87,9 +87,9 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
         holder = _holder(fd)
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise BusyError(
-                f"refused to start {purpose}: {holder} already uses the state folder {folder} "
-                f"and the latch; stop it first (sudo systemctl stop happyhouse)") from None
+            raise BusyError(f"refused to start {purpose}: {holder} holds the state folder "
+                            f"{folder} (one door program at a time: the camera and the "
+                            f"latch); {_what_to_do(holder)}") from None
         raise ConfigError(f"cannot lock {path}: {exc.strerror or exc}") from None
     try:  # say who holds it (a read-only descriptor cannot: the refusal is vaguer then)
         os.ftruncate(fd, 0)
@@ -119,14 +119,38 @@ def holder(state_dir: str) -> Optional[str]:
 
 
 def _holder(fd: int) -> str:
+    """Who holds the lock, as its file says; a program named there that has ended is said
+    so (the file keeps the last holder's line: a brief --check probe held the lock while
+    the line still named a service long gone)."""
     try:
         text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
     except OSError:
         text = ""
     pid, _, purpose = text.partition(" ")
-    if pid.isdigit():
-        return f"{purpose or 'another door program'} (pid {pid})"
-    return "another door program"
+    if not pid.isdigit():
+        return "another door program"
+    if not _alive(int(pid)):
+        return "another door program for a moment (the last one named, pid " + pid + ", has ended)"
+    return f"{purpose or 'another door program'} (pid {pid})"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def _what_to_do(holder: str) -> str:
+    """The advice for a refusal: only the service is stopped with systemctl."""
+    if holder.startswith(SERVICE_PURPOSE):
+        return "stop it first (sudo systemctl stop happyhouse)"
+    if "has ended" in holder:
+        return "try again in a moment"
+    return "let it finish, or stop it first (Ctrl-C where it runs, or kill its pid)"
 
 
 @contextmanager

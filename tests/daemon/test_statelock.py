@@ -45,6 +45,31 @@ def test_two_holders_exclude_each_other_and_release_frees_it(tmp_path):
     assert oct((tmp_path / "s").stat().st_mode & 0o777) == "0o700"
 
 
+def test_a_refusal_gives_advice_that_fits_the_holder(tmp_path):
+    """A race probe: every refusal said "stop it first (sudo systemctl stop happyhouse)",
+    also when --collect held the folder; and a lock held for a moment by a plain --check
+    probe named the last holder of the file, a service long ended."""
+    import fcntl
+
+    collecting = statelock.acquire(str(tmp_path / "s"), "--collect (it reads the door camera)")
+    with pytest.raises(BusyError) as refused:
+        statelock.acquire(str(tmp_path / "s"), statelock.SERVICE_PURPOSE)
+    collecting.release()
+    said = str(refused.value)
+    assert "--collect (it reads the door camera) (pid" in said and "systemctl" not in said
+    assert "let it finish, or stop it" in said
+    service = statelock.acquire(str(tmp_path / "s"), statelock.SERVICE_PURPOSE)
+    with pytest.raises(BusyError, match=r"stop it first \(sudo systemctl stop happyhouse\)"):
+        statelock.acquire(str(tmp_path / "s"), "--collect")
+    service.release()
+    lock = tmp_path / "s" / statelock.LOCK_NAME
+    lock.write_text("999999999 the door service\n")  # a pid no process has
+    with open(lock) as probe:
+        fcntl.flock(probe, fcntl.LOCK_SH)  # --check's brief look
+        with pytest.raises(BusyError, match=r"pid 999999999, has ended\).*try again in a moment"):
+            statelock.acquire(str(tmp_path / "s"), statelock.SERVICE_PURPOSE)
+
+
 def test_the_kernel_frees_the_lock_of_a_killed_holder(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
