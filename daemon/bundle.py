@@ -230,7 +230,10 @@ def _read_meta(path: Path, shown: Optional[Path] = None) -> Tuple[dict, str]:
     except FileNotFoundError:
         raise ModelError(f"{meta_path} is missing: not a model bundle "
                          f"(expected {MODEL_FILE} and {META_FILE})") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, deep nesting
+    except OSError as exc:  # its strerror only: the file was read through the held folder
+        raise ModelError(f"{meta_path} cannot be read ({exc.strerror or exc}): give the "
+                         f"service's user read access, or reinstall the bundle") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, deep nesting
         raise ModelError(f"{meta_path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ModelError(f"{meta_path} is not valid JSON: nested too deeply") from None
@@ -273,6 +276,11 @@ def _readable_digest(path: Path, shown: Optional[Path] = None) -> str:
                          f"service's user read access (chmod a+r), or reinstall the bundle") from None
 
 
+def _no_pin() -> None:
+    """An unpickled bundle reads its files by name (a pin does not cross processes)."""
+    return None
+
+
 class PinnedFolder:
     """A bundle folder held open (a directory descriptor) while it is loaded: a path through
     it (``/proc/self/fd/N``) reaches this very folder even after another is renamed into its
@@ -284,6 +292,12 @@ class PinnedFolder:
         weakref.finalize(self, os.close, fd)
         through = Path(f"/proc/self/fd/{fd}")
         self.root = through if through.is_dir() else folder  # no /proc: by name, as before
+
+    def __deepcopy__(self, memo) -> "PinnedFolder":
+        return self  # a copy with the same descriptor but no finalizer would dangle
+
+    def __reduce__(self):
+        return (_no_pin, ())  # a descriptor means nothing in another process
 
     @classmethod
     def open(cls, folder: Path) -> Optional["PinnedFolder"]:

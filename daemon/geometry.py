@@ -124,30 +124,32 @@ class FaceMesh:
     """MediaPipe's face landmark network: ``points(crop) -> (468, 3)`` in mesh-input pixels."""
 
     def __init__(self, path: Union[str, Path], sha256: str = MESH_SHA256, threads: int = 1,
-                 runtimes: Optional[Sequence[str]] = None) -> None:
+                 runtimes: Optional[Sequence[str]] = None,
+                 shown: Optional[Path] = None) -> None:
         from .runtime import load_interpreter
 
         path = Path(path)
+        shown = Path(shown) if shown is not None else path  # named in messages (read: path)
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ModelError(f"face landmark model {path} cannot be read "
+            raise ModelError(f"face landmark model {shown} cannot be read "
                              f"({exc.strerror or exc})") from None
         digest = _sha256_bytes(data)
         if digest != sha256:
-            raise ModelError(f"face landmark model {path}: sha256 {digest[:12]}... is not the "
+            raise ModelError(f"face landmark model {shown}: sha256 {digest[:12]}... is not the "
                              f"{sha256[:12]}... the bundle was built with")
-        self.path, self.sha256 = path, digest
+        self.path, self.sha256 = shown, digest
         # loaded from the file (mapped, shared with the page cache) rather than from these
         # bytes: 1.2 MB less of the daemon's private memory (the cost goal counts RSS anon)
         del data
-        self.runtime, self._interp = load_interpreter(path, threads, runtimes, label=str(path))
+        self.runtime, self._interp = load_interpreter(path, threads, runtimes, label=str(shown))
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         shape = tuple(int(d) for d in inputs[0]["shape"]) if len(inputs) == 1 else ()
         sizes = {int(np.prod(o["shape"])): o["index"] for o in outputs}
         if (shape != (1, MESH_INPUT, MESH_INPUT, 3) or inputs[0]["dtype"] != np.float32
                 or MESH_POINTS * 3 not in sizes):
-            raise ModelError(f"{path} is not MediaPipe's face landmark model (input {shape}, "
+            raise ModelError(f"{shown} is not MediaPipe's face landmark model (input {shape}, "
                              f"outputs {sorted(sizes)})")
         self._input, self._points = inputs[0]["index"], sizes[MESH_POINTS * 3]
 
@@ -290,7 +292,9 @@ class Geometry:
             raise ModelError(f"{shown / spec.head_file}: sha256 {digest[:12]}... does not match "
                              f"model.json ({spec.head_sha256[:12]}...): the file was changed or "
                              f"corrupted")
-        return cls(spec, FaceMesh(mesh_path, spec.mesh_sha256, threads),
+        in_bundle = mesh_path.parent == bundle_dir
+        return cls(spec, FaceMesh(mesh_path, spec.mesh_sha256, threads,
+                                  shown=shown / spec.mesh_file if in_bundle else mesh_path),
                    GeometryHead.load(io.BytesIO(head_bytes), shown / spec.head_file))
 
     @property

@@ -78,7 +78,10 @@ def swapping(bundle: Path, wait: Optional[float] = None) -> Iterator[None]:
     wait = SWAP_WAIT if wait is None else wait
     path = swap_lock_path(bundle)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except PermissionError:  # root's lock file: a read-only descriptor locks as well
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:
         raise ModelError(f"cannot open the bundle swap lock {path}: {exc.strerror or exc}; "
                          f"nothing was changed") from None
@@ -107,15 +110,18 @@ def install(new: Union[str, Path], dest: Union[str, Path]) -> Path:
     """
     new, dest = Path(new), Path(dest)
     load_bundle(new)
-    staging = sibling(dest, ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(new, staging)
-    try:
-        load_bundle(staging)
-    except ModelError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # the lock from the staging copy to the swap: two installs at once deleted each
+    # other's staging (a fixed name) and left no bundle at all
     with swapping(dest):
+        staging = sibling(dest, ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(new, staging)
+        try:
+            load_bundle(staging)
+        except ModelError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         if dest.exists():
             previous = sibling(dest, PREVIOUS)
             shutil.rmtree(previous, ignore_errors=True)

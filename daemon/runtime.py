@@ -355,7 +355,7 @@ def load_interpreter(model: Union[str, Path, bytes], threads: int = 1,
                                       num_threads=threads)
         else:
             if not Path(model).is_file():
-                raise ModelError(f"model file {model} does not exist")
+                raise ModelError(f"model file {label} does not exist")
             interp = open_interpreter(interpreter_cls, model_path=str(model), num_threads=threads)
     except ModelError:
         raise

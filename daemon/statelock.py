@@ -127,7 +127,7 @@ def _holder(fd: int) -> str:
     except OSError:
         text = ""
     pid, _, purpose = text.partition(" ")
-    if not pid.isdigit():
+    if not (pid.isascii() and pid.isdigit() and len(pid) <= 10):  # '²' and 10**20 are no pids
         return "another door program"
     if not _alive(int(pid)):
         return "another door program for a moment (the last one named, pid " + pid + ", has ended)"
@@ -139,7 +139,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's process: alive
+    except (OSError, OverflowError):  # another user's process (or no pid we can ask): alive
         return True
     return True
 

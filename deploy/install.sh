@@ -279,6 +279,17 @@ install_bundle() {
     note "model bundle $BUNDLE_DEST is up to date"
     return 0
   fi
+  # One install or rollback at a time, from the staging copy to the swap: the
+  # rollback holds the same lock (daemon/model_history.py). Racing it, the new
+  # bundle was moved *into* the old one's folder and the previous lost; two
+  # installs at once deleted each other's staging and left no bundle at all.
+  if [ "$DRY_RUN" != 1 ] && command -v flock >/dev/null 2>&1; then
+    mkdir -p "$(dirname "$dst")"
+    exec 9>"$(dirname "$dst")/.$(basename "$dst").swap.lock"
+    if ! flock -w "${HAPPYHOUSE_SWAP_WAIT:-10}" 9; then
+      die "another install or rollback of $dst is under way; run install.sh again when it is done (the bundle was not installed)"
+    fi
+  fi
   # Copy beside, then swap: the service never sees half a bundle.
   run rm -rf "$dst.new"
   run mkdir -p "$dst.new"
@@ -304,17 +315,8 @@ install_bundle() {
   fi
   [ -z "$made" ] || rm -f "$made"
   # The bundle it replaces is kept as $dst.previous: `happyhouse-daemon
-  # --rollback-model` puts it back (then `systemctl reload happyhouse`). One swap
-  # at a time: the rollback holds the same lock (daemon/model_history.py); racing
-  # it, the new bundle was moved *into* the old one's folder and the previous lost.
-  # mv -T refuses to move a folder into another rather than nest it.
-  if [ "$DRY_RUN" != 1 ] && command -v flock >/dev/null 2>&1; then
-    exec 9>"$(dirname "$dst")/.$(basename "$dst").swap.lock"
-    if ! flock -w "${HAPPYHOUSE_SWAP_WAIT:-10}" 9; then
-      rm -rf "$dst.new"
-      die "another install or rollback of $dst is under way; run install.sh again when it is done (the bundle was not installed)"
-    fi
-  fi
+  # --rollback-model` puts it back (then `systemctl reload happyhouse`). mv -T
+  # refuses to move a folder into another rather than nest it.
   run rm -rf "$dst.previous"
   if [ -d "$dst" ]; then run mv -T "$dst" "$dst.previous"; fi
   run mv -T "$dst.new" "$dst"

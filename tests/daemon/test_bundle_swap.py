@@ -71,3 +71,54 @@ def test_the_fingerprint_is_the_loaded_bundle_s_so_a_later_install_is_not_skippe
     service.parts._build_pipeline(cfg, changed=True)
     assert service.parts.pipeline.bundle.fingerprint == shipped_fingerprint
     assert service.parts.model_fingerprint == shipped_fingerprint != fingerprint(dest)
+
+
+def test_messages_name_the_bundle_not_the_folder_held_open(tmp_path, monkeypatch):
+    """A review: a model.json the service cannot read, a mesh of the wrong hash and a model
+    file gone mid-load were named /proc/self/fd/N/... in the one line a technician sees."""
+    import errno
+    from pathlib import Path
+
+    import pytest
+
+    from happyhouse.daemon.bundle import load_bundle
+    from happyhouse.daemon.errors import ModelError
+    from happyhouse.daemon.geometry import ASSET_DIR, MESH_FILE, FaceMesh
+    from happyhouse.daemon.runtime import Classifier
+
+    dest, _ = _two_bundles(tmp_path)
+    real = Path.read_bytes
+
+    def unreadable(self):
+        if self.name == META_FILE:
+            raise OSError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    with pytest.raises(ModelError) as refused:
+        load_bundle(dest)
+    monkeypatch.undo()
+    assert str(dest / META_FILE) in str(refused.value) and "/proc/" not in str(refused.value)
+    assert "Permission denied" in str(refused.value)
+    with pytest.raises(ModelError) as refused:
+        FaceMesh(ASSET_DIR / MESH_FILE, "0" * 64, shown=dest / MESH_FILE)
+    assert str(dest / MESH_FILE) in str(refused.value)
+    with pytest.raises(ModelError, match=f"model file {dest / MODEL_FILE} does not exist"):
+        Classifier(tmp_path / "gone" / MODEL_FILE, label=str(dest / MODEL_FILE))
+
+
+def test_a_copied_or_pickled_bundle_never_reads_through_a_closed_folder(tmp_path):
+    import copy
+    import gc
+    import pickle
+
+    from happyhouse.daemon.bundle import load_bundle
+
+    dest, _ = _two_bundles(tmp_path)
+    original = load_bundle(dest)
+    deep = copy.deepcopy(original)
+    pickled = pickle.loads(pickle.dumps(original))
+    del original
+    gc.collect()
+    assert (deep.files / META_FILE).is_file()  # the same held folder, still open
+    assert pickled.files == dest and (pickled.files / META_FILE).is_file()  # by name

@@ -79,12 +79,51 @@ def test_a_rollback_waits_for_an_install_under_way_and_then_says_so(tmp_path, ca
         assert main(["--config", str(conf), "--rollback-model"]) == 2
         with pytest.raises(ModelError, match="another install or rollback"):
             model_history.install(variant(tmp_path, "third"), dest)
+        assert not (tmp_path / "etc" / "bundle.new").exists()  # nothing staged meanwhile
     err = capsys.readouterr().err
     assert "another install or rollback" in err and "nothing was changed" in err
     assert load_bundle(dest).meta["name"] == "second"
     assert load_bundle(tmp_path / "etc" / "bundle.previous").meta["name"] == "first"
     assert main(["--config", str(conf), "--rollback-model"]) == 0  # once it is free
     assert load_bundle(dest).meta["name"] == "first"
+
+
+def test_two_installs_at_once_leave_one_whole_bundle_and_the_previous(tmp_path):
+    """A review: the staging folder's fixed name was made outside the lock, so a second
+    install deleted the first one's staging and the door was left with no bundle."""
+    import threading
+
+    dest = tmp_path / "etc" / "bundle"
+    model_history.install(variant(tmp_path, "first"), dest)
+    real_load, started = model_history.load_bundle, threading.Event()
+
+    def slow_load(path):
+        if str(path).endswith(".new"):
+            started.set()
+            threading.Event().wait(0.5)  # the first install is verifying its staging
+        return real_load(path)
+
+    model_history.load_bundle = slow_load
+    try:
+        errors = []
+        def run(name):
+            try:
+                model_history.install(variant(tmp_path, name), dest)
+            except Exception as exc:  # noqa: BLE001 -- the test reports what escaped
+                errors.append(exc)
+        a = threading.Thread(target=run, args=("second",))
+        a.start()
+        started.wait(5)
+        b = threading.Thread(target=run, args=("third",))
+        b.start()
+        a.join(20)
+        b.join(20)
+    finally:
+        model_history.load_bundle = real_load
+    assert errors == []
+    assert load_bundle(dest).meta["name"] == "third"
+    assert load_bundle(tmp_path / "etc" / "bundle.previous").meta["name"] == "second"
+    assert not (tmp_path / "etc" / "bundle.new").exists()
 
 
 def test_rollback_as_a_user_who_cannot_move_the_bundles_is_one_line(tmp_path, capsys, monkeypatch):

@@ -68,6 +68,11 @@ def test_a_refusal_gives_advice_that_fits_the_holder(tmp_path):
         fcntl.flock(probe, fcntl.LOCK_SH)  # --check's brief look
         with pytest.raises(BusyError, match=r"pid 999999999, has ended\).*try again in a moment"):
             statelock.acquire(str(tmp_path / "s"), statelock.SERVICE_PURPOSE)
+        # a line no process could have written is no pid (it ended in a traceback, exit 70)
+        for junk in ("99999999999999999999 the door service", "\u00b2 the door service"):
+            lock.write_text(junk + "\n")
+            with pytest.raises(BusyError, match="another door program holds"):
+                statelock.acquire(str(tmp_path / "s"), statelock.SERVICE_PURPOSE)
 
 
 def test_the_kernel_frees_the_lock_of_a_killed_holder(tmp_path):
