@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from .bundle import META_FILE, default_bundle_path, load_bundle
+from .bundle import META_FILE, MODEL_FILE, default_bundle_path, load_bundle
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def named(bundle: Union[str, Path]) -> Path:
 def fingerprint(path: Union[str, Path, None]) -> Optional[str]:
     """sha256 of the bundle's ``model.json`` (it names every other file's sha256); None if unreadable."""
     root = default_bundle_path() if path in (None, "") else Path(path)
+    if root.name in (META_FILE, MODEL_FILE) and root.is_file():  # as load_bundle takes it
+        root = root.parent
     try:
         return hashlib.sha256((root / META_FILE).read_bytes()).hexdigest()
     except OSError:

@@ -247,3 +247,12 @@ def test_sighup_serves_a_new_bundle_refuses_a_broken_one_and_rolls_back_locked(t
     assert "still serving the previous model" in caplog.text
     pin = factory.pin("GPIO17")
     assert open_times(pin, 0.0) == [] and not pin.state  # locked throughout
+
+
+def test_a_bundle_named_by_its_model_json_has_the_same_fingerprint(tmp_path):
+    """A review: [model] bundle = .../model.json (load_bundle takes it) had no fingerprint,
+    so every SIGHUP reloaded and self-tested the model though nothing had changed."""
+    dest = variant(tmp_path, "first")
+    assert model_history.fingerprint(dest / META_FILE) == model_history.fingerprint(dest)
+    assert model_history.fingerprint(dest / "model.tflite") == model_history.fingerprint(dest)
+    assert model_history.fingerprint(dest) is not None
