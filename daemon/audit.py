@@ -159,12 +159,7 @@ class Audit:
         if self._room_refused or free >= needed:
             return []
         files = self.snapshot_files()
-        sizes = []
-        for p in files:
-            try:
-                sizes.append(p.stat().st_size)
-            except OSError:
-                sizes.append(0)
+        sizes = _sizes(files)
         if free + sum(sizes) < needed:
             return []
         gone = []
@@ -212,12 +207,7 @@ class Audit:
         for stale in self.state_dir.glob(f"{PREFIX}*.tmp") if self.state_dir.is_dir() else ():
             _unlink_quietly(stale)  # a write cut short (crash, full disk) by an earlier run
         files = self.snapshot_files()
-        sizes = []
-        for p in files:
-            try:
-                sizes.append(p.stat().st_size)
-            except OSError:
-                sizes.append(0)
+        sizes = _sizes(files)
         extra = 1 if reserve else 0
         total = sum(sizes) + reserve
         removed = 0
@@ -234,6 +224,17 @@ class Audit:
             removed += 1
             total -= size
         return removed
+
+
+def _sizes(files: Sequence[Path]) -> List[int]:
+    """Each file's size in bytes (0 for one that went meanwhile)."""
+    sizes = []
+    for path in files:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            sizes.append(0)
+    return sizes
 
 
 def _serial(path: Path) -> Optional[int]:
