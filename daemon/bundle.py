@@ -85,16 +85,6 @@ class Bundle:
         this bundle's own loads read :attr:`files`, valid only while it is alive)."""
         return self.path / MODEL_FILE
 
-    def asset(self, name: str) -> Path:
-        """A file the bundle carries; in a bundle with a manifest it must be listed there
-        (load_bundle has checked its sha256)."""
-        if self.manifest and name not in self.manifest:
-            raise ModelError(f"{self.path}: {name} is not in the bundle's {MANIFEST_KEY} list")
-        path = self.path / name
-        if not path.is_file():
-            raise ModelError(f"{path} is missing")
-        return path
-
     @property
     def score_kind(self) -> str:
         """What the model's output holds (``probability`` before format 3; see runtime)."""
