@@ -31,6 +31,13 @@ def score_text(score: Optional[float], threshold: Optional[float]) -> str:
     return f"  score {score:.3f} ({'>=' if score >= threshold else '<'} {threshold:.3f})"
 
 
+def stamp_text(when: Optional[float] = None) -> str:
+    """The local time burned into a picture, with its zone: without it, the hour the
+    clocks go back twice read the same, and the text disagreed with the file's UTC name."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() if when is None
+                                                                else when))
+
+
 def annotate(image_bgr: np.ndarray, observation, threshold: Optional[float] = None,
              when: Optional[float] = None) -> np.ndarray:
     """A copy of the frame with the face box, the score and verdict, and the wall-clock time."""
@@ -49,7 +56,7 @@ def annotate(image_bgr: np.ndarray, observation, threshold: Optional[float] = No
         x, y, w, h = (int(v) for v in face)
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick + 1)
     line = verdict + score_text(score, threshold)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() if when is None else when))
+    stamp = stamp_text(when)
     scale = max(0.4, out.shape[1] / 1100.0)
     for row, (text, col) in enumerate(((line, colour), (stamp, (255, 255, 255)))):
         origin = (8, int(22 * scale / 0.6) * (row + 1))

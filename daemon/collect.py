@@ -27,13 +27,14 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -56,6 +57,10 @@ RESERVE_MB = 100
 FRAME_EXT = ".png"
 #: frames the door's page collected, waiting for the technician's label (adapt ignores them)
 UNSORTED = "unsorted"
+#: a kept frame is named ``<serial>-<UTC time>``: the serial counts up across the three
+#: folders, so the order frames were kept in (the page lists newest first) and a name's
+#: uniqueness never rest on a wall clock that a Pi without a clock steps at boot
+SERIAL_RE = re.compile(r"^(\d+)-\d{8}T")
 
 
 def thumbnail(image_bgr: np.ndarray) -> np.ndarray:
@@ -71,6 +76,25 @@ def near_duplicate(a: Optional[np.ndarray], b: np.ndarray, level: float = DUPLIC
 
 #: the largest --budget-mb accepted (1 TB): more is a typo, not a plan
 MAX_BUDGET_MB = 1_000_000
+
+
+def frame_order(name: str) -> Tuple[int, str]:
+    """Sort key of a frame's file name, oldest first: its serial (names from before
+    serials, ``<time>-<ms>-<seq>``, count as 0), then the name."""
+    found = SERIAL_RE.match(name)
+    return (int(found.group(1)) if found else 0, name)
+
+
+def last_serial(root: Path) -> int:
+    """The highest serial among the frames under ``root``'s class and unsorted folders."""
+    highest = 0
+    for label in (UNSORTED,) + CLASSES:
+        with contextlib.suppress(OSError):  # a folder not made yet holds no frame
+            with os.scandir(root / label) as entries:
+                for entry in entries:
+                    if entry.name.endswith(FRAME_EXT):
+                        highest = max(highest, frame_order(entry.name)[0])
+    return highest
 
 
 class Folder:
@@ -100,6 +124,7 @@ class Folder:
                 if stray.is_file() or stray.is_symlink():
                     stray.unlink()
             self.existing = sum(1 for p in self.folder.iterdir() if p.suffix == FRAME_EXT)
+            self.serial = last_serial(self.root)
         except OSError as exc:
             raise DataError(f"--collect folder {self.folder} cannot be read: "
                             f"{exc.strerror or exc}") from None
@@ -115,10 +140,16 @@ class Folder:
                     f"stops {RESERVE_MB} MB before it is full")
         return None
 
-    def write(self, stem: str, encoded: bytes, sidecar: dict) -> Path:
-        """Frame and sidecar appear together or not at all (DataError on a full disk)."""
-        image = self.folder / f"{stem}{FRAME_EXT}"
-        side = self.folder / f"{stem}.json"
+    def write(self, stamp: str, encoded: bytes, sidecar: dict) -> Path:
+        """Frame and sidecar appear together or not at all (DataError on a full disk),
+        named by the next serial and ``stamp``; never over a frame already there."""
+        while True:
+            self.serial += 1
+            stem = f"{self.serial:06d}-{stamp}"
+            image = self.folder / f"{stem}{FRAME_EXT}"
+            side = self.folder / f"{stem}.json"
+            if not (os.path.lexists(image) or os.path.lexists(side)):
+                break
         tmp_image = self.folder / f".{stem}{FRAME_EXT}.tmp"
         tmp_side = self.folder / f".{stem}.json.tmp"
         text = (json.dumps(sidecar, indent=1) + "\n").encode()
@@ -176,12 +207,12 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
         if near_duplicate(last_thumb, thumb):
             skipped["too like the last"] += 1
             continue
-        stem, encoded, sidecar = frame_record(frame, obs, pipeline, settings, folder.label)
+        stamp, encoded, sidecar = frame_record(frame, obs, pipeline, settings, folder.label)
         why = folder.room_for(len(encoded) + 4096)
         if why is not None:
             out.write(f"stopped after {kept}/{count} {folder.label} frames: {why}\n")
             return kept
-        folder.write(stem, encoded, sidecar)
+        folder.write(stamp, encoded, sidecar)
         kept += 1
         last_thumb, last_time = thumb, now
         out.write(f"{kept}/{count} {folder.label} frames, {prompt}\n")
@@ -208,8 +239,9 @@ def holds_collected_frames(root) -> bool:
 
 
 def frame_record(frame, obs, pipeline, settings: dict, label: str):
-    """``(stem, PNG bytes, sidecar)`` of one kept frame: the frame as captured (no
-    drawing), named by its capture time, with what the door made of it."""
+    """``(stamp, PNG bytes, sidecar)`` of one kept frame: the frame as captured (no
+    drawing), its capture time for its name (:meth:`Folder.write` puts the serial before
+    it), with what the door made of it."""
     import cv2
 
     ok, encoded = cv2.imencode(FRAME_EXT, frame.image)
@@ -217,7 +249,7 @@ def frame_record(frame, obs, pipeline, settings: dict, label: str):
         raise DataError("OpenCV could not encode the frame as PNG")
     wall = time.time() - (time.monotonic() - frame.timestamp)
     stamp = datetime.fromtimestamp(wall, timezone.utc)
-    stem = stamp.strftime("%Y%m%dT%H%M%S") + f"-{int(stamp.microsecond / 1000):03d}-{frame.seq}"
+    name_time = stamp.strftime("%Y%m%dT%H%M%S") + f"-{int(stamp.microsecond / 1000):03d}"
     sidecar = {
         "label": label, "face": [int(v) for v in obs.face],
         "score": None if obs.score is None else round(float(obs.score), 6),
@@ -225,7 +257,7 @@ def frame_record(frame, obs, pipeline, settings: dict, label: str):
         "threshold": pipeline.threshold, "model_sha256": pipeline.model_sha256,
         "time": stamp.isoformat(timespec="milliseconds"), "camera": settings,
         "face_gate": pipeline.gate.description}
-    return stem, encoded.tobytes(), sidecar
+    return name_time, encoded.tobytes(), sidecar
 
 
 def run_collect(cfg, args, *, source=None, pipeline=None, out=None,

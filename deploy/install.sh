@@ -239,6 +239,19 @@ build_wheel() {
   fi
 }
 
+# Python 3.11 or later: before it, a timed wait (the latch's own relock timer, the
+# camera wait) ran on the wall clock, which NTP steps at a Pi's boot (there is no
+# clock chip), so a step back held a relock for as long as the step.
+require_python() {
+  local py=$1 version
+  if [ ! -x "$py" ] && [ "$DRY_RUN" = 1 ]; then return 0; fi  # no venv made in a dry run
+  version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || version=""
+  case "$version" in
+    3.1[1-9]|3.[2-9][0-9]) ;;
+    *) die "the door needs Python 3.11 or later (64-bit Raspberry Pi OS bookworm or later); $py is ${version:-not a working Python}: upgrade the system (nothing of the door was started)" ;;
+  esac
+}
+
 install_venv() {
   local venv=$ROOT$VENV
   if [ ! -x "$venv/bin/python" ]; then
@@ -246,6 +259,7 @@ install_venv() {
     # OpenCV, numpy, h5py) come from Debian.
     run python3 -m venv --system-site-packages "$venv"
   fi
+  require_python "$venv/bin/python"
   [ -n "$WHEEL" ] || build_wheel
   local pip=("$venv/bin/pip" install --quiet --disable-pip-version-check)
   if [ "$OPENCV" = pip ]; then

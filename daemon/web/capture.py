@@ -90,14 +90,14 @@ class Capture:
                 # the pipeline that scored this frame (the door's own), not the one a reload
                 # put in place since: a sidecar named the new model beside the old score
                 pipeline = door.pipeline
-                stem, encoded, sidecar = frame_record(
+                stamp, encoded, sidecar = frame_record(
                     frame, obs, pipeline, camera_settings(self.service.cfg, self.service.parts.source),
                     UNSORTED)
                 why = folder.room_for(len(encoded) + 4096)
                 if why is not None:
                     self._set(message=f"stopped after {kept}/{count}: {why}")
                     return
-                folder.write(stem, encoded, sidecar)
+                folder.write(stamp, encoded, sidecar)
                 kept, last_thumb, last_kept, waiting_since = kept + 1, thumb, now, now
                 self._set(kept=kept, message=f"{kept}/{count} frames kept")
             self._set(message=(f"done: {kept} frames in unsorted/, label them below"

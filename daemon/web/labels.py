@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..collect import FRAME_EXT, UNSORTED
+from ..collect import FRAME_EXT, UNSORTED, frame_order
 from ..datasets import CLASSES
 from ..errors import DataError
 from ..filesafety import make_folder
@@ -79,14 +79,19 @@ class CollectFolder:
         return self.root / folder
 
     # -- reading -------------------------------------------------------------
-    def listing(self, limit: int = LISTED) -> Dict[str, object]:
-        """The frames of each folder, newest first, with their sidecar's facts."""
+    def listing(self, limit: Optional[int] = None) -> Dict[str, object]:
+        """The frames of each folder, newest first (at most ``limit``, :data:`LISTED`),
+        with their sidecar's facts; ``counts`` says how many each folder holds."""
+        limit = LISTED if limit is None else limit
         frames: List[Dict[str, object]] = []
         counts: Dict[str, int] = {}
         for folder in FOLDERS:
             fd = self._open_dir(folder)
             try:
-                names = sorted((n for n in os.listdir(fd) if NAME_RE.match(n)), reverse=True)
+                # by serial, not by the time in the name: a clock stepped back at boot
+                # sorted new frames under old ones, past the listing's limit
+                names = sorted((n for n in os.listdir(fd) if NAME_RE.match(n)),
+                               key=frame_order, reverse=True)
                 counts[folder] = len(names)
                 for name in names[:limit]:
                     side = self._sidecar(fd, name) or {}

@@ -248,3 +248,21 @@ def test_the_score_line_gives_the_threshold_to_the_score_own_places():
 
     assert score_text(0.8586, 0.858392) == "  score 0.859 (>= 0.858)"
     assert score_text(0.3, None) == "  score 0.300" and score_text(None, 0.5) == ""
+
+
+def test_the_time_on_a_snapshot_names_its_zone(monkeypatch):
+    """A clock probe: at the autumn change two openings an hour apart burned in the same
+    local time, and the text disagreed with the file name's UTC by the offset, unsaid."""
+    import time
+
+    from happyhouse.daemon.annotate import stamp_text
+
+    monkeypatch.setenv("TZ", "Europe/London")
+    time.tzset()
+    try:
+        first, second = 1761438600.0, 1761438600.0 + 3600  # 01:30 BST, then 01:30 GMT
+        assert stamp_text(first) == "2025-10-26 01:30:00 BST"
+        assert stamp_text(second) == "2025-10-26 01:30:00 GMT"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

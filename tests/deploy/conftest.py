@@ -61,6 +61,7 @@ _SHIMS = {
         venv="${@: -1}"; mkdir -p "$venv/bin"
         cat >"$venv/bin/python" <<'EOF'
         #!/usr/bin/env bash
+        case "$*" in *version_info*) echo "${FAKE_PYTHON:-3.11}";; esac
         exit 0
         EOF
         cat >"$venv/bin/pip" <<'EOF'

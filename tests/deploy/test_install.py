@@ -224,6 +224,18 @@ def test_config_the_daemon_rejects_stops_before_start(fake_system):
     assert "restart happyhouse" not in fs.commands("systemctl")
 
 
+@pytest.mark.parametrize("version", ["3.9", "3.10"])
+def test_a_python_before_3_11_is_refused_before_anything_runs(fake_system, version):
+    """A clock probe: before 3.11 a timed wait (the latch's relock timer) ran on the wall
+    clock, which NTP steps at a Pi's boot; Raspberry Pi OS bullseye has 3.9."""
+    fs = fake_system
+    proc = fs.install(check=False, FAKE_PYTHON=version)
+    assert proc.returncode == 2
+    assert "needs Python 3.11 or later" in proc.stderr and f"is {version}" in proc.stderr
+    assert not fs.commands("pip") and not fs.commands("systemctl")
+    assert fs.install(FAKE_PYTHON="3.13").returncode == 0
+
+
 def test_no_start(fake_system):
     fs = fake_system
     fs.install("--no-start")

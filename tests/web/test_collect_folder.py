@@ -117,3 +117,54 @@ def test_a_frame_the_page_keeps_names_the_model_that_scored_it(tmp_path):
     assert len(sides) == 1, capture.snapshot()
     side = json.loads(sides[0].read_text())
     assert side["model_sha256"] == "a" * 64 and side["threshold"] == 0.858 and side["score"] == 0.41
+
+
+def _keep(root, label, when, seq=1):
+    """One frame kept by --collect or the page at wall time ``when`` (a fake clock)."""
+    from datetime import datetime, timezone
+
+    from happyhouse.daemon.collect import Folder
+
+    folder = Folder(root, label, budget_mb=10)
+    stamp = datetime.fromtimestamp(when, timezone.utc)
+    name_time = stamp.strftime("%Y%m%dT%H%M%S") + f"-{int(stamp.microsecond / 1000):03d}"
+    return folder.write(name_time, b"\x89PNG frame %d" % seq, {"label": label, "seq": seq})
+
+
+def test_frames_kept_after_the_clock_stepped_back_are_listed_first(tmp_path):
+    """Found by a clock probe: frames kept while a Pi's clock ran two years ahead sorted
+    above every frame kept after NTP stepped it back, past the page's 300-frame limit, so
+    the frames just collected were never shown (nor could be labelled)."""
+    root = tmp_path / "collect"
+    folder = CollectFolder(root)
+    ahead, now = 1_830_000_000.0, 1_764_410_000.0  # 2027-12, then 2025-11
+    for i in range(4):
+        _keep(root, "unsorted", ahead + i, seq=i + 1)
+    for i in range(2):
+        _keep(root, "unsorted", now + i, seq=5 + i)
+    listed = [f["name"] for f in folder.listing(limit=3)["frames"]]
+    assert [json.loads((root / "unsorted" / n.replace(".png", ".json")).read_text())["seq"]
+            for n in listed] == [6, 5, 4]
+    assert folder.listing()["counts"]["unsorted"] == 6
+
+
+def test_a_frame_kept_with_the_same_time_never_replaces_one_already_there(tmp_path):
+    """Same millisecond and the same seq after a clock step: os.replace put the new frame
+    and sidecar over an earlier (possibly labelled) one."""
+    root = tmp_path / "collect"
+    first = _keep(root, "happy", 1_764_410_000.0, seq=7)
+    second = _keep(root, "happy", 1_764_410_000.0, seq=7)
+    assert first != second and first.read_bytes() == b"\x89PNG frame 7"
+    assert len(list((root / "happy").glob("*.png"))) == 2
+
+
+def test_the_serial_counts_on_across_the_class_folders(tmp_path):
+    """A frame labelled from unsorted/ into happy/ keeps its name: the next frame kept in
+    unsorted/ must not take a name happy/ already holds."""
+    root = tmp_path / "collect"
+    folder = CollectFolder(root)
+    name = _keep(root, "unsorted", 1_764_410_000.0).name
+    folder.label("unsorted", name, "happy")
+    again = _keep(root, "unsorted", 1_764_410_000.0).name
+    assert again != name
+    assert folder.label("unsorted", again, "happy") == "happy"

@@ -261,3 +261,36 @@ def test_a_stream_that_goes_quiet_is_marked_not_live_and_replaced(browser, start
     del view.next_jpeg  # frames again
     until(lambda: live_state(browser) == ("yes", None), timeout=30, what="live again")
     assert int(live.get_attribute("data-streams")) >= 2
+
+
+def test_the_frames_grid_says_when_it_shows_only_the_newest_and_dates_old_frames(
+        browser, start_door, tmp_path, monkeypatch):
+    """A clock probe: a folder over the listing's limit showed part of it with no word of
+    the rest, and a frame stamped on another day (a Pi's clock before NTP) showed only a
+    time of day, as if it were today's."""
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    from happyhouse.daemon.web import labels
+
+    monkeypatch.setattr(labels, "LISTED", 2)
+    root = tmp_path / "collect" / "unsorted"
+    root.mkdir(parents=True)
+    for serial, when in ((1, "2025-01-02T03:04:05.000+00:00"), (2, "2025-01-02T03:04:06.000+00:00"),
+                         (3, "2025-01-02T03:04:07.000+00:00")):
+        name = f"{serial:06d}-20250102T03040{4 + serial}-000"
+        (root / f"{name}.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # the caption is what is read
+        (root / f"{name}.json").write_text(json.dumps({"label": "unsorted", "time": when,
+                                                       "score": 0.5, "face": [1, 2, 3, 4]}))
+    door, client = start_door("others")
+    browser.get(f"http://127.0.0.1:{client.port}/")
+    more = until(lambda: browser.find_element(By.CSS_SELECTOR, "#frames p.more"),
+                 what="the note that more frames wait")
+    assert more.text == "Showing the newest 2 of 3 frames: label or discard these to see the rest."
+    cards = browser.find_elements(By.CSS_SELECTOR, "#frames figure.frame")
+    assert [c.get_attribute("data-name") for c in cards] == ["000003-20250102T030407-000.png",
+                                                             "000002-20250102T030406-000.png"]
+    caption = cards[0].find_element(By.TAG_NAME, "figcaption").text
+    assert "2025" in caption, caption
+    browser.save_screenshot(str(artifact_dir() / "door-page-more-frames.png"))

@@ -21,7 +21,12 @@
   }
 
   function fmtTime(epoch) {
-    return epoch ? new Date(epoch * 1000).toLocaleTimeString() : "–";
+    if (!epoch) return "–";
+    const when = new Date(epoch * 1000);
+    // the date too unless it is today: a Pi without a clock stamps what it does before
+    // NTP sets the time (1970, or the day it was last shut down)
+    return when.toDateString() === new Date().toDateString()
+      ? when.toLocaleTimeString() : when.toLocaleString();
   }
 
   function fmtScore(s) {
@@ -168,7 +173,8 @@
       }
       const grid = document.getElementById("frames");
       const shown = d.frames.filter((f) => f.folder === folder);
-      const key = shown.map((f) => f.name).join(",");
+      const total = d.counts[folder] || 0;
+      const key = total + ":" + shown.map((f) => f.name).join(",");
       if (grid.dataset.key === folder + ":" + key) return;  // unchanged: keep the images
       grid.dataset.key = folder + ":" + key;
       grid.replaceChildren();
@@ -179,6 +185,13 @@
         grid.appendChild(p);
       }
       for (const f of shown) grid.appendChild(card(f));
+      if (total > shown.length) {
+        const p = document.createElement("p");
+        p.className = "hint more";
+        p.textContent = "Showing the newest " + shown.length + " of " + total +
+          " frames: label or discard these to see the rest.";
+        grid.appendChild(p);
+      }
     } catch (e) { /* shown by the status badge */ }
   }
 
