@@ -34,6 +34,7 @@ from .latch import claimed_latch
 from .logtext import clean
 from .once import capture
 from .pipeline import Pipeline
+from .preprocess import check_frame
 from .sources import open_source
 
 OK, WARN, FAIL, NA = "ok", "warn", "fail", "n/a"
@@ -145,6 +146,7 @@ def check_camera(cfg, state: dict, source=None) -> Item:
             stamps.append(nxt.timestamp)
     finally:
         source.close()
+    check_frame(frame.image)  # one clear line, not OpenCV's own error from frame_quality
     height, width = frame.image.shape[:2]
     fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else None
     quality = frame_quality(frame.image)
@@ -165,6 +167,13 @@ def check_camera(cfg, state: dict, source=None) -> Item:
         notes.append("blurry: check focus and clean the lens")
     if (width, height) != (cfg.camera_width, cfg.camera_height):
         notes.append(f"asked for {cfg.camera_width}x{cfg.camera_height}")
+    # frames further apart than max_gap reset every vote: such a door can never open
+    too_slow = (fps is not None and cfg.decision_votes_needed > 1
+                and 1.0 / fps > cfg.decision_max_gap)
+    if too_slow:
+        notes.append(f"frames come {1.0 / fps:.2f} s apart, more than [decision] max_gap "
+                     f"{cfg.decision_max_gap:g} s: the vote could never pass (raise camera.fps "
+                     f"or max_gap)")
     detail = (f"{source.description}: {width}x{height}, "
               f"{'?' if fps is None else f'{fps:.1f}'} fps, frame age {age_ms:.0f} ms, "
               f"brightness {quality['brightness']:.0f}, blur var {quality['blur_var']:.0f}, "
@@ -172,6 +181,8 @@ def check_camera(cfg, state: dict, source=None) -> Item:
     if notes:
         detail += "; " + "; ".join(notes)
     dark_or_blurry = quality["brightness"] < DARK or quality["blur_var"] < BLURRY
+    if too_slow:
+        return Item("camera", FAIL, detail, data)
     return Item("camera", WARN if dark_or_blurry or quality["brightness"] > BRIGHT else OK,
                 detail, data)
 

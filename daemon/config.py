@@ -236,6 +236,11 @@ def _check_relations(v: Mapping[str, Any], origin: str) -> None:
     if v["decision.votes_needed"] > v["decision.window"]:
         raise ConfigError(f"{origin}: [decision] votes_needed ({v['decision.votes_needed']}) "
                           f"must not exceed window ({v['decision.window']})")
+    if v["decision.votes_needed"] > 1 and 1.0 / v["camera.fps"] > v["decision.max_gap"]:
+        raise ConfigError(f"{origin}: [camera] fps {v['camera.fps']:g} gives a frame every "
+                          f"{1.0 / v['camera.fps']:.2f} s, more than [decision] max_gap "
+                          f"({v['decision.max_gap']:g} s): every vote would reset and the door "
+                          f"never open; raise fps or max_gap")
     if v["decision.unlock_seconds"] > v["decision.max_unlock_seconds"]:
         raise ConfigError(f"{origin}: [decision] unlock_seconds ({v['decision.unlock_seconds']}) "
                           f"must not exceed max_unlock_seconds ({v['decision.max_unlock_seconds']})")

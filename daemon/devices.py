@@ -27,7 +27,9 @@ from .preprocess import to_door_frame
 # filters (LOGGER=) keep working
 log = logging.getLogger("happyhouse.daemon.sources")
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: pictures (a GIF too: as a video it was not scaled to the camera size, so a picture's
+#: small face was "too small" where the same picture as a PNG scored)
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 def _cv2():
@@ -132,14 +134,31 @@ class CaptureDevice(Device):
                 ok, image = self._cap.read()
         if not ok or image is None:
             return None
-        if image.ndim == 2:  # some drivers hand out grey frames
-            image = _cv2().cvtColor(image, _cv2().COLOR_GRAY2BGR)
-        return image
+        return as_bgr(image)
 
     def release(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """The BGR uint8 frame of what a driver handed out in another common layout: grey
+    (H x W or H x W x 1), BGRA or BGRx (4 channels), 16-bit (a GStreamer GRAY16 or a
+    raw sensor format, its top 8 bits). Anything else is left as it is, for the door's
+    frame check to refuse with its shape and type."""
+    cv2 = _cv2()
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
 
 
 class ReplayDevice(Device):

@@ -60,6 +60,8 @@ TRANSITIONS_KEPT = 1000
 #: frames in a row a new verdict must hold to be a sighting (INFO and the page's trail): a
 #: face the gate finds in every other frame flipped the verdict 14 times a second at INFO
 SIGHTING_FRAMES = 2
+#: fresh frames in a row further apart than max_gap before the door says it cannot vote
+SLOW_FRAMES = 10
 
 
 class State(enum.Enum):
@@ -128,6 +130,11 @@ class Door:
         self.stale_frames = 0
         self.bad_frames = 0
         self._bad_frame_logged = False
+        # why the frames since the last fresh one did not count (None: none came): a
+        # camera delivering frames the door cannot use is not a lost camera
+        self._unusable: Optional[str] = None
+        self._slow_frames = 0  # fresh frames in a row that came later than max_gap
+        self._slow_warned = False
         self.unlocks = 0
         self.ready_sent = False
         self.last_decision = "none yet"
@@ -201,10 +208,11 @@ class Door:
         else:
             self.frames += 1
             age = now - frame.timestamp
+            why = None if not age <= self.stale_after else _unusable(frame)
             if not age <= self.stale_after:
                 self._stale(frame, age, now)
-            elif not _valid_image(frame):
-                self._bad_frame(frame, now)
+            elif why is not None:
+                self._bad_frame(frame, now, why)
             else:
                 obs = self._fresh(frame, now)
         self._timers(self.clock())
@@ -240,26 +248,31 @@ class Door:
     def _stale(self, frame, age: float, now: float) -> None:
         self.stale_frames += 1
         self.vote.reset("stale frame")
+        self._unusable = f"only stale frames ({age * 1000:.0f} ms old, camera.stale_after " \
+                         f"{self.stale_after:g} s)"
         self.last_decision = f"stale frame ({age * 1000:.0f} ms old)"
         log.debug("frame %s is stale", frame.seq,
                   extra={"journal": {"seq": frame.seq, "frame_age_ms": f"{age * 1000:.0f}",
                                      "verdict": "stale"}})
         self._check_stall(now)
 
-    def _bad_frame(self, frame, now: float) -> None:
+    def _bad_frame(self, frame, now: float, why: str) -> None:
         """A frame that is not a BGR uint8 image (a driver fault): no sign of life, no vote;
-        the door stays locked and a camera delivering only these is declared lost."""
+        the door stays locked and a camera delivering only these ends in FAULT, saying so."""
         self.bad_frames += 1
         self.vote.reset("bad frame")
         self.last_decision = "bad frame"
+        self._unusable = f"only frames the door cannot use ({why})"
         if not self._bad_frame_logged:
-            log.warning("camera delivered a frame that is not a BGR uint8 image (frame %s): "
-                        "ignored", frame.seq)
+            log.warning("camera delivered a frame the door cannot use (frame %s): %s; ignored",
+                        frame.seq, why)
             self._bad_frame_logged = True
         self._check_stall(now)
 
     def _fresh(self, frame, now: float):
         self._bad_frame_logged = False
+        self._unusable = None
+        self._frame_interval(now - self._last_fresh if self.fresh_frames else None)
         self.fresh_frames += 1
         self._last_fresh = now
         self._fresh_times.append(now)
@@ -288,6 +301,22 @@ class Door:
         if passed:
             self._unlock(decided, "smile", frame, obs, decided - frame.timestamp)
         return obs
+
+    def _frame_interval(self, interval: Optional[float]) -> None:
+        """Say once when fresh frames come further apart than the vote's max_gap: every
+        vote is then reset by its gap and the door can never open (a camera slower than
+        configured, or a model slower than the camera), which the journal showed only
+        as "happy 0.970" lines at INFO and resets at DEBUG."""
+        if interval is None or interval <= self.vote.max_gap:
+            self._slow_frames = 0
+            return
+        self._slow_frames += 1
+        if self._slow_frames >= SLOW_FRAMES and not self._slow_warned:
+            self._slow_warned = True
+            log.warning("fresh frames come %.2f s apart, more than [decision] max_gap %g s: "
+                        "the vote resets at every frame and cannot pass; raise camera.fps or "
+                        "max_gap, or find what slows the frames (--check, happyhouse-bench)",
+                        interval, self.vote.max_gap)
 
     def _log_decision(self, obs, age: float, opens: bool = False) -> None:
         if obs.face is None:
@@ -380,7 +409,9 @@ class Door:
                 self._relocked(now)  # an opening cut short still earns its cooldown
             self.vote.reset("camera stalled")
             self._enter(State.FAULT, now,
-                        f"no fresh frame for {now - self._last_fresh:.1f}s: camera lost")
+                        f"no fresh frame for {now - self._last_fresh:.1f}s: "
+                        + (f"the camera delivers {self._unusable}" if self._unusable
+                           else "camera lost"))
 
     # -- systemd -------------------------------------------------------------
     def _ping(self, now: float) -> None:
@@ -446,12 +477,13 @@ class Door:
             self._status(now, force=True)
 
 
-def _valid_image(frame) -> bool:
+def _unusable(frame) -> Optional[str]:
+    """Why ``frame`` is not an image the door can score (None: it is)."""
     from .errors import DataError
     from .preprocess import check_frame
 
     try:
         check_frame(getattr(frame, "image", None))
-    except DataError:
-        return False
-    return True
+    except DataError as exc:
+        return str(exc)
+    return None

@@ -3,7 +3,7 @@
 A replayed picture is checked for size before OpenCV decodes it: a 12000x12000 PNG
 is a few hundred KB on disk and 400 MB once decoded, and OpenCV's reduced decode
 (``IMREAD_REDUCED_*``) shrinks only JPEG's DCT; a PNG is decoded whole first. The
-common formats carry their size in the first bytes: PNG, JPEG, BMP and WebP are read
+common formats carry their size in the first bytes: PNG, JPEG, BMP, WebP and GIF are read
 here; for anything else :func:`picture_size` says None and the caller decides.
 """
 
@@ -23,7 +23,7 @@ _JPEG_MAX_STEPS = 4096
 
 
 def picture_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """(width, height) from the header of a PNG, JPEG, BMP or WebP file; None otherwise
+    """(width, height) from the header of a PNG, JPEG, BMP, WebP or GIF file; None otherwise
     or when the header is cut short. ``data``: bytes, or a uint8 array of the file."""
     data = memoryview(data).cast("B")  # no copy of a large file
     try:
@@ -38,6 +38,8 @@ def picture_size(data: bytes) -> Optional[Tuple[int, int]]:
             return abs(width), abs(height)  # a negative height is a top-down BMP
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return _webp_size(data)
+        if data[:6] in (b"GIF87a", b"GIF89a"):  # the logical screen: the decoded canvas
+            return struct.unpack("<HH", data[6:10])
     except struct.error:  # fewer bytes than the header needs
         return None
     return None

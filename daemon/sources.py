@@ -44,11 +44,14 @@ The devices themselves (OpenCV capture, picture replay) are in
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+import zlib
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Deque, Optional, Protocol
 
 import numpy as np
 
@@ -65,6 +68,12 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp:
 BACKOFF_START = 0.5
 #: opening a network stream can take several seconds before the first frame
 OPEN_TIMEOUT_MIN = 10.0
+#: a live camera's last pictures remembered (across reopens): a driver that cycles its
+#: few buffers, or comes back from a reopen with the picture it froze on, repeats one
+RECENT_PICTURES = 8
+#: failed reads in a row before a device is given up (one corrupt MJPEG frame is not a
+#: lost camera: it cost a reopen, a reset vote and a warning)
+FAILED_READS = 5
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ class _Worker:
         self.abandoned = False
         self.last_frame = time.monotonic()
         self.frames = 0
+        self.repeats = 0  # pictures repeated since the last new one (a frozen driver)
         self.thread = threading.Thread(target=self._run, name="happyhouse-camera", daemon=True)
 
     def _run(self) -> None:
@@ -113,23 +123,32 @@ class _Worker:
             self.device.open()
             self.last_frame = time.monotonic()
             self.opened.set()
-            previous = None
+            failed = 0
+            backlog = Backlog(self.owner.stale_after, self.owner.frame_interval(self.device))
             while not self.abandoned:
+                asked = time.monotonic()
                 image = self.device.read()
+                returned = time.monotonic()
                 if self.abandoned:
                     break
                 if image is None:
-                    self.error = "the device returned no frame"
-                    break
-                if self.device.live and previous is not None and np.array_equal(image, previous):
+                    failed += 1
+                    if failed >= FAILED_READS:
+                        self.error = f"the device returned no frame {failed} times in a row"
+                        break
+                    continue
+                failed = 0
+                if self.device.live and self.owner._seen_before(image):
                     # Sensor noise makes every real frame differ: a repeat is a frozen
                     # driver (a stuck smiling picture must not keep voting). Not fresh:
                     # no publish, no watchdog, and the stall check reopens the camera.
+                    self.repeats += 1
                     continue
-                previous = image
-                self.last_frame = time.monotonic()
+                self.repeats = 0
+                self.last_frame = returned
                 self.frames += 1
-                self.owner._publish(image, self.last_frame)
+                taken = backlog.taken(asked, returned) if self.device.live else returned
+                self.owner._publish(image, taken)
         except SourceError as exc:
             self.error = str(exc)
         except Exception as exc:  # a driver raising must not kill the supervisor
@@ -142,13 +161,48 @@ class _Worker:
             self.done.set()
 
 
+class Backlog:
+    """When a live camera's frame was taken, as far as the door may assume.
+
+    A frame's time is when its read returned, which is when it was taken only while
+    the device waits on its sensor. After a read that blocked longer than
+    ``stale_after`` (a hung stream, a USB hiccup), the driver or the network may hand
+    over the frames it buffered meanwhile in a burst, each as old as the hang: they
+    are dated when the hang began, so the door sees them as stale (and resets its
+    vote), until a read waits for a new picture again (half a frame interval), or as
+    many frames as the hang could have buffered, twice over, have come.
+    """
+
+    def __init__(self, stale_after: float, interval: float) -> None:
+        self.stale_after, self.interval = float(stale_after), float(interval)
+        self.since: Optional[float] = None  # when the hang began; None: no backlog
+        self.left = 0
+
+    def taken(self, asked: float, returned: float) -> float:
+        waited = returned - asked
+        if waited > self.stale_after:
+            self.since = asked
+            self.left = 2 * math.ceil(waited / self.interval) + 1
+        elif self.since is not None and (waited >= self.interval / 2 or self.left <= 0):
+            self.since = None
+        if self.since is None:
+            return returned
+        self.left -= 1
+        return self.since
+
+
 class ThreadedSource:
     """A device read by a worker thread; ``latest()`` never waits on the device itself."""
 
     def __init__(self, device_factory: Callable[[], Device], description: str,
                  stall_timeout: float = 3.0, backoff_max: float = 30.0,
-                 open_timeout: Optional[float] = None) -> None:
+                 open_timeout: Optional[float] = None, stale_after: float = 0.5,
+                 fps: float = 15.0) -> None:
         self.description = description
+        self.stale_after = float(stale_after)
+        self.fps = float(fps)  # the requested rate: the frame interval where a device has none
+        # fingerprints of the last pictures a live device gave, kept across reopens
+        self._recent: Deque[int] = deque(maxlen=RECENT_PICTURES)
         self._factory = device_factory
         self.stall_timeout = float(stall_timeout)
         self.backoff_max = float(backoff_max)
@@ -226,6 +280,19 @@ class ThreadedSource:
         return self._seq
 
     # -- internals
+    def frame_interval(self, device: Device) -> float:
+        """Seconds between a device's frames: its own rate when it states a sane one."""
+        fps = getattr(device, "nominal_fps", None)
+        return 1.0 / (fps if fps is not None and 1.0 <= fps <= 120.0 else self.fps)
+
+    def _seen_before(self, image: np.ndarray) -> bool:
+        """Is ``image`` bit for bit one of the last pictures (remembered if not)?"""
+        picture = zlib.crc32(np.ascontiguousarray(image).data) ^ hash(image.shape)
+        if picture in self._recent:
+            return True
+        self._recent.append(picture)
+        return False
+
     def _publish(self, image: np.ndarray, timestamp: float) -> None:
         with self._cond:
             self._seq += 1
@@ -280,6 +347,9 @@ class ThreadedSource:
                 return worker.error or "the device closed"
             silent = time.monotonic() - worker.last_frame
             if silent > self.stall_timeout:
+                if worker.repeats:
+                    return (f"frozen: the same picture {worker.repeats} times and no new one for "
+                            f"{silent:.1f} s (stall_timeout {self.stall_timeout:g} s)")
                 return f"no frame for {silent:.1f} s (stall_timeout {self.stall_timeout:g} s)"
         return "stopped"
 
@@ -370,7 +440,8 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> Thread
     # what every log line, --once, --check and sd_notify show: no password, one line (the
     # factories read it when they run, so they see the cleaned text too)
     description = clean(description)
-    source = ThreadedSource(factory, description, stall, cfg.camera_reopen_backoff_max)
+    source = ThreadedSource(factory, description, stall, cfg.camera_reopen_backoff_max,
+                            stale_after=cfg.camera_stale_after, fps=fps)
     source.kind = kind
     return source
 

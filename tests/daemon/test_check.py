@@ -73,6 +73,28 @@ def test_dark_blurry_camera_warns_but_goes(cfg):
     assert code == 0 and cam["status"] == "warn" and "dark" in cam["detail"]
 
 
+def test_a_camera_slower_than_the_votes_gap_is_no_go(cfg):
+    """A field probe: a camera at 1.5 fps (or a model slower than max_gap) never opens: every
+    vote resets on its gap. --check said GO."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(20)]
+    clock, sleep = fake_clock()
+    code, report = _run(cfg, source=FakeSource(frames, fps=1.5, clock=clock, sleep=sleep),
+                        pin_factory=MockFactory())
+    cam = {c["name"]: c for c in report["checks"]}["camera"]
+    assert code == 1 and cam["status"] == "fail"
+    assert "more than [decision] max_gap 0.6 s: the vote could never pass" in cam["detail"]
+
+
+def test_a_camera_frame_the_door_cannot_use_is_one_clear_line(cfg):
+    """H x W x 1 frames gave OpenCV's own "Bad number of channels" error in the report."""
+    frames = [np.zeros((480, 640, 1), np.uint8)] * 20
+    code, report = _run(cfg, source=_source(frames), pin_factory=MockFactory())
+    cam = {c["name"]: c for c in report["checks"]}["camera"]
+    assert code == 1 and cam["status"] == "fail"
+    assert cam["detail"] == "frame must be HxWx3 with H, W >= 8, got shape (480, 640, 1)"
+
+
 def test_bad_model_is_no_go(tmp_path):
     cfg = load_config(None, {"model.bundle": str(tmp_path / "nothing"),
                              "service.state_dir": str(tmp_path)})

@@ -100,10 +100,18 @@ def test_config_is_frozen():
     ({"latch.door_contact_pin": "GPIO17"}, "must be different pins"),
     ({"latch.exit_button_pin": "GPIO22", "latch.door_contact_pin": "gpio22"}, "different pins"),
     ({"face.detector": "yunet"}, "yunet_model"),
+    # a field probe: fps 1 with max_gap 0.6 reset every vote, the door never opened
+    ({"camera.fps": 1}, r"fps 1 gives a frame every 1\.00 s, more than \[decision\] max_gap"),
+    ({"camera.fps": 2, "decision.max_gap": 0.4}, "more than .decision. max_gap .0.4 s."),
 ])
 def test_relations_between_keys(values, needle):
     with pytest.raises(ConfigError, match=needle):
         build_config(values)
+
+
+def test_a_slow_camera_is_fine_when_one_frame_decides_or_the_gap_allows_it():
+    build_config({"camera.fps": 1, "decision.votes_needed": 1})
+    build_config({"camera.fps": 1, "decision.max_gap": 1.5})
 
 
 @pytest.mark.parametrize("text", [

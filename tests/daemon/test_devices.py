@@ -145,3 +145,43 @@ def test_an_h5_of_frames_too_small_for_a_face_is_refused_at_open(tmp_path, cfg, 
         f["test_set_y"] = np.zeros((3,), np.int64)
     with pytest.raises(SourceError, match=r"frames are \d+x\d+ pixels; a frame needs at least 8"):
         open_source(str(path), cfg).open()
+
+
+@pytest.mark.parametrize("layout", ["grey", "grey1", "bgra", "grey16", "bgr16"])
+def test_common_driver_layouts_become_bgr_frames(layout):
+    """A field probe: 4-channel, H x W x 1 and 16-bit frames reached the door unconverted,
+    were all refused as bad frames, and the service never became ready ("camera lost")."""
+    from happyhouse.daemon.devices import as_bgr
+
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (24, 32, 3), np.uint8)
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    given, expected = {
+        "grey": (grey, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)),
+        "grey1": (grey[:, :, None], cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)),
+        "bgra": (cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), bgr),
+        "grey16": (grey.astype(np.uint16) * 257, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)),
+        "bgr16": (bgr.astype(np.uint16) * 257, bgr),
+    }[layout]
+    out = as_bgr(given)
+    assert out.dtype == np.uint8 and out.shape == (24, 32, 3)
+    assert np.array_equal(out, expected)
+
+
+def test_a_layout_with_no_sure_conversion_is_left_for_the_frame_check():
+    from happyhouse.daemon.devices import as_bgr
+
+    odd = np.zeros((24, 32, 3), np.float32)
+    assert as_bgr(odd) is odd
+
+
+def test_a_gif_is_a_picture_scaled_like_any_other(tmp_path, cfg):
+    """It was opened as a video: not scaled to the camera size by --once, so the same
+    64x64 frame scored HAPPY as a PNG and "face too small" as a GIF."""
+    path = tmp_path / "door.gif"
+    assert cv2.imwrite(str(path), flat_image(120))
+    src = open_source(str(path), cfg)
+    assert src.kind == "images"
+    with src:
+        frame = src.latest(2.0)
+    assert frame is not None and frame.image.shape[2] == 3

@@ -18,6 +18,7 @@ from happyhouse.daemon.sources import open_source
 @pytest.mark.parametrize("ext, params", [
     (".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".bmp", []),
     (".webp", []), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]),  # lossy VP8, lossless VP8L
+    (".gif", []),
 ])
 def test_the_header_gives_width_and_height(ext, params):
     image = np.random.default_rng(0).integers(0, 255, (37, 53, 3), np.uint8)
@@ -34,7 +35,7 @@ def test_a_jpeg_size_is_found_past_its_other_segments():
 
 
 @pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n\0\0", b"\xff\xd8\xff\xe0\0", b"BM",
-                                  b"GIF89a" + b"\0" * 20, b"not a picture at all"])
+                                  b"GIF89a\x01", b"not a picture at all"])
 def test_an_unknown_or_cut_header_says_none(data):
     assert picture_size(data) is None
     ok, tiff = cv2.imencode(".tif", flat_image(1))
@@ -83,6 +84,16 @@ def test_a_picture_swapped_for_an_oversized_one_after_the_probe_is_not_decoded(t
         decodes.clear()
         src.latest(0.3)
     assert cv2.IMREAD_COLOR not in decodes
+
+
+def test_an_oversized_gif_is_refused_by_its_header_without_a_decode(tmp_path, cfg, decodes):
+    """GIF became a picture (it was opened as a video, never scaled); LZW packs a huge
+    plain canvas into a small file, so its header is read before any decode too."""
+    bomb = tmp_path / "bomb.gif"
+    bomb.write_bytes(b"GIF89a" + struct.pack("<HH", 60000, 60000) + b"\0" * 64)
+    with pytest.raises(SourceError, match="60000x60000 pixels, larger than 4096x4096"):
+        open_source(str(bomb), cfg)
+    assert decodes == []
 
 
 def test_an_os2_bmp_header_gives_its_16_bit_sides():

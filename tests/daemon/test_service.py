@@ -6,6 +6,8 @@ so "open for 5 s" is checked exactly, in milliseconds of real time. Running the
 door as a process (signals, ``run_service``, reloads) is tested in test_runner.py.
 """
 
+import re
+
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -302,3 +304,42 @@ def test_decisions_carry_journal_fields(rig, caplog):
     assert [r.levelname for r in decisions] == ["DEBUG", "DEBUG", "INFO", "DEBUG", "INFO", "DEBUG"]
     unlock = [r for r in caplog.records if getattr(r, "journal", {}).get("event") == "unlock"]
     assert len(unlock) == 1 and unlock[0].journal["scores"].endswith("0.930,0.930,0.930")
+
+
+def test_a_camera_delivering_frames_the_door_cannot_use_is_not_called_lost(rig, caplog):
+    """A field probe: a camera handing over 4-channel frames was "camera lost" in the
+    journal while it delivered, and the one warning named neither shape nor type."""
+    door, clock, factory, _ = rig("n" * 60)
+    door.source.image = np.zeros((48, 64, 4), np.uint8)  # BGRA, as some drivers give
+    with caplog.at_level("WARNING"):
+        door.start()
+        for _ in range(60):
+            door.step()
+    (_, _, reason), = [t for t in door.transitions if t[1] is State.FAULT]
+    assert "the camera delivers only frames the door cannot use" in reason, reason
+    assert "camera lost" not in reason
+    assert "shape (48, 64, 4)" in caplog.text, caplog.text
+    assert door.latch.pin.state is False and door.unlocks == 0
+
+
+def test_frames_further_apart_than_max_gap_are_reported_once(rig, caplog):
+    """A field probe: at 1.5 fps (or a model slower than max_gap) every vote reset on its
+    gap and the door never opened; the journal said "happy 0.970" at INFO, nothing more."""
+    door, clock, factory, _ = rig("H" * 30, **{"decision.max_gap": 0.6})
+    door.source.dt = 0.7
+    with caplog.at_level("WARNING"):
+        door.start()
+        for _ in range(30):
+            door.step()
+    assert door.unlocks == 0
+    warned = [r.getMessage() for r in caplog.records if "more than [decision] max_gap" in r.getMessage()]
+    assert len(warned) == 1 and re.search(r"come 0\.7\d s apart", warned[0]), warned
+
+
+def test_frames_within_max_gap_say_nothing_of_it(rig, caplog):
+    door, clock, factory, _ = rig("n" * 30)
+    with caplog.at_level("WARNING"):
+        door.start()
+        for _ in range(30):
+            door.step()
+    assert "max_gap" not in caplog.text

@@ -110,6 +110,103 @@ def test_frozen_live_camera_gives_no_fresh_frames_and_is_reopened():
         assert src.reopens >= 1 and log.count("open") >= 2  # treated as a stalled camera
 
 
+def test_a_frozen_camera_is_not_news_again_after_its_reopen():
+    """A field probe: the repeat check compared a picture with the one before it in the
+    same worker only, so each reopen published the frozen (smiling) picture once more as
+    fresh: with votes_needed = 1 the door opened every ~7 s, and each of those frames fed
+    the watchdog. The lost-camera reason now says the camera is frozen."""
+    log = []
+    src = ThreadedSource(lambda: FrozenDevice(log), "dev", stall_timeout=0.2, backoff_max=0.5)
+    with src:
+        assert src.latest(1.0) is not None  # news once
+        time.sleep(1.5)
+        assert src.reopens >= 2
+        assert src.latest(0.1) is None and src.frames_read == 1
+
+
+class CyclingDevice(CountingDevice):
+    """A live camera whose driver hands out its four buffers again and again."""
+
+    live = True
+
+    def read(self):
+        time.sleep(self.period)
+        self.n += 1
+        return flat_image(10 + self.n % 4)
+
+
+def test_a_driver_cycling_its_buffers_is_a_frozen_camera(caplog):
+    log = []
+    src = ThreadedSource(lambda: CyclingDevice(log), "dev", stall_timeout=0.2, backoff_max=0.5)
+    with caplog.at_level("WARNING"), src:
+        time.sleep(0.6)
+        assert src.frames_read == 4  # each buffer once, then nothing new
+    assert "frozen: the same picture" in caplog.text
+
+
+class FlakyDevice(CountingDevice):
+    """A live webcam that hands out one corrupt (undecodable) frame in every ten."""
+
+    live = True
+
+    def read(self):
+        time.sleep(self.period)
+        self.n += 1
+        return None if self.n % 10 == 0 else flat_image(self.n % 256)
+
+
+def test_one_failed_read_is_not_a_lost_camera():
+    """A single None read (one corrupt MJPEG frame) tore the camera down: a reopen, a reset
+    vote and a "camera lost" warning every couple of seconds."""
+    log = []
+    src = ThreadedSource(lambda: FlakyDevice(log), "dev", stall_timeout=1.0)
+    with src:
+        time.sleep(0.5)
+        assert src.latest(0.5) is not None
+    assert src.reopens == 0 and log.count("open") == 1
+
+
+class HiccupDevice(CountingDevice):
+    """A live stream that hangs once for ``hang`` s and then hands over, at once, the
+    frames it buffered meanwhile, before it goes on in real time."""
+
+    live = True
+
+    def __init__(self, log, hang=1.0, buffered=8):
+        super().__init__(log, period=0.02)
+        self.hang, self.buffered = hang, buffered
+
+    def read(self):
+        self.n += 1
+        if self.n == 5:
+            time.sleep(self.hang)
+        elif not 5 < self.n <= 5 + self.buffered:
+            time.sleep(self.period)  # real time; the buffered frames come at once
+        return flat_image(self.n % 256)
+
+
+def test_frames_a_stream_buffered_while_it_hung_are_dated_when_it_hung():
+    """A field probe: a stream that hung 2.5 s (under stall_timeout) then handed over its
+    buffered frames: each was dated when its read returned, 9 ms old to the door, which
+    voted on frames 2.5 s old and opened."""
+    log = []
+    src = ThreadedSource(lambda: HiccupDevice(log), "dev", stall_timeout=3.0, stale_after=0.5,
+                         fps=50)
+    seen = []
+    with src:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            frame = src.latest(0.5)
+            if frame is not None:
+                seen.append((int(frame.image[0, 0, 0]), frame.age()))
+            time.sleep(0.001)
+    stale = [n for n, age in seen if age > 0.5]
+    fresh_after = [n for n, age in seen if n > 5 + 8 and age <= 0.5]
+    assert stale and min(stale) >= 5 and max(stale) <= 5 + 8  # the hang's frame and its backlog
+    assert fresh_after  # then real time again
+    assert all(age <= 0.5 for n, age in seen if n < 5)
+
+
 def test_replayed_pictures_may_repeat():
     log = []
 
