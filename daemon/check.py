@@ -35,7 +35,7 @@ from .logtext import clean
 from .once import capture
 from .pipeline import Pipeline
 from .preprocess import check_frame
-from .sources import open_source
+from .sources import RECORDINGS, open_source
 
 OK, WARN, FAIL, NA = "ok", "warn", "fail", "n/a"
 THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
@@ -181,7 +181,11 @@ def check_camera(cfg, state: dict, source=None) -> Item:
     if notes:
         detail += "; " + "; ".join(notes)
     dark_or_blurry = quality["brightness"] < DARK or quality["blur_var"] < BLURRY
-    if too_slow:
+    recording = getattr(source, "kind", None) in RECORDINGS and cfg.latch_gpio != "mock"
+    if recording:  # the service refuses it (refuse_recording_on_a_real_latch)
+        detail += "; a recording, not a live camera: the service drives a real latch only " \
+                  "from a live one ([latch] gpio = mock to replay it)"
+    if too_slow or recording:
         return Item("camera", FAIL, detail, data)
     return Item("camera", WARN if dark_or_blurry or quality["brightness"] > BRIGHT else OK,
                 detail, data)

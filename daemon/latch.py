@@ -127,6 +127,12 @@ class Latch:
 
     # -- state -------------------------------------------------------------
     @property
+    def factory(self):
+        """The pin factory this latch was built on (the pin's own ``factory`` may be the
+        one underneath it)."""
+        return self._device.pin_factory
+
+    @property
     def pin(self):
         """The gpiozero pin (a MockPin in tests: check ``.states``)."""
         return self._pin

@@ -23,7 +23,7 @@ from .errors import SourceError
 from .evaluate import observe_whole_frame
 from .latch import claimed_latch
 from .pipeline import Pipeline
-from .sources import Frame, open_source
+from .sources import Frame, open_source, refuse_recording_on_a_real_latch
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
         result["snapshot"] = str(path)
     result["actuated"] = False
     if actuate and obs.happy:
-        result["actuated"] = open_once(cfg, pin_factory, sleep)
+        result["actuated"] = open_once(cfg, pin_factory, sleep, source)
     log.info("once: %s", result["verdict"], extra={"journal": {
         "score": result["score"], "face": result["face"], "verdict": result["verdict"]}})
     if as_json:
@@ -92,9 +92,11 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
     return EXIT_HAPPY if obs.happy else EXIT_NOT_HAPPY
 
 
-def open_once(cfg, pin_factory=None, sleep=time.sleep) -> bool:
-    """Unlock for ``decision.unlock_seconds``, then lock; the latch relocks on any error."""
+def open_once(cfg, pin_factory=None, sleep=time.sleep, source=None) -> bool:
+    """Unlock for ``decision.unlock_seconds``, then lock; the latch relocks on any error.
+    A recording (``source``) may open a mock latch only."""
     with claimed_latch(cfg, pin_factory) as latch:
+        refuse_recording_on_a_real_latch(source, latch.factory)
         granted = latch.unlock(cfg.decision_unlock_seconds)
         log.warning("--once --actuate: latch %s unlocked for %.1f s", cfg.latch_pin, granted)
         try:

@@ -33,7 +33,7 @@ from .latch import DoorContact, ExitButton, latch_from_config, make_pin_factory
 from .model_history import fingerprint
 from .notify import Notifier
 from .pipeline import Pipeline
-from .sources import open_source
+from .sources import open_source, refuse_recording_on_a_real_latch
 from .statelock import SERVICE_PURPOSE, acquire_for, folder_key
 from .trail import DecisionTrail
 
@@ -213,16 +213,21 @@ class Parts:
             self.pipeline = self.inject["pipeline"]
         else:
             self._build_pipeline(cfg, "pipeline" in changed)
+        # before a new source opens, and on a reload that changed only the latch
         if self.inject.get("source") is not None:
             if self.source is None:
+                refuse_recording_on_a_real_latch(self.inject["source"], self.latch.factory)
                 self.source = self.inject["source"]
                 self.source.open()
         elif "source" in changed or self.source is None:
-            self._close_source()
             source = open_source(cfg.camera_source, cfg)
+            refuse_recording_on_a_real_latch(source, self.latch.factory)
+            self._close_source()
             source.open()
             self.source = source
             self.built["source"] = cfg
+        elif "latch" in changed:
+            refuse_recording_on_a_real_latch(self.source, self.latch.factory)
 
     def _build_latch(self, cfg) -> None:
         door_ref = self.door_ref

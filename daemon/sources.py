@@ -57,7 +57,7 @@ import numpy as np
 
 from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, Device, gstreamer_available,
                       h5_frames, read_pictures)
-from .errors import SourceError
+from .errors import ConfigError, SourceError
 from .logtext import clean
 
 log = logging.getLogger(__name__)
@@ -356,6 +356,23 @@ class ThreadedSource:
 
 # --------------------------------------------------------------------------
 # Building sources from a spec string.
+
+
+#: kinds of source that replay what was recorded elsewhere or earlier, not the door now
+RECORDINGS = ("images", "h5", "video")
+
+
+def refuse_recording_on_a_real_latch(source, factory) -> None:
+    """A recording (pictures, a video, an HDF5 file) may drive a mock latch only: on a
+    real one a picture of a smile would open the door, again after every cooldown (a demo
+    path left in ``[camera] source``). Sources without a kind (fakes) are let through."""
+    from gpiozero.pins.mock import MockFactory  # the latch already runs on gpiozero
+
+    kind = getattr(source, "kind", None)
+    if kind in RECORDINGS and not isinstance(factory, MockFactory):
+        raise ConfigError(f"[camera] source {getattr(source, 'description', kind)} is a "
+                          f"recording, not a live camera: it may only drive a mock latch "
+                          f"(--gpio mock); a recorded smile must never open a real door")
 
 
 #: the highest camera index a source may name: OpenCV reads an index of 100 or more as a

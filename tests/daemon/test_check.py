@@ -95,6 +95,20 @@ def test_a_camera_frame_the_door_cannot_use_is_one_clear_line(cfg):
     assert cam["detail"] == "frame must be HxWx3 with H, W >= 8, got shape (480, 640, 1)"
 
 
+def test_a_recording_as_the_camera_of_a_real_latch_is_no_go(tmp_path):
+    cfg = load_config(None, {"service.state_dir": str(tmp_path), "latch.gpio": "lgpio"})
+    source = _source()
+    source.kind = "video"
+    code, report = _run(cfg, source=source, pin_factory=MockFactory())
+    cam = {c["name"]: c for c in report["checks"]}["camera"]
+    assert code == 1 and cam["status"] == "fail" and "a recording, not a live camera" in cam["detail"]
+    mock = load_config(None, {"service.state_dir": str(tmp_path), "latch.gpio": "mock"})
+    source = _source()
+    source.kind = "video"
+    _, report = _run(mock, source=source, pin_factory=MockFactory())
+    assert "recording" not in {c["name"]: c for c in report["checks"]}["camera"]["detail"]
+
+
 def test_bad_model_is_no_go(tmp_path):
     cfg = load_config(None, {"model.bundle": str(tmp_path / "nothing"),
                              "service.state_dir": str(tmp_path)})

@@ -249,3 +249,50 @@ def test_an_empty_snapshot_path_is_refused_before_the_camera_opens(tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         cli.main(["--once", "--gpio", "mock", "--snapshot", "", "--source", str(tmp_path)])
     assert stop.value.code == 2 and "argument --snapshot: an empty path" in capsys.readouterr().err
+
+
+class RealLooking:
+    """A pin factory that is not gpiozero's MockFactory (as lgpio on a Pi is), driving
+    mock pins underneath so the test can watch them."""
+
+    def __init__(self):
+        self.__dict__["_mock"] = MockFactory()
+
+    def __getattr__(self, name):
+        return getattr(self._mock, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._mock, name, value)
+
+
+def _recording(n=10):
+    source = _source(n)
+    source.kind = "images"  # what open_source says of a picture or a folder
+    source.description = "images /srv/demo/smiles (40 frame(s) at 15 fps)"
+    return source
+
+
+def test_a_recording_never_opens_a_real_latch(cfg):
+    """A field probe: a picture or video as [camera] source on a real latch opened the door
+    for a recorded smile (and the service again after every cooldown)."""
+    from happyhouse.daemon.errors import ConfigError
+
+    factory = RealLooking()
+    with pytest.raises(ConfigError, match="is a recording, not a live camera"):
+        _run(cfg, _args(actuate=True), source=_recording(), pipeline=_pipeline(0.9),
+             pin_factory=factory, sleep=lambda s: None)
+    assert all(s.state is False for s in factory._mock.pin(17).states)
+
+
+def test_a_recording_may_open_a_mock_latch(cfg):
+    factory = MockFactory()
+    code, _ = _run(cfg, _args(actuate=True), source=_recording(), pipeline=_pipeline(0.9),
+                   pin_factory=factory, sleep=lambda s: None)
+    assert code == 0 and [s.state for s in factory.pin(17).states][-2:] == [True, False]
+
+
+def test_a_live_camera_opens_a_real_latch(cfg):
+    factory = RealLooking()
+    code, _ = _run(cfg, _args(actuate=True), source=_source(), pipeline=_pipeline(0.9),
+                   pin_factory=factory, sleep=lambda s: None)
+    assert code == 0 and [s.state for s in factory._mock.pin(17).states][-2:] == [True, False]

@@ -496,3 +496,27 @@ def test_the_service_object_runs_without_the_runner_and_closes_locked(tmp_path, 
     assert not pin.state and pin.function == "input"
     messages = notify_socket()
     assert sum(m.startswith("STOPPING=1") for m in messages) == 1 and "done" in messages[-1]
+
+
+def test_the_service_refuses_a_recording_on_a_real_latch(tmp_path):
+    """A field probe: a demo folder left in [camera] source on a Pi's real latch opened the
+    door for its pictures' smiles, again after every cooldown."""
+    from gpiozero.pins.mock import MockFactory
+
+    from happyhouse.daemon.errors import ConfigError
+
+    class RealLooking:  # not gpiozero's MockFactory (as lgpio is), mock pins underneath
+        def __init__(self):
+            self.__dict__["_mock"] = MockFactory()
+
+        def __getattr__(self, name):
+            return getattr(self._mock, name)
+
+    clock, _, source, pipeline = service_parts(["H"] * 50)
+    source.kind = "video"
+    factory = RealLooking()
+    with pytest.raises(ConfigError, match="is a recording, not a live camera"):
+        run_service(make_cfg(tmp_path), pin_factory=factory, source=source, pipeline=pipeline,
+                    clock=clock, max_frames=60)
+    assert source.index == 0 and source.opened == 0
+    assert all(s.state is False for s in factory._mock.pin("GPIO17").states)
