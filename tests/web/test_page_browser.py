@@ -294,3 +294,19 @@ def test_the_frames_grid_says_when_it_shows_only_the_newest_and_dates_old_frames
     caption = cards[0].find_element(By.TAG_NAME, "figcaption").text
     assert "2025" in caption, caption
     browser.save_screenshot(str(artifact_dir() / "door-page-more-frames.png"))
+
+
+def test_the_page_fits_a_phone_without_sideways_scrolling(browser, start_door):
+    """Looked at on a 390 px phone: every card ran 13 px past the screen (the single
+    column's 1fr took the content's minimum width), so the page scrolled sideways."""
+    from selenium.webdriver.common.by import By
+
+    door, client = start_door("smiles", **{"service.snapshot_on_unlock": True})
+    browser.set_window_size(390, 844)
+    browser.get(f"http://127.0.0.1:{client.port}/")
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, "#decisions tr.verdict-unlocked img.thumb"),
+          what="an opening with its snapshot")
+    width, scroll = browser.execute_script(
+        "return [document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+    assert scroll <= width, f"the page is {scroll} px wide on a {width} px screen"
+    browser.save_screenshot(str(artifact_dir() / "door-page-phone.png"))
