@@ -30,7 +30,7 @@ import numpy as np
 from .errors import HappyHouseError
 from .facegate import FaceGate
 from .filesafety import exposure
-from .latch import claimed_latch
+from .latch import claimed_latch, mock_configured
 from .logtext import clean
 from .once import capture
 from .pipeline import Pipeline
@@ -181,7 +181,7 @@ def check_camera(cfg, state: dict, source=None) -> Item:
     if notes:
         detail += "; " + "; ".join(notes)
     dark_or_blurry = quality["brightness"] < DARK or quality["blur_var"] < BLURRY
-    recording = getattr(source, "kind", None) in RECORDINGS and cfg.latch_gpio != "mock"
+    recording = getattr(source, "kind", None) in RECORDINGS and not mock_configured(cfg)
     if recording:  # the service refuses it (refuse_recording_on_a_real_latch)
         detail += "; a recording, not a live camera: the service drives a real latch only " \
                   "from a live one ([latch] gpio = mock to replay it)"

@@ -133,6 +133,7 @@ class Door:
         # why the frames since the last fresh one did not count (None: none came): a
         # camera delivering frames the door cannot use is not a lost camera
         self._unusable: Optional[str] = None
+        self._unusable_at = 0.0
         self._slow_frames = 0  # fresh frames in a row that came later than max_gap
         self._slow_warned = False
         self.unlocks = 0
@@ -250,6 +251,7 @@ class Door:
         self.vote.reset("stale frame")
         self._unusable = f"only stale frames ({age * 1000:.0f} ms old, camera.stale_after " \
                          f"{self.stale_after:g} s)"
+        self._unusable_at = now
         self.last_decision = f"stale frame ({age * 1000:.0f} ms old)"
         log.debug("frame %s is stale", frame.seq,
                   extra={"journal": {"seq": frame.seq, "frame_age_ms": f"{age * 1000:.0f}",
@@ -263,6 +265,7 @@ class Door:
         self.vote.reset("bad frame")
         self.last_decision = "bad frame"
         self._unusable = f"only frames the door cannot use ({why})"
+        self._unusable_at = now
         if not self._bad_frame_logged:
             log.warning("camera delivered a frame the door cannot use (frame %s): %s; ignored",
                         frame.seq, why)
@@ -411,7 +414,8 @@ class Door:
             self._enter(State.FAULT, now,
                         f"no fresh frame for {now - self._last_fresh:.1f}s: "
                         + (f"the camera delivers {self._unusable}" if self._unusable
-                           else "camera lost"))
+                           and now - self._unusable_at <= self.stall_timeout / 2
+                           else "camera lost"))  # one stale frame, then silence: lost
 
     # -- systemd -------------------------------------------------------------
     def _ping(self, now: float) -> None:

@@ -49,6 +49,22 @@ _NO_GPIO_FIX = ("on a Raspberry Pi install python3-lgpio; on any other machine u
                 "[latch] gpio = mock (or --gpio mock)")
 
 
+def is_mock_factory(factory) -> bool:
+    """Is ``factory`` gpiozero's mock pins (no real line is driven)?"""
+    from gpiozero.pins.mock import MockFactory
+
+    return isinstance(factory, MockFactory)
+
+
+def mock_configured(cfg) -> bool:
+    """Does ``cfg`` name gpiozero's mock pins, as :func:`make_pin_factory` builds them
+    (``gpio = mock``, or ``auto`` with ``GPIOZERO_PIN_FACTORY=mock``)? For the tools
+    that judge before any factory is made."""
+    return cfg.latch_gpio == "mock" or (
+        cfg.latch_gpio == "auto"
+        and os.environ.get("GPIOZERO_PIN_FACTORY", "").strip().lower() == "mock")
+
+
 def make_pin_factory(name: str):
     """A gpiozero pin factory by config name; errors say what to install.
 

@@ -21,7 +21,7 @@ from typing import Optional
 from .annotate import annotate, write_snapshot
 from .errors import SourceError
 from .evaluate import observe_whole_frame
-from .latch import claimed_latch
+from .latch import claimed_latch, is_mock_factory, mock_configured
 from .pipeline import Pipeline
 from .sources import Frame, open_source, refuse_recording_on_a_real_latch
 
@@ -56,6 +56,9 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
     out = out if out is not None else sys.stdout
     # the source first: a wrong --source fails fast, before the model is loaded
     source = source if source is not None else open_source(cfg.camera_source, cfg)
+    if actuate:  # said before a picture is scored, whatever its verdict
+        refuse_recording_on_a_real_latch(source, is_mock_factory(pin_factory)
+                                         if pin_factory is not None else mock_configured(cfg))
     source.open()
     try:
         pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
@@ -96,7 +99,7 @@ def open_once(cfg, pin_factory=None, sleep=time.sleep, source=None) -> bool:
     """Unlock for ``decision.unlock_seconds``, then lock; the latch relocks on any error.
     A recording (``source``) may open a mock latch only."""
     with claimed_latch(cfg, pin_factory) as latch:
-        refuse_recording_on_a_real_latch(source, latch.factory)
+        refuse_recording_on_a_real_latch(source, is_mock_factory(latch.factory))
         granted = latch.unlock(cfg.decision_unlock_seconds)
         log.warning("--once --actuate: latch %s unlocked for %.1f s", cfg.latch_pin, granted)
         try:

@@ -29,7 +29,8 @@ from .audit import Audit
 from .config import Config, load_config
 from .door import Door, SafetyState, State
 from .errors import HappyHouseError
-from .latch import DoorContact, ExitButton, latch_from_config, make_pin_factory
+from .latch import (DoorContact, ExitButton, is_mock_factory, latch_from_config,
+                    make_pin_factory)
 from .model_history import fingerprint
 from .notify import Notifier
 from .pipeline import Pipeline
@@ -216,18 +217,19 @@ class Parts:
         # before a new source opens, and on a reload that changed only the latch
         if self.inject.get("source") is not None:
             if self.source is None:
-                refuse_recording_on_a_real_latch(self.inject["source"], self.latch.factory)
+                refuse_recording_on_a_real_latch(self.inject["source"],
+                                                 is_mock_factory(self.latch.factory))
                 self.source = self.inject["source"]
                 self.source.open()
         elif "source" in changed or self.source is None:
             source = open_source(cfg.camera_source, cfg)
-            refuse_recording_on_a_real_latch(source, self.latch.factory)
+            refuse_recording_on_a_real_latch(source, is_mock_factory(self.latch.factory))
             self._close_source()
             source.open()
             self.source = source
             self.built["source"] = cfg
         elif "latch" in changed:
-            refuse_recording_on_a_real_latch(self.source, self.latch.factory)
+            refuse_recording_on_a_real_latch(self.source, is_mock_factory(self.latch.factory))
 
     def _build_latch(self, cfg) -> None:
         door_ref = self.door_ref

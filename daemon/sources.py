@@ -165,30 +165,68 @@ class Backlog:
     """When a live camera's frame was taken, as far as the door may assume.
 
     A frame's time is when its read returned, which is when it was taken only while
-    the device waits on its sensor. After a read that blocked longer than
-    ``stale_after`` (a hung stream, a USB hiccup), the driver or the network may hand
-    over the frames it buffered meanwhile in a burst, each as old as the hang: they
-    are dated when the hang began, so the door sees them as stale (and resets its
-    vote), until a read waits for a new picture again (half a frame interval), or as
-    many frames as the hang could have buffered, twice over, have come.
+    the device waits on its sensor. A read that blocks far longer than usual and
+    longer than ``stale_after`` is a hang (a stream stalled, a USB hiccup), and the
+    driver or the network may then hand over what it buffered meanwhile, in a burst
+    or at the decoder's pace: those frames are dated as the camera took them, one
+    frame interval apart from when the hang began, so the door sees them as stale
+    (and resets its vote). The backlog ends when that date catches up with the clock,
+    when reads wait a whole frame interval again a few times in a row (the buffer was
+    smaller than the hang: the device waits on its sensor), or after as many frames as
+    the hang could have buffered, twice over.
+
+    The usual wait is learnt from the reads, the first few after an open only
+    learnt (nothing can be buffered yet), so a camera slower than configured, or one
+    that slows down at night, is not taken for one that keeps hanging.
     """
 
+    #: a hang: a read this many times longer than the usual wait (and over stale_after)
+    HANG = 3.0
+    #: a read that waited this share of the usual wait waited on the sensor
+    REAL_TIME = 0.9
+    #: real-time reads in a row that end a backlog
+    STEADY = 3
+    #: how fast the usual wait follows the reads
+    LEARN = 0.3
+    #: reads after an open that only teach the camera's pace
+    FIRST = 5
+
     def __init__(self, stale_after: float, interval: float) -> None:
-        self.stale_after, self.interval = float(stale_after), float(interval)
+        self.stale_after = float(stale_after)
+        self.usual = float(interval)  # a read's usual wait: the camera's frame interval
+        self.reads = 0
         self.since: Optional[float] = None  # when the hang began; None: no backlog
-        self.left = 0
+        self.step = self.usual  # the frame interval the hang's frames are dated by
+        self.count = self.left = self.steady = 0
 
     def taken(self, asked: float, returned: float) -> float:
         waited = returned - asked
-        if waited > self.stale_after:
-            self.since = asked
-            self.left = 2 * math.ceil(waited / self.interval) + 1
-        elif self.since is not None and (waited >= self.interval / 2 or self.left <= 0):
-            self.since = None
+        self.reads += 1
+        real_time = waited >= self.REAL_TIME * self.usual
+        # a burst's quick reads teach nothing of the camera's pace
+        learnt = self.usual + self.LEARN * (waited - self.usual) \
+            if self.since is None or real_time else self.usual
+        if self.reads <= self.FIRST:
+            self.usual = learnt
+            return returned
+        # in a backlog a long real-time read may be the camera slowing: judged with it
+        usual = learnt if self.since is not None else self.usual
+        if waited > self.stale_after and waited > self.HANG * usual:
+            self.since, self.step = asked, self.usual  # a hang teaches nothing either
+            self.count = self.steady = 0
+            self.left = 2 * math.ceil(waited / self.step) + 1
+            return asked
+        self.usual = learnt
         if self.since is None:
             return returned
+        self.count += 1
         self.left -= 1
-        return self.since
+        self.steady = self.steady + 1 if real_time else 0
+        taken = self.since + self.count * self.step
+        if taken >= returned - self.step or self.steady >= self.STEADY or self.left <= 0:
+            self.since = None
+            return returned
+        return taken
 
 
 class ThreadedSource:
@@ -362,14 +400,12 @@ class ThreadedSource:
 RECORDINGS = ("images", "h5", "video")
 
 
-def refuse_recording_on_a_real_latch(source, factory) -> None:
+def refuse_recording_on_a_real_latch(source, mock_latch: bool) -> None:
     """A recording (pictures, a video, an HDF5 file) may drive a mock latch only: on a
     real one a picture of a smile would open the door, again after every cooldown (a demo
     path left in ``[camera] source``). Sources without a kind (fakes) are let through."""
-    from gpiozero.pins.mock import MockFactory  # the latch already runs on gpiozero
-
     kind = getattr(source, "kind", None)
-    if kind in RECORDINGS and not isinstance(factory, MockFactory):
+    if kind in RECORDINGS and not mock_latch:
         raise ConfigError(f"[camera] source {getattr(source, 'description', kind)} is a "
                           f"recording, not a live camera: it may only drive a mock latch "
                           f"(--gpio mock); a recorded smile must never open a real door")
@@ -413,11 +449,24 @@ def classify_spec(spec: str) -> str:
     if not path.exists():
         raise SourceError(f"camera source {text!r} does not exist (not a camera index, device, "
                           f"URL, GStreamer pipeline or file)")
-    if path.is_dir() or path.suffix.lower() in IMAGE_EXTS:
+    if path.is_dir() or (path.suffix.lower() in IMAGE_EXTS and _decodable(path)):
         return "images"
     if path.suffix.lower() in H5_EXTS:
         return "h5"
     return "video"
+
+
+def _decodable(path: Path) -> bool:
+    """Can this OpenCV decode the picture (GIF only since OpenCV 4.12; before, FFmpeg
+    plays one as a video, as it did)?"""
+    if path.suffix.lower() != ".gif":
+        return True
+    import cv2
+
+    try:
+        return bool(cv2.haveImageReader(str(path)))
+    except cv2.error:
+        return False
 
 
 def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> ThreadedSource:

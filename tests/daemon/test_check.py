@@ -109,6 +109,17 @@ def test_a_recording_as_the_camera_of_a_real_latch_is_no_go(tmp_path):
     assert "recording" not in {c["name"]: c for c in report["checks"]}["camera"]["detail"]
 
 
+def test_mock_pins_named_by_the_environment_are_mock_pins_to_check_too(tmp_path, monkeypatch):
+    """A review: with gpio = auto and GPIOZERO_PIN_FACTORY=mock the service replays a
+    recording on mock pins, while --check called it NO-GO."""
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    cfg = load_config(None, {"service.state_dir": str(tmp_path), "latch.gpio": "auto"})
+    source = _source()
+    source.kind = "video"
+    _, report = _run(cfg, source=source, pin_factory=MockFactory())
+    assert "recording" not in {c["name"]: c for c in report["checks"]}["camera"]["detail"]
+
+
 def test_bad_model_is_no_go(tmp_path):
     cfg = load_config(None, {"model.bundle": str(tmp_path / "nothing"),
                              "service.state_dir": str(tmp_path)})

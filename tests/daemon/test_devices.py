@@ -185,3 +185,15 @@ def test_a_gif_is_a_picture_scaled_like_any_other(tmp_path, cfg):
     with src:
         frame = src.latest(2.0)
     assert frame is not None and frame.image.shape[2] == 3
+
+
+def test_a_gif_this_opencv_cannot_decode_is_played_as_a_video(tmp_path, monkeypatch):
+    """A review: OpenCV decodes GIF only from 4.12 on (Debian bookworm's is 4.6): there a
+    GIF must stay a video, as it was, not become a picture that never decodes."""
+    from happyhouse.daemon.sources import classify_spec
+
+    path = tmp_path / "door.gif"
+    assert cv2.imwrite(str(path), flat_image(120))
+    assert classify_spec(str(path)) == "images"
+    monkeypatch.setattr(cv2, "haveImageReader", lambda name: False)
+    assert classify_spec(str(path)) == "video"

@@ -296,3 +296,14 @@ def test_a_live_camera_opens_a_real_latch(cfg):
     code, _ = _run(cfg, _args(actuate=True), source=_source(), pipeline=_pipeline(0.9),
                    pin_factory=factory, sleep=lambda s: None)
     assert code == 0 and [s.state for s in factory._mock.pin(17).states][-2:] == [True, False]
+
+
+def test_a_recording_is_refused_before_it_is_scored_whatever_its_verdict(cfg):
+    """A review: a not-happy picture exited 1 without a word of the refusal."""
+    from happyhouse.daemon.errors import ConfigError
+
+    source = _recording()
+    with pytest.raises(ConfigError, match="is a recording"):
+        _run(cfg, _args(actuate=True), source=source, pipeline=_pipeline(0.1),
+             pin_factory=RealLooking(), sleep=lambda s: None)
+    assert source.opened is False  # refused before the source opened

@@ -343,3 +343,14 @@ def test_frames_within_max_gap_say_nothing_of_it(rig, caplog):
         for _ in range(30):
             door.step()
     assert "max_gap" not in caplog.text
+
+
+def test_one_stale_frame_then_silence_is_a_lost_camera(rig):
+    """A review: one late frame and then nothing was reported as "only stale frames", and
+    a technician would chase a stream's buffering instead of a dead camera."""
+    door, clock, factory, _ = rig(["n"] * 10 + [("n", 0.8)] + ["."] * 40)
+    door.start()
+    for _ in range(51):
+        door.step()
+    (_, _, reason), = [t for t in door.transitions if t[1] is State.FAULT]
+    assert reason.endswith("camera lost"), reason

@@ -166,45 +166,78 @@ def test_one_failed_read_is_not_a_lost_camera():
     assert src.reopens == 0 and log.count("open") == 1
 
 
+HUNG = 10  # the read that hangs: after the first few, which teach the camera's pace
+
+
 class HiccupDevice(CountingDevice):
-    """A live stream that hangs once for ``hang`` s and then hands over, at once, the
-    frames it buffered meanwhile, before it goes on in real time."""
+    """A live stream that hangs once for ``hang`` s and then hands over the ``buffered``
+    frames it kept meanwhile, each read taking ``buffered_read`` s (0: a burst; more: the
+    decoder's pace), before it goes on in real time (one frame per ``period``)."""
 
     live = True
 
-    def __init__(self, log, hang=1.0, buffered=8):
-        super().__init__(log, period=0.02)
-        self.hang, self.buffered = hang, buffered
+    def __init__(self, log, hang=1.0, buffered=8, period=0.02, buffered_read=0.0):
+        super().__init__(log, period=period)
+        self.hang, self.buffered, self.buffered_read = hang, buffered, buffered_read
 
     def read(self):
         self.n += 1
-        if self.n == 5:
+        if self.n == HUNG:
             time.sleep(self.hang)
-        elif not 5 < self.n <= 5 + self.buffered:
-            time.sleep(self.period)  # real time; the buffered frames come at once
+        elif HUNG < self.n <= HUNG + self.buffered:
+            time.sleep(self.buffered_read)
+        else:
+            time.sleep(self.period)
         return flat_image(self.n % 256)
 
 
-def test_frames_a_stream_buffered_while_it_hung_are_dated_when_it_hung():
-    """A field probe: a stream that hung 2.5 s (under stall_timeout) then handed over its
-    buffered frames: each was dated when its read returned, 9 ms old to the door, which
-    voted on frames 2.5 s old and opened."""
-    log = []
-    src = ThreadedSource(lambda: HiccupDevice(log), "dev", stall_timeout=3.0, stale_after=0.5,
-                         fps=50)
+def frames_seen(device, seconds, **kw):
+    """(frame number, age when handed out) of every frame the door would get."""
+    src = ThreadedSource(lambda: device, "dev", stall_timeout=3.0, stale_after=0.5, **kw)
     seen = []
     with src:
-        end = time.monotonic() + 2.0
+        end = time.monotonic() + seconds
         while time.monotonic() < end:
             frame = src.latest(0.5)
             if frame is not None:
                 seen.append((int(frame.image[0, 0, 0]), frame.age()))
             time.sleep(0.001)
-    stale = [n for n, age in seen if age > 0.5]
-    fresh_after = [n for n, age in seen if n > 5 + 8 and age <= 0.5]
-    assert stale and min(stale) >= 5 and max(stale) <= 5 + 8  # the hang's frame and its backlog
-    assert fresh_after  # then real time again
-    assert all(age <= 0.5 for n, age in seen if n < 5)
+    return seen
+
+
+def test_frames_a_stream_buffered_while_it_hung_are_dated_when_they_were_taken():
+    """A field probe: a stream that hung 2.5 s (under stall_timeout) then handed over its
+    buffered frames: each was dated when its read returned, 9 ms old to the door, which
+    voted on frames 2.5 s old and opened."""
+    seen = frames_seen(HiccupDevice([], hang=1.0, buffered=8), 2.0, fps=50)
+    assert all(age <= 0.5 for n, age in seen if n < HUNG)
+    assert any(age > 0.5 for n, age in seen if HUNG <= n <= HUNG + 8)  # the hang's frames
+    assert all(age > 0.5 for n, age in seen if HUNG <= n <= HUNG + 8)
+    later = [age for n, age in seen if n > HUNG + 8 + 3]
+    assert later and all(age <= 0.5 for age in later)  # then real time again
+
+
+def test_frames_buffered_at_the_decoders_pace_are_stale_too():
+    """A review: the buffered frames' reads took decode time (25 ms of a 40 ms interval),
+    which ended the first fix's backlog at once: 37 frames 1-1.5 s old went out as fresh."""
+    device = HiccupDevice([], hang=1.5, buffered=37, period=0.04, buffered_read=0.025)
+    seen = frames_seen(device, 4.5, fps=25)
+    buffered = [age for n, age in seen if HUNG < n <= HUNG + 37]
+    assert buffered and all(age > 0.5 for age in buffered), buffered
+    later = [age for n, age in seen if n > HUNG + 37 + 3]
+    assert later and all(age <= 0.5 for age in later)
+
+
+class SlowCamera(CountingDevice):
+    live = True
+
+
+def test_a_camera_slower_than_configured_is_not_taken_for_a_hanging_one():
+    """A review: a camera delivering every 0.6 s (more than stale_after) had every frame
+    dated stale: the door never opened and systemd restarted the service again and again."""
+    seen = frames_seen(SlowCamera([], period=0.6), 4.0, fps=15)
+    assert len(seen) >= 5
+    assert all(age <= 0.5 for _, age in seen[2:]), seen
 
 
 def test_replayed_pictures_may_repeat():
