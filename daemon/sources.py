@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import zlib
@@ -143,6 +144,8 @@ class _Worker:
                     # driver (a stuck smiling picture must not keep voting). Not fresh:
                     # no publish, no watchdog, and the stall check reopens the camera.
                     self.repeats += 1
+                    if self.repeats == 1:
+                        self.owner._remember_frozen()
                     continue
                 self.repeats = 0
                 self.last_frame = returned
@@ -235,12 +238,15 @@ class ThreadedSource:
     def __init__(self, device_factory: Callable[[], Device], description: str,
                  stall_timeout: float = 3.0, backoff_max: float = 30.0,
                  open_timeout: Optional[float] = None, stale_after: float = 0.5,
-                 fps: float = 15.0) -> None:
+                 fps: float = 15.0, remember: Optional[Path] = None) -> None:
         self.description = description
         self.stale_after = float(stale_after)
         self.fps = float(fps)  # the requested rate: the frame interval where a device has none
         # fingerprints of the last pictures a live device gave, kept across reopens
         self._recent: Deque[int] = deque(maxlen=RECENT_PICTURES)
+        # where they outlive the process (a frozen camera's restart); None: nowhere
+        self.remember = remember
+        self._recall()
         self._factory = device_factory
         self.stall_timeout = float(stall_timeout)
         self.backoff_max = float(backoff_max)
@@ -325,11 +331,36 @@ class ThreadedSource:
 
     def _seen_before(self, image: np.ndarray) -> bool:
         """Is ``image`` bit for bit one of the last pictures (remembered if not)?"""
-        picture = zlib.crc32(np.ascontiguousarray(image).data) ^ hash(image.shape)
+        shape = zlib.crc32(str(image.shape).encode())
+        picture = zlib.crc32(np.ascontiguousarray(image).data, shape)
         if picture in self._recent:
             return True
         self._recent.append(picture)
         return False
+
+    def _recall(self) -> None:
+        """The pictures a frozen camera repeated before this process started (a frozen
+        camera ends in a watchdog restart, and a new process must not take the picture
+        it froze on for news: with votes_needed = 1 that opened the door per restart)."""
+        if self.remember is None:
+            return
+        try:
+            text = self.remember.read_text(encoding="ascii")
+            self._recent.extend(int(word) for word in text.split()[-RECENT_PICTURES:])
+        except (OSError, ValueError, UnicodeDecodeError):
+            pass  # nothing remembered (the first start, a cleared /run): nothing to skip
+
+    def _remember_frozen(self) -> None:
+        """Keep the last pictures where the next process finds them (written only when
+        a camera repeats a picture: never on a healthy camera)."""
+        if self.remember is None:
+            return
+        try:
+            tmp = self.remember.with_name(f".{self.remember.name}.tmp")
+            tmp.write_text(" ".join(str(p) for p in list(self._recent)) + "\n", encoding="ascii")
+            os.replace(tmp, self.remember)
+        except OSError as exc:
+            log.debug("cannot remember the frozen picture in %s: %s", self.remember, exc)
 
     def _publish(self, image: np.ndarray, timestamp: float) -> None:
         with self._cond:
@@ -456,6 +487,13 @@ def classify_spec(spec: str) -> str:
     return "video"
 
 
+def frozen_pictures_file(cfg) -> Path:
+    """Where a frozen camera's pictures outlive a restart: the state folder (written
+    only while a camera repeats a picture; systemd empties the runtime folder on every
+    restart)."""
+    return Path(cfg.service_state_dir).expanduser() / "frozen-camera-pictures"
+
+
 def _decodable(path: Path) -> bool:
     """Can this OpenCV decode the picture (GIF only since OpenCV 4.12; before, FFmpeg
     plays one as a video, as it did)?"""
@@ -507,7 +545,8 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> Thread
     # factories read it when they run, so they see the cleaned text too)
     description = clean(description)
     source = ThreadedSource(factory, description, stall, cfg.camera_reopen_backoff_max,
-                            stale_after=cfg.camera_stale_after, fps=fps)
+                            stale_after=cfg.camera_stale_after, fps=fps,
+                            remember=frozen_pictures_file(cfg) if kind not in RECORDINGS else None)
     source.kind = kind
     return source
 

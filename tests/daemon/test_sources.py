@@ -330,3 +330,30 @@ def test_threaded_source_can_be_closed_and_reopened():
     finally:
         src.close()
     assert log.count("open") == 2
+
+
+def test_a_frozen_picture_is_not_news_to_the_next_process_either(tmp_path):
+    """A review: a frozen camera gives no fresh frame, the watchdog restarts the service,
+    and each new process took the picture it froze on for news once: with votes_needed = 1
+    one opening per restart. The pictures outlive the process in the runtime folder."""
+    remember = tmp_path / "frozen-camera-pictures"
+    first = ThreadedSource(lambda: FrozenDevice([]), "dev", stall_timeout=0.5, remember=remember)
+    with first:
+        assert first.latest(1.0) is not None
+        time.sleep(0.2)  # it repeats: remembered
+    assert remember.is_file()
+    restarted = ThreadedSource(lambda: FrozenDevice([]), "dev", stall_timeout=0.5,
+                               remember=remember)
+    with restarted:
+        assert restarted.latest(0.4) is None
+    healthy = ThreadedSource(lambda: CyclingDevice([]), "dev", stall_timeout=0.5,
+                             remember=remember)
+    with healthy:  # another picture is news
+        assert healthy.latest(1.0) is not None
+
+
+def test_a_live_camera_remembers_its_frozen_pictures_in_the_state_folder(tmp_path):
+    from happyhouse.daemon.config import load_config
+
+    cfg = load_config(None, {"service.state_dir": str(tmp_path / "state")})
+    assert open_source("/dev/video0", cfg).remember == tmp_path / "state" / "frozen-camera-pictures"
