@@ -139,7 +139,7 @@ class _Worker:
                         break
                     continue
                 failed = 0
-                if self.device.live and self.owner._seen_before(image):
+                if self.device.live and self.owner._seen_before(image) and not _flat(image):
                     # Sensor noise makes every real frame differ: a repeat is a frozen
                     # driver (a stuck smiling picture must not keep voting). Not fresh:
                     # no publish, no watchdog, and the stall check reopens the camera.
@@ -162,6 +162,17 @@ class _Worker:
             except Exception:
                 log.debug("release failed", exc_info=True)
             self.done.set()
+
+
+#: a picture whose grey levels span no more than this holds no face: a covered lens or a
+#: dark night, which some cameras give bit for bit again and again; it is news (no face
+#: can open the door, and it keeps the service alive), never a frozen smile
+FLAT_RANGE = 24
+
+
+def _flat(image: np.ndarray) -> bool:
+    sample = image[::8, ::8]
+    return sample.size > 0 and int(sample.max()) - int(sample.min()) <= FLAT_RANGE
 
 
 class Backlog:

@@ -88,6 +88,11 @@ def test_threaded_source_detects_hung_read_and_reopens():
     assert log.count("open") >= 2
 
 
+def scene(seed):
+    """A picture with a scene's range of grey levels (a flat one holds no face)."""
+    return np.random.default_rng(seed).integers(0, 256, (48, 64, 3), np.uint8)
+
+
 class FrozenDevice(CountingDevice):
     """A live camera whose driver froze: the same image again and again."""
 
@@ -96,7 +101,7 @@ class FrozenDevice(CountingDevice):
     def read(self):
         time.sleep(self.period)
         self.n += 1
-        return flat_image(7)
+        return scene(7)
 
 
 def test_frozen_live_camera_gives_no_fresh_frames_and_is_reopened():
@@ -132,7 +137,7 @@ class CyclingDevice(CountingDevice):
     def read(self):
         time.sleep(self.period)
         self.n += 1
-        return flat_image(10 + self.n % 4)
+        return scene(10 + self.n % 4)
 
 
 def test_a_driver_cycling_its_buffers_is_a_frozen_camera(caplog):
@@ -357,3 +362,26 @@ def test_a_live_camera_remembers_its_frozen_pictures_in_the_state_folder(tmp_pat
 
     cfg = load_config(None, {"service.state_dir": str(tmp_path / "state")})
     assert open_source("/dev/video0", cfg).remember == tmp_path / "state" / "frozen-camera-pictures"
+
+
+class DarkDevice(CountingDevice):
+    """A live camera at night (or with its lens covered) whose frames are black, bit for
+    bit the same."""
+
+    live = True
+
+    def read(self):
+        time.sleep(self.period)
+        self.n += 1
+        return flat_image(3)
+
+
+def test_a_dark_camera_repeating_black_frames_is_not_frozen():
+    """A review: such frames ended as "frozen", the watchdog restarted the service until
+    start-limit-hit, and the door stayed dead after the light came back. A flat picture
+    holds no face, so it can never open the door: it is news."""
+    src = ThreadedSource(lambda: DarkDevice([]), "dev", stall_timeout=0.3)
+    with src:
+        time.sleep(0.8)
+        assert src.latest(0.3) is not None
+    assert src.reopens == 0
