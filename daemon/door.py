@@ -209,10 +209,9 @@ class Door:
         else:
             self.frames += 1
             age = now - frame.timestamp
-            why = None if not age <= self.stale_after else _unusable(frame)
             if not age <= self.stale_after:
                 self._stale(frame, age, now)
-            elif why is not None:
+            elif (why := _unusable(frame)) is not None:
                 self._bad_frame(frame, now, why)
             else:
                 obs = self._fresh(frame, now)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 import zlib
@@ -58,7 +57,8 @@ import numpy as np
 
 from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, Device, gstreamer_available,
                       h5_frames, read_pictures)
-from .errors import ConfigError, SourceError
+from .errors import ConfigError, DataError, SourceError
+from .filesafety import write_file_whole
 from .logtext import clean
 
 log = logging.getLogger(__name__)
@@ -359,19 +359,18 @@ class ThreadedSource:
             text = self.remember.read_text(encoding="ascii")
             self._recent.extend(int(word) for word in text.split()[-RECENT_PICTURES:])
         except (OSError, ValueError, UnicodeDecodeError):
-            pass  # nothing remembered (the first start, a cleared /run): nothing to skip
+            pass  # nothing remembered (no camera froze yet, another user's file): nothing to skip
 
     def _remember_frozen(self) -> None:
         """Keep the last pictures where the next process finds them (written only when
         a camera repeats a picture: never on a healthy camera)."""
         if self.remember is None:
             return
+        text = " ".join(str(p) for p in list(self._recent)) + "\n"
         try:
-            tmp = self.remember.with_name(f".{self.remember.name}.tmp")
-            tmp.write_text(" ".join(str(p) for p in list(self._recent)) + "\n", encoding="ascii")
-            os.replace(tmp, self.remember)
-        except OSError as exc:
-            log.debug("cannot remember the frozen picture in %s: %s", self.remember, exc)
+            write_file_whole(self.remember, text.encode("ascii"), "the frozen camera's pictures")
+        except DataError as exc:  # a read-only or full state disk: the door runs on
+            log.debug("%s", exc)
 
     def _publish(self, image: np.ndarray, timestamp: float) -> None:
         with self._cond:
