@@ -29,6 +29,7 @@ from typing import Iterator, Optional, Union
 
 from .bundle import META_FILE, MODEL_FILE, default_bundle_path, load_bundle
 from .errors import ModelError
+from .evidence import evidence_problems
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,16 @@ def rollback_paths(bundle: Path) -> Path:
         raise ModelError(f"no previous bundle to roll back to: {previous} does not exist "
                          f"(install.sh --bundle keeps the bundle it replaces there)")
     try:
-        load_bundle(previous)
+        loaded = load_bundle(previous)
     except ModelError as exc:
         raise ModelError(f"the previous bundle cannot be restored, it does not load: {exc}") from None
+    # one the door would refuse to arm (an older release's adaptation, a 16-face hold-out)
+    # is no way back: "rolled back, reload the door" ended in a refused reload
+    problems = evidence_problems(loaded.meta)
+    if problems:
+        raise ModelError(f"the previous bundle {previous} cannot be restored: its recorded "
+                         f"validation figures are too poor to arm a door ({'; '.join(problems)}); "
+                         f"nothing was changed")
     return previous
 
 

@@ -65,7 +65,9 @@ def require_evidence(bundle: Bundle) -> None:
     if problems:
         raise ModelError(f"{bundle.path}: recorded validation figures too poor to arm a door: "
                          + "; ".join(problems) + "; rebuild it from more frames (happyhouse-adapt "
-                         "needs >= 100 face frames) or keep the one the door has")
+                         "needs >= 100 face frames), put the previous bundle back "
+                         "(happyhouse-daemon --rollback-model) or clear [model] bundle to serve "
+                         "the shipped model")
 
 
 def _check_override(bundle: Bundle, threshold: float) -> None:

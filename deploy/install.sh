@@ -376,11 +376,20 @@ install_unit() {
 
 check_config() {
   # A config the daemon rejects must not reach a restart loop: say so now.
-  local daemon=$ROOT$VENV/bin/happyhouse-daemon
+  local daemon=$ROOT$VENV/bin/happyhouse-daemon bundle model=()
   if [ "$DRY_RUN" = 1 ]; then
     run "$daemon" --print-config --config "$ROOT$CONF"
   elif ! "$daemon" --print-config --config "$ROOT$CONF" >/dev/null; then
     die "$CONF is rejected by the daemon (message above); fix it, then run install.sh again"
+  fi
+  # Nor a model this release will not arm: an older release's adapted bundle can be
+  # too poorly proven for this one (the door locked, out of service, after "started").
+  # Under --root the config's bundle path is the Pi's: looked for under the root.
+  bundle=""
+  if [ -f "$ROOT$CONF" ]; then bundle=$(sed -n 's/^bundle *= *//p' "$ROOT$CONF" | tail -n 1); fi
+  if [ -n "$ROOT" ] && [ -n "$bundle" ]; then model=(--model "$ROOT$bundle"); fi
+  if ! run "$daemon" --verify-model "${model[@]}" --config "$ROOT$CONF" --log-level ERROR; then
+    die "the model bundle $CONF names (${bundle:-the shipped one}) is not one this release arms (message above); the service was not restarted. Rebuild it with happyhouse-adapt, put the previous one back (happyhouse-daemon --rollback-model), or remove '[model] bundle' from $CONF to use the shipped model; then run install.sh again"
   fi
 }
 
@@ -419,6 +428,10 @@ do_install() {
 do_bundle_only() {
   [ -x "$ROOT$VENV/bin/happyhouse-daemon" ] ||
     die "HappyHouse is not installed here ($VENV): run install.sh without --bundle-only first"
+  # the bundle is proven by the installed daemon's --verify-model: one from before it
+  # said "unrecognized arguments", blamed on the bundle
+  "$ROOT$VENV/bin/happyhouse-daemon" --help 2>/dev/null | grep -q -- --verify-model ||
+    die "the HappyHouse installed here predates this installer: upgrade it first (install.sh, or remote-install.sh, without --bundle-only); the bundle was not installed"
   install_bundle
   if ! grep -q "^bundle = $BUNDLE_DEST" "$ROOT$CONF" 2>/dev/null; then
     note "set '[model] bundle = $BUNDLE_DEST' in $CONF to use the installed bundle"

@@ -112,6 +112,15 @@ def test_relations_between_keys(values, needle):
 def test_a_slow_camera_is_fine_when_one_frame_decides_or_the_gap_allows_it():
     build_config({"camera.fps": 1, "decision.votes_needed": 1})
     build_config({"camera.fps": 1, "decision.max_gap": 1.5})
+    with pytest.raises(ConfigError, match="max_gap"):
+        build_config({"camera.fps": 1, "camera.source": "/dev/video0"})
+
+
+@pytest.mark.parametrize("source", ["rtsp://door.local/stream", "libcamerasrc ! appsink"])
+def test_a_stream_runs_at_its_own_rate_whatever_fps_says(source):
+    """An upgrade probe: fps is never asked of a stream or a pipeline, so a house whose
+    config said fps = 1 for one voted at the stream's own rate; the rule refused it."""
+    build_config({"camera.fps": 1, "camera.source": source})
 
 
 @pytest.mark.parametrize("text", [

@@ -256,3 +256,24 @@ def test_a_bundle_named_by_its_model_json_has_the_same_fingerprint(tmp_path):
     assert model_history.fingerprint(dest / META_FILE) == model_history.fingerprint(dest)
     assert model_history.fingerprint(dest / "model.tflite") == model_history.fingerprint(dest)
     assert model_history.fingerprint(dest) is not None
+
+
+def test_rollback_refuses_a_previous_bundle_the_door_would_not_arm(tmp_path, capsys):
+    """An upgrade probe: bundle.previous made by an older release's adapt (a 16-face
+    parity hold-out) was "rolled back ... reload the door to serve it", and the door then
+    refused it: nothing changed is better than a way back that does not arm."""
+    dest = tmp_path / "etc" / "bundle"
+    poor = variant(tmp_path, "old-adaptation")
+    meta = json.loads((poor / META_FILE).read_text())
+    meta["metrics"]["parity"].update(n=16, holdout_summary={"n": 16, "happy": 8, "not_happy": 8})
+    (poor / META_FILE).write_text(json.dumps(meta))
+    reseal_bundle(poor)
+    model_history.install(poor, dest)
+    model_history.install(variant(tmp_path, "current"), dest)
+    conf = tmp_path / "hh.conf"
+    conf.write_text(f"[model]\nbundle = {dest}\n[latch]\ngpio = mock\n")
+    assert main(["--config", str(conf), "--rollback-model"]) == 2
+    err = capsys.readouterr().err
+    assert "too poor to arm a door" in err and "nothing was changed" in err, err
+    assert load_bundle(dest).meta["name"] == "current"
+    assert load_bundle(tmp_path / "etc" / "bundle.previous").meta["name"] == "old-adaptation"

@@ -39,8 +39,10 @@ def test_fresh_install_lands_every_piece(fake_system):
     pip = fs.commands("pip")
     assert any(f"happyhouse[pi] @ file://{fs.wheel}" in c for c in pip)
     assert pip[-1].endswith(f"--force-reinstall --no-deps {fs.wheel}")
-    # Config validated by the installed daemon before the service starts.
-    assert fs.commands("happyhouse-daemon") == [f"--print-config --config {fs.path(CONF)}"]
+    # Config and its model validated by the installed daemon before the service starts.
+    assert fs.commands("happyhouse-daemon") == [
+        f"--print-config --config {fs.path(CONF)}",
+        f"--verify-model --config {fs.path(CONF)} --log-level ERROR"]
     systemctl = fs.commands("systemctl")
     assert systemctl == ["daemon-reload", "enable happyhouse", "restart happyhouse"]
     # The gpio group was created here, so the udev rule that gives it the chips too.
@@ -192,6 +194,34 @@ def test_the_bundle_is_verified_with_the_doors_config_and_a_rejected_config_is_n
     assert "does not load here" not in proc.stderr
     assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-adapted"
     assert not fs.path("/etc/happyhouse/bundle.new").exists()
+
+
+def test_an_upgrade_does_not_restart_into_a_bundle_this_release_will_not_arm(fake_system, tmp_path):
+    """An upgrade probe: a bundle the old release's happyhouse-adapt made (a 16-face parity
+    hold-out) was served by the old door and refused by the new one: install.sh said
+    "started", and the service looped into start-limit-hit, the door out of service."""
+    fs = fake_system
+    fs.install("--bundle", str(_bundle(tmp_path)))
+    fs.clear_log()
+    proc = fs.install(check=False, VERIFY_RC="2")
+    assert proc.returncode == 2
+    assert "is not one this release arms" in proc.stderr and "--rollback-model" in proc.stderr
+    assert "restart happyhouse" not in fs.commands("systemctl")
+    verify = [c for c in fs.commands("happyhouse-daemon") if c.startswith("--verify-model")]
+    assert verify == [f"--verify-model --model {fs.path('/etc/happyhouse/bundle')} "
+                      f"--config {fs.path(CONF)} --log-level ERROR"]
+
+
+def test_bundle_only_on_a_door_older_than_the_installer_says_so(fake_system, tmp_path):
+    """An upgrade probe: the old daemon has no --verify-model: "unrecognized arguments",
+    then "the bundle does not load here", blaming a bundle the old door serves."""
+    fs = fake_system
+    fs.install()
+    bundle = _bundle(tmp_path)
+    proc = fs.install("--bundle-only", "--bundle", str(bundle), check=False, OLD_DAEMON="1")
+    assert proc.returncode == 2 and "predates this installer" in proc.stderr
+    assert "does not load here" not in proc.stderr
+    assert not fs.path("/etc/happyhouse/bundle").exists()
 
 
 def test_a_wheel_in_a_folder_with_a_space(fake_system, tmp_path):
