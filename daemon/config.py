@@ -236,10 +236,10 @@ def _check_relations(v: Mapping[str, Any], origin: str) -> None:
     if v["decision.votes_needed"] > v["decision.window"]:
         raise ConfigError(f"{origin}: [decision] votes_needed ({v['decision.votes_needed']}) "
                           f"must not exceed window ({v['decision.window']})")
-    # only where fps is asked of the camera (an index, /dev/videoN): a stream, a pipeline
+    # only where fps is asked of the camera (an index, a /dev/ path): a stream, a pipeline
     # or a video file runs at its own rate, whatever [camera] fps says
     source = str(v["camera.source"]).strip()
-    asked = (source.isascii() and source.isdigit()) or source.startswith("/dev/video")
+    asked = (source.isascii() and source.isdigit()) or source.startswith("/dev/")
     if asked and v["decision.votes_needed"] > 1 and 1.0 / v["camera.fps"] > v["decision.max_gap"]:
         raise ConfigError(f"{origin}: [camera] fps {v['camera.fps']:g} gives a frame every "
                           f"{1.0 / v['camera.fps']:.2f} s, more than [decision] max_gap "

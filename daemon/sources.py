@@ -484,8 +484,8 @@ def classify_spec(spec: str) -> str:
         return "stream"
     if "!" in text:
         return "gstreamer"
-    if text.startswith("/dev/video"):
-        return "v4l2"
+    if text.startswith("/dev/"):  # /dev/videoN, or a name that survives a replug:
+        return "v4l2"  # /dev/v4l/by-id/... (it was taken for a video file: a recording)
     path = Path(text).expanduser()
     if not path.exists():
         raise SourceError(f"camera source {text!r} does not exist (not a camera index, device, "

@@ -277,6 +277,12 @@ def test_threaded_source_unopenable_raises_and_backs_off_in_background():
 
 
 @pytest.mark.parametrize("spec, kind", [("0", "camera"), ("/dev/video7", "v4l2"),
+                                        # the replug-proof name of a USB webcam was taken
+                                        # for a video file: a recording, so no frozen-camera
+                                        # check, and refused on a real latch
+                                        ("/dev/v4l/by-id/usb-Logitech_C270-video-index0", "v4l2"),
+                                        ("/dev/v4l/by-path/platform-usb-0:1.2:1.0-video-index0",
+                                         "v4l2"),
                                         ("rtsp://cam.local/stream", "stream"),
                                         ("libcamerasrc ! videoconvert ! appsink", "gstreamer")])
 def test_classify_spec(spec, kind):
