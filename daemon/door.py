@@ -295,6 +295,11 @@ class Door:
         if self.state is not State.ARMED:
             self.latest = (frame, None)
             return None  # unlocked or cooling down: nothing to decide, save the CPU
+        if getattr(frame, "still", False):  # a dark or covered camera repeating itself
+            self.vote.reset("still picture")
+            self.latest = (frame, None)
+            self.last_decision = "still picture (a dark or covered camera): not scored"
+            return None
         obs = self.pipeline.observe(frame)
         self.latest = (frame, obs)
         decided = self.clock()

@@ -85,7 +85,14 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
         result["snapshot"] = str(path)
     result["actuated"] = False
     if actuate and obs.happy:
-        result["actuated"] = open_once(cfg, pin_factory, sleep, source)
+        # the door's own rules for a frame: fresh, and not a still a camera repeated
+        age = frame.age(getattr(source, "clock", time.monotonic)())  # a fake's own clock
+        if getattr(frame, "still", False) or age > cfg.camera_stale_after:
+            log.warning("--once --actuate: not opened: the frame is %s", "a still picture the "
+                        "camera repeated" if getattr(frame, "still", False) else
+                        f"{age:.2f} s old (camera.stale_after {cfg.camera_stale_after:g} s)")
+        else:
+            result["actuated"] = open_once(cfg, pin_factory, sleep, source)
     log.info("once: %s", result["verdict"], extra={"journal": {
         "score": result["score"], "face": result["face"], "verdict": result["verdict"]}})
     if as_json:

@@ -82,6 +82,9 @@ class Frame:
     image: np.ndarray  # BGR uint8 H x W x 3
     timestamp: float  # time.monotonic() at capture
     seq: int
+    #: a flat picture a live camera repeated (a covered lens, a dark night): the camera
+    #: is alive, but the picture is no news and is never scored (a frozen dark smile)
+    still: bool = False
 
     def age(self, now: Optional[float] = None) -> float:
         return (time.monotonic() if now is None else now) - self.timestamp
@@ -139,7 +142,8 @@ class _Worker:
                         break
                     continue
                 failed = 0
-                if self.device.live and self.owner._seen_before(image) and not _flat(image):
+                still = self.device.live and self.owner._seen_before(image)
+                if still and not _flat(image):
                     # Sensor noise makes every real frame differ: a repeat is a frozen
                     # driver (a stuck smiling picture must not keep voting). Not fresh:
                     # no publish, no watchdog, and the stall check reopens the camera.
@@ -151,7 +155,7 @@ class _Worker:
                 self.last_frame = returned
                 self.frames += 1
                 taken = backlog.taken(asked, returned) if self.device.live else returned
-                self.owner._publish(image, taken)
+                self.owner._publish(image, taken, still)
         except SourceError as exc:
             self.error = str(exc)
         except Exception as exc:  # a driver raising must not kill the supervisor
@@ -164,9 +168,10 @@ class _Worker:
             self.done.set()
 
 
-#: a picture whose grey levels span no more than this holds no face: a covered lens or a
-#: dark night, which some cameras give bit for bit again and again; it is news (no face
-#: can open the door, and it keeps the service alive), never a frozen smile
+#: a picture whose grey levels span no more than this: a covered lens or a dark night,
+#: which some cameras give bit for bit again and again. Repeated, it is published as a
+#: still frame: the camera is alive (no watchdog restarts into start-limit-hit), but the
+#: door never scores it (a frozen dark picture of a smile can still score happy)
 FLAT_RANGE = 24
 
 
@@ -372,10 +377,10 @@ class ThreadedSource:
         except DataError as exc:  # a read-only or full state disk: the door runs on
             log.debug("%s", exc)
 
-    def _publish(self, image: np.ndarray, timestamp: float) -> None:
+    def _publish(self, image: np.ndarray, timestamp: float, still: bool = False) -> None:
         with self._cond:
             self._seq += 1
-            self._frame = Frame(image, timestamp, self._seq)  # older frames are dropped
+            self._frame = Frame(image, timestamp, self._seq, still)  # older frames are dropped
             self._cond.notify_all()
 
     def _report_first(self, error: Optional[str]) -> None:

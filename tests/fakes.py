@@ -108,7 +108,8 @@ def open_times(pin, t0):
 class ScriptedFrame(Frame):
     """A frame that carries what scoring it will say and cost."""
 
-    kind: str = "-"  # H happy face, n unhappy face, - no face
+    kind: str = "-"  # H happy face, n unhappy face, - no face (given by keyword: Frame has
+    # fields of its own with defaults)
     latency: float = 0.02  # what scoring it will cost (fake seconds)
 
 
@@ -148,7 +149,7 @@ class ScriptedSource:
             self.clock.advance(timeout)
             return None
         self.clock.advance(self.dt)
-        return ScriptedFrame(self.image, self.clock() - age, self.index, kind)
+        return ScriptedFrame(self.image, self.clock() - age, self.index, kind=kind)
 
     def __enter__(self):
         self.open()

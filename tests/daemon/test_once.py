@@ -307,3 +307,20 @@ def test_a_recording_is_refused_before_it_is_scored_whatever_its_verdict(cfg):
         _run(cfg, _args(actuate=True), source=source, pipeline=_pipeline(0.1),
              pin_factory=RealLooking(), sleep=lambda s: None)
     assert source.opened is False  # refused before the source opened
+
+
+def test_actuate_refuses_a_still_or_stale_frame(cfg):
+    """A review: --once --actuate opened on any happy frame, however old (a stream's
+    backlog) or whether the camera had only repeated a still picture."""
+    import dataclasses
+
+    for change in ({"still": True}, {"timestamp": -1e6}):
+        factory = MockFactory()
+        source = _source()
+        real = source.latest
+        source.latest = lambda timeout, real=real, change=change: (
+            lambda f: f if f is None else dataclasses.replace(f, **change))(real(timeout))
+        code, text = _run(cfg, _args(actuate=True), source=source, pipeline=_pipeline(0.9),
+                          pin_factory=factory, sleep=lambda s: None)
+        assert code == 0 and json.loads(text)["actuated"] is False, change
+        assert factory.pins == {}

@@ -354,3 +354,22 @@ def test_one_stale_frame_then_silence_is_a_lost_camera(rig):
         door.step()
     (_, _, reason), = [t for t in door.transitions if t[1] is State.FAULT]
     assert reason.endswith("camera lost"), reason
+
+
+def test_a_still_picture_keeps_the_door_alive_but_is_never_scored(rig):
+    """A review: a frozen picture of a smile, dark enough to pass for a covered lens, was
+    published as news: it voted and opened the door after every cooldown. A still frame
+    keeps the watchdog fed and the door armed, and is never scored."""
+    import dataclasses
+
+    door, clock, factory, rec = rig("H" * 40, watchdog_usec=1_000_000)
+    real = door.source.latest
+    door.source.latest = lambda timeout: (lambda f: f if f is None else
+                                          dataclasses.replace(f, still=True))(real(timeout))
+    door.start()
+    for _ in range(40):
+        door.step()
+    assert door.unlocks == 0 and door.latch.pin.state is False
+    assert door.pipeline.observed == []
+    assert door.state is State.ARMED and rec.times("WATCHDOG=1")
+    assert "still picture" in door.last_decision

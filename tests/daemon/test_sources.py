@@ -389,5 +389,6 @@ def test_a_dark_camera_repeating_black_frames_is_not_frozen():
     src = ThreadedSource(lambda: DarkDevice([]), "dev", stall_timeout=0.3)
     with src:
         time.sleep(0.8)
-        assert src.latest(0.3) is not None
+        frame = src.latest(0.3)
+        assert frame is not None and frame.still  # alive, and never to be scored
     assert src.reopens == 0

@@ -62,7 +62,7 @@ def frame_cmd(kind: str, age: float = 0.0, latency: float = 0.02, dt: float = 0.
     def command(src: CommandSource, timeout: float):
         src.clock.advance(min(dt, timeout))  # latest() honours its timeout
         src.seq += 1
-        frame = ScriptedFrame(IMAGE, src.clock() - age, src.seq, kind, latency)
+        frame = ScriptedFrame(IMAGE, src.clock() - age, src.seq, kind=kind, latency=latency)
         src.last = frame
         return src.deliver(frame)
     return command

@@ -221,7 +221,7 @@ def test_frozen_source_same_frame_object_forever(rig):
 
     def frozen(src, timeout):  # a driver handing out its last buffer with its old timestamp
         src.clock.advance(timeout)
-        return src.deliver(ScriptedFrame(image, 1000.0, 1, "n"))
+        return src.deliver(ScriptedFrame(image, 1000.0, 1, kind="n"))
 
     for _ in range(40):
         r.step(frozen)
