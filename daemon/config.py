@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import detectors
-from .errors import ConfigError
+from .errors import ConfigError, HappyHouseError
 from .keys import Key
 from .logtext import clean
 from .web import keys as web_keys
@@ -227,6 +227,18 @@ def build_config(values: Mapping[str, Any], origin: str = "config",
     return Config(MappingProxyType(out), path)
 
 
+def _rate_is_fps(source: str) -> bool:
+    """Do frames come at [camera] fps from ``source``: asked of a camera (an index, a
+    /dev/ device) or the pace pictures are replayed at? A stream, a pipeline or a video
+    file runs at its own rate, whatever fps says."""
+    from .sources import classify_spec  # the one reading of a source (it may look at a file)
+
+    try:
+        return classify_spec(source) in ("camera", "v4l2", "images", "h5")
+    except HappyHouseError:  # a source that does not exist: said where it is opened
+        return False
+
+
 def _check_relations(v: Mapping[str, Any], origin: str) -> None:
     for dotted in ("camera.source", "service.state_dir"):
         if not str(v[dotted]).strip():
@@ -236,11 +248,8 @@ def _check_relations(v: Mapping[str, Any], origin: str) -> None:
     if v["decision.votes_needed"] > v["decision.window"]:
         raise ConfigError(f"{origin}: [decision] votes_needed ({v['decision.votes_needed']}) "
                           f"must not exceed window ({v['decision.window']})")
-    # only where fps is asked of the camera (an index, a /dev/ path): a stream, a pipeline
-    # or a video file runs at its own rate, whatever [camera] fps says
-    source = str(v["camera.source"]).strip()
-    asked = (source.isascii() and source.isdigit()) or source.startswith("/dev/")
-    if asked and v["decision.votes_needed"] > 1 and 1.0 / v["camera.fps"] > v["decision.max_gap"]:
+    if (v["decision.votes_needed"] > 1 and 1.0 / v["camera.fps"] > v["decision.max_gap"]
+            and _rate_is_fps(str(v["camera.source"]))):
         raise ConfigError(f"{origin}: [camera] fps {v['camera.fps']:g} gives a frame every "
                           f"{1.0 / v['camera.fps']:.2f} s, more than [decision] max_gap "
                           f"({v['decision.max_gap']:g} s): every vote would reset and the door "

@@ -222,7 +222,7 @@ class Parts:
                 self.source = self.inject["source"]
                 self.source.open()
         elif "source" in changed or self.source is None:
-            source = open_source(cfg.camera_source, cfg)
+            source = open_source(cfg.camera_source, cfg, remember=True)
             refuse_recording_on_a_real_latch(source, is_mock_factory(self.latch.factory))
             self._close_source()
             source.open()

@@ -185,64 +185,57 @@ class Backlog:
 
     A frame's time is when its read returned, which is when it was taken only while
     the device waits on its sensor. A read that blocks far longer than usual and
-    longer than ``stale_after`` is a hang (a stream stalled, a USB hiccup), and the
-    driver or the network may then hand over what it buffered meanwhile, in a burst
-    or at the decoder's pace: those frames are dated as the camera took them, one
-    frame interval apart from when the hang began, so the door sees them as stale
-    (and resets its vote). The backlog ends when that date catches up with the clock,
-    when reads wait a whole frame interval again a few times in a row (the buffer was
-    smaller than the hang: the device waits on its sensor), or after as many frames as
-    the hang could have buffered, twice over.
+    longer than ``stale_after`` is a hang (a stream stalled, a USB hiccup, a reconnect,
+    a camera warming up), and the driver or the network may then hand over what it
+    buffered meanwhile: reads quicker than a frame interval. The hang's frame and those
+    are dated as the camera took them, one frame interval apart from when the hang
+    began, so the door sees them as stale (and resets its vote). The backlog ends at the
+    first read that waits on the sensor again (the buffer is drained), when the dates
+    catch up with the clock, or after as many frames as the hang could have buffered,
+    twice over. What read timing cannot see: a decoder that drains a backlog at nearly
+    the camera's own pace (its reads look like the sensor's).
 
-    The usual wait is learnt from the reads, the first few after an open only
-    learnt (nothing can be buffered yet), so a camera slower than configured, or one
-    that slows down at night, is not taken for one that keeps hanging.
+    The usual wait is learnt from the reads, never below the camera's stated frame
+    interval (a reader behind a full queue reads in microseconds), so a camera slower
+    than configured, or one that slows down at night, is not taken for one that keeps
+    hanging: its second long read waits on the sensor and ends its one-frame backlog.
     """
 
     #: a hang: a read this many times longer than the usual wait (and over stale_after)
     HANG = 3.0
-    #: a read that waited this share of the usual wait waited on the sensor
-    REAL_TIME = 0.9
-    #: real-time reads in a row that end a backlog
-    STEADY = 3
+    #: a read quicker than this share of a frame interval came from a buffer
+    QUICK = 0.9
     #: how fast the usual wait follows the reads
     LEARN = 0.3
-    #: reads after an open that only teach the camera's pace
-    FIRST = 5
 
     def __init__(self, stale_after: float, interval: float) -> None:
         self.stale_after = float(stale_after)
-        self.usual = float(interval)  # a read's usual wait: the camera's frame interval
-        self.reads = 0
+        self.floor = self.usual = float(interval)  # a read's usual wait: the frame interval
         self.since: Optional[float] = None  # when the hang began; None: no backlog
         self.step = self.usual  # the frame interval the hang's frames are dated by
-        self.count = self.left = self.steady = 0
+        self.count = self.left = 0
 
     def taken(self, asked: float, returned: float) -> float:
-        waited = returned - asked
-        self.reads += 1
-        real_time = waited >= self.REAL_TIME * self.usual
-        # a burst's quick reads teach nothing of the camera's pace
-        learnt = self.usual + self.LEARN * (waited - self.usual) \
-            if self.since is None or real_time else self.usual
-        if self.reads <= self.FIRST:
-            self.usual = learnt
+        waited, before = returned - asked, self.usual
+        backlog = self.since is not None
+        hang = waited > self.stale_after and waited > self.HANG * before
+        quick = waited < self.QUICK * (self.step if backlog else before)
+        if not (backlog and quick):  # a burst's quick reads teach nothing of the pace
+            self.usual = max(self.floor, before + self.LEARN * (waited - before))
+        if hang:
+            if not backlog:
+                self.since, self.step, self.count = asked, before, 0
+            self.left = 2 * math.ceil((returned - self.since) / self.step) + 1
+            return self.since + self.count * self.step
+        if not backlog:
             return returned
-        # in a backlog a long real-time read may be the camera slowing: judged with it
-        usual = learnt if self.since is not None else self.usual
-        if waited > self.stale_after and waited > self.HANG * usual:
-            self.since, self.step = asked, self.usual  # a hang teaches nothing either
-            self.count = self.steady = 0
-            self.left = 2 * math.ceil(waited / self.step) + 1
-            return asked
-        self.usual = learnt
-        if self.since is None:
+        if not quick:  # it waited on the sensor: the buffer is drained, this one is new
+            self.since = None
             return returned
         self.count += 1
         self.left -= 1
-        self.steady = self.steady + 1 if real_time else 0
         taken = self.since + self.count * self.step
-        if taken >= returned - self.step or self.steady >= self.STEADY or self.left <= 0:
+        if taken >= returned - self.step or self.left <= 0:
             self.since = None
             return returned
         return taken
@@ -522,8 +515,12 @@ def _decodable(path: Path) -> bool:
         return False
 
 
-def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> ThreadedSource:
-    """A not-yet-opened source for ``spec``; call ``open()`` or use it as a context manager."""
+def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
+                remember: bool = False) -> ThreadedSource:
+    """A not-yet-opened source for ``spec``; call ``open()`` or use it as a context manager.
+    ``remember``: keep a frozen live camera's pictures in the state folder for the next
+    process (the service only: a tool run as root would leave a file the service cannot
+    read)."""
     import cv2
 
     kind = classify_spec(spec)
@@ -561,7 +558,8 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None) -> Thread
     description = clean(description)
     source = ThreadedSource(factory, description, stall, cfg.camera_reopen_backoff_max,
                             stale_after=cfg.camera_stale_after, fps=fps,
-                            remember=frozen_pictures_file(cfg) if kind not in RECORDINGS else None)
+                            remember=(frozen_pictures_file(cfg)
+                                      if remember and kind not in RECORDINGS else None))
     source.kind = kind
     return source
 

@@ -376,19 +376,24 @@ install_unit() {
 
 check_config() {
   # A config the daemon rejects must not reach a restart loop: say so now.
-  local daemon=$ROOT$VENV/bin/happyhouse-daemon bundle model=()
+  local daemon=$ROOT$VENV/bin/happyhouse-daemon printed="" bundle model=() as=()
   if [ "$DRY_RUN" = 1 ]; then
     run "$daemon" --print-config --config "$ROOT$CONF"
-  elif ! "$daemon" --print-config --config "$ROOT$CONF" >/dev/null; then
+  elif ! printed=$("$daemon" --print-config --config "$ROOT$CONF"); then
     die "$CONF is rejected by the daemon (message above); fix it, then run install.sh again"
   fi
   # Nor a model this release will not arm: an older release's adapted bundle can be
   # too poorly proven for this one (the door locked, out of service, after "started").
-  # Under --root the config's bundle path is the Pi's: looked for under the root.
-  bundle=""
-  if [ -f "$ROOT$CONF" ]; then bundle=$(sed -n 's/^bundle *= *//p' "$ROOT$CONF" | tail -n 1); fi
-  if [ -n "$ROOT" ] && [ -n "$bundle" ]; then model=(--model "$ROOT$bundle"); fi
-  if ! run "$daemon" --verify-model "${model[@]}" --config "$ROOT$CONF" --log-level ERROR; then
+  # The daemon's own reading of the config names the bundle (comments, "bundle:", ~);
+  # under --root that path is the Pi's, looked for under the root; on the Pi it is
+  # checked as the service reads it: its user, from /.
+  bundle=$(printf '%s\n' "$printed" | sed -n 's/^bundle = //p' | tail -n 1)
+  if [ -n "$ROOT" ]; then
+    case "$bundle" in /*) model=(--model "$ROOT$bundle") ;; esac
+  elif command -v runuser >/dev/null 2>&1 && getent passwd "$SERVICE_USER" >/dev/null; then
+    as=(runuser -u "$SERVICE_USER" --)
+  fi
+  if ! (cd / && run "${as[@]}" "$daemon" --verify-model "${model[@]}" --config "$ROOT$CONF" --log-level ERROR); then
     die "the model bundle $CONF names (${bundle:-the shipped one}) is not one this release arms (message above); the service was not restarted. Rebuild it with happyhouse-adapt, put the previous one back (happyhouse-daemon --rollback-model), or remove '[model] bundle' from $CONF to use the shipped model; then run install.sh again"
   fi
 }

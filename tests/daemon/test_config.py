@@ -116,6 +116,12 @@ def test_a_slow_camera_is_fine_when_one_frame_decides_or_the_gap_allows_it():
         build_config({"camera.fps": 1, "camera.source": "/dev/video0"})
 
 
+def test_pictures_replay_at_fps_so_the_rule_holds_for_them(tmp_path):
+    """A review: the rule skipped a folder of pictures, which does replay at fps."""
+    with pytest.raises(ConfigError, match="max_gap"):
+        build_config({"camera.fps": 1, "camera.source": str(tmp_path)})
+
+
 @pytest.mark.parametrize("source", ["rtsp://door.local/stream", "libcamerasrc ! appsink"])
 def test_a_stream_runs_at_its_own_rate_whatever_fps_says(source):
     """An upgrade probe: fps is never asked of a stream or a pipeline, so a house whose

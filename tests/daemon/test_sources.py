@@ -367,7 +367,11 @@ def test_a_live_camera_remembers_its_frozen_pictures_in_the_state_folder(tmp_pat
     from happyhouse.daemon.config import load_config
 
     cfg = load_config(None, {"service.state_dir": str(tmp_path / "state")})
-    assert open_source("/dev/video0", cfg).remember == tmp_path / "state" / "frozen-camera-pictures"
+    assert open_source("/dev/video0", cfg, remember=True).remember == \
+        tmp_path / "state" / "frozen-camera-pictures"
+    # the tools (--once, --check, --collect, perhaps run as root) leave it alone: a file
+    # root made there, with root's umask, the service could not read
+    assert open_source("/dev/video0", cfg).remember is None
 
 
 class DarkDevice(CountingDevice):
@@ -392,3 +396,37 @@ def test_a_dark_camera_repeating_black_frames_is_not_frozen():
         frame = src.latest(0.3)
         assert frame is not None and frame.still  # alive, and never to be scored
     assert src.reopens == 0
+
+
+def dated(reads, interval=1 / 15, stale_after=0.5):
+    """The age the door sees of each frame of a device whose reads wait ``reads`` seconds
+    (Backlog alone, on a clock of its own)."""
+    from happyhouse.daemon.sources import Backlog
+
+    backlog, now, ages = Backlog(stale_after, interval), 0.0, []
+    for waited in reads:
+        asked, now = now, now + waited
+        ages.append(round(now - backlog.taken(asked, now), 3))
+    return ages
+
+
+def test_a_hang_right_after_an_open_is_seen_too():
+    """A review: the first reads after an open only taught the pace, so a reconnect whose
+    first read took 1.5 s handed its burst of buffered frames over as fresh."""
+    ages = dated([1.5] + [0.002] * 20 + [1 / 15] * 5)
+    # the k-th buffered frame was taken k frame intervals after the hang began
+    assert ages[:21] == pytest.approx([1.5 + 0.002 * k - k / 15 for k in range(21)], abs=0.002)
+    assert all(age < 0.01 for age in ages[21:]), ages
+
+
+def test_a_lagging_reader_does_not_unlearn_the_cameras_pace():
+    """A review: behind a full queue every read returns in microseconds; the learnt wait
+    fell to nothing, and after a hang every buffered read looked like the sensor's."""
+    ages = dated([0.0006] * 200 + [1.2] + [0.0006] * 5 + [1 / 15] * 3)
+    assert all(age > 0.5 for age in ages[200:206]), ages[200:]
+    assert ages[-1] < 0.01
+
+
+def test_a_camera_that_warms_up_costs_one_frame():
+    ages = dated([1.0] + [1 / 15] * 10)
+    assert ages[0] > 0.5 and all(age < 0.01 for age in ages[1:]), ages

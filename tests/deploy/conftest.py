@@ -68,7 +68,7 @@ _SHIMS = {
         #!/usr/bin/env bash
         printf "pip" >>"$SHIM_LOG"; printf " %s" "$@" >>"$SHIM_LOG"; echo >>"$SHIM_LOG"
         case "$*" in *--force-reinstall*)
-          printf '#!/usr/bin/env bash\nprintf "happyhouse-daemon" >>"$SHIM_LOG"; printf " %%s" "$@" >>"$SHIM_LOG"; echo >>"$SHIM_LOG"\ncase "$*" in *--help*) [ -n "$OLD_DAEMON" ] || echo "  --verify-model  load the model bundle"; exit 0;; *--verify-model*) exit "${VERIFY_RC:-0}";; esac\nexit "${DAEMON_RC:-0}"\n' >"$(dirname "$0")/happyhouse-daemon"
+          printf '#!/usr/bin/env bash\nprintf "happyhouse-daemon" >>"$SHIM_LOG"; printf " %%s" "$@" >>"$SHIM_LOG"; echo >>"$SHIM_LOG"\ncase "$*" in *--print-config*) [ "${DAEMON_RC:-0}" != 0 ] || cat "${@: -1}" 2>/dev/null; exit "${DAEMON_RC:-0}";; *--help*) [ -n "$OLD_DAEMON" ] || echo "  --verify-model  load the model bundle"; exit 0;; *--verify-model*) exit "${VERIFY_RC:-0}";; esac\nexit "${DAEMON_RC:-0}"\n' >"$(dirname "$0")/happyhouse-daemon"
           chmod +x "$(dirname "$0")/happyhouse-daemon";;
         esac
         EOF

@@ -406,7 +406,7 @@ def test_watchdog_is_fed_while_a_reload_reopens_a_slow_camera(tmp_path, monkeypa
 
     opened = []
 
-    def open_source(spec, cfg, stall_timeout=None):
+    def open_source(spec, cfg, stall_timeout=None, remember=False):
         cam = SlowCamera([np.zeros((48, 64, 3), np.uint8)], fps=20, loop=True)
         cam.slow = bool(opened)
         opened.append(spec)
