@@ -199,6 +199,9 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
         now = clock()
         if last_time is not None and now - last_time < every:
             continue
+        if getattr(frame, "still", False):  # a covered or dark camera repeating itself
+            skipped["no face"] += 1
+            continue
         obs = pipeline.observe(frame)
         if obs.face is None:
             skipped["no face"] += 1

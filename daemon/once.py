@@ -84,22 +84,24 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
         path = write_snapshot(snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
         result["snapshot"] = str(path)
     result["actuated"] = False
-    if actuate and obs.happy:
-        # the door's own rules for a frame: fresh, and not a still a camera repeated
-        age = frame.age(getattr(source, "clock", time.monotonic)())  # a fake's own clock
-        if getattr(frame, "still", False) or age > cfg.camera_stale_after:
-            log.warning("--once --actuate: not opened: the frame is %s", "a still picture the "
-                        "camera repeated" if getattr(frame, "still", False) else
-                        f"{age:.2f} s old (camera.stale_after {cfg.camera_stale_after:g} s)")
-        else:
-            result["actuated"] = open_once(cfg, pin_factory, sleep, source)
+    # the door's own rules for a frame: fresh, and not a still a camera repeated; a happy
+    # verdict on any other would not open the door (exit 1, and --actuate opens nothing)
+    age = frame.age(getattr(source, "clock", time.monotonic)())  # a fake's own clock
+    result["unfit"] = ("a still picture the camera repeated" if getattr(frame, "still", False)
+                       else f"{age:.2f} s old (camera.stale_after {cfg.camera_stale_after:g} s)"
+                       if scaled_from is None and age > cfg.camera_stale_after else None)
+    opens = obs.happy and result["unfit"] is None
+    if actuate and obs.happy and not opens:
+        log.warning("--once --actuate: not opened: the frame is %s", result["unfit"])
+    elif actuate and opens:
+        result["actuated"] = open_once(cfg, pin_factory, sleep, source)
     log.info("once: %s", result["verdict"], extra={"journal": {
         "score": result["score"], "face": result["face"], "verdict": result["verdict"]}})
     if as_json:
         out.write(json.dumps(result) + "\n")
     else:
         out.write(_human(result))
-    return EXIT_HAPPY if obs.happy else EXIT_NOT_HAPPY
+    return EXIT_HAPPY if opens else EXIT_NOT_HAPPY
 
 
 def open_once(cfg, pin_factory=None, sleep=time.sleep, source=None) -> bool:
@@ -150,6 +152,8 @@ def _human(r: dict) -> str:
               ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()) + ")",
               f"  model   {r['model_sha256'][:16]} on {r['runtime']} {r['runtime_version']}; "
               f"gate {r['face_gate']}"]
+    if r.get("unfit"):
+        lines.append(f"  frame   not one the door would decide on: {r['unfit']}")
     if r.get("snapshot"):
         lines.append(f"  snapshot {r['snapshot']}")
     lines.append("  latch   " + ("UNLOCKED then relocked (--actuate)" if r["actuated"]

@@ -195,24 +195,29 @@ class Backlog:
     twice over. What read timing cannot see: a decoder that drains a backlog at nearly
     the camera's own pace (its reads look like the sensor's).
 
-    The usual wait is learnt from the reads, never below the camera's stated frame
-    interval (a reader behind a full queue reads in microseconds), so a camera slower
-    than configured, or one that slows down at night, is not taken for one that keeps
-    hanging: its second long read waits on the sensor and ends its one-frame backlog.
+    Two learnt waits: ``usual`` (never below the stated frame interval, hangs included)
+    says what is a hang, so a camera slower than configured, or one that slows down at
+    night, is not taken for one that keeps hanging; ``pace`` (learnt only from ordinary
+    reads, at most 120 frames a second) is the frame interval the buffered frames are
+    dated by, so a stream faster than its stated rate (or one stating none) is not dated
+    too young. A reader behind a full queue learns a quick pace and dates too old: stale,
+    the safe side.
     """
 
     #: a hang: a read this many times longer than the usual wait (and over stale_after)
     HANG = 3.0
     #: a read quicker than this share of a frame interval came from a buffer
     QUICK = 0.9
-    #: how fast the usual wait follows the reads
+    #: how fast the learnt waits follow the reads
     LEARN = 0.3
+    #: the shortest frame interval believed (camera.fps allows at most 120)
+    FASTEST = 1.0 / 120
 
     def __init__(self, stale_after: float, interval: float) -> None:
         self.stale_after = float(stale_after)
-        self.floor = self.usual = float(interval)  # a read's usual wait: the frame interval
+        self.floor = self.usual = self.pace = float(interval)
         self.since: Optional[float] = None  # when the hang began; None: no backlog
-        self.step = self.usual  # the frame interval the hang's frames are dated by
+        self.step = self.pace  # the frame interval the hang's frames are dated by
         self.count = self.left = 0
 
     def taken(self, asked: float, returned: float) -> float:
@@ -222,9 +227,11 @@ class Backlog:
         quick = waited < self.QUICK * (self.step if backlog else before)
         if not (backlog and quick):  # a burst's quick reads teach nothing of the pace
             self.usual = max(self.floor, before + self.LEARN * (waited - before))
+        if not (backlog or hang):
+            self.pace = max(self.FASTEST, self.pace + self.LEARN * (waited - self.pace))
         if hang:
             if not backlog:
-                self.since, self.step, self.count = asked, before, 0
+                self.since, self.step, self.count = asked, min(self.floor, self.pace), 0
             self.left = 2 * math.ceil((returned - self.since) / self.step) + 1
             return self.since + self.count * self.step
         if not backlog:
@@ -247,14 +254,16 @@ class ThreadedSource:
     def __init__(self, device_factory: Callable[[], Device], description: str,
                  stall_timeout: float = 3.0, backoff_max: float = 30.0,
                  open_timeout: Optional[float] = None, stale_after: float = 0.5,
-                 fps: float = 15.0, remember: Optional[Path] = None) -> None:
+                 fps: float = 15.0, remember: Optional[Path] = None,
+                 write_memory: bool = True) -> None:
         self.description = description
         self.stale_after = float(stale_after)
         self.fps = float(fps)  # the requested rate: the frame interval where a device has none
         # fingerprints of the last pictures a live device gave, kept across reopens
         self._recent: Deque[int] = deque(maxlen=RECENT_PICTURES)
-        # where they outlive the process (a frozen camera's restart); None: nowhere
-        self.remember = remember
+        # where they outlive the process (a frozen camera's restart); None: nowhere;
+        # read by every tool, written by the service only
+        self.remember, self.write_memory = remember, write_memory
         self._recall()
         self._factory = device_factory
         self.stall_timeout = float(stall_timeout)
@@ -362,7 +371,7 @@ class ThreadedSource:
     def _remember_frozen(self) -> None:
         """Keep the last pictures where the next process finds them (written only when
         a camera repeats a picture: never on a healthy camera)."""
-        if self.remember is None:
+        if self.remember is None or not self.write_memory:
             return
         text = " ".join(str(p) for p in list(self._recent)) + "\n"
         try:
@@ -520,7 +529,7 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
     """A not-yet-opened source for ``spec``; call ``open()`` or use it as a context manager.
     ``remember``: keep a frozen live camera's pictures in the state folder for the next
     process (the service only: a tool run as root would leave a file the service cannot
-    read)."""
+    read); every live source reads them."""
     import cv2
 
     kind = classify_spec(spec)
@@ -558,8 +567,8 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
     description = clean(description)
     source = ThreadedSource(factory, description, stall, cfg.camera_reopen_backoff_max,
                             stale_after=cfg.camera_stale_after, fps=fps,
-                            remember=(frozen_pictures_file(cfg)
-                                      if remember and kind not in RECORDINGS else None))
+                            remember=frozen_pictures_file(cfg) if kind not in RECORDINGS else None,
+                            write_memory=remember)
     source.kind = kind
     return source
 

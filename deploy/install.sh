@@ -388,6 +388,16 @@ check_config() {
   # under --root that path is the Pi's, looked for under the root; on the Pi it is
   # checked as the service reads it: its user, from /.
   bundle=$(printf '%s\n' "$printed" | sed -n 's/^bundle = //p' | tail -n 1)
+  # where the unit's sandbox lets the service see it (ProtectHome=, PrivateTmp=, and
+  # WorkingDirectory=/run/happyhouse for a relative path): a check that passed here
+  # would otherwise restart into a door that cannot find its model
+  case "$bundle" in
+    "" | /etc/* | /opt/* | /srv/* | /usr/* | /var/lib/* | /mnt/* | /media/*) ;;
+    /home/* | /root/* | /run/user/* | /tmp/* | /var/tmp/*)
+      die "[model] bundle = $bundle in $CONF: the service cannot see it there (its unit hides /home, /root and /tmp); install the bundle with install.sh --bundle (it goes to $BUNDLE_DEST), then run install.sh again" ;;
+    /*) ;;
+    *) die "[model] bundle = $bundle in $CONF is not an absolute path (the service runs in /run/happyhouse); give the full path, e.g. $BUNDLE_DEST" ;;
+  esac
   if [ -n "$ROOT" ]; then
     case "$bundle" in /*) model=(--model "$ROOT$bundle") ;; esac
   elif command -v runuser >/dev/null 2>&1 && getent passwd "$SERVICE_USER" >/dev/null; then

@@ -246,3 +246,19 @@ def test_a_stop_signal_while_collecting_is_one_line_and_exit_1(signame, tmp_path
     assert "Traceback" not in err
     kept = list((house / "happy").glob("*.png"))
     assert kept and all(p.with_suffix(".json").is_file() for p in kept)
+
+
+def test_a_still_picture_is_never_collected(tmp_path, faces, shipped_pipeline, no_latch):
+    """A review: --collect scored a still frame (a camera repeating one flat picture) and
+    could keep a frozen dark smile as a training frame."""
+    import dataclasses
+
+    source, clock = camera([faces[0], faces[1], faces[2], faces[3]])
+    real = source.latest
+    source.latest = lambda timeout: (lambda f: f if f is None or f.seq > 2 else
+                                     dataclasses.replace(f, still=True))(real(timeout))
+    out = io.StringIO()
+    cfg = load_config(None, {"latch.gpio": "mock"})
+    run_collect(cfg, args(tmp_path, count=2), source=source, pipeline=shipped_pipeline, out=out)
+    kept = sorted((tmp_path / "my_house" / "happy").glob("*.png"))
+    assert [cv2.imread(str(p)).tobytes() == f.tobytes() for p, f in zip(kept, faces[2:])] == [True, True]

@@ -322,5 +322,6 @@ def test_actuate_refuses_a_still_or_stale_frame(cfg):
             lambda f: f if f is None else dataclasses.replace(f, **change))(real(timeout))
         code, text = _run(cfg, _args(actuate=True), source=source, pipeline=_pipeline(0.9),
                           pin_factory=factory, sleep=lambda s: None)
-        assert code == 0 and json.loads(text)["actuated"] is False, change
+        assert code == 1 and json.loads(text)["actuated"] is False, change
+        assert json.loads(text)["unfit"], change
         assert factory.pins == {}

@@ -369,9 +369,31 @@ def test_a_live_camera_remembers_its_frozen_pictures_in_the_state_folder(tmp_pat
     cfg = load_config(None, {"service.state_dir": str(tmp_path / "state")})
     assert open_source("/dev/video0", cfg, remember=True).remember == \
         tmp_path / "state" / "frozen-camera-pictures"
-    # the tools (--once, --check, --collect, perhaps run as root) leave it alone: a file
-    # root made there, with root's umask, the service could not read
-    assert open_source("/dev/video0", cfg).remember is None
+    # the tools (--once, --check, --collect, perhaps run as root) read it but never write
+    # it: a file root made there, with root's umask, the service could not read
+    tool = open_source("/dev/video0", cfg)
+    assert tool.remember == tmp_path / "state" / "frozen-camera-pictures"
+    assert not tool.write_memory and open_source("/dev/video0", cfg, remember=True).write_memory
+
+
+def test_a_tool_skips_the_picture_the_service_saw_frozen_but_writes_nothing(tmp_path):
+    remember = tmp_path / "frozen-camera-pictures"
+    service = ThreadedSource(lambda: FrozenDevice([]), "dev", stall_timeout=0.5, remember=remember)
+    with service:
+        assert service.latest(1.0) is not None
+        time.sleep(0.2)
+    written = remember.read_bytes()
+    tool = ThreadedSource(lambda: FrozenDevice([]), "dev", stall_timeout=0.5, remember=remember,
+                          write_memory=False)
+    with tool:
+        assert tool.latest(0.4) is None  # the frozen picture is no news to --once either
+    remember.unlink()
+    fresh_tool = ThreadedSource(lambda: FrozenDevice([]), "dev", stall_timeout=0.3,
+                                remember=remember, write_memory=False)
+    with fresh_tool:
+        assert fresh_tool.latest(1.0) is not None
+        time.sleep(0.5)
+    assert not remember.exists() and written
 
 
 class DarkDevice(CountingDevice):
@@ -430,3 +452,23 @@ def test_a_lagging_reader_does_not_unlearn_the_cameras_pace():
 def test_a_camera_that_warms_up_costs_one_frame():
     ages = dated([1.0] + [1 / 15] * 10)
     assert ages[0] > 0.5 and all(age < 0.01 for age in ages[1:]), ages
+
+
+def test_a_stream_faster_than_its_stated_rate_is_dated_at_its_own_pace():
+    """A review: a 30 fps stream falling back to 1/15 s had its buffered frames dated 1/15 s
+    apart, catching up with the clock halfway: 24 frames 0.5-1.25 s old went out fresh.
+    The pace is learnt from its ordinary reads."""
+    reads = [1 / 30] * 30 + [2.0] + [0.002] * 60 + [1 / 30] * 10
+    ages = dated(reads, interval=1 / 15)
+    hang = 30
+    for k in range(61):  # frame k after the hang was taken k/30 s after it began
+        true_age = 2.0 + 0.002 * k - k / 30
+        assert ages[hang + k] >= true_age - 0.01 or true_age <= 0.5, (k, ages[hang + k], true_age)
+    assert all(age < 0.01 for age in ages[-5:])
+
+
+def test_after_a_hang_a_faster_camera_loses_only_the_hangs_frames():
+    """A review: a 30 fps camera stating 15 held 37 genuine frames stale after its buffer
+    drained (about 1.2 s lost)."""
+    ages = dated([1 / 30] * 30 + [2.0] + [0.002] * 4 + [1 / 30] * 60, interval=1 / 15)
+    assert [i for i, age in enumerate(ages) if age > 0.5] == [30, 31, 32, 33, 34]

@@ -212,6 +212,23 @@ def test_an_upgrade_does_not_restart_into_a_bundle_this_release_will_not_arm(fak
                       f"--config {fs.path(CONF)} --log-level ERROR"]
 
 
+@pytest.mark.parametrize("path, words", [("/home/pi/bundle", "cannot see it there"),
+                                         ("/tmp/bundle", "cannot see it there"),
+                                         ("bundles/mine", "not an absolute path")])
+def test_an_upgrade_refuses_a_bundle_the_service_cannot_see(fake_system, path, words):
+    """A review: the check ran as the service user from /, but the unit hides /home, /root
+    and /tmp and runs in /run/happyhouse: such a bundle passed, then the restarted door
+    could not find its model."""
+    fs = fake_system
+    fs.install()
+    conf = fs.path(CONF)
+    conf.write_text(conf.read_text().replace("[model]\n", f"[model]\nbundle = {path}\n", 1))
+    fs.clear_log()
+    proc = fs.install(check=False)
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+    assert "restart happyhouse" not in fs.commands("systemctl")
+
+
 def test_bundle_only_on_a_door_older_than_the_installer_says_so(fake_system, tmp_path):
     """An upgrade probe: the old daemon has no --verify-model: "unrecognized arguments",
     then "the bundle does not load here", blaming a bundle the old door serves."""
