@@ -9,7 +9,7 @@ latch inactive and exit; systemd's ``ExecStopPost=``), ``--print-config``.
 Exit codes:
   0  the service stopped by a signal (SIGTERM, Ctrl-C), the latch locked; --once:
      happy; --check: go; --force-lock: done; --verify-model: the bundle can serve
-  1  --once: not happy or no face; --check: no-go
+  1  --once: not happy, no face, or a stale or still frame; --check: no-go
   2  a fixable error: bad config, model, source, GPIO, or another program
      already drives the latch from this state folder (one line on stderr)
   70 an internal error (a bug; the latch is locked first)

@@ -6,7 +6,9 @@ settles, scores the next fresh frame and prints a summary (or ``--json``).
 unless ``--actuate`` is given, and then only to unlock for
 ``decision.unlock_seconds`` on a happy verdict and relock.
 
-Exit codes: 0 happy, 1 not happy or no face, 2 a fixable error.
+Exit codes: 0 happy (a fresh frame the door would open for), 1 not happy, no face, or a
+frame the door would not decide on (stale, or a still picture the camera repeated), 2 a
+fixable error.
 """
 
 from __future__ import annotations
