@@ -65,8 +65,11 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
     try:
         pipeline = pipeline if pipeline is not None else Pipeline.from_config(cfg)
         frame = capture(source, cfg)
+        # as the door judges a frame: its age when it arrived (a fake keeps its own clock)
+        age = frame.age(getattr(source, "clock", time.monotonic)())
     finally:
         source.close()
+    unfit = unfit_for_a_decision(frame, age, cfg)
     scaled_from = None
     camera_size = (cfg.camera_width, cfg.camera_height)
     if getattr(source, "kind", None) == "images" and frame.image.shape[1::-1] != camera_size:
@@ -86,13 +89,10 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
         path = write_snapshot(snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
         result["snapshot"] = str(path)
     result["actuated"] = False
-    # the door's own rules for a frame: fresh, and not a still a camera repeated; a happy
-    # verdict on any other would not open the door (exit 1, and --actuate opens nothing)
-    age = frame.age(getattr(source, "clock", time.monotonic)())  # a fake's own clock
-    result["unfit"] = ("a still picture the camera repeated" if getattr(frame, "still", False)
-                       else f"{age:.2f} s old (camera.stale_after {cfg.camera_stale_after:g} s)"
-                       if scaled_from is None and age > cfg.camera_stale_after else None)
-    opens = obs.happy and result["unfit"] is None
+    # a happy verdict on a frame the door would not decide on does not open it either
+    # (exit 1, and --actuate opens nothing)
+    result["unfit"] = unfit
+    opens = obs.happy and unfit is None
     if actuate and obs.happy and not opens:
         log.warning("--once --actuate: not opened: the frame is %s", result["unfit"])
     elif actuate and opens:
@@ -104,6 +104,16 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
     else:
         out.write(_human(result))
     return EXIT_HAPPY if opens else EXIT_NOT_HAPPY
+
+
+def unfit_for_a_decision(frame, age: float, cfg) -> Optional[str]:
+    """Why the door would not decide on ``frame`` (None: it would): a still picture the
+    camera repeated, or a frame older than ``camera.stale_after`` when it arrived."""
+    if getattr(frame, "still", False):
+        return "a still picture the camera repeated"
+    if age > cfg.camera_stale_after:
+        return f"{age:.2f} s old (camera.stale_after {cfg.camera_stale_after:g} s)"
+    return None
 
 
 def open_once(cfg, pin_factory=None, sleep=time.sleep, source=None) -> bool:
