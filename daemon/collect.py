@@ -183,7 +183,7 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
     """Keep ``count`` face frames in ``folder``; returns how many were kept."""
     out = out if out is not None else sys.stdout
     kept, last_thumb, last_time = 0, None, None
-    skipped = {"no face": 0, "too like the last": 0}
+    skipped = {"no face": 0, "too like the last": 0, "still": 0}
     settings = camera_settings(cfg, source)
     prompt = PROMPTS[folder.label]
     out.write(f"collecting {count} {folder.label} frames into {folder.folder} "
@@ -200,7 +200,7 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
         if last_time is not None and now - last_time < every:
             continue
         if getattr(frame, "still", False):  # a covered or dark camera repeating itself
-            skipped["no face"] += 1
+            skipped["still"] += 1
             continue
         obs = pipeline.observe(frame)
         if obs.face is None:
@@ -220,9 +220,11 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
         last_thumb, last_time = thumb, now
         out.write(f"{kept}/{count} {folder.label} frames, {prompt}\n")
         out.flush()
+    still = (f", {skipped['still']} still pictures (a dark or covered camera)"
+             if skipped["still"] else "")
     out.write(f"done: {kept} {folder.label} frames in {folder.folder} (skipped "
               f"{skipped['no face']} without a face, {skipped['too like the last']} too like "
-              f"the last kept)\n")
+              f"the last kept{still})\n")
     return kept
 
 

@@ -25,7 +25,7 @@ from .errors import SourceError
 from .evaluate import observe_whole_frame
 from .latch import claimed_latch, is_mock_factory, mock_configured
 from .pipeline import Pipeline
-from .sources import Frame, open_source, refuse_recording_on_a_real_latch
+from .sources import RECORDINGS, Frame, open_source, refuse_recording_on_a_real_latch
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
         age = frame.age(getattr(source, "clock", time.monotonic)())
     finally:
         source.close()
-    unfit = unfit_for_a_decision(frame, age, cfg)
+    # a picture replayed (not a camera) is never stale: it is what it is, at any age
+    unfit = unfit_for_a_decision(frame, age if getattr(source, "kind", None) not in RECORDINGS
+                                 else 0.0, cfg)
     scaled_from = None
     camera_size = (cfg.camera_width, cfg.camera_height)
     if getattr(source, "kind", None) == "images" and frame.image.shape[1::-1] != camera_size:

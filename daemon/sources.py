@@ -188,20 +188,18 @@ class Backlog:
     longer than ``stale_after`` is a hang (a stream stalled, a USB hiccup, a reconnect,
     a camera warming up), and the driver or the network may then hand over what it
     buffered meanwhile: reads quicker than a frame interval. The hang's frame and those
-    are dated as the camera took them, one frame interval apart from when the hang
-    began, so the door sees them as stale (and resets its vote). The backlog ends at the
-    first read that waits on the sensor again (the buffer is drained), when the dates
-    catch up with the clock, or after as many frames as the hang could have buffered,
-    twice over. What read timing cannot see: a decoder that drains a backlog at nearly
-    the camera's own pace (its reads look like the sensor's).
+    are dated from when the hang began, 1/120 s apart (no camera here is faster), so
+    none is dated younger than it is: the door sees them as stale and resets its vote.
+    The backlog ends at the first read that waits on the sensor again (the buffer is
+    drained), or once as long again as the hang has passed since it ended. What read
+    timing cannot see: a decoder that drains a backlog at nearly the camera's own pace
+    (its reads look like the sensor's).
 
     Two learnt waits: ``usual`` (never below the stated frame interval, hangs included)
     says what is a hang, so a camera slower than configured, or one that slows down at
     night, is not taken for one that keeps hanging; ``pace`` (learnt only from ordinary
-    reads, at most 120 frames a second) is the frame interval the buffered frames are
-    dated by, so a stream faster than its stated rate (or one stating none) is not dated
-    too young. A reader behind a full queue learns a quick pace and dates too old: stale,
-    the safe side.
+    reads) says what read is quick, so a stream faster than it states is not taken for a
+    drained buffer.
     """
 
     #: a hang: a read this many times longer than the usual wait (and over stale_after)
@@ -210,40 +208,37 @@ class Backlog:
     QUICK = 0.9
     #: how fast the learnt waits follow the reads
     LEARN = 0.3
-    #: the shortest frame interval believed (camera.fps allows at most 120)
+    #: the shortest frame interval believed (camera.fps allows at most 120): the hang's
+    #: frames are dated this far apart, never younger than they can be
     FASTEST = 1.0 / 120
 
     def __init__(self, stale_after: float, interval: float) -> None:
         self.stale_after = float(stale_after)
         self.floor = self.usual = self.pace = float(interval)
         self.since: Optional[float] = None  # when the hang began; None: no backlog
-        self.step = self.pace  # the frame interval the hang's frames are dated by
-        self.count = self.left = 0
+        self.until = 0.0  # when the backlog ends at the latest
+        self.count = 0
 
     def taken(self, asked: float, returned: float) -> float:
         waited, before = returned - asked, self.usual
         backlog = self.since is not None
         hang = waited > self.stale_after and waited > self.HANG * before
-        quick = waited < self.QUICK * (self.step if backlog else before)
+        quick = waited < self.QUICK * min(self.floor, self.pace)
         if not (backlog and quick):  # a burst's quick reads teach nothing of the pace
             self.usual = max(self.floor, before + self.LEARN * (waited - before))
         if not (backlog or hang):
             self.pace = max(self.FASTEST, self.pace + self.LEARN * (waited - self.pace))
         if hang:
             if not backlog:
-                self.since, self.step, self.count = asked, min(self.floor, self.pace), 0
-            self.left = 2 * math.ceil((returned - self.since) / self.step) + 1
-            return self.since + self.count * self.step
+                self.since, self.count = asked, 0
+            self.until = returned + (returned - self.since)
+            return self.since + self.count * self.FASTEST
         if not backlog:
             return returned
-        if not quick:  # it waited on the sensor: the buffer is drained, this one is new
-            self.since = None
-            return returned
         self.count += 1
-        self.left -= 1
-        taken = self.since + self.count * self.step
-        if taken >= returned - self.step or self.left <= 0:
-            self.since = None
+        taken = self.since + self.count * self.FASTEST
+        if not quick or returned > self.until or taken >= returned:
+            self.since = None  # drained (it waited on the sensor), or held long enough
             return returned
         return taken
 

@@ -388,13 +388,17 @@ check_config() {
   # under --root that path is the Pi's, looked for under the root; on the Pi it is
   # checked as the service reads it: its user, from /.
   bundle=$(printf '%s\n' "$printed" | sed -n 's/^bundle = //p' | tail -n 1)
+  # as the kernel will name it: no //, /./, /../ (nor, on the Pi, a link into /home)
+  if [ -n "$bundle" ] && [ "${bundle#/}" != "$bundle" ]; then
+    if [ -n "$ROOT" ]; then bundle=$(realpath -m -s "$bundle"); else bundle=$(realpath -m "$bundle"); fi
+  fi
   # where the unit's sandbox lets the service see it (ProtectHome=, PrivateTmp=, and
   # WorkingDirectory=/run/happyhouse for a relative path): a check that passed here
   # would otherwise restart into a door that cannot find its model
   case "$bundle" in
     "" | /etc/* | /opt/* | /srv/* | /usr/* | /var/lib/* | /mnt/* | /media/*) ;;
-    /home/* | /root/* | /run/user/* | /tmp/* | /var/tmp/*)
-      die "[model] bundle = $bundle in $CONF: the service cannot see it there (its unit hides /home, /root and /tmp); install the bundle with install.sh --bundle (it goes to $BUNDLE_DEST), then run install.sh again" ;;
+    /home/* | /root/* | /run/user/* | /tmp/* | /var/tmp/* | /run/happyhouse/*)
+      die "[model] bundle = $bundle in $CONF: the service cannot keep it there (its unit hides /home, /root and /tmp, and empties /run/happyhouse); install the bundle with install.sh --bundle (it goes to $BUNDLE_DEST), then run install.sh again" ;;
     /*) ;;
     *) die "[model] bundle = $bundle in $CONF is not an absolute path (the service runs in /run/happyhouse); give the full path, e.g. $BUNDLE_DEST" ;;
   esac

@@ -262,3 +262,4 @@ def test_a_still_picture_is_never_collected(tmp_path, faces, shipped_pipeline, n
     run_collect(cfg, args(tmp_path, count=2), source=source, pipeline=shipped_pipeline, out=out)
     kept = sorted((tmp_path / "my_house" / "happy").glob("*.png"))
     assert [cv2.imread(str(p)).tobytes() == f.tobytes() for p, f in zip(kept, faces[2:])] == [True, True]
+    assert "2 still pictures (a dark or covered camera)" in out.getvalue()

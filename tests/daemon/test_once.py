@@ -325,3 +325,16 @@ def test_actuate_refuses_a_still_or_stale_frame(cfg):
         assert code == 1 and json.loads(text)["actuated"] is False, change
         assert json.loads(text)["unfit"], change
         assert factory.pins == {}
+
+
+def test_a_picture_is_never_too_old_for_once(cfg):
+    """A review: with fps = 1 a replayed picture waited 0.7 s for --once and was called
+    stale (exit 1), though a picture is what it is at any age."""
+    import dataclasses
+
+    source = _recording()
+    real = source.latest
+    source.latest = lambda timeout: (lambda f: f if f is None else
+                                     dataclasses.replace(f, timestamp=-1e6))(real(timeout))
+    code, text = _run(cfg, _args(), source=source, pipeline=_pipeline(0.9))
+    assert code == 0 and json.loads(text)["unfit"] is None

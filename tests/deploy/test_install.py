@@ -212,8 +212,11 @@ def test_an_upgrade_does_not_restart_into_a_bundle_this_release_will_not_arm(fak
                       f"--config {fs.path(CONF)} --log-level ERROR"]
 
 
-@pytest.mark.parametrize("path, words", [("/home/pi/bundle", "cannot see it there"),
-                                         ("/tmp/bundle", "cannot see it there"),
+@pytest.mark.parametrize("path, words", [("/home/pi/bundle", "cannot keep it there"),
+                                         ("/tmp/bundle", "cannot keep it there"),
+                                         ("/var/lib/../../home/pi/b", "cannot keep it there"),
+                                         ("//tmp/b", "cannot keep it there"),
+                                         ("/run/happyhouse/b", "cannot keep it there"),
                                          ("bundles/mine", "not an absolute path")])
 def test_an_upgrade_refuses_a_bundle_the_service_cannot_see(fake_system, path, words):
     """A review: the check ran as the service user from /, but the unit hides /home, /root
