@@ -44,7 +44,6 @@ The devices themselves (OpenCV capture, picture replay) are in
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import zlib
