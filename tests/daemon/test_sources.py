@@ -97,11 +97,12 @@ class FrozenDevice(CountingDevice):
     """A live camera whose driver froze: the same image again and again."""
 
     live = True
+    picture = scene(7)
 
     def read(self):
         time.sleep(self.period)
         self.n += 1
-        return scene(7)
+        return self.picture
 
 
 def test_frozen_live_camera_gives_no_fresh_frames_and_is_reopened():
@@ -396,16 +397,11 @@ def test_a_tool_skips_the_picture_the_service_saw_frozen_but_writes_nothing(tmp_
     assert not remember.exists() and written
 
 
-class DarkDevice(CountingDevice):
+class DarkDevice(FrozenDevice):
     """A live camera at night (or with its lens covered) whose frames are black, bit for
     bit the same."""
 
-    live = True
-
-    def read(self):
-        time.sleep(self.period)
-        self.n += 1
-        return flat_image(3)
+    picture = flat_image(3)
 
 
 def test_a_dark_camera_repeating_black_frames_is_not_frozen():
