@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from . import detectors
-from .detectors.base import FaceDetector
+from .detectors.base import FaceDetector, visible_side
 from .preprocess import Box, check_frame
 
 
@@ -42,8 +42,19 @@ class FaceGate:
     def min_face(self) -> int:
         return self.detector.min_face
 
+    @property
+    def faces_seen(self) -> int:
+        """How many faces the last :meth:`find` saw (it returns the largest)."""
+        return self.detector.faces_seen
+
+    def smallest_face(self, shape) -> int:
+        """About the smallest face side (px) the gate finds in a frame of ``shape``: ``min_face``
+        or the detector's own limit, whichever is larger."""
+        return max(self.min_face, self.detector.smallest_face(shape))
+
     def find(self, frame_bgr: np.ndarray) -> Optional[Box]:
-        """The largest face as (x, y, w, h) in full-frame pixels, or None."""
+        """The largest face as (x, y, w, h) in full-frame pixels, or None (the box may reach
+        past the frame's edge: :meth:`.detectors.base.FaceDetector.search`)."""
         return self.detector.find(frame_bgr)
 
     def why_no_face(self, frame_bgr: np.ndarray) -> str:
@@ -54,7 +65,14 @@ class FaceGate:
         """
         frame_bgr = check_frame(frame_bgr)
         small = self.detector.search(frame_bgr, 1)
-        if small is not None and min(small[2], small[3]) < self.min_face:
+        if small is not None and visible_side(small, frame_bgr.shape) < self.min_face:
             return (f"the largest face found is {small[2]}x{small[3]} px, smaller than [face] "
                     f"min_face ({self.min_face} px): move the camera closer or lower min_face")
-        return f"the face detector ({self.description}) found no face in the frame"
+        words = f"the face detector ({self.description}) found no face in the frame"
+        floor = self.detector.smallest_face(frame_bgr.shape)
+        if floor > self.min_face:
+            # lowering min_face cannot help here: the detector itself sees no smaller face
+            hint = self.detector.smaller_faces_hint
+            words += (f" (in a {frame_bgr.shape[1]}x{frame_bgr.shape[0]} frame it sees faces from "
+                      f"about {floor} px: move the camera closer{' or ' + hint if hint else ''})")
+        return words

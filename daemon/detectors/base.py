@@ -28,6 +28,9 @@ class FaceDetector:
     def __init__(self, min_face: int = 48) -> None:
         #: smallest face side in full-frame pixels
         self.min_face = int(min_face)
+        #: how many faces the last :meth:`search` found (of at least its ``min_face``): the
+        #: door scores the largest and says when it had to choose
+        self.faces_seen = 0
 
     @classmethod
     def from_config(cls, cfg) -> "FaceDetector":
@@ -47,10 +50,31 @@ class FaceDetector:
         """What the detector looks at, in words (``--check``)."""
         raise NotImplementedError
 
+    def smallest_face(self, shape) -> int:
+        """About the smallest face side (px) this detector finds in a frame of ``shape``,
+        whatever ``min_face`` says (a detector that shrinks the frame cannot see less)."""
+        return self.min_face
+
+    #: what lets the detector see smaller faces, said after "move the camera closer"
+    smaller_faces_hint: ClassVar[str] = ""
+
     def find(self, frame_bgr: np.ndarray) -> Optional[Box]:
         """The largest face as (x, y, w, h) in full-frame pixels, or None."""
         return self.search(check_frame(frame_bgr), self.min_face)
 
     def search(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
-        """The largest face at least ``min_face`` px on its shorter side in a checked frame."""
+        """The largest face at least ``min_face`` px on its shorter side in a checked frame.
+
+        The box is the whole face's, also where it reaches past the frame's edge (the crop
+        then keeps the face centred and fills the outside from the edge, as the contract
+        says); ``min_face`` is judged on the part inside the frame, "largest" on the whole
+        box. Sets :attr:`faces_seen`.
+        """
         raise NotImplementedError
+
+
+def visible_side(box: Box, shape) -> int:
+    """The shorter side of the part of ``box`` (x, y, w, h) inside a frame of ``shape``."""
+    height, width = shape[:2]
+    x, y, w, h = box
+    return min(min(width, x + w) - max(0, x), min(height, y + h) - max(0, y))

@@ -8,6 +8,7 @@ bright garden, and a global histogram stretch does not lift it.
 
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import numpy as np
@@ -30,6 +31,10 @@ EQUALIZE = Key(
     "face", "equalize", "bool", True,
     "haar and yunet: equalise contrast before detection (backlit doorways); blazeface "
     "always sees the frame as it is")
+
+
+#: the cascades' and YuNet's smallest face, in pixels of the downscaled frame
+SMALLEST_SMALL = 20
 
 
 class Downscale:
@@ -56,6 +61,12 @@ class Downscale:
             small = frame_bgr
         return small, scale
 
+    def smallest_face(self, shape) -> int:
+        """The smallest face found (about ``SMALLEST_SMALL`` px at ``detect_width``), in
+        full-frame pixels of a frame of ``shape``."""
+        width = shape[1]
+        return int(math.ceil(SMALLEST_SMALL * max(1.0, width / float(self.detect_width))))
+
     def grey(self, frame_bgr: np.ndarray) -> Tuple[np.ndarray, float]:
         """Downscaled, grey, equalised; and the scale."""
         import cv2
@@ -67,10 +78,9 @@ class Downscale:
         return grey, scale
 
 
-def to_full(box: Tuple[int, int, int, int], scale: float, shape) -> Box:
-    """A small-image box back in full-frame pixels, clipped to the frame."""
+def to_full(box: Tuple[int, int, int, int], scale: float) -> Box:
+    """A small-image box back in full-frame pixels (not cut at the frame's edge: see
+    :meth:`.base.FaceDetector.search`)."""
     x, y, w, h = (v / scale for v in box)
-    height, width = shape[:2]
-    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
-    x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
-    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+    x0, y0 = int(round(x)), int(round(y))
+    return (x0, y0, max(1, int(round(x + w)) - x0), max(1, int(round(y + h)) - y0))

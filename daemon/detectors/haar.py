@@ -141,10 +141,16 @@ class Haar(FaceDetector):
         """What the cascades look at: downscaled, grey, equalised; and the scale."""
         return self.downscale.grey(frame_bgr)
 
+    smaller_faces_hint = "raise [face] detect_width"
+
+    def smallest_face(self, shape) -> int:
+        return max(self.min_face, self.downscale.smallest_face(shape))
+
     def search(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         grey, scale = self.grey(frame_bgr)
         side = max(8, int(round(min_face * scale)))
         self.last_pass = None
+        self.faces_seen = 0
         for number, (cascade, spec) in enumerate(self.passes):
             image = grey[:, ::-1] if spec.mirror else grey
             found = cascade.detectMultiScale(np.ascontiguousarray(image),
@@ -155,5 +161,6 @@ class Haar(FaceDetector):
                 if spec.mirror:
                     x = grey.shape[1] - x - w
                 self.last_pass = number
-                return to_full((x, y, w, h), scale, frame_bgr.shape)
+                self.faces_seen = len(found)  # the faces of the first pass that found any
+                return to_full((x, y, w, h), scale)
         return None

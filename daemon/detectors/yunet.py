@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError, FaceGateError
 from ..keys import Key
 from ..preprocess import Box
-from .base import FaceDetector
+from .base import FaceDetector, visible_side
 from .downscale import DETECT_WIDTH, EQUALIZE, Downscale, to_full
 
 YUNET_MODEL = Key("face", "yunet_model", "path", "",
@@ -74,6 +74,11 @@ class YuNet(FaceDetector):
     def view(self) -> str:
         return f"detect width {self.downscale.detect_width}"
 
+    smaller_faces_hint = "raise [face] detect_width"
+
+    def smallest_face(self, shape) -> int:
+        return max(self.min_face, self.downscale.smallest_face(shape))
+
     def search(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
         small, scale = self.downscale.small(frame_bgr)
         if self.downscale.equalize:
@@ -85,10 +90,12 @@ class YuNet(FaceDetector):
         self.net.setInputSize((small.shape[1], small.shape[0]))
         _, faces = self.net.detect(small)
         if faces is None or len(faces) == 0:
+            self.faces_seen = 0
             return None
         boxes = [tuple(int(round(v)) for v in f[:4]) for f in faces]
         side = min_face * scale
-        boxes = [b for b in boxes if min(b[2], b[3]) >= side]
+        boxes = [b for b in boxes if visible_side(b, small.shape) >= side]
+        self.faces_seen = len(boxes)
         if not boxes:
             return None
-        return to_full(max(boxes, key=lambda b: b[2] * b[3]), scale, frame_bgr.shape)
+        return to_full(max(boxes, key=lambda b: b[2] * b[3]), scale)

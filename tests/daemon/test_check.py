@@ -176,6 +176,22 @@ def test_face_detector_line_says_what_the_detector_sees(detector, says, never):
     assert cfg.face_detect_width == 160
     item = check.check_face_gate(cfg, {})
     assert item.status == "ok" and says in item.detail and never not in item.detail, item.detail
+
+
+@pytest.mark.parametrize("detector, size, sees", [
+    ("blazeface", (640, 480), "at 640x480 it sees faces from about 96 px"),
+    ("blazeface", (1280, 720), "at 1280x720 it sees faces from about 192 px"),
+    ("haar", (640, 480), "at 640x480 it sees faces from about 80 px"),
+])
+def test_face_detector_line_says_the_smallest_face_it_sees(detector, size, sees):
+    """It said "min face 48 px" where BlazeFace finds no face under ~96 px at 640x480."""
+    cfg = load_config(None, {"face.detector": detector, "camera.width": size[0],
+                             "camera.height": size[1]})
+    item = check.check_face_gate(cfg, {})
+    assert sees in item.detail and "min face 48 px" in item.detail, item.detail
+    assert item.data["smallest_face"] == int(sees.split()[-2])
+
+
 def test_the_runtime_and_its_version_are_reported(cfg):
     from importlib.metadata import version
 

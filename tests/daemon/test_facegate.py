@@ -12,6 +12,8 @@ to tune the gate, as issue 5 asks, never the classifier):
 The floors below guard those figures.
 """
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -269,6 +271,8 @@ def test_blazeface_box_follows_a_face_moved_in_the_frame(gate, hh_frames):
 class FixedDetector:
     """Stands in for BlazeFace: fixed detections in frame pixels."""
 
+    path, runtime = Path("fixed.tflite"), "fixed"
+
     def __init__(self, found):
         self.found, self.scores = found, []
 
@@ -303,7 +307,44 @@ def test_blazeface_gate_largest_face_clipped_min_face():
     assert FaceGate(BlazeFaceDetector(FixedDetector(found[2:]), min_face=60)).find(
         np.zeros((480, 640, 3), np.uint8)) is None
     edge = FaceGate(BlazeFaceDetector(FixedDetector([_unframe((-20, -10, 100, 100))]), min_face=60))
-    assert edge.find(np.zeros((480, 640, 3), np.uint8)) == (0, 0, 80, 90)
+    # the whole face's box, not the part inside the frame: the crop stays centred on the face
+    assert edge.find(np.zeros((480, 640, 3), np.uint8)) == (-20, -10, 100, 100)
+    assert edge.faces_seen == 1
+
+
+def test_a_nearer_face_cut_by_the_edge_is_the_largest():
+    """"Largest" was judged on the box cut at the frame's edge: a nearer visitor's face
+    35% above the frame lost to a smaller face behind (a smiling one opened the door)."""
+    near, far = (100, -100, 290, 290), (400, 200, 220, 220)  # near: 290x190 inside the frame
+    gate = FaceGate(BlazeFaceDetector(FixedDetector([_unframe(far), _unframe(near)]), min_face=60))
+    assert gate.find(np.zeros((480, 640, 3), np.uint8)) == near
+    assert gate.faces_seen == 2
+
+
+def test_an_edge_face_is_cropped_centred_on_the_face():
+    """The gate cut the box at the edge, so the square crop centred on the visible part:
+    the face sat 6-23% of the side off-centre and a smile 30% below the frame lost."""
+    from happyhouse.daemon.preprocess import Preprocess, prepare_frame
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[400:, 300:400] = 200  # the visible top of a face whose box is (300, 400, 100, 100)
+    gate = FaceGate(BlazeFaceDetector(FixedDetector([_unframe((300, 400, 100, 100))]), min_face=60))
+    box = gate.find(frame)
+    crop = prepare_frame(frame, box, Preprocess(size=100))
+    # the bright 80 rows of face at the top of the crop; the rest is the frame's edge replicated
+    assert box == (300, 400, 100, 100)
+    assert crop[:80].min() == 200 and crop[80:].min() == 200  # edge rows replicated below
+
+
+def test_why_no_face_names_the_detectors_own_smallest_face():
+    """min_face 48 promised faces BlazeFace never sees (it shrinks the frame into 128x128:
+    nothing under ~96 px at 640x480), and "lower min_face" was the advice."""
+    gate = FaceGate(BlazeFaceDetector(FixedDetector([]), min_face=48))
+    why = gate.why_no_face(np.zeros((480, 640, 3), np.uint8))
+    assert "in a 640x480 frame it sees faces from about 96 px" in why and "min_face" not in why
+    assert gate.smallest_face((720, 1280)) == 192
+    big = FaceGate(BlazeFaceDetector(FixedDetector([]), min_face=200))
+    assert "sees faces from" not in big.why_no_face(np.zeros((480, 640, 3), np.uint8))
 
 
 def test_min_score_reaches_the_gate():
