@@ -79,6 +79,9 @@ class Audit:
         face = getattr(observation, "face", None)
         if face is not None:
             fields["face"] = box_text(face)
+        faces = int(getattr(observation, "faces", 0) or 0)
+        if faces > 1:  # who opened it: the largest of several faces in view
+            fields["faces_in_view"] = faces
         if frame_age is not None:
             fields["frame_age_ms"] = f"{frame_age * 1000:.0f}"
         if model_sha256:

@@ -331,12 +331,17 @@ class Door:
         else:
             verdict = "happy" if obs.happy else "not happy"
         score = "" if obs.score is None else f"{obs.score:.3f}"
-        self.last_decision = f"{verdict} {score}".strip()
+        faces = int(getattr(obs, "faces", 0) or 0)
+        # the gate scores the largest face: with others in view, say which one was judged
+        among = f" (the largest of {faces} faces in view)" if faces > 1 and obs.face is not None else ""
+        self.last_decision = f"{verdict} {score}".strip() + among
         fields: Dict[str, Any] = {"seq": obs.seq, "verdict": verdict, "score": score or "-",
                                   "frame_age_ms": f"{age * 1000:.0f}",
                                   "votes": self.vote.describe()}
         if obs.face is not None:
             fields["face"] = box_text(obs.face)
+        if among:
+            fields["faces_in_view"] = faces
         # every decision at DEBUG; at INFO when a new verdict has held SIGHTING_FRAMES frames
         # (a face arrives, smiles, leaves), so the journal shows each sighting without 15
         # lines a second, also when the gate flickers on a face at the edge of its reach

@@ -47,9 +47,11 @@ class Observation:
     stages_ms: Dict[str, float] = field(default_factory=dict, compare=False)
     #: the scores that were fused into ``score`` (``classifier``, ``geometry``), if fused
     parts: Dict[str, float] = field(default_factory=dict, compare=False)
+    #: how many faces the gate saw (``face`` is the largest): more than one is said in the log
+    faces: int = field(default=0, compare=False)
 
     def to_dict(self) -> dict:
-        return {"face": list(self.face) if self.face is not None else None,
+        return {"face": list(self.face) if self.face is not None else None, "faces": self.faces,
                 "score": None if self.score is None else round(float(self.score), 6),
                 "happy": bool(self.happy), "latency_ms": round(self.latency_ms, 3),
                 "stages_ms": {k: round(v, 3) for k, v in self.stages_ms.items()},
@@ -159,7 +161,8 @@ class Pipeline:
         score, parts = self._score(prepare_frame(image, face, self.preprocess.geometric()),
                                    stages, t1)
         return Observation(frame.timestamp, frame.seq, face, score, self.decide(score),
-                           (time.perf_counter() - t0) * 1000.0, stages, parts)
+                           (time.perf_counter() - t0) * 1000.0, stages, parts,
+                           faces=max(1, self.gate.faces_seen))
 
     def _score(self, crop: np.ndarray, stages: Dict[str, float], started: float):
         """(score, parts) of a crop before normalisation; adds each stage's milliseconds.
@@ -205,7 +208,7 @@ class Pipeline:
         score, parts = self._score(prepare_frame(image, box, self.preprocess.geometric()),
                                    stages, t0)
         return Observation(time.monotonic(), seq, box, score, self.decide(score),
-                           (time.perf_counter() - t0) * 1000.0, stages, parts)
+                           (time.perf_counter() - t0) * 1000.0, stages, parts, faces=1)
 
     def observe_image(self, image_bgr: np.ndarray, timestamp: Optional[float] = None,
                       seq: int = 0) -> Observation:

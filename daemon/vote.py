@@ -9,7 +9,10 @@ sighting. Anything that breaks the sighting starts the count again:
 * a frame without a face (the person left or turned away),
 * a gap longer than ``max_gap`` between consecutive fresh face frames
   (a stalled camera, a slow loop),
-* time running backwards (a reopened camera restarting its clock).
+* time running backwards (a reopened camera restarting its clock),
+* the scored face jumping to another place or size (the gate scores the largest face
+  in each frame: two people taking turns at being nearest are two sightings, and a
+  smiling one must not vote for a visitor who does not smile).
 
 Pure logic: the caller passes the current time; nothing here sleeps or reads
 a clock.
@@ -19,17 +22,38 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Optional, Tuple
+from typing import Any, Deque, Optional, Sequence, Tuple
+
+#: the same face from one fresh frame to the next moves its centre by at most this much of
+#: its (larger) box side and grows or shrinks by at most this factor; a person walking up
+#: at 15 fps moves a few percent per frame, two people side by side a whole face apart
+SAME_FACE_SHIFT = 0.5
+SAME_FACE_GROWTH = 1.5
+
+
+def another_face(before: Optional[Sequence[float]], now: Optional[Sequence[float]]) -> Optional[str]:
+    """Why box ``now`` is not the face ``before`` was, in words; None when it may be."""
+    if before is None or now is None:
+        return None
+    (x0, y0, w0, h0), (x1, y1, w1, h1) = ((float(v) for v in b) for b in (before, now))
+    side0, side1 = max(w0, h0, 1.0), max(w1, h1, 1.0)
+    shift = float(((x1 + w1 / 2 - x0 - w0 / 2) ** 2 + (y1 + h1 / 2 - y0 - h0 / 2) ** 2) ** 0.5)
+    if shift > SAME_FACE_SHIFT * max(side0, side1):
+        return f"another face: the scored face moved {shift:.0f} px"
+    if max(side0, side1) > SAME_FACE_GROWTH * min(side0, side1):
+        return f"another face: the scored face went from {side0:.0f} to {side1:.0f} px"
+    return None
 
 
 @dataclass(frozen=True)
 class Ballot:
-    """One counted frame: when it was captured, its score and whether it was happy."""
+    """One counted frame: when it was captured, its score, whether it was happy, its face box."""
 
     timestamp: float
     seq: int
     score: Optional[float]
     happy: bool
+    face: Optional[Tuple[int, ...]] = None
 
 
 class Vote:
@@ -80,8 +104,13 @@ class Vote:
                 self.reset("frame time went backwards")
             elif gap > self.max_gap:
                 self.reset(f"gap of {gap:.2f}s")
+            else:
+                moved = another_face(self._ballots[-1].face, observation.face)
+                if moved:
+                    self.reset(moved)
+        face = tuple(int(v) for v in observation.face)
         self._ballots.append(Ballot(timestamp, int(getattr(observation, "seq", -1)),
-                                    observation.score, bool(observation.happy)))
+                                    observation.score, bool(observation.happy), face))
         return self.passed
 
     def describe(self) -> str:

@@ -58,6 +58,7 @@ class FixedGate:
     """A face gate that always answers ``box`` (None = no face); counts its calls."""
 
     description = "fixed"
+    faces_seen = 1
 
     def __init__(self, box):
         self.box, self.calls = box, 0

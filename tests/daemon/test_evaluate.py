@@ -149,6 +149,7 @@ class RedGate:
     """A face wherever the image is not black (a black frame is an empty porch)."""
 
     description = "red"
+    faces_seen = 1
 
     def find(self, frame):
         return (10, 10, 100, 100) if frame.max() > 0 else None

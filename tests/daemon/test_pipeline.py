@@ -125,3 +125,13 @@ def test_observe_crop_treats_image_as_face(bundle):
     assert obs.face == (0, 0, 64, 64) and obs.score == 0.7
     assert np.array_equal(clf.inputs[-1], crop[..., ::-1])  # BGR in, RGB to the model
     assert json.dumps(obs.to_dict())
+
+
+def test_an_observation_counts_the_faces_the_gate_saw(bundle):
+    class TwoFaces(FixedGate):
+        faces_seen = 2
+
+    clf = bundle.classifier()
+    obs = Pipeline(bundle, clf, TwoFaces((200, 100, 200, 200))).observe(_frame())
+    assert obs.faces == 2 and obs.to_dict()["faces"] == 2
+    assert Pipeline(bundle, clf, FixedGate(None)).observe(_frame()).faces == 0

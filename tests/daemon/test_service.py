@@ -373,3 +373,30 @@ def test_a_still_picture_keeps_the_door_alive_but_is_never_scored(rig):
     assert door.pipeline.observed == []
     assert door.state is State.ARMED and rec.times("WATCHDOG=1")
     assert "still picture" in door.last_decision
+
+
+def test_the_journal_says_when_the_door_judged_the_largest_of_several_faces(tmp_path, caplog):
+    """Two people in view: the gate scores the largest and no line said so, nor which one
+    opened the door (the unlock record kept one box)."""
+    import logging
+    from dataclasses import replace
+
+    class TwoFaces(ScriptedPipeline):
+        def observe(self, frame):
+            return replace(super().observe(frame), faces=2)
+
+    clock = FakeClock()
+    cfg = make_cfg(tmp_path)
+    latch = Latch(cfg.latch_pin, pin_factory=MockFactory(), clock=clock)
+    door = Door(cfg, ScriptedSource(clock, ["H"] * 3), TwoFaces(clock), latch, clock=clock)
+    door.start()
+    with caplog.at_level(logging.DEBUG, logger="happyhouse.daemon"):
+        for _ in range(3):
+            door.step()
+    assert latch.is_unlocked
+    frames = [r for r in caplog.records if r.getMessage().startswith("frame ")]
+    assert frames and all("(the largest of 2 faces in view)" in r.getMessage() for r in frames)
+    assert all(r.journal["faces_in_view"] == 2 for r in frames)
+    unlock = [r for r in caplog.records if r.getMessage().startswith("unlock #1")]
+    assert unlock and unlock[0].journal["faces_in_view"] == 2
+    latch.close()

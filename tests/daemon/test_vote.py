@@ -131,3 +131,40 @@ def test_the_vote_line_cannot_be_read_as_all_happy():
                                  score=0.9 if happy else 0.1, happy=happy), now=float(i) * 0.1)
     text = vote.describe()
     assert text == "2 of the last 5 face frames happy (3 needed)", text
+
+
+def test_two_people_taking_turns_at_being_largest_never_pass():
+    """The gate scores the largest face of each frame; the vote counted every frame alike, so
+    a smiling person beside a visitor who never smiled, the two taking turns at being
+    nearest, opened the door on the smiling one's frames (scores 0.998,0.011,0.998,...)."""
+    vote = Vote(3, 5, max_gap=0.6, stale_after=0.5)
+    smiling, visitor = (396, 140, 200, 200), (2, 140, 200, 200)
+    results = []
+    for i in range(10):
+        t = 100.0 + i * 0.1
+        happy = i % 2 == 0
+        obs = Obs(t, i, face=smiling if happy else visitor, score=0.998 if happy else 0.011,
+                  happy=happy)
+        results.append(vote.add(obs, now=t))
+    assert not any(results)
+    assert vote.last_reset_reason.startswith("another face: the scored face moved")
+
+
+def test_one_person_walking_up_is_one_sighting():
+    """Growing ~8% a frame and drifting a few px (a visitor walking up at 15 fps) is the same face."""
+    vote = Vote(3, 5, max_gap=0.6, stale_after=0.5)
+    results = []
+    for i in range(5):
+        side = int(100 * 1.08 ** i)
+        t = 100.0 + i / 15
+        results.append(vote.add(Obs(t, i, face=(300 - side // 2 + 3 * i, 200 - side // 2, side, side)),
+                                now=t))
+    assert results == [False, False, True, True, True]
+
+
+def test_a_face_that_suddenly_doubles_is_another_face():
+    from happyhouse.daemon.vote import another_face
+
+    assert another_face((100, 100, 100, 100), (80, 80, 160, 160)).endswith("from 100 to 160 px")
+    assert another_face((100, 100, 100, 100), (104, 96, 110, 110)) is None
+    assert another_face(None, (1, 1, 5, 5)) is None
