@@ -74,9 +74,14 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
                                  else 0.0, cfg)
     scaled_from = None
     camera_size = (cfg.camera_width, cfg.camera_height)
-    if getattr(source, "kind", None) == "images" and frame.image.shape[1::-1] != camera_size:
-        # a picture, not a camera: score it the way happyhouse-eval scores a whole frame
-        # (scaled to the camera size first), so a 64x64 frame or a face crop gets a verdict
+    height, width = frame.image.shape[:2]
+    if (getattr(source, "kind", None) == "images" and width <= camera_size[0]
+            and height <= camera_size[1] and (width, height) != camera_size):
+        # a picture smaller than a camera frame: score it the way happyhouse-eval scores a
+        # whole frame (scaled to the camera size first), so a 64x64 frame or a face crop gets
+        # a verdict. Only a smaller one: a larger or portrait picture was stretched to the
+        # camera's shape, where the door replaying it scores it as it is (a neutral face in
+        # a 480x640 picture: HAPPY 0.976 here, 0.001 at the door)
         scaled_from = [int(frame.image.shape[1]), int(frame.image.shape[0])]
         obs, image = observe_whole_frame(pipeline, frame.image[..., ::-1], camera_size,
                                          frame.seq, frame.timestamp)
@@ -161,7 +166,8 @@ def _human(r: dict) -> str:
     if r.get("scaled_from"):
         lines.append(f"  scaled from {r['scaled_from'][0]}x{r['scaled_from'][1]} to "
                      f"{r['frame_size'][0]}x{r['frame_size'][1]} (the camera size), as "
-                     f"happyhouse-eval scores whole frames")
+                     f"happyhouse-eval scores whole frames (the service replaying this "
+                     f"picture would see it at its own size)")
     lines += [f"  timing  {r['latency_ms']:.1f} ms (" +
               ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()) + ")",
               f"  model   {r['model_sha256'][:16]} on {r['runtime']} {r['runtime_version']}; "

@@ -338,3 +338,26 @@ def test_a_picture_is_never_too_old_for_once(cfg):
                                      dataclasses.replace(f, timestamp=-1e6))(real(timeout))
     code, text = _run(cfg, _args(), source=source, pipeline=_pipeline(0.9))
     assert code == 0 and json.loads(text)["unfit"] is None
+
+
+def test_cli_once_scores_a_larger_or_portrait_picture_as_the_door_replays_it(tmp_path, genki_root,
+                                                                           capsys):
+    """A portrait 480x640 (or a 1920x1080) picture was stretched to 640x480 before scoring:
+    a neutral face scored HAPPY 0.976 there and 0.001 in the service replaying the picture."""
+    from happyhouse.daemon.datasets import load_dataset
+    from happyhouse.daemon.preprocess import to_door_frame
+
+    face = load_dataset(genki_root, limit=1).images[0]
+    portrait = np.full((640, 480, 3), 110, np.uint8)
+    portrait[200:420, 130:350] = cv2.resize(face[..., ::-1], (220, 220))
+    picture = tmp_path / "portrait.png"
+    cv2.imwrite(str(picture), portrait)
+    code = cli.main(["--once", "--json", "--source", str(picture), "--gpio", "mock"])
+    result = json.loads(capsys.readouterr().out)
+    pipe = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
+    door = pipe.observe_image(portrait)
+    assert result["frame_size"] == [480, 640] and result["scaled_from"] is None
+    assert result["face"] == list(door.face) and result["score"] == pytest.approx(door.score, abs=1e-6)
+    stretched = pipe.observe_image(to_door_frame(portrait[..., ::-1]))
+    assert stretched.face is None or abs(stretched.score - door.score) > 1e-6  # it mattered
+    assert code in (0, 1)
