@@ -318,6 +318,12 @@ def read_config_text(path: str, errors: str = "strict") -> str:
     if "\0" in text:
         raise ConfigError(f"config file {path} is not a text file (it holds NUL characters; "
                           f"UTF-16 without a byte-order mark?): save it as UTF-8")
+    if not text.strip():
+        # a file a power cut or a full card left empty read as "every default": an
+        # active-low latch then drove its "locked" level high, and held the door open
+        raise ConfigError(f"config file {path} is empty (cut short by a power cut or a full "
+                          f"disk?): restore it (the installer's template is "
+                          f"deploy/happyhouse.conf; set [latch] pin and active_high as wired)")
     return text
 
 

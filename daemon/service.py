@@ -378,6 +378,10 @@ class ReloadWatchdog:
             self._thread.join()
 
 
+def _polarity(active_high: bool) -> str:
+    return "active high" if active_high else "active low"
+
+
 def _rebuild(cfg, reload, parts: Parts):
     new = reload_config(cfg, reload)
     if new is None:
@@ -408,5 +412,11 @@ def _rebuild(cfg, reload, parts: Parts):
         parts.state_locks.append(moved_lock)
         parts.locked_dirs.add(folder_key(new.service_state_dir))
     logging.getLogger().setLevel(new.service_log_level)
+    if (new.latch_pin, new.latch_active_high) != (cfg.latch_pin, cfg.latch_active_high):
+        # the latch's wiring changed under a running door: said loudly, never only as
+        # "config reloaded" (a damaged file read as defaults flipped an active-low latch)
+        log.warning("reload: the latch moved from %s (%s) to %s (%s): check that this is how "
+                    "it is wired", cfg.latch_pin, _polarity(cfg.latch_active_high),
+                    new.latch_pin, _polarity(new.latch_active_high))
     log.info("config reloaded")
     return new

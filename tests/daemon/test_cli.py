@@ -246,6 +246,10 @@ def _write(name, data):
                  "under [Latch], not [latch]", id="wrong-case-section"),
     pytest.param(_write("def.conf", b"[DEFAULT]\nactive_high = false\n[latch]\npin = GPIO5\n"),
                  "active_high under [DEFAULT]", id="default-section"),
+    # a power cut left the file empty: "every default" drove GPIO17's locked level, the
+    # open one for an active-low latch (exit 0, "forced locked")
+    pytest.param(_write("empty.conf", b""), "is empty", id="empty-file"),
+    pytest.param(_write("blank.conf", b"\n  \r\n\t\n"), "is empty", id="blank-file"),
 ])
 def test_force_lock_without_a_readable_latch_pin_fails_loudly_and_drives_nothing(
         tmp_path, capsys, kept_pins, make, why):

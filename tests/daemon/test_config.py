@@ -264,3 +264,15 @@ def test_the_model_flag_finds_a_bundle_under_the_home_folder(tmp_path, monkeypat
     assert main(["--once", "--gpio", "mock", "--model", "~/my_bundle",
                  "--state-dir", str(tmp_path / "s"), "--source", str(tmp_path / "grey.png")]) == 1
     assert "does not exist" not in capsys.readouterr().err
+
+
+def test_an_empty_config_file_is_refused_not_read_as_every_default(tmp_path):
+    """A power cut left the config empty: it was read as every default (GPIO17, active high),
+    so an active-low latch's "locked" level held the door open, service and reload alike."""
+    path = tmp_path / "happyhouse.conf"
+    path.write_bytes(b"")
+    with pytest.raises(ConfigError, match="is empty .*restore it") as info:
+        load_config(str(path))
+    assert "\n" not in str(info.value)
+    path.write_text("[latch]\n")  # the installer's template: sections, every key commented
+    assert load_config(str(path)).latch_pin == "GPIO17"

@@ -280,3 +280,22 @@ def test_openings_are_numbered_on_across_a_reload(tmp_path, caplog):
     finally:
         svc.stop("done")
         svc.close()
+
+
+def test_a_reload_that_changes_the_latchs_wiring_says_so(tmp_path, caplog):
+    """A config read as defaults flipped an active-low latch to active high on a reload that
+    logged only "config reloaded"."""
+    import logging
+
+    svc = service(tmp_path, {"latch.pin": "GPIO5", "latch.active_high": False}, {})
+    try:
+        with caplog.at_level(logging.INFO, logger="happyhouse.daemon.service"):
+            svc.reload()
+        said = [r for r in caplog.records if "the latch moved" in r.getMessage()]
+        assert len(said) == 1 and said[0].levelno == logging.WARNING
+        assert "from GPIO5 (active low) to GPIO17 (active high)" in said[0].getMessage()
+        caplog.clear()
+        svc.reload()  # the same wiring again: nothing to say
+        assert not [r for r in caplog.records if "the latch moved" in r.getMessage()]
+    finally:
+        svc.stop("test")
