@@ -306,8 +306,11 @@ install_bundle() {
   fi
   # Copy beside, then swap: the service never sees half a bundle.
   run rm -rf "$dst.new"
-  run mkdir -p "$dst.new"
-  run cp -R "$BUNDLE/." "$dst.new/"
+  # a full card: cp's own lines alone, exit 1 and a half copy left filling the card
+  if ! run mkdir -p "$dst.new" || ! run cp -R "$BUNDLE/." "$dst.new/"; then
+    rm -rf "$dst.new"
+    die "the bundle could not be copied to $dst.new (message above: a full disk?); it was not installed, the door keeps its model"
+  fi
   run chmod -R u=rwX,g=rX,o= "$dst.new"
   own -R "root:$SERVICE_USER" "$dst.new"
   # The copy must load and pass its self-test with this Pi's runtime before it

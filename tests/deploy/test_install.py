@@ -1,5 +1,6 @@
 """deploy/install.sh against a scratch root with the system commands shimmed."""
 
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -419,3 +420,27 @@ def test_a_bundle_install_waits_for_a_rollback_in_progress_and_never_nests(fake_
     fs.install("--bundle-only", "--bundle", str(_bundle(tmp_path, b"TFL3-adapted")))
     assert (dest / "model.tflite").read_bytes() == b"TFL3-adapted"
     assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == []  # nothing nested
+
+
+def test_a_bundle_copy_that_fills_the_disk_is_one_error_and_leaves_nothing(fake_system, tmp_path):
+    """A full card: only cp's "No space left on device" lines, exit 1, and a half-written
+    bundle.new left filling the rest of the card."""
+    fs = fake_system
+    bundle = _bundle(tmp_path)
+    fs.install("--bundle", str(bundle))
+    (bundle / "model.tflite").write_bytes(b"TFL3-adapted")
+    real_cp = shutil.which("cp")
+    (fs.bin / "cp").write_text(
+        "#!/usr/bin/env bash\n"
+        'case "$*" in *bundle.new/*) printf half >"${@: -1}/model.tflite"\n'
+        '  echo "cp: error writing \'model.tflite\': No space left on device" >&2; exit 1;; esac\n'
+        f'exec {real_cp} "$@"\n')
+    (fs.bin / "cp").chmod(0o755)
+    fs.clear_log()
+    proc = fs.install("--bundle-only", "--bundle", str(bundle), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("install.sh: error: the bundle could not be copied")
+    assert "not installed, the door keeps its model" in proc.stderr
+    assert not fs.path("/etc/happyhouse/bundle.new").exists()
+    assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-general"
+    assert fs.commands("systemctl") == []
