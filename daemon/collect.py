@@ -97,6 +97,14 @@ def last_serial(root: Path) -> int:
     return highest
 
 
+def read_only_mount(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class Folder:
     """Where frames go, atomically, within a disk budget."""
 
@@ -117,6 +125,10 @@ class Folder:
         # checked before the camera and the model load: a folder this user cannot write
         # is one line at the start, not after the first face
         if not os.access(self.folder, os.R_OK | os.W_OK | os.X_OK):
+            if read_only_mount(self.folder):  # "run as its owner" misled: no user can write it
+                raise DataError(f"--collect folder {self.folder} is on a read-only file system "
+                                f"(mounted so, or turned read-only after a disk error: check "
+                                f"the card): give a DIR on a writable disk")
             raise DataError(f"--collect folder {self.folder} is not readable and writable by "
                             f"this user: run as its owner (sudo -u happyhouse) or give another DIR")
         try:

@@ -67,8 +67,11 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        except PermissionError:  # another user's folder: a read-only descriptor can still lock
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except PermissionError as denied:  # another user's folder: a read-only descriptor can still lock
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:  # no lock file to read: the folder's permission is why
+                raise denied from None
     except OSError as exc:
         # mkdir's bare "File exists" for a symlink to nothing or a file in the folder's place
         why = in_the_way(folder) if isinstance(exc, FileExistsError) else exc.strerror or exc
@@ -77,6 +80,10 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
                 f"{purpose} needs the state folder's lock {path}, which cannot be made: the "
                 f"file system is read-only (mounted so, or turned read-only after a disk "
                 f"error: check the card with fsck), or set [service] state_dir") from None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # not a question of users either
+            raise ConfigError(
+                f"{purpose} needs the state folder's lock {path}, which cannot be made: the "
+                f"disk is full ({why}); free space on it, or set [service] state_dir") from None
         raise ConfigError(
             f"{purpose} needs the state folder's lock {path}, which cannot be opened "
             f"({why}); it keeps two door programs off one latch: run as the "

@@ -263,3 +263,17 @@ def test_a_still_picture_is_never_collected(tmp_path, faces, shipped_pipeline, n
     kept = sorted((tmp_path / "my_house" / "happy").glob("*.png"))
     assert [cv2.imread(str(p)).tobytes() == f.tobytes() for p, f in zip(kept, faces[2:])] == [True, True]
     assert "2 still pictures (a dark or covered camera)" in out.getvalue()
+
+
+def test_a_collect_folder_on_a_read_only_file_system_is_said_so(tmp_path, monkeypatch):
+    """A card remounted read-only was told "not readable and writable by this user: run as its owner"."""
+    import os
+    from types import SimpleNamespace
+
+    from happyhouse.daemon import collect
+
+    monkeypatch.setattr(collect.os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(collect.os, "statvfs", lambda p: SimpleNamespace(f_flag=os.ST_RDONLY))
+    with pytest.raises(DataError, match="read-only file system") as info:
+        Folder(tmp_path / "c", "happy", budget_mb=10)
+    assert "run as its owner" not in str(info.value)

@@ -139,3 +139,39 @@ def test_check_without_test_latch_leaves_the_running_services_pin_alone(tmp_path
     assert factory.pins == {}
     assert check.check_gpio(cfg, False, factory).status == "warn"  # mock GPIO: claimed now
     assert factory.pin("GPIO17").function == "input"
+
+
+def _open_failing(first, then=None):
+    real = os.open
+
+    def fake(path, flags, *args):
+        if str(path).endswith(statelock.LOCK_NAME):
+            if flags & os.O_CREAT:
+                raise first
+            if then is not None:
+                raise then
+        return real(path, flags, *args)
+    return fake
+
+
+def test_a_state_folder_without_write_permission_is_said_so_not_no_such_file(tmp_path, monkeypatch):
+    """A folder the user cannot write, with no lock file yet, read "(No such file or directory)"."""
+    import errno as e
+    from happyhouse.daemon.errors import ConfigError
+
+    monkeypatch.setattr(statelock.os, "open", _open_failing(
+        PermissionError(e.EACCES, "Permission denied"), FileNotFoundError(e.ENOENT, "No such file or directory")))
+    with pytest.raises(ConfigError, match=r"\(Permission denied\)") as info:
+        statelock.acquire(str(tmp_path), "the door service")
+    assert "No such file" not in str(info.value)
+
+
+def test_a_full_disk_under_the_state_folder_is_said_so(tmp_path, monkeypatch):
+    """A full disk was told "run as the service's user (sudo -u happyhouse)"."""
+    import errno as e
+    from happyhouse.daemon.errors import ConfigError
+
+    monkeypatch.setattr(statelock.os, "open", _open_failing(OSError(e.ENOSPC, "No space left on device")))
+    with pytest.raises(ConfigError, match="the disk is full") as info:
+        statelock.acquire(str(tmp_path), "the door service")
+    assert "sudo" not in str(info.value)
