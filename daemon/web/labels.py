@@ -96,7 +96,8 @@ class CollectFolder:
                 for name in names[:limit]:
                     side = self._sidecar(fd, name) or {}
                     frames.append({"folder": folder, "name": name, "time": side.get("time"),
-                                   "score": side.get("score"), "face": side.get("face")})
+                                   "score": side.get("score"), "face": side.get("face"),
+                                   "damaged": not whole_png(fd, name)})
             finally:
                 os.close(fd)
         return {"root": str(self.root), "counts": counts, "frames": frames}
@@ -129,6 +130,11 @@ class CollectFolder:
                     return None
                 if action == folder:
                     return folder
+                if not whole_png(src, name):
+                    # a frame a power cut left empty or cut short: counted as a face to
+                    # learn from, it is nothing adapt can read
+                    raise LabelError(f"{folder}/{name} is damaged (empty or cut short, a power "
+                                     f"cut?): discard it")
                 dst = self._open_dir(action)
                 try:
                     if _exists(dst, name):
@@ -141,6 +147,10 @@ class CollectFolder:
                         _write_whole(dst, stem + ".json",
                                      (json.dumps(side, indent=1) + "\n").encode())
                         os.unlink(stem + ".json", dir_fd=src)
+                    elif _exists(src, stem + ".json"):
+                        # a sidecar that does not read (cut short) goes with its frame as it
+                        # is: left behind, it stayed in unsorted/ without one
+                        os.rename(stem + ".json", stem + ".json", src_dir_fd=src, dst_dir_fd=dst)
                     os.rename(name, name, src_dir_fd=src, dst_dir_fd=dst)
                 finally:
                     os.close(dst)
@@ -173,6 +183,30 @@ def _regular(dir_fd: int, name: str) -> os.stat_result:
     if not stat.S_ISREG(info.st_mode):
         raise LabelError(f"{name} is not a plain file")
     return info
+
+
+#: a PNG's first 8 bytes, and its last chunk's type (IEND, 12 bytes from the end)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def whole_png(dir_fd: int, name: str) -> bool:
+    """Whether ``name`` starts as a PNG and ends with its IEND chunk (a frame a power cut
+    left empty or cut short does not); reads 20 bytes, never the whole file."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        if size < len(PNG_SIGNATURE) + 12:
+            return False
+        return (os.pread(fd, len(PNG_SIGNATURE), 0) == PNG_SIGNATURE
+                and os.pread(fd, 12, size - 12)[4:8] == b"IEND")
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _exists(dir_fd: int, name: str) -> bool:

@@ -12,9 +12,12 @@ from happyhouse.daemon.web.labels import CollectFolder, LabelError
 
 NAME = "20261129T100000-000-1.png"
 
+#: the 12-byte IEND chunk that ends every whole PNG (a listing checks for it)
+IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
 
 def _frame(folder: CollectFolder, where: str = "unsorted") -> None:
-    (folder.root / where / NAME).write_bytes(b"\x89PNG a frame")
+    (folder.root / where / NAME).write_bytes(b"\x89PNG\r\n\x1a\n a frame" + IEND)
     (folder.root / where / NAME.replace(".png", ".json")).write_text(
         json.dumps({"label": "unsorted", "face": [1, 2, 3, 4]}))
 
@@ -128,7 +131,7 @@ def _keep(root, label, when, seq=1):
     folder = Folder(root, label, budget_mb=10)
     stamp = datetime.fromtimestamp(when, timezone.utc)
     name_time = stamp.strftime("%Y%m%dT%H%M%S") + f"-{int(stamp.microsecond / 1000):03d}"
-    return folder.write(name_time, b"\x89PNG frame %d" % seq, {"label": label, "seq": seq})
+    return folder.write(name_time, b"\x89PNG\r\n\x1a\nframe %d" % seq + IEND, {"label": label, "seq": seq})
 
 
 def test_frames_kept_after_the_clock_stepped_back_are_listed_first(tmp_path):
@@ -154,7 +157,7 @@ def test_a_frame_kept_with_the_same_time_never_replaces_one_already_there(tmp_pa
     root = tmp_path / "collect"
     first = _keep(root, "happy", 1_764_410_000.0, seq=7)
     second = _keep(root, "happy", 1_764_410_000.0, seq=7)
-    assert first != second and first.read_bytes() == b"\x89PNG frame 7"
+    assert first != second and first.read_bytes() == b"\x89PNG\r\n\x1a\nframe 7" + IEND
     assert len(list((root / "happy").glob("*.png"))) == 2
 
 
@@ -168,3 +171,31 @@ def test_the_serial_counts_on_across_the_class_folders(tmp_path):
     again = _keep(root, "unsorted", 1_764_410_000.0).name
     assert again != name
     assert folder.label("unsorted", again, "happy") == "happy"
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n half a frame, cut by a power cut"],
+                         ids=["empty", "cut-short"])
+def test_a_damaged_frame_is_listed_as_damaged_and_can_only_be_discarded(tmp_path, data):
+    """0-byte and half-written PNGs were listed and labelled as frames like any other."""
+    folder = CollectFolder(tmp_path / "collect")
+    _frame(folder)
+    (folder.root / "unsorted" / NAME).write_bytes(data)
+    listed = folder.listing()["frames"]
+    assert [f["damaged"] for f in listed] == [True]
+    with pytest.raises(LabelError, match="is damaged .*discard it"):
+        folder.label("unsorted", NAME, "happy")
+    assert (folder.root / "unsorted" / NAME).is_file() and not any((folder.root / "happy").iterdir())
+    assert folder.label("unsorted", NAME, "discard") is None
+    assert not any((folder.root / "unsorted").iterdir())
+
+
+def test_a_whole_frame_is_not_damaged_and_a_broken_sidecar_moves_with_it(tmp_path):
+    """A 0-byte sidecar stayed behind in unsorted/ when its frame was labelled."""
+    folder = CollectFolder(tmp_path / "collect")
+    _frame(folder)
+    (folder.root / "unsorted" / NAME.replace(".png", ".json")).write_bytes(b"")
+    assert [f["damaged"] for f in folder.listing()["frames"]] == [False]
+    assert folder.label("unsorted", NAME, "happy") == "happy"
+    assert not any((folder.root / "unsorted").iterdir())
+    assert sorted(p.name for p in (folder.root / "happy").iterdir()) == [
+        NAME.replace(".png", ".json"), NAME]

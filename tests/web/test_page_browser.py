@@ -22,6 +22,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: the 12-byte IEND chunk that ends every whole PNG (a listing checks for it)
+IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
 
 def find(*names):
     for name in names:
@@ -280,7 +283,7 @@ def test_the_frames_grid_says_when_it_shows_only_the_newest_and_dates_old_frames
     for serial, when in ((1, "2025-01-02T03:04:05.000+00:00"), (2, "2025-01-02T03:04:06.000+00:00"),
                          (3, "2025-01-02T03:04:07.000+00:00")):
         name = f"{serial:06d}-20250102T03040{4 + serial}-000"
-        (root / f"{name}.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # the caption is what is read
+        (root / f"{name}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + IEND)  # the caption is what is read
         (root / f"{name}.json").write_text(json.dumps({"label": "unsorted", "time": when,
                                                        "score": 0.5, "face": [1, 2, 3, 4]}))
     door, client = start_door("others")
@@ -294,6 +297,35 @@ def test_the_frames_grid_says_when_it_shows_only_the_newest_and_dates_old_frames
     caption = cards[0].find_element(By.TAG_NAME, "figcaption").text
     assert "2025" in caption, caption
     browser.save_screenshot(str(artifact_dir() / "door-page-more-frames.png"))
+
+
+def test_a_damaged_frame_is_shown_as_damaged_with_only_discard(browser, start_door, tmp_path):
+    """A storage probe: a frame a power cut left empty was shown and labelled like any other."""
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    root = tmp_path / "collect" / "unsorted"
+    root.mkdir(parents=True)
+    for serial, data in ((1, b""), (2, b"\x89PNG\r\n\x1a\n" + IEND)):
+        name = f"{serial:06d}-20250102T03040{serial}-000"
+        (root / f"{name}.png").write_bytes(data)
+        (root / f"{name}.json").write_text(json.dumps({"label": "unsorted", "score": 0.5}))
+    door, client = start_door("others")
+    browser.get(f"http://127.0.0.1:{client.port}/")
+    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#frames figure.frame")) == 2,
+          what="both frames listed")
+    damaged = browser.find_element(By.CSS_SELECTOR, "#frames figure.frame.damaged")
+    assert damaged.get_attribute("data-name") == "000001-20250102T030401-000.png"
+    assert "damaged file" in damaged.find_element(By.TAG_NAME, "figcaption").text
+    assert [b.text for b in damaged.find_elements(By.TAG_NAME, "button")] == ["Discard"]
+    whole = browser.find_element(By.CSS_SELECTOR, '#frames figure.frame[data-name^="000002"]')
+    assert [b.text for b in whole.find_elements(By.TAG_NAME, "button")] == ["Happy", "Not happy", "Discard"]
+    browser.save_screenshot(str(artifact_dir() / "door-page-damaged-frame.png"))
+    damaged.find_element(By.TAG_NAME, "button").click()
+    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#frames figure.frame")) == 1,
+          what="the damaged frame discarded")
+    assert not (root / "000001-20250102T030401-000.png").exists()
 
 
 def test_the_page_fits_a_phone_without_sideways_scrolling(browser, start_door):

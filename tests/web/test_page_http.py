@@ -21,6 +21,9 @@ ROUTES = ["/", "/index.html", "/static/page.js", "/static/page.css", "/login", "
           "/latch", "/open", "/api/latch", "/../../etc/passwd"]
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]
 
+#: the 12-byte IEND chunk that ends every whole PNG (a listing checks for it)
+IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
 
 def wait_for(predicate, timeout=10.0, step=0.05):
     end = time.monotonic() + timeout
@@ -181,7 +184,7 @@ def test_loopback_page_rejects_other_host_names(start_door):
 def put_frame(root, folder, name, label=None):
     target = root / folder
     target.mkdir(parents=True, exist_ok=True)
-    (target / name).write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    (target / name).write_bytes(b"\x89PNG\r\n\x1a\nfake" + IEND)
     (target / name.replace(".png", ".json")).write_text(json.dumps({"label": label or folder}))
     return target / name
 

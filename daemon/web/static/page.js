@@ -206,10 +206,16 @@
     div.appendChild(img);
     const cap = document.createElement("figcaption");
     cap.textContent = fmtTime(f.time ? Date.parse(f.time) / 1000 : null) + " · score " + fmtScore(f.score);
+    if (f.damaged) {
+      // empty or cut short (a power cut): nothing to learn from, so only Discard
+      div.classList.add("damaged");
+      cap.textContent = "damaged file (empty or cut short): discard it";
+    }
     div.appendChild(cap);
     const actions = [["happy", "Happy"], ["not_happy", "Not happy"], ["discard", "Discard"]];
     for (const [action, label] of actions) {
       if (action === f.folder) continue;
+      if (f.damaged && action !== "discard") continue;
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = label;
