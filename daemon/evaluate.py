@@ -88,8 +88,9 @@ def observe_whole_frame(pipeline, image_rgb: np.ndarray,
     """One whole picture as the door camera would deliver it: scaled to ``source_size``
     (:func:`~.preprocess.to_door_frame`), then gated, cropped and scored.
 
-    Returns ``(observation, door_frame_bgr)``; ``happyhouse-daemon --once`` scores an image
-    file with this too, so both tools give the same verdict for the same picture.
+    Returns ``(observation, door_frame_bgr)``. A picture replayed as a camera (the service,
+    ``--once``) is scaled the same way (:class:`~.sources.CameraSized`), so every tool gives
+    the same verdict for the same picture.
     """
     from .preprocess import to_door_frame
 

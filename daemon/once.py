@@ -22,10 +22,9 @@ from typing import Optional
 
 from .annotate import annotate, write_snapshot
 from .errors import SourceError
-from .evaluate import observe_whole_frame
 from .latch import claimed_latch, is_mock_factory, mock_configured
 from .pipeline import Pipeline
-from .sources import RECORDINGS, Frame, open_source, refuse_recording_on_a_real_latch
+from .sources import RECORDINGS, open_source, refuse_recording_on_a_real_latch
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +71,14 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
     # a picture replayed (not a camera) is never stale: it is what it is, at any age
     unfit = unfit_for_a_decision(frame, age if getattr(source, "kind", None) not in RECORDINGS
                                  else 0.0, cfg)
-    scaled_from = None
-    camera_size = (cfg.camera_width, cfg.camera_height)
-    height, width = frame.image.shape[:2]
-    if (getattr(source, "kind", None) == "images" and width <= camera_size[0]
-            and height <= camera_size[1] and (width, height) != camera_size):
-        # a picture smaller than a camera frame: score it the way happyhouse-eval scores a
-        # whole frame (scaled to the camera size first), so a 64x64 frame or a face crop gets
-        # a verdict. Only a smaller one: a larger or portrait picture was stretched to the
-        # camera's shape, where the door replaying it scores it as it is (a neutral face in
-        # a 480x640 picture: HAPPY 0.976 here, 0.001 at the door)
-        scaled_from = [int(frame.image.shape[1]), int(frame.image.shape[0])]
-        obs, image = observe_whole_frame(pipeline, frame.image[..., ::-1], camera_size,
-                                         frame.seq, frame.timestamp)
-        frame = Frame(image, frame.timestamp, frame.seq)
-    else:
-        obs = pipeline.observe(frame)
+    # a picture is replayed at the camera's size (sources.CameraSized), as the service
+    # replays it and as happyhouse-eval scores a whole frame: one verdict in all three
+    pictures = getattr(source, "pictures", None)
+    scaled_from = getattr(pictures, "last_scaled_from", None)
+    obs = pipeline.observe(frame)
     wall = _wall_time(frame)
     result = _result(cfg, source, pipeline, frame, obs, wall)
-    result["scaled_from"] = scaled_from
+    result["scaled_from"] = list(scaled_from) if scaled_from else None
     result["no_face_reason"] = None if obs.face is not None else pipeline.gate.why_no_face(frame.image)
     if snapshot:
         path = write_snapshot(snapshot, annotate(frame.image, obs, pipeline.threshold, wall))
@@ -166,8 +154,7 @@ def _human(r: dict) -> str:
     if r.get("scaled_from"):
         lines.append(f"  scaled from {r['scaled_from'][0]}x{r['scaled_from'][1]} to "
                      f"{r['frame_size'][0]}x{r['frame_size'][1]} (the camera size), as "
-                     f"happyhouse-eval scores whole frames (the service replaying this "
-                     f"picture would see it at its own size)")
+                     f"happyhouse-eval scores whole frames and the service replays pictures")
     lines += [f"  timing  {r['latency_ms']:.1f} ms (" +
               ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()) + ")",
               f"  model   {r['model_sha256'][:16]} on {r['runtime']} {r['runtime_version']}; "

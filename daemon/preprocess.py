@@ -229,9 +229,23 @@ def to_door_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) ->
     see the same pixels.
     """
     cv2 = _cv2()
-    bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
-    if bgr.shape[1] == width and bgr.shape[0] == height:
-        return bgr
-    growing = width >= bgr.shape[1] and height >= bgr.shape[0]
+    return to_camera_size(cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR),
+                          width, height)
+
+
+def to_camera_size(image_bgr: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """A BGR picture at ``width`` x ``height``, as the door camera would deliver it (see
+    :func:`to_door_frame`): pictures replayed as a camera (the service, ``--once``,
+    ``--collect``) and whole frames in ``happyhouse-eval`` are the same pixels."""
+    if image_bgr.shape[1] == width and image_bgr.shape[0] == height:
+        return image_bgr
+    cv2 = _cv2()
+    growing = width >= image_bgr.shape[1] and height >= image_bgr.shape[0]
     interp = cv2.INTER_LINEAR if growing else cv2.INTER_AREA
-    return cv2.resize(bgr, (width, height), interpolation=interp)
+    return cv2.resize(np.ascontiguousarray(image_bgr), (width, height), interpolation=interp)
+
+
+def shape_differs(size: Tuple[int, int], width: int, height: int, tolerance: float = 0.02) -> bool:
+    """Whether a (width, height) picture's aspect ratio is not the camera's (scaling it to
+    the camera size then stretches faces)."""
+    return abs(size[0] * height / float(size[1] * width) - 1.0) > tolerance

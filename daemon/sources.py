@@ -50,7 +50,7 @@ import zlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Deque, Optional, Protocol
+from typing import Callable, Deque, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -518,6 +518,36 @@ def _decodable(path: Path) -> bool:
         return False
 
 
+class CameraSized:
+    """Pictures replayed as a camera: each at the camera's size, as ``happyhouse-eval``
+    scores a whole frame and as the camera would deliver it. The service replayed a
+    picture at its own size while ``--once`` scaled it to the camera size: the same
+    portrait picture of a neutral face was "not happy 0.001" in one and HAPPY 0.976 in
+    the other."""
+
+    def __init__(self, read: Callable[[int], Optional[np.ndarray]], width: int, height: int,
+                 where: Path) -> None:
+        self._read, self.width, self.height, self.where = read, int(width), int(height), where
+        #: the (width, height) of the last picture read, when it was not the camera's
+        self.last_scaled_from: Optional[Tuple[int, int]] = None
+        self._warned = False
+
+    def __call__(self, index: int) -> Optional[np.ndarray]:
+        from .preprocess import shape_differs, to_camera_size
+
+        image = self._read(index)
+        if image is None:
+            return None
+        size = (int(image.shape[1]), int(image.shape[0]))
+        self.last_scaled_from = None if size == (self.width, self.height) else size
+        if self.last_scaled_from and not self._warned and shape_differs(size, self.width, self.height):
+            self._warned = True  # once: a folder of such pictures is one line, not one a frame
+            log.warning("%s: a %dx%d picture is replayed stretched to the camera's %dx%d "
+                        "([camera] width, height), which distorts faces: give pictures of the "
+                        "camera's shape", self.where, size[0], size[1], self.width, self.height)
+        return to_camera_size(image, self.width, self.height)
+
+
 def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
                 remember: bool = False) -> ThreadedSource:
     """A not-yet-opened source for ``spec``; call ``open()`` or use it as a context manager.
@@ -532,10 +562,12 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
     stall = cfg.camera_stall_timeout if stall_timeout is None else stall_timeout
     if kind in ("images", "h5"):
         path = Path(text).expanduser()
+        pictures = None
         if kind == "h5":
             count, get = h5_frames(path, width, height)
         else:
-            count, get = read_pictures(path)
+            count, read = read_pictures(path)
+            get = pictures = CameraSized(read, width, height, path)
         description = f"{'HDF5' if kind == 'h5' else 'images'} {path} ({count} frame(s) at {fps:g} fps)"
 
         def factory():
@@ -564,5 +596,7 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
                             remember=frozen_pictures_file(cfg) if kind not in RECORDINGS else None,
                             write_memory=remember)
     source.kind = kind
+    #: replayed pictures: what size the last one had before it was scaled (``--once``)
+    source.pictures = pictures if kind == "images" else None
     return source
 

@@ -36,8 +36,9 @@ def test_single_image_source(tmp_path, cfg):
     cv2.imwrite(str(path), flat_image(200, 120, 160))
     with open_source(str(path), cfg) as src:
         frame = src.latest(1.0)
-    assert isinstance(frame, Frame) and frame.image.shape == (120, 160, 3)
-    assert frame.image.dtype == np.uint8
+    # replayed at the camera's size, as happyhouse-eval and --once score a picture
+    assert isinstance(frame, Frame) and frame.image.shape == (cfg.camera_height, cfg.camera_width, 3)
+    assert frame.image.dtype == np.uint8 and src.pictures.last_scaled_from == (160, 120)
 
 
 def test_h5_source_scales_frames_to_camera_size(happy_house_h5):

@@ -340,24 +340,38 @@ def test_a_picture_is_never_too_old_for_once(cfg):
     assert code == 0 and json.loads(text)["unfit"] is None
 
 
-def test_cli_once_scores_a_larger_or_portrait_picture_as_the_door_replays_it(tmp_path, genki_root,
-                                                                           capsys):
-    """A portrait 480x640 (or a 1920x1080) picture was stretched to 640x480 before scoring:
-    a neutral face scored HAPPY 0.976 there and 0.001 in the service replaying the picture."""
+@pytest.mark.parametrize("camera", [(640, 480), (1280, 720)])
+def test_a_picture_gets_one_verdict_from_once_the_service_and_eval(tmp_path, genki_root, capsys,
+                                                                   caplog, camera):
+    """A portrait 480x640 picture of a neutral face: --once stretched it to the camera size
+    (HAPPY 0.976) while the service replayed it at its own size (0.001). Both now replay a
+    picture at the camera's size, as happyhouse-eval scores a whole frame, and say when that
+    stretches it."""
+    import logging
+
     from happyhouse.daemon.datasets import load_dataset
-    from happyhouse.daemon.preprocess import to_door_frame
+    from happyhouse.daemon.evaluate import observe_whole_frame
+    from happyhouse.daemon.sources import open_source
 
     face = load_dataset(genki_root, limit=1).images[0]
     portrait = np.full((640, 480, 3), 110, np.uint8)
     portrait[200:420, 130:350] = cv2.resize(face[..., ::-1], (220, 220))
     picture = tmp_path / "portrait.png"
     cv2.imwrite(str(picture), portrait)
-    code = cli.main(["--once", "--json", "--source", str(picture), "--gpio", "mock"])
+    conf = tmp_path / "camera.conf"
+    conf.write_text(f"[camera]\nwidth = {camera[0]}\nheight = {camera[1]}\n")
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.sources"):
+        code = cli.main(["--once", "--json", "--config", str(conf), "--source", str(picture),
+                         "--gpio", "mock"])
     result = json.loads(capsys.readouterr().out)
-    pipe = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
-    door = pipe.observe_image(portrait)
-    assert result["frame_size"] == [480, 640] and result["scaled_from"] is None
-    assert result["face"] == list(door.face) and result["score"] == pytest.approx(door.score, abs=1e-6)
-    stretched = pipe.observe_image(to_door_frame(portrait[..., ::-1]))
-    assert stretched.face is None or abs(stretched.score - door.score) > 1e-6  # it mattered
+    assert result["frame_size"] == list(camera) and result["scaled_from"] == [480, 640]
+    assert any("stretched to the camera's" in r.getMessage() for r in caplog.records)
+    cfg = load_config(str(conf), {"latch.gpio": "mock"})
+    pipe = Pipeline.from_config(cfg)
+    eval_obs, eval_frame = observe_whole_frame(pipe, portrait[..., ::-1], camera)
+    with open_source(str(picture), cfg) as source:  # what the service replays
+        served = source.latest(5.0).image
+    assert np.array_equal(served, eval_frame)
+    assert result["face"] == (None if eval_obs.face is None else list(eval_obs.face))
+    assert result["score"] == (None if eval_obs.score is None else pytest.approx(eval_obs.score, abs=1e-6))
     assert code in (0, 1)
