@@ -28,6 +28,27 @@ log = logging.getLogger(__name__)
 
 
 # -- signals ----------------------------------------------------------------
+class Flag:
+    """A flag a signal handler sets: :class:`threading.Event` without its lock. A handler
+    runs between two bytecodes of the main thread, also inside another handler's
+    ``Event.set()``, which holds the event's lock: a burst of SIGHUPs then waited on it
+    forever, and the hung daemon ignored SIGTERM. Setting a bool takes no lock."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value = False
+
+    def set(self) -> None:
+        self._value = True
+
+    def clear(self) -> None:
+        self._value = False
+
+    def is_set(self) -> bool:
+        return self._value
+
+
 class Signals:
     """SIGHUP sets ``reload``; every other signal that would end the process (SIGTERM,
     SIGINT, SIGQUIT, ... :data:`.endsignals.ENDING_SIGNALS`) sets ``stop``: left to its
@@ -35,8 +56,8 @@ class Signals:
     flags: the loop sees them within one frame timeout and locks on its way out."""
 
     def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.reload = threading.Event()
+        self.stop = Flag()
+        self.reload = Flag()
         self.received: Optional[str] = None
         self._previous: Dict[int, Any] = {}
 

@@ -230,6 +230,28 @@ def test_signals_install_only_in_main_thread():
     assert result == [False]
 
 
+@pytest.mark.parametrize("flag", ["stop", "reload"])
+def test_a_signal_arriving_inside_another_handler_does_not_hang(flag):
+    """A burst of SIGHUPs hung the daemon for good (it then ignored SIGTERM): a handler
+    runs between two bytecodes of the main thread, also inside the first handler's
+    Event.set(), which held the event's lock the second one then waited on. Here the
+    first handler is frozen where it would hold that lock, and the second must finish."""
+    import contextlib
+    import signal
+    import threading
+
+    signals = Signals()
+    held = getattr(getattr(signals, flag), "_cond", None)  # an Event's lock, if it has one
+    handler = signals._on_stop if flag == "stop" else signals._on_reload
+    done = threading.Event()
+    with held if held is not None else contextlib.nullcontext():
+        t = threading.Thread(target=lambda: (handler(signal.SIGHUP, None), done.set()),
+                             daemon=True)
+        t.start()
+        assert done.wait(2.0), "the second handler waited on the first one's lock"
+    assert signals.pending() is not None
+
+
 # -- end to end: the real bundle, face gate and LiteRT pipeline on real frames ----------
 
 
