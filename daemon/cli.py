@@ -57,7 +57,7 @@ FLAG_KEYS: Dict[str, str] = {
 def build_parser() -> "argparse.ArgumentParser":
     import argparse
 
-    from .config import DEFAULT_PATH, GPIO_FACTORIES
+    from .config import DEFAULT_PATH, GPIO_FACTORIES, number
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -97,7 +97,7 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="model bundle folder (default: shipped model)")
     parser.add_argument("--gpio", choices=GPIO_FACTORIES, help="gpiozero pin factory (mock = no hardware)")
     parser.add_argument("--pin", help="latch GPIO pin, e.g. GPIO17")
-    parser.add_argument("--threshold", type=float, help="override the bundle's happy threshold")
+    parser.add_argument("--threshold", type=number, help="override the bundle's happy threshold")
     parser.add_argument("--threads", type=int, help="TFLite interpreter threads")
     parser.add_argument("--state-dir", type=a_path, help="folder for unlock snapshots")
     parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -112,9 +112,9 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--label", choices=("happy", "not_happy"),
                         help="--collect: the class of the frames being collected")
     parser.add_argument("--count", type=int, metavar="N", help="--collect: frames to keep (40)")
-    parser.add_argument("--every", type=float, metavar="SECONDS",
+    parser.add_argument("--every", type=number, metavar="SECONDS",
                         help="--collect: at most one frame per SECONDS (0.5)")
-    parser.add_argument("--budget-mb", type=float, metavar="MB",
+    parser.add_argument("--budget-mb", type=number, metavar="MB",
                         help="--collect: most disk this session may use (500)")
     parser.add_argument("--web", metavar="ADDR:PORT",
                         help="service: serve the door's page there (e.g. 127.0.0.1:8321; any "

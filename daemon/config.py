@@ -10,6 +10,7 @@ range and help: validation, ``--print-config`` and the commented example in
 
 from __future__ import annotations
 
+import ast
 import codecs
 import configparser
 import os
@@ -104,6 +105,40 @@ SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(k.section for k in KEYS))
 
 #: a whole number as a config file writes one
 _WHOLE_RE = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+#: the 40-pin header's physical pins (BOARD, J8) and wiringPi numbers -> the BCM GPIO they are
+_BOARD_TO_GPIO = {3: 2, 5: 3, 7: 4, 8: 14, 10: 15, 11: 17, 12: 18, 13: 27, 15: 22, 16: 23, 18: 24,
+                  19: 10, 21: 9, 22: 25, 23: 11, 24: 8, 26: 7, 27: 0, 28: 1, 29: 5, 31: 6,
+                  32: 12, 33: 13, 35: 19, 36: 16, 37: 26, 38: 20, 40: 21}
+_WPI_TO_GPIO = {0: 17, 1: 18, 2: 27, 3: 22, 4: 23, 5: 24, 6: 25, 7: 4, 8: 2, 9: 3, 10: 8, 11: 7,
+                12: 10, 13: 9, 14: 11, 15: 14, 16: 15, 21: 5, 22: 6, 23: 13, 24: 19, 25: 26,
+                26: 12, 27: 16, 28: 20, 29: 21, 30: 0, 31: 1}
+
+
+def number(text: str) -> float:
+    """A command-line number in plain digits (argparse's ``type``; float() took "0.8_5")."""
+    if not _DECIMAL_RE.fullmatch(str(text).strip()):
+        raise ValueError(f"not a number in plain digits: {text!r}")
+    return float(text) + 0.0
+
+
+number.__name__ = "number"  # argparse says "invalid number value: '0.8_5'"
+
+
+def pin_identity(name: str) -> str:
+    """The GPIO a pin name means on a Pi's 40-pin header ("BOARD11" -> "GPIO17"); a name
+    with no GPIO (a power or ground pin) is itself."""
+    text = str(name).upper()
+    number = int(re.sub(r"^(GPIO|BCM|BOARD|J8:|WPI)", "", text) or -1)
+    if text.startswith(("BOARD", "J8:")):
+        gpio = _BOARD_TO_GPIO.get(number)
+    elif text.startswith("WPI"):
+        gpio = _WPI_TO_GPIO.get(number)
+    else:
+        gpio = number
+    return f"GPIO{gpio}" if gpio is not None else text
 
 
 def _parse_bool(text: str) -> bool:
@@ -131,10 +166,14 @@ def _parse(key: Key, raw: Any) -> Any:
             raise ValueError("expected a whole number in plain digits")
         return int(text)
     if key.kind in ("float", "optfloat"):
+        if isinstance(text, str) and not _DECIMAL_RE.fullmatch(text):
+            # float() also takes "0_5" (5.0: an unlock of 5 s for 0.5), other scripts'
+            # digits ("５"), "nan" and "inf"; whole-number keys already refused them
+            raise ValueError("expected a number in plain digits, e.g. 0.5")
         value = float(text)
         if value != value:
             raise ValueError("NaN is not allowed")
-        return value
+        return value + 0.0  # -0 reads 0.0, not "-0.0"
     if key.kind == "choice":
         value = str(text)
         match = [c for c in key.choices if c.lower() == value.lower()]
@@ -258,9 +297,16 @@ def _check_relations(v: Mapping[str, Any], origin: str) -> None:
         raise ConfigError(f"{origin}: [decision] unlock_seconds ({v['decision.unlock_seconds']}) "
                           f"must not exceed max_unlock_seconds ({v['decision.max_unlock_seconds']})")
     pins = [p for p in (v["latch.pin"], v["latch.door_contact_pin"], v["latch.exit_button_pin"]) if p]
-    if len(set(pins)) != len(pins):
+    # by the pin each name means (GPIO17, BCM17, 17, BOARD11, J8:11, WPI0 are one pin): the
+    # names compared as text let the service fail at start with GPIOPinInUse after --check
+    # and the installer had said GO
+    if len({pin_identity(p) for p in pins}) != len(pins):
+        aliases = [f"{' and '.join(names)} are the same pin, {gpio}" for gpio in
+                   sorted({pin_identity(p) for p in pins})
+                   for names in [sorted({p for p in pins if pin_identity(p) == gpio})] if len(names) > 1]
         raise ConfigError(f"{origin}: [latch] pin, door_contact_pin and exit_button_pin "
-                          f"must be different pins, got {', '.join(pins)}")
+                          f"must be different pins, got {', '.join(pins)}"
+                          + (f" ({'; '.join(aliases)})" if aliases else ""))
     detectors.detector_class(v["face.detector"]).check_config(v, origin)
     web_keys.check_config(v, origin)
 
@@ -357,8 +403,7 @@ def read_ini(path: str) -> Dict[str, str]:
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"config file {path} is not valid INI: {first}") from None
+        raise ConfigError(f"config file {path} is not valid INI: {ini_error_text(exc)}") from None
     raw: Dict[str, str] = {}
     for section in parser.sections():
         if section not in SECTIONS:
@@ -367,8 +412,31 @@ def read_ini(path: str) -> Dict[str, str]:
             raise ConfigError(f"{path}: unknown section [{section}]{hint}; "
                               f"known sections: {', '.join(SECTIONS)}")
         for name, value in parser.items(section):
+            if "\n" in value:
+                # INI reads an indented line as more of the value above it: "detector = haar"
+                # indented under "cascade = ..." became part of the cascade's path, silently
+                more = next(line for line in value.splitlines()[1:] if line.strip()) \
+                    if value.strip().count("\n") else value.splitlines()[-1]
+                raise ConfigError(f"{path}: [{section}] {name}: the line {more.strip()!r} after it "
+                                  f"is indented, so it is read as more of {name}'s value: "
+                                  f"remove the spaces before it")
             raw[f"{section}.{name}"] = value
     return raw
+
+
+def ini_error_text(exc: configparser.Error) -> str:
+    """configparser's error in one line, with the line it is about (its first line alone
+    said "Source contains parsing errors: 'FILE'", without which line)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno}: {exc.line.strip()!r} comes before any [section]"
+    if isinstance(exc, configparser.ParsingError) and getattr(exc, "errors", None):
+        number, line = exc.errors[0]
+        try:  # configparser keeps the line as its repr()
+            line = ast.literal_eval(line) if isinstance(line, str) and line[:1] in "'\"" else line
+        except (ValueError, SyntaxError):
+            pass
+        return f"line {number}: {str(line).strip()!r} is not a 'name = value' line"
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,

@@ -283,6 +283,8 @@ def rates(tp: int, fp: int, tn: int, fn: int, no_face: int) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import number
+
     parser = argparse.ArgumentParser(
         prog="happyhouse-eval",
         description="Evaluate a model bundle with the door's own pipeline (face gate, crop, "
@@ -294,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", metavar="PATH", required=True, action="append", type=a_path,
                         help="dataset (repeat for several; each is reported and summed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--threshold", type=float, help="override the bundle's threshold")
+    parser.add_argument("--threshold", type=number, help="override the bundle's threshold")
     parser.add_argument("--source-size", metavar="WxH",
                         help="whole frames are scaled to this camera size before the gate "
                              "(default: --config's [camera] width x height, else 640x480)")

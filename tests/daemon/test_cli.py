@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from happyhouse.daemon.cli import EXIT_ERROR, EXIT_OK, main
+from happyhouse.daemon.cli import EXIT_ERROR, EXIT_OK, build_parser, main
 
 
 def test_print_config_shows_flags_over_file(tmp_path, capsys):
@@ -382,3 +382,11 @@ def test_an_empty_path_flag_is_refused_not_read_as_not_given(capsys, argv, flag)
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2 and f"argument {flag}: an empty path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--threshold", "--every", "--budget-mb"])
+def test_a_number_flag_takes_plain_digits_only(flag, capsys):
+    """float() read --threshold 0.8_5 as 0.85: plain digits only, as in the config file."""
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([flag, "0.8_5"])
+    assert info.value.code == 2 and "invalid number value: '0.8_5'" in capsys.readouterr().err

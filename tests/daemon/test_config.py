@@ -276,3 +276,53 @@ def test_an_empty_config_file_is_refused_not_read_as_every_default(tmp_path):
     assert "\n" not in str(info.value)
     path.write_text("[latch]\n")  # the installer's template: sections, every key commented
     assert load_config(str(path)).latch_pin == "GPIO17"
+
+
+def test_an_indented_line_is_refused_not_folded_into_the_value_above(tmp_path):
+    """INI reads an indented line as more of the value above: 'detector = haar' indented
+    under the cascade became part of its path, and the door ran BlazeFace, silently."""
+    path = tmp_path / "h.conf"
+    path.write_text("[face]\ncascade = /x/cascade.xml\n    detector = haar\n")
+    with pytest.raises(ConfigError, match=r"\[face\] cascade: the line 'detector = haar' after it "
+                                          r"is indented.*remove the spaces") as info:
+        load_config(str(path))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["0_5", "1_20", "\uff15", "0.8_5", "nan", "inf", "1,5", "0x1"])
+def test_a_decimal_setting_takes_plain_digits_only(tmp_path, text):
+    """float() read "0_5" as 5.0 (an unlock of 5 s meant as 0.5) and the fullwidth "５" as 5."""
+    with pytest.raises(ConfigError, match="unlock_seconds .* invalid: expected a number in plain digits"):
+        load_config(None, {"decision.unlock_seconds": text})
+
+
+@pytest.mark.parametrize("text, value", [("0.5", 0.5), ("5", 5.0), (".5", 0.5), ("2.", 2.0),
+                                         ("5e-1", 0.5), ("+1.5", 1.5)])
+def test_plain_decimals_still_read(text, value):
+    assert load_config(None, {"decision.unlock_seconds": text}).decision_unlock_seconds == value
+
+
+def test_minus_zero_reads_as_zero():
+    assert str(load_config(None, {"model.threshold": "-0"}).model_threshold) == "0.0"
+
+
+@pytest.mark.parametrize("pins", [("GPIO17", "BCM17"), ("GPIO17", "BOARD11"), ("17", "GPIO17"),
+                                  ("GPIO17", "J8:11"), ("GPIO17", "WPI0")])
+def test_one_pin_under_two_names_is_refused(pins):
+    """Compared as text, GPIO17 and BCM17 passed the config check, --check said GO and the
+    installer too; the service then failed at start with GPIOPinInUse (a restart loop)."""
+    with pytest.raises(ConfigError, match="must be different pins.*are the same pin, GPIO17"):
+        load_config(None, {"latch.pin": pins[0], "latch.door_contact_pin": pins[1]})
+
+
+def test_different_pins_under_different_names_are_fine():
+    cfg = load_config(None, {"latch.pin": "GPIO17", "latch.door_contact_pin": "BOARD13",
+                             "latch.exit_button_pin": "WPI3"})  # GPIO27, GPIO22
+    assert cfg.latch_door_contact_pin == "BOARD13"
+
+
+def test_a_line_without_a_value_is_named_by_its_number(tmp_path):
+    path = tmp_path / "h.conf"
+    path.write_text("[camera]\nsource /dev/video0\n")
+    with pytest.raises(ConfigError, match=r"line 2: 'source /dev/video0' is not a 'name = value' line"):
+        load_config(str(path))
