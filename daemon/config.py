@@ -119,7 +119,9 @@ _WPI_TO_GPIO = {0: 17, 1: 18, 2: 27, 3: 22, 4: 23, 5: 24, 6: 25, 7: 4, 8: 2, 9: 
 
 def number(text: str) -> float:
     """A command-line number in plain digits (argparse's ``type``; float() took "0.8_5")."""
-    if not _DECIMAL_RE.fullmatch(str(text).strip()):
+    text = str(text).strip()
+    # nan and inf pass: each flag's own range check names them in its own words
+    if not (_DECIMAL_RE.fullmatch(text) or text.lower().lstrip("+-") in ("nan", "inf", "infinity")):
         raise ValueError(f"not a number in plain digits: {text!r}")
     return float(text) + 0.0
 
@@ -421,7 +423,34 @@ def read_ini(path: str) -> Dict[str, str]:
                                   f"is indented, so it is read as more of {name}'s value: "
                                   f"remove the spaces before it")
             raw[f"{section}.{name}"] = value
+    for dotted, value in raw.items():
+        relative = relative_path_in(dotted, value)
+        if relative:
+            # each tool read it from its own working folder: --check run from one folder
+            # said GO on pictures the service (run in another) could not find, and a
+            # relative state_dir would move the lock that keeps two programs off one latch
+            raise ConfigError(f"{path}: [{dotted.split('.')[0]}] {dotted.split('.')[1]} = "
+                              f"{relative!r} is a relative path: write it in full (from /), "
+                              f"as every tool and the service read it from another folder")
     return raw
+
+
+def relative_path_in(dotted: str, value: str) -> Optional[str]:
+    """``value`` when it is a relative file path for a key that names a file or folder
+    (a path key, or a camera source that is neither a camera, a device, a URL nor a
+    GStreamer pipeline), else None."""
+    text = value.strip()
+    key = KEY_BY_NAME.get(dotted)
+    if not text or key is None or os.path.isabs(os.path.expanduser(text)):
+        return None
+    if key.kind == "path":
+        return text
+    if dotted == "camera.source":
+        from .sources import STREAM_SCHEMES, camera_index
+
+        if camera_index(text) is None and not text.lower().startswith(STREAM_SCHEMES) and "!" not in text:
+            return text
+    return None
 
 
 def ini_error_text(exc: configparser.Error) -> str:

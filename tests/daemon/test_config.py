@@ -326,3 +326,27 @@ def test_a_line_without_a_value_is_named_by_its_number(tmp_path):
     path.write_text("[camera]\nsource /dev/video0\n")
     with pytest.raises(ConfigError, match=r"line 2: 'source /dev/video0' is not a 'name = value' line"):
         load_config(str(path))
+
+
+@pytest.mark.parametrize("line", ["[service]\nstate_dir = state", "[model]\nbundle = my_bundle",
+                                  "[camera]\nsource = door-demo/smiles", "[camera]\nsource = ./clip.mp4"])
+def test_a_relative_path_in_a_config_file_is_refused(tmp_path, line):
+    """Each tool read a relative path from its own working folder: --check run in one folder
+    said GO on pictures the service, run in another, could not find; a relative state_dir
+    moved the lock that keeps two programs off one latch."""
+    path = tmp_path / "h.conf"
+    path.write_text(line + "\n")
+    with pytest.raises(ConfigError, match="is a relative path: write it in full"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize("line", ["[camera]\nsource = 0", "[camera]\nsource = rtsp://cam/stream",
+                                  "[camera]\nsource = libcamerasrc ! videoconvert ! appsink",
+                                  "[camera]\nsource = /dev/video0", "[model]\nbundle = ~/my_bundle",
+                                  "[model]\nbundle ="])
+def test_cameras_streams_pipelines_and_full_paths_are_not_relative_paths(tmp_path, line):
+    from happyhouse.daemon.config import read_ini
+
+    path = tmp_path / "h.conf"
+    path.write_text(line + "\n")
+    assert read_ini(str(path))  # no refusal
