@@ -340,12 +340,18 @@ install_bundle() {
   if [ "$DRY_RUN" != 1 ]; then exec 9>&-; fi
 }
 
+# whether config file $1 sets [model] bundle to the installed bundle, however spaced
+# ("bundle=/etc/happyhouse/bundle" was told to "set '[model] bundle = ...'")
+names_bundle() {
+  grep -Eq "^[[:space:]]*bundle[[:space:]]*=[[:space:]]*$BUNDLE_DEST/?[[:space:]]*([#;].*)?$" "$1" 2>/dev/null
+}
+
 install_config() {
   local example conf=$ROOT$CONF dist=$ROOT$CONF_DIST tmp
   example=$(shipped happyhouse.conf)
   tmp=$(mktemp)
   cp "$example" "$tmp"
-  if [ -n "$BUNDLE" ] || grep -q "^bundle = $BUNDLE_DEST" "$conf" 2>/dev/null; then
+  if [ -n "$BUNDLE" ] || names_bundle "$conf"; then
     # Point a fresh config at the installed bundle: when one was just installed, or
     # when the config it replaces served it (a plain upgrade must not switch the door
     # back to the shipped model, nor onto a bundle installed with --bundle-only that
@@ -367,7 +373,7 @@ install_config() {
   fi
   own "root:$SERVICE_USER" "$conf"
   rm -f "$tmp"
-  if [ -n "$BUNDLE" ] && ! grep -q "^bundle = $BUNDLE_DEST" "$conf" 2>/dev/null; then
+  if [ -n "$BUNDLE" ] && ! names_bundle "$conf"; then
     note "set '[model] bundle = $BUNDLE_DEST' in $CONF to use the installed bundle"
   fi
 }
@@ -411,7 +417,7 @@ check_config() {
     as=(runuser -u "$SERVICE_USER" --)
   fi
   if ! (cd / && run "${as[@]}" "$daemon" --verify-model "${model[@]}" --config "$ROOT$CONF" --log-level ERROR); then
-    die "the model bundle $CONF names (${bundle:-the shipped one}) is not one this release arms (message above); the service was not restarted. Rebuild it with happyhouse-adapt, put the previous one back (happyhouse-daemon --rollback-model), or remove '[model] bundle' from $CONF to use the shipped model; then run install.sh again"
+    die "the door would not arm with the model bundle $CONF names (${bundle:-the shipped one}) and its [model] settings (message above: fix what it names); the service was not restarted. For the bundle itself: rebuild it with happyhouse-adapt, put the previous one back (happyhouse-daemon --rollback-model), or remove '[model] bundle' from $CONF to use the shipped model; then run install.sh again"
   fi
 }
 
@@ -455,7 +461,7 @@ do_bundle_only() {
   "$ROOT$VENV/bin/happyhouse-daemon" --help 2>/dev/null | grep -q -- --verify-model ||
     die "the HappyHouse installed here predates this installer: upgrade it first (install.sh, or remote-install.sh, without --bundle-only); the bundle was not installed"
   install_bundle
-  if ! grep -q "^bundle = $BUNDLE_DEST" "$ROOT$CONF" 2>/dev/null; then
+  if ! names_bundle "$ROOT$CONF"; then
     note "set '[model] bundle = $BUNDLE_DEST' in $CONF to use the installed bundle"
   fi
   if [ "$START" = 1 ]; then

@@ -206,7 +206,7 @@ def test_an_upgrade_does_not_restart_into_a_bundle_this_release_will_not_arm(fak
     fs.clear_log()
     proc = fs.install(check=False, VERIFY_RC="2")
     assert proc.returncode == 2
-    assert "is not one this release arms" in proc.stderr and "--rollback-model" in proc.stderr
+    assert "the door would not arm with the model bundle" in proc.stderr and "--rollback-model" in proc.stderr
     assert "restart happyhouse" not in fs.commands("systemctl")
     verify = [c for c in fs.commands("happyhouse-daemon") if c.startswith("--verify-model")]
     assert verify == [f"--verify-model --model {fs.path('/etc/happyhouse/bundle')} "
@@ -444,3 +444,19 @@ def test_a_bundle_copy_that_fills_the_disk_is_one_error_and_leaves_nothing(fake_
     assert not fs.path("/etc/happyhouse/bundle.new").exists()
     assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-general"
     assert fs.commands("systemctl") == []
+
+
+@pytest.mark.parametrize("line", ["bundle=/etc/happyhouse/bundle", "  bundle =  /etc/happyhouse/bundle/ ",
+                                  "bundle = /etc/happyhouse/bundle  # the house's own"])
+def test_a_config_naming_the_bundle_however_spaced_is_not_told_to_set_it(fake_system, tmp_path, line):
+    """'bundle=/etc/happyhouse/bundle' (the same setting, no spaces) was told "set '[model]
+    bundle = /etc/happyhouse/bundle' in /etc/happyhouse/happyhouse.conf to use it"."""
+    fs = fake_system
+    fs.install("--bundle", str(_bundle(tmp_path)))
+    conf = fs.path(CONF)
+    conf.write_text(conf.read_text().replace("\nbundle = /etc/happyhouse/bundle\n", f"\n{line}\n"))
+    proc = fs.install("--bundle-only", "--bundle", str(_bundle(tmp_path, b"TFL3-adapted")))
+    assert "to use the installed bundle" not in proc.stdout + proc.stderr
+    conf.write_text(conf.read_text().replace(f"\n{line}\n", "\n#bundle = /etc/happyhouse/bundle2\n"))
+    proc = fs.install("--bundle-only", "--bundle", str(_bundle(tmp_path, b"TFL3-again")))
+    assert "to use the installed bundle" in proc.stdout + proc.stderr  # and still said when it is not set
