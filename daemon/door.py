@@ -139,6 +139,8 @@ class Door:
         self.unlocks = 0
         self.ready_sent = False
         self.last_decision = "none yet"
+        #: a word from the service for the status line (a reload that kept the old config)
+        self.status_note: Optional[str] = None
         # (clock time, state, reason): the door's recent history, bounded so a door that
         # runs for months does not grow (the journal keeps the full record)
         self.transitions: Deque[tuple] = deque(maxlen=TRANSITIONS_KEPT)
@@ -470,8 +472,9 @@ class Door:
 
     def status_text(self) -> str:
         # the audit's count: the process's openings, across reloads, as the journal numbers them
+        note = f"; {self.status_note}" if self.status_note else ""
         return (f"{self.state.value}; {self.fps:.1f} fps; last: {self.last_decision}; "
-                f"unlocks: {self.audit.unlocks}")
+                f"unlocks: {self.audit.unlocks}{note}")
 
     def _status(self, now: float, force: bool = False) -> None:
         if force or self._last_status is None or now - self._last_status >= STATUS_EVERY:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .audit import Audit
 from .config import Config, load_config
@@ -65,6 +65,8 @@ class Service:
         self.door: Optional[Door] = None  # None while a reload rebuilds the parts
         self._frames_before = 0  # frames seen by the doors a reload replaced
         self._unlocks_before = 0  # openings by the doors a reload replaced
+        #: said in the status line while the last reload's config was not applied
+        self.config_note: Optional[str] = None
         self._reason: Optional[str] = None  # what stop() was told
         self.closed = False
         self.trail = DecisionTrail()  # sightings and openings, across reloads (the page)
@@ -122,7 +124,7 @@ class Service:
         self.notifier.reloading("reloading config (latch locked)")
         log.info("reloading config (latch locked)")
         with ReloadWatchdog(self.notifier):
-            self.cfg = _rebuild(self.cfg, self._reload_config, self.parts)
+            self.cfg, self.config_note = _rebuild(self.cfg, self._reload_config, self.parts)
         return self._start_door(inherited)
 
     def _start_door(self, inherited: Optional[SafetyState]) -> Door:
@@ -131,6 +133,7 @@ class Service:
                           self.notifier, Audit.from_config(self.cfg, self._unlocks_before),
                           self.clock,
                           inherited=inherited, trail=self.trail, ending=self._ending)
+        door.status_note = self.config_note
         self.door = door
         door.start()
         return door
@@ -342,6 +345,11 @@ def reload_config(cfg, reload: Optional[Callable[[], Config]] = None) -> Optiona
         return None
 
 
+#: what ``systemctl status`` and the page say after a reload that kept the old config:
+#: ``systemctl reload`` itself reports success, and the journal alone said why not
+KEPT_OLD_CONFIG = "the last reload was refused, the previous config runs (journal: 'reload:')"
+
+
 class ReloadWatchdog:
     """Keeps systemd's watchdog fed while a reload rebuilds parts (model self-test,
     camera reopen: longer than ``WatchdogSec=`` on a Pi), for at most ``limit``
@@ -382,10 +390,11 @@ def _polarity(active_high: bool) -> str:
     return "active high" if active_high else "active low"
 
 
-def _rebuild(cfg, reload, parts: Parts):
+def _rebuild(cfg, reload, parts: Parts) -> Tuple[Config, Optional[str]]:
+    """(the config now served, None or :data:`KEPT_OLD_CONFIG` when the new one was not applied)."""
     new = reload_config(cfg, reload)
     if new is None:
-        return cfg
+        return cfg, KEPT_OLD_CONFIG
     moved_lock = None
     if folder_key(new.service_state_dir) not in parts.locked_dirs:
         # one program per latch is the state folder's lock: the service takes the new
@@ -396,7 +405,7 @@ def _rebuild(cfg, reload, parts: Parts):
         except HappyHouseError as exc:
             log.error("reload: [service] state_dir cannot move to %s, keeping the old "
                       "config: %s", new.service_state_dir, exc)
-            return cfg
+            return cfg, KEPT_OLD_CONFIG
     serving = parts.serving_model()
     try:
         parts.build(new)
@@ -407,7 +416,7 @@ def _rebuild(cfg, reload, parts: Parts):
         # the model that served stays, from memory: its bundle on disk may be gone
         parts.restore_model(serving)
         parts.build(cfg)  # a failure here propagates: the door stays locked
-        return cfg
+        return cfg, KEPT_OLD_CONFIG
     if moved_lock is not None:
         parts.state_locks.append(moved_lock)
         parts.locked_dirs.add(folder_key(new.service_state_dir))
@@ -419,4 +428,4 @@ def _rebuild(cfg, reload, parts: Parts):
                     "it is wired", cfg.latch_pin, _polarity(cfg.latch_active_high),
                     new.latch_pin, _polarity(new.latch_active_high))
     log.info("config reloaded")
-    return new
+    return new, None

@@ -299,3 +299,32 @@ def test_a_reload_that_changes_the_latchs_wiring_says_so(tmp_path, caplog):
         assert not [r for r in caplog.records if "the latch moved" in r.getMessage()]
     finally:
         svc.stop("test")
+
+
+def test_a_refused_reload_is_said_in_the_status_line_until_a_reload_applies(tmp_path):
+    """`systemctl reload` reports success and only the journal said the new config was
+    refused: the technician believed the file was live until the next restart failed."""
+    from happyhouse.daemon.errors import ConfigError
+    from happyhouse.daemon.service import KEPT_OLD_CONFIG
+
+    base = {"latch.gpio": "mock", "service.state_dir": str(tmp_path / "state")}
+    answers = []
+
+    def reload():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    svc = Service.from_config(load_config(None, base), reload=reload, pin_factory=MockFactory(),
+                              source=frames())
+    svc.start()
+    try:
+        answers.append(ConfigError("h.conf: [model] threshold = '0,9' is invalid"))
+        svc.reload()
+        assert KEPT_OLD_CONFIG in svc.door.status_text()
+        answers.append(load_config(None, {**base, "decision.unlock_seconds": 2.0}))
+        svc.reload()
+        assert KEPT_OLD_CONFIG not in svc.door.status_text()
+    finally:
+        svc.stop("test")
