@@ -370,8 +370,9 @@ def read_config_text(path: str, errors: str = "strict") -> str:
         # a file a power cut or a full card left empty read as "every default": an
         # active-low latch then drove its "locked" level high, and held the door open
         raise ConfigError(f"config file {path} is empty (cut short by a power cut or a full "
-                          f"disk?): restore it (the installer's template is "
-                          f"deploy/happyhouse.conf; set [latch] pin and active_high as wired)")
+                          f"disk?): restore it (on a Pi the installer's template is "
+                          f"/opt/happyhouse/share/happyhouse.conf.dist) and set [latch] pin and "
+                          f"active_high as the latch is wired")
     return text
 
 

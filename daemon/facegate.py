@@ -66,6 +66,12 @@ class FaceGate:
         frame_bgr = check_frame(frame_bgr)
         small = self.detector.search(frame_bgr, 1)
         if small is not None and visible_side(small, frame_bgr.shape) < self.min_face:
+            seen = visible_side(small, frame_bgr.shape)
+            if seen < min(small[2], small[3]):  # not a small face: a face mostly out of view
+                return (f"the largest face found is mostly outside the frame (only {seen} px of "
+                        f"its {small[2]}x{small[3]} px in view, under [face] min_face "
+                        f"{self.min_face} px): the visitor should step into view, or aim the "
+                        f"camera where faces are")
             return (f"the largest face found is {small[2]}x{small[3]} px, smaller than [face] "
                     f"min_face ({self.min_face} px): move the camera closer or lower min_face")
         words = f"the face detector ({self.description}) found no face in the frame"

@@ -42,7 +42,7 @@ from happyhouse.daemon.facegate import FaceGate
 from happyhouse.daemon.fakes import FakeSource
 from happyhouse.daemon.geometry import MESH_FILE, FaceMesh
 from happyhouse.daemon.pipeline import Pipeline
-from happyhouse.daemon.preprocess import to_door_frame
+from happyhouse.daemon.preprocess import Preprocess, prepare_frame, to_door_frame
 from happyhouse.daemon.runner import run_service
 from happyhouse.daemon.runtime import PROBABILITY, importable_runtime, runtime_report
 
@@ -87,8 +87,9 @@ def selftest(args) -> dict:
             for frame in frames:
                 box = gate.find(frame)
                 if box is not None:
-                    x, y, w, h = box
-                    crop = frame[y:y + h, x:x + w, ::-1]
+                    # the contract's square crop, which fills past the frame's edge (the
+                    # gate's box may reach past it; slicing wrapped round to the far side)
+                    crop = prepare_frame(frame, box, Preprocess(size=max(box[2], box[3])))
                     points = mesh.points(np.ascontiguousarray(crop))
                     centres.append([round(float(v), 3) for v in points[:, :2].mean(axis=0)])
             finite = all(np.isfinite(c).all() for c in centres)

@@ -22,6 +22,9 @@ class FaceDetector:
 
     #: the ``[face] detector`` value that picks this detector
     type_key: ClassVar[str] = ""
+    #: how many faces the last search found (0 here too: a subclass that skips
+    #: ``__init__`` must not fail the door's every frame on a missing attribute)
+    faces_seen: int = 0
     #: the config keys this detector reads (shared keys may be listed by several)
     keys: ClassVar[Tuple[Key, ...]] = ()
 

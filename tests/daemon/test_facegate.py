@@ -315,7 +315,9 @@ def test_blazeface_gate_largest_face_clipped_min_face():
 def test_a_nearer_face_cut_by_the_edge_is_the_largest():
     """"Largest" was judged on the box cut at the frame's edge: a nearer visitor's face
     35% above the frame lost to a smaller face behind (a smiling one opened the door)."""
-    near, far = (100, -100, 290, 290), (400, 200, 220, 220)  # near: 290x190 inside the frame
+    # near: 290x190 = 55,100 px inside the frame, 84,100 whole; far: 240x240 = 57,600, larger
+    # than the near face's visible part (which chose it before) and smaller than its whole box
+    near, far = (100, -100, 290, 290), (400, 200, 240, 240)
     gate = FaceGate(BlazeFaceDetector(FixedDetector([_unframe(far), _unframe(near)]), min_face=60))
     assert gate.find(np.zeros((480, 640, 3), np.uint8)) == near
     assert gate.faces_seen == 2
@@ -334,6 +336,15 @@ def test_an_edge_face_is_cropped_centred_on_the_face():
     # the bright 80 rows of face at the top of the crop; the rest is the frame's edge replicated
     assert box == (300, 400, 100, 100)
     assert crop[:80].min() == 200 and crop[80:].min() == 200  # edge rows replicated below
+
+
+def test_why_no_face_says_a_face_is_mostly_out_of_view_not_too_small():
+    """A 200 px face with 40 px in view was "smaller than min_face (60 px): move the camera
+    closer or lower min_face"."""
+    gate = FaceGate(BlazeFaceDetector(FixedDetector([_unframe((200, 440, 200, 200))]), min_face=60))
+    why = gate.why_no_face(np.zeros((480, 640, 3), np.uint8))
+    assert "mostly outside the frame (only 40 px of its 200x200 px in view" in why
+    assert "lower min_face" not in why
 
 
 def test_why_no_face_names_the_detectors_own_smallest_face():
