@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import DataError
 from .filesafety import write_file_whole
+from .logtext import decimal
 from .preprocess import check_frame
 
 GREEN, RED, AMBER = (40, 200, 40), (40, 40, 230), (0, 170, 255)  # BGR
@@ -27,8 +28,8 @@ def score_text(score: Optional[float], threshold: Optional[float]) -> str:
     if score is None:
         return ""
     if threshold is None:
-        return f"  score {score:.3f}"
-    return f"  score {score:.3f} ({'>=' if score >= threshold else '<'} {threshold:.3f})"
+        return f"  score {decimal(score)}"
+    return f"  score {decimal(score)} ({'>=' if score >= threshold else '<'} {decimal(threshold)})"
 
 
 def stamp_text(when: Optional[float] = None) -> str:

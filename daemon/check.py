@@ -31,7 +31,7 @@ from .errors import HappyHouseError
 from .facegate import FaceGate
 from .filesafety import exposure
 from .latch import claimed_latch, mock_configured
-from .logtext import clean
+from .logtext import clean, decimal
 from .once import capture
 from .pipeline import Pipeline
 from .preprocess import check_frame
@@ -104,7 +104,7 @@ def check_model(cfg, state: dict) -> Item:
     sealed = ("every file hash-checked" if bundle.manifest
               else f"{bundle.model_path.name} hash-checked (no file manifest)")
     detail = (f"{bundle.path} sha256 {bundle.sha256[:16]} ({sealed}), self-test passed on "
-              f"{pipeline.runtime_label}, threshold {pipeline.threshold:.3f} ({pipeline.stages})")
+              f"{pipeline.runtime_label}, threshold {decimal(pipeline.threshold)} ({pipeline.stages})")
     writable, notes = exposure(bundle.path, "bundle")
     problems = writable
     detail = "; ".join([*writable, detail, *notes])

@@ -100,7 +100,8 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--threshold", type=number, help="override the bundle's happy threshold")
     parser.add_argument("--threads", type=int, help="TFLite interpreter threads")
     parser.add_argument("--state-dir", type=a_path, help="folder for unlock snapshots")
-    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    # any case, as the config file's log_level: "--log-level debug" was refused
+    parser.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.add_argument("--json", action="store_true", help="--once/--check: print one JSON object")
     parser.add_argument("--snapshot", metavar="PATH", type=a_path,
                         help="--once: write an annotated JPEG, or PNG when PATH ends in .png "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import codecs
 import configparser
+import logging
 import os
 import re
 import stat
@@ -31,6 +32,8 @@ from .web import keys as web_keys
 DEFAULT_PATH = "/etc/happyhouse/happyhouse.conf"
 
 # gpiozero pin names: GPIO17, BCM17, BOARD11, J8:11, WPI0, or a bare BCM number.
+log = logging.getLogger(__name__)
+
 _PIN_RE = re.compile(r"^(GPIO\d{1,2}|BCM\d{1,2}|BOARD\d{1,2}|J8:\d{1,2}|WPI\d{1,2}|\d{1,2})$",
                      re.I | re.ASCII)  # ASCII: \d also matches "١٧" and "１７", which gpiozero refuses
 GPIO_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
@@ -265,7 +268,24 @@ def build_config(values: Mapping[str, Any], origin: str = "config",
         raw = values.get(key.dotted, key.default)
         out[key.dotted] = _validate(key, raw, origin)
     _check_relations(out, origin)
+    if origin not in ("command line", "defaults"):  # said once, for what the file sets
+        _warn_unused_detector_keys(values, out["face.detector"], origin)
     return Config(MappingProxyType(out), path)
+
+
+def _warn_unused_detector_keys(values: Mapping[str, Any], detector: str, origin: str) -> None:
+    """A [face] key only another detector reads ("cascade = ..." under the default
+    BlazeFace) was silently ignored: the technician thought the door used it."""
+    used = {k.dotted for k in detectors.DETECTORS[detector].keys}
+    for name, cls in detectors.DETECTORS.items():
+        for key in cls.keys:
+            if (key.dotted not in used and key.dotted in values
+                    and str(values[key.dotted]).strip() != str(key.default)):
+                readers = [n for n, c in detectors.DETECTORS.items() if key in c.keys]
+                log.warning("%s: [face] %s is set, but [face] detector = %s does not read it "
+                            "(it is read only with %s)", origin, key.name, detector, " or ".join(
+                                f"detector = {n}" for n in readers))
+                used.add(key.dotted)  # once, also for a key two detectors share
 
 
 def _rate_is_fps(source: str) -> bool:
@@ -415,6 +435,12 @@ def read_ini(path: str) -> Dict[str, str]:
             raise ConfigError(f"{path}: unknown section [{section}]{hint}; "
                               f"known sections: {', '.join(SECTIONS)}")
         for name, value in parser.items(section):
+            text = value.strip()
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+                # INI takes the quotes as part of the value: source = "/dev/video0" passed
+                # every check and failed at start as a camera named with quotes
+                raise ConfigError(f"{path}: [{section}] {name} = {text}: a config value takes "
+                                  f"no quotes; write it without them")
             if "\n" in value:
                 # INI reads an indented line as more of the value above it: "detector = haar"
                 # indented under "cascade = ..." became part of the cascade's path, silently

@@ -52,8 +52,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ModelError
 from .filesafety import a_path
+from .logtext import decimal
 from .preprocess import Box
 from .roc import roc_auc
 
@@ -338,7 +339,7 @@ def run(args) -> dict:
               "runtime": pipeline.runtime,
               "runtime_version": pipeline.classifier.runtime_version, "threshold": pipeline.threshold,
               "face_gate": pipeline.gate.description, "source_size": f"{size[0]}x{size[1]}",
-              "datasets": []}
+              "door_refuses_threshold": door_refusal(pipeline), "datasets": []}
     totals: List[dict] = []
     observations, labels, results, images = [], [], [], []
     for path in args.data:
@@ -406,9 +407,25 @@ def _say_part(part: dict) -> List[str]:
     return lines
 
 
+def door_refusal(pipeline) -> Optional[str]:
+    """Why the door itself would refuse the threshold eval scores at (None: it would serve
+    it). Eval measures at any threshold; said "what the door would have done" at one the
+    service, --once and --check refuse, without a word."""
+    from .evidence import require_threshold
+
+    try:
+        require_threshold(pipeline.bundle.meta, pipeline.threshold, "the threshold measured at")
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
 def _human(report: dict) -> str:
     lines = [f"model {report['model']} (sha256 {report['model_sha256'][:16]}) on "
-             f"{report['runtime']} {report['runtime_version']}, threshold {report['threshold']:.3f}, gate {report['face_gate']}"]
+             f"{report['runtime']} {report['runtime_version']}, threshold {decimal(report['threshold'])}, gate {report['face_gate']}"]
+    if report.get("door_refuses_threshold"):
+        lines.append(f"  NOTE: the door would refuse this threshold and never run at it: "
+                     f"{report['door_refuses_threshold']}")
     for part in report["datasets"]:
         how = (f"each whole frame scaled to {report['source_size']} and put through the face "
                f"gate, as the door camera would see it" if part["gate"]

@@ -53,3 +53,12 @@ def escape_controls(text: str) -> str:
 def clean(text: object) -> str:
     """What may be written to a log, the journal or a report: masked and one line."""
     return escape_controls(mask_secrets(str(text)))
+
+
+def decimal(value: float) -> str:
+    """A score or threshold to 3 places, or to as many as it takes not to read 0.000 or
+    1.000 when it is neither ("score 0.998 < threshold 1.000" for a threshold of 0.9996)."""
+    text = f"{value:.3f}"
+    if text.lstrip("-") in ("0.000", "1.000") and value not in (0.0, 1.0):
+        return f"{value:.6g}"
+    return text

@@ -23,6 +23,7 @@ from typing import Optional
 from .annotate import annotate, write_snapshot
 from .errors import SourceError
 from .latch import claimed_latch, is_mock_factory, mock_configured
+from .logtext import decimal
 from .pipeline import Pipeline
 from .sources import RECORDINGS, open_source, refuse_recording_on_a_real_latch
 
@@ -146,8 +147,8 @@ def _human(r: dict) -> str:
     else:
         x, y, w, h = r["face"]
         sign = ">=" if r["happy"] else "<"
-        head = (f"{r['verdict'].upper()}: score {r['score']:.3f} {sign} threshold "
-                f"{r['threshold']:.3f}; face {w}x{h} at ({x},{y})")
+        head = (f"{r['verdict'].upper()}: score {decimal(r['score'])} {sign} threshold "
+                f"{decimal(r['threshold'])}; face {w}x{h} at ({x},{y})")
     lines = [head,
              f"  frame   {r['frame_size'][0]}x{r['frame_size'][1]} from {r['source']} "
              f"at {r['timestamp']}"]

@@ -350,3 +350,41 @@ def test_cameras_streams_pipelines_and_full_paths_are_not_relative_paths(tmp_pat
     path = tmp_path / "h.conf"
     path.write_text(line + "\n")
     assert read_ini(str(path))  # no refusal
+
+
+def test_a_face_key_the_chosen_detector_does_not_read_is_said(tmp_path, caplog):
+    """'cascade = ...' under the default BlazeFace (as the docs once showed) was ignored
+    without a word: the technician thought the door used that cascade."""
+    import logging
+
+    path = tmp_path / "h.conf"
+    path.write_text("[face]\ncascade = /x/cascade.xml\ndetect_width = 320\n")
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.config"):
+        load_config(str(path))
+    said = [r.getMessage() for r in caplog.records]
+    assert any("[face] cascade is set, but [face] detector = blazeface does not read it "
+               "(it is read only with detector = haar)" in m for m in said), said
+    assert any("detect_width is set" in m and "detector = haar or detector = yunet" in m for m in said)
+    caplog.clear()
+    path.write_text("[face]\ndetector = haar\ncascade = /x/cascade.xml\n")
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.config"):
+        try:
+            load_config(str(path))
+        except ConfigError:
+            pass  # a cascade that does not exist may be refused; it is read
+    assert not [r for r in caplog.records if "does not read it" in r.getMessage()]
+
+
+@pytest.mark.parametrize("value", ['"/dev/video0"', "'/dev/video0'"])
+def test_a_quoted_value_is_refused_with_a_hint(tmp_path, value):
+    """source = "/dev/video0" passed --print-config and the installer, then failed at start."""
+    path = tmp_path / "h.conf"
+    path.write_text(f"[camera]\nsource = {value}\n")
+    with pytest.raises(ConfigError, match="takes no quotes; write it without them"):
+        load_config(str(path))
+
+
+def test_the_log_level_flag_takes_any_case():
+    from happyhouse.daemon.cli import build_parser
+
+    assert build_parser().parse_args(["--log-level", "debug"]).log_level == "DEBUG"

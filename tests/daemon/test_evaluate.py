@@ -401,3 +401,16 @@ def test_plots_on_a_full_disk_leave_the_last_good_ones_whole(tmp_path, capsys, m
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "No space left on device" in err[0], err
     assert {p.name: p.read_bytes() for p in plots.iterdir()} == before  # no temporary left
+
+
+def test_eval_at_a_threshold_the_door_refuses_says_so(tmp_path, capsys):
+    """Eval reported "what the door would have done" at threshold 0 (84 of 84 smiles, 63 false
+    opens) where the service, --once and --check refuse that threshold: now it says so."""
+    _noise_folder(tmp_path, 2)
+    assert evaluate.main(["--data", str(tmp_path), "--threshold", "0.0"]) == 0
+    out = capsys.readouterr().out
+    assert "NOTE: the door would refuse this threshold" in out and "below the floor" in out
+    assert evaluate.main(["--data", str(tmp_path), "--json", "--threshold", "0.0"]) == 0
+    assert "below the floor" in json.loads(capsys.readouterr().out)["door_refuses_threshold"]
+    assert evaluate.main(["--data", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["door_refuses_threshold"] is None

@@ -81,3 +81,13 @@ def test_check_report_masks_the_camera_password(tmp_path):
     text = out.getvalue()
     assert "S3cret" not in text and "PW99" not in text
     assert json.loads(text)["go"] is False
+
+
+def test_a_threshold_near_one_is_not_shown_as_one():
+    """A threshold of 0.9996 read "score 0.998 < threshold 1.000" in --once, --check and the log."""
+    from happyhouse.daemon.annotate import score_text
+    from happyhouse.daemon.logtext import decimal
+
+    assert decimal(0.9996) == "0.9996" and decimal(0.858391) == "0.858" and decimal(1.0) == "1.000"
+    assert decimal(0.0001) == "0.0001" and decimal(0.0) == "0.000"
+    assert score_text(0.998, 0.9996) == "  score 0.998 (< 0.9996)"
