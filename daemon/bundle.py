@@ -103,8 +103,20 @@ class Bundle:
         """Load the interpreter and check it against the metadata."""
         from .runtime import Classifier
 
-        clf = Classifier(self.files / MODEL_FILE, threads=threads, runtimes=runtimes,
-                         score=self.score_kind, label=str(self.model_path))
+        # from the bytes hashed here, not the file: a file mapped by the runtime and then
+        # truncated in place (a cp over it) killed the service with SIGBUS at the next
+        # frame, with no "latch locked" line; and what is hashed is what is served
+        try:
+            data = (self.files / MODEL_FILE).read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{self.model_path} cannot be read ({exc.strerror or exc})") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self.sha256:
+            raise ModelError(f"{self.model_path}: sha256 {digest[:12]}… is not the {self.sha256[:12]}… "
+                             f"checked when the bundle was opened: it changed meanwhile (copied "
+                             f"over in place?); reinstall it with install.sh --bundle")
+        clf = Classifier(data, threads=threads, runtimes=runtimes, score=self.score_kind,
+                         label=str(self.model_path))
         want = tuple(self.meta["input"]["shape"])
         if clf.input.shape != want or clf.input.dtype != self.meta["input"]["dtype"]:
             raise ModelError(f"{self.model_path}: model input {clf.input.shape} {clf.input.dtype} "

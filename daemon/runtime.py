@@ -258,6 +258,8 @@ class Classifier:
             raise ModelError(f"model {label}: unknown output kind {score!r}; this build serves "
                              f"{', '.join(SCORE_KINDS)}: upgrade happyhouse")
         self.score_kind = score
+        # the runtime reads a model given as bytes from that buffer: kept alive with it
+        self._model_bytes = model if isinstance(model, (bytes, bytearray)) else None
         self.runtime, self._interp = load_interpreter(model, threads, runtimes, label)
         self.runtime_version = runtime_version(self.runtime)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()

@@ -413,3 +413,29 @@ def test_a_written_bundle_that_does_not_load_is_named_as_the_folder_asked_for(tm
         _write(tmp_path / "out", meta)
     assert str(tmp_path / "out" / "model.json") in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_classifier_is_served_from_the_bytes_it_was_checked_with(tmp_path):
+    """The runtime mapped model.tflite; a cp over it (truncated in place) while the service
+    ran killed it with SIGBUS at the next frame, no "latch locked" line. The classifier now
+    runs from the bytes hashed at load, and a file changed since the bundle was opened is
+    refused in one line."""
+    import gc
+    import shutil
+
+    import numpy as np
+
+    from happyhouse.daemon.bundle import MODEL_FILE, default_bundle_path, load_bundle
+    from happyhouse.daemon.errors import ModelError
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), folder)
+    bundle = load_bundle(folder)
+    clf = bundle.classifier()
+    before = clf.score(np.full((64, 64, 3), 128, np.uint8))
+    with open(folder / MODEL_FILE, "r+b") as handle:  # what cp over it does: truncate, rewrite
+        handle.truncate(1000)
+    gc.collect()
+    assert clf.score(np.full((64, 64, 3), 128, np.uint8)) == before  # no SIGBUS, same model
+    with pytest.raises(ModelError, match="changed meanwhile"):
+        bundle.classifier()
