@@ -22,6 +22,7 @@ from __future__ import annotations
 # Only what an early Ctrl-C needs is imported here (the stdlib and the error
 # mapping); everything else is imported inside main(), where an interruption is
 # answered with one line instead of a traceback.
+import logging
 import sys
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
@@ -301,16 +302,49 @@ def _main(argv: Optional[List[str]]) -> int:
     tool = (args.once or args.check or args.force_lock or args.print_config or args.collect
             or args.verify_model)
     with raising() if tool else nullcontext():
-        try:
-            if not args.force_lock:  # ExecStopPost= must lock whatever else it was given
-                check_mode_flags(args)
-            cfg = config_from_args(args)
-        except HappyHouseError as exc:
-            if not args.force_lock:
-                raise
-            return _force_lock_fallback(args, exc)
+        with held_config_notes() as notes:
+            try:
+                if not args.force_lock:  # ExecStopPost= must lock whatever else it was given
+                    check_mode_flags(args)
+                cfg = config_from_args(args)
+            except HappyHouseError as exc:
+                if not args.force_lock:
+                    raise
+                return _force_lock_fallback(args, exc)
         setup_logging(cfg.service_log_level)
+        notes.say()
         return _dispatch(cfg, args)
+
+
+class held_config_notes(logging.Handler):
+    """The config's warnings, held while it is read and said once logging is set up: said
+    before, they were bare stderr lines that ignored --log-level (and the journal's format)."""
+
+    NAME = "happyhouse.daemon.config"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> "held_config_notes":
+        logger = logging.getLogger(self.NAME)
+        self._propagate, logger.propagate = logger.propagate, False
+        logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logger = logging.getLogger(self.NAME)
+        logger.removeHandler(self)
+        logger.propagate = self._propagate
+
+    def say(self) -> None:
+        for record in self.records:
+            if record.levelno >= logging.getLogger(self.NAME).getEffectiveLevel():
+                logging.getLogger(self.NAME).handle(record)
+        self.records.clear()
 
 
 if __name__ == "__main__":

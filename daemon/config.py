@@ -447,8 +447,9 @@ def read_ini(path: str) -> Dict[str, str]:
                 more = next(line for line in value.splitlines()[1:] if line.strip()) \
                     if value.strip().count("\n") else value.splitlines()[-1]
                 raise ConfigError(f"{path}: [{section}] {name}: the line {more.strip()!r} after it "
-                                  f"is indented, so it is read as more of {name}'s value: "
-                                  f"remove the spaces before it")
+                                  f"is indented, so it is read as more of {name}'s value: a "
+                                  f"value is one line: join the two, or remove the spaces if "
+                                  f"it is a setting of its own")
             raw[f"{section}.{name}"] = value
     for dotted, value in raw.items():
         relative = relative_path_in(dotted, value)
@@ -473,9 +474,11 @@ def relative_path_in(dotted: str, value: str) -> Optional[str]:
     if key.kind == "path":
         return text
     if dotted == "camera.source":
-        from .sources import STREAM_SCHEMES, camera_index
+        from .sources import STREAM_SCHEMES
 
-        if camera_index(text) is None and not text.lower().startswith(STREAM_SCHEMES) and "!" not in text:
+        # a number is a camera index (a wrong one is said where cameras are opened), a
+        # URL a stream and "!" a GStreamer pipeline: none is a file path
+        if not (_WHOLE_RE.fullmatch(text) or text.lower().startswith(STREAM_SCHEMES) or "!" in text):
             return text
     return None
 

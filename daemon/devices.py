@@ -182,6 +182,11 @@ class ReplayDevice(Device):
         self._index += 1
         return image
 
+    @property
+    def scaled_from(self):
+        """The last picture's own (width, height) if it was scaled to the camera's size."""
+        return getattr(self._get, "last_scaled_from", None)
+
 
 def _quiet_opencv() -> None:
     """OpenCV's own stderr warnings on a failed open would garble the one-line error."""

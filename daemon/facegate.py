@@ -67,7 +67,8 @@ class FaceGate:
         small = self.detector.search(frame_bgr, 1)
         if small is not None and visible_side(small, frame_bgr.shape) < self.min_face:
             seen = visible_side(small, frame_bgr.shape)
-            if seen < min(small[2], small[3]):  # not a small face: a face mostly out of view
+            if seen < min(small[2], small[3]) and min(small[2], small[3]) >= self.min_face:
+                # not a small face: a face that would be big enough, mostly out of view
                 return (f"the largest face found is mostly outside the frame (only {seen} px of "
                         f"its {small[2]}x{small[3]} px in view, under [face] min_face "
                         f"{self.min_face} px): the visitor should step into view, or aim the "

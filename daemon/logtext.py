@@ -58,7 +58,10 @@ def clean(text: object) -> str:
 def decimal(value: float) -> str:
     """A score or threshold to 3 places, or to as many as it takes not to read 0.000 or
     1.000 when it is neither ("score 0.998 < threshold 1.000" for a threshold of 0.9996)."""
-    text = f"{value:.3f}"
-    if text.lstrip("-") in ("0.000", "1.000") and value not in (0.0, 1.0):
-        return f"{value:.6g}"
-    return text
+    value = float(value) + 0.0  # -0.0 reads 0.000
+    if value in (0.0, 1.0) or round(value, 3) not in (0.0, 1.0):
+        return f"{value:.3f}"
+    places = 4  # as many as it takes: 0.99999994 (a saturated float32 score) is not "1"
+    while round(value, places) in (0.0, 1.0) and places < 9:
+        places += 1
+    return f"{value:.{places}f}"

@@ -74,8 +74,7 @@ def run_once(cfg, *, snapshot: Optional[str] = None, actuate: bool = False,
                                  else 0.0, cfg)
     # a picture is replayed at the camera's size (sources.CameraSized), as the service
     # replays it and as happyhouse-eval scores a whole frame: one verdict in all three
-    pictures = getattr(source, "pictures", None)
-    scaled_from = getattr(pictures, "last_scaled_from", None)
+    scaled_from = getattr(frame, "scaled_from", None)
     obs = pipeline.observe(frame)
     wall = _wall_time(frame)
     result = _result(cfg, source, pipeline, frame, obs, wall)

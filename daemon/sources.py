@@ -84,6 +84,9 @@ class Frame:
     #: a flat picture a live camera repeated (a covered lens, a dark night): the camera
     #: is alive, but the picture is no news and is never scored (a frozen dark smile)
     still: bool = False
+    #: a replayed picture's own (width, height) when it was scaled to the camera's size
+    #: (:class:`CameraSized`), read with it so that it names this frame's picture
+    scaled_from: Optional[Tuple[int, int]] = None
 
     def age(self, now: Optional[float] = None) -> float:
         return (time.monotonic() if now is None else now) - self.timestamp
@@ -154,7 +157,7 @@ class _Worker:
                 self.last_frame = returned
                 self.frames += 1
                 taken = backlog.taken(asked, returned) if self.device.live else returned
-                self.owner._publish(image, taken, still)
+                self.owner._publish(image, taken, still, getattr(self.device, "scaled_from", None))
         except SourceError as exc:
             self.error = str(exc)
         except Exception as exc:  # a driver raising must not kill the supervisor
@@ -373,10 +376,12 @@ class ThreadedSource:
         except DataError as exc:  # a read-only or full state disk: the door runs on
             log.debug("%s", exc)
 
-    def _publish(self, image: np.ndarray, timestamp: float, still: bool = False) -> None:
+    def _publish(self, image: np.ndarray, timestamp: float, still: bool = False,
+                 scaled_from: Optional[Tuple[int, int]] = None) -> None:
         with self._cond:
             self._seq += 1
-            self._frame = Frame(image, timestamp, self._seq, still)  # older frames are dropped
+            # older frames are dropped
+            self._frame = Frame(image, timestamp, self._seq, still, scaled_from)
             self._cond.notify_all()
 
     def _report_first(self, error: Optional[str]) -> None:
@@ -562,12 +567,11 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
     stall = cfg.camera_stall_timeout if stall_timeout is None else stall_timeout
     if kind in ("images", "h5"):
         path = Path(text).expanduser()
-        pictures = None
         if kind == "h5":
             count, get = h5_frames(path, width, height)
         else:
             count, read = read_pictures(path)
-            get = pictures = CameraSized(read, width, height, path)
+            get = CameraSized(read, width, height, path)
         description = f"{'HDF5' if kind == 'h5' else 'images'} {path} ({count} frame(s) at {fps:g} fps)"
 
         def factory():
@@ -596,7 +600,5 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
                             remember=frozen_pictures_file(cfg) if kind not in RECORDINGS else None,
                             write_memory=remember)
     source.kind = kind
-    #: replayed pictures: what size the last one had before it was scaled (``--once``)
-    source.pictures = pictures if kind == "images" else None
     return source
 

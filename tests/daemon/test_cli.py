@@ -390,3 +390,20 @@ def test_a_number_flag_takes_plain_digits_only(flag, capsys):
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args([flag, "0.8_5"])
     assert info.value.code == 2 and "invalid number value: '0.8_5'" in capsys.readouterr().err
+
+
+def test_config_warnings_are_said_after_logging_is_set_up_and_obey_the_level(tmp_path, caplog):
+    """A config warning (a [face] key the detector does not read) came out before logging was
+    set up: a bare stderr line that --log-level ERROR (the installer's) did not silence."""
+    import logging
+
+    conf = tmp_path / "h.conf"
+    conf.write_text("[face]\ncascade = /x/cascade.xml\n")
+    logging.getLogger().setLevel(logging.WARNING)  # as a new process starts
+    assert main(["--print-config", "--config", str(conf)]) == EXIT_OK
+    said = [r for r in caplog.records if "does not read it" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING" and said[0].name == "happyhouse.daemon.config"
+    caplog.clear()
+    logging.getLogger().setLevel(logging.WARNING)
+    assert main(["--print-config", "--config", str(conf), "--log-level", "ERROR"]) == EXIT_OK
+    assert not [r for r in caplog.records if "does not read it" in r.getMessage()]

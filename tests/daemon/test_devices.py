@@ -38,7 +38,7 @@ def test_single_image_source(tmp_path, cfg):
         frame = src.latest(1.0)
     # replayed at the camera's size, as happyhouse-eval and --once score a picture
     assert isinstance(frame, Frame) and frame.image.shape == (cfg.camera_height, cfg.camera_width, 3)
-    assert frame.image.dtype == np.uint8 and src.pictures.last_scaled_from == (160, 120)
+    assert frame.image.dtype == np.uint8 and frame.scaled_from == (160, 120)
 
 
 def test_h5_source_scales_frames_to_camera_size(happy_house_h5):
@@ -198,3 +198,20 @@ def test_a_gif_this_opencv_cannot_decode_is_played_as_a_video(tmp_path, monkeypa
     assert classify_spec(str(path)) == "images"
     monkeypatch.setattr(cv2, "haveImageReader", lambda name: False)
     assert classify_spec(str(path)) == "video"
+
+
+def test_each_replayed_frame_says_its_own_pictures_size(tmp_path, cfg):
+    """The size before scaling was one value the reader overwrote with the next picture's:
+    --once said "scaled from 320x240" for the 640x480 picture it scored (8 runs in 10)."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), flat_image(50, 240, 320))
+    cv2.imwrite(str(folder / "b.png"), flat_image(200, 480, 640))
+    seen = set()
+    with open_source(str(folder), cfg) as src:
+        for _ in range(12):
+            frame = src.latest(1.0)
+            value = int(frame.image[0, 0, 0])
+            assert frame.scaled_from == ((320, 240) if value == 50 else None), (value, frame.scaled_from)
+            seen.add(value)
+    assert seen == {50, 200}

@@ -347,6 +347,13 @@ def test_why_no_face_says_a_face_is_mostly_out_of_view_not_too_small():
     assert "lower min_face" not in why
 
 
+def test_a_small_face_barely_cut_by_the_edge_is_still_too_small():
+    """A 50 px face 3 px past the edge (min_face 60) was told to "step into view"."""
+    gate = FaceGate(BlazeFaceDetector(FixedDetector([_unframe((-3, 200, 50, 50))]), min_face=60))
+    why = gate.why_no_face(np.zeros((480, 640, 3), np.uint8))
+    assert "smaller than [face] min_face (60 px)" in why and "step into view" not in why
+
+
 def test_why_no_face_names_the_detectors_own_smallest_face():
     """min_face 48 promised faces BlazeFace never sees (it shrinks the frame into 128x128:
     nothing under ~96 px at 640x480), and "lower min_face" was the advice."""

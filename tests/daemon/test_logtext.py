@@ -89,5 +89,6 @@ def test_a_threshold_near_one_is_not_shown_as_one():
     from happyhouse.daemon.logtext import decimal
 
     assert decimal(0.9996) == "0.9996" and decimal(0.858391) == "0.858" and decimal(1.0) == "1.000"
-    assert decimal(0.0001) == "0.0001" and decimal(0.0) == "0.000"
+    assert decimal(0.0001) == "0.0001" and decimal(0.0) == "0.000" and decimal(-0.0) == "0.000"
+    assert decimal(0.99999994) == "0.9999999"  # a saturated float32 score is not "1"
     assert score_text(0.998, 0.9996) == "  score 0.998 (< 0.9996)"
