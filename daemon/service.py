@@ -26,6 +26,7 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .audit import Audit
+from .bundle import load_bundle
 from .config import Config, load_config
 from .door import Door, SafetyState, State
 from .errors import HappyHouseError
@@ -193,6 +194,8 @@ class Parts:
         self.inputs = []
         self.factory = None
         self.model_fingerprint: Optional[str] = None  # the bundle on disk the pipeline was built from
+        #: :data:`MODEL_REFUSED` while the last reload kept the previous model
+        self.model_note: Optional[str] = None
         self.built: Dict[str, Any] = {}  # part -> the config it was built from
         self.state_locks = []  # state folder locks a reload took (released on close)
         self.locked_dirs = set()  # the state folders whose lock this process holds
@@ -256,6 +259,9 @@ class Parts:
         while the old one still runs is refused and the old one kept serving."""
         on_disk = fingerprint(cfg.model_bundle)
         if not changed and self.pipeline is not None and on_disk == self.model_fingerprint:
+            # model.json is the same, its files may not be (a cp over model.tflite): said
+            # now, not by the next restart's refusal after "config reloaded"
+            self.model_note = self._damaged_on_disk(cfg)
             return
         try:
             pipeline = Pipeline.from_config(cfg)  # loads the bundle and runs the self-test
@@ -265,6 +271,7 @@ class Parts:
             # forgotten, so the next reload loads whatever bundle is on disk then (this
             # one mended, say a missing file copied in, or the previous one restored)
             self.model_fingerprint = _REFUSED
+            self.model_note = MODEL_REFUSED
             # "the bundle now at": after a failed reload's undo this is the serving
             # model's own path, whose files changed (or went) since it was loaded
             log.error("reload: the model bundle now at %s is refused (%s); still serving the "
@@ -276,7 +283,21 @@ class Parts:
         # bundle swapped in between was loaded under the other's fingerprint, and every
         # later reload of the newer one was skipped as "unchanged"
         self.pipeline, self.model_fingerprint = pipeline, pipeline.bundle.fingerprint or on_disk
+        self.model_note = None
         self.built["pipeline"] = cfg
+
+    def _damaged_on_disk(self, cfg) -> Optional[str]:
+        """:data:`MODEL_REFUSED` (and the reason in the journal) when the serving bundle's
+        files on disk no longer pass its checks; None when they do."""
+        try:
+            load_bundle(cfg.model_bundle or None)
+        except HappyHouseError as exc:
+            log.error("reload: the model bundle at %s no longer loads (%s); still serving the "
+                      "model loaded before (sha256 %s), but a restart would refuse it: reinstall "
+                      "it (install.sh --bundle) or roll back (happyhouse-daemon --rollback-model)",
+                      cfg.model_bundle or "(shipped)", exc, self.pipeline.model_sha256[:12])
+            return MODEL_REFUSED
+        return None
 
     def serving_model(self) -> tuple:
         """What :meth:`restore_model` needs to put the serving model back after a failed reload."""
@@ -348,6 +369,9 @@ def reload_config(cfg, reload: Optional[Callable[[], Config]] = None) -> Optiona
 #: what ``systemctl status`` and the page say after a reload that kept the old config:
 #: ``systemctl reload`` itself reports success, and the journal alone said why not
 KEPT_OLD_CONFIG = "the last reload was refused, the previous config runs (journal: 'reload:')"
+#: the same for a model bundle a reload refused (or found damaged on disk) while the config applied
+MODEL_REFUSED = ("the last reload refused the model bundle, the previous model runs "
+                 "(journal: 'reload:')")
 
 
 class ReloadWatchdog:
@@ -427,5 +451,8 @@ def _rebuild(cfg, reload, parts: Parts) -> Tuple[Config, Optional[str]]:
         log.warning("reload: the latch moved from %s (%s) to %s (%s): check that this is how "
                     "it is wired", cfg.latch_pin, _polarity(cfg.latch_active_high),
                     new.latch_pin, _polarity(new.latch_active_high))
-    log.info("config reloaded")
-    return new, None
+    if parts.model_note:
+        log.warning("config reloaded, but the model bundle was refused: the previous model runs")
+    else:
+        log.info("config reloaded")
+    return new, parts.model_note

@@ -328,3 +328,37 @@ def test_a_refused_reload_is_said_in_the_status_line_until_a_reload_applies(tmp_
         assert KEPT_OLD_CONFIG not in svc.door.status_text()
     finally:
         svc.stop("test")
+
+
+def test_a_reload_says_when_the_serving_bundle_is_damaged_on_disk_or_refused(tmp_path, caplog):
+    """A cp over model.tflite, then a reload: "config reloaded" and an armed status line while
+    the next restart would refuse the bundle (the reload compared model.json alone); a bundle
+    a reload refused was followed by "config reloaded" too, with nothing in the status line."""
+    import logging
+
+    from happyhouse.daemon.bundle import MODEL_FILE
+    from happyhouse.daemon.service import MODEL_REFUSED
+
+    at = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), at)
+    svc = service(tmp_path, {"model.bundle": str(at)}, {"model.bundle": str(at)})
+    try:
+        with open(at / MODEL_FILE, "r+b") as handle:
+            handle.truncate(50000)
+        with caplog.at_level(logging.INFO, logger="happyhouse.daemon.service"):
+            svc.reload()
+        assert "no longer loads" in caplog.text and "a restart would refuse it" in caplog.text
+        assert "config reloaded, but the model bundle was refused" in caplog.text
+        assert MODEL_REFUSED in svc.door.status_text()
+        shutil.rmtree(at)
+        shutil.copytree(default_bundle_path(), at)  # reinstalled
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="happyhouse.daemon.service"):
+            svc.reload()
+        assert MODEL_REFUSED not in svc.door.status_text() and "config reloaded" in caplog.text
+        (at / "model.json").write_text("{broken")
+        svc.reload()
+        assert MODEL_REFUSED in svc.door.status_text()
+    finally:
+        svc.stop("done")
+        svc.close()
