@@ -39,8 +39,9 @@ def capture(source, cfg, settle_frames: Optional[int] = None):
     for _ in range(settle + 1):
         frame = source.latest(wait)
         if frame is None:
-            raise SourceError(f"no frame from {source.description} within {wait:g} s "
-                              f"(camera.stall_timeout): is it delivering?")
+            why = getattr(source, "why_silent", lambda: None)()
+            raise SourceError(f"no new frame from {source.description} within {wait:g} s "
+                              f"(camera.stall_timeout): " + (why or "is it delivering?"))
     return frame
 
 

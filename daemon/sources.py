@@ -315,6 +315,16 @@ class ThreadedSource:
                     return None
                 self._cond.wait(left)
 
+    def why_silent(self) -> Optional[str]:
+        """Why no new frame came, when the reader knows more than "none came": a camera
+        repeating one picture is frozen, not silent (--check and --once said "is it
+        delivering?" of a camera that delivered the same picture 45 times)."""
+        worker = self._worker
+        if worker is not None and worker.repeats:
+            return (f"frozen: it delivers the same picture over and over ({worker.repeats} "
+                    f"times): a stuck driver or camera; unplug and replug it, or reboot")
+        return None
+
     def close(self) -> None:
         self._stop.set()
         with self._cond:

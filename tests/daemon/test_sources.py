@@ -116,6 +116,27 @@ def test_frozen_live_camera_gives_no_fresh_frames_and_is_reopened():
         assert src.reopens >= 1 and log.count("open") >= 2  # treated as a stalled camera
 
 
+def test_once_and_check_call_a_frozen_camera_frozen_not_silent():
+    """--check and --once said "no frame ... is it delivering?" of a camera that delivered the
+    same picture 45 times (the service said frozen)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from happyhouse.daemon.errors import SourceError
+    from happyhouse.daemon.once import capture
+
+    log = []
+    cfg = SimpleNamespace(camera_stall_timeout=0.3, camera_settle_frames=0)
+    src = ThreadedSource(lambda: FrozenDevice(log), "dev", stall_timeout=5.0)
+    with src:
+        assert src.latest(1.0) is not None  # its first picture was news; the rest are not
+        with pytest.raises(SourceError, match="frozen: it delivers the same picture over and over"):
+            capture(src, cfg)
+    quiet = ThreadedSource(lambda: FrozenDevice(log), "dev", stall_timeout=5.0)
+    assert quiet.why_silent() is None
+
+
 def test_a_frozen_camera_is_not_news_again_after_its_reopen():
     """A field probe: the repeat check compared a picture with the one before it in the
     same worker only, so each reopen published the frozen (smiling) picture once more as
