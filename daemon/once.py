@@ -40,8 +40,8 @@ def capture(source, cfg, settle_frames: Optional[int] = None):
         frame = source.latest(wait)
         if frame is None:
             why = getattr(source, "why_silent", lambda: None)()
-            raise SourceError(f"no new frame from {source.description} within {wait:g} s "
-                              f"(camera.stall_timeout): " + (why or "is it delivering?"))
+            raise SourceError(f"no {'new ' if why else ''}frame from {source.description} within "
+                              f"{wait:g} s (camera.stall_timeout): " + (why or "is it delivering?"))
     return frame
 
 
