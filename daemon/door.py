@@ -141,6 +141,7 @@ class Door:
         self.last_decision = "none yet"
         #: a word from the service for the status line (a reload that kept the old config)
         self.status_note: Optional[str] = None
+        self._fault_reason = ""
         # (clock time, state, reason): the door's recent history, bounded so a door that
         # runs for months does not grow (the journal keeps the full record)
         self.transitions: Deque[tuple] = deque(maxlen=TRANSITIONS_KEPT)
@@ -422,10 +423,12 @@ class Door:
             if self.state is State.UNLOCKED:
                 self._relocked(now)  # an opening cut short still earns its cooldown
             self.vote.reset("camera stalled")
+            frozen = getattr(self.source, "why_silent", lambda: None)()
             self._enter(State.FAULT, now,
                         f"no fresh frame for {now - self._last_fresh:.1f}s: "
                         + (f"the camera delivers {self._unusable}" if self._unusable
                            and now - self._unusable_at <= self.stall_timeout / 2
+                           else f"camera {frozen}" if frozen
                            else "camera lost"))  # one stale frame, then silence: lost
 
     # -- systemd -------------------------------------------------------------
@@ -473,7 +476,11 @@ class Door:
     def status_text(self) -> str:
         # the audit's count: the process's openings, across reloads, as the journal numbers them
         note = f"; {self.status_note}" if self.status_note else ""
-        return (f"{self.state.value}; {self.fps:.1f} fps; last: {self.last_decision}; "
+        # in a fault, why (the status line said "fault; 0.0 fps; last: happy 0.988" for a
+        # minute of a frozen camera, as if someone smiled at a working door)
+        state = (f"{self.state.value} ({self._fault_reason})" if self.state is State.FAULT
+                 else self.state.value)
+        return (f"{state}; {self.fps:.1f} fps; last: {self.last_decision}; "
                 f"unlocks: {self.audit.unlocks}{note}")
 
     def _status(self, now: float, force: bool = False) -> None:
@@ -483,6 +490,9 @@ class Door:
 
     def _enter(self, state: State, now: float, reason: str) -> None:
         self.transitions.append((now, state, reason))
+        if state is State.FAULT:
+            self._fault_reason = reason
+            self.last_decision = "none since the fault"
         previous, self.state = self.state, state
         level = logging.ERROR if state is State.FAULT else logging.INFO
         log.log(level, "%s -> %s: %s", previous.value, state.value, reason,

@@ -400,3 +400,15 @@ def test_the_journal_says_when_the_door_judged_the_largest_of_several_faces(tmp_
     unlock = [r for r in caplog.records if r.getMessage().startswith("unlock #1")]
     assert unlock and unlock[0].journal["faces_in_view"] == 2
     latch.close()
+
+
+def test_the_status_line_in_a_fault_says_why_not_the_last_smile(rig):
+    """A frozen camera's minute of FAULT read "fault; 0.0 fps; last: happy 0.988": the reason
+    was only in the journal and the last decision looked like a smile at a working door."""
+    door, clock, factory, rec = rig(["H", "H"] + [("H", 0.8)] * 100)
+    run_script(door)
+    assert door.state is State.FAULT
+    text = door.status_text()
+    assert text.startswith("fault (no fresh frame for ") and "only stale frames" in text, text
+    assert "happy" not in text  # the smiles before the fault are not the news
+    assert any("fault (no fresh frame" in m.text for m in rec.messages if m.text.startswith("STATUS="))
