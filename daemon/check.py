@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from .errors import HappyHouseError
-from .facegate import FaceGate
+from .facegate import BRIGHT, DARK, FaceGate
 from .filesafety import exposure
 from .latch import claimed_latch, mock_configured
 from .logtext import clean, decimal
@@ -43,7 +43,7 @@ THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
 HOT_C = 75.0
 #: a frame darker/brighter than this mean grey level, or blurrier than this
 #: Laplacian variance, is worth a look (exposure, lens, focus, dirt)
-DARK, BRIGHT, BLURRY = 40.0, 220.0, 30.0
+BLURRY = 30.0
 MIN_FREE_MB = 20.0
 #: vcgencmd get_throttled bits -> meaning
 THROTTLE_BITS = {0: "under-voltage now", 1: "ARM frequency capped now", 2: "throttled now",
@@ -106,6 +106,13 @@ def check_model(cfg, state: dict) -> Item:
     detail = (f"{bundle.path} sha256 {bundle.sha256[:16]} ({sealed}), self-test passed on "
               f"{pipeline.runtime_label}, threshold {decimal(pipeline.threshold)} ({pipeline.stages})")
     writable, notes = exposure(bundle.path, "bundle")
+    if cfg.model_threshold is not None and abs(cfg.model_threshold - bundle.threshold) > 1e-9:
+        # a threshold left in the config: the door never opened at 0.999 and --check said OK
+        notes.append(f"[model] threshold {decimal(cfg.model_threshold)} overrides the bundle's "
+                     f"validated {decimal(bundle.threshold)}"
+                     + (": fewer smiles open the door" if cfg.model_threshold > bundle.threshold
+                        else ": more faces that are not smiling open it")
+                     + "; remove it to use the bundle's")
     problems = writable
     detail = "; ".join([*writable, detail, *notes])
     return Item("model", FAIL if problems else WARN if notes else OK, detail,
@@ -310,7 +317,40 @@ def check_page(cfg) -> Item:
     host, port = parse_address(cfg.web_address)
     token = load_page_token(cfg, host)  # ConfigError saying how to fix the file: FAIL
     how = "token required" if token is not None else "this machine only, no token"
-    return Item("web page", OK, f"{cfg.web_address} ({how})", {"address": cfg.web_address})
+    # what would stop the service's page, said here (--check said "OK" of a port another
+    # program held, and the service then failed to start): a WARN, as the running service
+    # itself holds its port while --check runs beside it
+    notes = [note for note in (_port_in_use(host, port), _collect_dir_problem(cfg)) if note]
+    return Item("web page", WARN if notes else OK, "; ".join([f"{cfg.web_address} ({how})", *notes]),
+                {"address": cfg.web_address, "problems": notes})
+
+
+def _port_in_use(host: str, port: int) -> Optional[str]:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return (f"{host}:{port} cannot be used now ({exc.strerror or exc}): if the door service "
+                f"is running it holds it; else another program does, and the service would "
+                f"not start: free the port or set [web] address")
+    return None
+
+
+def _collect_dir_problem(cfg) -> Optional[str]:
+    """Why the page's frame folder could not be made or written (the page is then off)."""
+    root = Path(cfg.web_collect_dir.strip() or Path(cfg.service_state_dir) / "collect")
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        return f"[web] collect_dir {root}: {existing} is not a folder (the page would be off)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (f"[web] collect_dir {root}: {existing} is not writable by this user (the page "
+                f"would be off, the door runs on)")
+    return None
 
 
 def collect(cfg, *, test_latch: bool = False, source=None, pin_factory=None,

@@ -19,6 +19,25 @@ from .detectors.base import FaceDetector, visible_side
 from .preprocess import Box, check_frame
 
 
+#: mean grey level (0-255) under which a frame is too dark, over which too bright, to find
+#: a face in (``--check`` warns at the same levels)
+DARK, BRIGHT = 40.0, 220.0
+
+
+def exposure_problem(frame_bgr: np.ndarray) -> Optional[str]:
+    """Why the picture itself hides faces (far too dark or bright), in words; None if not."""
+    import cv2
+
+    mean = float(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY).mean())
+    if mean < DARK:
+        return (f"the picture is very dark (mean grey {mean:.0f} of 255): light the doorway, or "
+                f"check the lens is not covered and the camera's exposure")
+    if mean > BRIGHT:
+        return (f"the picture is very bright (mean grey {mean:.0f} of 255): a backlit door or "
+                f"the sun in the lens; shade or turn the camera, or lower its exposure")
+    return None
+
+
 class FaceGate:
     """Finds the largest face in a BGR frame, or None, with one :class:`FaceDetector`."""
 
@@ -76,6 +95,9 @@ class FaceGate:
             return (f"the largest face found is {small[2]}x{small[3]} px, smaller than [face] "
                     f"min_face ({self.min_face} px): move the camera closer or lower min_face")
         words = f"the face detector ({self.description}) found no face in the frame"
+        exposure = exposure_problem(frame_bgr)
+        if exposure:  # "move the camera closer" misled for a black or blown-out picture
+            return f"{words}: {exposure}"
         floor = self.detector.smallest_face(frame_bgr.shape)
         if floor > self.min_face:
             # lowering min_face cannot help here: the detector itself sees no smaller face

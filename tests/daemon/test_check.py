@@ -258,3 +258,21 @@ def test_the_door_page_is_checked_as_the_service_would_start_it(tmp_path):
     token.chmod(0o600)
     assert check.check_page(cfg).status == check.OK
     assert check.check_page(load_config(None, {})).status == check.NA
+
+
+def test_a_threshold_override_and_a_page_port_in_use_are_warned(tmp_path):
+    """--check said OK, GO of a threshold of 0.999 left in the config (the door never opened)
+    and of a page port another program held (the service then would not start)."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        cfg = load_config(None, {"model.threshold": 0.999, "web.enabled": True,
+                                 "web.address": f"127.0.0.1:{port}",
+                                 "service.state_dir": str(tmp_path / "state")})
+        model = check.check_model(cfg, {})
+        page = check.check_page(cfg)
+    assert model.status == "warn" and "threshold 0.999 overrides the bundle's validated" in model.detail
+    assert page.status == "warn" and "cannot be used now" in page.detail

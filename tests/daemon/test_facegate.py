@@ -358,11 +358,11 @@ def test_why_no_face_names_the_detectors_own_smallest_face():
     """min_face 48 promised faces BlazeFace never sees (it shrinks the frame into 128x128:
     nothing under ~96 px at 640x480), and "lower min_face" was the advice."""
     gate = FaceGate(BlazeFaceDetector(FixedDetector([]), min_face=48))
-    why = gate.why_no_face(np.zeros((480, 640, 3), np.uint8))
+    why = gate.why_no_face(np.full((480, 640, 3), 120, np.uint8))
     assert "in a 640x480 frame it sees faces from about 96 px" in why and "min_face" not in why
     assert gate.smallest_face((720, 1280)) == 192
     big = FaceGate(BlazeFaceDetector(FixedDetector([]), min_face=200))
-    assert "sees faces from" not in big.why_no_face(np.zeros((480, 640, 3), np.uint8))
+    assert "sees faces from" not in big.why_no_face(np.full((480, 640, 3), 120, np.uint8))
 
 
 def test_min_score_reaches_the_gate():
@@ -436,3 +436,12 @@ def test_blazeface_is_mapped_from_its_file_after_its_hash_is_checked(monkeypatch
     monkeypatch.setattr(runtime, "open_interpreter", spy)
     BlazeFace()
     assert len(given) == 1 and "model_path" in given[0] and "model_content" not in given[0]
+
+
+@pytest.mark.parametrize("value, says", [(5, "very dark"), (250, "very bright")])
+def test_why_no_face_in_a_black_or_blown_out_picture_is_the_exposure(value, says):
+    """--once said "move the camera closer" of an all-black and of an overexposed frame."""
+    gate = FaceGate(BlazeFaceDetector(FixedDetector([]), min_face=48))
+    why = gate.why_no_face(np.full((480, 640, 3), value, np.uint8))
+    assert says in why and "closer" not in why
+    assert "very" not in gate.why_no_face(np.full((480, 640, 3), 120, np.uint8))
