@@ -111,7 +111,10 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
             raise DataError(f"{root} is not a class-folder dataset: {folder} is missing "
                             f"(expected {root}/happy and {root}/not_happy)")
         try:
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            # hidden files are not the house's frames: `ls` does not show them (a stray
+            # .smile.png was counted as a not-smiling frame), and ._x.png is macOS's metadata
+            files = sorted(p for p in folder.iterdir()
+                           if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
         except OSError as exc:  # a 0700 folder from --collect, copied with rsync -a
             raise DataError(f"{folder} cannot be listed ({exc.strerror or exc}): make it "
                             f"readable (chmod -R u+rX) or copy it again") from None

@@ -16,8 +16,8 @@ refuse, and nothing is written unless all pass:
    scores are fused exactly as the door fuses them (each model with the
    geometry head corrected on its own training frames, ``--geometry-head``)
    and thresholds are chosen on fused out-of-fold scores;
-3. compare: the bundle the door runs now (``--current``, default the shipped
-   one) scores the same frames through the door's own pipeline; an adapted
+3. compare: the bundle the door runs now (``--current``, default the one the
+   door's ``--config`` serves, else the shipped one) scores the same frames through the door's own pipeline; an adapted
    model with more errors is refused, and so is one with more false opens than
    the current bundle plus the door's allowance (:func:`worse_than_current`);
 4. the model the house deploys: one fine-tune on all face frames (the
@@ -108,7 +108,15 @@ def refuse_if_worse(new: dict, old: dict, not_smiling: int, current: str, what: 
         raise Refused(f"refused, nothing written ({why}): {what} makes "
                       f"{counted(new['errors'], 'error')} with "
                       f"{counted(new['false_opens'], 'false open')}, the bundle the door runs now "
-                      f"({current}) {old['errors']} with {old['false_opens']}{hint}")
+                      f"({current}) {old['errors']} with {old['false_opens']}; the door keeps "
+                      f"its bundle. Collect more frames, above all not-smiling ones, at other "
+                      f"times of day{hint}")
+
+
+def burst_counts(groups: np.ndarray) -> dict:
+    """How many frames sit in bursts (groups of more than one) and how many bursts."""
+    _, sizes = np.unique(groups, return_counts=True)
+    return {"frames": int(sizes[sizes > 1].sum()), "bursts": int(np.sum(sizes > 1))}
 
 
 def counted(n: int, noun: str) -> str:
@@ -194,26 +202,31 @@ def check_inner_folds(labels: np.ndarray, has_face: np.ndarray, k: int, inner_k:
 
 
 def check_enough(labels: np.ndarray, has_face: np.ndarray, minimum: int) -> None:
+    """DataError naming everything missing at once: one rule at a time sent a technician back
+    to collect again and again (20 not-smiling frames, then "100 face frames in all")."""
     faces = [int(np.sum(has_face & (labels == c))) for c in (0, 1)]
     totals = [int(np.sum(labels == c)) for c in (0, 1)]
-    for c in (0, 1):
-        if faces[c] < minimum:
-            lost = totals[c] - faces[c]
-            raise DataError(f"need >= {minimum} {WORDS[c]} frames with a face, have {faces[c]}"
-                            + (f" ({lost} more had no face the door's gate could find)"
-                               if lost else "")
-                            + f": collect more with happyhouse-daemon --collect DIR "
-                              f"--label {CLASSES[c]}")
-    if min(faces) < MIN_BALANCE * max(faces):
-        rare = int(np.argmin(faces))
-        need = int(np.ceil(MIN_BALANCE * max(faces)))
-        raise DataError(f"too unbalanced to judge: {faces[1]} smiling and {faces[0]} "
-                        f"not-smiling frames; need >= {need} {WORDS[rare]} frames")
-    if sum(faces) < MIN_FACE_FRAMES:  # else hours of estimate for a bundle --check says NO-GO to
-        raise DataError(f"need >= {MIN_FACE_FRAMES} face frames in all for a bundle --check "
-                        f"accepts (its int8 parity is proven on every face frame); have {sum(faces)}: "
-                        f"collect more with happyhouse-daemon --collect DIR --label "
-                        f"{CLASSES[1]} (or {CLASSES[0]})")
+    # each class needs its minimum, a share of the other (balance), and together the total
+    need = [max(minimum, int(np.ceil(MIN_BALANCE * faces[1 - c]))) for c in (0, 1)]
+    after = [max(faces[c], need[c]) for c in (0, 1)]  # once each class has its minimum
+    if sum(after) < MIN_FACE_FRAMES:
+        # the rest of the total from the class that has fewer
+        rare = int(np.argmin(after))
+        need[rare] = after[rare] + MIN_FACE_FRAMES - sum(after)
+    missing = [c for c in (1, 0) if faces[c] < need[c]]
+    if not missing:
+        return
+    parts = []
+    for c in missing:
+        lost = totals[c] - faces[c]
+        parts.append(f"{need[c] - faces[c]} more {WORDS[c]} frames with a face (have {faces[c]}, "
+                     f"need >= {need[c]}" + (f"; {lost} more had no face the door's gate could "
+                                             f"find" if lost else "") + ")")
+    raise DataError(f"not enough frames to judge an adapted bundle: collect {' and '.join(parts)} "
+                    f"with happyhouse-daemon --collect DIR --label "
+                    f"{' / '.join(CLASSES[c] for c in missing)} (the total must reach "
+                    f"{MIN_FACE_FRAMES} face frames, each class at least {minimum} and "
+                    f"{MIN_BALANCE:.0%} of the other)")
 
 
 def parity_holdout(data, has_face: np.ndarray, frames: Path):
@@ -370,7 +383,21 @@ def carry_geometry(general: Path, folder: Path, threshold: float, figures: dict,
     (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
 
 
-def check_apart(out: Path, report_out: Path, frames: Path) -> None:
+def current_bundle(given: Optional[Path], cfg, config: Optional[Path]) -> Optional[Path]:
+    """The bundle to beat: ``--current``, else the one the door's config serves (compared
+    with the shipped one while it said "the bundle the door runs now"), else the shipped one."""
+    if given is not None or not cfg.model_bundle:
+        return given
+    bundle = Path(cfg.model_bundle)
+    if not bundle.is_dir():
+        where = config or "this machine's config file"
+        raise DataError(f"the door's config ({where}) serves the bundle "
+                        f"{bundle}, which is not on this machine: copy that folder here and give "
+                        f"it with --current, the bundle the adapted one must beat")
+    return bundle
+
+
+def check_apart(out: Path, report_out: Path, frames: Path, live: str = "") -> None:
     """DataError unless the bundle, the report and the house's frames are three separate
     places: each output is replaced whole, so one inside another deleted what was just
     made (and exit 0), and an output inside the frames would become frames."""
@@ -380,6 +407,13 @@ def check_apart(out: Path, report_out: Path, frames: Path) -> None:
     if inside(default_bundle_path(), out):  # --current's default, the door's fallback
         raise DataError(f"--out {out} is the bundle shipped with happyhouse: a house's bundle "
                         f"goes in a folder of its own")
+    for door in ([Path(live)] if live else []) + [Path("/etc/happyhouse")]:
+        if inside(door, out) or inside(out, door):
+            # replaced in place, a live bundle skipped the installer: no bundle.previous to
+            # roll back to, no --verify-model, no swap lock
+            raise DataError(f"--out {out} is where the door serves its bundle from ({door}): "
+                            f"write it elsewhere, then install it with install.sh --bundle-only "
+                            f"--bundle {out} (it keeps the previous one for a rollback)")
     if inside(out, report_out) or inside(report_out, out):
         raise DataError(f"--out {out} and --report {report_out} must be two separate folders, "
                         f"neither inside the other: each is replaced whole")
@@ -394,13 +428,15 @@ def run(args) -> dict:
     from happyhouse.daemon.preprocess import Preprocess
 
     from . import house_cv, report
-    from .data import stratified_folds
+    from .data import near_duplicate_groups, stratified_group_folds
     from .label_audit import draw_sheets
     from .trainer import read_meta
 
     started = time.monotonic()
     out, report_out = Path(args.out), Path(args.report or f"{args.out}-report")
-    check_apart(out, report_out, Path(args.frames))
+    cfg = door_config(args.config)  # the door's gate and camera: crop as that door does
+    check_apart(out, report_out, Path(args.frames), cfg.model_bundle)
+    args.current = current_bundle(args.current, cfg, args.config)
     inputs = [("--frames", args.frames), ("--general", args.general),
               ("--current", args.current), ("--config", args.config)]
     check_writable(out, inputs=inputs)
@@ -408,7 +444,6 @@ def run(args) -> dict:
     require_file(args.general, "general model (--general: the models/general/model.keras of a "
                                "HappyHouse checkout)", ModelError)
     spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()
-    cfg = door_config(args.config)  # the door's gate and camera: crop as that door does
     data, has_face = load_frames(args.frames, spec, args.limit, cfg)
     labels = data.labels
     check_enough(labels, has_face, args.min_per_class)
@@ -420,7 +455,15 @@ def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="happyhouse-adapt."))
     try:
         pargs = protocol_args(args, work)
-        fold = stratified_folds(labels, args.k, args.seed)
+        # a burst of near-identical frames stays in one fold (split frame by frame, it sat
+        # on both sides and flattered the estimate a worse bundle was accepted on)
+        groups = near_duplicate_groups(data.images, has_face)
+        fold = stratified_group_folds(labels, groups, args.k, args.seed)
+        bursts = burst_counts(groups)
+        if bursts["frames"]:
+            log.info("%d frames are %d bursts of near-identical frames: each burst is kept in "
+                     "one fold, so the estimate never scores a frame whose near-copy it trained "
+                     "on", bursts["frames"], bursts["bursts"])
         _, fusion = house_cv.fusion_for(pargs, data.images, has_face, labels)
         cv = house_cv.cross_validate(pargs, data, has_face, fold, fusion)
         new = report.metrics(labels, cv["scores"], cv["threshold"], pred=cv["pred"])
@@ -472,6 +515,8 @@ def run(args) -> dict:
                    "general": str(args.general), "protocol": args.protocol,
                    "fused": fusion is not None,
                    "geometry_head": None if fusion is None else HEAD_HOW[args.geometry_head],
+                   "bursts": {**bursts, "why": "frames of one burst (near-identical face "
+                                                  "crops) are kept in one fold"},
                    "current_bundle": str(now.bundle.path),
                    "current_bundle_sha256": now.model_sha256, "comparison": comparison,
                    "final_model": info, "bundle_threshold": bundle.threshold,
@@ -518,7 +563,8 @@ def parser() -> argparse.ArgumentParser:
                         "gives the geometry stage; default: this checkout's "
                         "models/general/model.keras, from any folder)")
     p.add_argument("--current", type=path_arg,
-                   help="the bundle the door runs now (default: the shipped bundle)")
+                   help="the bundle the door runs now (default: the one --config serves, "
+                        "else the shipped bundle)")
     p.add_argument("--k", type=int, default=5, help="folds of the estimate")
     p.add_argument("--protocol", choices=("refit", "split"), default="refit")
     p.add_argument("--inner-k", type=int, default=4)

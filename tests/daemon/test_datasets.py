@@ -231,3 +231,18 @@ def test_a_class_folder_that_cannot_be_listed_is_one_data_error(tmp_path, monkey
     with pytest.raises(DataError, match=r"happy cannot be listed \(Permission denied\): make it "
                                         r"readable"):
         load_dataset(root)
+
+
+def test_hidden_files_in_a_class_folder_are_not_frames(tmp_path):
+    """A hidden not_happy/.smile.png (which `ls` does not show) was counted as a frame."""
+    import cv2
+
+    from happyhouse.daemon.datasets import load_class_folders
+
+    for name in ("happy", "not_happy"):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "a.png"), np.full((64, 64, 3), 100, np.uint8))
+    cv2.imwrite(str(tmp_path / "not_happy" / ".smile.png"), np.full((64, 64, 3), 200, np.uint8))
+    (tmp_path / "happy" / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    data = load_class_folders(tmp_path)
+    assert len(data.images) == 2 and not data.skipped

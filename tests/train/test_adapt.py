@@ -275,8 +275,8 @@ def _frames(tmp_path, happy, not_happy, face=True):
     ("empty", "holds no images"),
     ("one-class", "holds no images"),
     ("layout", "is not a class-folder dataset"),
-    ("no-faces", "need >= 6 not-smiling frames with a face, have 0 (3 more had no face"),
-    ("few", "need >= 6 not-smiling frames with a face, have "),
+    ("no-faces", "more not-smiling frames with a face (have 0, need >= "),
+    ("few", "more not-smiling frames with a face (have "),
     ("not-a-folder", "is not a folder"),
 ])
 def test_bad_frame_folders_one_line_and_nothing_written(case, message, tmp_path, capsys,
@@ -443,8 +443,8 @@ def test_too_few_face_frames_in_all_are_refused_before_the_estimate(tmp_path, ca
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("happyhouse-adapt:")]
     assert rc == 2 and len(errors) == 1, err
-    assert re.search(r"need >= 100 face frames in all for a bundle --check accepts \(its int8 "
-                     r"parity is proven on every face frame\); have [89]\d\b", errors[0]), errors[0]
+    assert re.search(r"not enough frames to judge an adapted bundle: collect \d+ more .*\(have [4]\d, "
+                     r"need >= \d+.*the total must reach 100 face frames", errors[0]), errors[0]
     assert not out.exists() and not (tmp_path / "my_bundle-report").exists()
 
 
@@ -482,7 +482,7 @@ def test_the_doors_own_config_gates_the_frames(tmp_path, capsys, genki_root):
     rc = adapt("--frames", frames, "--out", tmp_path / "b", "--general", GENERAL,
                "--config", door, *TINY)
     err = capsys.readouterr().err
-    assert rc == 2 and "have 0 (6 more had no face the door's gate could find)" in err, err
+    assert rc == 2 and "(have 0, need >= 6; 6 more had no face the door's gate could find)" in err, err
     rc = adapt("--frames", frames, "--out", tmp_path / "b", "--general", GENERAL,
                "--config", tmp_path / "missing.conf", *TINY)
     err = capsys.readouterr().err
@@ -552,7 +552,8 @@ def test_copies_of_frames_are_counted_once(tmp_path, capsys, no_estimate, genki_
     out = tmp_path / "my_bundle"
     rc = adapt("--frames", frames, "--out", out, "--general", GENERAL, *TINY)
     err = capsys.readouterr().err
-    assert rc == 2 and re.search(r"need >= 100 face frames in all .*; have [45]\d\b", err), err
+    assert rc == 2 and re.search(r"collect \d+ more .*\(have 2\d, need >= \d+.*the total must "
+                                 r"reach 100 face frames", err), err
     assert not out.exists()
 
 
@@ -587,3 +588,54 @@ def test_an_inner_k_the_frames_cannot_fill_is_named_before_the_estimate():
     labels, faces = np.array([1] * 80 + [0] * 80), np.array([True] * 50 + [False] * 30 + [True] * 80)
     with pytest.raises(DataError, match=r"50 smiling face frames .* which may have 34"):
         check_inner_folds(labels, faces, 5, 50)
+
+
+def test_adapt_never_writes_over_the_doors_live_bundle(tmp_path):
+    """--out the config's own bundle folder replaced the door's live bundle in place: no
+    bundle.previous to roll back to, no --verify-model, no swap lock."""
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.adapt import check_apart
+
+    live = tmp_path / "etc" / "bundle"
+    live.mkdir(parents=True)
+    for out in (live, live / "inner"):
+        with pytest.raises(DataError, match="is where the door serves its bundle from.*install.sh "
+                                            "--bundle-only"):
+            check_apart(out, tmp_path / "report", tmp_path / "frames", str(live))
+    with pytest.raises(DataError, match="where the door serves its bundle from \\(/etc/happyhouse\\)"):
+        check_apart(Path("/etc/happyhouse/bundle.mine"), tmp_path / "report", tmp_path / "frames")
+    check_apart(tmp_path / "mine", tmp_path / "report", tmp_path / "frames", str(live))  # fine
+
+
+def test_the_bundle_to_beat_defaults_to_the_one_the_doors_config_serves(tmp_path):
+    """Without --current the shipped bundle was compared while the output said "the bundle the
+    door runs now", though the door's config served a house bundle."""
+    from types import SimpleNamespace
+
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.adapt import current_bundle
+
+    served = tmp_path / "bundle"
+    served.mkdir()
+    assert current_bundle(None, SimpleNamespace(model_bundle=str(served)), None) == served
+    assert current_bundle(tmp_path / "given", SimpleNamespace(model_bundle=str(served)), None) == tmp_path / "given"
+    assert current_bundle(None, SimpleNamespace(model_bundle=""), None) is None  # the shipped one
+    with pytest.raises(DataError, match="not on this machine: copy that folder here and give it "
+                                        "with --current"):
+        current_bundle(None, SimpleNamespace(model_bundle="/etc/happyhouse/bundle"), Path("door.conf"))
+
+
+def test_every_shortfall_is_said_in_one_line():
+    """40 smiling and 5 not-smiling frames: "need >= 20 not-smiling", then after collecting
+    those, "need >= 100 face frames in all": one trip back to the door per rule."""
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.adapt import check_enough
+
+    labels = np.array([1] * 40 + [0] * 5)
+    with pytest.raises(DataError) as info:
+        check_enough(labels, np.ones(len(labels), bool), 20)
+    text = str(info.value)
+    assert "\n" not in text and "more not-smiling frames with a face (have 5, need >= " in text
+    need = int(re.search(r"have 5, need >= (\d+)", text).group(1))
+    assert 40 + need >= 100  # collecting what it says is enough for every rule at once
+    check_enough(np.array([1] * 50 + [0] * 50), np.ones(100, bool), 20)  # enough: no refusal

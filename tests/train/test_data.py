@@ -87,3 +87,41 @@ def test_folds_are_stratified_and_cover_every_index():
     for f in range(5):
         assert labels[fold == f].sum() in (16, 17, 18)
     assert np.array_equal(fold, stratified_folds(labels, 5, seed=0))
+
+
+def test_a_burst_of_near_identical_frames_stays_in_one_fold():
+    """A house folder of bursts (the same face a few px apart) was split frame by frame: 119
+    of 124 "unseen" frames had a near-copy in training, and a worse bundle was accepted."""
+    from happyhouse.train.data import near_duplicate_groups, stratified_group_folds
+
+    rng = np.random.default_rng(0)
+    import cv2
+
+    # smooth pictures (a face is not pixel noise): 4x4 random, enlarged
+    faces = [cv2.resize(rng.integers(0, 256, (4, 4, 3)).astype(np.uint8), (64, 64),
+                        interpolation=cv2.INTER_CUBIC) for _ in range(12)]
+    crops, labels = [], []
+    for n, face in enumerate(faces):
+        for shot in range(5):  # five frames of one face: the light flickers, the sensor is noisy
+            frame = face.astype(np.int16) * (1 + 0.02 * (shot - 2)) + rng.integers(-3, 4, face.shape)
+            crops.append(np.clip(frame, 0, 255).astype(np.uint8))
+            labels.append(n % 2)
+    crops, labels = np.stack(crops), np.array(labels)
+    has_face = np.ones(len(crops), bool)
+    groups = near_duplicate_groups(crops, has_face)
+    assert len(np.unique(groups)) == 12  # one group per face
+    fold = stratified_group_folds(labels, groups, 3, seed=0)
+    for g in np.unique(groups):
+        assert len(set(fold[groups == g])) == 1  # a burst never sits on both sides
+    for cls in (0, 1):
+        assert sorted(np.bincount(fold[labels == cls], minlength=3)) == [10, 10, 10]
+
+
+def test_too_few_bursts_for_the_folds_is_one_line():
+    from happyhouse.daemon.errors import DataError
+    from happyhouse.train.data import stratified_group_folds
+
+    labels = np.array([0] * 6 + [1] * 6)
+    groups = np.array([0] * 6 + [1, 1, 1, 2, 2, 2])  # the not-smiling frames: one burst
+    with pytest.raises(DataError, match="not_happy: its frames fall in 1 bursts .*fewer than the 3 folds"):
+        stratified_group_folds(labels, groups, 3, seed=0)
