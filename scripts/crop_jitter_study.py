@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -49,7 +48,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ensemble_study import AUDITS, COPIES, SHIPPED, judged  # noqa: E402  (a sibling study script)
+from aligned_crop_study import data_paths  # noqa: E402  (sibling study scripts)
+from ensemble_study import AUDITS, COPIES, SHIPPED, judged  # noqa: E402
 
 #: one crop of the box: (margin, dx, dy), the shifts in fractions of the crop's side
 Jitter = Tuple[float, float, float]
@@ -112,8 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("runs/crop-jitter"))
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    root = Path(os.environ.get("HAPPYHOUSE_DATA", "../shared/datasets"))
-    data = args.data or [root / "genki4k-train", root / "smilesmiled"]
+    data = args.data or data_paths()  # GENKI-4K and SMILEsmileD under $HAPPYHOUSE_DATA
     args.cache.mkdir(parents=True, exist_ok=True)
     audit = load_audits([Path(a) for a in AUDITS])
 
