@@ -302,7 +302,7 @@ def _main(argv: Optional[List[str]]) -> int:
     tool = (args.once or args.check or args.force_lock or args.print_config or args.collect
             or args.verify_model)
     with raising() if tool else nullcontext():
-        with held_config_notes() as notes:
+        with HeldConfigNotes() as notes:
             try:
                 if not args.force_lock:  # ExecStopPost= must lock whatever else it was given
                     check_mode_flags(args)
@@ -316,7 +316,7 @@ def _main(argv: Optional[List[str]]) -> int:
         return _dispatch(cfg, args)
 
 
-class held_config_notes(logging.Handler):
+class HeldConfigNotes(logging.Handler):
     """The config's warnings, held while it is read and said once logging is set up: said
     before, they were bare stderr lines that ignored --log-level (and the journal's format)."""
 
@@ -329,7 +329,7 @@ class held_config_notes(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
-    def __enter__(self) -> "held_config_notes":
+    def __enter__(self) -> "HeldConfigNotes":
         logger = logging.getLogger(self.NAME)
         self._propagate, logger.propagate = logger.propagate, False
         logger.addHandler(self)

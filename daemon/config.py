@@ -129,20 +129,17 @@ def number(text: str) -> float:
     return float(text) + 0.0
 
 
-number.__name__ = "number"  # argparse says "invalid number value: '0.8_5'"
-
-
 def pin_identity(name: str) -> str:
     """The GPIO a pin name means on a Pi's 40-pin header ("BOARD11" -> "GPIO17"); a name
     with no GPIO (a power or ground pin) is itself."""
     text = str(name).upper()
-    number = int(re.sub(r"^(GPIO|BCM|BOARD|J8:|WPI)", "", text) or -1)
+    index = int(re.sub(r"^(GPIO|BCM|BOARD|J8:|WPI)", "", text) or -1)
     if text.startswith(("BOARD", "J8:")):
-        gpio = _BOARD_TO_GPIO.get(number)
+        gpio = _BOARD_TO_GPIO.get(index)
     elif text.startswith("WPI"):
-        gpio = _WPI_TO_GPIO.get(number)
+        gpio = _WPI_TO_GPIO.get(index)
     else:
-        gpio = number
+        gpio = index
     return f"GPIO{gpio}" if gpio is not None else text
 
 
@@ -277,7 +274,7 @@ def _warn_unused_detector_keys(values: Mapping[str, Any], detector: str, origin:
     """A [face] key only another detector reads ("cascade = ..." under the default
     BlazeFace) was silently ignored: the technician thought the door used it."""
     used = {k.dotted for k in detectors.DETECTORS[detector].keys}
-    for name, cls in detectors.DETECTORS.items():
+    for cls in detectors.DETECTORS.values():
         for key in cls.keys:
             if (key.dotted not in used and key.dotted in values
                     and str(values[key.dotted]).strip() != str(key.default)):
@@ -444,8 +441,8 @@ def read_ini(path: str) -> Dict[str, str]:
             if "\n" in value:
                 # INI reads an indented line as more of the value above it: "detector = haar"
                 # indented under "cascade = ..." became part of the cascade's path, silently
-                more = next(line for line in value.splitlines()[1:] if line.strip()) \
-                    if value.strip().count("\n") else value.splitlines()[-1]
+                more = next((line for line in value.splitlines()[1:] if line.strip()),
+                            value.splitlines()[-1])
                 raise ConfigError(f"{path}: [{section}] {name}: the line {more.strip()!r} after it "
                                   f"is indented, so it is read as more of {name}'s value: a "
                                   f"value is one line: join the two, or remove the spaces if "
