@@ -301,6 +301,11 @@ class Door:
         if getattr(frame, "still", False):  # a dark or covered camera repeating itself
             self.vote.reset("still picture")
             self.latest = (frame, None)
+            if not self.last_decision.startswith("still picture"):
+                # once per spell: the page and the status line said it, the journal nothing
+                log.warning("the camera delivers a still, flat picture (covered, or a black "
+                            "night): nothing is scored until it shows a scene again; uncover "
+                            "the lens or light the doorway")
             self.last_decision = "still picture (a dark or covered camera): not scored"
             return None
         obs = self.pipeline.observe(frame)

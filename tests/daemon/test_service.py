@@ -356,23 +356,28 @@ def test_one_stale_frame_then_silence_is_a_lost_camera(rig):
     assert reason.endswith("camera lost"), reason
 
 
-def test_a_still_picture_keeps_the_door_alive_but_is_never_scored(rig):
+def test_a_still_picture_keeps_the_door_alive_but_is_never_scored(rig, caplog):
     """A review: a frozen picture of a smile, dark enough to pass for a covered lens, was
     published as news: it voted and opened the door after every cooldown. A still frame
     keeps the watchdog fed and the door armed, and is never scored."""
     import dataclasses
+
+    import logging
 
     door, clock, factory, rec = rig("H" * 40, watchdog_usec=1_000_000)
     real = door.source.latest
     door.source.latest = lambda timeout: (lambda f: f if f is None else
                                           dataclasses.replace(f, still=True))(real(timeout))
     door.start()
-    for _ in range(40):
-        door.step()
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.door"):
+        for _ in range(40):
+            door.step()
     assert door.unlocks == 0 and door.latch.pin.state is False
     assert door.pipeline.observed == []
     assert door.state is State.ARMED and rec.times("WATCHDOG=1")
     assert "still picture" in door.last_decision
+    # said once in the journal (the page and the status line said it, the journal nothing)
+    assert len([r for r in caplog.records if "still, flat picture" in r.getMessage()]) == 1
 
 
 def test_the_journal_says_when_the_door_judged_the_largest_of_several_faces(tmp_path, caplog):
