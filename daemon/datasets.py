@@ -11,6 +11,7 @@ training, conversion checks and ``happyhouse-eval`` alike (no TensorFlow).
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .errors import DataError
+
+log = logging.getLogger(__name__)
 
 CLASSES = ("not_happy", "happy")  # index = label
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -143,8 +146,14 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
     if size is None and len({im.shape for im in images}) > 1:
         if frame_size is None:
             raise DataError(f"{root}: images differ in size; pass a size to resize them")
-        from .preprocess import to_door_frame
+        from .preprocess import shape_differs, to_door_frame
 
+        stretched = [Path(i).name for i, im in zip(ids, images)
+                     if shape_differs((im.shape[1], im.shape[0]), *frame_size)]
+        if stretched:  # a portrait phone photo, squashed to the camera's shape without a word
+            log.warning("%s: %d frame(s) not of the camera's shape (%dx%d) are stretched to it, "
+                        "which distorts faces (first: %s): give frames the door's camera took",
+                        root, len(stretched), frame_size[0], frame_size[1], stretched[0])
         # the very pixels the door path makes of each frame (to_door_frame gives BGR)
         images = [np.ascontiguousarray(to_door_frame(im, *frame_size)[..., ::-1]) for im in images]
     return Dataset(np.stack(images), np.asarray(labels, np.int64), ids, skipped, [str(root)])

@@ -246,3 +246,24 @@ def test_hidden_files_in_a_class_folder_are_not_frames(tmp_path):
     (tmp_path / "happy" / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     data = load_class_folders(tmp_path)
     assert len(data.images) == 2 and not data.skipped
+
+
+def test_a_frame_of_another_shape_is_said_to_be_stretched(tmp_path, caplog):
+    """A portrait phone photo among a house's 640x480 frames was squashed to 640x480 without
+    a word (adapt then counted it as a missed smile)."""
+    import logging
+
+    import cv2
+
+    from happyhouse.daemon.datasets import load_class_folders
+
+    for name in ("happy", "not_happy"):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "a.png"), np.full((480, 640, 3), 100, np.uint8))
+    cv2.imwrite(str(tmp_path / "happy" / "phone.png"), np.full((1280, 720, 3), 100, np.uint8))
+    cv2.imwrite(str(tmp_path / "not_happy" / "wide.png"), np.full((720, 1280, 3), 100, np.uint8))
+    with caplog.at_level(logging.WARNING, logger="happyhouse.daemon.datasets"):
+        data = load_class_folders(tmp_path, size=None, frame_size=(640, 480))
+    assert data.images.shape == (4, 480, 640, 3)
+    said = [r.getMessage() for r in caplog.records if "stretched" in r.getMessage()]
+    assert len(said) == 1 and "2 frame(s) not of the camera's shape (640x480)" in said[0], said
