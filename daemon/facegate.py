@@ -84,8 +84,8 @@ class FaceGate:
         """
         frame_bgr = check_frame(frame_bgr)
         small = self.detector.search(frame_bgr, 1)
-        if small is not None and visible_side(small, frame_bgr.shape) < self.min_face:
-            seen = visible_side(small, frame_bgr.shape)
+        seen = None if small is None else visible_side(small, frame_bgr.shape)
+        if seen is not None and seen < self.min_face:
             if seen < min(small[2], small[3]) and min(small[2], small[3]) >= self.min_face:
                 # not a small face: a face that would be big enough, mostly out of view
                 return (f"the largest face found is mostly outside the frame (only {seen} px of "
