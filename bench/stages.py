@@ -21,12 +21,13 @@ from happyhouse.daemon.sources import Frame
 
 from .frames import BenchFrames, live_source, yuyv_to_bgr
 
-STAGES = ("frame", "gate", "preprocess", "invoke", "geometry", "vote")
+STAGES = ("frame", "gate", "level", "preprocess", "invoke", "geometry", "vote")
 STAGE_HELP = {
     "frame": "capture: YUYV->BGR conversion + new frame",
     "gate": "FaceGate.find (largest face)",
+    "level": "crop + face mesh, turned crops for a rolled head (bundles that level)",
     "preprocess": "prepare_frame + normalize_light + to_model_input + quantize",
-    "geometry": "face mesh + aligned features + head + fusion (bundles with a geometry stage)",
+    "geometry": "face mesh (unless levelled) + aligned features + head + fusion",
     "invoke": "Classifier.invoke_raw (int8 TFLite)",
     "vote": "dequantize, threshold, Vote.add",
 }
@@ -108,17 +109,23 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
         t1 = now_ns()
         box = pipeline.gate.find(frame.image)
         t2 = now_ns()
-        t3 = t4 = t4g = t2
+        t3 = t4 = t4g = t2l = t2
         score = None
         if box is not None:
-            crop = prepare_frame(frame.image, box, spec.geometric())
+            geometry, points = pipeline.geometry, None
+            if geometry is not None and geometry.levels:
+                crop, points, _ = geometry.level(frame.image, box, spec.geometric())
+                t2l = now_ns()
+            else:
+                crop = prepare_frame(frame.image, box, spec.geometric())
             model_input = clf.quantize_input(to_model_input(normalize_light(crop, spec)))
             t3 = now_ns()
             raw = clf.invoke_raw(model_input)
             t4 = now_ns()
             score = float(clf.score_from_raw(raw)[0])
-            if pipeline.geometry is not None:
-                score = pipeline.geometry.fuse(score, pipeline.geometry.score(crop))
+            if geometry is not None:
+                shape = geometry.score(crop) if points is None else geometry.score_points(points)
+                score = geometry.fuse(score, shape)
             t4g = now_ns()
         obs = Observation(frame.timestamp, frame.seq, box, score, pipeline.decide(score), 0.0)
         if vote.add(obs, now=time.monotonic()):
@@ -131,7 +138,9 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
         happy += obs.happy
         spans = [("frame", t0, t1), ("gate", t1, t2), ("vote", t4g, t5), ("total", t0, t5)]
         if box is not None:
-            spans += [("preprocess", t2, t3), ("invoke", t3, t4)]
+            spans += [("preprocess", t2l, t3), ("invoke", t3, t4)]
+            if t2l != t2:
+                spans.append(("level", t2, t2l))
             if pipeline.geometry is not None:
                 spans.append(("geometry", t4, t4g))
         for stage, start, end in spans:

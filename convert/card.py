@@ -49,6 +49,12 @@ def _geometry_section(meta: Mapping[str, Any]) -> str:
         f"- fusion `{fusion['rule']}`: sigmoid(({w_cls:g} x logit(classifier) + {w_geo:g} x "
         f"logit(geometry)) / {w_cls + w_geo:g})\n",
     ]
+    level = geometry.get("level")
+    if level:
+        lines.append(f"- level (format 4): a head rolled more than {level['beyond_degrees']:g} "
+                     f"degrees is turned back to that, by the mesh's outer eye corners (the roll "
+                     f"measured again on the turned crop, at most {level['rounds']} more times), "
+                     f"before the classifier and the mesh score the crop (reports/tilt/)\n")
     figures = meta.get("metrics", {}).get("fusion") or {}
     if figures:
         lines.append("\nOn the validation split (float classifier; each at its own 1%-false-open "

@@ -331,6 +331,10 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
         if meta["format_version"] < 2:
             raise ModelError(f"{root / META_FILE}: a geometry stage needs format_version 2")
         geometry = GeometrySpec.from_dict(meta["geometry"], str(root / META_FILE))
+        if geometry.level_beyond is not None and meta["format_version"] < 4:
+            # a version-3 daemon would serve it unlevelled: the bundle must say 4
+            raise ModelError(f"{root / META_FILE}: a levelled crop (geometry.level) needs "
+                             f"format_version 4")
     if preprocess.normalize != "none" and meta["format_version"] < 2:
         raise ModelError(f"{root / META_FILE}: normalize {preprocess.normalize!r} needs "
                          f"format_version 2")
@@ -339,6 +343,8 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
 
 def format_version(meta: Mapping[str, Any]) -> int:
     """The oldest format that can carry ``meta``'s steps (older daemons serve version 1)."""
+    if "level" in (meta.get("geometry") or {}):
+        return 4
     if (meta.get("output") or {}).get("score", PROBABILITY) != PROBABILITY:
         return 3
     pre = meta.get("preprocess") or {}

@@ -33,12 +33,14 @@ FORMAT = "happyhouse-bundle"
 #: what this build writes for a bundle whose model outputs logits (version 3,
 #: ``output.score`` = ``view_logits``); a bundle with the steps of version 2 (light
 #: normalisation, the geometry stage) and a probability output is still written as
-#: 2, one with neither as 1, so an older daemon keeps serving what it can
-FORMAT_VERSION = 3
+#: 2, one with neither as 1, so an older daemon keeps serving what it can. Version 4:
+#: the geometry stage levels the crop (``geometry.level``); a version-3 daemon would
+#: serve it unlevelled, where a rolled head opens for non-smiles (reports/tilt/)
+FORMAT_VERSION = 4
 #: every version this build can serve; an older daemon refuses a newer bundle by
 #: its format_version instead of serving it without its new steps (a version-2
 #: daemon would read a logit as a probability)
-SERVED_VERSIONS = (1, 2, 3)
+SERVED_VERSIONS = (1, 2, 3, 4)
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
 GOLDEN_FILE = "golden.npz"

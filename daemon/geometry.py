@@ -22,6 +22,16 @@ Steps, all recorded in the bundle's ``model.json`` (``geometry``):
 5. fusion (``mean-logit``): the happy score is sigmoid of the weighted mean
    of the two scores' logits.
 
+Before all of these, a bundle may level the crop (``level``, format 4): the gate's
+box is upright whatever the head does, and the classifier learnt from mostly
+upright faces, so a head rolled 45 degrees opened the door for about 30% of
+non-smiling faces a frame (reports/tilt/). The mesh's eye line gives the roll;
+the crop is cut again from the frame turned about the crop's centre, by the roll
+beyond :attr:`GeometrySpec.level_beyond` degrees (faces within it, like the
+training faces, are scored as before). Run on an upright crop the mesh sees only
+part of a large roll (16 degrees of 30, 10 of 45), so the roll is measured again
+on the turned crop and added up, for at most ``level_rounds`` rounds.
+
 Training the head is desktop work (``happyhouse.train.geometry``); this
 module only runs it, with numpy and the TFLite runtime (no TensorFlow).
 """
@@ -54,6 +64,11 @@ EYE_OUTER = (33, 263)
 ALIGNMENTS = ("eye-corners",)
 FEATURES = ("aligned-xy",)
 FUSIONS = ("mean-logit",)
+#: how the crop is levelled: by the outer eye corners' line (:func:`roll_degrees`)
+LEVELS = ("eye-line",)
+#: the levelling the tilt study adopted (reports/tilt/, candidate ``I10``): turn the roll
+#: beyond 10 degrees, measured in up to 2 more rounds while the last was over 5 degrees
+LEVEL_BEYOND, LEVEL_ROUNDS, LEVEL_SETTLED = 10.0, 2, 5.0
 HEAD_FILE = "geometry_head.npz"
 #: logit clip: a saturated score must not outvote the other stage without limit
 LOGIT_CLIP = 8.0
@@ -113,6 +128,20 @@ def align(points: np.ndarray) -> np.ndarray:
     cos, sin = span / distance
     rotate = np.array([[cos, sin], [-sin, cos]])  # rotation by minus the eye-line angle
     return ((xy - (right + left) / 2.0) @ rotate.T) / distance
+
+
+def roll_degrees(points: np.ndarray) -> float:
+    """The eye line's angle in the crop (degrees; y points down): 0 for an upright face, and
+    what :func:`happyhouse.daemon.preprocess.prepare_frame`'s ``turn`` levels; 0 when the mesh
+    gave no eye line (the scoring then refuses the face as :class:`DegenerateMesh`)."""
+    (rx, ry), (lx, ly) = (np.asarray(points, np.float64)[i, :2] for i in EYE_OUTER)
+    angle = float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+    return angle if np.isfinite(angle) else 0.0
+
+
+def beyond(roll: float, band: float) -> float:
+    """The part of ``roll`` past ``band`` degrees either way (0 within it)."""
+    return float(np.sign(roll) * (abs(roll) - band)) if abs(roll) > band else 0.0
 
 
 def features(points: np.ndarray) -> np.ndarray:
@@ -206,6 +235,10 @@ class GeometrySpec:
     fusion: str = "mean-logit"
     weights: Tuple[float, float] = (0.5, 0.5)
     mesh_source: str = MESH_SOURCE
+    #: levelling (format 4): None serves the crop as the gate boxes it (bundles before it)
+    level_beyond: Optional[float] = None
+    level_rounds: int = LEVEL_ROUNDS
+    level_settled: float = LEVEL_SETTLED
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str) -> "GeometrySpec":
@@ -220,7 +253,8 @@ class GeometrySpec:
                        alignment=str(data["alignment"]), features=str(data["features"]),
                        fusion=str(fusion["rule"]),
                        weights=tuple(float(w) for w in fusion.get("weights", (0.5, 0.5))),
-                       mesh_source=str(mesh.get("source", "")))
+                       mesh_source=str(mesh.get("source", "")),
+                       **_level_fields(data.get("level"), where))
         except KeyError as exc:
             raise ModelError(f"{where}: geometry section has no {exc.args[0]!r}: rebuild the "
                              f"bundle with happyhouse-convert") from None
@@ -245,7 +279,7 @@ class GeometrySpec:
         return spec
 
     def to_dict(self) -> dict:
-        return {"landmarks": {"file": self.mesh_file, "sha256": self.mesh_sha256,
+        section = {"landmarks": {"file": self.mesh_file, "sha256": self.mesh_sha256,
                               "source": self.mesh_source, "licence": "Apache-2.0",
                               "input": [1, MESH_INPUT, MESH_INPUT, 3], "points": MESH_POINTS,
                               "pad": self.pad, "crop": "the contract's face crop before "
@@ -255,6 +289,36 @@ class GeometrySpec:
                          "kind": "logistic regression"},
                 "fusion": {"rule": self.fusion, "weights": list(self.weights),
                            "order": ["classifier", "geometry"]}}
+        if self.level_beyond is not None:
+            section["level"] = {"by": LEVELS[0], "beyond_degrees": self.level_beyond,
+                                "rounds": self.level_rounds,
+                                "settled_degrees": self.level_settled,
+                                "turn": "the crop cut again from the frame turned about its "
+                                        "centre by the roll past beyond_degrees"}
+        return section
+
+
+def _level_fields(level, where: str) -> dict:
+    """GeometrySpec's level fields from ``model.json``'s ``geometry.level`` (absent: none)."""
+    if level is None:
+        return {}
+    if not isinstance(level, Mapping):
+        raise ModelError(f"{where}: geometry level must be an object, got {level!r}")
+    if level.get("by") not in LEVELS:
+        raise ModelError(f"{where}: geometry level by {level.get('by')!r} is not one this build "
+                         f"serves ({', '.join(LEVELS)}): the bundle needs a newer happyhouse")
+    fields = {"level_beyond": level.get("beyond_degrees"), "level_rounds": level.get("rounds"),
+              "level_settled": level.get("settled_degrees")}
+    for name, value, low, high in (("beyond_degrees", fields["level_beyond"], 0, 45),
+                                   ("rounds", fields["level_rounds"], 0, 4),
+                                   ("settled_degrees", fields["level_settled"], 0, 45)):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not np.isfinite(value) or not low <= value <= high
+                or (name == "rounds" and not isinstance(value, int))):
+            raise ModelError(f"{where}: geometry level {name} must be a number within "
+                             f"{low}..{high}{' (whole)' if name == 'rounds' else ''}, got {value!r}")
+    return {"level_beyond": float(fields["level_beyond"]), "level_rounds": fields["level_rounds"],
+            "level_settled": float(fields["level_settled"])}
 
 
 def find_asset(name: str, bundle_dir: Path) -> Optional[Path]:
@@ -301,14 +365,49 @@ class Geometry:
     def description(self) -> str:
         """One line for logs and ``--check``: which mesh, and how the two scores are fused."""
         w_cls, w_geo = self.spec.weights
+        level = ("" if self.spec.level_beyond is None else
+                 f", crop levelled by the eye line beyond {self.spec.level_beyond:g} degrees")
         return (f"face mesh {self.spec.mesh_file} (sha256 {self.mesh.sha256[:12]}) + "
                 f"{self.spec.features} head, fused {self.spec.fusion} "
-                f"{w_cls:g}:{w_geo:g} with the classifier")
+                f"{w_cls:g}:{w_geo:g} with the classifier{level}")
+
+    @property
+    def levels(self) -> bool:
+        return self.spec.level_beyond is not None
+
+    def level(self, frame_bgr: np.ndarray, box, contract) -> Tuple[np.ndarray, np.ndarray, float]:
+        """(crop, its mesh points, turn in degrees): the contract's crop of ``box``, levelled
+        as the bundle says (turn 0, the crop as boxed, for a bundle without levelling or a
+        face within the band). ``contract``: the geometric :class:`Preprocess`."""
+        from .preprocess import prepare_frame
+
+        crop = prepare_frame(frame_bgr, box, contract)
+        points = self.mesh.points(crop, self.spec.pad)
+        if self.spec.level_beyond is None:
+            return crop, points, 0.0
+        seen = {0.0: (crop, points)}
+        total = last = roll_degrees(points)
+        for _ in range(self.spec.level_rounds):
+            if abs(last) <= self.spec.level_settled:
+                break
+            turned = prepare_frame(frame_bgr, box, contract, turn=total)
+            seen[total] = (turned, self.mesh.points(turned, self.spec.pad))
+            last = roll_degrees(seen[total][1])
+            total += last
+        turn = beyond(total, self.spec.level_beyond)
+        if turn not in seen:
+            turned = prepare_frame(frame_bgr, box, contract, turn=turn)
+            seen[turn] = (turned, self.mesh.points(turned, self.spec.pad))
+        return seen[turn][0], seen[turn][1], turn
 
     def score(self, crop_rgb: np.ndarray) -> float:
         """P(happy) from the face's shape alone (the crop before light normalisation);
         :class:`DegenerateMesh` when the mesh found no shape to measure."""
-        return self.head.score(features(self.mesh.points(crop_rgb, self.spec.pad)))
+        return self.score_points(self.mesh.points(crop_rgb, self.spec.pad))
+
+    def score_points(self, points: np.ndarray) -> float:
+        """The same from the crop's mesh points (:meth:`level` gives them)."""
+        return self.head.score(features(points))
 
     def fuse(self, appearance: float, geometry: float) -> float:
         return float(fuse(appearance, geometry, self.spec.weights))

@@ -158,17 +158,23 @@ class Pipeline:
         stages = {"gate": (t1 - t0) * 1000.0}
         if face is None:
             return Observation(frame.timestamp, frame.seq, None, None, False, stages["gate"], stages)
-        score, parts = self._score(prepare_frame(image, face, self.preprocess.geometric()),
-                                   stages, t1)
+        score, parts = self._score(image, face, stages, t1)
         return Observation(frame.timestamp, frame.seq, face, score, self.decide(score),
                            (time.perf_counter() - t0) * 1000.0, stages, parts,
                            faces=max(1, self.gate.faces_seen))
 
-    def _score(self, crop: np.ndarray, stages: Dict[str, float], started: float):
-        """(score, parts) of a crop before normalisation; adds each stage's milliseconds.
+    def _score(self, image: np.ndarray, box: Box, stages: Dict[str, float], started: float):
+        """(score, parts) of the face in ``box``; adds each stage's milliseconds.
 
-        ``started`` is when the crop began (``prepare`` covers crop and normalisation).
+        ``started`` is when the crop began (``prepare`` covers crop and normalisation; a
+        bundle that levels the crop runs the mesh there, ``level``).
         """
+        contract, points = self.preprocess.geometric(), None
+        if self.geometry is not None and self.geometry.levels:
+            crop, points, _ = self.geometry.level(image, box, contract)
+            stages["level"] = (time.perf_counter() - started) * 1000.0
+        else:
+            crop = prepare_frame(image, box, contract)
         model_input = normalize_light(crop, self.preprocess)
         t2 = time.perf_counter()
         appearance = self.classifier.score(model_input)
@@ -177,7 +183,8 @@ class Pipeline:
         if self.geometry is None:
             return appearance, {}
         try:
-            shape = self.geometry.score(crop)
+            shape = (self.geometry.score(crop) if points is None
+                     else self.geometry.score_points(points))
         except DegenerateMesh as exc:
             shape = None
             self.degenerate_meshes += 1
@@ -205,8 +212,7 @@ class Pipeline:
         box = (0, 0, image.shape[1], image.shape[0])
         t0 = time.perf_counter()
         stages: Dict[str, float] = {}
-        score, parts = self._score(prepare_frame(image, box, self.preprocess.geometric()),
-                                   stages, t0)
+        score, parts = self._score(image, box, stages, t0)
         return Observation(time.monotonic(), seq, box, score, self.decide(score),
                            (time.perf_counter() - t0) * 1000.0, stages, parts, faces=1)
 

@@ -192,20 +192,38 @@ def prepare_image(image_rgb: np.ndarray, spec: Preprocess) -> np.ndarray:
     return normalize_light(_resize(image_rgb, spec.size), spec)
 
 
-def prepare_frame(frame_bgr: np.ndarray, box: Optional[Box], spec: Preprocess) -> np.ndarray:
+def prepare_frame(frame_bgr: np.ndarray, box: Optional[Box], spec: Preprocess,
+                  turn: float = 0.0) -> np.ndarray:
     """A camera frame (OpenCV BGR) and its face box -> uint8 RGB size x size.
 
-    In ``face`` mode a box is required: no face, no score.
+    In ``face`` mode a box is required: no face, no score. ``turn`` (degrees,
+    counter-clockwise as shown) cuts the crop from the frame turned about the
+    crop's centre: how a bundle that levels the crop (:mod:`.geometry`) sets a
+    rolled head upright; what lies past the frame's edge is filled from it.
     """
     check_frame(frame_bgr)
     if spec.crop == "face":
         if box is None:
             raise DataError("face crop mode needs a face box: no face, no score")
-        region = _square_region(frame_bgr, *crop_box(frame_bgr.shape, box, spec.margin))
+        square = crop_box(frame_bgr.shape, box, spec.margin)
+        region = (_square_region(frame_bgr, *square) if turn == 0.0
+                  else _turned_region(frame_bgr, *square, turn))
     else:
         region = frame_bgr
     rgb = _cv2().cvtColor(np.ascontiguousarray(region), _cv2().COLOR_BGR2RGB)
     return normalize_light(_resize(rgb, spec.size), spec)
+
+
+def _turned_region(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int,
+                   turn: float) -> np.ndarray:
+    if not np.isfinite(turn):
+        raise DataError(f"a crop's turn must be a finite angle, got {turn!r}")
+    cv2 = _cv2()
+    side = x1 - x0
+    matrix = cv2.getRotationMatrix2D(((x0 + x1) / 2.0, (y0 + y1) / 2.0), float(turn), 1.0)
+    matrix[:, 2] -= (x0, y0)
+    return cv2.warpAffine(frame, matrix, (side, side), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def to_model_input(images_uint8: np.ndarray) -> np.ndarray:

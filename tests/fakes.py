@@ -12,6 +12,7 @@
   loop driven frame by frame on fake time (the Door state machine tests, the service tests
   and the reliability rig)
 * :func:`reseal_bundle`: a written bundle edited and resealed (the checks behind its seal)
+* :func:`geometry_bundle`: the shipped classifier with a geometry stage fitted on real faces
 """
 
 import threading
@@ -306,3 +307,43 @@ def one_error_line(err: str, prog: str, *words: str, alone: bool = True) -> str:
     for word in words:
         assert word in lines[0], err
     return lines[0]
+
+
+def _geometry_head(tmp_path, faces, mesh):
+    """A head that is real enough: fitted by least squares on the real faces' features."""
+    from happyhouse.daemon.geometry import HEAD_FILE, GeometryHead, features
+
+    x = np.stack([features(mesh.points(f)) for f in faces.images])
+    y = faces.labels * 2.0 - 1.0
+    w = np.linalg.lstsq(x - x.mean(0), y, rcond=None)[0]
+    head = GeometryHead(weights=w, bias=float(-x.mean(0) @ w))
+    head.save(tmp_path / HEAD_FILE)
+    return head
+
+
+def geometry_bundle(tmp_path, faces, mesh, **spec_changes):
+    """The shipped classifier re-written as a bundle with a geometry stage (format 2; 4 with
+    ``level=``): ``faces`` real faces (a Dataset), ``mesh`` a FaceMesh; ``spec_changes``
+    replace fields of model.json's geometry section."""
+    import hashlib
+
+    from happyhouse.daemon.bundle import load_bundle, write_bundle
+    from happyhouse.daemon.geometry import (HEAD_FILE, MESH_FILE, MESH_SHA256, Geometry,
+                                            GeometrySpec)
+
+    shipped = load_bundle(None)
+    head = _geometry_head(tmp_path, faces, mesh)
+    head_bytes = (tmp_path / HEAD_FILE).read_bytes()
+
+    spec = GeometrySpec(mesh_file=MESH_FILE, mesh_sha256=MESH_SHA256, head_file=HEAD_FILE,
+                        head_sha256=hashlib.sha256(head_bytes).hexdigest())
+    geometry = Geometry(spec, mesh, head)
+    crops = faces.images[:3]
+    meta = {k: v for k, v in shipped.meta.items()
+            if k not in ("format", "format_version", "model_file", "sha256", "golden")}
+    meta["geometry"] = {**spec.to_dict(), **spec_changes}
+    inputs, outputs = shipped.golden()
+    return write_bundle(tmp_path / "bundle", shipped.model_path.read_bytes(), meta, inputs, outputs,
+                        extra_files={HEAD_FILE: head_bytes},
+                        golden_extra={"geometry_inputs": crops,
+                                      "geometry_scores": np.array([geometry.score(c) for c in crops])})

@@ -57,7 +57,9 @@ def test_fused_bundle_proves_float_int8_parity_and_serves_the_door(fused_model, 
                      "--max-drop", "50", "--json"]) == 0
     bundle = load_bundle(out)
     sidecar = json.loads((model.parent / "geometry.json").read_text())
-    assert bundle.meta["format_version"] == 3 and bundle.geometry is not None
+    # a new fit levels rolled heads (format 4), copied from the sidecar into model.json
+    assert bundle.meta["format_version"] == 4 and bundle.geometry is not None
+    assert bundle.geometry.level_beyond == 10.0 and sidecar["geometry"]["level"]["rounds"] == 2
     assert bundle.threshold == pytest.approx(sidecar["threshold"])
     parity = bundle.meta["metrics"]["parity"]
     # the hold-out is the split's 30 validation faces: fused float vs fused int8 scores

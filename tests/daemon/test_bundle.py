@@ -46,12 +46,15 @@ def _write(out, meta=None, golden=None):
 @pytest.fixture
 def legacy(tmp_path):
     """The shipped bundle as bundles were written before the manifest: no file list, no seal,
-    no ROC table of its hold-out (the shipped one is sealed since it was re-converted)."""
+    no ROC table of its hold-out (the shipped one is sealed since it was re-converted), format 2
+    without levelling (added later, format 4)."""
     root = tmp_path / "legacy"
     shutil.copytree(SHIPPED, root)
     meta = json.loads((root / META_FILE).read_text())
     for key in ("files", "meta_sha256"):
         meta.pop(key, None)
+    meta["geometry"].pop("level", None)
+    meta["format_version"] = 2
     meta["metrics"]["parity"].pop("roc", None)
     (root / META_FILE).write_text(json.dumps(meta, indent=2))
     return root

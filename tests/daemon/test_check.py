@@ -1,5 +1,6 @@
 import io
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -251,7 +252,10 @@ def test_the_door_page_is_checked_as_the_service_would_start_it(tmp_path):
     token = tmp_path / "web-token"
     token.write_text("q" * 30)
     token.chmod(0o644)  # readable by others: the service refuses to start the page
-    cfg = load_config(None, {"web.enabled": True, "web.address": "0.0.0.0:8321",
+    with socket.socket() as probe:  # a port nothing holds (8321 may be a running door's)
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    cfg = load_config(None, {"web.enabled": True, "web.address": f"0.0.0.0:{port}",
                              "web.token_file": str(token)})
     item = check._guard("web page", lambda: check.check_page(cfg))
     assert item.status == check.FAIL and "chmod 600" in item.detail

@@ -10,12 +10,11 @@ from happyhouse.daemon.bundle import load_bundle, write_bundle
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.datasets import load_dataset
 from happyhouse.daemon.errors import ModelError, SelfTestError
-from happyhouse.daemon.geometry import (ASSET_DIR, EYE_OUTER, HEAD_FILE, MESH_FILE, MESH_SHA256,
-                                        FaceMesh, Geometry, GeometryHead, GeometrySpec, align,
-                                        features, fuse, mesh_input)
+from happyhouse.daemon.geometry import (ASSET_DIR, EYE_OUTER, HEAD_FILE, MESH_FILE, FaceMesh,
+                                        GeometrySpec, align, fuse, mesh_input)
 from happyhouse.daemon.pipeline import Pipeline
 from happyhouse.daemon.preprocess import Preprocess, normalize_light, prepare_image
-from fakes import FixedGate, reseal_bundle
+from fakes import FixedGate, geometry_bundle, reseal_bundle
 
 
 @pytest.fixture(scope="module")
@@ -94,39 +93,8 @@ def test_a_mesh_file_with_another_hash_is_refused(tmp_path):
 
 # --- bundles -------------------------------------------------------------------------------
 
-def _head(tmp_path, faces, mesh):
-    """A head that is real enough: fitted by least squares on the real faces' features."""
-    x = np.stack([features(mesh.points(f)) for f in faces.images])
-    y = faces.labels * 2.0 - 1.0
-    w = np.linalg.lstsq(x - x.mean(0), y, rcond=None)[0]
-    head = GeometryHead(weights=w, bias=float(-x.mean(0) @ w))
-    head.save(tmp_path / HEAD_FILE)
-    return head
-
-
-def _geometry_bundle(tmp_path, faces, mesh, **spec_changes):
-    """The shipped classifier re-written as a format-2 bundle with a geometry stage."""
-    shipped = load_bundle(None)
-    head = _head(tmp_path, faces, mesh)
-    head_bytes = (tmp_path / HEAD_FILE).read_bytes()
-    import hashlib
-
-    spec = GeometrySpec(mesh_file=MESH_FILE, mesh_sha256=MESH_SHA256, head_file=HEAD_FILE,
-                        head_sha256=hashlib.sha256(head_bytes).hexdigest())
-    geometry = Geometry(spec, mesh, head)
-    crops = faces.images[:3]
-    meta = {k: v for k, v in shipped.meta.items()
-            if k not in ("format", "format_version", "model_file", "sha256", "golden")}
-    meta["geometry"] = {**spec.to_dict(), **spec_changes}
-    inputs, outputs = shipped.golden()
-    return write_bundle(tmp_path / "bundle", shipped.model_path.read_bytes(), meta, inputs, outputs,
-                        extra_files={HEAD_FILE: head_bytes},
-                        golden_extra={"geometry_inputs": crops,
-                                      "geometry_scores": np.array([geometry.score(c) for c in crops])})
-
-
 def test_a_geometry_bundle_is_format_2_self_tests_and_fuses_both_scores(tmp_path, faces, mesh):
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     assert bundle.meta["format_version"] == 2 and bundle.geometry is not None
     cfg = load_config(None, {"model.bundle": str(bundle.path)})
     pipe = Pipeline.from_config(cfg)
@@ -138,7 +106,7 @@ def test_a_geometry_bundle_is_format_2_self_tests_and_fuses_both_scores(tmp_path
 
 
 def test_golden_geometry_scores_that_this_runtime_misses_refuse_to_arm(tmp_path, faces, mesh):
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     with np.load(bundle.path / "golden.npz") as data:
         arrays = {k: data[k] for k in data.files}
     arrays["geometry_scores"] = np.clip(arrays["geometry_scores"] + 0.2, 0, 1)
@@ -154,7 +122,7 @@ def test_golden_geometry_scores_that_this_runtime_misses_refuse_to_arm(tmp_path,
     lambda a: a.update(geometry_scores=np.array(["x"] * len(a["geometry_scores"]))),
 ], ids=["float-crops", "grey-crops", "text-scores"])
 def test_malformed_golden_geometry_vectors_are_one_model_error(tmp_path, faces, mesh, change):
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     with np.load(bundle.path / "golden.npz") as data:
         arrays = {k: data[k] for k in data.files}
     change(arrays)
@@ -167,7 +135,7 @@ def test_malformed_golden_geometry_vectors_are_one_model_error(tmp_path, faces, 
 
 
 def test_a_bundle_whose_mesh_asset_is_missing_is_refused_in_one_line(tmp_path, faces, mesh):
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     meta = json.loads((bundle.path / "model.json").read_text())
     meta["geometry"]["landmarks"]["file"] = "face_landmark_v9.tflite"
     (bundle.path / "model.json").write_text(json.dumps(meta))
@@ -180,7 +148,7 @@ def test_a_bundle_whose_mesh_asset_is_missing_is_refused_in_one_line(tmp_path, f
 
 
 def test_a_geometry_step_this_build_does_not_know_is_refused(tmp_path, faces, mesh):
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     meta = json.loads((bundle.path / "model.json").read_text())
     meta["geometry"]["features"] = "procrustes-xyz"
     (bundle.path / "model.json").write_text(json.dumps(meta))
@@ -194,7 +162,7 @@ def test_a_geometry_step_this_build_does_not_know_is_refused(tmp_path, faces, me
 def test_fusion_weights_that_cannot_fuse_are_refused(tmp_path, faces, mesh, weights):
     """NaN passed "min < 0 or sum <= 0" (every comparison with NaN is False): a door
     that never opens and never says why."""
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     section = json.loads((bundle.path / "model.json").read_text())["geometry"]
     section["fusion"]["weights"] = weights
     with pytest.raises(ModelError, match="fusion weights must be two finite"):
@@ -207,7 +175,7 @@ def test_fusion_weights_that_cannot_fuse_are_refused(tmp_path, faces, mesh, weig
 ])
 def test_a_malformed_geometry_section_says_what_is_wrong(tmp_path, faces, mesh, change, said):
     """It said "malformed (TypeError("string indices must be integers, not 'str'"))"."""
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     section = json.loads((bundle.path / "model.json").read_text())["geometry"]
     change(section)
     with pytest.raises(ModelError, match=said) as info:
@@ -217,7 +185,7 @@ def test_a_malformed_geometry_section_says_what_is_wrong(tmp_path, faces, mesh, 
 
 def test_an_older_daemon_would_refuse_a_format_2_bundle(tmp_path, faces, mesh):
     # what a version-1 reader checks first: the format_version it knows
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     assert json.loads((bundle.path / "model.json").read_text())["format_version"] == 2
     meta = json.loads((bundle.path / "model.json").read_text())
     meta["format_version"] = 1  # a bundle that hides its new steps behind the old number
@@ -242,7 +210,7 @@ def test_a_format_1_bundle_without_new_steps_is_still_served(tmp_path):
 
 
 def test_pipeline_refuses_a_geometry_bundle_without_its_stage(tmp_path, faces, mesh):
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     with pytest.raises(ModelError, match="geometry"):
         Pipeline(bundle, bundle.classifier(), FixedGate(None))
 
@@ -255,7 +223,7 @@ def test_the_shipped_pipeline_says_which_stages_score_a_face():
 
 def test_the_manifest_covers_the_geometry_head(tmp_path, faces, mesh):
     """Issue 16 item 4: a file a bundle carries is in its manifest and checked at load."""
-    bundle = _geometry_bundle(tmp_path, faces, mesh)
+    bundle = geometry_bundle(tmp_path, faces, mesh)
     assert HEAD_FILE in bundle.manifest
     with open(bundle.path / HEAD_FILE, "ab") as handle:
         handle.write(b"\0")

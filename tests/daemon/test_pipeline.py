@@ -54,7 +54,7 @@ def test_from_config_self_tests_and_scores_a_face():
     assert obs.parts == pytest.approx({"classifier": appearance, "geometry": shape})
     assert obs.score == pytest.approx(pipe.geometry.fuse(appearance, shape))
     assert obs.happy == (obs.score >= pipe.threshold)
-    assert obs.latency_ms > 0 and set(obs.stages_ms) == {"gate", "prepare", "model", "geometry"}
+    assert obs.latency_ms > 0 and set(obs.stages_ms) == {"gate", "level", "prepare", "model", "geometry"}
 
 
 def test_no_face_no_score(bundle):
