@@ -85,10 +85,13 @@ def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
     whole frames gated and cropped like the door does; its data get the same
     treatment.
     """
+    from happyhouse.daemon.datasets import refuse_test_split
     from happyhouse.train.data import load_door_frames, load_training_data
 
     if not paths:
         raise DataError("no calibration data given (--calibration DATA)")
+    if not door_frames:  # a house's adapted model calibrates on its own door frames
+        refuse_test_split(paths, "calibrating a general model or its parity hold-out")
     h, w, _ = input_shape
     if spec.size != h:
         raise ModelError(f"the training metadata's preprocess size {spec.size} disagrees with "

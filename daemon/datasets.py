@@ -163,6 +163,27 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
 MIN_FRAME_SIDE = 8
 
 
+def refuse_test_split(paths: Sequence[Union[str, Path]], use: str) -> None:
+    """DataError naming the first course HDF5 among ``paths`` that holds a *test* split
+    (``test_set_x``): test frames are for evaluation only, never for ``use`` (training,
+    calibration), or the figures measured on them say nothing about a door never seen."""
+    for path in paths:
+        path = Path(path).expanduser()
+        if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file():
+            continue
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                held = "test_set_x" in handle and "train_set_x" not in handle
+        except (ImportError, OSError):
+            continue  # the loader names an unreadable file in its own words
+        if held:
+            raise DataError(f"{path} holds a test split (test_set_x): test frames are for "
+                            f"evaluation only (happyhouse-eval), not for {use}; give training "
+                            f"data (a train_set HDF5 or class folders)")
+
+
 def load_hdf5(path: Union[str, Path], size: Optional[int] = None,
               limit: Optional[int] = None) -> Dataset:
     """The course HDF5 layout (``*_set_x`` uint8 NxHxWx3, ``*_set_y`` labels)."""

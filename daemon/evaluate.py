@@ -230,6 +230,7 @@ def check_outputs(args) -> None:
     Neither may lie in a class folder of ``--data``: roc.png and misses.png there would be
     loaded as faces of that class by the next evaluation or training on it.
     """
+    from .bundle import default_bundle_path
     from .datasets import CLASSES
     from .filesafety import check_creatable, check_file_creatable, inside
 
@@ -246,6 +247,18 @@ def check_outputs(args) -> None:
         if holder is not None:
             raise DataError(f"--per-image {target} is in the class folder {holder} of --data: "
                             f"write it outside the data")
+        read = [("the --data file", d) for d in args.data]
+        read += [("the --config file", getattr(args, "config", None))]
+        for name, given in read:
+            if given and Path(given).expanduser().is_file() and \
+                    Path(given).expanduser().resolve() == target.resolve():
+                raise DataError(f"--per-image {target} is {name} it reads: the CSV would "
+                                f"replace it; give another file name")
+        bundle = Path(getattr(args, "model", None) or default_bundle_path()).expanduser()
+        bundle = bundle.parent if bundle.is_file() else bundle
+        if bundle.is_dir() and inside(target.parent, bundle):
+            raise DataError(f"--per-image {target} is in the model bundle {bundle}: the CSV "
+                            f"would change a sealed bundle; write it elsewhere")
     if plot:
         folder = Path(plot).expanduser()
         holder = class_folder_holding(folder)

@@ -98,6 +98,22 @@ def write_file_whole(path: os.PathLike, data: bytes, what: str) -> Path:
     A write that fails is DataError "cannot write ``what`` ``path``: why", one line."""
     path = Path(path)
     target = Path(os.path.realpath(path)) if path.is_symlink() and path.exists() else path
+    try:
+        kind = os.stat(target).st_mode
+    except OSError:
+        kind = None
+    if kind is not None and (stat.S_ISCHR(kind) or stat.S_ISFIFO(kind)):
+        # /dev/null, a pipe: written into, never renamed over (a rename made /dev/null a
+        # regular file, for every program on the machine)
+        try:
+            with open(target, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise DataError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+        return path
+    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        raise DataError(f"cannot write {what} {path}: it is a device or socket, not a file; "
+                        f"give a file name")
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)

@@ -286,12 +286,15 @@ def predict(model, images: np.ndarray, spec: Optional[Preprocess] = None,
 
 def train(cfg: TrainConfig) -> Dict[str, object]:
     """Load ``cfg.data``, split it, train (or fine-tune), save model + metadata + report."""
+    from happyhouse.daemon.datasets import refuse_test_split
     from happyhouse.daemon.filesafety import require_file
 
     if cfg.init is not None:  # one line before anything: it warned twice and read all the data
         require_file(cfg.init, "--init model", ModelError)
     spec = contract(cfg).geometric()  # normalised per batch, after augmentation
     check_output_folders(cfg)  # before minutes of loading: a folder that cannot be is one line
+    if not cfg.door_frames:  # a house's own door frames (the house protocol) are its to train on
+        refuse_test_split(cfg.data, "training a general model")
     if cfg.door_frames:
         data = load_door_frames(cfg.data, spec, cfg.limit)
     else:

@@ -414,3 +414,65 @@ def test_eval_at_a_threshold_the_door_refuses_says_so(tmp_path, capsys):
     assert "below the floor" in json.loads(capsys.readouterr().out)["door_refuses_threshold"]
     assert evaluate.main(["--data", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["door_refuses_threshold"] is None
+
+
+def _course_h5(path, prefix="test_set"):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f[f"{prefix}_x"] = rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
+        f[f"{prefix}_y"] = np.array([0, 1, 0, 1])
+    return path
+
+
+@pytest.mark.parametrize("what", ["data", "config", "bundle"])
+def test_the_csv_never_replaces_what_eval_reads(tmp_path, capsys, monkeypatch, what):
+    # before: --per-image test_happy.h5 (one slip of tab completion) replaced the data with a
+    # CSV; the same for the config file and a bundle's model.json, exit 0
+    import shutil
+
+    from happyhouse.daemon.bundle import default_bundle_path
+
+    data = _course_h5(tmp_path / "frames.h5")
+    config = tmp_path / "door.conf"
+    config.write_text("[latch]\ngpio = mock\n")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), bundle)
+    target = {"data": data, "config": config, "bundle": bundle / "model.json"}[what]
+    before = target.read_bytes()
+    monkeypatch.setattr(evaluate, "score_images", lambda *a, **k: pytest.fail("scored"))
+    code = evaluate.main(["--data", str(data), "--config", str(config), "--model", str(bundle),
+                          "--per-image", str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--per-image" in err[0], err
+    assert target.read_bytes() == before
+
+
+def test_a_csv_to_a_pipe_is_written_into_it_not_over_it(tmp_path):
+    # before: the table was renamed over the target, so --per-image /dev/null made the
+    # machine's /dev/null a regular file (shown here on a pipe, which the rename replaced too)
+    import os
+    import stat
+    import threading
+
+    from happyhouse.daemon.filesafety import write_file_whole
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()))
+    reader.start()
+    write_file_whole(pipe, b"id,label\n", "the per-image table")
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode) and got == [b"id,label\n"]
+
+
+def test_a_test_split_is_refused_for_training_and_calibration(tmp_path):
+    from happyhouse.daemon.datasets import refuse_test_split
+    from happyhouse.daemon.errors import DataError
+
+    test = _course_h5(tmp_path / "test_happy.h5")
+    train = _course_h5(tmp_path / "train_happy.h5", "train_set")
+    refuse_test_split([train, tmp_path], "training")  # training data and folders pass
+    with pytest.raises(DataError, match="test split .* evaluation only .* not for training"):
+        refuse_test_split([train, test], "training")

@@ -100,8 +100,10 @@ def test_collect_adapt_deploy_and_the_daemon_reloads_it(house, tmp_path, capsys)
     assert "frames to check are in their right class folder" in text.out
     bundle = load_bundle(out)
     assert bundle.meta["training"]["details"]["training"]["door_frames"] is True
-    # logits (format 3): a house's strict threshold near 1 stays servable in int8
-    assert bundle.meta["format_version"] == 3 and bundle.score_kind == "view_logits"
+    # logits (format 3): a house's strict threshold near 1 stays servable in int8; format 4 as
+    # the general geometry stage it keeps levels a rolled head's crop
+    assert bundle.meta["format_version"] == 4 and bundle.score_kind == "view_logits"
+    assert bundle.geometry.level_beyond == 10.0
     # two logits (the face, its mirror image) per golden image; the self-test counts images
     assert bundle.views == 2 and bundle.self_test(bundle.classifier()) == bundle.meta["golden"]["count"]
     # --check says GO to it: every adapted bundle was NO-GO, the converter holding back a
