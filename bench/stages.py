@@ -114,7 +114,8 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
         if box is not None:
             geometry, points = pipeline.geometry, None
             if geometry is not None and geometry.levels:
-                crop, points, _ = geometry.level(frame.image, box, spec.geometric())
+                crop, points, _ = geometry.level(frame.image, box, spec.geometric(),
+                                                 pipeline.gate.eye_roll)
                 t2l = now_ns()
             else:
                 crop = prepare_frame(frame.image, box, spec.geometric())

@@ -156,6 +156,13 @@ def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec,
             raise DataError("an in-memory hold-out needs its description and no --holdout")
         return np.arange(len(data)), opts.holdout_data, opts.holdout_description
     if opts.holdout:
+        calibrating = {Path(p).expanduser().resolve() for p in opts.calibration}
+        both = [p for p in opts.holdout if Path(p).expanduser().resolve() in calibrating]
+        if both:
+            # the parity proof was measured on the images that set the int8 ranges, and the
+            # bundle said "--holdout" as if they were unseen
+            raise DataError(f"--holdout {both[0]} is also --calibration data: give the parity "
+                            f"proof images the calibration did not see")
         return (np.arange(len(data)),
                 load_images(opts.holdout, spec.geometric(), shape, door_frames(train_meta)),
                 # shipped: the datasets' names, never the build machine's folders (portable)

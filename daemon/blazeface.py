@@ -110,22 +110,45 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, min_score: float,
-                 iou: float = NMS_IOU) -> List[Tuple[np.ndarray, float]]:
+                 iou: float = NMS_IOU, carry: Optional[np.ndarray] = None) -> List[tuple]:
     """Detections above ``min_score``: each cluster of overlapping boxes -> one
-    score-weighted mean box carrying the cluster's best score."""
+    score-weighted mean box carrying the cluster's best score (and, with ``carry``, the
+    same weighted mean of each member's ``carry`` row: the keypoints)."""
     # a box with no area (or NaN corners) overlaps nothing, not even itself: its cluster
     # would be empty; a model's degenerate output is no face, never a crash of the door
     whole = (np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > boxes[:, 0])
              & (boxes[:, 3] > boxes[:, 1]))
     keep = np.flatnonzero((scores >= min_score) & whole)
     keep = keep[np.argsort(-scores[keep], kind="stable")]
-    out: List[Tuple[np.ndarray, float]] = []
+    out: List[tuple] = []
     while keep.size:
         overlaps = _iou(boxes[keep[0]], boxes[keep])
         cluster, keep = keep[overlaps > iou], keep[overlaps <= iou]
         weights = scores[cluster][:, None]
-        out.append(((boxes[cluster] * weights).sum(0) / weights.sum(), float(scores[cluster[0]])))
+        found = ((boxes[cluster] * weights).sum(0) / weights.sum(), float(scores[cluster[0]]))
+        if carry is not None:
+            found += ((carry[cluster] * weights).sum(0) / weights.sum(),)
+        out.append(found)
     return out
+
+
+def decode_eyes(regressors: np.ndarray, anchors: np.ndarray,
+                input_size: int = INPUT_SIZE) -> np.ndarray:
+    """The eye keypoints (N, 4): the subject's right eye (x, y) then left eye, in [0, 1]
+    letterbox coordinates (the regressors' keypoints 0 and 1, after the box's 4 numbers)."""
+    reg = np.asarray(regressors, np.float32).reshape(len(anchors), -1)
+    eyes = reg[:, 4:8] / input_size
+    return eyes + np.tile(anchors[:, :2], 2)
+
+
+def eye_roll(eyes: Sequence[float]) -> Optional[float]:
+    """The eye line's angle in degrees (y down; 0 upright), as
+    :func:`happyhouse.daemon.geometry.roll_degrees` measures it on the mesh; None when
+    the two eyes are one point or not numbers."""
+    rx, ry, lx, ly = (float(v) for v in eyes)
+    if not all(np.isfinite((rx, ry, lx, ly))) or (rx, ry) == (lx, ly):
+        return None
+    return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
 
 
 def to_face_box(box: Sequence[float]) -> np.ndarray:
@@ -217,6 +240,13 @@ class BlazeFace:
 
     def detect(self, frame_bgr: np.ndarray, min_score: float) -> List[Tuple[np.ndarray, float]]:
         """Faces in a BGR frame as ((x0, y0, x1, y1) frame pixels, score), best first."""
+        return [(box, score) for box, score, _ in self.detect_with_eyes(frame_bgr, min_score)]
+
+    def detect_with_eyes(self, frame_bgr: np.ndarray, min_score: float) -> List[tuple]:
+        """The same with each face's eye keypoints: (box, score, (rx, ry, lx, ly) frame pixels)."""
         square, fit = letterbox(frame_bgr)
-        boxes, scores = decode(*self.raw(square), self.anchors)
-        return [(fit.to_frame(box), score) for box, score in weighted_nms(boxes, scores, min_score)]
+        regressors, logits = self.raw(square)
+        boxes, scores = decode(regressors, logits, self.anchors)
+        eyes = decode_eyes(regressors, self.anchors)
+        return [(fit.to_frame(box), score, fit.to_frame(pair))
+                for box, score, pair in weighted_nms(boxes, scores, min_score, carry=eyes)]

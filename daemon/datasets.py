@@ -163,6 +163,18 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
 MIN_FRAME_SIDE = 8
 
 
+def repeated_source(paths: Sequence[Union[str, Path]]) -> Optional[str]:
+    """The first of ``paths`` that names the same file or folder as an earlier one (its
+    images would be counted twice)."""
+    seen = set()
+    for path in paths:
+        resolved = Path(path).expanduser().resolve()
+        if resolved in seen:
+            return str(path)
+        seen.add(resolved)
+    return None
+
+
 def refuse_test_split(paths: Sequence[Union[str, Path]], use: str) -> None:
     """DataError naming the first course HDF5 among ``paths`` that holds a *test* split
     (``test_set_x``): test frames are for evaluation only, never for ``use`` (training,

@@ -2,7 +2,7 @@
 
 The Happy House frames are dark and blurred, and the shipped general model
 rarely opens for them (see ``happyhouse-eval``), so a newcomer who replays
-them never sees the latch move. This writes two folders from a class-folder
+them sees the latch move about once in 150 frames. This writes two folders from a class-folder
 dataset of face crops (GENKI-4K, SMILEsmileD)::
 
     OUT/smiles/     the first N faces labelled happy, each in a door-sized frame

@@ -26,7 +26,8 @@ Why a model scores as it does:
   was found (a frame without one has no score; it counts as kept out above).
 * ``--per-image FILE``: a CSV row per image: id, label, the face box (in the
   frame the gate saw: 640x480 for scaled whole frames), score (empty: no
-  face) and the door's decision (``open``, ``locked``, ``no face``).
+  face) and the door's decision (``open``, ``locked``, ``no face``); for a
+  bundle with a geometry stage also the classifier's and the geometry's scores.
 * ``--plot DIR``: ``roc.png`` and ``misses.png`` (the wrong decisions, false
   opens first, each tile labelled with its id, label and score). Needs
   matplotlib (a desktop extra, not installed on the Pi).
@@ -228,10 +229,12 @@ def check_outputs(args) -> None:
     one line at the start, not a traceback (or nothing written) after the evaluation.
 
     Neither may lie in a class folder of ``--data``: roc.png and misses.png there would be
-    loaded as faces of that class by the next evaluation or training on it.
+    loaded as faces of that class by the next evaluation or training on it. The CSV may not
+    replace a file the evaluation reads (``--data``, ``--config``, the bundle's files), and
+    a ``--data`` source given twice is refused (its frames would count twice).
     """
     from .bundle import default_bundle_path
-    from .datasets import CLASSES
+    from .datasets import CLASSES, repeated_source
     from .filesafety import check_creatable, check_file_creatable, inside
 
     class_folders = [Path(d).expanduser() / name for d in args.data
@@ -240,6 +243,9 @@ def check_outputs(args) -> None:
     def class_folder_holding(folder: Path) -> Optional[Path]:
         return next((c for c in class_folders if inside(folder, c)), None)
 
+    repeated = repeated_source(args.data)
+    if repeated is not None:
+        raise DataError(f"--data {repeated} is given twice: its images would be counted twice")
     per_image, plot = getattr(args, "per_image", None), getattr(args, "plot", None)
     if per_image:
         target = check_file_creatable(per_image, "--per-image")
@@ -321,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="TFLite threads")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N images per class/file")
     parser.add_argument("--per-image", metavar="FILE", type=a_path,
-                        help="write a CSV row per image: id, label, face box, score, decision")
+                        help="write a CSV row per image: id, label, face box, score, decision "
+                             "(and the classifier's and the geometry stage's scores, for a bundle "
+                             "that fuses them)")
     parser.add_argument("--plot", metavar="DIR", type=a_path,
                         help="write roc.png and misses.png (false opens first) here; "
                              "needs matplotlib (desktop)")

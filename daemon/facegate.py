@@ -66,6 +66,11 @@ class FaceGate:
         """How many faces the last :meth:`find` saw (it returns the largest)."""
         return self.detector.faces_seen
 
+    @property
+    def eye_roll(self):
+        """The roll of the last face found, where the detector finds eyes (else None)."""
+        return self.detector.eye_roll
+
     def smallest_face(self, shape) -> int:
         """About the smallest face side (px) the gate finds in a frame of ``shape``: ``min_face``
         or the detector's own limit, whichever is larger."""
@@ -102,6 +107,9 @@ class FaceGate:
         if floor > self.min_face:
             # lowering min_face cannot help here: the detector itself sees no smaller face
             hint = self.detector.smaller_faces_hint
+            # "closer" alone misled for a face that fills the frame (a face photo replayed)
             words += (f" (in a {frame_bgr.shape[1]}x{frame_bgr.shape[0]} frame it sees faces from "
-                      f"about {floor} px: move the camera closer{' or ' + hint if hint else ''})")
+                      f"about {floor} px: for a face smaller than that move the camera closer"
+                      f"{' or ' + hint if hint else ''}; a face that fills the frame is too close, "
+                      f"the whole head needs room around it)")
         return words

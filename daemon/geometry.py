@@ -64,11 +64,16 @@ EYE_OUTER = (33, 263)
 ALIGNMENTS = ("eye-corners",)
 FEATURES = ("aligned-xy",)
 FUSIONS = ("mean-logit",)
-#: how the crop is levelled: by the outer eye corners' line (:func:`roll_degrees`)
-LEVELS = ("eye-line",)
-#: the levelling the tilt study adopted (reports/tilt/, candidate ``I10``): turn the roll
-#: beyond 10 degrees, measured in up to 2 more rounds while the last was over 5 degrees
+#: how the crop is levelled: ``eye-line``, by the mesh's outer eye corners (:func:`roll_degrees`),
+#: first measured on the gate's upright crop; ``detector-then-eye-line``, first by the face
+#: detector's own eye points where it finds them (BlazeFace: it sees the whole rolled face,
+#: where the mesh on an upright crop sees only part of the roll), then by the mesh's
+LEVELS = ("eye-line", "detector-then-eye-line")
+#: the levelling the tilt studies adopted (reports/tilt/, ``I10`` then ``H25``): turn the roll
+#: beyond 10 degrees, measured in up to 2 more rounds while the last was over 5 degrees,
+#: starting from the detector's eye line where it is past 25 degrees
 LEVEL_BEYOND, LEVEL_ROUNDS, LEVEL_SETTLED = 10.0, 2, 5.0
+LEVEL_BY, LEVEL_DETECTOR_BEYOND = LEVELS[1], 25.0
 HEAD_FILE = "geometry_head.npz"
 #: logit clip: a saturated score must not outvote the other stage without limit
 LOGIT_CLIP = 8.0
@@ -237,6 +242,9 @@ class GeometrySpec:
     mesh_source: str = MESH_SOURCE
     #: levelling (format 4): None serves the crop as the gate boxes it (bundles before it)
     level_beyond: Optional[float] = None
+    level_by: str = LEVELS[0]
+    #: ``detector-then-eye-line``: the detector's roll starts only past this many degrees
+    level_detector_beyond: float = 0.0
     level_rounds: int = LEVEL_ROUNDS
     level_settled: float = LEVEL_SETTLED
 
@@ -290,7 +298,9 @@ class GeometrySpec:
                 "fusion": {"rule": self.fusion, "weights": list(self.weights),
                            "order": ["classifier", "geometry"]}}
         if self.level_beyond is not None:
-            section["level"] = {"by": LEVELS[0], "beyond_degrees": self.level_beyond,
+            section["level"] = {"by": self.level_by, "beyond_degrees": self.level_beyond,
+                                **({"detector_beyond_degrees": self.level_detector_beyond}
+                                   if self.level_by == "detector-then-eye-line" else {}),
                                 "rounds": self.level_rounds,
                                 "settled_degrees": self.level_settled,
                                 "turn": "the crop cut again from the frame turned about its "
@@ -308,8 +318,10 @@ def _level_fields(level, where: str) -> dict:
         raise ModelError(f"{where}: geometry level by {level.get('by')!r} is not one this build "
                          f"serves ({', '.join(LEVELS)}): the bundle needs a newer happyhouse")
     fields = {"level_beyond": level.get("beyond_degrees"), "level_rounds": level.get("rounds"),
-              "level_settled": level.get("settled_degrees")}
+              "level_settled": level.get("settled_degrees"),
+              "level_detector_beyond": level.get("detector_beyond_degrees", 0.0)}
     for name, value, low, high in (("beyond_degrees", fields["level_beyond"], 0, 45),
+                                   ("detector_beyond_degrees", fields["level_detector_beyond"], 0, 90),
                                    ("rounds", fields["level_rounds"], 0, 4),
                                    ("settled_degrees", fields["level_settled"], 0, 45)):
         if (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -317,7 +329,9 @@ def _level_fields(level, where: str) -> dict:
                 or (name == "rounds" and not isinstance(value, int))):
             raise ModelError(f"{where}: geometry level {name} must be a number within "
                              f"{low}..{high}{' (whole)' if name == 'rounds' else ''}, got {value!r}")
-    return {"level_beyond": float(fields["level_beyond"]), "level_rounds": fields["level_rounds"],
+    return {"level_beyond": float(fields["level_beyond"]), "level_by": level["by"],
+            "level_detector_beyond": float(fields["level_detector_beyond"]),
+            "level_rounds": fields["level_rounds"],
             "level_settled": float(fields["level_settled"])}
 
 
@@ -375,30 +389,39 @@ class Geometry:
     def levels(self) -> bool:
         return self.spec.level_beyond is not None
 
-    def level(self, frame_bgr: np.ndarray, box, contract) -> Tuple[np.ndarray, np.ndarray, float]:
+    def level(self, frame_bgr: np.ndarray, box, contract,
+              first: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray, float]:
         """(crop, its mesh points, turn in degrees): the contract's crop of ``box``, levelled
         as the bundle says (turn 0, the crop as boxed, for a bundle without levelling or a
-        face within the band). ``contract``: the geometric :class:`Preprocess`."""
+        face within the band). ``contract``: the geometric :class:`Preprocess`; ``first``:
+        the detector's roll of this face (:attr:`FaceGate.eye_roll`), where it has one and
+        the bundle starts from it (``detector-then-eye-line``, past ``level_detector_beyond``
+        degrees; else the mesh's roll on the upright crop starts)."""
         from .preprocess import prepare_frame
 
-        crop = prepare_frame(frame_bgr, box, contract)
-        points = self.mesh.points(crop, self.spec.pad)
-        if self.spec.level_beyond is None:
-            return crop, points, 0.0
-        seen = {0.0: (crop, points)}
-        total = last = roll_degrees(points)
-        for _ in range(self.spec.level_rounds):
-            if abs(last) <= self.spec.level_settled:
+        spec = self.spec
+        seen = {}
+
+        def cut(turn: float):
+            if turn not in seen:
+                crop = prepare_frame(frame_bgr, box, contract, turn=turn)
+                seen[turn] = (crop, self.mesh.points(crop, spec.pad))
+            return seen[turn]
+
+        if spec.level_beyond is None:
+            return cut(0.0) + (0.0,)
+        if (spec.level_by == "detector-then-eye-line" and first is not None and np.isfinite(first)
+                and abs(first) > spec.level_detector_beyond):
+            total = last = float(first)
+        else:
+            total = last = roll_degrees(cut(0.0)[1])
+        for _ in range(spec.level_rounds):
+            if abs(last) <= spec.level_settled:
                 break
-            turned = prepare_frame(frame_bgr, box, contract, turn=total)
-            seen[total] = (turned, self.mesh.points(turned, self.spec.pad))
-            last = roll_degrees(seen[total][1])
+            last = roll_degrees(cut(total)[1])
             total += last
-        turn = beyond(total, self.spec.level_beyond)
-        if turn not in seen:
-            turned = prepare_frame(frame_bgr, box, contract, turn=turn)
-            seen[turn] = (turned, self.mesh.points(turned, self.spec.pad))
-        return seen[turn][0], seen[turn][1], turn
+        turn = beyond(total, spec.level_beyond)
+        return cut(turn) + (turn,)
 
     def score(self, crop_rgb: np.ndarray) -> float:
         """P(happy) from the face's shape alone (the crop before light normalisation);

@@ -158,20 +158,23 @@ class Pipeline:
         stages = {"gate": (t1 - t0) * 1000.0}
         if face is None:
             return Observation(frame.timestamp, frame.seq, None, None, False, stages["gate"], stages)
-        score, parts = self._score(image, face, stages, t1)
+        # the detector's eye line, where it has one (a fake gate in a test may know none)
+        score, parts = self._score(image, face, stages, t1, getattr(self.gate, "eye_roll", None))
         return Observation(frame.timestamp, frame.seq, face, score, self.decide(score),
                            (time.perf_counter() - t0) * 1000.0, stages, parts,
                            faces=max(1, self.gate.faces_seen))
 
-    def _score(self, image: np.ndarray, box: Box, stages: Dict[str, float], started: float):
+    def _score(self, image: np.ndarray, box: Box, stages: Dict[str, float], started: float,
+               eye_roll: Optional[float] = None):
         """(score, parts) of the face in ``box``; adds each stage's milliseconds.
 
         ``started`` is when the crop began (``prepare`` covers crop and normalisation; a
-        bundle that levels the crop runs the mesh there, ``level``).
+        bundle that levels the crop runs the mesh there, ``level``); ``eye_roll``: the
+        detector's roll of this face, where it found one.
         """
         contract, points = self.preprocess.geometric(), None
         if self.geometry is not None and self.geometry.levels:
-            crop, points, _ = self.geometry.level(image, box, contract)
+            crop, points, _ = self.geometry.level(image, box, contract, eye_roll)
             stages["level"] = (time.perf_counter() - started) * 1000.0
         else:
             crop = prepare_frame(image, box, contract)

@@ -73,6 +73,8 @@ and its recall not lower by more than 1 point. If it fails, nothing changes.
     python scripts/tilt_start_study.py --json reports/tilt/start.json   # ~10 min, 2 cores
     python scripts/tilt_start_study.py --part confirm --json reports/tilt/confirm.json
     python scripts/tilt_start_study.py --part fresh --json reports/tilt/fresh.json
+    # after the decision, for the record: the adopted H25 on the validation split
+    python scripts/tilt_start_study.py --candidates I10,H25 --json reports/tilt/validation-h25.json
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--limit", type=int, help="N faces drawn at random only (a quick look)")
     p.add_argument("--json", type=Path)
     p.add_argument("--part", choices=("validation", "confirm", "fresh"), default="validation")
+    p.add_argument("--candidates", help="comma-separated names to run instead of the part's "
+                                        "(a report after the decisions, e.g. I10,H25)")
     args = p.parse_args(argv)
     angles, candidates = ANGLES, {k: CANDIDATES[k] for k in ("I10", "D10", "D10r0")}
     if args.part in ("confirm", "fresh"):
@@ -131,6 +135,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{args.part}: {len(names)} SMILEsmileD faces of the training part", flush=True)
     else:
         names, labels, crops = split_faces(SHIPPED, args.data or data_paths())
+    if args.candidates:
+        candidates = {k: CANDIDATES[k] for k in args.candidates.split(",")}
     if args.limit:
         pick = np.sort(np.random.default_rng(0).permutation(len(labels))[:args.limit])
         names, labels, crops = [names[i] for i in pick], labels[pick], crops[pick]

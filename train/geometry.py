@@ -35,7 +35,8 @@ from .logistic import fit_logistic
 from happyhouse.daemon.errors import DataError, ModelError, refuse_unless, seed_check
 from happyhouse.daemon.filesafety import check_creatable, make_folder
 from happyhouse.train.augment import Augment, augment_batch
-from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, LEVEL_BEYOND, MESH_FILE, MESH_PAD, MESH_SHA256,
+from happyhouse.daemon.geometry import (ASSET_DIR, HEAD_FILE, LEVEL_BEYOND, LEVEL_BY,
+                                        LEVEL_DETECTOR_BEYOND, MESH_FILE, MESH_PAD, MESH_SHA256,
                                         FaceMesh, GeometryHead, GeometrySpec, features, fuse,
                                         fusion_weights_valid)
 from happyhouse.daemon.filesafety import a_path, path_arg
@@ -204,7 +205,8 @@ def run(args) -> dict:
     head.save(out / HEAD_FILE)
     geometry = GeometrySpec(mesh_file=MESH_FILE, mesh_sha256=MESH_SHA256, head_file=HEAD_FILE,
                             head_sha256=sha256_file(out / HEAD_FILE),
-                            weights=tuple(args.weights), level_beyond=LEVEL_BEYOND)
+                            weights=tuple(args.weights), level_beyond=LEVEL_BEYOND,
+                            level_by=LEVEL_BY, level_detector_beyond=LEVEL_DETECTOR_BEYOND)
     sidecar = {"format": FORMAT, "version": 1, "model_file": model_path.name,
                # the fused threshold holds for this classifier only: stage_beside checks it
                "model_sha256": sha256_file(model_path),

@@ -35,7 +35,9 @@ def publish(staged: Path, out: Path) -> None:
     for name in FITTED_TO_THE_MODEL:
         if (out / name).is_file() and not (staged / name).exists():
             (out / name).unlink()
-            log.info("removed %s: it was fitted to the model this run replaces", out / name)
+            # a warning: --quiet runs said nothing of a geometry stage gone
+            log.warning("removed %s: it was fitted to the model this run replaces (fit the "
+                        "geometry stage again for the new model)", out / name)
     names = sorted(p.name for p in staged.iterdir())
     for name in sorted(names, key=lambda n: n == MODEL_FILE):  # the model last
         target = out / name

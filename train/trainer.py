@@ -316,7 +316,9 @@ def _output_folders(cfg: "TrainConfig"):
 def check_output_folders(cfg: "TrainConfig") -> None:
     """DataError if the model or report folder plainly cannot be created (nothing is made),
     lies in a ``--data`` folder (its plots and model would be read as faces next time),
-    or the model folder holds the ``--init`` model, which the run would replace."""
+    or the model folder holds the ``--init`` model, which the run would replace; or a
+    ``--data`` source is given twice."""
+    from happyhouse.daemon.datasets import repeated_source
     from happyhouse.daemon.errors import DataError
     from happyhouse.daemon.filesafety import check_creatable, inside
 
@@ -325,6 +327,10 @@ def check_output_folders(cfg: "TrainConfig") -> None:
         # its geometry stage, with exit 0 and no copy kept
         raise DataError(f"--out {cfg.out} holds the --init model {cfg.init}, which this run "
                         f"would replace: give a new folder (and copy it over once it is better)")
+    repeated = repeated_source(cfg.data)
+    if repeated is not None:
+        raise DataError(f"--data {repeated} is given twice: its images would be counted twice "
+                        f"and fall on both sides of the validation split")
     for what, folder in _output_folders(cfg):
         for source in cfg.data:
             if Path(source).is_dir() and inside(folder, source):

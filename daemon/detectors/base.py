@@ -27,6 +27,11 @@ class FaceDetector:
     faces_seen: int = 0
     #: the config keys this detector reads (shared keys may be listed by several)
     keys: ClassVar[Tuple[Key, ...]] = ()
+    #: the eye line's roll (degrees, y down, 0 upright) of the face the last search
+    #: returned, for a detector that finds eyes (BlazeFace); None otherwise. A bundle that
+    #: levels the crop starts from it: the mesh, run on the upright box, sees only part
+    #: of a large roll (reports/tilt/)
+    eye_roll: Optional[float] = None
 
     def __init__(self, min_face: int = 48) -> None:
         #: smallest face side in full-frame pixels
@@ -63,6 +68,7 @@ class FaceDetector:
 
     def find(self, frame_bgr: np.ndarray) -> Optional[Box]:
         """The largest face as (x, y, w, h) in full-frame pixels, or None."""
+        self.eye_roll = None  # a detector without eyes never hands on an old face's
         return self.search(check_frame(frame_bgr), self.min_face)
 
     def search(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..blazeface import INPUT_SIZE, BlazeFace, to_face_box
+from ..blazeface import INPUT_SIZE, BlazeFace, eye_roll, to_face_box
 from ..keys import Key
 from ..preprocess import Box
 from .base import FaceDetector, visible_side
@@ -73,10 +73,11 @@ class BlazeFaceDetector(FaceDetector):
         return max(self.min_face, int(math.ceil(SMALLEST_FRACTION * max(shape[:2]))))
 
     def search(self, frame_bgr: np.ndarray, min_face: int) -> Optional[Box]:
-        boxes = []
-        for found, _ in self.net.detect(frame_bgr, self.min_score):
+        boxes, rolls = [], {}
+        for found, _, eyes in self.net.detect_with_eyes(frame_bgr, self.min_score):
             x0, y0, x1, y1 = (int(round(v)) for v in to_face_box(found))  # framed like the training crops
             box = (x0, y0, x1 - x0, y1 - y0)
+            rolls[box] = eye_roll(eyes)
             # min_face on the part inside the frame: a face mostly outside the picture is
             # not one to score. The box itself is not cut at the edge: a cut box centred the
             # crop on the visible part, off the face (a smile 30% below the frame scored 0.47
@@ -84,4 +85,8 @@ class BlazeFaceDetector(FaceDetector):
             if visible_side(box, frame_bgr.shape) >= min_face:
                 boxes.append(box)
         self.faces_seen = len(boxes)
-        return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
+        if not boxes:
+            return None
+        largest = max(boxes, key=lambda b: b[2] * b[3])
+        self.eye_roll = rolls[largest]
+        return largest

@@ -271,3 +271,24 @@ def test_an_in_memory_holdout_of_another_size_is_refused(tiny_model, small_faces
         convert_paths(tiny_model, [small_faces], tmp_path / "out", holdout_data=held,
                       holdout_description="four grey squares")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_holdout_that_is_the_calibration_data_is_refused(tiny_model, small_faces, tmp_path, capsys):
+    """--holdout X --calibration X proved parity on the images that set the int8 ranges and
+    recorded it as an unseen hold-out, exit 0."""
+    out = tmp_path / "same"
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--holdout",
+               str(small_faces / "."), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "also --calibration data" in err and err.count("happyhouse-convert:") == 1, err
+    assert not out.exists()
+
+
+def test_the_happy_house_test_split_is_refused_as_calibration(tiny_model, happy_house_h5, tmp_path,
+                                                              capsys):
+    """The test frames calibrated a general model without a word (they are evaluation only)."""
+    out = tmp_path / "calibrated-on-test"
+    rc = main([str(tiny_model), "--calibration", str(happy_house_h5), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "evaluation only" in err and err.count("happyhouse-convert:") == 1, err
+    assert not out.exists()

@@ -38,17 +38,20 @@ def test_a_holdout_given_by_path_is_named_by_its_dataset_in_the_shipped_bundle(
     """--holdout was written into model.json and MODEL_CARD.md as the build machine's
     path (inside a sentence, where the path rule did not reach it)."""
     import json
+    import shutil
 
     from happyhouse.convert.cli import main
 
+    held = tmp_path / "held-faces"  # not the calibration folder itself: that is refused
+    shutil.copytree(small_faces, held)
     out = tmp_path / "bundle"
     rc = main([str(tiny_model), "--calibration", str(small_faces), "--holdout",
-               str(small_faces), "--out", str(out), "--max-drop", "100"])
+               str(held), "--out", str(out), "--max-drop", "100"])
     assert rc == 0, capsys.readouterr().err
     meta = json.loads((out / "model.json").read_text())
-    assert meta["metrics"]["parity"]["holdout"] == f"--holdout {small_faces.name}"
+    assert meta["metrics"]["parity"]["holdout"] == f"--holdout {held.name}"
     for name in ("model.json", "MODEL_CARD.md"):
-        assert str(small_faces.parent) not in (out / name).read_text(), name
+        assert str(tmp_path) not in (out / name).read_text(), name
 
 
 def test_no_committed_model_or_report_names_a_build_machine_folder():

@@ -30,10 +30,10 @@ def test_model_json_has_every_field(shipped):
         assert key in meta["output"], key
     assert set(meta["preprocess"]) == {"crop", "margin", "size", "color", "scale", "normalize"}
     assert meta["preprocess"]["normalize"] == "clahe" and meta["format_version"] == 4
-    # the tilt study's levelling (reports/tilt/), the step that makes it format 4
-    assert meta["geometry"]["level"] == {**meta["geometry"]["level"], "by": "eye-line",
-                                         "beyond_degrees": 10.0, "rounds": 2,
-                                         "settled_degrees": 5.0}
+    # the tilt studies' levelling (reports/tilt/: I10, then H25), the step that makes it format 4
+    assert meta["geometry"]["level"] == {**meta["geometry"]["level"], "by": "detector-then-eye-line",
+                                         "beyond_degrees": 10.0, "detector_beyond_degrees": 25.0,
+                                         "rounds": 2, "settled_degrees": 5.0}
     assert meta["labels"] == ["not_happy", "happy"]
     assert 0.0 < meta["threshold"] < 1.0
     assert meta["training"]["data"], "training data summary is empty"

@@ -476,3 +476,12 @@ def test_a_test_split_is_refused_for_training_and_calibration(tmp_path):
     refuse_test_split([train, tmp_path], "training")  # training data and folders pass
     with pytest.raises(DataError, match="test split .* evaluation only .* not for training"):
         refuse_test_split([train, test], "training")
+
+
+def test_the_same_data_given_twice_is_refused(tmp_path, capsys, monkeypatch):
+    # before: --data X --data X scored and counted every frame twice, exit 0
+    data = _course_h5(tmp_path / "frames.h5")
+    monkeypatch.setattr(evaluate, "score_images", lambda *a, **k: pytest.fail("scored"))
+    code = evaluate.main(["--data", str(data), "--data", str(tmp_path / "." / "frames.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "given twice" in err[0], err

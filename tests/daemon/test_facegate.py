@@ -280,6 +280,12 @@ class FixedDetector:
         self.scores.append(min_score)
         return [(np.array(box, float), 0.9) for box in self.found]
 
+    def detect_with_eyes(self, frame, min_score):
+        """The same with level eyes a third of the way down each box."""
+        return [(box, score, np.array([box[0] + 0.3 * (box[2] - box[0]), box[1] + (box[3] - box[1]) / 3,
+                                       box[0] + 0.7 * (box[2] - box[0]), box[1] + (box[3] - box[1]) / 3]))
+                for box, score in self.detect(frame, min_score)]
+
 
 def test_face_box_is_grown_and_raised_like_the_training_crops():
     x0, y0, x1, y1 = bf.to_face_box((100, 200, 200, 300))
@@ -445,3 +451,18 @@ def test_why_no_face_in_a_black_or_blown_out_picture_is_the_exposure(value, says
     why = gate.why_no_face(np.full((480, 640, 3), value, np.uint8))
     assert says in why and "closer" not in why
     assert "very" not in gate.why_no_face(np.full((480, 640, 3), 120, np.uint8))
+
+
+def test_a_face_that_fills_the_frame_is_said_to_be_too_close(genki_root):
+    """A face photo replayed as a camera (a 64x64 crop scaled to 640x480) found no face, and
+    --once said only "move the camera closer"."""
+    import cv2
+
+    from happyhouse.daemon.config import load_config
+    from happyhouse.daemon.facegate import FaceGate
+    from happyhouse.daemon.preprocess import to_camera_size
+
+    gate = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"}))
+    frame = to_camera_size(cv2.imread(str(sorted((genki_root / "happy").iterdir())[0])))
+    assert gate.find(frame) is None
+    assert "a face that fills the frame is too close" in gate.why_no_face(frame)

@@ -147,12 +147,13 @@ def test_a_levelled_bundle_that_claims_format_3_is_refused_in_one_line(faces, me
 
 @pytest.mark.parametrize("level, words", [
     ({**LEVEL, "by": "nose-line"}, "newer happyhouse"),
+    ({**LEVEL, "by": None}, "newer happyhouse"),
     ({**LEVEL, "beyond_degrees": 90}, "beyond_degrees must be a number within 0..45"),
     ({**LEVEL, "beyond_degrees": "10"}, "beyond_degrees must be"),
     ({**LEVEL, "rounds": 1.5}, "rounds must be a number within 0..4 (whole)"),
     ({**LEVEL, "settled_degrees": None}, "settled_degrees must be"),
     ("yes", "level must be an object"),
-], ids=["unknown-way", "too-far", "text", "half-round", "missing", "not-object"])
+], ids=["unknown-way", "no-way", "too-far", "text", "half-round", "missing", "not-object"])
 def test_a_malformed_level_is_refused_by_name(level, words):
     shipped = load_bundle(None)
     section = {**shipped.geometry.to_dict(), "level": level}
@@ -164,3 +165,78 @@ def test_the_level_section_round_trips():
     spec = GeometrySpec.from_dict({**load_bundle(None).geometry.to_dict(), "level": LEVEL}, "x")
     assert (spec.level_beyond, spec.level_rounds, spec.level_settled) == (10.0, 2, 5.0)
     assert GeometrySpec.from_dict(spec.to_dict(), "x") == spec
+
+
+def test_blazeface_hands_on_the_eye_line_of_the_face_it_returns(faces, gate):
+    """The detector sees the whole rolled face: its eye points give the roll before any crop
+    (the mesh on the upright box measured 6-19 degrees of a 30-45 degree roll)."""
+    close = 0
+    for face in faces.images:
+        for angle in (0.0, 30.0, -30.0):
+            box = gate.find(door_frame(face, angle))
+            if box is None:
+                assert gate.eye_roll is None  # never an earlier face's
+                continue
+            close += abs(gate.eye_roll - (-angle)) < 12.0
+    assert close >= 24, f"only {close} eye lines within 12 degrees of the roll"
+    gate.find(np.full((480, 640, 3), 110, np.uint8))
+    assert gate.eye_roll is None
+
+
+def test_a_detector_without_eyes_says_none():
+    haar = FaceGate.from_config(load_config(None, {"latch.gpio": "mock", "face.detector": "haar"}))
+    haar.find(np.full((480, 640, 3), 110, np.uint8))
+    assert haar.eye_roll is None
+
+
+def test_weighted_nms_carries_the_keypoints_of_each_cluster():
+    from happyhouse.daemon.blazeface import weighted_nms
+
+    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5], [0.7, 0.7, 0.9, 0.9]])
+    scores = np.array([0.9, 0.3, 0.8])
+    eyes = np.array([[1.0, 1.0, 3.0, 1.0], [2.0, 2.0, 4.0, 2.0], [5.0, 5.0, 6.0, 5.0]])
+    out = weighted_nms(boxes, scores, 0.2, carry=eyes)
+    assert len(out) == 2 and np.allclose(out[0][2], (0.9 * eyes[0] + 0.3 * eyes[1]) / 1.2)
+    assert np.allclose(out[1][2], eyes[2])
+    assert [len(d) for d in weighted_nms(boxes, scores, 0.2)] == [2, 2]  # as before without
+
+
+def test_the_detector_s_roll_starts_the_levelling_only_where_the_bundle_says(faces, mesh, tmp_path,
+                                                                             monkeypatch):
+    from happyhouse.daemon import geometry as geometry_mod
+
+    frame = door_frame(faces.images[0], 0.0)
+    box = FaceGate.from_config(load_config(None, {"latch.gpio": "mock"})).find(frame)
+    by_mesh = geometry_bundle(tmp_path, faces, mesh, level=LEVEL).geometry_stage()
+    (tmp_path / "d").mkdir()
+    by_detector = geometry_bundle(tmp_path / "d", faces, mesh,
+                                  level={**LEVEL, "by": "detector-then-eye-line"}).geometry_stage()
+    assert by_mesh.level(frame, box, CONTRACT, 40.0)[2] == by_mesh.level(frame, box, CONTRACT)[2]
+    monkeypatch.setattr(geometry_mod, "roll_degrees", lambda points: 0.0)  # the mesh: level
+    assert by_detector.level(frame, box, CONTRACT, 40.0)[2] == pytest.approx(30.0)
+    assert by_detector.level(frame, box, CONTRACT, None)[2] == 0.0  # no eyes: the mesh's
+    assert by_detector.level(frame, box, CONTRACT, 4.0)[2] == 0.0  # within the band
+    (tmp_path / "h").mkdir()
+    past_25 = geometry_bundle(tmp_path / "h", faces, mesh, level={
+        **LEVEL, "by": "detector-then-eye-line", "detector_beyond_degrees": 25.0}).geometry_stage()
+    assert past_25.level(frame, box, CONTRACT, 40.0)[2] == pytest.approx(30.0)
+    # a detector's 20 degrees is not trusted over the mesh's first look (the shipped rule)
+    assert past_25.level(frame, box, CONTRACT, 20.0)[2] == 0.0
+    assert past_25.spec.to_dict()["level"]["detector_beyond_degrees"] == 25.0
+
+
+def test_the_shipped_bundle_levels_a_head_rolled_45_degrees(faces, gate):
+    """End to end through the shipped bundle: rolled 45 degrees either way, the face mesh's
+    crop comes out near level (I10 alone left a quarter of the faces rolled -45 unturned)."""
+    pipe = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
+    assert pipe.geometry.spec.level_by == "detector-then-eye-line"
+    level = 0
+    for face in faces.images:
+        for angle in (45.0, -45.0):
+            frame = door_frame(face, angle)
+            box = pipe.gate.find(frame)
+            if box is None:
+                continue
+            crop, points, turn = pipe.geometry.level(frame, box, CONTRACT, pipe.gate.eye_roll)
+            level += abs(roll_degrees(points)) <= 16.0 and abs(turn) >= 25.0
+    assert level >= 12, f"only {level} of the rolled faces were turned back near level"

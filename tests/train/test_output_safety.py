@@ -231,6 +231,15 @@ def test_a_retrain_into_the_folder_of_its_init_model_is_refused(tmp_path):
                                              init=out / MODEL_FILE))
 
 
+def test_the_same_data_given_twice_is_refused(tmp_path):
+    """--data X --data X counted each face twice, the copies on both sides of the split."""
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    cfg = TrainConfig(data=[str(faces), str(tmp_path / "." / "faces")], out=tmp_path / "new")
+    with pytest.raises(DataError, match="given twice"):
+        trainer.check_output_folders(cfg)
+
+
 def earlier_bundle(folder: Path) -> Path:
     from happyhouse.daemon.bundle import default_bundle_path
 
