@@ -9,6 +9,7 @@ atomically (``write_bundle``) so a refusal anywhere leaves nothing behind.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import tempfile
 from dataclasses import dataclass
@@ -138,7 +139,8 @@ def golden_indices(labels: np.ndarray, scores: np.ndarray, per_class: int = GOLD
     return np.asarray(list(dict.fromkeys(chosen)), dtype=np.int64)
 
 
-def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec, shape):
+def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec, shape,
+                   stage=None):
     """(calibration pool indices, hold-out data, description), best evidence first.
 
     0. the caller's in-memory hold-out (``Options.holdout_data``), checked against the
@@ -156,15 +158,17 @@ def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec,
             raise DataError("an in-memory hold-out needs its description and no --holdout")
         return np.arange(len(data)), opts.holdout_data, opts.holdout_description
     if opts.holdout:
-        calibrating = {Path(p).expanduser().resolve() for p in opts.calibration}
-        both = [p for p in opts.holdout if Path(p).expanduser().resolve() in calibrating]
+        real = lambda p: os.path.realpath(Path(p).expanduser())  # noqa: E731 (link loops)
+        calibrating = {real(p) for p in opts.calibration}
+        both = [p for p in opts.holdout if real(p) in calibrating]
         if both:
             # the parity proof was measured on the images that set the int8 ranges, and the
             # bundle said "--holdout" as if they were unseen
             raise DataError(f"--holdout {both[0]} is also --calibration data: give the parity "
                             f"proof images the calibration did not see")
         return (np.arange(len(data)),
-                load_images(opts.holdout, spec.geometric(), shape, door_frames(train_meta)),
+                load_images(opts.holdout, spec.geometric(), shape, door_frames(train_meta),
+                            level=stage[0] if stage else None),
                 # shipped: the datasets' names, never the build machine's folders (portable)
                 "--holdout " + ", ".join(Path(p).name for p in opts.holdout))
     if train_meta.validation_ids:
@@ -202,8 +206,9 @@ def convert(opts: Options) -> Bundle:
 
     # crops before the contract's light normalisation: the geometry stage reads those,
     # the classifier reads them normalised (as the door's pipeline does)
-    data = load_images(opts.calibration, spec.geometric(), shape, door_frames(train_meta))
-    pool, held_data, holdout_source = choose_holdout(opts, train_meta, data, spec, shape)
+    data = load_images(opts.calibration, spec.geometric(), shape, door_frames(train_meta),
+                       level=stage[0] if stage else None)
+    pool, held_data, holdout_source = choose_holdout(opts, train_meta, data, spec, shape, stage)
     calib_idx = calibration_sample(data.labels, pool, opts.calibration_size, opts.seed)
     calib = data.subset(calib_idx)
     log.info("calibrating on %d of %d images, hold-out %d", len(calib), len(data), len(held_data))

@@ -51,10 +51,15 @@ def _geometry_section(meta: Mapping[str, Any]) -> str:
     ]
     level = geometry.get("level")
     if level:
-        lines.append(f"- level (format 4): a head rolled more than {level['beyond_degrees']:g} "
-                     f"degrees is turned back to that, by the mesh's outer eye corners (the roll "
-                     f"measured again on the turned crop, at most {level['rounds']} more times), "
-                     f"before the classifier and the mesh score the crop (reports/tilt/)\n")
+        start = ("the mesh's outer eye corners on the upright crop" if level["by"] == "eye-line"
+                 else f"the face detector's eye points where they say more than "
+                      f"{level.get('detector_beyond_degrees', 0):g} degrees (else the mesh's "
+                      f"outer eye corners on the upright crop)")
+        lines.append(f"- level (format 4, `{level['by']}`): a head rolled more than "
+                     f"{level['beyond_degrees']:g} degrees is turned back to that before the "
+                     f"classifier and the mesh score the crop; the roll starts from {start} and "
+                     f"is measured again by the mesh on the turned crop, at most "
+                     f"{level['rounds']} more times (reports/tilt/)\n")
     figures = meta.get("metrics", {}).get("fusion") or {}
     if figures:
         lines.append("\nOn the validation split (float classifier; each at its own 1%-false-open "

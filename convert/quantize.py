@@ -73,7 +73,8 @@ def model_input_shape(model, label: Union[str, Path] = "model") -> Tuple[int, in
 
 
 def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
-                input_shape: Tuple[int, int, int], door_frames: bool = False) -> Dataset:
+                input_shape: Tuple[int, int, int], door_frames: bool = False,
+                level=None) -> Dataset:
     """Labelled images from each path, sized and prepared as training prepared them.
 
     The contract's ``size`` is the model's input size (a contract that
@@ -97,7 +98,7 @@ def load_images(paths: Sequence[Union[str, Path]], spec: Preprocess,
         raise ModelError(f"the training metadata's preprocess size {spec.size} disagrees with "
                          f"the model input {h}x{w}")
     if door_frames:
-        data = load_door_frames(list(paths), spec)
+        data = load_door_frames(list(paths), spec, level=level)  # levelled as the bundle will
         if data.skipped:
             log.warning("door frames: skipped %d (no face or unreadable)", len(data.skipped))
         return data

@@ -331,6 +331,10 @@ def load_bundle(path: Union[str, Path, None] = None) -> Bundle:
         if meta["format_version"] < 2:
             raise ModelError(f"{root / META_FILE}: a geometry stage needs format_version 2")
         geometry = GeometrySpec.from_dict(meta["geometry"], str(root / META_FILE))
+        if geometry.level_beyond is not None and preprocess.crop != "face":
+            # a whole-frame crop cannot be turned: it loaded and served unturned crops
+            raise ModelError(f"{root / META_FILE}: a levelled crop (geometry.level) needs "
+                             f"preprocess crop 'face', not {preprocess.crop!r}")
         if geometry.level_beyond is not None and meta["format_version"] < 4:
             # a version-3 daemon would serve it unlevelled: the bundle must say 4
             raise ModelError(f"{root / META_FILE}: a levelled crop (geometry.level) needs "

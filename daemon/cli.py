@@ -93,7 +93,8 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--config", metavar="PATH", type=a_path,
                         help=f"INI config file (default {DEFAULT_PATH} if it exists)")
     parser.add_argument("--source", help="camera index, /dev/videoN, video file, URL, GStreamer "
-                                         "pipeline, image file or image folder")
+                                         "pipeline, image file, image folder or a course .h5 "
+                                         "(frames replayed at the camera's size)")
     parser.add_argument("--model", metavar="BUNDLE", type=a_path,
                         help="model bundle folder (default: shipped model)")
     parser.add_argument("--gpio", choices=GPIO_FACTORIES, help="gpiozero pin factory (mock = no hardware)")

@@ -168,7 +168,7 @@ def repeated_source(paths: Sequence[Union[str, Path]]) -> Optional[str]:
     images would be counted twice)."""
     seen = set()
     for path in paths:
-        resolved = Path(path).expanduser().resolve()
+        resolved = os.path.realpath(Path(path).expanduser())  # a link loop: no RuntimeError
         if resolved in seen:
             return str(path)
         seen.add(resolved)

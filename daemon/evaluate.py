@@ -224,13 +224,14 @@ def write_per_image(path: str, results: Sequence[ImageResult]) -> Path:
 PLOT_FILES = ("roc.png", "misses.png")
 
 
-def check_outputs(args) -> None:
+def check_outputs(args, bundle=None) -> None:
     """``--per-image`` and ``--plot`` checked before any image is scored: a wrong path is
     one line at the start, not a traceback (or nothing written) after the evaluation.
 
     Neither may lie in a class folder of ``--data``: roc.png and misses.png there would be
     loaded as faces of that class by the next evaluation or training on it. The CSV may not
-    replace a file the evaluation reads (``--data``, ``--config``, the bundle's files), and
+    replace a file the evaluation reads (``--data``, ``--config``, the files of ``bundle``:
+    ``--model`` or the config's, default the shipped one), and
     a ``--data`` source given twice is refused (its frames would count twice).
     """
     from .bundle import default_bundle_path
@@ -253,16 +254,17 @@ def check_outputs(args) -> None:
         if holder is not None:
             raise DataError(f"--per-image {target} is in the class folder {holder} of --data: "
                             f"write it outside the data")
+        real = os.path.realpath(target)  # a link to an input is that input (never raises)
         read = [("the --data file", d) for d in args.data]
         read += [("the --config file", getattr(args, "config", None))]
         for name, given in read:
             if given and Path(given).expanduser().is_file() and \
-                    Path(given).expanduser().resolve() == target.resolve():
+                    os.path.realpath(Path(given).expanduser()) == real:
                 raise DataError(f"--per-image {target} is {name} it reads: the CSV would "
                                 f"replace it; give another file name")
-        bundle = Path(getattr(args, "model", None) or default_bundle_path()).expanduser()
+        bundle = Path(bundle or default_bundle_path()).expanduser()
         bundle = bundle.parent if bundle.is_file() else bundle
-        if bundle.is_dir() and inside(target.parent, bundle):
+        if bundle.is_dir() and inside(os.path.dirname(real), bundle):
             raise DataError(f"--per-image {target} is in the model bundle {bundle}: the CSV "
                             f"would change a sealed bundle; write it elsewhere")
     if plot:
@@ -350,10 +352,10 @@ def run(args) -> dict:
         from .plots import pyplot
 
         pyplot()  # no matplotlib: say so now, not after the whole evaluation
-    check_outputs(args)
     cfg = load_config(args.config, {"model.bundle": args.model, "model.threshold": args.threshold,
                                     "model.threads": args.threads},
                       required=args.config is not None)
+    check_outputs(args, cfg.model_bundle or None)
     pipeline = Pipeline.from_config(cfg, door=False)  # measures; never drives the latch
     size = size or (cfg.camera_width, cfg.camera_height)  # the door's camera, as adapt scales
     report = {"model": str(pipeline.bundle.path), "model_sha256": pipeline.model_sha256,

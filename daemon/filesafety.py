@@ -53,8 +53,20 @@ def check_file_creatable(path: os.PathLike, what: str) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise DataError(f"{what} {path} is a folder: give the name of the file to write")
+    if _written_into(path):  # /dev/null, a pipe: written into, so /dev need not be writable
+        return path
     check_creatable(path.parent, f"{what}'s folder")
     return path
+
+
+def _written_into(path: Path) -> bool:
+    """Whether ``path`` (links followed) is a character device or a FIFO: written into,
+    never renamed over."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def a_path(text: str) -> str:
@@ -97,20 +109,20 @@ def write_file_whole(path: os.PathLike, data: bytes, what: str) -> Path:
     and a new one gets what the umask allows (not the temporary file's private rw-------).
     A write that fails is DataError "cannot write ``what`` ``path``: why", one line."""
     path = Path(path)
-    target = Path(os.path.realpath(path)) if path.is_symlink() and path.exists() else path
     try:
-        kind = os.stat(target).st_mode
+        kind = os.stat(path).st_mode  # links followed: /dev/stdout is this process's pipe
     except OSError:
         kind = None
     if kind is not None and (stat.S_ISCHR(kind) or stat.S_ISFIFO(kind)):
         # /dev/null, a pipe: written into, never renamed over (a rename made /dev/null a
         # regular file, for every program on the machine)
         try:
-            with open(target, "wb") as handle:
+            with open(path, "wb") as handle:
                 handle.write(data)
         except OSError as exc:
             raise DataError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
         return path
+    target = Path(os.path.realpath(path)) if path.is_symlink() and path.exists() else path
     if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
         raise DataError(f"cannot write {what} {path}: it is a device or socket, not a file; "
                         f"give a file name")

@@ -145,7 +145,9 @@ def roll_degrees(points: np.ndarray) -> float:
 
 
 def beyond(roll: float, band: float) -> float:
-    """The part of ``roll`` past ``band`` degrees either way (0 within it)."""
+    """The part of ``roll`` past ``band`` degrees either way (0 within it); ``roll`` is taken
+    as the same angle within (-180, 180] first (365 is 5)."""
+    roll = -((-float(roll) + 180.0) % 360.0 - 180.0)
     return float(np.sign(roll) * (abs(roll) - band)) if abs(roll) > band else 0.0
 
 

@@ -169,13 +169,16 @@ class Pipeline:
         """(score, parts) of the face in ``box``; adds each stage's milliseconds.
 
         ``started`` is when the crop began (``prepare`` covers crop and normalisation; a
-        bundle that levels the crop runs the mesh there, ``level``); ``eye_roll``: the
-        detector's roll of this face, where it found one.
+        bundle that levels the crop cuts it and runs the mesh in ``level``, and ``prepare``
+        is then the normalisation alone); ``eye_roll``: the detector's roll of this face,
+        where it found one.
         """
         contract, points = self.preprocess.geometric(), None
         if self.geometry is not None and self.geometry.levels:
             crop, points, _ = self.geometry.level(image, box, contract, eye_roll)
-            stages["level"] = (time.perf_counter() - started) * 1000.0
+            levelled = time.perf_counter()
+            stages["level"] = (levelled - started) * 1000.0
+            started = levelled  # ``prepare`` is then the light normalisation alone
         else:
             crop = prepare_frame(image, box, contract)
         model_input = normalize_light(crop, self.preprocess)

@@ -208,6 +208,8 @@ def prepare_frame(frame_bgr: np.ndarray, box: Optional[Box], spec: Preprocess,
         square = crop_box(frame_bgr.shape, box, spec.margin)
         region = (_square_region(frame_bgr, *square) if turn == 0.0
                   else _turned_region(frame_bgr, *square, turn))
+    elif turn != 0.0:
+        raise DataError(f"a crop can be turned in 'face' mode only, not {spec.crop!r}")
     else:
         region = frame_bgr
     rgb = _cv2().cvtColor(np.ascontiguousarray(region), _cv2().COLOR_BGR2RGB)

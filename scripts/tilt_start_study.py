@@ -91,7 +91,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aligned_crop_study import data_paths  # noqa: E402  (sibling study scripts)
 from ensemble_study import AUDITS, SHIPPED  # noqa: E402
-from tilt_study import ANGLES, figures, rolled  # noqa: E402
+from tilt_study import ANGLES, drawn, figures, rolled  # noqa: E402
 
 #: name -> (level.by, rounds, detector_beyond_degrees)
 CANDIDATES = {"I10": ("eye-line", 2, 0.0), "D10": ("detector-then-eye-line", 2, 0.0),
@@ -123,11 +123,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.part in ("confirm", "fresh"):
         names, labels, crops = split_faces(SHIPPED, args.data or data_paths(), part="training")
         smile = np.flatnonzero([n.startswith("smilesmiled/") for n in names])
-        drawn = np.random.default_rng(1).permutation(smile)[:CONFIRM_FACES]
+        chosen = np.random.default_rng(1).permutation(smile)[:CONFIRM_FACES]
         if args.part == "fresh":  # the faces the confirmation did not draw
-            rest = np.setdiff1d(smile, drawn)
-            drawn = np.random.default_rng(2).permutation(rest)[:CONFIRM_FACES]
-        pick = np.sort(drawn)
+            rest = np.setdiff1d(smile, chosen)
+            chosen = np.random.default_rng(2).permutation(rest)[:CONFIRM_FACES]
+        pick = np.sort(chosen)
         names, labels, crops = [names[i] for i in pick], labels[pick], crops[pick]
         angles = CONFIRM_ANGLES if args.part == "confirm" else FRESH_ANGLES
         candidates = {k: CANDIDATES[k] for k in (("I10", "D10") if args.part == "confirm"
@@ -137,9 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         names, labels, crops = split_faces(SHIPPED, args.data or data_paths())
     if args.candidates:
         candidates = {k: CANDIDATES[k] for k in args.candidates.split(",")}
-    if args.limit:
-        pick = np.sort(np.random.default_rng(0).permutation(len(labels))[:args.limit])
-        names, labels, crops = [names[i] for i in pick], labels[pick], crops[pick]
+    names, labels, crops = drawn(names, labels, crops, args.limit)
     audited, keep = apply_audit(names, labels, load_audits([Path(a) for a in AUDITS]))
 
     pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))

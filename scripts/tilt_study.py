@@ -106,6 +106,14 @@ def levelled_crop(frame_bgr: np.ndarray, box, angle: float, spec) -> np.ndarray:
     return prepare_frame(square, (0, 0, side, side), spec)
 
 
+def drawn(names, labels, crops, limit: Optional[int]):
+    """The faces as they are, or ``limit`` of them drawn at random (seed 0; a quick look)."""
+    if not limit:
+        return names, labels, crops
+    pick = np.sort(np.random.default_rng(0).permutation(len(labels))[:limit])
+    return [names[i] for i in pick], labels[pick], crops[pick]
+
+
 def figures(labels, scores, threshold) -> dict:
     from happyhouse.daemon.roc import roc_auc
 
@@ -132,10 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--limit", type=int, help="N faces drawn at random only (a quick look)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    names, labels, crops = split_faces(SHIPPED, args.data or data_paths())
-    if args.limit:
-        pick = np.sort(np.random.default_rng(0).permutation(len(labels))[:args.limit])
-        names, labels, crops = [names[i] for i in pick], labels[pick], crops[pick]
+    names, labels, crops = drawn(*split_faces(SHIPPED, args.data or data_paths()), args.limit)
     audited, keep = apply_audit(names, labels, load_audits([Path(a) for a in AUDITS]))
 
     pipeline = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))

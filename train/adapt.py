@@ -130,8 +130,9 @@ class Refused(HappyHouseError):
     exit_code = EXIT_REFUSED
 
 
-def load_frames(path: Path, spec, limit: Optional[int] = None, cfg=None):
-    """(dataset of gated crops, has_face): every frame as the door (``cfg``) would crop it."""
+def load_frames(path: Path, spec, limit: Optional[int] = None, cfg=None, level=None):
+    """(dataset of gated crops, has_face): every frame as the door (``cfg``) would crop it
+    (levelled as the geometry stage ``level`` the bundle will carry levels it)."""
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.datasets import load_dataset, unreadable_line
 
@@ -147,7 +148,7 @@ def load_frames(path: Path, spec, limit: Optional[int] = None, cfg=None):
     if data.skipped:
         log.warning("%s", unreadable_line(data.skipped))
     raw = data.images
-    data.images, has_face = door_face_crops(data.images, spec, cfg)
+    data.images, has_face = door_face_crops(data.images, spec, cfg, level)
     keep = distinct_frames(raw, data.labels, data.ids, has_face)
     data = data.subset(keep)
     data.raw, has_face = raw[keep], has_face[keep]
@@ -429,6 +430,7 @@ def run(args) -> dict:
 
     from . import house_cv, report
     from .data import near_duplicate_groups, stratified_group_folds
+    from .geometry import stage_beside
     from .label_audit import draw_sheets
     from .trainer import read_meta
 
@@ -444,7 +446,9 @@ def run(args) -> dict:
     require_file(args.general, "general model (--general: the models/general/model.keras of a "
                                "HappyHouse checkout)", ModelError)
     spec = Preprocess.from_dict(read_meta(args.general)["preprocess"]).geometric()
-    data, has_face = load_frames(args.frames, spec, args.limit, cfg)
+    general_stage = None if getattr(args, "no_geometry", False) else stage_beside(Path(args.general))
+    data, has_face = load_frames(args.frames, spec, args.limit, cfg,
+                                 general_stage[0] if general_stage else None)
     labels = data.labels
     check_enough(labels, has_face, args.min_per_class)
     if args.protocol == "refit":  # the only protocol with inner folds

@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
                    help="class-folder root (happy/, not_happy/) or course .h5; repeat to combine")
     p.add_argument("--out", required=True, type=path_arg, help="folder for model.keras + train_meta.json")
     p.add_argument("--report", type=path_arg, help="folder for metrics.json and plots (default: --out)")
-    p.add_argument("--arch", default=models.DEFAULT_ARCH, choices=sorted(models.ARCHS))
+    p.add_argument("--arch", choices=sorted(models.ARCHS),
+                   help=f"network to build (default {models.DEFAULT_ARCH}); not with --init, which "
+                        f"fine-tunes the given model's own network")
     p.add_argument("--init", type=path_arg, metavar="MODEL",
                    help="fine-tune this .keras model (e.g. the general model on a house's images)")
     p.add_argument("--train-bn", action="store_true",
@@ -107,7 +109,12 @@ def _train(argv: Optional[List[str]]) -> int:
 
     if not 0.0 <= args.max_false_open < 1.0:
         raise HappyHouseError("--max-false-open must be in [0, 1)")
-    cfg = TrainConfig(data=args.data, out=args.out, report_dir=args.report, arch=args.arch,
+    if args.init is not None and args.arch is not None:
+        # the --init model's own network is fine-tuned: --arch was ignored without a word
+        raise HappyHouseError(f"--arch {args.arch} does not apply with --init (which fine-tunes "
+                              f"{args.init}'s own network): leave out one of them")
+    cfg = TrainConfig(data=args.data, out=args.out, report_dir=args.report,
+                      arch=args.arch or models.DEFAULT_ARCH,
                       init=args.init, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
                       split_seed=args.split_seed,

@@ -173,14 +173,16 @@ def load_training_data(paths: Sequence[str], spec: Preprocess, limit: Optional[i
     return data
 
 
-def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess, cfg=None):
+def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess, cfg=None, level=None):
     """Whole door frames -> (face crops exactly as the daemon would make them, has_face).
 
     Each frame is scaled to the camera's size (``to_door_frame``), passed
     through the face gate, and cropped by the preprocessing contract, so a
     house model learns from the pixels the door will score. ``cfg``: the
     door's own config (its camera size and ``[face]`` settings); default, the
-    built-in one (640x480, the shipped gate).
+    built-in one (640x480, the shipped gate). ``level``: the geometry stage the
+    model's bundle will carry; a stage that levels a rolled head's crop
+    (:meth:`happyhouse.daemon.geometry.Geometry.level`) levels these crops the same way.
     """
     from happyhouse.daemon.config import load_config
     from happyhouse.daemon.facegate import FaceGate
@@ -196,14 +198,18 @@ def door_face_crops(frames_rgb: np.ndarray, spec: Preprocess, cfg=None):
         frame = to_door_frame(rgb, cfg.camera_width, cfg.camera_height)
         box = gate.find(frame)
         if box is not None:
-            crops[i] = prepare_frame(frame, box, spec)
+            turn = 0.0
+            if level is not None and level.levels:  # the roll measured as the door measures it
+                turn = level.level(frame, box, spec.geometric(), gate.eye_roll)[2]
+            crops[i] = prepare_frame(frame, box, spec, turn=turn)
             found[i] = True
     log.info("face gate: a face in %d of %d frames (%.1fs)", found.sum(), len(found),
              time.monotonic() - started)
     return crops, found
 
 
-def load_door_frames(paths: Sequence[str], spec: Preprocess, limit: Optional[int] = None) -> Dataset:
+def load_door_frames(paths: Sequence[str], spec: Preprocess, limit: Optional[int] = None,
+                     level=None) -> Dataset:
     """A house's own whole door-camera frames -> the face crops the door would score.
 
     Frames are read at their own size (frames of several sizes in one source are each
@@ -223,7 +229,7 @@ def load_door_frames(paths: Sequence[str], spec: Preprocess, limit: Optional[int
                             frame_size=(camera.camera_width, camera.camera_height))
         if data.skipped:
             log.warning("%s", unreadable_line(data.skipped))
-        crops, found = door_face_crops(data.images, spec)
+        crops, found = door_face_crops(data.images, spec, level=level)
         kept = data.subset(np.flatnonzero(found))
         kept.images = crops[found]
         kept.skipped += [(data.ids[i], "no face found by the door's face gate")

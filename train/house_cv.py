@@ -505,6 +505,7 @@ def save_scores(path: Path, labels: np.ndarray, has_face: np.ndarray, fold: np.n
 
 
 def run(args) -> dict:
+    from .geometry import stage_beside
     from .outputs import staged_output
     from .trainer import load_model, predict
 
@@ -512,7 +513,10 @@ def run(args) -> dict:
     if args.crop == "face":
         spec = door_crop(args)
         data = load_training_data([args.data], Preprocess(crop="frame", size=64))
-        data.images, has_face = door_face_crops(data.images, spec)
+        found = (None if args.scratch or getattr(args, "no_geometry", False)
+                 else stage_beside(Path(args.init)))  # the stage whose levelling the door serves
+        data.images, has_face = door_face_crops(data.images, spec,
+                                                level=found[0] if found else None)
     else:
         spec = Preprocess(crop="frame", size=64)
         data = load_training_data([args.data], spec)

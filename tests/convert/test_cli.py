@@ -189,7 +189,8 @@ def test_a_door_frames_model_is_calibrated_on_gated_face_crops(tiny_model, happy
     gated = []
     real = train_data.door_face_crops
     monkeypatch.setattr(train_data, "door_face_crops",
-                        lambda frames, spec: gated.append(len(frames)) or real(frames, spec))
+                        lambda frames, spec, cfg=None, level=None:
+                        gated.append(len(frames)) or real(frames, spec, cfg, level))
     out = tmp_path / "bundle"
     rc = main([str(folder / "model.keras"), "--calibration", str(happy_house_h5), "--out", str(out),
                "--max-drop", "100", "--calibration-size", "40"])

@@ -59,3 +59,19 @@ def kept_pins(monkeypatch):
     factory = Kept()
     monkeypatch.setattr(latch_mod, "make_pin_factory", lambda name: factory)
     return factory
+
+
+@pytest.fixture(scope="module")
+def faces(genki_root):
+    """Six real 64x64 GENKI-4K faces per class (RGB): the geometry and levelling tests'."""
+    from happyhouse.daemon.datasets import load_dataset
+
+    return load_dataset(genki_root, size=64, limit=6)
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    """MediaPipe's face mesh as the package ships it."""
+    from happyhouse.daemon.geometry import ASSET_DIR, MESH_FILE, FaceMesh
+
+    return FaceMesh(ASSET_DIR / MESH_FILE)

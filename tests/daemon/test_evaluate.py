@@ -485,3 +485,55 @@ def test_the_same_data_given_twice_is_refused(tmp_path, capsys, monkeypatch):
     code = evaluate.main(["--data", str(data), "--data", str(tmp_path / "." / "frames.h5")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "given twice" in err[0], err
+
+
+def test_the_csv_never_replaces_the_bundle_the_config_serves_nor_a_link_into_it(tmp_path, capsys,
+                                                                                 monkeypatch):
+    # the guard looked at --model only: a bundle named by the config's [model] bundle was
+    # overwritten (exit 0), and so was one reached through a link
+    import shutil
+
+    from happyhouse.daemon.bundle import default_bundle_path
+
+    data = _course_h5(tmp_path / "frames.h5")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), bundle)
+    config = tmp_path / "door.conf"
+    config.write_text(f"[latch]\ngpio = mock\n[model]\nbundle = {bundle}\n")
+    link = tmp_path / "innocent.csv"
+    link.symlink_to(bundle / "golden.npz")
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    monkeypatch.setattr(evaluate, "score_images", lambda *a, **k: pytest.fail("scored"))
+    for target, argv in ((bundle / "model.json", ["--config", str(config)]),
+                         (link, ["--model", str(bundle)])):
+        code = evaluate.main(["--data", str(data), *argv, "--per-image", str(target)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "in the model bundle" in err[0], err
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+
+
+def test_a_link_loop_is_one_line_not_a_traceback(tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    code = evaluate.main(["--data", str(loop), "--data", str(loop)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.count("happyhouse-eval:") == 1, err
+
+
+def test_a_csv_to_dev_stdout_piped_is_written_into_the_pipe(tmp_path):
+    # --per-image /dev/stdout | ...: the link's real path (/proc/PID/fd/pipe:[N]) does not
+    # exist, so the table took the rename path and failed "No such file or directory"
+    import os
+
+    from happyhouse.daemon.filesafety import check_file_creatable, write_file_whole
+
+    read, write = os.pipe()
+    try:
+        stdout = tmp_path / "stdout"  # what /dev/stdout is: a link to this process's fd
+        stdout.symlink_to(f"/proc/self/fd/{write}")
+        assert check_file_creatable(stdout, "--per-image") == stdout
+        write_file_whole(stdout, b"id,label\n", "the per-image table")
+        assert os.read(read, 100) == b"id,label\n"
+    finally:
+        os.close(read)
+        os.close(write)

@@ -8,7 +8,6 @@ import pytest
 
 from happyhouse.daemon.bundle import load_bundle, write_bundle
 from happyhouse.daemon.config import load_config
-from happyhouse.daemon.datasets import load_dataset
 from happyhouse.daemon.errors import ModelError, SelfTestError
 from happyhouse.daemon.geometry import (ASSET_DIR, EYE_OUTER, HEAD_FILE, MESH_FILE, FaceMesh,
                                         GeometrySpec, align, fuse, mesh_input)
@@ -17,15 +16,6 @@ from happyhouse.daemon.preprocess import Preprocess, normalize_light, prepare_im
 from fakes import FixedGate, geometry_bundle, reseal_bundle
 
 
-@pytest.fixture(scope="module")
-def faces(genki_root):
-    """Six real 64x64 GENKI-4K faces per class (RGB)."""
-    return load_dataset(genki_root, size=64, limit=6)
-
-
-@pytest.fixture(scope="module")
-def mesh():
-    return FaceMesh(ASSET_DIR / MESH_FILE)
 
 
 def test_clahe_spreads_a_dim_face_and_keeps_shape_dtype_and_determinism(faces):

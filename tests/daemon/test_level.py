@@ -13,11 +13,9 @@ import pytest
 
 from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.config import load_config
-from happyhouse.daemon.datasets import load_dataset
 from happyhouse.daemon.errors import DataError, ModelError
 from happyhouse.daemon.facegate import FaceGate
-from happyhouse.daemon.geometry import (ASSET_DIR, MESH_FILE, FaceMesh, GeometrySpec, beyond,
-                                        roll_degrees)
+from happyhouse.daemon.geometry import GeometrySpec, beyond, roll_degrees
 from happyhouse.daemon.pipeline import Pipeline
 from happyhouse.daemon.preprocess import Preprocess, prepare_frame
 from fakes import geometry_bundle, reseal_bundle
@@ -27,14 +25,6 @@ LEVEL = {"by": "eye-line", "beyond_degrees": 10.0, "rounds": 2, "settled_degrees
 CONTRACT = Preprocess(crop="face", margin=0.0, size=64)
 
 
-@pytest.fixture(scope="module")
-def faces(genki_root):
-    return load_dataset(genki_root, size=64, limit=6)
-
-
-@pytest.fixture(scope="module")
-def mesh():
-    return FaceMesh(ASSET_DIR / MESH_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +230,37 @@ def test_the_shipped_bundle_levels_a_head_rolled_45_degrees(faces, gate):
             crop, points, turn = pipe.geometry.level(frame, box, CONTRACT, pipe.gate.eye_roll)
             level += abs(roll_degrees(points)) <= 16.0 and abs(turn) >= 25.0
     assert level >= 12, f"only {level} of the rolled faces were turned back near level"
+
+
+def test_observe_starts_from_the_gate_s_eye_line(faces, monkeypatch):
+    """The service path hands the detector's roll of this very face to the levelling (a copy
+    passing None instead passed every test before)."""
+    pipe = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
+    handed = []
+    real = pipe.geometry.level
+    monkeypatch.setattr(pipe.geometry, "level",
+                        lambda frame, box, contract, first=None: handed.append(first)
+                        or real(frame, box, contract, first))
+    frame = door_frame(faces.images[1], 45.0)
+    obs = pipe.observe_image(frame)
+    assert obs.face is not None and handed == [pipe.gate.eye_roll] and abs(handed[0]) > 25.0
+    pipe.observe_crop(np.ascontiguousarray(faces.images[1][..., ::-1]))
+    assert handed[-1] is None  # a dataset crop has no detector: never the last frame's roll
+
+
+def test_a_level_step_on_a_whole_frame_crop_is_refused(faces, mesh, tmp_path):
+    """crop 'frame' cannot be turned: such a bundle loaded and served unturned crops."""
+    bundle = geometry_bundle(tmp_path, faces, mesh, level=LEVEL)
+    meta = json.loads((bundle.path / "model.json").read_text())
+    meta["preprocess"]["crop"] = "frame"
+    (bundle.path / "model.json").write_text(json.dumps(meta))
+    reseal_bundle(bundle.path)
+    with pytest.raises(ModelError, match="needs preprocess crop 'face'"):
+        load_bundle(bundle.path)
+    with pytest.raises(DataError, match="'face' mode only"):
+        prepare_frame(np.zeros((64, 64, 3), np.uint8), None, Preprocess(crop="frame"), turn=5.0)
+
+
+def test_a_roll_is_wrapped_before_the_band():
+    assert beyond(365.0, 10.0) == 0.0 and beyond(-350.0, 10.0) == 0.0
+    assert beyond(190.0, 10.0) == pytest.approx(-160.0)

@@ -62,6 +62,15 @@ def test_a_number_training_cannot_use_is_one_line_before_any_data_is_read(flag, 
     assert not (tmp_path / "o").exists()
 
 
+def test_arch_with_init_is_refused_not_ignored(tmp_path, capsys):
+    """--init M --arch smilenet fine-tuned M's own network and recorded arch "default"."""
+    rc = cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                   "--init", str(tmp_path / "m.keras"), "--arch", "happymodel"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--arch happymodel does not apply with --init" in err, err
+    assert err.count("happyhouse-train:") == 1 and not (tmp_path / "o").exists()
+
+
 def test_missing_init_model_is_a_clear_error(genki_root, tmp_path, capsys):
     rc = cli.main(["--data", str(genki_root), "--limit", "4", "--init", str(tmp_path / "m.keras"),
                    "--out", str(tmp_path / "o"), "--quiet"])

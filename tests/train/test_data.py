@@ -125,3 +125,32 @@ def test_too_few_bursts_for_the_folds_is_one_line():
     groups = np.array([0] * 6 + [1, 1, 1, 2, 2, 2])  # the not-smiling frames: one burst
     with pytest.raises(DataError, match="not_happy: its frames fall in 1 bursts .*fewer than the 3 folds"):
         stratified_group_folds(labels, groups, 3, seed=0)
+
+
+def test_house_frames_are_levelled_as_the_bundle_will_level_them(genki_root):
+    """A house's rolled frames were cropped upright for adapt and the house protocol while
+    the bundle they made levelled them at the door: two contracts."""
+    import cv2
+
+    from happyhouse.daemon.bundle import load_bundle
+    from happyhouse.daemon.datasets import load_dataset
+    from happyhouse.train.data import door_face_crops
+
+    spec = Preprocess(crop="face", margin=0.0, size=64)
+    stage = load_bundle(None).geometry_stage()
+    frames = []
+    for face in load_dataset(genki_root, size=None, limit=6).images:
+        big = cv2.resize(np.ascontiguousarray(face), (160, 160))
+        frame = cv2.copyMakeBorder(big, 160, 160, 240, 240, cv2.BORDER_CONSTANT, value=(110,) * 3)
+        frames.append(cv2.warpAffine(frame, cv2.getRotationMatrix2D((320.0, 240.0), 40.0, 1.0),
+                                     (640, 480), borderMode=cv2.BORDER_REPLICATE))
+    upright, found = door_face_crops(np.stack(frames), spec)
+    levelled, found_too = door_face_crops(np.stack(frames), spec, level=stage)
+    assert (found == found_too).all() and found.sum() >= 6
+    pick = np.flatnonzero(found)[0]
+    upright, levelled = upright[pick:pick + 1], levelled[pick:pick + 1]
+    assert not np.array_equal(upright, levelled)
+    from happyhouse.daemon.geometry import roll_degrees
+
+    left = [abs(roll_degrees(stage.mesh.points(crop[0]))) for crop in (levelled, upright)]
+    assert left[0] < left[1] and left[0] <= 16.0
