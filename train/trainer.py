@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
+import signal
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
@@ -156,6 +158,18 @@ def augmentation(cfg: TrainConfig) -> Optional[Augment]:
     return replace(PRESETS[cfg.augment], cover=cfg.cover, cover_smiles=cfg.cover_smiles)
 
 
+def _worker_ignores_ctrl_c(trainer_pid: int) -> None:
+    """In a ``--workers`` batch process: leave Ctrl-C to the trainer.
+
+    The terminal's Ctrl-C reaches the whole process group. It killed the workers too, the
+    batches they held were never delivered, and the trainer, after saying "interrupted",
+    waited for them for good (Keras drains its queue on the way out). Ignored here, the
+    workers finish their batches and end with the trainer's pool.
+    """
+    if os.getpid() != trainer_pid and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
     """A Keras PyDataset of augmented, shuffled batches (seeded).
 
@@ -170,6 +184,7 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
     spec = contract(cfg)
     k = models.keras()
     aug = augmentation(cfg)
+    trainer_pid = os.getpid()
 
     class Batches(k.utils.PyDataset):
         def __init__(self):
@@ -185,6 +200,7 @@ def _batches(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
             return int(np.ceil(len(labels) / cfg.batch_size))
 
         def __getitem__(self, i):
+            _worker_ignores_ctrl_c(trainer_pid)
             idx = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             batch, batch_labels = images[idx], labels[idx]
             if aug is not None:  # a covered mouth is relabelled "not smiling"

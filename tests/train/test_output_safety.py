@@ -343,3 +343,28 @@ def test_a_soup_member_that_is_a_folder_is_said_so(tmp_path):
 
     with pytest.raises(ModelError, match="--model .* is a folder, not a file"):
         check_members([tmp_path, REPO / "models" / "general" / MODEL_FILE])
+
+
+def _ctrl_c_in_a_batch_worker(trainer_pid, answers):
+    import signal
+
+    trainer._worker_ignores_ctrl_c(trainer_pid)
+    answers.put(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+
+
+def test_a_batch_worker_leaves_ctrl_c_to_the_trainer():
+    """Ctrl-C reached the --workers processes too: they died with the batches they held and
+    the trainer, after saying "interrupted", waited for those batches for good."""
+    import multiprocessing
+    import os
+    import signal
+
+    fork = multiprocessing.get_context("fork")
+    answers = fork.Queue()
+    worker = fork.Process(target=_ctrl_c_in_a_batch_worker, args=(os.getpid(), answers))
+    worker.start()
+    worker.join(30)
+    assert answers.get(timeout=5) is True
+    before = signal.getsignal(signal.SIGINT)
+    trainer._worker_ignores_ctrl_c(os.getpid())  # in the trainer itself: Ctrl-C still works
+    assert signal.getsignal(signal.SIGINT) is before
