@@ -30,7 +30,10 @@ the crop is cut again from the frame turned about the crop's centre, by the roll
 beyond :attr:`GeometrySpec.level_beyond` degrees (faces within it, like the
 training faces, are scored as before). Run on an upright crop the mesh sees only
 part of a large roll (16 degrees of 30, 10 of 45), so the roll is measured again
-on the turned crop and added up, for at most ``level_rounds`` rounds.
+on the turned crop and added up, for at most ``level_rounds`` rounds; a bundle
+whose level is ``detector-then-eye-line`` starts instead from the face detector's
+own eye points where they say more than ``level_detector_beyond`` degrees (the
+detector sees the whole rolled face).
 
 Training the head is desktop work (``happyhouse.train.geometry``); this
 module only runs it, with numpy and the TFLite runtime (no TensorFlow).
@@ -382,7 +385,10 @@ class Geometry:
         """One line for logs and ``--check``: which mesh, and how the two scores are fused."""
         w_cls, w_geo = self.spec.weights
         level = ("" if self.spec.level_beyond is None else
-                 f", crop levelled by the eye line beyond {self.spec.level_beyond:g} degrees")
+                 f", crop levelled by the eye line beyond {self.spec.level_beyond:g} degrees"
+                 + ("" if self.spec.level_by == "eye-line" else
+                    f" (from the detector's eye points past "
+                    f"{self.spec.level_detector_beyond:g} degrees)"))
         return (f"face mesh {self.spec.mesh_file} (sha256 {self.mesh.sha256[:12]}) + "
                 f"{self.spec.features} head, fused {self.spec.fusion} "
                 f"{w_cls:g}:{w_geo:g} with the classifier{level}")

@@ -220,6 +220,7 @@ def test_the_shipped_bundle_levels_a_head_rolled_45_degrees(faces, gate):
     crop comes out near level (I10 alone left a quarter of the faces rolled -45 unturned)."""
     pipe = Pipeline.from_config(load_config(None, {"latch.gpio": "mock"}))
     assert pipe.geometry.spec.level_by == "detector-then-eye-line"
+    assert "from the detector's eye points past 25 degrees" in pipe.stages  # --check, the log
     level = 0
     for face in faces.images:
         for angle in (45.0, -45.0):
