@@ -9,7 +9,6 @@ atomically (``write_bundle``) so a refusal anywhere leaves nothing behind.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from happyhouse.daemon.bundle import MODEL_FILE, Bundle, sha256_file, write_bund
 from happyhouse.daemon.datasets import Dataset
 from happyhouse.daemon.errors import DataError, ModelError
 from happyhouse.daemon.evidence import evidence_problems, roc_table
-from happyhouse.daemon.filesafety import check_creatable, check_replaceable, inside
+from happyhouse.daemon.filesafety import check_creatable, check_replaceable, inside, real_path
 from happyhouse.daemon.geometry import HEAD_FILE, fuse
 from happyhouse.daemon.preprocess import normalize_batch
 from happyhouse.daemon.runtime import PROBABILITY, VIEW_LOGITS, Classifier
@@ -158,9 +157,8 @@ def choose_holdout(opts: Options, train_meta: TrainingMeta, data: Dataset, spec,
             raise DataError("an in-memory hold-out needs its description and no --holdout")
         return np.arange(len(data)), opts.holdout_data, opts.holdout_description
     if opts.holdout:
-        real = lambda p: os.path.realpath(Path(p).expanduser())  # noqa: E731 (link loops)
-        calibrating = {real(p) for p in opts.calibration}
-        both = [p for p in opts.holdout if real(p) in calibrating]
+        calibrating = {real_path(p) for p in opts.calibration}
+        both = [p for p in opts.holdout if real_path(p) in calibrating]
         if both:
             # the parity proof was measured on the images that set the int8 ranges, and the
             # bundle said "--holdout" as if they were unseen

@@ -21,6 +21,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .errors import DataError
+from .filesafety import real_path
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def repeated_source(paths: Sequence[Union[str, Path]]) -> Optional[str]:
     images would be counted twice)."""
     seen = set()
     for path in paths:
-        resolved = os.path.realpath(Path(path).expanduser())  # a link loop: no RuntimeError
+        resolved = real_path(path)
         if resolved in seen:
             return str(path)
         seen.add(resolved)

@@ -236,7 +236,7 @@ def check_outputs(args, bundle=None) -> None:
     """
     from .bundle import default_bundle_path
     from .datasets import CLASSES, repeated_source
-    from .filesafety import check_creatable, check_file_creatable, inside
+    from .filesafety import check_creatable, check_file_creatable, inside, real_path
 
     class_folders = [Path(d).expanduser() / name for d in args.data
                      for name in CLASSES if (Path(d).expanduser() / name).is_dir()]
@@ -254,12 +254,12 @@ def check_outputs(args, bundle=None) -> None:
         if holder is not None:
             raise DataError(f"--per-image {target} is in the class folder {holder} of --data: "
                             f"write it outside the data")
-        real = os.path.realpath(target)  # a link to an input is that input (never raises)
+        real = real_path(target)  # a link to an input is that input
         read = [("the --data file", d) for d in args.data]
         read += [("the --config file", getattr(args, "config", None))]
         for name, given in read:
             if given and Path(given).expanduser().is_file() and \
-                    os.path.realpath(Path(given).expanduser()) == real:
+                    real_path(given) == real:
                 raise DataError(f"--per-image {target} is {name} it reads: the CSV would "
                                 f"replace it; give another file name")
         bundle = Path(bundle or default_bundle_path()).expanduser()

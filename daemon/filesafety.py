@@ -69,6 +69,12 @@ def _written_into(path: Path) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
+def real_path(path: os.PathLike) -> str:
+    """``path`` with ``~`` and every link resolved, as a string; unlike ``Path.resolve``
+    it never raises (a link loop is a RuntimeError there, a traceback in a tool)."""
+    return os.path.realpath(Path(path).expanduser())
+
+
 def a_path(text: str) -> str:
     """An argparse type: a path must name something. An empty one (``--collect "$DIR"``
     with DIR unset) read as "not given" or as the current folder: --collect "" ran the

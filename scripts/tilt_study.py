@@ -74,11 +74,11 @@ ROUNDS, SETTLED = 2, 5.0
 
 def roll_degrees(points: np.ndarray) -> float:
     """The eye line's angle in image coordinates (y down): 0 for an upright face; what
-    ``cv2.getRotationMatrix2D`` turns by to level it."""
-    from happyhouse.daemon.geometry import EYE_OUTER
+    ``cv2.getRotationMatrix2D`` turns by to level it. The product's since levelling was
+    adopted (``happyhouse.daemon.geometry.roll_degrees``, the same arithmetic)."""
+    from happyhouse.daemon.geometry import roll_degrees as measured
 
-    (rx, ry), (lx, ly) = points[EYE_OUTER[0], :2], points[EYE_OUTER[1], :2]
-    return math.degrees(math.atan2(ly - ry, lx - rx))
+    return measured(points)
 
 
 def rolled(frame_bgr: np.ndarray, angle: float, centre) -> np.ndarray:
@@ -92,18 +92,12 @@ def rolled(frame_bgr: np.ndarray, angle: float, centre) -> np.ndarray:
 
 
 def levelled_crop(frame_bgr: np.ndarray, box, angle: float, spec) -> np.ndarray:
-    """The contract's crop of ``box`` from the frame turned by ``angle`` about the crop's centre."""
-    import cv2
+    """The contract's crop of ``box`` from the frame turned by ``angle`` about the crop's
+    centre: the product's ``prepare_frame(..., turn=angle)`` since levelling was adopted
+    (the study's own warp gave the same pixels; ``tests/train/test_tilt_study.py``)."""
+    from happyhouse.daemon.preprocess import prepare_frame
 
-    from happyhouse.daemon.preprocess import crop_box, prepare_frame
-
-    x0, y0, x1, y1 = crop_box(frame_bgr.shape, box, spec.margin)
-    side = x1 - x0
-    m = cv2.getRotationMatrix2D(((x0 + x1) / 2.0, (y0 + y1) / 2.0), angle, 1.0)
-    m[:, 2] -= (x0, y0)
-    square = cv2.warpAffine(frame_bgr, m, (side, side), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-    return prepare_frame(square, (0, 0, side, side), spec)
+    return prepare_frame(frame_bgr, box, spec, turn=angle)
 
 
 def drawn(names, labels, crops, limit: Optional[int]):
