@@ -239,7 +239,7 @@ def _read_meta(path: Path, shown: Optional[Path] = None) -> Tuple[dict, str]:
         raise ModelError(f"{meta_path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ModelError(f"{meta_path} is not valid JSON: nested too deeply") from None
-    if isinstance(meta, dict) and SEAL_KEY in meta and seal(meta) != meta[SEAL_KEY]:
+    if isinstance(meta, dict) and SEAL_KEY in meta and seal(meta, meta_path) != meta[SEAL_KEY]:
         raise ModelError(f"{meta_path} was changed after the bundle was written (its "
                          f"{SEAL_KEY} does not match): reconvert, or restore the file")
     validate_meta(meta, meta_path)

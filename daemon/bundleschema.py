@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import ModelError
 from .evidence import validate_metrics
@@ -76,15 +76,34 @@ def _is_sha256(value: Any) -> bool:
             and all(c in "0123456789abcdef" for c in value))
 
 
-def seal(meta: Mapping[str, Any]) -> str:
-    """sha256 of ``meta``'s canonical JSON without :data:`SEAL_KEY`."""
+def seal(meta: Mapping[str, Any], where: Optional[Path] = None) -> str:
+    """sha256 of ``meta``'s canonical JSON without :data:`SEAL_KEY` (``where``, the file,
+    is named when a value cannot be sealed)."""
     body = {k: v for k, v in meta.items() if k != SEAL_KEY}
     try:
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                           allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"{META_FILE} holds a value JSON cannot seal: {exc}") from None
+        found, shown = _unsealable(body), where or META_FILE
+        if found:
+            raise ModelError(f"{shown}: {found[0]} = {found[1]!r} is not a number JSON can "
+                             f"hold (NaN, Infinity): reconvert, or restore the file") from None
+        raise ModelError(f"{shown} holds a value JSON cannot seal ({exc}): reconvert, or "
+                         f"restore the file") from None
     return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _unsealable(value: Any, field: str = "") -> Optional[Tuple[str, float]]:
+    """(dotted name, value) of the first value strict JSON cannot write (NaN, Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return field or "(the file)", value
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _unsealable(item, f"{field}.{key}" if field else str(key))
+        if found:
+            return found
+    return None
 
 
 def _tensor(where: Path, meta: Mapping, name: str) -> None:
