@@ -112,8 +112,11 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
     for label, name in enumerate(CLASSES):
         folder = root / name
         if not folder.is_dir():
-            raise DataError(f"{root} is not a class-folder dataset: {folder} is missing "
-                            f"(expected {root}/happy and {root}/not_happy)")
+            # a file of that name (an archive unpacked beside it, a stray `touch`) is there
+            what = ("is a file, not a folder" if folder.exists()
+                    else "is a link to nothing" if folder.is_symlink() else "is missing")
+            raise DataError(f"{root} is not a class-folder dataset: {folder} {what} "
+                            f"(expected folders {root}/happy and {root}/not_happy)")
         try:
             # hidden files are not the house's frames: `ls` does not show them (a stray
             # .smile.png was counted as a not-smiling frame), and ._x.png is macOS's metadata

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -121,6 +123,22 @@ def _noise_classes(root, per_class=2):
         for i in range(per_class):
             img = np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8)
             cv2.imwrite(str(root / label / f"{i}.png"), img)
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda p: p.write_bytes(b""), "is a file, not a folder"),
+    (lambda p: p.symlink_to(p.parent / "gone"), "is a link to nothing"),
+    (lambda p: None, "is missing"),
+])
+def test_a_class_folder_that_is_not_a_folder_is_named_for_what_it_is(tmp_path, make, said):
+    """A file named happy (an unpacked archive's stray, a `touch`) was called missing, and a
+    technician looking at `ls` saw it right there."""
+    _noise_classes(tmp_path)
+    shutil.rmtree(tmp_path / "happy")
+    make(tmp_path / "happy")
+    with pytest.raises(DataError) as info:
+        load_dataset(tmp_path)
+    assert f"{tmp_path / 'happy'} {said} (expected folders" in str(info.value)
 
 
 def _png_whose_header_lies(width=40000, height=40000) -> bytes:
