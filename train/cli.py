@@ -37,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=path_arg, help="folder for model.keras + train_meta.json")
     p.add_argument("--report", type=path_arg, help="folder for metrics.json and plots (default: --out)")
     p.add_argument("--arch", choices=sorted(models.ARCHS),
-                   help=f"network to build (default {models.DEFAULT_ARCH}); not with --init, which "
+                   help=f"network to build (default: {models.DEFAULT_ARCH}); not with --init, which "
                         f"fine-tunes the given model's own network")
     p.add_argument("--init", type=path_arg, metavar="MODEL",
                    help="fine-tune this .keras model (e.g. the general model on a house's images)")
@@ -46,18 +46,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror-average", action="store_true",
                    help="score each face and its mirror image and average the two, inside the "
                         "model (trained that way; a model fine-tuned from such a model keeps it)")
-    p.add_argument("--epochs", type=int, default=36)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--seed", type=int, default=1, help="training seed (and the split's)")
+    p.add_argument("--epochs", type=int, default=36, help="most epochs to train (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="faces per training step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=0.15,
+                   help="share of the faces held out to validate and choose the threshold "
+                        "(default %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="training seed (and the split's; default %(default)s)")
     p.add_argument("--split-seed", type=int,
                    help="the split's own seed (default --seed): another training seed, same split")
-    p.add_argument("--patience", type=int, default=12, help="early-stopping patience (epochs)")
+    p.add_argument("--patience", type=int, default=12, help="early-stopping patience (epochs; default %(default)s)")
     p.add_argument("--max-false-open", type=float, default=0.01,
-                   help="target false-open rate for the validation-chosen threshold")
+                   help="target false-open rate for the validation-chosen threshold "
+                        "(default %(default)s)")
     p.add_argument("--crop", choices=("face", "frame"), default="face",
-                   help="preprocessing crop mode recorded with the model")
+                   help="preprocessing crop mode recorded with the model (default %(default)s)")
     p.add_argument("--door-frames", action="store_true",
                    help="--data holds whole door-camera frames: run each through the door's own "
                         "face gate and face crop first (frames with no face are skipped and counted); "
@@ -66,13 +70,15 @@ def parser() -> argparse.ArgumentParser:
                    help="light normalisation of each face crop, recorded in the contract "
                         "(clahe: local contrast of the luminance; default: the --init model's, "
                         "else none)")
-    p.add_argument("--margin", type=float, default=0.0, help="face-crop margin (face mode)")
-    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--margin", type=float, default=0.0, help="face-crop margin (face mode; default %(default)s)")
+    p.add_argument("--size", type=int, default=64,
+                   help="side of the square crop the network sees (default %(default)s)")
     p.add_argument("--limit", type=int, help="at most this many images per class and source")
     p.add_argument("--augment", default="door", choices=tuple(PRESETS) + ("none",),
                    help="augmentation strength (door: from scratch; light: refining; "
                         "door-strong: smaller, darker, softer faces more often; "
-                        "door-framing: door-strong, zoomed out as the door's gate frames a face)")
+                        "door-framing: door-strong, zoomed out as the door's gate frames a face; "
+                        "default %(default)s)")
     p.add_argument("--cover", type=float, default=0.0, metavar="FRACTION",
                    help="hide the mouth of this fraction of the training faces (a scarf, a mask, "
                         "a hand) and label them not smiling, so a covered mouth does not open "
@@ -80,7 +86,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cover-not-smiling-only", action="store_true",
                    help="with --cover: cover only faces labelled not smiling (no smile relabelled)")
     p.add_argument("--workers", type=int, default=1,
-                   help="processes that augment the batches (the same batches as 1)")
+                   help="processes that augment the batches (the same batches as 1; default "
+                        "%(default)s)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop after the epoch that passes this many seconds of fitting "
                         "(the best checkpoint so far is the model)")
@@ -92,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
                    help="learn from at most N training faces of this source (the data folder's "
                         "name), picked at random; validation keeps every face (repeatable)")
     p.add_argument("--cap-seed", type=int, default=DEFAULT_CAP_SEED,
-                   help="which faces a --source-cap keeps")
+                   help="which faces a --source-cap keeps (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
     return p
 

@@ -62,6 +62,21 @@ def test_a_number_training_cannot_use_is_one_line_before_any_data_is_read(flag, 
     assert not (tmp_path / "o").exists()
 
 
+def test_help_says_every_default_the_run_would_use():
+    """--epochs, --lr, --seed ... showed no default: a technician could not tell what a run
+    without them would do (the README's commands pass some, not all)."""
+    parser = cli.parser()
+    defaults = vars(parser.parse_args(["--data", "faces", "--out", "model"]))
+    text = parser.format_help()
+    options = {part.split()[0]: part for part in text.split("\n  --")[1:]}
+    for name, value in defaults.items():
+        if value not in (None, False, []) and name not in ("data", "out"):
+            assert "default" in options[name.replace("_", "-")], name
+    text = parser.format_help()
+    for shown in ("(default 36)", "(default 0.002)", "(default 64)", "default door)"):
+        assert shown in " ".join(text.split()), shown
+
+
 def test_arch_with_init_is_refused_not_ignored(tmp_path, capsys):
     """--init M --arch smilenet fine-tuned M's own network and recorded arch "default"."""
     rc = cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
