@@ -9,6 +9,7 @@ metrics and a summary of its data. The converter copies these into
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 from dataclasses import dataclass, field
@@ -69,17 +70,41 @@ def _read_json(path: Path) -> Any:
         raise ModelError(f"{path} is not readable JSON: {exc}") from None
 
 
-def _side_metrics(path: Path) -> Dict[str, Any]:
+#: figures a training report holds as shares (0..1) and as counts (whole numbers >= 0)
+SHARE_KEYS = ("threshold", "accuracy", "precision", "recall", "f1", "roc_auc",
+              "false_open_rate", "accuracy_at_0.5")
+COUNT_KEYS = ("n", "false_opens", "errors", "tp", "fp", "tn", "fn")
+
+
+def _side_metrics(path: Path, given: bool = False) -> Dict[str, Any]:
+    """The training report's figures; ``given``: the user named the file (--metrics), so
+    one without figures is refused rather than leaving a bundle no door will arm."""
     if not path.is_file():
         return {}
     report = _read_json(path)
     if not isinstance(report, dict):
+        if given:
+            raise ModelError(f"--metrics {path} is not a training report: expected "
+                             f"happyhouse-train's metrics.json (a JSON object)")
         return {}
     picked = {k: report[k] for k in METRIC_KEYS if k in report}
     confusion = report.get("confusion_matrix") or {}
-    picked.update({k: confusion[k] for k in ("tp", "fp", "tn", "fn") if k in confusion})
+    if isinstance(confusion, dict):
+        picked.update({k: confusion[k] for k in ("tp", "fp", "tn", "fn") if k in confusion})
     if isinstance(report.get("at_0.5"), dict) and "accuracy" in report["at_0.5"]:
         picked["accuracy_at_0.5"] = report["at_0.5"]["accuracy"]
+    if given and not any(k in picked for k in SHARE_KEYS):
+        raise ModelError(f"--metrics {path} holds no training figures (roc_auc, accuracy, "
+                         f"recall, ...): expected happyhouse-train's metrics.json")
+    for key in SHARE_KEYS + COUNT_KEYS:
+        value = picked.get(key)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+        if value is not None and not (
+                number and (0 <= value <= 1 if key in SHARE_KEYS
+                            else value >= 0 and float(value).is_integer())):
+            kind = "a number from 0 to 1" if key in SHARE_KEYS else "a whole number >= 0"
+            raise ModelError(f"training metrics {path}: {key} = {value!r:.60} is not {kind}")
     picked["source"] = str(path)
     return picked
 
@@ -149,7 +174,7 @@ def read_metadata(path: Union[str, Path],
     if len(labels) != 2:
         raise ModelError(f"training metadata {path}: labels must name 2 classes, got {labels}")
     used = {"preprocess", "labels", "metrics", *THRESHOLD_KEYS, *DATA_KEYS}
-    metrics = (_side_metrics(Path(metrics_path)) if metrics_path is not None
+    metrics = (_side_metrics(Path(metrics_path), given=True) if metrics_path is not None
                else dict(data.get("metrics") or {}) or _side_metrics(path.parent / METRICS_FILE))
     return TrainingMeta(path=path, preprocess=preprocess, threshold=threshold, labels=labels,
                         metrics=metrics,

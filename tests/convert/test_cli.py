@@ -222,6 +222,34 @@ def test_a_small_holdout_is_warned_about_and_its_roc_recorded(converted, tmp_pat
 
 
 
+@pytest.mark.parametrize("content, said", [
+    ([], "is not a training report"),
+    ({"epochs": 3, "history": {}}, "holds no training figures"),
+    ({"roc_auc": "high", "accuracy": 0.9}, "roc_auc = 'high' is not a number from 0 to 1"),
+    ({"roc_auc": 0.9, "n": 12.5}, "n = 12.5 is not a whole number"),
+    ({"roc_auc": 0.9, "confusion_matrix": [1, 2]}, None),
+])
+def test_metrics_that_are_no_training_report_are_refused_before_the_work(
+        tiny_model, small_faces, tmp_path, capsys, monkeypatch, content, said):
+    """--metrics took any JSON: a list, a study's report or a string where a figure belongs
+    gave a bundle with no figures (no door arms it) or a failure after the whole conversion."""
+    from happyhouse.convert import build
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(content))
+    if said is None:  # a malformed confusion matrix is left out, not a crash
+        from happyhouse.convert.metadata import read_metadata
+
+        assert read_metadata(tiny_model.with_name("model.json"), metrics).metrics["roc_auc"] == 0.9
+        return
+    monkeypatch.setattr(build, "load_keras_model", lambda path: pytest.fail("the model was loaded"))
+    rc = main([str(tiny_model), "--calibration", str(small_faces), "--out", str(tmp_path / "b"),
+               "--metrics", str(metrics)])
+    err = capsys.readouterr().err
+    assert rc == 2 and said in err and str(metrics) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_bundle_no_door_will_arm_is_said_without_json_too(tiny_model, small_faces, tmp_path,
                                                             capsys):
     """The warnings were in --json only: the plain output looked like a good bundle, which
