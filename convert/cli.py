@@ -6,6 +6,9 @@ Exit codes:
      (nothing written)
   2  bad input: missing/corrupt model or metadata, data that does not match
      the model input, unwritable output (one line on stderr, nothing written)
+  3  bundle written and verified, but no door will arm it: its recorded figures
+     (hold-out size, ROC AUC, false opens) are too poor; what is wrong is said on
+     standard output (and in --json's "warnings")
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from happyhouse.daemon.runtime import SCORE_KINDS, VIEW_LOGITS
 
 from .parity import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MAX_DROP
 from .quantize import DEFAULT_CALIBRATION_SIZE
+
+#: the bundle is written and verified, but its recorded figures are too poor to arm a door
+EXIT_UNARMED = 3
 
 log = logging.getLogger("happyhouse.convert")
 
@@ -126,7 +132,9 @@ def _convert(argv: Optional[List[str]]) -> int:
         if result["warnings"]:  # said only in --json: the bundle looked fine, then no door armed it
             sys.stdout.write("no door will arm this bundle (its recorded figures are too poor): "
                              + "; ".join(result["warnings"]) + "\n")
-    return 0
+    # not 0: `happyhouse-convert ... && remote-install.sh --bundle` went on to a bundle the
+    # service then refused; the bundle stays written, to be looked at or measured
+    return EXIT_UNARMED if result["warnings"] else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

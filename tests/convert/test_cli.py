@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from happyhouse.convert.cli import main
+from happyhouse.convert.cli import EXIT_UNARMED, main
 from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.runtime import Classifier
 
@@ -163,7 +163,7 @@ def test_training_validation_split_and_metrics_are_used(tiny_model, small_faces,
     out = tmp_path / "bundle"
     rc = main([str(folder / "model.keras"), "--calibration", str(small_faces), "--out", str(out),
                "--max-drop", "50"])
-    assert rc == 0, capsys.readouterr().err
+    assert rc == EXIT_UNARMED, capsys.readouterr().err
     written = json.loads((out / "model.json").read_text())
     parity = written["metrics"]["parity"]
     assert parity["n"] == 18 and parity["holdout_summary"]["happy"] == 10
@@ -194,7 +194,7 @@ def test_a_door_frames_model_is_calibrated_on_gated_face_crops(tiny_model, happy
     out = tmp_path / "bundle"
     rc = main([str(folder / "model.keras"), "--calibration", str(happy_house_h5), "--out", str(out),
                "--max-drop", "100", "--calibration-size", "40"])
-    assert rc == 0
+    assert rc == EXIT_UNARMED
     assert gated == [150]  # every frame went through the door's gate once
     bundle = json.loads((out / "model.json").read_text())
     assert bundle["quantization"]["calibration"]["door_frames"] is True
@@ -256,7 +256,7 @@ def test_a_bundle_no_door_will_arm_is_said_without_json_too(tiny_model, small_fa
     the installer and the service then refuse."""
     out = tmp_path / "bundle"
     assert main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
-                 "--max-drop", "100"]) == 0
+                 "--max-drop", "100"]) == EXIT_UNARMED
     said = capsys.readouterr().out
     assert "no door will arm this bundle" in said and "images (at least 100" in said
 
@@ -277,7 +277,7 @@ def test_a_model_trained_at_another_size_converts_from_its_own_training_data(sma
     rc = main([str(trained / "model.keras"), "--calibration", str(small_faces), "--out", str(out),
                "--max-drop", "100", "--json"])
     captured = capsys.readouterr()
-    assert rc == 0, captured.err
+    assert rc == EXIT_UNARMED, captured.err
     bundle = load_bundle(out)
     assert bundle.meta["input"]["shape"] == [1, 48, 48, 3]
     assert bundle.meta["preprocess"]["size"] == 48

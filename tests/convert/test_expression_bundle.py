@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from happyhouse.convert.cli import main
+from happyhouse.convert.cli import EXIT_UNARMED, main
 from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.datasets import load_dataset
 from happyhouse.daemon.preprocess import Preprocess, normalize_batch
@@ -35,7 +35,7 @@ def expression_bundle(small_faces, tmp_path_factory):
     with contextlib.redirect_stdout(io.StringIO()):
         rc = main([str(folder / "model.keras"), "--calibration", str(small_faces), "--out", str(out),
                    "--max-drop", "10", "--json"])
-    assert rc == 0
+    assert rc == EXIT_UNARMED
     return out
 
 

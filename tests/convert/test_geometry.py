@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from happyhouse.convert.cli import EXIT_UNARMED
 from happyhouse.daemon.bundle import load_bundle
 from happyhouse.daemon.config import load_config
 from happyhouse.daemon.datasets import load_dataset
@@ -54,7 +55,7 @@ def test_fused_bundle_proves_float_int8_parity_and_serves_the_door(fused_model, 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main([str(model), "--calibration", str(small_faces), "--out", str(out),
-                     "--max-drop", "50", "--json"]) == 0
+                     "--max-drop", "50", "--json"]) == EXIT_UNARMED
     bundle = load_bundle(out)
     sidecar = json.loads((model.parent / "geometry.json").read_text())
     # a new fit levels rolled heads (format 4), copied from the sidecar into model.json
@@ -92,7 +93,7 @@ def test_no_geometry_flag_keeps_a_plain_bundle(fused_model, small_faces, tmp_pat
     model, _ = fused_model
     with contextlib.redirect_stdout(io.StringIO()):
         assert main([str(model), "--calibration", str(small_faces), "--out", str(tmp_path / "b"),
-                     "--max-drop", "50", "--no-geometry", "--output", output]) == 0
+                     "--max-drop", "50", "--no-geometry", "--output", output]) == EXIT_UNARMED
     bundle = load_bundle(tmp_path / "b")
     assert bundle.geometry is None and bundle.meta["format_version"] == version
 

@@ -3,6 +3,7 @@
 import pytest
 
 from happyhouse.convert.build import portable
+from happyhouse.convert.cli import EXIT_UNARMED
 
 
 def test_absolute_and_relative_data_paths_become_dataset_names():
@@ -47,7 +48,7 @@ def test_a_holdout_given_by_path_is_named_by_its_dataset_in_the_shipped_bundle(
     out = tmp_path / "bundle"
     rc = main([str(tiny_model), "--calibration", str(small_faces), "--holdout",
                str(held), "--out", str(out), "--max-drop", "100"])
-    assert rc == 0, capsys.readouterr().err
+    assert rc == EXIT_UNARMED, capsys.readouterr().err
     meta = json.loads((out / "model.json").read_text())
     assert meta["metrics"]["parity"]["holdout"] == f"--holdout {held.name}"
     for name in ("model.json", "MODEL_CARD.md"):

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from happyhouse.convert.cli import EXIT_UNARMED
 from happyhouse.convert.quantize import keras_scores, to_int8_tflite, view_logits
 from happyhouse.daemon.bundle import META_FILE, load_bundle
 from happyhouse.daemon.errors import ModelError
@@ -114,7 +115,7 @@ def test_a_probability_bundle_is_written_for_older_daemons(tiny_model, small_fac
 
     out = tmp_path / "old-style"
     assert main([str(tiny_model), "--calibration", str(small_faces), "--out", str(out),
-                 "--max-drop", "50", "--output", "probability"]) == 0
+                 "--max-drop", "50", "--output", "probability"]) == EXIT_UNARMED
     meta = json.loads((out / META_FILE).read_text())
     assert meta["format_version"] == 1 and meta["output"]["score"] == PROBABILITY
     assert meta["output"]["shape"] == [1, 1] and meta["output"]["scale"] == pytest.approx(1 / 256)

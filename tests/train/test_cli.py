@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from happyhouse.convert.cli import EXIT_UNARMED
 from happyhouse.daemon.preprocess import Preprocess
 from happyhouse.train import cli, report
 from happyhouse.train.trainer import META_FILE, MODEL_FILE, read_meta
@@ -169,7 +170,7 @@ def test_happymodel_trains_with_clahe_converts_and_a_fine_tune_inherits_it(genki
     assert read_meta(tuned / MODEL_FILE)["preprocess"]["normalize"] == "clahe"
     with contextlib.redirect_stdout(io.StringIO()):
         assert convert_main([str(base / MODEL_FILE), "--calibration", str(genki_root),
-                             "--out", str(tmp_path / "bundle"), "--max-drop", "100"]) == 0
+                             "--out", str(tmp_path / "bundle"), "--max-drop", "100"]) == EXIT_UNARMED
     bundle = load_bundle(tmp_path / "bundle")
     # format 2 carries the light normalisation; this one's logit output makes it 3
     assert bundle.preprocess.normalize == "clahe" and bundle.meta["format_version"] == 3
