@@ -28,9 +28,9 @@ class FaceDetector:
     #: the config keys this detector reads (shared keys may be listed by several)
     keys: ClassVar[Tuple[Key, ...]] = ()
     #: the eye line's roll (degrees, y down, 0 upright) of the face the last search
-    #: returned, for a detector that finds eyes (BlazeFace); None otherwise. A bundle that
-    #: levels the crop starts from it: the mesh, run on the upright box, sees only part
-    #: of a large roll (reports/tilt/)
+    #: returned, for a detector that finds eyes (BlazeFace, YuNet); None otherwise. A
+    #: bundle that levels the crop starts from it: the mesh, run on the upright box, sees
+    #: only part of a large roll (reports/tilt/)
     eye_roll: Optional[float] = None
 
     def __init__(self, min_face: int = 48) -> None:

@@ -8,10 +8,11 @@ It searches the same downscaled frame as the Haar passes, in colour.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..blazeface import eye_roll
 from ..errors import ConfigError, FaceGateError
 from ..keys import Key
 from ..preprocess import Box
@@ -92,10 +93,27 @@ class YuNet(FaceDetector):
         if faces is None or len(faces) == 0:
             self.faces_seen = 0
             return None
-        boxes = [tuple(int(round(v)) for v in f[:4]) for f in faces]
         side = min_face * scale
-        boxes = [b for b in boxes if visible_side(b, small.shape) >= side]
-        self.faces_seen = len(boxes)
-        if not boxes:
+        found = [(tuple(int(round(v)) for v in f[:4]), f) for f in faces]
+        found = [(b, f) for b, f in found if visible_side(b, small.shape) >= side]
+        self.faces_seen = len(found)
+        if not found:
             return None
-        return to_full(max(boxes, key=lambda b: b[2] * b[3]), scale)
+        box, row = max(found, key=lambda bf: bf[0][2] * bf[0][3])
+        self.eye_roll = yunet_eye_roll(row)
+        return to_full(box, scale)
+
+
+def yunet_eye_roll(row: Sequence[float]) -> Optional[float]:
+    """The eye line's roll (degrees, y down, 0 upright) from one ``FaceDetectorYN`` row
+    (x, y, w, h, then the right eye's x, y and the left eye's, ...), as BlazeFace's.
+
+    The eye further left in the picture is taken as the subject's right eye (the first
+    point of :func:`..blazeface.eye_roll`), whichever YuNet names first: the same for any
+    roll within +-90 degrees, and the door's levelling acts on rolls of 10 to about 50.
+    """
+    if len(row) < 8:
+        return None
+    first, second = (float(row[4]), float(row[5])), (float(row[6]), float(row[7]))
+    right, left = (first, second) if first[0] <= second[0] else (second, first)
+    return eye_roll((*right, *left))

@@ -179,6 +179,48 @@ def test_a_detector_without_eyes_says_none():
     assert haar.eye_roll is None
 
 
+class _YuNetNet:
+    """cv2.FaceDetectorYN's two calls, answering fixed rows (x, y, w, h, right eye, left eye,
+    nose, mouth corners, score) in the downscaled frame's pixels."""
+
+    def __init__(self, rows):
+        self.rows = None if rows is None else np.array(rows, np.float32)
+
+    def setInputSize(self, size):
+        self.size = size
+
+    def detect(self, image):
+        return 1, self.rows
+
+
+def _yunet_row(x, y, side, roll, swap=False):
+    """A face box and its eyes on a line rolled ``roll`` degrees (y down), the right eye
+    (the subject's, at the picture's left) first unless ``swap``."""
+    cx, cy, half = x + side / 2, y + side * 0.4, side * 0.2
+    dx, dy = half * np.cos(np.radians(roll)), half * np.sin(np.radians(roll))
+    right, left = [cx - dx, cy - dy], [cx + dx, cy + dy]
+    eyes = left + right if swap else right + left
+    return [x, y, side, side] + eyes + [cx, cy + side * 0.2] * 3 + [0.9]
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_yunet_hands_on_the_eye_line_of_the_face_it_returns(swap):
+    """YuNet finds the eyes too; it handed on none, so with YuNet a rolled head's levelling
+    started from the mesh on the upright box, which sees only part of a large roll."""
+    from happyhouse.daemon.detectors.yunet import YuNet
+
+    rows = [_yunet_row(20, 20, 60, -8.0, swap), _yunet_row(150, 60, 100, 35.0, swap)]
+    yunet = YuNet(_YuNetNet(rows), detect_width=320, min_face=48)
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    box = yunet.find(frame)
+    assert box == (300, 120, 200, 200)  # the larger face, in full-frame pixels
+    assert yunet.eye_roll == pytest.approx(35.0, abs=0.01)
+    yunet.net = _YuNetNet(None)
+    assert yunet.find(frame) is None and yunet.eye_roll is None  # never an earlier face's
+    yunet.net = _YuNetNet([_yunet_row(0, 0, 10, 35.0)])  # too small to be the door's face
+    assert yunet.find(frame) is None and yunet.eye_roll is None
+
+
 def test_weighted_nms_carries_the_keypoints_of_each_cluster():
     from happyhouse.daemon.blazeface import weighted_nms
 
