@@ -46,10 +46,12 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -389,26 +391,42 @@ def run(args) -> dict:
     overall["no_face_smiles"] = sum(p["no_face_smiles"] for p in totals)
     overall["roc_auc"], overall["roc_auc_frames"] = face_auc(observations, np.asarray(labels))
     report.update(overall)
-    if per_image:
-        report["per_image"] = str(write_per_image(per_image, results))
     if plot:
-        from .plots import plot_misses, plot_roc
-
-        from .filesafety import make_folder
-
-        folder = make_folder(plot, "--plot")
-        scored = [r for r in results if r.score is not None]
-        roc_name, misses_name = PLOT_FILES
-        roc_png = plot_roc(np.asarray([r.label for r in scored]),
-                           np.asarray([r.score for r in scored]), pipeline.threshold,
-                           folder / roc_name,
-                           title=f"ROC over the {len(scored)} frames with a face")
-        wrong = misses(results)
-        misses_png = plot_misses([images[i] for i in wrong],
-                                 [shown_with_printable_id(results[i]) for i in wrong],
-                                 folder / misses_name, pipeline.threshold)
-        report["plots"] = [str(roc_png), str(misses_png)]
+        # drawn first, then the CSV, then the plots moved in: a Ctrl-C while drawing (the
+        # slow part) left a new CSV and roc.png beside the last run's misses.png
+        with _staged_plots(plot) as (folder, staging):
+            _draw_plots(staging, results, images, pipeline.threshold)
+            if per_image:
+                report["per_image"] = str(write_per_image(per_image, results))
+            report["plots"] = [str(folder / name) for name in PLOT_FILES]
+            for name in PLOT_FILES:
+                os.replace(staging / name, folder / name)
+    elif per_image:
+        report["per_image"] = str(write_per_image(per_image, results))
     return report
+
+
+@contextmanager
+def _staged_plots(plot: str) -> Iterator[Tuple[Path, Path]]:
+    """(the --plot folder, a hidden folder in it to draw into), the latter removed after."""
+    from .filesafety import make_folder
+
+    folder = make_folder(plot, "--plot")
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".drawing-") as staging:
+        yield folder, Path(staging)
+
+
+def _draw_plots(folder: Path, results: Sequence[ImageResult], images: Sequence[np.ndarray],
+                threshold: float) -> None:
+    from .plots import plot_misses, plot_roc
+
+    scored = [r for r in results if r.score is not None]
+    roc_name, misses_name = PLOT_FILES
+    plot_roc(np.asarray([r.label for r in scored]), np.asarray([r.score for r in scored]),
+             threshold, folder / roc_name, title=f"ROC over the {len(scored)} frames with a face")
+    wrong = misses(results)
+    plot_misses([images[i] for i in wrong], [shown_with_printable_id(results[i]) for i in wrong],
+                folder / misses_name, threshold)
 
 
 def _say_part(part: dict) -> List[str]:

@@ -403,6 +403,31 @@ def test_plots_on_a_full_disk_leave_the_last_good_ones_whole(tmp_path, capsys, m
     assert {p.name: p.read_bytes() for p in plots.iterdir()} == before  # no temporary left
 
 
+@pytest.mark.parametrize("where", ["plot_roc", "plot_misses"])
+def test_ctrl_c_while_drawing_leaves_the_last_run_s_outputs_as_they_were(tmp_path, capsys,
+                                                                         monkeypatch, where):
+    """Ctrl-C during the misses grid left the new CSV and roc.png beside the last run's
+    misses.png: a set of outputs from two runs that read as one."""
+    from happyhouse.daemon import plots as plots_module
+
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 3)
+    plots, table = tmp_path / "plots", tmp_path / "scores.csv"
+    argv = ["--data", str(data), "--plot", str(plots), "--per-image", str(table)]
+    assert evaluate.main(argv + ["--threshold", "0.0"]) == 0  # every face opens: another CSV
+    before = {p: p.read_bytes() for p in (table, *plots.iterdir())}
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots_module, where, ctrl_c)
+    capsys.readouterr()
+    assert evaluate.main(argv + ["--threshold", "0.9"]) == 130
+    assert {p: p.read_bytes() for p in (table, *plots.iterdir())} == before  # nothing left over
+
+
 def test_eval_at_a_threshold_the_door_refuses_says_so(tmp_path, capsys):
     """Eval reported "what the door would have done" at threshold 0 (84 of 84 smiles, 63 false
     opens) where the service, --once and --check refuse that threshold: now it says so."""
