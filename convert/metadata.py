@@ -171,8 +171,9 @@ def read_metadata(path: Union[str, Path],
     if not 0.0 < threshold < 1.0:
         raise ModelError(f"training metadata {path}: threshold {threshold} is outside (0, 1)")
     labels = tuple(data.get("labels") or CLASSES)
-    if len(labels) != 2:
-        raise ModelError(f"training metadata {path}: labels must name 2 classes, got {labels}")
+    if labels != tuple(CLASSES):  # the door serves the second class's score as "happy"
+        raise ModelError(f"training metadata {path}: labels must be {list(CLASSES)}, got "
+                         f"{list(labels)!r:.80}")
     used = {"preprocess", "labels", "metrics", *THRESHOLD_KEYS, *DATA_KEYS}
     metrics = (_side_metrics(Path(metrics_path), given=True) if metrics_path is not None
                else dict(data.get("metrics") or {}) or _side_metrics(path.parent / METRICS_FILE))

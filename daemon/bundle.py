@@ -14,6 +14,7 @@ defined once.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import shutil
@@ -121,6 +122,17 @@ class Bundle:
         if clf.input.shape != want or clf.input.dtype != self.meta["input"]["dtype"]:
             raise ModelError(f"{self.model_path}: model input {clf.input.shape} {clf.input.dtype} "
                              f"disagrees with {META_FILE} ({want} {self.meta['input']['dtype']})")
+        for name, tensor in (("input", clf.input), ("output", clf.output)):
+            # the wrapper quantizes with the interpreter's own figures; a model.json that
+            # records others (an unsealed bundle edited by hand, or the wrong model.json
+            # copied beside the model) describes another model
+            said = self.meta[name]
+            for key, actual in (("scale", tensor.scale), ("zero_point", tensor.zero_point)):
+                if key in said and not math.isclose(said[key], actual, rel_tol=1e-6,
+                                                    abs_tol=1e-12):
+                    raise ModelError(f"{self.model_path}: {name} {key} {actual!r} disagrees "
+                                     f"with {META_FILE} ({said[key]!r}): that file describes "
+                                     f"another model; reinstall the bundle")
         if clf.views != self.views:
             raise ModelError(f"{self.model_path}: model output {clf.output.shape} disagrees with "
                              f"{META_FILE} ({self.meta['output']['shape']})")

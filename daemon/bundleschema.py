@@ -163,6 +163,11 @@ def validate_meta(meta: Any, where: Path) -> None:
     if (not isinstance(labels, list) or len(labels) != 2
             or not all(isinstance(v, str) and v for v in labels)):
         raise _bad(where, "labels", labels, "a list of 2 class names")
+    if labels != ["not_happy", "happy"]:
+        # the score is the happy class's, whatever the names say: names swapped by hand
+        # were accepted and changed nothing the door did
+        raise _bad(where, "labels", labels, '["not_happy", "happy"] (the score is the second '
+                   "class's)")
     golden = meta.get("golden", {})
     if not isinstance(golden, dict):
         raise _bad(where, "golden", golden, "an object")

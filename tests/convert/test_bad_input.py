@@ -64,6 +64,20 @@ def test_metadata_without_threshold(tiny_model, small_faces, tmp_path, capsys):
     assert rc == 2 and "threshold" in err and str(meta) in err
 
 
+@pytest.mark.parametrize("labels", [["happy", "not_happy"], ["no", "yes"]])
+def test_metadata_labels_other_than_the_door_s_are_refused(tiny_model, small_faces, tmp_path,
+                                                          capsys, labels):
+    """The door serves the second class's score as "happy": other labels were written into a
+    bundle that no daemon loads now (and that changed nothing the door did before)."""
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"preprocess": {"crop": "face", "size": 64}, "threshold": 0.5,
+                                "labels": labels}))
+    rc, err = _run(capsys, tiny_model, "--metadata", meta, "--calibration", small_faces,
+                   "--out", tmp_path / "out")
+    assert rc == 2 and "labels must be ['not_happy', 'happy']" in err and str(meta) in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_metadata_size_that_disagrees_with_the_model_input_is_refused(tiny_model, small_faces,
                                                                      tmp_path, capsys):
     """Calibration images of another size are sized by the contract as training sized them

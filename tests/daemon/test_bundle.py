@@ -316,6 +316,10 @@ MALFORMED = {
     "threshold-nan": lambda m: m.update(threshold=float("nan")),
     "labels-string": lambda m: m.update(labels="happy"),
     "labels-three": lambda m: m.update(labels=["a", "b", "c"]),
+    # an unsealed bundle edited by hand: accepted, and changed nothing the door did
+    "labels-swapped": lambda m: m.update(labels=["happy", "not_happy"]),
+    "input-scale-not-the-model-s": lambda m: m["input"].update(scale=0.5),
+    "output-zero-point-not-the-model-s": lambda m: m["output"].update(zero_point=0),
     "sha256-number": lambda m: m.update(sha256=12),
     "golden-string": lambda m: m.update(golden="yes"),
     "golden-count": lambda m: m["golden"].update(count="six"),
