@@ -42,6 +42,7 @@ from .datasets import CLASSES
 from .endsignals import signal_name
 from .errors import DataError, Interrupted
 from .filesafety import make_folder
+from .pictures import list_pictures
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,9 @@ class Folder:
             for stray in self.folder.glob(".*.tmp"):  # a session killed mid-write
                 if stray.is_file() or stray.is_symlink():
                     stray.unlink()
-            self.existing = sum(1 for p in self.folder.iterdir() if p.suffix == FRAME_EXT)
+            # what adapt will read of it (pictures.py): macOS's ._x.png copies were counted,
+            # a phone's .jpg was not
+            self.existing = len(list_pictures(self.folder).pictures)
             self.serial = last_serial(self.root)
         except OSError as exc:
             raise DataError(f"--collect folder {self.folder} cannot be read: "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -22,11 +21,11 @@ import numpy as np
 
 from .errors import DataError
 from .filesafety import real_path
+from .pictures import MIN_PICTURE_SIDE, PICTURE_EXTS, list_pictures, read_picture
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("not_happy", "happy")  # index = label
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DATA_ENV = "HAPPYHOUSE_DATA"
 
 
@@ -76,26 +75,27 @@ def data_root() -> Optional[Path]:
     return path if path.is_dir() else None
 
 
-def _read_image(path: Path, size: Optional[int]) -> np.ndarray:
+def _read_image(path: Path, size: Optional[int],
+                frame_size: Optional[Tuple[int, int]] = None
+                ) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """(the RGB picture in ``path``, its own width and height), read by the rules every tool
+    reads pictures by (:mod:`.pictures`: its header's size before any decode, a regular
+    file): at ``size`` x ``size``, else scaled to the camera's ``frame_size`` as the door
+    scales what it replays, else as it is. ValueError: why it cannot be read."""
     import cv2
 
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        # a FIFO named .png blocked the read forever (every loader hung), a device never ends
-        raise ValueError("not a regular file")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    except cv2.error as exc:
-        # OpenCV refuses a header it will not trust (a 69-byte PNG claiming 40000x40000
-        # pixels) by raising, not by returning None: it is one more unreadable file
-        raise ValueError(f"not a decodable image (OpenCV refused it: {exc.err})") from None
-    if bgr is None:
-        raise ValueError("not a decodable image")
+    bgr = read_picture(path)
+    own = (int(bgr.shape[1]), int(bgr.shape[0]))
+    if frame_size is not None and size is None:
+        from .preprocess import to_camera_size
+
+        # at once, not after the folder is read: 3024x4032 phone photos were all kept whole
+        return cv2.cvtColor(to_camera_size(bgr, *frame_size), cv2.COLOR_BGR2RGB), own
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if size is not None and rgb.shape[:2] != (size, size):
         interp = cv2.INTER_AREA if max(rgb.shape[:2]) > size else cv2.INTER_LINEAR
         rgb = cv2.resize(rgb, (size, size), interpolation=interp)
-    return rgb
+    return rgb, own
 
 
 def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
@@ -103,12 +103,16 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
                        frame_size: Optional[Tuple[int, int]] = None) -> Dataset:
     """``ROOT/happy`` and ``ROOT/not_happy``; ``limit`` caps images per class (tests).
 
-    ``size=None`` keeps each image's own size; if they differ, ``frame_size`` (a camera's
-    width, height) scales each one as the door camera would deliver it (whole door frames
-    from a camera whose resolution changed between collecting sessions), else it is an error.
+    ``size=None`` with ``frame_size`` (a camera's width, height) scales each picture as the
+    door scales a replayed one (the same pixels: whole door frames, also from a camera whose
+    resolution changed between collecting sessions), said once when that stretches a frame
+    of another shape; ``size=None`` without it keeps each picture's own size, and pictures
+    that differ in size are an error.
     """
+    from .preprocess import shape_differs
+
     root = Path(root)
-    images, labels, ids, skipped = [], [], [], []
+    images, labels, ids, skipped, stretched = [], [], [], [], []
     for label, name in enumerate(CLASSES):
         folder = root / name
         if not folder.is_dir():
@@ -118,25 +122,30 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
             raise DataError(f"{root} is not a class-folder dataset: {folder} {what} "
                             f"(expected folders {root}/happy and {root}/not_happy)")
         try:
-            # hidden files are not the house's frames: `ls` does not show them (a stray
-            # .smile.png was counted as a not-smiling frame), and ._x.png is macOS's metadata
-            files = sorted(p for p in folder.iterdir()
-                           if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+            # the pictures every tool reads (pictures.py): hidden files are not the house's
+            # frames (a stray .smile.png was counted as a not-smiling frame)
+            listing = list_pictures(folder)
         except OSError as exc:  # a 0700 folder from --collect, copied with rsync -a
             raise DataError(f"{folder} cannot be listed ({exc.strerror or exc}): make it "
                             f"readable (chmod -R u+rX) or copy it again") from None
+        if listing.passed_over:
+            log.warning("%s", listing.passed_over_line())
+        files = listing.pictures
         if limit is not None:
             files = files[:limit]
         if not files:
-            raise DataError(f"{folder} holds no images ({', '.join(IMAGE_EXTS)}): "
-                            f"both classes need examples")
+            raise DataError(f"{folder} holds no images ({', '.join(PICTURE_EXTS)})"
+                            + (f" ({listing.passed_over_line()})" if listing.passed_over else "")
+                            + ": both classes need examples")
         unreadable = []
         for path in files:
             try:
-                image = _read_image(path, size)
+                image, own = _read_image(path, size, frame_size)
             except (ValueError, OSError) as exc:
                 unreadable.append((str(path), str(exc)))
                 continue
+            if frame_size is not None and size is None and shape_differs(own, *frame_size):
+                stretched.append(path.name)
             images.append(image)
             labels.append(label)
             ids.append(str(path))
@@ -147,24 +156,18 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
         skipped += unreadable
     if not images:
         raise DataError(f"{root}: no readable images")
-    if size is None and len({im.shape for im in images}) > 1:
-        if frame_size is None:
-            raise DataError(f"{root}: images differ in size; pass a size to resize them")
-        from .preprocess import shape_differs, to_door_frame
-
-        stretched = [Path(i).name for i, im in zip(ids, images)
-                     if shape_differs((im.shape[1], im.shape[0]), *frame_size)]
-        if stretched:  # a portrait phone photo, squashed to the camera's shape without a word
-            log.warning("%s: %d frame(s) not of the camera's shape (%dx%d) are stretched to it, "
-                        "which distorts faces (first: %s): give frames the door's camera took",
-                        root, len(stretched), frame_size[0], frame_size[1], stretched[0])
-        # the very pixels the door path makes of each frame (to_door_frame gives BGR)
-        images = [np.ascontiguousarray(to_door_frame(im, *frame_size)[..., ::-1]) for im in images]
+    if stretched:  # a portrait phone photo, squashed to the camera's shape without a word
+        # (said when any frame is of another shape: all of them portrait was said of none)
+        log.warning("%s: %d frame(s) not of the camera's shape (%dx%d) are stretched to it, "
+                    "which distorts faces (first: %s): give frames the door's camera took",
+                    root, len(stretched), frame_size[0], frame_size[1], stretched[0])
+    if size is None and frame_size is None and len({im.shape for im in images}) > 1:
+        raise DataError(f"{root}: images differ in size; pass a size to resize them")
     return Dataset(np.stack(images), np.asarray(labels, np.int64), ids, skipped, [str(root)])
 
 
-#: the smallest frame side a course HDF5 may hold (the same floor as a replayed picture's)
-MIN_FRAME_SIDE = 8
+#: the smallest frame side a course HDF5 may hold (the same floor as a picture file's)
+MIN_FRAME_SIDE = MIN_PICTURE_SIDE
 
 
 def repeated_source(paths: Sequence[Union[str, Path]]) -> Optional[str]:

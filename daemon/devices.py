@@ -20,16 +20,13 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from .errors import SourceError
-from .picturesize import picture_size
+from .pictures import PICTURE_EXTS, list_pictures, read_bytes, read_picture
 from .preprocess import to_door_frame
 
 # the name these warnings had before the devices moved out of sources.py: journal
 # filters (LOGGER=) keep working
 log = logging.getLogger("happyhouse.daemon.sources")
 
-#: pictures (a GIF too: as a video it was not scaled to the camera size, so a picture's
-#: small face was "too small" where the same picture as a PNG scored)
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 def _cv2():
@@ -215,74 +212,32 @@ def _open_hint(kind: str) -> str:
 # Pictures to replay: image files, a folder, a course HDF5 file.
 
 
-#: a replayed picture may be at most this wide and high: the largest frame a camera is
-#: configured for (camera.width/height allow 4096); anything larger is refused, not decoded
-MAX_PICTURE_SIDE = 4096
-#: and its file at most this large (a 4096x4096 PNG of noise is about 50 MB)
-MAX_PICTURE_BYTES = 64 * 1024 * 1024
-#: the probe decodes at 1/8 scale (cheap for JPEG: the DCT is scaled), so sizes are
-#: known to within 8 px before a full decode is ever attempted
+#: the probe decodes at 1/8 scale (cheap for JPEG: the DCT is scaled): whether OpenCV can
+#: decode a picture is known before a full decode is ever attempted
 _PROBE_SCALE = 8
-
-
-def _read_bytes(path: Path) -> Tuple[Optional[np.ndarray], str]:
-    try:
-        size = path.stat().st_size
-        if size > MAX_PICTURE_BYTES:
-            return None, f"{size / 1e6:.0f} MB, more than {MAX_PICTURE_BYTES / 1e6:.0f} MB"
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        return None, exc.strerror or str(exc)
-    return (data, "") if data.size else (None, "empty file")
-
-
-def _oversized(size: Optional[Tuple[int, int]]) -> str:
-    """Why a picture of ``size`` (its header's; None: unknown) is too large to decode ("" if not)."""
-    if size is not None and max(size) > MAX_PICTURE_SIDE:
-        return f"{size[0]}x{size[1]} pixels, larger than {MAX_PICTURE_SIDE}x{MAX_PICTURE_SIDE}"
-    return ""
 
 
 def _probe_picture(path: Path) -> str:
     """Why ``path`` cannot be replayed ("" if it can), decoding at most 1/8 of it."""
-    data, why = _read_bytes(path)
-    return why if data is None else _probe_bytes(data, picture_size(data))
-
-
-def _probe_bytes(data: np.ndarray, size: Optional[Tuple[int, int]]) -> str:
-    why = _oversized(size)  # before any decode: a reduced PNG decode is a whole one
-    if why:
-        return why
+    try:
+        data = read_bytes(path)  # its size from its header: a reduced PNG decode is a whole one
+    except ValueError as exc:
+        return str(exc)
     cv2 = _cv2()
     try:
         small = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
     except cv2.error:
-        # OpenCV asserts when it cannot shrink a side by 8 (a picture under 8 pixels on a
-        # side); decoding it whole instead could be a decompression bomb on the other side
-        return f"under {_PROBE_SCALE} pixels on a side, too small to hold a face"
-    if small is None:
         return "not a decodable image"
-    height, width = (side * _PROBE_SCALE for side in small.shape[:2])
-    if max(height, width) > MAX_PICTURE_SIDE + _PROBE_SCALE:
-        return (f"about {width}x{height} pixels, larger than {MAX_PICTURE_SIDE}x"
-                f"{MAX_PICTURE_SIDE}")
-    return ""
+    return "" if small is not None else "not a decodable image"
 
 
 def _read_picture(path: Path) -> Optional[np.ndarray]:
     """The whole picture (after a probe said it is sane), or None if it is gone, broken
     or, swapped since the probe, too large: its header is read again before decoding."""
-    data, _ = _read_bytes(path)
-    if data is None:
+    try:
+        return read_picture(path)
+    except ValueError:
         return None
-    # the header when it tells the size; else the 1/8 probe again (a TIFF)
-    size = picture_size(data)
-    if _oversized(size) if size is not None else _probe_bytes(data, None):
-        return None
-    image = _cv2().imdecode(data, _cv2().IMREAD_COLOR)
-    if image is None or max(image.shape[:2]) > MAX_PICTURE_SIDE + _PROBE_SCALE:
-        return None
-    return image
 
 
 def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]]]:
@@ -290,7 +245,8 @@ def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]
 
     Nothing is kept decoded: a folder of huge photos costs one picture's memory at a time,
     not all of them (issue 16 item 7). Each file is probed once here so that unreadable
-    and absurdly large ones are skipped with a warning (a single file: refused).
+    and absurdly large ones are skipped with a warning (a single file: refused). A folder's
+    pictures are those every tool reads (:mod:`.pictures`): hidden files are not frames.
     """
     if not path.is_dir():
         why = _probe_picture(path)
@@ -298,11 +254,14 @@ def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]
             raise SourceError(f"image {path} cannot be read or decoded ({why})")
         return 1, lambda _i: _read_picture(path)
     try:
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        listing = list_pictures(path)
     except OSError as exc:
         raise SourceError(f"image folder {path} cannot be listed ({exc.strerror or exc})") from None
+    if listing.passed_over:
+        log.warning("%s", listing.passed_over_line())
+    files = listing.pictures
     if not files:
-        raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
+        raise SourceError(f"image folder {path} holds no images ({', '.join(PICTURE_EXTS)})")
     usable, bad = [], []
     for file in files:
         why = _probe_picture(file)

@@ -3,8 +3,10 @@
 A replayed picture is checked for size before OpenCV decodes it: a 12000x12000 PNG
 is a few hundred KB on disk and 400 MB once decoded, and OpenCV's reduced decode
 (``IMREAD_REDUCED_*``) shrinks only JPEG's DCT; a PNG is decoded whole first. The
-common formats carry their size in the first bytes: PNG, JPEG, BMP, WebP and GIF are read
-here; for anything else :func:`picture_size` says None and the caller decides.
+formats the door reads carry their size in their header: PNG, JPEG, BMP, WebP, GIF and
+TIFF are read here; for anything else :func:`picture_size` says None and the caller
+refuses the file. :func:`picture_kind` tells a picture by its first bytes, whatever its
+name says (a JPEG saved as ``.jfif`` or ``.HEIC``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,37 @@ _JPEG_BARE = set(range(0xD0, 0xDA)) | {0x01}
 _JPEG_MAX_STEPS = 4096
 
 
+#: the kinds :func:`picture_kind` names that OpenCV reads; "heif" (HEIC, AVIF) it does not
+READ_KINDS = ("png", "jpeg", "bmp", "webp", "gif", "tiff")
+#: the ISO media brands of HEIC/HEIF and AVIF photos (a phone's default format)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+                b"avif", b"avis")
+
+
+def picture_kind(head: bytes) -> Optional[str]:
+    """What the first bytes of a file say it is: one of :data:`READ_KINDS`, "heif", or None."""
+    head = bytes(memoryview(head).cast("B")[:32])
+    if head[:8] == _PNG:
+        return "png"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[:2] == b"BM" and len(head) >= 26:
+        return "bmp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return "tiff"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "heif"
+    return None
+
+
 def picture_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """(width, height) from the header of a PNG, JPEG, BMP, WebP or GIF file; None otherwise
-    or when the header is cut short. ``data``: bytes, or a uint8 array of the file."""
+    """(width, height) from the header of a PNG, JPEG, BMP, WebP, GIF or TIFF file (its
+    first page: the one OpenCV decodes); None otherwise or when the header is cut short.
+    ``data``: bytes, or a uint8 array of the whole file (a TIFF's header may be at its end)."""
     data = memoryview(data).cast("B")  # no copy of a large file
     try:
         if data[:8] == _PNG and data[12:16] == b"IHDR":
@@ -40,6 +70,8 @@ def picture_size(data: bytes) -> Optional[Tuple[int, int]]:
             return _webp_size(data)
         if data[:6] in (b"GIF87a", b"GIF89a"):  # the logical screen: the decoded canvas
             return struct.unpack("<HH", data[6:10])
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            return _tiff_size(data)
     except struct.error:  # fewer bytes than the header needs
         return None
     return None
@@ -78,4 +110,31 @@ def _webp_size(data: bytes) -> Optional[Tuple[int, int]]:
         width = int.from_bytes(data[24:27], "little") + 1
         height = int.from_bytes(data[27:30], "little") + 1
         return width, height
+    return None
+
+
+#: TIFF tags of the first page's width and height, and the entry types that hold them
+_TIFF_WIDTH, _TIFF_HEIGHT = 256, 257
+_TIFF_SHORT, _TIFF_LONG = 3, 4
+#: directory entries read before giving up (a real first page has a few dozen)
+_TIFF_MAX_ENTRIES = 4096
+
+
+def _tiff_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """The first image directory's width and height. OpenCV's reduced decode of a TIFF is a
+    whole one: a 1.2 MB TIFF of 16000x16000 pixels took 816 MB before it was refused."""
+    order = "<" if data[:2] == b"II" else ">"
+    offset = struct.unpack(order + "I", data[4:8])[0]
+    entries = struct.unpack(order + "H", data[offset:offset + 2])[0]
+    sides = {}
+    for i in range(min(entries, _TIFF_MAX_ENTRIES)):
+        at = offset + 2 + 12 * i
+        tag, kind = struct.unpack(order + "HH", data[at:at + 4])
+        if tag in (_TIFF_WIDTH, _TIFF_HEIGHT):
+            if kind == _TIFF_SHORT:
+                sides[tag] = struct.unpack(order + "H", data[at + 8:at + 10])[0]
+            elif kind == _TIFF_LONG:
+                sides[tag] = struct.unpack(order + "I", data[at + 8:at + 12])[0]
+    if _TIFF_WIDTH in sides and _TIFF_HEIGHT in sides:
+        return sides[_TIFF_WIDTH], sides[_TIFF_HEIGHT]
     return None

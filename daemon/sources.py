@@ -54,10 +54,11 @@ from typing import Callable, Deque, Optional, Protocol, Tuple
 
 import numpy as np
 
-from .devices import (IMAGE_EXTS, CaptureDevice, ReplayDevice, Device, gstreamer_available,
-                      h5_frames, read_pictures)
+from .devices import (CaptureDevice, ReplayDevice, Device, gstreamer_available, h5_frames,
+                      read_pictures)
 from .errors import ConfigError, DataError, SourceError
 from .filesafety import write_file_whole
+from .pictures import HEIF_HINT, PICTURE_EXTS, file_kind
 from .logtext import clean
 
 log = logging.getLogger(__name__)
@@ -506,7 +507,14 @@ def classify_spec(spec: str) -> str:
     if not path.exists():
         raise SourceError(f"camera source {text!r} does not exist (not a camera index, device, "
                           f"URL, GStreamer pipeline or file)")
-    if path.is_dir() or (path.suffix.lower() in IMAGE_EXTS and _decodable(path)):
+    if path.is_dir():
+        return "images"
+    # by what the file holds, not its name: a JPEG saved as .jfif or .HEIC was played as a
+    # video (no EXIF turn, not scaled to the camera size: "no face")
+    kind = file_kind(path)
+    if kind == "heif":
+        raise SourceError(f"{path} is {HEIF_HINT}")
+    if (kind is not None or path.suffix.lower() in PICTURE_EXTS) and _decodable(path, kind):
         return "images"
     if path.suffix.lower() in H5_EXTS:
         return "h5"
@@ -520,10 +528,10 @@ def frozen_pictures_file(cfg) -> Path:
     return Path(cfg.service_state_dir).expanduser() / "frozen-camera-pictures"
 
 
-def _decodable(path: Path) -> bool:
+def _decodable(path: Path, kind: Optional[str]) -> bool:
     """Can this OpenCV decode the picture (GIF only since OpenCV 4.12; before, FFmpeg
     plays one as a video, as it did)?"""
-    if path.suffix.lower() != ".gif":
+    if kind != "gif" and not (kind is None and path.suffix.lower() == ".gif"):
         return True
     import cv2
 

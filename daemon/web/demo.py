@@ -12,6 +12,7 @@ thread, over :class:`~..fakes.FakeSource` and gpiozero's ``MockFactory``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -22,24 +23,25 @@ import numpy as np
 
 from ..errors import DataError
 from ..filesafety import a_path, path_arg
+from ..pictures import PICTURE_EXTS, list_pictures, read_picture
 
 
 def read_frames(folder: Path) -> List[np.ndarray]:
-    import cv2
-
     folder = Path(folder)
     if not folder.is_dir():  # iterdir's FileNotFoundError was a traceback
         raise DataError(f"--frames {folder} " + ("is not a folder" if folder.exists()
                                                  else "does not exist") + ": give a folder of "
                         "door frames (python -m happyhouse.daemon.demo writes one)")
     try:
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+        paths = list_pictures(folder).pictures  # the pictures every tool reads
     except OSError as exc:
         raise DataError(f"cannot read --frames {folder}: {exc.strerror or exc}") from None
-    frames = [cv2.imread(str(p)) for p in paths]
-    frames = [f for f in frames if f is not None]
+    frames = []
+    for path in paths:
+        with contextlib.suppress(ValueError):  # an unreadable one is left out, as before
+            frames.append(read_picture(path))
     if not frames:
-        raise DataError(f"{folder} holds no PNG or JPEG frames")
+        raise DataError(f"{folder} holds no readable pictures ({', '.join(PICTURE_EXTS)})")
     return frames
 
 
