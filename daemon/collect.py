@@ -32,6 +32,7 @@ import shutil
 import signal
 import sys
 import time
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional, Tuple
@@ -197,8 +198,15 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
             out=None, clock: Callable[[], float] = time.monotonic) -> int:
     """Keep ``count`` face frames in ``folder``; returns how many were kept."""
     out = out if out is not None else sys.stdout
+    from .sources import RECORDINGS
+
     kept, last_thumb, last_time = 0, None, None
     skipped = {"no face": 0, "too like the last": 0, "still": 0}
+    # a recording (pictures, an HDF5 file, a video) is replayed in a loop: once it comes
+    # round again, it holds no new frame (a single picture waited for good, and a folder
+    # of 6 pictures gave "done: 10 frames", 4 of them copies)
+    recording = getattr(source, "kind", None) in RECORDINGS
+    offered, again = set(), 0
     settings = camera_settings(cfg, source)
     prompt = PROMPTS[folder.label]
     out.write(f"collecting {count} {folder.label} frames into {folder.folder} "
@@ -217,6 +225,21 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
         if getattr(frame, "still", False):  # a covered or dark camera repeating itself
             skipped["still"] += 1
             continue
+        if recording:
+            picture = (frame.image.shape, zlib.crc32(frame.image.tobytes()))
+            if picture in offered:
+                again += 1
+                if again >= len(offered):  # every picture it holds has come round again
+                    out.write(f"stopped after {kept}/{count} {folder.label} frames: "
+                              f"{settings['source']} holds no more (each of the "
+                              f"{len(offered)} picture(s) it holds was offered; "
+                              f"{skipped['no face']} "
+                              f"without a face, {skipped['too like the last']} too like the "
+                              f"last kept)\n")
+                    return kept
+                continue
+            offered.add(picture)
+            again = 0
         obs = pipeline.observe(frame)
         if obs.face is None:
             skipped["no face"] += 1

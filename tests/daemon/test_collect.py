@@ -81,6 +81,29 @@ def test_collects_clean_face_frames_with_sidecars_skipping_empty_and_repeated(
     assert not (tmp_path / "my_house" / "not_happy").exists()
 
 
+@pytest.mark.parametrize("pictures, count", [(1, 3), (3, 10)])
+def test_a_recording_that_comes_round_again_ends_the_session(tmp_path, faces, shipped_pipeline,
+                                                            no_latch, pictures, count):
+    """--collect from one picture waited for good ("1/3", then silence), and a folder of
+    pictures looped into copies of itself ("done: 10 frames" from 6 pictures)."""
+    from happyhouse.daemon.sources import open_source
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(pictures):
+        cv2.imwrite(str(frames / f"{i}.png"), faces[i])
+    cfg = load_config(None, {"latch.gpio": "mock", "camera.fps": 30})
+    spec = str(frames / "0.png") if pictures == 1 else str(frames)
+    out = io.StringIO()
+    rc = run_collect(cfg, args(tmp_path, count=count), source=open_source(spec, cfg),
+                     pipeline=shipped_pipeline, out=out)
+    kept = sorted((tmp_path / "my_house" / "happy").glob("*.png"))
+    assert rc == 1 and len(kept) == pictures
+    assert len({cv2.imread(str(p)).tobytes() for p in kept}) == pictures  # no copies
+    assert f"stopped after {pictures}/{count} happy frames" in out.getvalue()
+    assert f"each of the {pictures} picture(s) it holds was offered" in out.getvalue()
+
+
 def test_full_disk_while_collecting_one_line_and_nothing_half_written(
         tmp_path, faces, shipped_pipeline, no_latch, monkeypatch):
     import happyhouse.daemon.collect as collect_mod
