@@ -180,6 +180,10 @@ def check_camera(cfg, state: dict, source=None) -> Item:
         notes.append("blurry: check focus and clean the lens")
     if (width, height) != (cfg.camera_width, cfg.camera_height):
         notes.append(f"asked for {cfg.camera_width}x{cfg.camera_height}")
+    left_out = getattr(source, "left_out", None) or []
+    if left_out:
+        notes.append(f"{len(left_out)} file(s) of the folder not replayed (first: "
+                     f"{'; '.join(left_out[:2])})")
     # frames further apart than max_gap reset every vote: such a door can never open
     too_slow = (fps is not None and cfg.decision_votes_needed > 1
                 and 1.0 / fps > cfg.decision_max_gap)
@@ -200,8 +204,8 @@ def check_camera(cfg, state: dict, source=None) -> Item:
                   "from a live one ([latch] gpio = mock to replay it)"
     if too_slow or recording:
         return Item("camera", FAIL, detail, data)
-    return Item("camera", WARN if dark_or_blurry or quality["brightness"] > BRIGHT else OK,
-                detail, data)
+    return Item("camera", WARN if dark_or_blurry or quality["brightness"] > BRIGHT or left_out
+                else OK, detail, data)
 
 
 def check_gpio(cfg, test_latch: bool = False, pin_factory=None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -240,8 +240,9 @@ def _read_picture(path: Path) -> Optional[np.ndarray]:
         return None
 
 
-def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]]]:
-    """(count, get) for an image file or folder; ``get(i)`` decodes picture i when asked.
+def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]], List[str]]:
+    """(count, get, left out) for an image file or folder; ``get(i)`` decodes picture i when
+    asked; "left out" names each entry of a folder that is not replayed, and why.
 
     Nothing is kept decoded: a folder of huge photos costs one picture's memory at a time,
     not all of them (issue 16 item 7). Each file is probed once here so that unreadable
@@ -252,7 +253,7 @@ def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]
         why = _probe_picture(path)
         if why:
             raise SourceError(f"image {path} cannot be read or decoded ({why})")
-        return 1, lambda _i: _read_picture(path)
+        return 1, lambda _i: _read_picture(path), []
     try:
         listing = list_pictures(path)
     except OSError as exc:
@@ -271,7 +272,8 @@ def read_pictures(path: Path) -> Tuple[int, Callable[[int], Optional[np.ndarray]
     if not usable:
         raise SourceError(f"image folder {path}: none of its {len(files)} images can be decoded "
                           f"at a usable size (first: {bad[0]})")
-    return len(usable), lambda i: _read_picture(usable[i])
+    passed_over = [f"{entry.name} ({why})" for entry, why in listing.passed_over]
+    return len(usable), lambda i: _read_picture(usable[i]), bad + passed_over
 
 
 def h5_frames(path: Path, width: int, height: int) -> Tuple[int, Callable[[int], np.ndarray]]:

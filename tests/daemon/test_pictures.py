@@ -76,11 +76,12 @@ def test_the_door_and_the_loaders_read_the_same_pictures_of_a_folder(messy, capl
     """--check replayed 5 frames of a folder eval counted 4 of (a hidden one), eval and adapt
     dropped a TIFF the door replayed, and neither read a JPEG saved as .jfif."""
     shutil.copytree(messy, messy.parent / "not_happy", symlinks=True)
-    count, _ = read_pictures(messy)
+    count, _, left_out = read_pictures(messy)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         data = load_dataset(messy.parent, size=64)
     assert count == 5 and len(data) == 10 and not data.skipped
+    assert [entry.split(" ")[0] for entry in left_out] == ["IMG_0002.HEIC", "day1", "gone.png"]
     assert sum("IMG_0002.HEIC" in r.getMessage() for r in caplog.records) == 2
 
 
@@ -184,3 +185,16 @@ def test_read_picture_says_why_in_one_line(tmp_path):
                       ("missing.jpg", "No such file or directory")):
         with pytest.raises(ValueError, match=why):
             read_picture(tmp_path / name)
+
+
+def test_check_warns_of_a_replayed_folder_s_files_it_leaves_out(messy):
+    """--check said GO over a folder of which it replayed 5 of 9 files (the rest in a log
+    line only)."""
+    from happyhouse.daemon.check import WARN, check_camera
+    from happyhouse.daemon.config import load_config
+
+    (messy / "cut.jpg").write_bytes(b"\xff\xd8\xff a copy cut short")
+    cfg = load_config(None, {"latch.gpio": "mock", "camera.source": str(messy)})
+    item = check_camera(cfg, {}, open_source(str(messy), cfg))
+    assert item.status == WARN and "4 file(s) of the folder not replayed" in item.detail
+    assert "cut.jpg (not a decodable image)" in item.detail
