@@ -13,11 +13,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from happyhouse.daemon.preprocess import normalize_light, prepare_frame, to_model_input
-from happyhouse.daemon.vote import Vote
-
-from happyhouse.daemon.pipeline import Observation, Pipeline
+from happyhouse.daemon.pipeline import SCORE_STEPS, Observation, Pipeline
 from happyhouse.daemon.sources import Frame
+from happyhouse.daemon.vote import Vote
 
 from .frames import BenchFrames, live_source, yuyv_to_bgr
 
@@ -26,11 +24,14 @@ STAGE_HELP = {
     "frame": "capture: YUYV->BGR conversion + new frame",
     "gate": "FaceGate.find (largest face)",
     "level": "crop + face mesh, turned crops for a rolled head (bundles that level)",
-    "preprocess": "prepare_frame + normalize_light + to_model_input + quantize",
+    "preprocess": "prepare_frame (unless levelled) + normalize_light",
     "geometry": "face mesh (unless levelled) + aligned features + head + fusion",
-    "invoke": "Classifier.invoke_raw (int8 TFLite)",
-    "vote": "dequantize, threshold, Vote.add",
+    "invoke": "Classifier.score: to_model_input + quantize + int8 TFLite invoke + dequantize",
+    "vote": "threshold, Vote.add",
 }
+#: the report's name for each step Pipeline.score_face marks
+STEP_STAGES = {"level": "level", "prepare": "preprocess", "model": "invoke",
+               "geometry": "geometry"}
 
 
 def summary_ms(samples_ns: List[int], cpu_ns: Optional[List[int]] = None) -> Optional[Dict[str, float]]:
@@ -94,11 +95,11 @@ def build_parts(bundle_path: Optional[str], threads: int, config: Optional[str] 
 def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> Dict[str, Any]:
     """Each stage of the decision timed separately, frame after frame.
 
-    The calls are those ``Pipeline.observe`` makes (gate, prepare_frame, the
-    classifier, ``Pipeline.decide``), split so each can be timed on its own.
+    The calls are ``Pipeline.observe``'s own: the gate, then ``Pipeline.score_face``,
+    which marks the end of each of its steps (level, prepare, model, geometry), then
+    ``Pipeline.decide`` and the vote.
     """
     pipeline, vote = parts.pipeline, parts.new_vote()
-    clf, spec = pipeline.classifier, pipeline.preprocess
     wall: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
     cpu: Dict[str, List[int]] = {s: [] for s in STAGES + ("total",)}
     faces = happy = unlocks = 0
@@ -109,25 +110,11 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
         t1 = now_ns()
         box = pipeline.gate.find(frame.image)
         t2 = now_ns()
-        t3 = t4 = t4g = t2l = t2
+        marks: Dict[str, tuple] = {}
         score = None
         if box is not None:
-            geometry, points = pipeline.geometry, None
-            if geometry is not None and geometry.levels:
-                crop, points, _ = geometry.level(frame.image, box, spec.geometric(),
-                                                 pipeline.gate.eye_roll)
-                t2l = now_ns()
-            else:
-                crop = prepare_frame(frame.image, box, spec.geometric())
-            model_input = clf.quantize_input(to_model_input(normalize_light(crop, spec)))
-            t3 = now_ns()
-            raw = clf.invoke_raw(model_input)
-            t4 = now_ns()
-            score = float(clf.score_from_raw(raw)[0])
-            if geometry is not None:
-                shape = geometry.score(crop) if points is None else geometry.score_points(points)
-                score = geometry.fuse(score, shape)
-            t4g = now_ns()
+            score, _ = pipeline.score_face(frame.image, box, pipeline.gate.eye_roll,
+                                           lambda step: marks.__setitem__(step, now_ns()))
         obs = Observation(frame.timestamp, frame.seq, box, score, pipeline.decide(score), 0.0)
         if vote.add(obs, now=time.monotonic()):
             vote.reset("unlocked")
@@ -137,13 +124,12 @@ def time_stages(parts: Parts, frames: BenchFrames, count: int, warmup: int) -> D
             continue
         faces += box is not None
         happy += obs.happy
-        spans = [("frame", t0, t1), ("gate", t1, t2), ("vote", t4g, t5), ("total", t0, t5)]
-        if box is not None:
-            spans += [("preprocess", t2l, t3), ("invoke", t3, t4)]
-            if t2l != t2:
-                spans.append(("level", t2, t2l))
-            if pipeline.geometry is not None:
-                spans.append(("geometry", t4, t4g))
+        # each step runs from the end of the one before (the gate's, for the first)
+        ends = [("gate", t2)] + [(STEP_STAGES[step], marks[step]) for step in SCORE_STEPS
+                                 if step in marks]
+        spans = [("frame", t0, t1), ("gate", t1, t2), ("vote", ends[-1][1], t5),
+                 ("total", t0, t5)]
+        spans += [(stage, start, end) for (_, start), (stage, end) in zip(ends, ends[1:])]
         for stage, start, end in spans:
             wall[stage].append(end[0] - start[0])
             cpu[stage].append(end[1] - start[1])

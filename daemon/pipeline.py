@@ -21,7 +21,7 @@ import logging
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -34,6 +34,11 @@ from .preprocess import Box, check_frame, normalize_light, prepare_frame
 from .sources import Frame
 
 log = logging.getLogger(__name__)
+
+
+#: the steps :meth:`Pipeline.score_face` marks as each ends, in their order (the stage
+#: names of :attr:`Observation.stages`, and what ``happyhouse-bench`` times)
+SCORE_STEPS = ("level", "prepare", "model", "geometry")
 
 
 @dataclass(frozen=True)
@@ -166,26 +171,39 @@ class Pipeline:
 
     def _score(self, image: np.ndarray, box: Box, stages: Dict[str, float], started: float,
                eye_roll: Optional[float] = None):
-        """(score, parts) of the face in ``box``; adds each stage's milliseconds.
+        """:meth:`score_face`, adding each step's milliseconds to ``stages`` (the first
+        step counted from ``started``, when the crop began)."""
+        last = [started]
 
-        ``started`` is when the crop began (``prepare`` covers crop and normalisation; a
-        bundle that levels the crop cuts it and runs the mesh in ``level``, and ``prepare``
-        is then the normalisation alone); ``eye_roll``: the detector's roll of this face,
-        where it found one.
+        def mark(step: str) -> None:
+            now = time.perf_counter()
+            stages[step] = (now - last[0]) * 1000.0
+            last[0] = now
+
+        return self.score_face(image, box, eye_roll, mark)
+
+    def score_face(self, image: np.ndarray, box: Box, eye_roll: Optional[float] = None,
+                   mark: Callable[[str], None] = lambda step: None):
+        """(score, parts) of the face in ``box`` of a checked BGR frame: the door's steps.
+
+        ``mark(step)`` is called as each step ends, in this order: ``level`` (a bundle that
+        levels: the crop cut, turned for a rolled head, and its mesh), ``prepare`` (the crop
+        cut unless levelled, and its light normalisation), ``model`` (the classifier: its
+        input quantized, the invoke, its output read), ``geometry`` (a bundle with a
+        geometry stage: its score and the fusion). ``happyhouse-bench`` times the steps
+        through it, so it measures the code the door runs. ``eye_roll``: the detector's
+        roll of this face, where it found one.
         """
         contract, points = self.preprocess.geometric(), None
         if self.geometry is not None and self.geometry.levels:
             crop, points, _ = self.geometry.level(image, box, contract, eye_roll)
-            levelled = time.perf_counter()
-            stages["level"] = (levelled - started) * 1000.0
-            started = levelled  # ``prepare`` is then the light normalisation alone
+            mark("level")
         else:
             crop = prepare_frame(image, box, contract)
         model_input = normalize_light(crop, self.preprocess)
-        t2 = time.perf_counter()
+        mark("prepare")
         appearance = self.classifier.score(model_input)
-        t3 = time.perf_counter()
-        stages.update(prepare=(t2 - started) * 1000.0, model=(t3 - t2) * 1000.0)
+        mark("model")
         if self.geometry is None:
             return appearance, {}
         try:
@@ -197,8 +215,7 @@ class Pipeline:
             (log.warning if self.degenerate_meshes == 1 else log.debug)(
                 "%s: this frame scores 0, whatever its appearance (%d such frames so far)",
                 exc, self.degenerate_meshes)
-        t4 = time.perf_counter()
-        stages["geometry"] = (t4 - t3) * 1000.0
+        mark("geometry")
         if shape is None:
             # no shape, no decision: 0 fails closed. Fusing a shape score of 0 did not (an
             # appearance of 0.9975 or more still opened at 0.7:0.3), and raising ended the
