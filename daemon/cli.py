@@ -116,7 +116,9 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="--collect: the class of the frames being collected")
     parser.add_argument("--count", type=int, metavar="N", help="--collect: frames to keep (40)")
     parser.add_argument("--every", type=number, metavar="SECONDS",
-                        help="--collect: at most one frame per SECONDS (0.5)")
+                        help="--collect: at most one frame per SECONDS from a camera (0.5); "
+                             "a recording (--source pictures, .h5, a video) is read once, "
+                             "each of its frames offered")
     parser.add_argument("--budget-mb", type=number, metavar="MB",
                         help="--collect: most disk this session may use (500)")
     parser.add_argument("--web", metavar="ADDR:PORT",

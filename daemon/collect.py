@@ -197,16 +197,18 @@ def camera_settings(cfg, source) -> dict:
 def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
             out=None, clock: Callable[[], float] = time.monotonic) -> int:
     """Keep ``count`` face frames in ``folder``; returns how many were kept."""
-    out = out if out is not None else sys.stdout
     from .sources import RECORDINGS
 
+    out = out if out is not None else sys.stdout
     kept, last_thumb, last_time = 0, None, None
-    skipped = {"no face": 0, "too like the last": 0, "still": 0}
-    # a recording (pictures, an HDF5 file, a video) is replayed in a loop: once it comes
-    # round again, it holds no new frame (a single picture waited for good, and a folder
-    # of 6 pictures gave "done: 10 frames", 4 of them copies)
+    skipped = {"no face": 0, "too like the last": 0, "still": 0, "copies": 0}
+    # a recording (pictures, an HDF5 file, a video) is replayed in a loop: it is read once,
+    # every frame of it offered (a single picture waited for good after "1/3", and a folder
+    # of 6 pictures gave "done: 10 frames", 4 of them copies). --every is a live camera's:
+    # a replay paced at the camera's rate lined up with it and offered one picture a pass
     recording = getattr(source, "kind", None) in RECORDINGS
-    offered, again = set(), 0
+    one_pass = getattr(source, "replay_frames", None) if recording else None
+    offered = set()
     settings = camera_settings(cfg, source)
     prompt = PROMPTS[folder.label]
     out.write(f"collecting {count} {folder.label} frames into {folder.folder} "
@@ -219,27 +221,24 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
 
             raise SourceError(f"no frame from {settings['source']} within "
                               f"{cfg.camera_stall_timeout:g} s (camera.stall_timeout)")
+        if one_pass is not None and frame.seq > one_pass:
+            out.write(f"stopped after {kept}/{count} {folder.label} frames: every frame of "
+                      f"{settings['source']} was read once ({skipped['no face']} without a face, "
+                      f"{skipped['too like the last']} too like the last kept, "
+                      f"{skipped['copies']} copies of a frame read before)\n")
+            return kept
         now = clock()
-        if last_time is not None and now - last_time < every:
+        if not recording and last_time is not None and now - last_time < every:
             continue
         if getattr(frame, "still", False):  # a covered or dark camera repeating itself
             skipped["still"] += 1
             continue
-        if recording:
+        if recording:  # the same picture twice in a folder (IMG_1.jpg, "IMG_1 (1).jpg")
             picture = (frame.image.shape, zlib.crc32(frame.image.tobytes()))
             if picture in offered:
-                again += 1
-                if again >= len(offered):  # every picture it holds has come round again
-                    out.write(f"stopped after {kept}/{count} {folder.label} frames: "
-                              f"{settings['source']} holds no more (each of the "
-                              f"{len(offered)} picture(s) it holds was offered; "
-                              f"{skipped['no face']} "
-                              f"without a face, {skipped['too like the last']} too like the "
-                              f"last kept)\n")
-                    return kept
+                skipped["copies"] += 1
                 continue
             offered.add(picture)
-            again = 0
         obs = pipeline.observe(frame)
         if obs.face is None:
             skipped["no face"] += 1
@@ -260,6 +259,7 @@ def collect(cfg, folder: Folder, count: int, every: float, *, source, pipeline,
         out.flush()
     still = (f", {skipped['still']} still pictures (a dark or covered camera)"
              if skipped["still"] else "")
+    still += f", {skipped['copies']} copies of a frame read before" if skipped["copies"] else ""
     out.write(f"done: {kept} {folder.label} frames in {folder.folder} (skipped "
               f"{skipped['no face']} without a face, {skipped['too like the last']} too like "
               f"the last kept{still})\n")

@@ -80,16 +80,17 @@ def _read_image(path: Path, size: Optional[int],
                 ) -> Tuple[np.ndarray, Tuple[int, int]]:
     """(the RGB picture in ``path``, its own width and height), read by the rules every tool
     reads pictures by (:mod:`.pictures`: its header's size before any decode, a regular
-    file): at ``size`` x ``size``, else scaled to the camera's ``frame_size`` as the door
-    scales what it replays, else as it is. ValueError: why it cannot be read."""
+    file): at ``size`` x ``size``, else, larger than the camera's ``frame_size``, scaled to
+    it as the door scales what it replays, else as it is. ValueError: why it cannot be read."""
     import cv2
 
     bgr = read_picture(path)
     own = (int(bgr.shape[1]), int(bgr.shape[0]))
-    if frame_size is not None and size is None:
+    if frame_size is not None and size is None and own[0] * own[1] > frame_size[0] * frame_size[1]:
         from .preprocess import to_camera_size
 
         # at once, not after the folder is read: 3024x4032 phone photos were all kept whole
+        # (a smaller one waits: 64x64 face crops scaled up at once took 75 times the memory)
         return cv2.cvtColor(to_camera_size(bgr, *frame_size), cv2.COLOR_BGR2RGB), own
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if size is not None and rgb.shape[:2] != (size, size):
@@ -103,11 +104,13 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
                        frame_size: Optional[Tuple[int, int]] = None) -> Dataset:
     """``ROOT/happy`` and ``ROOT/not_happy``; ``limit`` caps images per class (tests).
 
-    ``size=None`` with ``frame_size`` (a camera's width, height) scales each picture as the
-    door scales a replayed one (the same pixels: whole door frames, also from a camera whose
-    resolution changed between collecting sessions), said once when that stretches a frame
-    of another shape; ``size=None`` without it keeps each picture's own size, and pictures
-    that differ in size are an error.
+    ``size=None`` with ``frame_size`` (a camera's width, height): a picture larger than the
+    camera's frame is scaled to it as the door scales a replayed one, at once; smaller ones
+    keep their size (the door path scales each when it scores it: the same pixels) unless
+    the pictures differ in size (a camera whose resolution changed between collecting
+    sessions), when all are scaled; said once when that stretches a frame of another shape.
+    ``size=None`` without it keeps each picture's own size, and pictures that differ in
+    size are an error.
     """
     from .preprocess import shape_differs
 
@@ -161,8 +164,15 @@ def load_class_folders(root: Union[str, Path], size: Optional[int] = 64,
         log.warning("%s: %d frame(s) not of the camera's shape (%dx%d) are stretched to it, "
                     "which distorts faces (first: %s): give frames the door's camera took",
                     root, len(stretched), frame_size[0], frame_size[1], stretched[0])
-    if size is None and frame_size is None and len({im.shape for im in images}) > 1:
-        raise DataError(f"{root}: images differ in size; pass a size to resize them")
+    if size is None and len({im.shape for im in images}) > 1:
+        if frame_size is None:
+            raise DataError(f"{root}: images differ in size; pass a size to resize them")
+        from .preprocess import to_door_frame
+
+        # the very pixels the door path makes of each frame (to_door_frame gives BGR)
+        images = [im if (im.shape[1], im.shape[0]) == tuple(frame_size)
+                  else np.ascontiguousarray(to_door_frame(im, *frame_size)[..., ::-1])
+                  for im in images]
     return Dataset(np.stack(images), np.asarray(labels, np.int64), ids, skipped, [str(root)])
 
 

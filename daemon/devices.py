@@ -212,11 +212,6 @@ def _open_hint(kind: str) -> str:
 # Pictures to replay: image files, a folder, a course HDF5 file.
 
 
-#: the probe decodes at 1/8 scale (cheap for JPEG: the DCT is scaled): whether OpenCV can
-#: decode a picture is known before a full decode is ever attempted
-_PROBE_SCALE = 8
-
-
 def _probe_picture(path: Path) -> str:
     """Why ``path`` cannot be replayed ("" if it can), decoding at most 1/8 of it."""
     try:
@@ -224,7 +219,7 @@ def _probe_picture(path: Path) -> str:
     except ValueError as exc:
         return str(exc)
     cv2 = _cv2()
-    try:
+    try:  # at 1/8 scale (cheap for JPEG: the DCT is scaled), before any full decode
         small = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
     except cv2.error:
         return "not a decodable image"

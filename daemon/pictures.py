@@ -9,8 +9,9 @@ replayed at the door was dropped by adapt without a word, and a 20000x20000 PNG 
 1 MB took eval to 2.4 GB where the door refused it from its header.
 
 * A picture is a file named with one of :data:`PICTURE_EXTS`, or any other
-  non-hidden file whose first bytes are one of them (a JPEG saved as ``.jfif`` or
-  ``.HEIC``); a real HEIC/AVIF photo is named as one OpenCV cannot read.
+  non-hidden file whose first bytes are one of them (a JPEG saved as ``.HEIC``), unless
+  it is named as a video or a RAW file (:data:`NOT_PICTURES`); a real HEIC photo is
+  named as one OpenCV cannot read.
 * Hidden files (a name starting with ``.``: macOS's ``._x.png`` and ``.DS_Store``,
   an editor's backup) are not the house's frames: ``ls`` does not show them.
 * A picture's size comes from its header before anything is decoded: at most
@@ -43,8 +44,14 @@ MAX_PICTURE_BYTES = 64 * 1024 * 1024
 #: and at least this wide and high: a smaller one cannot hold a face (OpenCV's reduced
 #: decode also asserts on it)
 MIN_PICTURE_SIDE = 8
-#: what a HEIC/AVIF photo is told
-HEIF_HINT = "a HEIC/HEIF or AVIF photo, which OpenCV does not read: export it as JPEG"
+#: what a HEIC photo is told
+HEIF_HINT = "a HEIC/HEIF photo, which OpenCV does not read: export it as JPEG"
+#: names never read as pictures whatever their first bytes say: a motion-JPEG recording
+#: starts as a JPEG does (it was replayed as one still picture), a camera's RAW file as a
+#: TIFF does (its thumbnail would have been read as a frame)
+NOT_PICTURES = (".mjpeg", ".mjpg", ".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".h264",
+                ".264", ".ts", ".nef", ".nrw", ".dng", ".arw", ".cr2", ".cr3", ".orf", ".rw2",
+                ".raf", ".pef", ".srw")
 
 
 def hidden(path: Path) -> bool:
@@ -89,7 +96,7 @@ def list_pictures(folder: Path) -> Listing:
         elif entry.suffix.lower() in PICTURE_EXTS:
             listing.pictures.append(entry)
         else:
-            kind = _kind_of(entry)
+            kind = file_kind(entry)
             if kind in READ_KINDS:
                 listing.pictures.append(entry)
             elif kind == "heif":
@@ -110,8 +117,9 @@ def _kind_of(path: Path) -> Optional[str]:
 
 def file_kind(path: Path) -> Optional[str]:
     """What a named file holds by its first bytes (:func:`picture_kind`; None if not a
-    picture, unreadable or not a regular file)."""
-    return _kind_of(Path(path))
+    picture, unreadable, not a regular file, or named as a video or RAW file)."""
+    path = Path(path)
+    return None if path.suffix.lower() in NOT_PICTURES else _kind_of(path)
 
 
 def read_bytes(path: Path) -> np.ndarray:

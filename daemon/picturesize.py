@@ -24,11 +24,11 @@ _JPEG_BARE = set(range(0xD0, 0xDA)) | {0x01}
 _JPEG_MAX_STEPS = 4096
 
 
-#: the kinds :func:`picture_kind` names that OpenCV reads; "heif" (HEIC, AVIF) it does not
+#: the kinds :func:`picture_kind` names that OpenCV reads; "heif" (a HEIC photo) it does not
 READ_KINDS = ("png", "jpeg", "bmp", "webp", "gif", "tiff")
-#: the ISO media brands of HEIC/HEIF and AVIF photos (a phone's default format)
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
-                b"avif", b"avis")
+#: the ISO media brands of HEIC/HEIF photos (an iPhone's default format), which OpenCV
+#: does not read (AVIF, which it reads where built with it, is not one of them)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 
 
 def picture_kind(head: bytes) -> Optional[str]:

@@ -621,5 +621,22 @@ def open_source(spec: str, cfg, stall_timeout: Optional[float] = None,
     source.kind = kind
     # a replayed folder's files that are not replayed: --check said GO with 4 of 9 left out
     source.left_out = left_out
+    # how many frames one pass of a recording holds (None: a live camera, or not known):
+    # --collect reads a recording once
+    source.replay_frames = (count if kind in ("images", "h5")
+                            else _video_frames(target) if kind == "video" else None)
     return source
+
+
+def _video_frames(path: str) -> Optional[int]:
+    """The frame count a video file's container states (None where it states none: a raw
+    motion-JPEG or H.264 stream)."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    return int(count) if count and 0 < count < 1e9 else None
 

@@ -142,8 +142,8 @@ def load_frames(path: Path, spec, limit: Optional[int] = None, cfg=None, level=N
         raise DataError(f"{path} is not a folder: give the folder --collect wrote "
                         f"(with happy/ and not_happy/)")
     cfg = cfg or load_config(None, {"latch.gpio": "mock"})
-    # wrong layout, empty class: DataError; frames of several sizes (the camera's resolution
-    # changed between sessions): each scaled to the camera's, as the door path does anyway
+    # wrong layout, empty class: DataError; frames larger than the camera's, or of several
+    # sizes (its resolution changed between sessions): scaled to it, as the door path does
     data = load_dataset(path, size=None, limit=limit, frame_size=(cfg.camera_width, cfg.camera_height))
     if data.skipped:
         log.warning("%s", unreadable_line(data.skipped))

@@ -212,8 +212,8 @@ def load_door_frames(paths: Sequence[str], spec: Preprocess, limit: Optional[int
                      level=None) -> Dataset:
     """A house's own whole door-camera frames -> the face crops the door would score.
 
-    Frames are read at their own size (frames of several sizes in one source are each
-    scaled to the door camera's first, as the door path scales them anyway) and gated;
+    Frames larger than the door camera's, and all of them where they differ in size, are
+    scaled to the camera's size when read, as the door path scales them anyway; then gated;
     a frame without a face is skipped and counted, as a corrupt file is.
     """
     from happyhouse.daemon.config import load_config

@@ -227,7 +227,7 @@ def test_a_small_holdout_is_warned_about_and_its_roc_recorded(converted, tmp_pat
     ({"epochs": 3, "history": {}}, "holds no training figures"),
     ({"roc_auc": "high", "accuracy": 0.9}, "roc_auc = 'high' is not a number from 0 to 1"),
     ({"roc_auc": 0.9, "n": 12.5}, "n = 12.5 is not a whole number"),
-    ({"roc_auc": 0.9, "confusion_matrix": [1, 2]}, None),
+    ({"roc_auc": 0.9, "confusion_matrix": "tp fp tn fn"}, None),
 ])
 def test_metrics_that_are_no_training_report_are_refused_before_the_work(
         tiny_model, small_faces, tmp_path, capsys, monkeypatch, content, said):
@@ -237,7 +237,7 @@ def test_metrics_that_are_no_training_report_are_refused_before_the_work(
 
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps(content))
-    if said is None:  # a malformed confusion matrix is left out, not a crash
+    if said is None:  # a malformed confusion matrix is left out (it was a TypeError)
         from happyhouse.convert.metadata import read_metadata
 
         assert read_metadata(tiny_model.with_name("model.json"), metrics).metrics["roc_auc"] == 0.9

@@ -81,27 +81,59 @@ def test_collects_clean_face_frames_with_sidecars_skipping_empty_and_repeated(
     assert not (tmp_path / "my_house" / "not_happy").exists()
 
 
-@pytest.mark.parametrize("pictures, count", [(1, 3), (3, 10)])
-def test_a_recording_that_comes_round_again_ends_the_session(tmp_path, faces, shipped_pipeline,
-                                                            no_latch, pictures, count):
+@pytest.mark.parametrize("pictures, copies, count, every", [
+    (1, 0, 3, 0.0), (3, 0, 10, 0.0),
+    (3, 1, 10, 0.0),  # IMG_1.jpg beside "IMG_1 (1).jpg": a copy, not the end
+    (3, 0, 10, 0.0667),  # --every of one replayed frame's time: lined up with the replay
+    (3, 0, 10, 2.0),
+])
+def test_a_recording_is_read_once_every_frame_offered(tmp_path, faces, shipped_pipeline,
+                                                     no_latch, pictures, copies, count, every):
     """--collect from one picture waited for good ("1/3", then silence), and a folder of
-    pictures looped into copies of itself ("done: 10 frames" from 6 pictures)."""
+    pictures looped into copies of itself ("done: 10 frames" from 6 pictures); a rule that
+    stopped at the first picture seen again ended at a copy in the folder, or when --every
+    lined up with the replay and offered one picture a pass."""
     from happyhouse.daemon.sources import open_source
 
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(pictures):
         cv2.imwrite(str(frames / f"{i}.png"), faces[i])
+    for i in range(copies):
+        cv2.imwrite(str(frames / f"{i} (1).png"), faces[i])
     cfg = load_config(None, {"latch.gpio": "mock", "camera.fps": 30})
     spec = str(frames / "0.png") if pictures == 1 else str(frames)
     out = io.StringIO()
-    rc = run_collect(cfg, args(tmp_path, count=count), source=open_source(spec, cfg),
-                     pipeline=shipped_pipeline, out=out)
+    rc = run_collect(cfg, args(tmp_path, count=count, every=every),
+                     source=open_source(spec, cfg), pipeline=shipped_pipeline, out=out)
     kept = sorted((tmp_path / "my_house" / "happy").glob("*.png"))
-    assert rc == 1 and len(kept) == pictures
+    assert rc == 1 and len(kept) == pictures, out.getvalue()
     assert len({cv2.imread(str(p)).tobytes() for p in kept}) == pictures  # no copies
-    assert f"stopped after {pictures}/{count} happy frames" in out.getvalue()
-    assert f"each of the {pictures} picture(s) it holds was offered" in out.getvalue()
+    said = out.getvalue()
+    assert f"stopped after {pictures}/{count} happy frames: every frame of" in said
+    assert f"{copies} copies of a frame read before" in said
+
+
+def test_a_video_is_read_once_even_when_it_opens_with_repeated_frames(tmp_path, faces,
+                                                                    shipped_pipeline, no_latch):
+    """A rule that stopped at the first frame seen again ended a video with a black leader
+    after 0 frames."""
+    from happyhouse.daemon.sources import open_source
+
+    video = tmp_path / "door.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV writes no MJPG video")
+    for image in [np.zeros_like(faces[0])] * 5 + faces[:3]:
+        writer.write(image)
+    writer.release()
+    cfg = load_config(None, {"latch.gpio": "mock", "camera.fps": 30})
+    source = open_source(str(video), cfg)
+    assert source.kind == "video" and source.replay_frames == 8
+    out = io.StringIO()
+    rc = run_collect(cfg, args(tmp_path, count=10), source=source, pipeline=shipped_pipeline,
+                     out=out)
+    assert rc == 1 and "stopped after 3/10 happy frames: every frame of" in out.getvalue()
 
 
 def test_full_disk_while_collecting_one_line_and_nothing_half_written(

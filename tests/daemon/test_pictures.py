@@ -157,7 +157,7 @@ def test_a_jpeg_under_another_name_is_replayed_as_a_picture_and_a_heic_is_named(
         assert frame.scaled_from == (1280, 960)
     heic = tmp_path / "IMG_0002.HEIC"
     heic.write_bytes(HEIC)
-    with pytest.raises(SourceError, match="HEIC/HEIF or AVIF photo.*export it as JPEG"):
+    with pytest.raises(SourceError, match="HEIC/HEIF photo.*export it as JPEG"):
         classify_spec(str(heic))
 
 
@@ -166,7 +166,7 @@ def test_frames_all_of_another_shape_are_said_to_be_stretched(tmp_path, caplog):
     came only when the frames differed in size among themselves."""
     for label in ("happy", "not_happy"):
         (tmp_path / label).mkdir()
-        assert cv2.imwrite(str(tmp_path / label / "p.jpg"), np.full((400, 300, 3), 90, np.uint8))
+        assert cv2.imwrite(str(tmp_path / label / "p.jpg"), np.full((1000, 750, 3), 90, np.uint8))
     with caplog.at_level(logging.WARNING):
         data = load_dataset(tmp_path, size=None, frame_size=(640, 480))
     assert data.images.shape == (2, 480, 640, 3)
@@ -198,3 +198,15 @@ def test_check_warns_of_a_replayed_folder_s_files_it_leaves_out(messy):
     item = check_camera(cfg, {}, open_source(str(messy), cfg))
     assert item.status == WARN and "4 file(s) of the folder not replayed" in item.detail
     assert "cut.jpg (not a decodable image)" in item.detail
+
+
+def test_a_motion_jpeg_recording_stays_a_video_and_raw_files_are_no_pictures(tmp_path):
+    """A raw motion-JPEG recording (rpicam-vid --codec mjpeg) starts as a JPEG does: judged
+    by its content alone it was replayed as one still picture."""
+    ok, jpeg = cv2.imencode(".jpg", flat_image(90))
+    (tmp_path / "rec.mjpeg").write_bytes(jpeg.tobytes() * 5)
+    assert classify_spec(str(tmp_path / "rec.mjpeg")) == "video"
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "happy" / "DSC_0001.NEF").write_bytes(_tiff_header(6000, 4000))
+    (tmp_path / "happy" / "rec.mjpeg").write_bytes(jpeg.tobytes() * 5)
+    assert list_pictures(tmp_path / "happy").pictures == []
