@@ -13,9 +13,10 @@ defined once.
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import math
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -28,7 +29,8 @@ import numpy as np
 
 from .bundleschema import (FORMAT, FORMAT_VERSION, GOLDEN_FILE, MANIFEST_KEY, META_FILE,  # noqa: F401
                            MODEL_FILE, SEAL_KEY, SERVED_VERSIONS, manifest, seal, validate_meta)
-from .errors import ModelError, SelfTestError
+from .endsignals import deferred
+from .errors import DataError, ModelError, SelfTestError
 from .evidence import require_threshold
 from .geometry import GeometrySpec
 from .preprocess import Preprocess
@@ -368,6 +370,25 @@ def format_version(meta: Mapping[str, Any]) -> int:
     return 2 if needs_2 else 1
 
 
+def _swap_in(tmp: Path, out: Path) -> None:
+    """The written folder ``tmp`` becomes ``out``, replacing what was there."""
+    backup = out.with_name(f".{out.name}.old")
+    if out.exists():
+        shutil.rmtree(backup, ignore_errors=True)
+    try:
+        with deferred():  # a signal between the two renames left no bundle at ``out``
+            if out.exists():
+                os.replace(out, backup)
+            os.replace(tmp, out)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        # another program wrote ``out`` between the renames (two conversions at once)
+        raise DataError(f"{out} was written by another program while this one wrote it: "
+                        f"this bundle is not kept (write one bundle at a time)") from None
+    shutil.rmtree(backup, ignore_errors=True)
+
+
 def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, Any],
                  golden_inputs: np.ndarray, golden_outputs: np.ndarray,
                  extra_files: Optional[Mapping[str, Union[str, bytes]]] = None,
@@ -410,14 +431,7 @@ def write_bundle(out_dir: Union[str, Path], tflite: bytes, meta: Mapping[str, An
                 prove(written)
         except ModelError as exc:  # named as the folder asked for, not the private one
             raise type(exc)(str(exc).replace(str(tmp), str(out))) from None
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(out, backup)
-            os.replace(tmp, out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

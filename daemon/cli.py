@@ -303,8 +303,10 @@ def _main(argv: Optional[List[str]]) -> int:
     # --collect closes the camera and says where it stopped); the service installs its own
     # handlers (a stop request, a SIGHUP reload)
     tool = (args.once or args.check or args.force_lock or args.print_config or args.collect
-            or args.verify_model)
-    with raising() if tool else nullcontext():
+            or args.verify_model or args.rollback_model)
+    # the tools that drive the pin end on Ctrl-Z too: stopped, the latch's timer cannot relock
+    drives_latch = bool((args.once and args.actuate) or (args.check and args.test_latch))
+    with raising(stops=drives_latch) if tool else nullcontext():
         with HeldConfigNotes() as notes:
             try:
                 if not args.force_lock:  # ExecStopPost= must lock whatever else it was given

@@ -16,8 +16,9 @@ renamed into place with its sidecar, so a full disk or a stop leaves no half
 frame; the session stops, with one line saying why, when it would use more than
 ``--budget-mb`` or leave less than :data:`RESERVE_MB` free.
 
-Exit codes: 0 all frames collected, 1 stopped early (Ctrl-C or another ending
-signal, budget), 2 a fixable error (camera, model, folder, disk).
+Exit codes: 0 all frames collected, 1 stopped early (the disk budget used up, a
+recording read to its end), 2 a fixable error (camera, model, folder, disk), 130 or
+128 + N interrupted by Ctrl-C or signal N (every frame kept so far is whole).
 """
 
 from __future__ import annotations
@@ -335,7 +336,8 @@ def run_collect(cfg, args, *, source=None, pipeline=None, out=None,
             ctrl_c = not isinstance(exc, Interrupted) or exc.signum == signal.SIGINT
             why = "Ctrl-C" if ctrl_c else signal_name(exc.signum)
             (out or sys.stdout).write(f"stopped ({why}); every frame kept so far is whole\n")
-            return EXIT_STOPPED
+            # as every tool ends when interrupted: a script tells it from a budget used up
+            return 128 + (signal.SIGINT if ctrl_c else exc.signum)
     finally:
         source.close()
     return EXIT_DONE if kept >= count else EXIT_STOPPED

@@ -29,6 +29,14 @@ ENDING_SIGNALS: Tuple[int, ...] = tuple(
     if hasattr(signal, name))
 
 
+#: the signals that stop (suspend) a process from its terminal: Ctrl-Z (TSTP), and a
+#: background job reading or writing it (TTIN, TTOU). Unlike SIGSTOP they can be caught,
+#: and a program holding the latch open must: stopped, its relock timer cannot run (a
+#: 1 s --test-latch pulse stayed open 20 s, and the report said GO)
+STOPPING_SIGNALS: Tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTSTP", "SIGTTIN", "SIGTTOU") if hasattr(signal, name))
+
+
 def signal_name(signum: int) -> str:
     """``SIGTERM``; Ctrl-C says so, for the person who pressed it."""
     try:
@@ -39,8 +47,10 @@ def signal_name(signum: int) -> str:
 
 
 @contextmanager
-def raising() -> Iterator[None]:
-    """Inside the block, the first ending signal raises :class:`Interrupted`.
+def raising(stops: bool = False) -> Iterator[None]:
+    """Inside the block, the first ending signal raises :class:`Interrupted`; with
+    ``stops`` (a tool that may hold the latch open) a stopping signal does too: Ctrl-Z
+    ends it, locked, rather than suspending it with the line driven.
 
     Later signals are swallowed until the block is left, so a second Ctrl-C or
     SIGTERM cannot cut short the cleanup the first one started (locking the
@@ -68,7 +78,7 @@ def raising() -> Iterator[None]:
 
     previous: Dict[int, object] = {}
     try:
-        for signum in ENDING_SIGNALS:
+        for signum in ENDING_SIGNALS + (STOPPING_SIGNALS if stops else ()):
             if signal.getsignal(signum) is signal.SIG_IGN:
                 continue
             previous[signum] = signal.signal(signum, handler)
@@ -76,3 +86,28 @@ def raising() -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside the block an ending or stopping signal waits, then reaches the handler it
+    would have met (re-sent when the block ends): a swap of two renames is never cut
+    between them (a SIGTERM there left no bundle at the configured path). Outside the
+    main thread nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    waiting = []
+    previous: Dict[int, object] = {}
+    try:
+        for signum in ENDING_SIGNALS + STOPPING_SIGNALS:
+            old = signal.getsignal(signum)
+            if old is signal.SIG_IGN or old is None:
+                continue
+            previous[signum] = signal.signal(signum, lambda signum, _frame: waiting.append(signum))
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        for signum in dict.fromkeys(waiting):
+            os.kill(os.getpid(), signum)

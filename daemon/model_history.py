@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from .bundle import META_FILE, MODEL_FILE, default_bundle_path, load_bundle
+from .endsignals import deferred
 from .errors import ModelError
 from .evidence import evidence_problems
 
@@ -175,8 +176,10 @@ def _restore_previous(bundle: Path) -> Optional[Path]:
     try:
         if replaced:
             shutil.rmtree(out, ignore_errors=True)
-            os.replace(bundle, out)
-        os.replace(previous, bundle)
+        with deferred():  # a signal between the renames left no bundle to serve
+            if replaced:
+                os.replace(bundle, out)
+            os.replace(previous, bundle)
     except OSError as exc:
         raise ModelError(f"rolling back in {bundle.parent} failed: {exc.strerror or exc} "
                          f"(the bundles are {bundle}, {previous} and {out}: put the one to "

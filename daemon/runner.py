@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Optional
 
 from .config import Config
 from .door import Door
-from .endsignals import ENDING_SIGNALS
+from .endsignals import ENDING_SIGNALS, STOPPING_SIGNALS
 from .errors import DataError, HappyHouseError
 from .notify import Notifier
 from .service import Service
@@ -51,8 +51,9 @@ class Flag:
 
 class Signals:
     """SIGHUP sets ``reload``; every other signal that would end the process (SIGTERM,
-    SIGINT, SIGQUIT, ... :data:`.endsignals.ENDING_SIGNALS`) sets ``stop``: left to its
-    default it would kill the process with the line still driven. Handlers only set
+    SIGINT, SIGQUIT, ... :data:`.endsignals.ENDING_SIGNALS`) or stop it (Ctrl-Z:
+    :data:`.endsignals.STOPPING_SIGNALS`) sets ``stop``: left to its default it would kill
+    or suspend the process with the line still driven. Handlers only set
     flags: the loop sees them within one frame timeout and locks on its way out."""
 
     def __init__(self) -> None:
@@ -64,7 +65,9 @@ class Signals:
     def install(self) -> bool:
         if threading.current_thread() is not threading.main_thread():
             return False  # only the main thread may set handlers (in-thread tests)
-        for signum in ENDING_SIGNALS:
+        # a stopping signal (Ctrl-Z of a service started by hand) is a stop too: suspended,
+        # neither the loop nor the latch's timer could relock an opening
+        for signum in ENDING_SIGNALS + STOPPING_SIGNALS:
             handler = self._on_reload if signum == signal.SIGHUP else self._on_stop
             self._previous[signum] = signal.signal(signum, handler)
         return True

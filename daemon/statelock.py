@@ -66,7 +66,10 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            # readable by all (the folder keeps strangers out): a read-only descriptor of
+            # another user can still lock it
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            _give_to_the_folder_s_owner(fd, folder)
         except PermissionError as denied:  # another user's folder: a read-only descriptor can still lock
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -86,7 +89,7 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
                 f"disk is full ({why}); free space on it, or set [service] state_dir") from None
         raise ConfigError(
             f"{purpose} needs the state folder's lock {path}, which cannot be opened "
-            f"({why}); it keeps two door programs off one latch: run as the "
+            f"({why}{_owned_by(path)}); it keeps two door programs off one latch: run as the "
             f"service's user (sudo -u happyhouse) or set [service] state_dir / --state-dir") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -104,6 +107,48 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
     except OSError:
         pass
     return StateLock(path, fd)
+
+
+def _owned_by(path: Path) -> str:
+    """", owned by root: sudo chown happyhouse: PATH" when the lock file is another
+    user's, "" otherwise (a file left by a tool run as root blocked the service)."""
+    try:
+        uid = os.stat(path, follow_symlinks=False).st_uid
+    except OSError:
+        return ""
+    if uid == os.geteuid():
+        return ""
+    try:
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        name = f"uid {uid}"
+    return (f", owned by {name}: give it to this user (sudo chown {_user()} {path}) or remove "
+            f"it while no door program runs")
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.geteuid())
+
+
+def _give_to_the_folder_s_owner(fd: int, folder: Path) -> None:
+    """Root making the lock file in the service's folder (a first ``sudo happyhouse-daemon
+    --check --test-latch`` after install) hands it to the folder's owner: a root-owned 0600
+    lock kept the service from starting, "run as the service's user" said of itself."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = os.stat(folder)
+        if owner.st_uid != 0 and os.fstat(fd).st_uid == 0:
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+    except OSError:
+        pass  # kept as it is: the service then says it cannot open it, with its owner
 
 
 def holder(state_dir: str) -> Optional[str]:

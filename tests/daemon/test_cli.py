@@ -132,6 +132,64 @@ def test_daemon_process_sigterm_while_unlocked_locks_and_exits_0(tmp_path, door_
 
 
 @pytest.mark.slow
+def test_ctrl_z_while_unlocked_stops_the_service_locked_not_suspended(tmp_path, door_folder):
+    """Ctrl-Z (SIGTSTP) suspended a service started by hand mid-opening: neither its loop
+    nor the latch's timer ran, and the line stayed driven until SIGCONT."""
+    proc, listener = start_daemon(tmp_path, door_folder)
+    try:
+        assert listener.wait_for("READY=1", 60), proc.stderr.read() if proc.poll() is not None else ""
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not any("STATUS=unlocked;" in m for m in listener.messages):
+            listener.wait_for("never", 0.2)
+        assert any("STATUS=unlocked;" in m for m in listener.messages)
+        proc.send_signal(signal.SIGTSTP)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+        listener.close()
+    assert proc.returncode == 0, err
+    assert "stopped (SIGTSTP); latch locked" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_ctrl_z_during_a_test_latch_pulse_ends_the_tool_locked(tmp_path, door_folder):
+    """Ctrl-Z during --check --test-latch held a 1 s pulse open for as long as the tool was
+    stopped (20 s), then reported GO, exit 0."""
+    import threading
+
+    conf = tmp_path / "door.conf"
+    conf.write_text(f"[service]\nstate_dir = {tmp_path / 'state'}\n")
+    cmd = [sys.executable, "-m", "happyhouse.daemon.cli", "--check", "--test-latch", "--config",
+           str(conf), "--gpio", "mock", "--source", str(door_folder), "--log-level", "DEBUG"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, opened = [], threading.Event()
+
+    def read_stderr():
+        for line in proc.stderr:
+            lines.append(line)
+            if "unlocked for" in line:
+                opened.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert opened.wait(60), "".join(lines)
+        proc.send_signal(signal.SIGTSTP)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+        reader.join(5)
+    err = "".join(lines)
+    assert proc.returncode == 128 + signal.SIGTSTP, err
+    # ended the way SIGTERM ends it (its finally blocks lock the latch): never suspended
+    assert "interrupted by SIGTSTP" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
 def test_daemon_process_with_missing_camera_exits_2_with_one_line(tmp_path):
     proc, listener = start_daemon(tmp_path, tmp_path / "no-such-video.mp4")
     try:

@@ -61,6 +61,94 @@ def test_install_keeps_the_previous_bundle_and_rollback_restores_it(tmp_path, ca
     assert load_bundle(dest).meta["name"] == "first"
 
 
+@pytest.fixture
+def term_at_first_rename(monkeypatch):
+    """SIGTERM arrives at the first rename of a swap (as a `kill` or a dropped SSH session
+    can); the test's own handler records it should nothing else be installed."""
+    got = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    real = os.replace
+    armed = []
+
+    def replace(src, dst):
+        if armed == [True]:
+            armed.append("fired")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(src, dst)
+
+    monkeypatch.setattr(model_history.os, "replace", replace)
+    yield lambda: armed.append(True), got
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_signal_during_a_rollback_lets_it_finish_then_ends_it(tmp_path, capsys,
+                                                                term_at_first_rename):
+    """--rollback-model took no ending signal: a SIGTERM between its two renames killed it
+    silently with no bundle left at the configured path."""
+    arm, got = term_at_first_rename
+    dest = tmp_path / "etc" / "bundle"
+    model_history.install(variant(tmp_path, "first"), dest)
+    model_history.install(variant(tmp_path, "second"), dest)
+    conf = tmp_path / "hh.conf"
+    conf.write_text(f"[model]\nbundle = {dest}\n[latch]\ngpio = mock\n")
+    arm()
+    rc = main(["--config", str(conf), "--rollback-model"])
+    err = capsys.readouterr().err
+    assert rc == 128 + signal.SIGTERM and "interrupted by SIGTERM" in err, err
+    assert load_bundle(dest).meta["name"] == "first"  # the swap finished, whole
+    assert not got  # the tool's own handler took it
+
+
+def test_a_signal_while_a_bundle_is_swapped_in_waits_for_the_swap(tmp_path, monkeypatch):
+    """A bundle written over an earlier one: a signal between the two renames left no
+    bundle at the folder asked for."""
+    from happyhouse.daemon import bundle as bundle_module
+    from happyhouse.daemon.endsignals import raising
+    from happyhouse.daemon.errors import Interrupted
+
+    out = tmp_path / "out"
+    shutil.copytree(variant(tmp_path, "old"), out)
+    new = variant(tmp_path, "new")
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(src, dst)
+
+    monkeypatch.setattr(bundle_module.os, "replace", replace)
+    with pytest.raises(Interrupted):
+        with raising():
+            bundle_module._swap_in(new, out)
+    assert load_bundle(out).meta["name"] == "new" and len(calls) == 2
+
+
+def test_a_bundle_written_over_by_another_program_meanwhile_is_one_line(tmp_path, monkeypatch):
+    """Two conversions into one --out: the one that renamed second ended in an OSError
+    traceback (exit 1, read as "int8 refused")."""
+    from happyhouse.daemon import bundle as bundle_module
+    from happyhouse.daemon.errors import DataError
+
+    out = tmp_path / "out"
+    shutil.copytree(variant(tmp_path, "old"), out)
+    other = variant(tmp_path, "other")
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        real(src, dst)
+        if len(calls) == 1:  # the other conversion renames its bundle in now
+            shutil.copytree(other, out)
+
+    monkeypatch.setattr(bundle_module.os, "replace", replace)
+    with pytest.raises(DataError, match="written by another program while this one wrote it"):
+        bundle_module._swap_in(variant(tmp_path, "mine"), out)
+    assert load_bundle(out).meta["name"] == "other"
+
+
 def test_a_rollback_waits_for_an_install_under_way_and_then_says_so(tmp_path, capsys,
                                                                     monkeypatch):
     """A race probe: a rollback between an install's two moves lost bundle.previous and

@@ -175,3 +175,25 @@ def test_a_full_disk_under_the_state_folder_is_said_so(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="the disk is full") as info:
         statelock.acquire(str(tmp_path), "the door service")
     assert "sudo" not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_a_lock_file_made_by_root_in_the_service_s_folder_is_the_folder_owner_s(tmp_path):
+    """A first `sudo happyhouse-daemon --check --test-latch` after install made a root-owned
+    0600 lock file in the service's folder: the service, as its own user, could not open it
+    and refused to start, every time, telling itself to run as the service's user."""
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 65534, 65534)
+    lock = statelock.acquire(str(folder), "--check --test-latch")
+    lock.release()
+    made = os.stat(folder / statelock.LOCK_NAME)
+    assert (made.st_uid, made.st_gid) == (65534, 65534)
+    assert made.st_mode & 0o044  # a read-only descriptor of another user can still lock it
+
+
+def test_a_lock_file_another_user_owns_is_named_with_its_owner(tmp_path, monkeypatch):
+    (tmp_path / statelock.LOCK_NAME).write_text("")
+    monkeypatch.setattr(statelock.os, "geteuid", lambda: 12345)
+    said = statelock._owned_by(tmp_path / statelock.LOCK_NAME)
+    assert said.startswith(", owned by ") and "sudo chown" in said
