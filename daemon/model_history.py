@@ -74,6 +74,34 @@ def swap_lock_path(bundle: Path) -> Path:
     return bundle.parent / f".{bundle.name}.swap.lock"
 
 
+def wait_for_swap(bundle: Optional[Union[str, Path]], wait: float = SWAP_WAIT) -> bool:
+    """Wait, at most ``wait`` seconds, while an install or a rollback of ``bundle`` holds
+    its swap lock; False if it still does. A reload between an install's two renames
+    found no bundle and told the technician to roll back. Creates nothing: no lock file,
+    no swap to wait for."""
+    if not bundle:
+        return True
+    try:
+        fd = os.open(swap_lock_path(named(bundle)), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return True
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.1)
+            except OSError:
+                return True
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def swapping(bundle: Path, wait: Optional[float] = None) -> Iterator[None]:
     """Hold the swap lock of ``bundle`` (one install or rollback at a time): an install

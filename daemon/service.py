@@ -32,7 +32,7 @@ from .door import Door, SafetyState, State
 from .errors import HappyHouseError
 from .latch import (DoorContact, ExitButton, is_mock_factory, latch_from_config,
                     make_pin_factory)
-from .model_history import fingerprint
+from .model_history import SWAP_WAIT, fingerprint, wait_for_swap
 from .notify import Notifier
 from .pipeline import Pipeline
 from .sources import open_source, refuse_recording_on_a_real_latch
@@ -257,6 +257,9 @@ class Parts:
         """(Re)load the model when its config or the bundle on disk changed (a new bundle
         installed at the same path). A new bundle that fails to load or self-test
         while the old one still runs is refused and the old one kept serving."""
+        if self.pipeline is not None and not wait_for_swap(cfg.model_bundle):
+            log.warning("reload: an install or rollback of %s is still under way after %g s; "
+                        "reading what is there now", cfg.model_bundle, SWAP_WAIT)
         on_disk = fingerprint(cfg.model_bundle)
         if not changed and self.pipeline is not None and on_disk == self.model_fingerprint:
             # model.json is the same, its files may not be (a cp over model.tflite): said

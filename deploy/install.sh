@@ -334,9 +334,17 @@ install_bundle() {
   # The bundle it replaces is kept as $dst.previous: `happyhouse-daemon
   # --rollback-model` puts it back (then `systemctl reload happyhouse`). mv -T
   # refuses to move a folder into another rather than nest it.
-  run rm -rf "$dst.previous"
-  if [ -d "$dst" ]; then run mv -T "$dst" "$dst.previous"; fi
+  # The two renames are not cut by a signal (a SIGTERM or a dropped ssh session between
+  # them left bundle.previous and no bundle); a pending one is lost, the swap is whole.
+  # With no $dst (such an earlier swap cut short), $dst.previous is the bundle the door
+  # served: it stays, and becomes the one a rollback restores (it was deleted).
+  trap '' INT TERM HUP QUIT
+  if [ -d "$dst" ]; then
+    run rm -rf "$dst.previous"
+    run mv -T "$dst" "$dst.previous"
+  fi
   run mv -T "$dst.new" "$dst"
+  trap - INT TERM HUP QUIT
   if [ "$DRY_RUN" != 1 ]; then exec 9>&-; fi
 }
 

@@ -365,3 +365,33 @@ def test_rollback_refuses_a_previous_bundle_the_door_would_not_arm(tmp_path, cap
     assert "too poor to arm a door" in err and "nothing was changed" in err, err
     assert load_bundle(dest).meta["name"] == "current"
     assert load_bundle(tmp_path / "etc" / "bundle.previous").meta["name"] == "old-adaptation"
+
+
+def test_a_reload_waits_for_an_install_under_way(tmp_path):
+    """A SIGHUP between an install's two renames found no bundle, refused it and told the
+    technician to roll back: the reload waits for the swap lock the install holds."""
+    import threading
+    import time
+
+    dest = tmp_path / "etc" / "bundle"
+    model_history.install(variant(tmp_path, "first"), dest)  # makes the swap lock file
+    held, release = threading.Event(), threading.Event()
+
+    def install_under_way():
+        with model_history.swapping(dest):
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=install_under_way)
+    worker.start()
+    try:
+        held.wait(5)
+        assert model_history.wait_for_swap(dest, wait=0.3) is False
+        threading.Timer(0.4, release.set).start()
+        started = time.monotonic()
+        assert model_history.wait_for_swap(dest, wait=5) is True
+        assert time.monotonic() - started >= 0.3
+    finally:
+        release.set()
+        worker.join(5)
+    assert model_history.wait_for_swap(tmp_path / "nowhere" / "bundle") is True  # no lock file

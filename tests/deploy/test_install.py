@@ -106,6 +106,52 @@ def test_bundle_is_installed_and_a_new_config_points_at_it(fake_system, tmp_path
     assert (previous / "model.tflite").read_bytes() == b"TFL3-not-really"
 
 
+def test_an_install_after_a_swap_cut_short_keeps_the_bundle_the_door_served(fake_system,
+                                                                          tmp_path):
+    """A signal between the swap's two renames left bundle.previous and no bundle; the next
+    install then deleted bundle.previous, the bundle the door served, and a rollback had
+    nothing to restore."""
+    fs = fake_system
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.json").write_text("{}")
+    for content in (b"TFL3-A", b"TFL3-B"):
+        (bundle / "model.tflite").write_bytes(content)
+        fs.install("--bundle", str(bundle))
+    dest = fs.path("/etc/happyhouse/bundle")
+    # as the cut swap left it: B moved aside, C not yet moved in
+    shutil.rmtree(fs.path("/etc/happyhouse/bundle.previous"))
+    dest.rename(fs.path("/etc/happyhouse/bundle.previous"))
+    (bundle / "model.tflite").write_bytes(b"TFL3-C")
+    shutil.copytree(bundle, fs.path("/etc/happyhouse/bundle.new"))
+    fs.install("--bundle", str(bundle))
+    assert (dest / "model.tflite").read_bytes() == b"TFL3-C"
+    previous = fs.path("/etc/happyhouse/bundle.previous")
+    assert (previous / "model.tflite").read_bytes() == b"TFL3-B"
+
+
+def test_a_signal_between_the_swap_s_renames_leaves_the_new_bundle_whole(fake_system,
+                                                                         tmp_path):
+    """A SIGTERM (or a dropped ssh session's SIGHUP) between the two renames ended the
+    install with the old bundle moved aside and none at /etc/happyhouse/bundle."""
+    fs = fake_system
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.json").write_text("{}")
+    (bundle / "model.tflite").write_bytes(b"TFL3-A")
+    fs.install("--bundle", str(bundle))
+    real_mv = shutil.which("mv")
+    shim = fs.bin / "mv"  # the first rename of the swap: SIGTERM to the installer meanwhile
+    shim.write_text(f'#!/bin/bash\ncase "$*" in *bundle.previous*) kill -TERM $PPID;; esac\n'
+                    f'exec {real_mv} "$@"\n')
+    shim.chmod(0o755)
+    (bundle / "model.tflite").write_bytes(b"TFL3-B")
+    fs.install("--bundle", str(bundle), check=False)
+    assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-B"
+    previous = fs.path("/etc/happyhouse/bundle.previous")
+    assert (previous / "model.tflite").read_bytes() == b"TFL3-A"
+
+
 def test_bundle_only_swaps_the_bundle_and_reloads(fake_system, tmp_path):
     """Issue 18: deploying an adapted bundle reloads (SIGHUP) instead of restarting, so a
     bundle that fails its self-test is refused while the old model keeps serving."""
