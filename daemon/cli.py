@@ -230,7 +230,7 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
         _warn_exposure(cfg)
     from .statelock import holding_state_lock
 
-    with holding_state_lock(cfg, _lock_purpose(args)):
+    with holding_state_lock(cfg, _lock_purpose(args)) as held:
         if args.once:
             from .once import run_once
 
@@ -246,7 +246,7 @@ def _dispatch(cfg: Config, args: argparse.Namespace) -> int:
             return run_collect(cfg, args)
         from .runner import run_service
 
-        return run_service(cfg, **service_options(args))
+        return run_service(cfg, state_lock=held, **service_options(args))
 
 
 def _warn_exposure(cfg: Config) -> None:

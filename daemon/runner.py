@@ -23,6 +23,7 @@ from .endsignals import ENDING_SIGNALS, STOPPING_SIGNALS
 from .errors import DataError, HappyHouseError
 from .notify import Notifier
 from .service import Service
+from .statelock import SERVICE_PURPOSE
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +113,19 @@ def run_door(door: Door, signals: Signals, max_frames: Optional[int] = None) -> 
 def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
                 max_frames: Optional[int] = None, pin_factory=None, source=None, pipeline=None,
                 notifier: Optional[Notifier] = None, clock: Callable[[], float] = time.monotonic,
-                signals: Optional[Signals] = None) -> int:
+                signals: Optional[Signals] = None, state_lock=None) -> int:
     """The door service until SIGTERM/SIGINT (or ``max_frames``); returns 0.
 
     ``reload`` gives the config a SIGHUP switches to (default: ``cfg``'s file again).
+    ``state_lock``: the state folder's lock the service holds, watched while it runs
+    (:func:`watch_state_lock`).
 
     The keyword arguments inject parts for tests and demos; by default they
     are built from ``cfg``. Errors propagate (the CLI maps them to exit codes)
     after the latch is locked and released.
     """
     signals = signals if signals is not None else Signals()
+    given_lock = state_lock
     service = Service.from_config(cfg, reload, pin_factory=pin_factory, source=source,
                                   pipeline=pipeline, notifier=notifier, clock=clock,
                                   ending=signals.pending)
@@ -139,7 +143,11 @@ def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
         service.start()
         if page is not None:
             page.start()
+        lock_checked = clock()
         while True:
+            if state_lock is not None and clock() - lock_checked >= LOCK_CHECK_SECONDS:
+                lock_checked = clock()
+                state_lock = watch_state_lock(state_lock)
             if signals.stop.is_set():
                 reason = signals.received or "stop"
                 break
@@ -166,6 +174,28 @@ def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
                 page.close()
             if installed:
                 signals.restore()
+            if state_lock is not None and state_lock is not given_lock:
+                state_lock.release()  # one taken again here (the caller releases its own)
+
+
+#: how often the running service looks at its state folder's lock file
+LOCK_CHECK_SECONDS = 5.0
+
+
+def watch_state_lock(state_lock):
+    """The state lock to hold from now on: ``state_lock`` while its file is still the one
+    locked; else the lock taken again, said in the journal. A technician deleting the
+    lock file as "stale" let a second service start and drive the same pin; if another
+    program holds the lock by now, its BusyError ends this service (locked first)."""
+    if state_lock.still_held():
+        return state_lock
+    log.error("the state folder's lock file %s was removed or replaced while the door "
+              "service held it (it is never stale: the kernel drops a lock its holder "
+              "leaves); taking it again, so that no second door program starts beside this "
+              "one", state_lock.path)
+    fresh = state_lock.renewed(SERVICE_PURPOSE)
+    log.warning("the state folder's lock %s is held again", fresh.path)
+    return fresh
 
 
 def open_page(cfg, service: Service):

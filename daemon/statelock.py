@@ -47,6 +47,24 @@ class StateLock:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing the only descriptor drops the flock
 
+    def still_held(self) -> bool:
+        """Is the file at :attr:`path` still the one locked? Removed ("clearing a stale
+        lock") or replaced, it lets a second door program in beside this one."""
+        if self._fd is None:
+            return False
+        try:
+            at_path, held = os.stat(self.path, follow_symlinks=False), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
+
+    def renewed(self, purpose: str) -> "StateLock":
+        """The lock taken again at :attr:`path` (BusyError if another program holds it
+        now), this one released."""
+        fresh = acquire(str(self.path.parent), purpose)
+        self.release()
+        return fresh
+
 
 def folder_key(state_dir: str) -> str:
     """The one name of a state folder however it is spelt (a trailing slash, ``..``, a

@@ -542,3 +542,50 @@ def test_the_service_refuses_a_recording_on_a_real_latch(tmp_path):
                     clock=clock, max_frames=60)
     assert source.index == 0 and source.opened == 0
     assert all(s.state is False for s in factory._mock.pin("GPIO17").states)
+
+
+@pytest.mark.parametrize("taken_by_another", [False, True])
+def test_a_state_lock_file_removed_under_the_service_is_taken_again_or_ends_it(
+        tmp_path, taken_by_another):
+    """A technician deleting happyhouse.lock as "stale" let a second service start beside the
+    running one (both logged unlocks, both owned the pin): the service looks at its lock
+    file every few seconds, takes it again, or, if another program got it first, stops
+    (locked) on that program's refusal."""
+    from happyhouse.daemon import statelock
+    from happyhouse.daemon.errors import BusyError
+
+    state = tmp_path / "state"
+    held = statelock.acquire(str(state), statelock.SERVICE_PURPOSE)
+    intruder = []
+
+    def clear_the_lock():
+        (state / statelock.LOCK_NAME).unlink()
+        if taken_by_another:
+            intruder.append(statelock.acquire(str(state), "--once --actuate"))
+
+    refused = []
+
+    def a_second_program_tries():
+        try:
+            intruder.append(statelock.acquire(str(state), "a second service"))
+        except BusyError as exc:
+            refused.append(str(exc))
+
+    clock, factory, source, pipeline = service_parts(
+        ["N"] * 400, {20: clear_the_lock, 250: a_second_program_tries})
+    try:
+        if taken_by_another:
+            with pytest.raises(BusyError, match="--once --actuate"):
+                run_service(make_cfg(tmp_path), pin_factory=factory, source=source,
+                            pipeline=pipeline, clock=clock, state_lock=held)
+            assert [s.state for s in factory.pin("GPIO17").states][-1] is False
+        else:
+            assert run_service(make_cfg(tmp_path), pin_factory=factory, source=source,
+                               pipeline=pipeline, clock=clock, state_lock=held,
+                               max_frames=300) == 0
+            assert source.index >= 300  # ran on after taking it again
+            assert refused and "the door service" in refused[0] and not intruder
+    finally:
+        held.release()
+        for lock in intruder:
+            lock.release()
