@@ -40,11 +40,13 @@ all not-smiling), ``roc_auc``, and more. Exit codes: 0 done, 2 a fixable error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -406,13 +408,23 @@ def run(args) -> dict:
     return report
 
 
+#: the hidden folder the plots are drawn in, and the age at which one is a leftover (of a
+#: run killed with SIGKILL, which no cleanup reaches), not another evaluation's at work
+DRAWING_PREFIX = ".drawing-"
+STALE_DRAWING_SECONDS = 3600.0
+
+
 @contextmanager
 def _staged_plots(plot: str) -> Iterator[Tuple[Path, Path]]:
     """(the --plot folder, a hidden folder in it to draw into), the latter removed after."""
     from .filesafety import make_folder
 
     folder = make_folder(plot, "--plot")
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".drawing-") as staging:
+    for stale in folder.glob(f"{DRAWING_PREFIX}*"):  # left by a run killed with SIGKILL
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_DRAWING_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=DRAWING_PREFIX) as staging:
         yield folder, Path(staging)
 
 

@@ -1,4 +1,6 @@
 import json
+import os
+import time
 
 import cv2
 import numpy as np
@@ -426,6 +428,23 @@ def test_ctrl_c_while_drawing_leaves_the_last_run_s_outputs_as_they_were(tmp_pat
     capsys.readouterr()
     assert evaluate.main(argv + ["--threshold", "0.9"]) == 130
     assert {p: p.read_bytes() for p in (table, *plots.iterdir())} == before  # nothing left over
+
+
+def test_a_drawing_folder_left_by_a_killed_run_is_removed_by_the_next(tmp_path, capsys):
+    """eval killed with SIGKILL while drawing left .drawing-XXXX in the --plot folder, for
+    good; one of a run still at work (younger than an hour) is left alone."""
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "data"
+    data.mkdir()
+    _noise_folder(data, 3)
+    plots = tmp_path / "plots"
+    (plots / ".drawing-killed").mkdir(parents=True)
+    (plots / ".drawing-killed" / "roc.png").write_bytes(b"half")
+    old = time.time() - 2 * evaluate.STALE_DRAWING_SECONDS
+    os.utime(plots / ".drawing-killed", (old, old))
+    (plots / ".drawing-at-work").mkdir()
+    assert evaluate.main(["--data", str(data), "--plot", str(plots)]) == 0
+    assert sorted(p.name for p in plots.iterdir()) == [".drawing-at-work", "misses.png", "roc.png"]
 
 
 def test_eval_at_a_threshold_the_door_refuses_says_so(tmp_path, capsys):
