@@ -296,7 +296,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _main(argv: Optional[List[str]]) -> int:
     from contextlib import nullcontext
 
-    from .endsignals import raising
+    from .endsignals import ignoring_sighup, raising
 
     args = build_parser().parse_args(argv)
     # the tools end on any ending signal through their finally blocks (the latch locks,
@@ -306,7 +306,10 @@ def _main(argv: Optional[List[str]]) -> int:
             or args.verify_model or args.rollback_model)
     # the tools that drive the pin end on Ctrl-Z too: stopped, the latch's timer cannot relock
     drives_latch = bool((args.once and args.actuate) or (args.check and args.test_latch))
-    with raising(stops=drives_latch) if tool else nullcontext():
+    # the service starting up ends on an ending signal with one line, as the tools do (it
+    # ended silently), but for SIGHUP: it reads the config now anyway; from its first
+    # frame on, its own handlers take over (SIGHUP reloads)
+    with (nullcontext() if tool else ignoring_sighup()), raising(stops=drives_latch):
         with HeldConfigNotes() as notes:
             try:
                 if not args.force_lock:  # ExecStopPost= must lock whatever else it was given

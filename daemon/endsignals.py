@@ -111,3 +111,19 @@ def deferred() -> Iterator[None]:
             signal.signal(signum, old)
         for signum in dict.fromkeys(waiting):
             os.kill(os.getpid(), signum)
+
+
+@contextmanager
+def ignoring_sighup() -> Iterator[None]:
+    """SIGHUP ignored inside the block, where it is at its default (main thread only): the
+    door service's start-up, which reads its config anyway; a SIGHUP there ended it
+    silently. The previous disposition is restored on the way out."""
+    if (threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "SIGHUP") or signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL):
+        yield
+        return
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -126,10 +126,17 @@ def run_service(cfg, reload: Optional[Callable[[], Config]] = None, *,
     """
     signals = signals if signals is not None else Signals()
     given_lock = state_lock
-    service = Service.from_config(cfg, reload, pin_factory=pin_factory, source=source,
-                                  pipeline=pipeline, notifier=notifier, clock=clock,
-                                  ending=signals.pending)
+    # installed first: a signal while the latch, camera and model are made sets a flag the
+    # loop then answers (locked), instead of ending the construction midway
     installed = signals.install()
+    try:
+        service = Service.from_config(cfg, reload, pin_factory=pin_factory, source=source,
+                                      pipeline=pipeline, notifier=notifier, clock=clock,
+                                      ending=signals.pending)
+    except BaseException:
+        if installed:
+            signals.restore()
+        raise
     error: Optional[BaseException] = None
     page = None
     try:

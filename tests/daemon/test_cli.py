@@ -189,6 +189,42 @@ def test_ctrl_z_during_a_test_latch_pulse_ends_the_tool_locked(tmp_path, door_fo
     assert "interrupted by SIGTSTP" in err and "Traceback" not in err
 
 
+SIGNAL_WHILE_STARTING = """
+import os, signal, sys
+
+from happyhouse.daemon import cli
+
+signum = getattr(signal, sys.argv.pop(1))
+real = cli.config_from_args
+
+
+def config_from_args(args):  # the signal comes while the service reads its config
+    os.kill(os.getpid(), signum)
+    return real(args)
+
+
+cli.config_from_args = config_from_args
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame, code, said", [
+    ("SIGHUP", 0, "stopped (max-frames)"),  # a reload asked for while starting: it starts
+    ("SIGTERM", 128 + signal.SIGTERM, "interrupted by SIGTERM"),
+])
+def test_a_signal_while_the_service_starts_is_never_silent(tmp_path, door_folder, signame,
+                                                          code, said):
+    """A SIGHUP or SIGTERM before the service's handlers were installed (its config and
+    state lock being read) killed it silently: exit 129/143, no line."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_STARTING, signame, "--gpio", "mock", "--source",
+         str(door_folder), "--state-dir", str(tmp_path / "state"), "--max-frames", "3"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert said in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.slow
 def test_daemon_process_with_missing_camera_exits_2_with_one_line(tmp_path):
     proc, listener = start_daemon(tmp_path, tmp_path / "no-such-video.mp4")
