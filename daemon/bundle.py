@@ -375,17 +375,22 @@ def _swap_in(tmp: Path, out: Path) -> None:
     backup = out.with_name(f".{out.name}.old")
     if out.exists():
         shutil.rmtree(backup, ignore_errors=True)
-    try:
-        with deferred():  # a signal between the two renames left no bundle at ``out``
-            if out.exists():
+    with deferred():  # a signal between the two renames left no bundle at ``out``
+        if out.exists():
+            try:
                 os.replace(out, backup)
+            except OSError as exc:
+                raise DataError(f"the bundle at {out} cannot be moved aside to {backup} "
+                                f"({exc.strerror or exc}): remove {backup}; nothing was "
+                                f"replaced") from None
+        try:
             os.replace(tmp, out)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-        # another program wrote ``out`` between the renames (two conversions at once)
-        raise DataError(f"{out} was written by another program while this one wrote it: "
-                        f"this bundle is not kept (write one bundle at a time)") from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            # another program wrote ``out`` between the renames (two conversions at once)
+            raise DataError(f"{out} was written by another program while this one wrote it: "
+                            f"this bundle is not kept (write one bundle at a time)") from None
     shutil.rmtree(backup, ignore_errors=True)
 
 

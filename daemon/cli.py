@@ -306,22 +306,29 @@ def _main(argv: Optional[List[str]]) -> int:
             or args.verify_model or args.rollback_model)
     # the tools that drive the pin end on Ctrl-Z too: stopped, the latch's timer cannot relock
     drives_latch = bool((args.once and args.actuate) or (args.check and args.test_latch))
-    # the service starting up ends on an ending signal with one line, as the tools do (it
-    # ended silently), but for SIGHUP: it reads the config now anyway; from its first
-    # frame on, its own handlers take over (SIGHUP reloads)
+    # the service starting up (its imports, config and state lock; nothing driven yet) ends
+    # on an ending signal with one line and 128 + N, as the tools do (it died silently;
+    # the unit counts 143, systemctl stop's, as a clean end). SIGHUP is ignored until its
+    # own handlers go in, before its latch is made: from then on SIGHUP reloads
     with (nullcontext() if tool else ignoring_sighup()), raising(stops=drives_latch):
-        with HeldConfigNotes() as notes:
-            try:
-                if not args.force_lock:  # ExecStopPost= must lock whatever else it was given
-                    check_mode_flags(args)
-                cfg = config_from_args(args)
-            except HappyHouseError as exc:
-                if not args.force_lock:
-                    raise
-                return _force_lock_fallback(args, exc)
-        setup_logging(cfg.service_log_level)
-        notes.say()
-        return _dispatch(cfg, args)
+        return _configured(args)
+
+
+def _configured(args: argparse.Namespace) -> int:
+    """The config read (or, for ``--force-lock``, what it falls back to), logging set up,
+    and the mode run."""
+    with HeldConfigNotes() as notes:
+        try:
+            if not args.force_lock:  # ExecStopPost= must lock whatever else it was given
+                check_mode_flags(args)
+            cfg = config_from_args(args)
+        except HappyHouseError as exc:
+            if not args.force_lock:
+                raise
+            return _force_lock_fallback(args, exc)
+    setup_logging(cfg.service_log_level)
+    notes.say()
+    return _dispatch(cfg, args)
 
 
 class HeldConfigNotes(logging.Handler):

@@ -35,6 +35,10 @@ ENDING_SIGNALS: Tuple[int, ...] = tuple(
 #: 1 s --test-latch pulse stayed open 20 s, and the report said GO)
 STOPPING_SIGNALS: Tuple[int, ...] = tuple(
     getattr(signal, name) for name in ("SIGTSTP", "SIGTTIN", "SIGTTOU") if hasattr(signal, name))
+#: of those, the ones the terminal sends again at each read or write of a background job:
+#: once answered, they are ignored (see :func:`raising`)
+TERMINAL_IO_SIGNALS: Tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTTIN", "SIGTTOU") if hasattr(signal, name))
 
 
 def signal_name(signum: int) -> str:
@@ -71,6 +75,11 @@ def raising(stops: bool = False) -> Iterator[None]:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
+        if signum in TERMINAL_IO_SIGNALS:
+            # sent again at every terminal read or write of a background job (`stty
+            # tostop`): caught, each write failed and was retried for good; ignored, the
+            # write goes through and the cleanup that locks the latch can finish
+            signal.signal(signum, signal.SIG_IGN)
         if fired:
             return  # already on the way out: let the cleanup finish
         fired.append(signum)
@@ -84,8 +93,7 @@ def raising(stops: bool = False) -> Iterator[None]:
             previous[signum] = signal.signal(signum, handler)
         yield
     finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+        _restore(previous)
 
 
 @contextmanager
@@ -107,17 +115,32 @@ def deferred() -> Iterator[None]:
             previous[signum] = signal.signal(signum, lambda signum, _frame: waiting.append(signum))
         yield
     finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+        _restore(previous)
         for signum in dict.fromkeys(waiting):
             os.kill(os.getpid(), signum)
+
+
+def _restore(previous: Dict[int, object]) -> None:
+    """Put the handlers back with those signals blocked meanwhile: one arriving half-way
+    met a handler already restored, which raised and left the rest unrestored (Ctrl-Z
+    swallowed for the rest of the process). Held back, it reaches its own handler after."""
+    block = hasattr(signal, "pthread_sigmask") and previous
+    if block:
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
+    try:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+    finally:
+        if block:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(previous))
 
 
 @contextmanager
 def ignoring_sighup() -> Iterator[None]:
     """SIGHUP ignored inside the block, where it is at its default (main thread only): the
-    door service's start-up, which reads its config anyway; a SIGHUP there ended it
-    silently. The previous disposition is restored on the way out."""
+    door service's start-up, until its own handler (a reload) is in; a SIGHUP there ended
+    it silently. (A reload asked for then is not done: systemd holds one until READY=1.)
+    The previous disposition is restored on the way out."""
     if (threading.current_thread() is not threading.main_thread()
             or not hasattr(signal, "SIGHUP") or signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL):
         yield

@@ -16,6 +16,7 @@ or its self-test, keeps serving the old one (:mod:`.runner`).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -25,7 +26,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from .bundle import META_FILE, MODEL_FILE, default_bundle_path, load_bundle
 from .endsignals import deferred
@@ -74,11 +75,12 @@ def swap_lock_path(bundle: Path) -> Path:
     return bundle.parent / f".{bundle.name}.swap.lock"
 
 
-def wait_for_swap(bundle: Optional[Union[str, Path]], wait: float = SWAP_WAIT) -> bool:
-    """Wait, at most ``wait`` seconds, while an install or a rollback of ``bundle`` holds
-    its swap lock; False if it still does. A reload between an install's two renames
-    found no bundle and told the technician to roll back. Creates nothing: no lock file,
-    no swap to wait for."""
+def wait_for_swap(bundle: Optional[Union[str, Path]], wait: float = SWAP_WAIT,
+                  given_up: Callable[[], Optional[str]] = lambda: None) -> bool:
+    """Wait, at most ``wait`` seconds and while ``given_up()`` says nothing (a stop
+    received), while an install or a rollback of ``bundle`` holds its swap lock; False if
+    it still does. A reload between an install's two renames found no bundle and told the
+    technician to roll back. Creates nothing: no lock file, no swap to wait for."""
     if not bundle:
         return True
     try:
@@ -93,7 +95,7 @@ def wait_for_swap(bundle: Optional[Union[str, Path]], wait: float = SWAP_WAIT) -
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 return True
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or given_up():
                     return False
                 time.sleep(0.1)
             except OSError:
@@ -111,7 +113,12 @@ def swapping(bundle: Path, wait: Optional[float] = None) -> Iterator[None]:
     path = swap_lock_path(bundle)
     try:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            # readable by all: the service, as its own user, waits on it during a reload
+            # (a root-only 0600 file, made by a rollback run as root, it could not open)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_uid == os.geteuid():  # one made 0600 before
+                    os.fchmod(fd, 0o644)
         except PermissionError:  # root's lock file: a read-only descriptor locks as well
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:

@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, Optional
 
 from .config import Config
 from .door import Door
-from .endsignals import ENDING_SIGNALS, STOPPING_SIGNALS
-from .errors import DataError, HappyHouseError
+from .endsignals import ENDING_SIGNALS, STOPPING_SIGNALS, TERMINAL_IO_SIGNALS
+from .errors import BusyError, DataError, HappyHouseError
 from .notify import Notifier
 from .service import Service
 from .statelock import SERVICE_PURPOSE
@@ -89,6 +89,8 @@ class Signals:
     def _on_stop(self, signum, _frame) -> None:
         self.received = signal.Signals(signum).name
         self.stop.set()
+        if signum in TERMINAL_IO_SIGNALS:  # sent again at each terminal write: let it through
+            signal.signal(signum, signal.SIG_IGN)
 
     def _on_reload(self, signum, _frame) -> None:
         self.reload.set()
@@ -200,7 +202,11 @@ def watch_state_lock(state_lock):
               "service held it (it is never stale: the kernel drops a lock its holder "
               "leaves); taking it again, so that no second door program starts beside this "
               "one", state_lock.path)
-    fresh = state_lock.renewed(SERVICE_PURPOSE)
+    try:
+        fresh = state_lock.renewed(SERVICE_PURPOSE)
+    except BusyError as exc:  # said as what it is: not a refusal to start
+        raise BusyError(f"the door service stops: another program took the state folder's "
+                        f"lock {state_lock.path} after its file was removed ({exc})") from None
     log.warning("the state folder's lock %s is held again", fresh.path)
     return fresh
 

@@ -84,7 +84,7 @@ class Service:
         stop or reload signal arrived (None: none); no door opens once one has."""
         service: Optional[Service] = None
         parts = Parts({"pin_factory": pin_factory, "source": source, "pipeline": pipeline}, clock,
-                      lambda: None if service is None else service.door)
+                      lambda: None if service is None else service.door, ending=ending)
         service = cls(cfg, parts, reload, notifier=notifier, clock=clock, door_class=door_class,
                       ending=ending)
         return service
@@ -186,8 +186,10 @@ class Parts:
     """The hardware-facing parts built from a config; injected parts are kept as given."""
 
     def __init__(self, inject: Dict[str, Any], clock: Callable[[], float],
-                 door_ref: Callable[[], Optional[Door]]) -> None:
+                 door_ref: Callable[[], Optional[Door]],
+                 ending: Callable[[], Optional[str]] = lambda: None) -> None:
         self.inject = inject
+        self.ending = ending  # a stop received: a reload's wait for a swap gives up at once
         self.clock = clock
         self.door_ref = door_ref  # the input callbacks reach whichever Door is running
         self.latch = self.source = self.pipeline = None
@@ -257,9 +259,11 @@ class Parts:
         """(Re)load the model when its config or the bundle on disk changed (a new bundle
         installed at the same path). A new bundle that fails to load or self-test
         while the old one still runs is refused and the old one kept serving."""
-        if self.pipeline is not None and not wait_for_swap(cfg.model_bundle):
-            log.warning("reload: an install or rollback of %s is still under way after %g s; "
-                        "reading what is there now", cfg.model_bundle, SWAP_WAIT)
+        if self.pipeline is not None and not wait_for_swap(cfg.model_bundle,
+                                                           given_up=self.ending):
+            log.warning("reload: an install or rollback of %s is still under way (waited up "
+                        "to %g s, or a stop came); reading what is there now",
+                        cfg.model_bundle, SWAP_WAIT)
         on_disk = fingerprint(cfg.model_bundle)
         if not changed and self.pipeline is not None and on_disk == self.model_fingerprint:
             # model.json is the same, its files may not be (a cp over model.tflite): said

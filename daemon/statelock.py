@@ -21,6 +21,7 @@ import errno
 import fcntl
 import logging
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -87,7 +88,8 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
             # readable by all (the folder keeps strangers out): a read-only descriptor of
             # another user can still lock it
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-            _give_to_the_folder_s_owner(fd, folder)
+            if not _not_a_lock_file(fd):
+                _give_to_the_folder_s_owner(fd, folder)
         except PermissionError as denied:  # another user's folder: a read-only descriptor can still lock
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -109,6 +111,11 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
             f"{purpose} needs the state folder's lock {path}, which cannot be opened "
             f"({why}{_owned_by(path)}); it keeps two door programs off one latch: run as the "
             f"service's user (sudo -u happyhouse) or set [service] state_dir / --state-dir") from None
+    odd = _not_a_lock_file(fd)
+    if odd:
+        os.close(fd)
+        raise ConfigError(f"{path} is {odd}, not a lock file a door program made: remove it "
+                          f"while no door program runs (it is made again)")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -125,6 +132,18 @@ def acquire(state_dir: str, purpose: str) -> StateLock:
     except OSError:
         pass
     return StateLock(path, fd)
+
+
+def _not_a_lock_file(fd: int) -> str:
+    """Why the opened file is not one to lock, write and hand over ("" if it is): it is
+    written, and as root handed to the folder's owner, so a hard link planted in the
+    folder (to /etc/shadow, say) must not be (O_NOFOLLOW stops symbolic links only)."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_nlink != 1:
+        return f"a file with {info.st_nlink} names (a hard link)"
+    return ""
 
 
 def _owned_by(path: Path) -> str:

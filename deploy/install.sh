@@ -335,10 +335,14 @@ install_bundle() {
   # --rollback-model` puts it back (then `systemctl reload happyhouse`). mv -T
   # refuses to move a folder into another rather than nest it.
   # The two renames are not cut by a signal (a SIGTERM or a dropped ssh session between
-  # them left bundle.previous and no bundle); a pending one is lost, the swap is whole.
+  # them left bundle.previous and no bundle): one that comes is answered after them.
   # With no $dst (such an earlier swap cut short), $dst.previous is the bundle the door
   # served: it stays, and becomes the one a rollback restores (it was deleted).
-  trap '' INT TERM HUP QUIT
+  local cut=""
+  trap 'cut=INT' INT
+  trap 'cut=TERM' TERM
+  trap 'cut=HUP' HUP
+  trap 'cut=QUIT' QUIT
   if [ -d "$dst" ]; then
     run rm -rf "$dst.previous"
     run mv -T "$dst" "$dst.previous"
@@ -346,6 +350,9 @@ install_bundle() {
   run mv -T "$dst.new" "$dst"
   trap - INT TERM HUP QUIT
   if [ "$DRY_RUN" != 1 ]; then exec 9>&-; fi
+  if [ -n "$cut" ]; then
+    die "interrupted (SIG$cut) just after the bundle was swapped in: $dst is the new bundle, $dst.previous the one before; run install.sh again to finish (the service was not told)"
+  fi
 }
 
 # whether config file $1 sets [model] bundle to the installed bundle, however spaced

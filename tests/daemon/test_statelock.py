@@ -12,7 +12,7 @@ import pytest
 
 from happyhouse.daemon import statelock
 from happyhouse.daemon.cli import EXIT_ERROR, main
-from happyhouse.daemon.errors import BusyError
+from happyhouse.daemon.errors import BusyError, ConfigError
 
 
 @pytest.mark.parametrize("mode", [["--once", "--actuate"], ["--check", "--test-latch"], []],
@@ -197,3 +197,17 @@ def test_a_lock_file_another_user_owns_is_named_with_its_owner(tmp_path, monkeyp
     monkeypatch.setattr(statelock.os, "geteuid", lambda: 12345)
     said = statelock._owned_by(tmp_path / statelock.LOCK_NAME)
     assert said.startswith(", owned by ") and "sudo chown" in said
+
+
+def test_a_hard_link_in_the_lock_file_s_place_is_neither_written_nor_handed_over(tmp_path):
+    """The lock file is written, and as root handed to the folder's owner: a hard link the
+    folder's owner planted there (to a file of root's) would have been overwritten and
+    given away. O_NOFOLLOW stops symbolic links only."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    precious = tmp_path / "precious"
+    precious.write_text("root's secret\n")
+    os.link(precious, folder / statelock.LOCK_NAME)
+    with pytest.raises(ConfigError, match="a file with 2 names"):
+        statelock.acquire(str(folder), "--check --test-latch")
+    assert precious.read_text() == "root's secret\n"

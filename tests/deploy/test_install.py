@@ -146,7 +146,9 @@ def test_a_signal_between_the_swap_s_renames_leaves_the_new_bundle_whole(fake_sy
                     f'exec {real_mv} "$@"\n')
     shim.chmod(0o755)
     (bundle / "model.tflite").write_bytes(b"TFL3-B")
-    fs.install("--bundle", str(bundle), check=False)
+    proc = fs.install("--bundle", str(bundle), check=False)
+    assert proc.returncode != 0 and "interrupted (SIGTERM) just after the bundle was swapped in" \
+        in proc.stderr, proc.stderr  # answered after the swap, not lost
     assert (fs.path("/etc/happyhouse/bundle") / "model.tflite").read_bytes() == b"TFL3-B"
     previous = fs.path("/etc/happyhouse/bundle.previous")
     assert (previous / "model.tflite").read_bytes() == b"TFL3-A"

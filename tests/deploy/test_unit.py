@@ -114,6 +114,8 @@ def test_service_contract():
     assert one(unit, s, "NotifyAccess") == "main"
     assert one(unit, s, "WatchdogSec")
     assert one(unit, s, "Restart") == "on-failure"
+    # systemctl stop during start-up: the daemon says so and exits 128 + SIGTERM
+    assert one(unit, s, "SuccessExitStatus") == "143"
     assert one(unit, "Unit", "StartLimitIntervalSec") and one(unit, "Unit", "StartLimitBurst")
     for key in ("TimeoutStopSec", "TimeoutAbortSec"):
         assert re.fullmatch(r"\d+s", one(unit, s, key)) and int(one(unit, s, key)[:-1]) <= 10
