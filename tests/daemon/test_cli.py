@@ -105,52 +105,40 @@ def start_daemon(tmp_path, source, extra=(), unlock=30.0):
     return proc, listener
 
 
-@pytest.mark.slow
-def test_daemon_process_sigterm_while_unlocked_locks_and_exits_0(tmp_path, door_folder):
-    proc, listener = start_daemon(tmp_path, door_folder)
-    try:
-        assert listener.wait_for("READY=1", 60), proc.stderr.read() if proc.poll() is not None else ""
-        # smiling frames loop: the vote passes, the door opens for 30 s
-        assert listener.wait_for("WATCHDOG=1", 30)
-        end = time.monotonic() + 30
-        while time.monotonic() < end and not any("STATUS=unlocked;" in m for m in listener.messages):
-            listener.wait_for("never", 0.2)
-        assert any("STATUS=unlocked;" in m for m in listener.messages)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        listener.wait_for("never", 0.3)
-        listener.close()
-    assert proc.returncode == 0, err
-    assert "unlock #1 (smile)" in err
-    assert "unlocked -> stopping: SIGTERM" in err  # the stop came during the opening
-    assert "stopped (SIGTERM); latch locked" in err
-    assert "Traceback" not in err
-    assert listener.messages[-1].startswith("STOPPING=1")
+def wait_until_unlocked(proc, listener) -> None:
+    """Until the daemon says it is ready and then unlocked (smiling frames loop: the vote
+    passes, the door opens for its unlock_seconds)."""
+    assert listener.wait_for("READY=1", 60), proc.stderr.read() if proc.poll() is not None else ""
+    assert listener.wait_for("WATCHDOG=1", 30)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not any("STATUS=unlocked;" in m for m in listener.messages):
+        listener.wait_for("never", 0.2)
+    assert any("STATUS=unlocked;" in m for m in listener.messages)
 
 
 @pytest.mark.slow
-def test_ctrl_z_while_unlocked_stops_the_service_locked_not_suspended(tmp_path, door_folder):
-    """Ctrl-Z (SIGTSTP) suspended a service started by hand mid-opening: neither its loop
-    nor the latch's timer ran, and the line stayed driven until SIGCONT."""
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGTSTP"])
+def test_daemon_process_stop_signal_while_unlocked_locks_and_exits_0(tmp_path, door_folder,
+                                                                     signame):
+    """SIGTERM, and Ctrl-Z (SIGTSTP), which suspended a service started by hand mid-opening:
+    neither its loop nor the latch's timer ran, and the line stayed driven until SIGCONT."""
     proc, listener = start_daemon(tmp_path, door_folder)
     try:
-        assert listener.wait_for("READY=1", 60), proc.stderr.read() if proc.poll() is not None else ""
-        end = time.monotonic() + 30
-        while time.monotonic() < end and not any("STATUS=unlocked;" in m for m in listener.messages):
-            listener.wait_for("never", 0.2)
-        assert any("STATUS=unlocked;" in m for m in listener.messages)
-        proc.send_signal(signal.SIGTSTP)
+        wait_until_unlocked(proc, listener)
+        proc.send_signal(getattr(signal, signame))
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
             proc.kill()
+        listener.wait_for("never", 0.3)
         listener.close()
     assert proc.returncode == 0, err
-    assert "stopped (SIGTSTP); latch locked" in err and "Traceback" not in err
+    assert "unlock #1 (smile)" in err
+    assert f"unlocked -> stopping: {signame}" in err  # the stop came during the opening
+    assert f"stopped ({signame}); latch locked" in err
+    assert "Traceback" not in err
+    assert listener.messages[-1].startswith("STOPPING=1")
 
 
 @pytest.mark.slow

@@ -99,6 +99,25 @@ def test_a_signal_during_a_rollback_lets_it_finish_then_ends_it(tmp_path, capsys
     assert not got  # the tool's own handler took it
 
 
+def at_first_rename(monkeypatch, module, before=lambda: None, after=lambda: None):
+    """``module``'s os.replace, with ``before()`` and ``after()`` run around its first call;
+    returns the list of the destinations renamed to."""
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        first = len(calls) == 1
+        if first:
+            before()
+        real(src, dst)
+        if first:
+            after()
+
+    monkeypatch.setattr(module.os, "replace", replace)
+    return calls
+
+
 def test_a_signal_while_a_bundle_is_swapped_in_waits_for_the_swap(tmp_path, monkeypatch):
     """A bundle written over an earlier one: a signal between the two renames left no
     bundle at the folder asked for."""
@@ -109,16 +128,8 @@ def test_a_signal_while_a_bundle_is_swapped_in_waits_for_the_swap(tmp_path, monk
     out = tmp_path / "out"
     shutil.copytree(variant(tmp_path, "old"), out)
     new = variant(tmp_path, "new")
-    real = os.replace
-    calls = []
-
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(src, dst)
-
-    monkeypatch.setattr(bundle_module.os, "replace", replace)
+    calls = at_first_rename(monkeypatch, bundle_module,
+                            before=lambda: os.kill(os.getpid(), signal.SIGTERM))
     with pytest.raises(Interrupted):
         with raising():
             bundle_module._swap_in(new, out)
@@ -134,16 +145,8 @@ def test_a_bundle_written_over_by_another_program_meanwhile_is_one_line(tmp_path
     out = tmp_path / "out"
     shutil.copytree(variant(tmp_path, "old"), out)
     other = variant(tmp_path, "other")
-    real = os.replace
-    calls = []
-
-    def replace(src, dst):
-        calls.append(dst)
-        real(src, dst)
-        if len(calls) == 1:  # the other conversion renames its bundle in now
-            shutil.copytree(other, out)
-
-    monkeypatch.setattr(bundle_module.os, "replace", replace)
+    # the other conversion renames its bundle in between this one's renames
+    at_first_rename(monkeypatch, bundle_module, after=lambda: shutil.copytree(other, out))
     with pytest.raises(DataError, match="written by another program while this one wrote it"):
         bundle_module._swap_in(variant(tmp_path, "mine"), out)
     assert load_bundle(out).meta["name"] == "other"
