@@ -88,20 +88,29 @@ def wait_for_swap(bundle: Optional[Union[str, Path]], wait: float = SWAP_WAIT,
     except OSError:
         return True
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline or given_up():
-                    return False
-                time.sleep(0.1)
-            except OSError:
-                return True
+        if not _flock_within(fd, fcntl.LOCK_SH, wait, given_up):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except OSError:
+        return True
     finally:
         os.close(fd)
+
+
+def _flock_within(fd: int, mode: int, wait: float,
+                  given_up: Callable[[], Optional[str]] = lambda: None) -> bool:
+    """Take the flock ``mode`` on ``fd`` within ``wait`` seconds (and before ``given_up()``
+    says something); False when another holder keeps it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline or given_up():
+                return False
+            time.sleep(0.1)
 
 
 @contextmanager
@@ -125,17 +134,9 @@ def swapping(bundle: Path, wait: Optional[float] = None) -> Iterator[None]:
         raise ModelError(f"cannot open the bundle swap lock {path}: {exc.strerror or exc}; "
                          f"nothing was changed") from None
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ModelError(f"another install or rollback of {bundle} is under way "
-                                     f"(it holds {path}); try again when it is done; nothing "
-                                     f"was changed") from None
-                time.sleep(0.1)
+        if not _flock_within(fd, fcntl.LOCK_EX, wait):
+            raise ModelError(f"another install or rollback of {bundle} is under way (it holds "
+                             f"{path}); try again when it is done; nothing was changed")
         yield
     finally:
         os.close(fd)
