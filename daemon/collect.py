@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -100,6 +101,29 @@ def last_serial(root: Path) -> int:
     return highest
 
 
+#: the hidden file in a collection folder that writers of frames take turns on
+SERIAL_LOCK = ".serial.lock"
+
+
+@contextlib.contextmanager
+def _taking_turns(root: Path):
+    """An exclusive flock on ``root``'s :data:`SERIAL_LOCK` (waited for: a frame's write
+    is short); without one where it cannot be made (the write then says why it fails)."""
+    try:
+        fd = os.open(root / SERIAL_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
+    except OSError:
+        fd = None
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def read_only_mount(path: Path) -> bool:
     """Whether ``path`` lies on a file system mounted read-only."""
     try:
@@ -159,7 +183,14 @@ class Folder:
 
     def write(self, stamp: str, encoded: bytes, sidecar: dict) -> Path:
         """Frame and sidecar appear together or not at all (DataError on a full disk),
-        named by the next serial and ``stamp``; never over a frame already there."""
+        named by the next serial and ``stamp``; never over a frame already there. Two
+        programs writing into one folder (two sessions, the door's page) take turns: each
+        serial is given once (both gave 000004 to 000011)."""
+        with _taking_turns(self.root):
+            self.serial = max(self.serial, last_serial(self.root))
+            return self._write(stamp, encoded, sidecar)
+
+    def _write(self, stamp: str, encoded: bytes, sidecar: dict) -> Path:
         while True:
             self.serial += 1
             stem = f"{self.serial:06d}-{stamp}"

@@ -333,3 +333,15 @@ def test_a_collect_folder_on_a_read_only_file_system_is_said_so(tmp_path, monkey
     with pytest.raises(DataError, match="read-only file system") as info:
         Folder(tmp_path / "c", "happy", budget_mb=10)
     assert "run as its owner" not in str(info.value)
+
+
+def test_two_sessions_writing_into_one_folder_never_share_a_serial(tmp_path):
+    """Two --collect sessions into one folder (other state folders) gave 000004 to 000011
+    to two frames each: each counted on from what it had seen when it started."""
+    smiles = Folder(tmp_path / "house", "happy", budget_mb=10)
+    others = Folder(tmp_path / "house", "not_happy", budget_mb=10)  # both started at 0
+    written = []
+    for folder in (smiles, others, smiles, others, others, smiles):
+        written.append(folder.write("20261129T200000", b"\x89PNG frame", {}).name[:6])
+    assert written == ["000001", "000002", "000003", "000004", "000005", "000006"]
+    assert not [p for p in (tmp_path / "house" / "happy").iterdir() if p.name.startswith(".")]
