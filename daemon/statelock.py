@@ -155,23 +155,19 @@ def _owned_by(path: Path) -> str:
         return ""
     if uid == os.geteuid():
         return ""
+    me = os.geteuid()
+    return (f", owned by {_user(uid) or f'uid {uid}'}: give it to this user (sudo chown "
+            f"{_user(me) or me} {path}) or remove it while no door program runs")
+
+
+def _user(uid: int) -> Optional[str]:
+    """The user's name (None where it has none)."""
     try:
         import pwd
 
-        name = pwd.getpwuid(uid).pw_name
+        return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
-        name = f"uid {uid}"
-    return (f", owned by {name}: give it to this user (sudo chown {_user()} {path}) or remove "
-            f"it while no door program runs")
-
-
-def _user() -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError):
-        return str(os.geteuid())
+        return None
 
 
 def _give_to_the_folder_s_owner(fd: int, folder: Path) -> None:
